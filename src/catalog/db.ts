@@ -1,0 +1,174 @@
+/**
+ * Opening the home catalogue: `distbackup.sqlite` in the data folder, WAL mode with
+ * `synchronous=FULL` (so an uncount is durable before the object it uncounts is unlinked,
+ * RELIABILITY.md test 3), foreign keys on, migrations applied. One writer per process;
+ * a Catalog is not shared across threads.
+ */
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { DistbackupError, RefusedError } from '../core/errors.js';
+import { MIGRATIONS } from './schema.js';
+
+export type Db = Database.Database;
+
+/** The home data folder: `-d DIR`, else `$DISTBACKUP_PATH`, else `~/.config/distbackup/`. */
+export function resolveDataDir(flag?: string): string {
+  if (flag !== undefined && flag !== '') return path.resolve(flag);
+  const env = process.env.DISTBACKUP_PATH;
+  if (env !== undefined && env !== '') return path.resolve(env);
+  return path.join(os.homedir(), '.config', 'distbackup');
+}
+
+export const CATALOGUE_FILE = 'distbackup.sqlite';
+
+/** An open home catalogue. */
+export interface Catalog {
+  readonly db: Db;
+  readonly dataDir: string;
+  readonly file: string;
+  /** Stable id of this catalogue, written into every disk it registers. */
+  readonly id: string;
+  readonly readonly: boolean;
+  close(): void;
+}
+
+/**
+ * Open (creating if needed, unless `readonly`) the catalogue in `dataDir`.
+ * A read-only open of a missing catalogue throws a DistbackupError saying so.
+ */
+export function openCatalog(dataDir: string, options: { readonly?: boolean } = {}): Catalog {
+  const file = path.join(dataDir, CATALOGUE_FILE);
+  const readonly = options.readonly ?? false;
+  if (readonly && !fs.existsSync(file)) {
+    throw new DistbackupError(`${file}: no catalogue yet (map a source with 'distbackup source map' first)`, {
+      code: 'no-catalogue',
+      path: file,
+    });
+  }
+  if (!readonly) fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  let db: Db;
+  try {
+    db = new Database(file, { readonly, fileMustExist: readonly, timeout: 5000 });
+  } catch (err) {
+    throw new DistbackupError(`${file}: cannot open the catalogue: ${(err as Error).message}`, {
+      path: file,
+      cause: err,
+    });
+  }
+  try {
+    if (!readonly) {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+    }
+    db.pragma('foreign_keys = ON');
+    db.pragma('trusted_schema = OFF');
+    db.pragma('cache_size = -65536');
+    migrate(db, file, readonly);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  const id = readonly
+    ? ((db.prepare(`SELECT value FROM meta WHERE key = 'catalogue_id'`).pluck().get() as string | undefined) ?? '')
+    : ensureCatalogueId(db);
+  return {
+    db,
+    dataDir,
+    file,
+    id,
+    readonly,
+    close: () => {
+      if (db.open) db.close();
+    },
+  };
+}
+
+function migrate(db: Db, file: string, readonly: boolean): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > MIGRATIONS.length) {
+    throw new RefusedError(
+      `${file}: catalogue schema ${version} is newer than this distbackup understands (${MIGRATIONS.length}); upgrade distbackup`,
+      { code: 'schema-newer', path: file },
+    );
+  }
+  if (version === MIGRATIONS.length) return;
+  if (readonly) {
+    throw new DistbackupError(
+      `${file}: catalogue schema ${version} needs an upgrade; run a command that writes first`,
+      {
+        path: file,
+      },
+    );
+  }
+  const apply = db.transaction(() => {
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      db.exec(MIGRATIONS[v] ?? '');
+      db.pragma(`user_version = ${v + 1}`);
+    }
+  });
+  apply.immediate();
+}
+
+function ensureCatalogueId(db: Db): string {
+  const existing = db.prepare(`SELECT value FROM meta WHERE key = 'catalogue_id'`).pluck().get() as string | undefined;
+  if (existing !== undefined) return existing;
+  const id = randomUUID();
+  db.prepare(`INSERT INTO meta(key, value) VALUES ('catalogue_id', ?)`).run(id);
+  return id;
+}
+
+/**
+ * Open a SQLite file that came from a disk (untrusted input, RELIABILITY.md §4): copied to a
+ * private temp file first, opened read-only with trusted_schema OFF, query_only and
+ * cell_size_check, then quick_check'ed. The caller closes it; the temp copy is removed on close.
+ */
+export function openUntrustedCatalogue(file: string): Catalog {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'distbackup-diskcat-'));
+  const copy = path.join(dir, CATALOGUE_FILE);
+  const cleanup = (): void => fs.rmSync(dir, { recursive: true, force: true });
+  let db: Db;
+  try {
+    fs.copyFileSync(file, copy);
+    fs.chmodSync(copy, 0o600);
+    db = new Database(copy, { readonly: true, fileMustExist: true });
+  } catch (err) {
+    cleanup();
+    throw new DistbackupError(`${file}: cannot read the disk's catalogue copy: ${(err as Error).message}`, {
+      path: file,
+      cause: err,
+    });
+  }
+  try {
+    db.pragma('trusted_schema = OFF');
+    db.pragma('query_only = ON');
+    db.pragma('cell_size_check = ON');
+    const check = db.pragma('quick_check', { simple: true });
+    if (check !== 'ok') throw new Error(`quick_check: ${String(check)}`);
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version < 1 || version > MIGRATIONS.length) throw new Error(`unsupported catalogue schema ${version}`);
+  } catch (err) {
+    db.close();
+    cleanup();
+    throw new DistbackupError(`${file}: the disk's catalogue copy is unusable: ${(err as Error).message}`, {
+      code: 'disk-catalogue-corrupt',
+      path: file,
+      cause: err,
+    });
+  }
+  const id =
+    (db.prepare(`SELECT value FROM meta WHERE key = 'catalogue_id'`).pluck().get() as string | undefined) ?? '';
+  return {
+    db,
+    dataDir: path.dirname(file),
+    file,
+    id,
+    readonly: true,
+    close: () => {
+      if (db.open) db.close();
+      cleanup();
+    },
+  };
+}

@@ -1,0 +1,64 @@
+/**
+ * Process locks for the home catalogue and for a disk. A small SQLite file held with
+ * `locking_mode=EXCLUSIVE` + `BEGIN EXCLUSIVE`: the kernel's fcntl lock is released when the
+ * process dies, even by SIGKILL, so a stale lock is taken over without guessing from PIDs
+ * (measured on ext4 and exFAT-FUSE, RELIABILITY.md test 15). A second taker is refused at once.
+ */
+import Database from 'better-sqlite3';
+import { DistbackupError, RefusedError } from '../core/errors.js';
+
+/** A held lock; `release()` is idempotent. */
+export interface Lock {
+  readonly file: string;
+  release(): void;
+}
+
+/**
+ * Take the lock in `file` (created if missing), or throw RefusedError (exit 2) naming `what`
+ * when another process holds it. Never waits.
+ */
+export function acquireLock(file: string, what: string): Lock {
+  let db: Database.Database;
+  try {
+    db = new Database(file, { timeout: 0 });
+  } catch (err) {
+    throw new DistbackupError(`${file}: cannot create the lock for ${what}: ${(err as Error).message}`, {
+      path: file,
+      cause: err,
+    });
+  }
+  try {
+    db.pragma('journal_mode = DELETE');
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.exec('BEGIN EXCLUSIVE');
+    db.exec(`CREATE TABLE IF NOT EXISTS holder (pid INTEGER, since_ms INTEGER)`);
+    db.prepare('DELETE FROM holder').run();
+    db.prepare('INSERT INTO holder VALUES (?, ?)').run(process.pid, Date.now());
+  } catch (err) {
+    db.close();
+    const code = (err as { code?: string }).code ?? '';
+    if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+      throw new RefusedError(`${what} is in use by another distbackup process (lock ${file} is held)`, {
+        code: 'lock-held',
+        path: file,
+      });
+    }
+    throw new DistbackupError(`${file}: cannot take the lock for ${what}: ${(err as Error).message}`, {
+      path: file,
+      cause: err,
+    });
+  }
+  let held = true;
+  return {
+    file,
+    release: () => {
+      if (!held) return;
+      held = false;
+      try {
+        db.exec('ROLLBACK');
+      } finally {
+        db.close();
+      }
+    },
+  };
+}

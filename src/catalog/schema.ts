@@ -1,0 +1,103 @@
+/**
+ * The home catalogue's schema, as an ordered list of migrations. `PRAGMA user_version` holds
+ * the number of migrations applied; a catalogue newer than this build is refused.
+ * Never edit a shipped migration: append a new one.
+ */
+
+/** File kinds stored in `files.kind`. */
+export const FileKind = { file: 0, dir: 1, symlink: 2 } as const;
+export type FileKindValue = (typeof FileKind)[keyof typeof FileKind];
+
+/** Cap stored in `files.max_copies` when there is none (SQL `max()` then picks "no cap"). */
+export const NO_CAP = 1_000_000;
+
+export const MIGRATIONS: readonly string[] = [
+  // 1: the whole first schema.
+  `
+  CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  ) STRICT;
+
+  -- A real folder mapped into the virtual tree (SPEC §1). realpath is bytes (names need not be UTF-8).
+  CREATE TABLE sources (
+    id              INTEGER PRIMARY KEY,
+    vpath           TEXT NOT NULL UNIQUE,
+    realpath        BLOB NOT NULL,
+    include_json    TEXT NOT NULL DEFAULT '[]',
+    exclude_json    TEXT NOT NULL DEFAULT '[]',
+    follow_symlinks INTEGER NOT NULL DEFAULT 0,
+    min_copies      INTEGER NOT NULL DEFAULT 1,
+    created_ms      INTEGER NOT NULL
+  ) STRICT;
+
+  -- Settings per virtual folder, inherited below it (source set). JSON, validated by the code.
+  CREATE TABLE path_settings (
+    vpath         TEXT PRIMARY KEY,
+    settings_json TEXT NOT NULL
+  ) STRICT;
+
+  -- One distinct content. hash = 64 lowercase hex of SHA-256; size in bytes.
+  CREATE TABLE objects (
+    id   INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL
+  ) STRICT;
+
+  -- Every catalogued path. vpath and parent are bytes; mtime/ctime in ns (bind as BigInt);
+  -- object_id NULL for a regular file = not hashed yet. priority/min_copies/max_copies are the
+  -- effective path settings when the file was last scanned (max_copies NO_CAP = none).
+  CREATE TABLE files (
+    id          INTEGER PRIMARY KEY,
+    vpath       BLOB NOT NULL UNIQUE,
+    parent      BLOB NOT NULL,
+    source_id   INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    kind        INTEGER NOT NULL,
+    size        INTEGER NOT NULL DEFAULT 0,
+    mtime_ns    INTEGER NOT NULL DEFAULT 0,
+    ctime_ns    INTEGER NOT NULL DEFAULT 0,
+    mode        INTEGER NOT NULL DEFAULT 0,
+    uid         INTEGER NOT NULL DEFAULT 0,
+    gid         INTEGER NOT NULL DEFAULT 0,
+    dev         INTEGER NOT NULL DEFAULT 0,
+    ino         INTEGER NOT NULL DEFAULT 0,
+    link_target BLOB,
+    object_id   INTEGER REFERENCES objects(id),
+    priority    INTEGER NOT NULL DEFAULT 1,
+    min_copies  INTEGER NOT NULL DEFAULT 1,
+    max_copies  INTEGER NOT NULL DEFAULT ${NO_CAP}
+  ) STRICT;
+  CREATE INDEX files_parent ON files(parent);
+  CREATE INDEX files_object ON files(object_id);
+  CREATE INDEX files_source ON files(source_id);
+
+  -- A registered backup disk. Times in ms since the epoch; size in bytes.
+  CREATE TABLE disks (
+    id             INTEGER PRIMARY KEY,
+    uuid           TEXT NOT NULL UNIQUE,
+    name           TEXT NOT NULL UNIQUE,
+    size           INTEGER NOT NULL,
+    created        TEXT NOT NULL,
+    generation     INTEGER NOT NULL DEFAULT 0,
+    mount_path     TEXT,
+    mount_point    TEXT,
+    rel_path       TEXT,
+    fs_uuid        TEXT,
+    fs_type        TEXT,
+    last_seen_ms   INTEGER,
+    last_sync_ms   INTEGER,
+    last_verify_ms INTEGER,
+    dropped_ms     INTEGER
+  ) STRICT;
+
+  -- (object, disk) pairs that count as copies: durable and not known bad.
+  -- verified_ms: when verify last read it back and found the hash right (NULL = never).
+  CREATE TABLE copies (
+    object_id   INTEGER NOT NULL REFERENCES objects(id),
+    disk_id     INTEGER NOT NULL REFERENCES disks(id) ON DELETE CASCADE,
+    verified_ms INTEGER,
+    PRIMARY KEY (object_id, disk_id)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX copies_disk ON copies(disk_id, object_id);
+  `,
+];

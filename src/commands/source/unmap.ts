@@ -1,0 +1,16 @@
+import { Args } from '@oclif/core';
+import { BaseCommand } from '../../cli/base-command.js';
+import { unmapSource } from '../../sources/sources.js';
+
+export default class SourceUnmap extends BaseCommand<typeof SourceUnmap> {
+  static override summary = 'Remove a mapping; its files leave the catalogue (their objects become orphans).';
+  static override examples = ['<%= config.bin %> source unmap /photos'];
+  static override enableJsonFlag = true;
+  static override args = { vpath: Args.string({ required: true, description: 'virtual path of the mapping' }) };
+
+  public async run(): Promise<{ vpath: string; filesRemoved: number }> {
+    const removed = unmapSource(this.catalog(), this.args.vpath);
+    this.log(`unmapped ${this.args.vpath} (${removed} catalogued files dropped)`);
+    return { vpath: this.args.vpath, filesRemoved: removed };
+  }
+}
