@@ -1,0 +1,120 @@
+/**
+ * One progress display for every long command (update, sync, verify, restore): a live bar on
+ * stderr when it is a terminal, a plain line every few seconds otherwise, nothing when disabled
+ * (`--quiet`, `--json`). Format after rclone: `sync: 1.2 GB / 5.6 GB, 22%, 45.6 MB/s, ETA 1m39s,
+ * 1234/5000 files`. Not thread-safe (one per command, on the main thread).
+ */
+import cliProgress from 'cli-progress';
+import prettyBytes from 'pretty-bytes';
+import { formatDuration } from '../core/units.js';
+
+export interface ProgressOptions {
+  /** Short label: `update`, `sync`, `verify`, `restore`. */
+  label: string;
+  enabled: boolean;
+  totalBytes?: number;
+  totalFiles?: number;
+  /** Plain-line interval when stderr is not a terminal (ms). */
+  intervalMs?: number;
+  /** Override the stream (tests). */
+  stream?: NodeJS.WriteStream;
+}
+
+export interface Progress {
+  /** Report absolute counts done so far. Cheap: call it as often as you like. */
+  update(doneBytes: number, doneFiles: number): void;
+  /** Change the totals (e.g. once the scan is done). */
+  setTotals(totalBytes: number | undefined, totalFiles: number | undefined): void;
+  /** Print a line above the bar (warnings, per-file errors). */
+  note(line: string): void;
+  /** Final line and cleanup. */
+  stop(): void;
+}
+
+/** Create a progress display; see the module comment. */
+export function createProgress(opts: ProgressOptions): Progress {
+  const stream = opts.stream ?? process.stderr;
+  let totalBytes = opts.totalBytes;
+  let totalFiles = opts.totalFiles;
+  let doneBytes = 0;
+  let doneFiles = 0;
+  const started = Date.now();
+  const line = (): string => {
+    const elapsed = (Date.now() - started) / 1000;
+    const rate = elapsed > 0 ? doneBytes / elapsed : 0;
+    const parts: string[] = [];
+    if (totalBytes !== undefined && totalBytes > 0) {
+      const pct = Math.min(100, Math.floor((doneBytes / totalBytes) * 100));
+      const eta = rate > 0 ? ((totalBytes - doneBytes) / rate) * 1000 : Number.NaN;
+      parts.push(`${prettyBytes(doneBytes)} / ${prettyBytes(totalBytes)}, ${pct}%`);
+      parts.push(`${prettyBytes(rate)}/s`, `ETA ${formatDuration(eta)}`);
+    } else {
+      parts.push(prettyBytes(doneBytes), `${prettyBytes(rate)}/s`);
+    }
+    parts.push(totalFiles !== undefined ? `${doneFiles}/${totalFiles} files` : `${doneFiles} files`);
+    return `${opts.label}: ${parts.join(', ')}`;
+  };
+
+  if (!opts.enabled) {
+    return { update: () => {}, setTotals: () => {}, note: () => {}, stop: () => {} };
+  }
+
+  const noColor = process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== '';
+  if (stream.isTTY) {
+    const bar = new cliProgress.SingleBar(
+      {
+        stream,
+        format: (_o, _p, _payload) => line(),
+        hideCursor: !noColor,
+        clearOnComplete: false,
+        fps: 5,
+        noTTYOutput: false,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    bar.start(1, 0);
+    return {
+      update: (b, f) => {
+        doneBytes = b;
+        doneFiles = f;
+        bar.update(0);
+      },
+      setTotals: (b, f) => {
+        totalBytes = b;
+        totalFiles = f;
+      },
+      note: (text) => {
+        stream.write(`\r\x1b[2K${text}\n`);
+        bar.update(0);
+      },
+      stop: () => {
+        bar.update(0);
+        bar.stop();
+      },
+    };
+  }
+
+  const interval = opts.intervalMs ?? 5000;
+  let last = Date.now();
+  return {
+    update: (b, f) => {
+      doneBytes = b;
+      doneFiles = f;
+      const now = Date.now();
+      if (now - last >= interval) {
+        last = now;
+        stream.write(`${line()}\n`);
+      }
+    },
+    setTotals: (b, f) => {
+      totalBytes = b;
+      totalFiles = f;
+    },
+    note: (text) => {
+      stream.write(`${text}\n`);
+    },
+    stop: () => {
+      stream.write(`${line()}\n`);
+    },
+  };
+}
