@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { UsageError } from '../../src/core/errors.js';
+import { allocatedSize, parseDuration, parseRate, parseSize } from '../../src/core/units.js';
+
+test('parseSize accepts decimal, binary and plain byte sizes', () => {
+  assert.equal(parseSize('123456'), 123456);
+  assert.equal(parseSize('500G'), 500e9);
+  assert.equal(parseSize('7.4T'), 7.4e12);
+  assert.equal(parseSize('1.5TiB'), 1.5 * 1024 ** 4);
+  assert.equal(parseSize('64MiB'), 64 * 1024 * 1024);
+  assert.equal(parseSize('10 kb'), 10_000);
+});
+
+test('parseSize refuses garbage with a UsageError naming the input', () => {
+  for (const bad of ['', 'G', '12X', '-5G', '1.2.3', '5 GiBs']) {
+    assert.throws(
+      () => parseSize(bad),
+      (e: unknown) => e instanceof UsageError && e.message.includes(`'${bad}'`),
+    );
+  }
+});
+
+test('parseRate takes sizes per second', () => {
+  assert.equal(parseRate('50M'), 50e6);
+  assert.equal(parseRate('20MB/s'), 20e6);
+  assert.throws(() => parseRate('0'), UsageError);
+});
+
+test('parseDuration takes days, hours, minutes and combinations', () => {
+  assert.equal(parseDuration('30d'), 30 * 86_400_000);
+  assert.equal(parseDuration('12h'), 12 * 3_600_000);
+  assert.equal(parseDuration('1h30m'), 90 * 60_000);
+  assert.equal(parseDuration('45s'), 45_000);
+  for (const bad of ['', '12', 'd', '3x', '1h 30']) assert.throws(() => parseDuration(bad), UsageError);
+});
+
+test('allocatedSize rounds up to 4 KiB and adds 4 KiB, as the Python distbackup counts', () => {
+  assert.equal(allocatedSize(0), 4096);
+  assert.equal(allocatedSize(1), 8192);
+  assert.equal(allocatedSize(4096), 8192);
+  assert.equal(allocatedSize(4097), 12288);
+});
