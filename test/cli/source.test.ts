@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { runCli, runCliJson } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+
+test('source map, list and unmap round-trip through the CLI with --json', (t) => {
+  const root = tempDir(t);
+  const data = path.join(root, 'data');
+  const photos = path.join(root, 'photos');
+  fs.mkdirSync(photos);
+  const mapped = runCliJson<{ vpath: string; path: string }>(data, [
+    'source',
+    'map',
+    '/photos/',
+    photos,
+    '--exclude',
+    '*.tmp',
+  ]);
+  assert.equal(mapped.code, 0, mapped.stderr);
+  assert.equal(mapped.json.vpath, '/photos');
+  const list = runCliJson<Array<Record<string, unknown>>>(data, ['source', 'list']);
+  assert.deepEqual(list.json, [
+    { vpath: '/photos', path: photos, include: [], exclude: ['*.tmp'], followSymlinks: false, minCopies: 1 },
+  ]);
+  assert.equal(runCli(data, ['source', 'unmap', '/photos']).code, 0);
+  assert.deepEqual(runCliJson(data, ['source', 'list']).json, []);
+});
+
+test('source map refuses bad input with one line and exit 1', (t) => {
+  const root = tempDir(t);
+  const data = path.join(root, 'data');
+  const real = path.join(root, 'real');
+  fs.mkdirSync(real);
+  const cases: Array<[string[], RegExp]> = [
+    [['source', 'map', 'relative', real], /not absolute/],
+    [['source', 'map', '/x', path.join(root, 'missing')], /missing: cannot map it: ENOENT/],
+    [['source', 'map', '/x', root], /contains the distbackup data folder/],
+  ];
+  for (const [args, re] of cases) {
+    const r = runCli(data, args);
+    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+  assert.equal(runCli(data, ['source', 'map', '/x', real]).code, 0);
+  const dup = runCli(data, ['source', 'map', '/x', real]);
+  assert.equal(dup.code, 1);
+  assert.match(dup.stderr, /already mapped/);
+});
+
+test('unknown commands and flags are usage errors (exit 1), not exit 2', (t) => {
+  const data = tempDir(t);
+  const cmd = runCli(data, ['sourc']);
+  assert.equal(cmd.code, 1);
+  assert.match(cmd.stderr, /unknown command 'sourc'/);
+  const flag = runCli(data, ['source', 'list', '--bogus']);
+  assert.equal(flag.code, 1);
+  assert.match(flag.stderr, /Nonexistent flag: --bogus/);
+});
