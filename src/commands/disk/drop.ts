@@ -1,0 +1,20 @@
+import { Args } from '@oclif/core';
+import { BaseCommand } from '../../cli/base-command.js';
+import { dropDisk } from '../../disks/disks.js';
+
+export default class DiskDrop extends BaseCommand<typeof DiskDrop> {
+  static override summary = "Mark a failed or lost disk's copies gone.";
+  static override description =
+    'Its copies stop counting, so the next syncs of the other disks copy those objects again. The disk stays registered (remove it with disk remove); connecting it later and running disk refresh counts what it really holds again.';
+  static override examples = ['<%= config.bin %> disk drop backup2'];
+  static override enableJsonFlag = true;
+  static override args = { name: Args.string({ required: true, description: 'name of the disk' }) };
+
+  public async run(): Promise<{ disk: string; copiesDropped: number; objectsAtZero: number }> {
+    const doc = dropDisk(this.catalog(), this.args.name);
+    this.log(`disk ${doc.disk}: ${doc.copiesDropped} copies no longer counted`);
+    if (doc.objectsAtZero > 0)
+      this.warn(`${doc.objectsAtZero} objects now have no copy on any disk: sync another disk`);
+    return doc;
+  }
+}

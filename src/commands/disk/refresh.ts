@@ -1,0 +1,27 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand } from '../../cli/base-command.js';
+import { refreshDisk } from '../../disks/disks.js';
+import type { ReconcileResult } from '../../disks/reconcile.js';
+
+export default class DiskRefresh extends BaseCommand<typeof DiskRefresh> {
+  static override summary = 'Rebuild what the catalogue knows of a disk from the objects really on it.';
+  static override description =
+    'Reads names and sizes only: counted copies that are missing stop counting, objects the catalogue knows are counted, files whose size does not match their name go to distbackup-objects/.quarantine/.';
+  static override examples = [
+    '<%= config.bin %> disk refresh backup3',
+    '<%= config.bin %> disk refresh --disk /media/backup3',
+  ];
+  static override enableJsonFlag = true;
+  static override args = { name: Args.string({ required: false, description: 'name of the disk' }) };
+  static override flags = {
+    disk: Flags.string({ summary: 'Folder of the disk (its distbackup-disk.json decides which disk it is).' }),
+  };
+
+  public async run(): Promise<ReconcileResult & { disk: string; path: string }> {
+    const doc = refreshDisk(this.catalog(), { name: this.args.name, diskPath: this.flags.disk });
+    this.log(
+      `disk ${doc.disk} at ${doc.path}: ${doc.present} objects present, ${doc.adopted} adopted, ${doc.uncounted} no longer counted, ${doc.quarantined} quarantined, ${doc.unknown} unknown, ${doc.ignored} ignored entries`,
+    );
+    return doc;
+  }
+}

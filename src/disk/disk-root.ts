@@ -1,0 +1,243 @@
+/**
+ * A connected disk folder, treated as untrusted (RELIABILITY.md §2.21, §4): every folder we
+ * write into or delete from (`distbackup-objects/`, its prefix folders, `.tmp/`, `.quarantine/`)
+ * is checked with lstat to be a real folder on the disk root's device, never a symlink, so a
+ * hostile or broken disk never makes us write or delete elsewhere; and the root's device is
+ * re-checked before every commit, so an unplugged or lazily unmounted disk never lets writes
+ * land on the host disk. Synchronous; one instance per run.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fsyncDir } from '../core/durable.js';
+import { DistbackupError, describeError, errnoCode } from '../core/errors.js';
+import { HASH_RE, OBJECTS_DIR, PREFIX_RE, QUARANTINE_DIR, TMP_DIR } from './layout.js';
+
+/** An object file found on the disk. */
+export interface DiskObject {
+  readonly hash: string;
+  readonly sizeBytes: number;
+}
+
+/** The result of listing a disk's objects: names and sizes only (no content is read). */
+export interface DiskListing {
+  readonly objects: DiskObject[];
+  /** Entries that are not valid objects (bad names, wrong folder, not regular files). */
+  readonly ignored: string[];
+}
+
+/** A disk folder whose device was recorded when it was opened. */
+export class DiskRoot {
+  readonly root: string;
+  readonly objectsDir: string;
+  readonly tmpDir: string;
+  private readonly dev: bigint;
+  private readonly ino: bigint;
+  private readonly checkedDirs = new Set<string>();
+
+  private constructor(root: string, dev: bigint, ino: bigint) {
+    this.root = root;
+    this.dev = dev;
+    this.ino = ino;
+    this.objectsDir = path.join(root, OBJECTS_DIR);
+    this.tmpDir = path.join(this.objectsDir, TMP_DIR);
+  }
+
+  /**
+   * Open the disk at `root` (a folder holding distbackup-disk.json). With `create`, makes
+   * `distbackup-objects/` and `.tmp/` when missing. Throws when a folder of the layout is a
+   * symlink or on another device.
+   */
+  static open(root: string, options: { create?: boolean } = {}): DiskRoot {
+    let st: fs.BigIntStats;
+    try {
+      st = fs.statSync(root, { bigint: true });
+    } catch (err) {
+      throw new DistbackupError(`${root}: cannot open the disk folder: ${describeError(err)}`, {
+        code: errnoCode(err) ?? 'runtime',
+        path: root,
+        cause: err,
+      });
+    }
+    if (!st.isDirectory()) throw new DistbackupError(`${root}: not a folder`, { path: root });
+    const d = new DiskRoot(root, st.dev, st.ino);
+    d.ensureDir(d.objectsDir, options.create ?? false);
+    if (fs.existsSync(d.tmpDir) || options.create === true) d.ensureDir(d.tmpDir, true);
+    return d;
+  }
+
+  /** Throw unless the disk folder is still the same folder on the same device (not unplugged). */
+  checkMounted(): void {
+    let st: fs.BigIntStats;
+    try {
+      st = fs.statSync(this.root, { bigint: true });
+    } catch (err) {
+      throw new DistbackupError(`${this.root}: the disk vanished (${describeError(err)}); was it unplugged?`, {
+        code: 'disk-vanished',
+        path: this.root,
+        cause: err,
+      });
+    }
+    if (st.dev !== this.dev || st.ino !== this.ino) {
+      throw new DistbackupError(
+        `${this.root}: the disk vanished (the folder is now on another device); was it unplugged or unmounted?`,
+        { code: 'disk-vanished', path: this.root },
+      );
+    }
+  }
+
+  /**
+   * Check that `dir` (inside the disk) is a real folder on the disk's device, creating it when
+   * `create` and missing (then fsyncing its parent, so the new entry is durable).
+   */
+  ensureDir(dir: string, create: boolean): void {
+    if (this.checkedDirs.has(dir)) return;
+    let st: fs.BigIntStats | undefined;
+    try {
+      st = fs.lstatSync(dir, { bigint: true });
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT' || !create) {
+        throw new DistbackupError(`${dir}: ${describeError(err)}`, { code: errnoCode(err) ?? 'runtime', path: dir });
+      }
+    }
+    if (st === undefined) {
+      try {
+        fs.mkdirSync(dir, { mode: 0o755 });
+      } catch (err) {
+        if (errnoCode(err) !== 'EEXIST') throw err;
+      }
+      fsyncDir(path.dirname(dir));
+      st = fs.lstatSync(dir, { bigint: true });
+    }
+    if (st.isSymbolicLink() || !st.isDirectory()) {
+      throw new DistbackupError(
+        `${dir}: is ${st.isSymbolicLink() ? 'a symlink' : 'not a folder'}; refusing to use this disk`,
+        {
+          code: 'hostile-disk',
+          path: dir,
+        },
+      );
+    }
+    if (st.dev !== this.dev) {
+      throw new DistbackupError(`${dir}: is on another device than the disk folder; refusing to use this disk`, {
+        code: 'hostile-disk',
+        path: dir,
+      });
+    }
+    this.checkedDirs.add(dir);
+  }
+
+  /** `distbackup-objects/<abc>` for `hash`, checked (and created when `create`). */
+  prefixDir(hash: string, create: boolean): string {
+    const dir = path.join(this.objectsDir, hash.slice(0, 3));
+    this.ensureDir(dir, create);
+    return dir;
+  }
+
+  objectPath(hash: string): string {
+    return path.join(this.objectsDir, hash.slice(0, 3), hash);
+  }
+
+  quarantineDir(): string {
+    const dir = path.join(this.objectsDir, QUARANTINE_DIR);
+    this.ensureDir(dir, true);
+    return dir;
+  }
+
+  /**
+   * List every object: names and sizes from lstat, never following a link. A prefix folder that
+   * is a symlink or on another device is reported in `ignored` and not entered.
+   */
+  listObjects(): DiskListing {
+    const objects: DiskObject[] = [];
+    const ignored: string[] = [];
+    for (const e of fs.readdirSync(this.objectsDir, { withFileTypes: true })) {
+      if (e.name === TMP_DIR || e.name === QUARANTINE_DIR) continue;
+      const dir = path.join(this.objectsDir, e.name);
+      if (!PREFIX_RE.test(e.name) || !e.isDirectory()) {
+        ignored.push(dir);
+        continue;
+      }
+      try {
+        this.ensureDir(dir, false);
+      } catch {
+        ignored.push(dir);
+        continue;
+      }
+      for (const f of fs.readdirSync(dir)) {
+        const p = path.join(dir, f);
+        if (!HASH_RE.test(f) || !f.startsWith(e.name)) {
+          ignored.push(p);
+          continue;
+        }
+        let st: fs.BigIntStats;
+        try {
+          st = fs.lstatSync(p, { bigint: true });
+        } catch {
+          continue; // removed while listing
+        }
+        if (!st.isFile() || st.dev !== this.dev) {
+          ignored.push(p);
+          continue;
+        }
+        objects.push({ hash: f, sizeBytes: Number(st.size) });
+      }
+    }
+    return { objects, ignored };
+  }
+
+  /**
+   * Remove what an interrupted run left in `.tmp/`: regular files and links only (unlinking a
+   * link never touches its target); sub-folders are left alone. Returns the count removed.
+   */
+  emptyTmp(): number {
+    if (!fs.existsSync(this.tmpDir)) return 0;
+    this.ensureDir(this.tmpDir, false);
+    let n = 0;
+    for (const e of fs.readdirSync(this.tmpDir)) {
+      const p = path.join(this.tmpDir, e);
+      const st = fs.lstatSync(p, { bigint: true });
+      if (st.isFile() || st.isSymbolicLink()) {
+        fs.unlinkSync(p);
+        n += 1;
+      }
+    }
+    if (n > 0) fsyncDir(this.tmpDir);
+    return n;
+  }
+
+  /**
+   * Unlink the object `hash` if it is a regular file on this disk (checked with lstat first).
+   * Returns false when it was already gone; throws when it is something else.
+   */
+  unlinkObject(hash: string): boolean {
+    if (!HASH_RE.test(hash)) throw new DistbackupError(`refusing to delete '${hash}': not an object name`);
+    const dir = path.join(this.objectsDir, hash.slice(0, 3));
+    this.ensureDir(dir, false);
+    const p = path.join(dir, hash);
+    let st: fs.BigIntStats;
+    try {
+      st = fs.lstatSync(p, { bigint: true });
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return false;
+      throw err;
+    }
+    if (!st.isFile() || st.dev !== this.dev) {
+      throw new DistbackupError(`${p}: not a regular file on the disk; refusing to delete it`, {
+        code: 'hostile-disk',
+        path: p,
+      });
+    }
+    fs.unlinkSync(p);
+    return true;
+  }
+
+  /** Move an object that is not what its name says into `.quarantine/` (never deleted). */
+  quarantine(hash: string): string {
+    const q = this.quarantineDir();
+    const to = path.join(q, `${hash}.${Date.now()}`);
+    fs.renameSync(this.objectPath(hash), to);
+    fsyncDir(q);
+    fsyncDir(path.dirname(this.objectPath(hash)));
+    return to;
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * What the system knows of the filesystem under a path: its mount point, device, type,
+ * filesystem UUID (from `lsblk --json`, else /dev/disk/by-uuid), size, and whether the device
+ * spins (`/sys/dev/block/MAJ:MIN/queue/rotational`). Every probe is best effort: a missing
+ * tool or file gives `undefined`, never an error. Synchronous; safe to call from any thread.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** One line of /proc/self/mountinfo. */
+export interface MountEntry {
+  /** `major:minor` of the filesystem's device (as st_dev splits into). */
+  majorMinor: string;
+  /** Folder of the mounted filesystem that is mounted (usually `/`). */
+  root: string;
+  mountPoint: string;
+  fsType: string;
+  source: string;
+}
+
+/** Decode the octal escapes (`\040` for a space) that mountinfo uses in paths. */
+function unescapeMount(text: string): string {
+  return text.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+}
+
+/** Parse /proc/self/mountinfo; empty when it cannot be read (not Linux). */
+export function readMounts(file = '/proc/self/mountinfo'): MountEntry[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  const out: MountEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const parts = line.split(' ');
+    const sep = parts.indexOf('-', 6);
+    if (sep < 0 || parts.length < sep + 3) continue;
+    out.push({
+      majorMinor: parts[2] ?? '',
+      root: unescapeMount(parts[3] ?? ''),
+      mountPoint: unescapeMount(parts[4] ?? ''),
+      fsType: parts[sep + 1] ?? '',
+      source: unescapeMount(parts[sep + 2] ?? ''),
+    });
+  }
+  return out;
+}
+
+/** `major:minor` of a stat's st_dev (Linux encoding). */
+export function devToMajorMinor(dev: bigint | number): string {
+  const d = BigInt(dev);
+  const major = ((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn);
+  const minor = (d & 0xffn) | ((d >> 12n) & ~0xffn);
+  return `${major}:${minor}`;
+}
+
+/**
+ * The mount holding `p` (an existing path): the longest mount point that prefixes its real
+ * path (the last listed when mounts stack). Undefined when mountinfo is unavailable.
+ */
+export function mountOf(p: string, mounts: MountEntry[] = readMounts()): MountEntry | undefined {
+  let real: string;
+  try {
+    real = fs.realpathSync(p);
+  } catch {
+    return undefined;
+  }
+  let best: MountEntry | undefined;
+  for (const m of mounts) {
+    const under = m.mountPoint === '/' || real === m.mountPoint || real.startsWith(`${m.mountPoint}/`);
+    // Several mounts may stack on one point: the last listed is the visible one.
+    if (under && (best === undefined || m.mountPoint.length >= best.mountPoint.length)) best = m;
+  }
+  return best;
+}
+
+/** A block device as `lsblk --json` describes it (children flattened). */
+export interface BlockDevice {
+  name: string;
+  path: string | undefined;
+  uuid: string | undefined;
+  fsType: string | undefined;
+  majorMinor: string | undefined;
+  rotational: boolean | undefined;
+  mountPoints: string[];
+}
+
+let lsblkCache: BlockDevice[] | undefined;
+
+/** Block devices from `lsblk --json` (cached per process); empty when lsblk is missing. */
+export function listBlockDevices(refresh = false): BlockDevice[] {
+  if (lsblkCache !== undefined && !refresh) return lsblkCache;
+  const r = spawnSync('lsblk', ['--json', '-o', 'NAME,PATH,UUID,FSTYPE,MAJ:MIN,ROTA,MOUNTPOINTS'], {
+    encoding: 'utf8',
+    timeout: 5000,
+  });
+  const out: BlockDevice[] = [];
+  if (r.status === 0) {
+    try {
+      const doc = JSON.parse(r.stdout) as { blockdevices?: unknown[] };
+      const walk = (list: unknown[] | undefined): void => {
+        for (const raw of list ?? []) {
+          if (typeof raw !== 'object' || raw === null) continue;
+          const o = raw as Record<string, unknown>;
+          const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+          const mps = Array.isArray(o.mountpoints)
+            ? o.mountpoints.filter((m): m is string => typeof m === 'string')
+            : [];
+          out.push({
+            name: str(o.name) ?? '',
+            path: str(o.path),
+            uuid: str(o.uuid),
+            fsType: str(o.fstype),
+            majorMinor: str(o['maj:min']),
+            rotational:
+              typeof o.rota === 'boolean' ? o.rota : o.rota === '1' ? true : o.rota === '0' ? false : undefined,
+            mountPoints: mps,
+          });
+          walk(Array.isArray(o.children) ? o.children : undefined);
+        }
+      };
+      walk(doc.blockdevices);
+    } catch {
+      // lsblk printed something else: treat as unavailable.
+    }
+  }
+  lsblkCache = out;
+  return out;
+}
+
+/** Filesystem UUID of the device `source` (e.g. `/dev/sdb1`), from lsblk or /dev/disk/by-uuid. */
+export function fsUuidOf(source: string, majorMinor?: string): string | undefined {
+  for (const b of listBlockDevices()) {
+    if ((b.path === source || (majorMinor !== undefined && b.majorMinor === majorMinor)) && b.uuid !== undefined) {
+      return b.uuid;
+    }
+  }
+  try {
+    const dir = '/dev/disk/by-uuid';
+    const target = fs.realpathSync(source);
+    for (const name of fs.readdirSync(dir)) {
+      if (fs.realpathSync(path.join(dir, name)) === target) return name;
+    }
+  } catch {
+    // No by-uuid folder, or the source is not a device (tmpfs, overlay).
+  }
+  return undefined;
+}
+
+/** Mount points of every mounted filesystem whose UUID is `fsUuid`. */
+export function mountPointsOfFsUuid(fsUuid: string, mounts: MountEntry[] = readMounts()): string[] {
+  const out = new Set<string>();
+  for (const b of listBlockDevices()) {
+    if (b.uuid !== undefined && b.uuid.toLowerCase() === fsUuid.toLowerCase()) {
+      for (const mp of b.mountPoints) out.add(mp);
+      for (const m of mounts) if (b.majorMinor !== undefined && m.majorMinor === b.majorMinor) out.add(m.mountPoint);
+    }
+  }
+  try {
+    const dev = fs.realpathSync(path.join('/dev/disk/by-uuid', fsUuid));
+    for (const m of mounts) if (m.source === dev) out.add(m.mountPoint);
+  } catch {
+    // Not known to udev.
+  }
+  return [...out];
+}
+
+/**
+ * Whether the device under `p` spins: reads `/sys/dev/block/MAJ:MIN/queue/rotational` (for a
+ * partition, its parent's). Undefined when unknown (tmpfs, overlay, FUSE, no sysfs).
+ */
+export function isRotational(p: string): boolean | undefined {
+  let mm: string;
+  try {
+    mm = devToMajorMinor(fs.statSync(p, { bigint: true }).dev);
+  } catch {
+    return undefined;
+  }
+  try {
+    const sys = fs.realpathSync(`/sys/dev/block/${mm}`);
+    for (const dir of [sys, path.dirname(sys)]) {
+      try {
+        return fs.readFileSync(path.join(dir, 'queue', 'rotational'), 'utf8').trim() === '1';
+      } catch {
+        // A partition has no queue folder: its parent does.
+      }
+    }
+  } catch {
+    // Not a block device (tmpfs, overlay, FUSE).
+  }
+  const b = listBlockDevices().find((d) => d.majorMinor === mm);
+  return b?.rotational;
+}
+
+/** Total size in bytes of the filesystem holding `p`, and the bytes free to an unprivileged user. */
+export function fsSpace(p: string): { totalBytes: number; freeBytes: number } {
+  const s = fs.statfsSync(p);
+  return { totalBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize };
+}
+
+/** Default declared size of a disk: filesystem size minus min(5 %, 10 GB) (SPEC §3). */
+export function defaultDiskSize(totalBytes: number): number {
+  return Math.max(0, totalBytes - Math.min(Math.floor(totalBytes * 0.05), 10e9));
+}

@@ -1,0 +1,327 @@
+/**
+ * Use-cases of the `disk` commands: add (register or adopt), set, list, drop, remove, refresh.
+ * Each takes an open catalogue and returns the document its command prints.
+ */
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { countDiskCopies, dropAllCopies } from '../catalog/copies.js';
+import type { Catalog } from '../catalog/db.js';
+import {
+  type DiskRow,
+  deleteDisk,
+  diskUsage,
+  getDiskByName,
+  getDiskByUuid,
+  insertDisk,
+  listDisks,
+  updateDisk,
+} from '../catalog/disks.js';
+import { DistbackupError, describeError, errnoCode, RefusedError, UsageError } from '../core/errors.js';
+import { printable } from '../core/vpath.js';
+import { DISK_NAME_RE, type DiskIdentity, readDiskIdentity, writeDiskIdentity } from '../disk/disk-json.js';
+import { DiskRoot } from '../disk/disk-root.js';
+import { defaultDiskSize, fsSpace } from '../disk/fsinfo.js';
+import { DISK_FORMAT, DISK_JSON } from '../disk/layout.js';
+import { candidatePaths, describePlace } from '../disk/locate.js';
+import { findDisk, lockCatalogue, lockDisk } from './open.js';
+import { type ReconcileResult, reconcileDisk } from './reconcile.js';
+
+/** What `disk add` reports. */
+export interface DiskAddDoc {
+  name: string;
+  uuid: string;
+  size: number;
+  path: string;
+  mountPoint: string | null;
+  relPath: string | null;
+  fsUuid: string | null;
+  fsType: string | null;
+  /** True when the folder already was a distbackup disk (e.g. written by the Python distbackup). */
+  adopted: boolean;
+  /** Objects found on an adopted disk and now counted. */
+  objectsAdopted: number;
+  warnings: string[];
+}
+
+function checkName(name: string): void {
+  if (!DISK_NAME_RE.test(name)) {
+    throw new UsageError(
+      `invalid disk name '${printable(name)}': use 1-64 of A-Z a-z 0-9 . _ - (not starting with . or -)`,
+    );
+  }
+}
+
+/**
+ * Register the folder `diskPath` as disk `name` (SPEC §3 `disk add`): writes
+ * distbackup-disk.json with the catalogue id, creates distbackup-objects/. A folder that already
+ * is a distbackup disk of no other catalogue (a Python-written one) is adopted with its uuid,
+ * and the objects on it are counted.
+ */
+export function addDisk(cat: Catalog, name: string, diskPath: string, opts: { sizeBytes?: number } = {}): DiskAddDoc {
+  checkName(name);
+  if (getDiskByName(cat.db, name) !== undefined) {
+    throw new UsageError(`a disk named '${name}' is already registered (see 'distbackup disk list')`);
+  }
+  const abs = path.resolve(diskPath);
+  try {
+    if (!fs.existsSync(abs)) fs.mkdirSync(abs, { mode: 0o755 });
+    if (!fs.statSync(abs).isDirectory()) throw new UsageError(`${abs}: not a folder`, { path: abs });
+  } catch (err) {
+    if (err instanceof DistbackupError) throw err;
+    throw new UsageError(`${abs}: cannot use it as a disk: ${describeError(err)}`, { path: abs });
+  }
+  const dataReal = fs.existsSync(cat.dataDir) ? fs.realpathSync(cat.dataDir) : cat.dataDir;
+  const real = fs.realpathSync(abs);
+  if (dataReal === real || dataReal.startsWith(`${real}/`)) {
+    throw new UsageError(`${abs}: holds the distbackup data folder; choose another folder`, { path: abs });
+  }
+  const lock = lockCatalogue(cat);
+  try {
+    const place = describePlace(real);
+    const warnings: string[] = [];
+    let existing: DiskIdentity | undefined;
+    if (fs.existsSync(path.join(real, DISK_JSON))) {
+      existing = readDiskIdentity(real);
+      const known = getDiskByUuid(cat.db, existing.uuid);
+      if (known !== undefined) {
+        throw new UsageError(`${real}: this disk is already registered as '${known.name}' (uuid ${existing.uuid})`, {
+          path: real,
+        });
+      }
+      if (existing.catalogue !== undefined && existing.catalogue !== cat.id) {
+        throw new RefusedError(
+          `${real}: disk '${existing.name}' belongs to another catalogue (${existing.catalogue}); use that catalogue with -d, or a fresh folder`,
+          { code: 'other-catalogue', path: real },
+        );
+      }
+    }
+    if (place.mountPoint === '/') {
+      warnings.push(`${real} is on the root filesystem, not on a removable disk; is the disk mounted?`);
+    }
+    const sizeBytes = opts.sizeBytes ?? defaultDiskSize(fsSpace(real).totalBytes);
+    if (sizeBytes <= 0) throw new UsageError(`disk size must be above 0`);
+    const identity: DiskIdentity = {
+      format: DISK_FORMAT,
+      uuid: existing?.uuid ?? randomUUID(),
+      name,
+      created: existing?.created ?? new Date().toISOString(),
+      generation: existing?.generation ?? 0,
+      catalogue: cat.id,
+    };
+    const dlock = lockDisk(real, name);
+    try {
+      const root = DiskRoot.open(real, { create: true });
+      writeDiskIdentity(real, identity);
+      const id = insertDisk(cat.db, {
+        uuid: identity.uuid,
+        name,
+        size: sizeBytes,
+        created: identity.created,
+        generation: identity.generation,
+        mountPath: real,
+        mountPoint: place.mountPoint,
+        relPath: place.relPath,
+        fsUuid: place.fsUuid,
+        fsType: place.fsType,
+        lastSeenMs: Date.now(),
+        lastSyncMs: null,
+        lastVerifyMs: null,
+        droppedMs: null,
+      });
+      let objectsAdopted = 0;
+      if (existing !== undefined) {
+        const r = reconcileDisk(cat, id, root);
+        objectsAdopted = r.adopted;
+        if (r.unknown > 0) warnings.push(`${r.unknown} objects on the disk are not in this catalogue (left in place)`);
+      }
+      return {
+        name,
+        uuid: identity.uuid,
+        size: sizeBytes,
+        path: real,
+        mountPoint: place.mountPoint,
+        relPath: place.relPath,
+        fsUuid: place.fsUuid,
+        fsType: place.fsType,
+        adopted: existing !== undefined,
+        objectsAdopted,
+        warnings,
+      };
+    } finally {
+      dlock.release();
+    }
+  } finally {
+    lock.release();
+  }
+}
+
+/** What `disk list --json` prints per disk (SPEC §3a). */
+export interface DiskDoc {
+  name: string;
+  uuid: string;
+  size: number;
+  used: number;
+  objects: number;
+  mounted: boolean;
+  path: string | null;
+  lastSync: string | null;
+  lastVerify: string | null;
+  lastSeen: string | null;
+  generation: number;
+  dropped: string | null;
+  fsUuid: string | null;
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** Every registered disk with its usage and whether it is connected now. */
+export function listDiskDocs(cat: Catalog): DiskDoc[] {
+  return listDisks(cat.db).map((d) => {
+    const u = diskUsage(cat.db, d.id);
+    const where = connectedPath(d);
+    return {
+      name: d.name,
+      uuid: d.uuid,
+      size: d.size,
+      used: u.bytes,
+      objects: u.objects,
+      mounted: where !== undefined,
+      path: where ?? d.mountPath,
+      lastSync: iso(d.lastSyncMs),
+      lastVerify: iso(d.lastVerifyMs),
+      lastSeen: iso(d.lastSeenMs),
+      generation: d.generation,
+      dropped: iso(d.droppedMs),
+      fsUuid: d.fsUuid,
+    };
+  });
+}
+
+function connectedPath(d: DiskRow): string | undefined {
+  for (const p of candidatePaths(d)) {
+    try {
+      if (fs.existsSync(path.join(p, DISK_JSON)) && readDiskIdentity(p).uuid === d.uuid) return p;
+    } catch {
+      // unreadable or invalid: not this disk
+    }
+  }
+  return undefined;
+}
+
+function mustGet(cat: Catalog, name: string): DiskRow {
+  const d = getDiskByName(cat.db, name);
+  if (d === undefined)
+    throw new UsageError(`no disk named '${printable(name)}' is registered (see 'distbackup disk list')`);
+  return d;
+}
+
+/** `disk set NAME [--size] [--rename]`: returns the changed disk. The disk need not be connected. */
+export function setDisk(cat: Catalog, name: string, opts: { sizeBytes?: number; rename?: string }): DiskDoc {
+  const d = mustGet(cat, name);
+  if (opts.sizeBytes !== undefined && opts.sizeBytes <= 0) throw new UsageError('disk size must be above 0');
+  if (opts.rename !== undefined) {
+    checkName(opts.rename);
+    if (opts.rename !== name && getDiskByName(cat.db, opts.rename) !== undefined) {
+      throw new UsageError(`a disk named '${opts.rename}' is already registered`);
+    }
+  }
+  const lock = lockCatalogue(cat);
+  try {
+    updateDisk(cat.db, d.id, {
+      ...(opts.sizeBytes === undefined ? {} : { size: opts.sizeBytes }),
+      ...(opts.rename === undefined ? {} : { name: opts.rename }),
+    });
+    // The name inside a connected disk's json follows at once; otherwise at its next sync.
+    if (opts.rename !== undefined) {
+      const where = connectedPath(d);
+      if (where !== undefined) {
+        const dlock = lockDisk(where, opts.rename);
+        try {
+          writeDiskIdentity(where, { ...readDiskIdentity(where), name: opts.rename });
+        } finally {
+          dlock.release();
+        }
+      }
+    }
+  } finally {
+    lock.release();
+  }
+  const after = listDiskDocs(cat).find((x) => x.uuid === d.uuid);
+  if (after === undefined) throw new DistbackupError(`disk '${name}' vanished from the catalogue`);
+  return after;
+}
+
+/** `disk drop NAME`: a failed or lost disk; its copies stop counting. */
+export function dropDisk(cat: Catalog, name: string): { disk: string; copiesDropped: number; objectsAtZero: number } {
+  const d = mustGet(cat, name);
+  const lock = lockCatalogue(cat);
+  try {
+    return cat.db.transaction(() => {
+      const dropped = dropAllCopies(cat.db, d.id);
+      updateDisk(cat.db, d.id, { droppedMs: Date.now() });
+      const zero = cat.db
+        .prepare(
+          `SELECT count(*) FROM (SELECT DISTINCT object_id FROM files WHERE kind = 0 AND object_id IS NOT NULL) r
+           WHERE NOT EXISTS (SELECT 1 FROM copies c WHERE c.object_id = r.object_id)`,
+        )
+        .pluck()
+        .get() as number;
+      return { disk: d.name, copiesDropped: dropped, objectsAtZero: zero };
+    })();
+  } finally {
+    lock.release();
+  }
+}
+
+/** `disk remove NAME`: forget a disk; refused (exit 2) while it still holds counted copies. */
+export function removeDisk(cat: Catalog, name: string): { disk: string; uuid: string } {
+  const d = mustGet(cat, name);
+  const lock = lockCatalogue(cat);
+  try {
+    const n = countDiskCopies(cat.db, d.id);
+    if (n > 0) {
+      throw new RefusedError(
+        `disk '${d.name}' still holds ${n} counted copies; 'distbackup disk drop ${d.name}' first if it is lost or failed`,
+        { code: 'disk-has-copies' },
+      );
+    }
+    deleteDisk(cat.db, d.id);
+    return { disk: d.name, uuid: d.uuid };
+  } finally {
+    lock.release();
+  }
+}
+
+/** `disk refresh NAME`: rebuild what the catalogue knows of a disk from the objects on it. */
+export function refreshDisk(
+  cat: Catalog,
+  opts: { name?: string | undefined; diskPath?: string | undefined },
+): ReconcileResult & { disk: string; path: string } {
+  const lock = lockCatalogue(cat);
+  try {
+    const found = findDisk(cat, opts);
+    const dlock = lockDisk(found.root, found.row.name);
+    try {
+      const root = DiskRoot.open(found.root, { create: true });
+      const r = reconcileDisk(cat, found.row.id, root);
+      const place = describePlace(found.root);
+      updateDisk(cat.db, found.row.id, {
+        lastSeenMs: Date.now(),
+        mountPath: place.root,
+        ...(place.mountPoint === null ? {} : { mountPoint: place.mountPoint, relPath: place.relPath }),
+        ...(place.fsUuid === null ? {} : { fsUuid: place.fsUuid }),
+        ...(place.fsType === null ? {} : { fsType: place.fsType }),
+        droppedMs: null,
+      });
+      return { disk: found.row.name, path: found.root, ...r };
+    } finally {
+      dlock.release();
+    }
+  } catch (err) {
+    if (err instanceof DistbackupError) throw err;
+    throw new DistbackupError(`disk refresh: ${describeError(err)}`, { code: errnoCode(err) ?? 'runtime', cause: err });
+  } finally {
+    lock.release();
+  }
+}
