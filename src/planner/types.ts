@@ -96,4 +96,15 @@ export interface Plan {
   readonly histogramAfter: readonly HistogramRow[];
   /** Human-readable warnings (e.g. disk over its size, last copies kept anyway). */
   readonly warnings: readonly string[];
+  /**
+   * Referenced objects whose priority is 0 (not backed up): never copied, left out of the
+   * histograms and of minCopies; a copy of one already on this disk stays until its room is
+   * needed, and is never deleted while no other disk holds it. `bytes` are real bytes.
+   */
+  readonly notBackedUp: { readonly objects: number; readonly bytes: number };
+  /**
+   * Copies not made because the disk started over its size and only objects ranked behind
+   * them could be evicted (they are made once room exists). 0 on a disk within its size.
+   */
+  readonly blockedCopies: number;
 }

@@ -1,0 +1,590 @@
+/**
+ * The planner (SPEC §5): given the pool's copies of every referenced object and one connected
+ * disk, choose what that disk keeps, deletes and receives. Pure and deterministic: no I/O, no
+ * clock, no randomness; equal inputs give equal plans. Works over the typed-array columns of
+ * `PlannerInput` without a JS object per object, so 10 million objects plan in seconds.
+ *
+ * How it decides (the proofs behind each rule are in docs/README-planner.md):
+ *
+ * 1. Classify every object: a copy on this disk is *pinned* when no other disk holds it (the
+ *    last copy; also every copy under `noEvict`), *surplus* when the other disks already hold
+ *    its cap, otherwise an eviction *candidate*; an object not on this disk is a *copy
+ *    candidate* when it is backed up (priority > 0) and below its cap.
+ * 2. Sort candidates into the order of need: level (no copy anywhere; below the copy target,
+ *    fewest copies first; the rest, fewest copies first; not backed up last), then priority
+ *    (highest first), then already on this disk, then (within one group) the balancing
+ *    tie-break, then size (smallest first), then input index (= hash order).
+ * 3. Fill an empty disk greedily in that order, with the pinned copies' room reserved: an
+ *    object that fits is chosen, one that does not is passed over and smaller ones after it
+ *    still go in. Room freed by a candidate that was not chosen went to objects ahead of it.
+ * 4. Execute: delete orphans and surplus copies, then make the copies in the same order,
+ *    evicting not-chosen candidates (lowest in the order first) just before the copy that needs
+ *    their room; a candidate whose room is never needed stays.
+ *
+ * An eviction only ever makes room for an object that is strictly ahead of it (fewer copies
+ * elsewhere, or as many and a higher priority; an object that is not backed up is behind every
+ * one that is), and never for one below it; a candidate has another copy elsewhere, so no
+ * eviction takes an object to 0 copies.
+ */
+import { DistbackupError, RefusedError } from '../core/errors.js';
+import { allocatedSize } from '../core/units.js';
+import { type SortKey, sortIndices } from './radix.js';
+import { type HistogramRow, type Plan, type PlannerInput, type PlanStep, type SafeDelete, UNCAPPED } from './types.js';
+
+// ---------------------------------------------------------------------------------------------
+// SafeDelete: the last-copy rule as a type. Only this module can mint one (the constructor
+// checks a module-private symbol, and the class is not exported); `isSafeDelete` checks the
+// private brand, which a structural look-alike or a cast object does not carry.
+
+const MINT = Symbol('distbackup planner mint');
+
+class SafeDeleteProof {
+  readonly objectId: number;
+  readonly sizeBytes: number;
+  readonly kind: SafeDelete['kind'];
+  readonly #planner = true;
+
+  constructor(mint: symbol, objectId: number, sizeBytes: number, kind: SafeDelete['kind']) {
+    if (mint !== MINT) {
+      throw new DistbackupError('a SafeDelete can only be made by the planner', { code: 'unsafe-delete' });
+    }
+    this.objectId = objectId;
+    this.sizeBytes = sizeBytes;
+    this.kind = kind;
+    Object.freeze(this);
+  }
+
+  static holds(v: unknown): boolean {
+    return typeof v === 'object' && v !== null && #planner in v && (v as SafeDeleteProof).#planner;
+  }
+}
+
+function mintDelete(objectId: number, sizeBytes: number, kind: SafeDelete['kind']): SafeDelete {
+  return new SafeDeleteProof(MINT, objectId, sizeBytes, kind) as unknown as SafeDelete;
+}
+
+/** True when `v` is a SafeDelete made by the planner (not a cast or a copy). Thread-safe, pure. */
+export function isSafeDelete(v: unknown): v is SafeDelete {
+  return SafeDeleteProof.holds(v);
+}
+
+/**
+ * Throws a RefusedError (exit 2) unless `v` was made by the planner. The executor calls this
+ * before every unlink, so a deletion that did not come out of a plan cannot happen.
+ */
+export function assertSafeDelete(v: unknown): asserts v is SafeDelete {
+  if (!SafeDeleteProof.holds(v)) {
+    throw new RefusedError('refusing to delete an object without the planner’s proof that another copy exists', {
+      code: 'unsafe-delete',
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Object states after classification (one byte per object). */
+const NONE = 0; // not on this disk and not to be copied (not backed up, or at its cap)
+const PINNED = 1; // on this disk and kept whatever happens (last copy, or noEvict)
+const CAND = 2; // on this disk, may be evicted for an object strictly ahead of it
+const SURPLUS = 3; // on this disk, the other disks already hold its cap: deleted
+const COPY = 4; // not on this disk, may be copied
+
+/** Levels of the order of need (lower = more needed). */
+const LEVEL_TIER2 = 0x10000; // at or above the copy target: LEVEL_TIER2 + copies elsewhere
+const LEVEL_UNPROTECTED = 0x20000; // not backed up (priority 0): LEVEL_UNPROTECTED + copies
+
+/** Histogram rows: copies 0 … HIST_MAX, the last row meaning "that many or more". */
+const HIST_MIN_ROWS = 3;
+const HIST_MAX = 32;
+
+/**
+ * Plan what the connected disk keeps, deletes and receives (SPEC §5). Pure and deterministic;
+ * the input is only read. Throws DistbackupError on inconsistent input (columns shorter than
+ * `count`, a negative capacity, a cap below 1).
+ */
+export function plan(input: PlannerInput): Plan {
+  checkInput(input);
+  const n = input.count;
+  const opts = input.options ?? {};
+  const capacity = input.capacityBytes;
+  const runCap = opts.maxCopies ?? UNCAPPED;
+  const noEvict = opts.noEvict === true;
+  const balance = opts.noBalance !== true && input.holderSets.length > 1;
+  const { sizeBytes, copiesElsewhere, onThisDisk, priority, minCopies, maxCopies, holderSet } = input;
+
+  // 1. Classify, and find the highest copy count (then the lowest priority at that count) among
+  // objects below their copy target: a copy on this disk that such an object would otherwise
+  // push out is ordered before it, since it may not be evicted for it (see levelOf).
+  const state = new Uint8Array(n);
+  let pinnedBytes = 0;
+  let lastCopyBytes = 0;
+  let lastCopies = 0;
+  let candidateBytes = 0;
+  let considered = 0;
+  let tier1MaxCopies = -1;
+  let tier1MinPriority = 0;
+  for (let i = 0; i < n; i++) {
+    const c = copiesElsewhere[i] as number;
+    const p = priority[i] as number;
+    const cap = capOf(maxCopies[i] as number, runCap);
+    let s = NONE;
+    if (onThisDisk[i] === 1) {
+      const a = allocatedSize(sizeBytes[i] as number);
+      if (c === 0) {
+        s = PINNED;
+        pinnedBytes += a;
+        lastCopyBytes += a;
+        lastCopies++;
+      } else if (c >= cap) {
+        s = SURPLUS;
+      } else if (noEvict) {
+        s = PINNED;
+        pinnedBytes += a;
+      } else {
+        s = CAND;
+        candidateBytes += a;
+        considered++;
+      }
+    } else if (p > 0 && c < cap) {
+      s = COPY;
+      considered++;
+    }
+    state[i] = s;
+    if (p > 0 && c >= 1 && c < Math.min(minCopies[i] as number, cap)) {
+      if (c > tier1MaxCopies) {
+        tier1MaxCopies = c;
+        tier1MinPriority = p;
+      } else if (c === tier1MaxCopies && p < tier1MinPriority) {
+        tier1MinPriority = p;
+      }
+    }
+  }
+
+  // 2. The order of need: a stable radix sort of the candidates' indices (ascending = hash order).
+  const level = new Uint32Array(n);
+  let perm: Uint32Array = new Uint32Array(considered);
+  for (let i = 0, k = 0; i < n; i++) {
+    const s = state[i] as number;
+    if (s !== CAND && s !== COPY) continue;
+    level[i] = levelOf(
+      s,
+      copiesElsewhere[i] as number,
+      priority[i] as number,
+      Math.min(minCopies[i] as number, capOf(maxCopies[i] as number, runCap)),
+      tier1MaxCopies,
+      tier1MinPriority,
+    );
+    perm[k++] = i;
+  }
+  const keys: SortKey[] = [
+    { kind: 'u32', values: level },
+    { kind: 'u32', values: priority, descending: true },
+    { kind: 'u32', values: state }, // CAND (already here) before COPY
+  ];
+  if (balance) keys.push({ kind: 'u32', values: holderSet });
+  keys.push({ kind: 'f64', values: sizeBytes });
+  perm = sortIndices(perm, keys);
+
+  // 3. Greedy fill from empty, pinned room reserved. `seq` records the order in which objects
+  // were actually considered (the balancing tie-break interleaves holder sets within a group).
+  const keep = new Uint8Array(n);
+  const fill: FillState = {
+    free: capacity - pinnedBytes,
+    budget: opts.limitBytes ?? Number.POSITIVE_INFINITY,
+    tally: new Float64Array(balance ? input.holderSets.length : 0),
+    seq: new Uint32Array(considered),
+    seqLen: 0,
+  };
+  if (balance) {
+    for (let i = 0; i < n; i++) {
+      if (state[i] === PINNED) {
+        const h = holderSet[i] as number;
+        fill.tally[h] = (fill.tally[h] as number) + allocatedSize(sizeBytes[i] as number);
+      }
+    }
+  }
+  const ctx: FillContext = { input, state, keep, fill, perm };
+  for (let g = 0; g < perm.length; ) {
+    const first = perm[g] as number;
+    let end = g + 1;
+    while (end < perm.length) {
+      const j = perm[end] as number;
+      if (level[j] !== level[first] || priority[j] !== priority[first] || state[j] !== state[first]) break;
+      end++;
+    }
+    if (balance) fillBalanced(ctx, g, end);
+    else fillRun(ctx, g, end);
+    g = end;
+  }
+  const seq = fill.seq;
+
+  // 4. Execution order. Orphans and surplus copies first (they free room and need no proof
+  // beyond "unreferenced" / "the cap is held elsewhere"), then copies in the order of need,
+  // each preceded by the evictions that make its room, lowest-ranked candidate first.
+  const steps: PlanStep[] = [];
+  let bytesToDelete = 0;
+  const orphans = input.orphans;
+  for (let k = 0; k < orphans.objectId.length; k++) {
+    const size = orphans.sizeBytes[k] as number;
+    steps.push({ op: 'delete', del: mintDelete(orphans.objectId[k] as number, size, 'orphan') });
+    bytesToDelete += size;
+  }
+  let surplusDeletes = 0;
+  for (let i = 0; i < n; i++) {
+    if (state[i] !== SURPLUS) continue;
+    const size = sizeBytes[i] as number;
+    steps.push({ op: 'delete', del: mintDelete(input.objectId[i] as number, size, 'surplus') });
+    bytesToDelete += size;
+    surplusDeletes++;
+  }
+
+  // Candidates not chosen, in the order they were considered, with prefix sums of their room.
+  let evCount = 0;
+  for (let q = 0; q < seq.length; q++) {
+    const i = seq[q] as number;
+    if (state[i] === CAND && keep[i] === 0) evCount++;
+  }
+  const evIndex = new Uint32Array(evCount);
+  const evPos = new Uint32Array(evCount);
+  const evPrefix = new Float64Array(evCount + 1);
+  for (let q = 0, k = 0; q < seq.length; q++) {
+    const i = seq[q] as number;
+    if (state[i] !== CAND || keep[i] !== 0) continue;
+    evIndex[k] = i;
+    evPos[k] = q;
+    evPrefix[k + 1] = (evPrefix[k] as number) + allocatedSize(sizeBytes[i] as number);
+    k++;
+  }
+  let used = pinnedBytes + candidateBytes;
+  let tail = evCount; // evIndex[0..tail) are still on the disk
+  let lo = 0; // evIndex[lo..tail) were considered after the current copy: they rank behind it
+  let evictions = 0;
+  let copies = 0;
+  let bytesToCopy = 0;
+  let blockedCopies = 0;
+  for (let q = 0; q < seq.length; q++) {
+    const i = seq[q] as number;
+    if (state[i] !== COPY || keep[i] === 0) continue;
+    const a = allocatedSize(sizeBytes[i] as number);
+    while (lo < tail && (evPos[lo] as number) < q) lo++;
+    if (used + a > capacity) {
+      // Only candidates ranked behind this object may make its room. When the disk started
+      // over its size that may not be enough: then the copy waits rather than evicting an
+      // object that ranks ahead of it.
+      const behind = (evPrefix[tail] as number) - (evPrefix[lo] as number);
+      if (used - behind + a > capacity) {
+        keep[i] = 0;
+        blockedCopies++;
+        continue;
+      }
+      while (used + a > capacity) {
+        tail--;
+        const e = evIndex[tail] as number;
+        const size = sizeBytes[e] as number;
+        used -= allocatedSize(size);
+        steps.push({ op: 'delete', del: mintDelete(input.objectId[e] as number, size, 'evict') });
+        bytesToDelete += size;
+        evictions++;
+      }
+    }
+    used += a;
+    const size = sizeBytes[i] as number;
+    steps.push({ op: 'copy', index: i, objectId: input.objectId[i] as number, sizeBytes: size });
+    bytesToCopy += size;
+    copies++;
+  }
+  // Candidates whose room no copy needed stay where they are.
+  for (let k = 0; k < tail; k++) keep[evIndex[k] as number] = 1;
+  for (let i = 0; i < n; i++) if (state[i] === PINNED) keep[i] = 1;
+
+  // 5. Redundancy before and after, over backed-up objects (priority > 0).
+  const before = new Float64Array(HIST_MAX + 1);
+  const beforeBytes = new Float64Array(HIST_MAX + 1);
+  const after = new Float64Array(HIST_MAX + 1);
+  const afterBytes = new Float64Array(HIST_MAX + 1);
+  let minBefore = Number.POSITIVE_INFINITY;
+  let minAfter = Number.POSITIVE_INFINITY;
+  let maxSeen = 0;
+  let unplaced = 0;
+  let unplacedBytes = 0;
+  let notBackedUp = 0;
+  let notBackedUpBytes = 0;
+  let usedAfter = 0;
+  for (let i = 0; i < n; i++) {
+    const size = sizeBytes[i] as number;
+    if (keep[i] === 1) usedAfter += allocatedSize(size);
+    if (priority[i] === 0) {
+      notBackedUp++;
+      notBackedUpBytes += size;
+      continue;
+    }
+    const c = copiesElsewhere[i] as number;
+    const b = c + (onThisDisk[i] as number);
+    const k = c + (keep[i] as number);
+    if (b < minBefore) minBefore = b;
+    if (k < minAfter) minAfter = k;
+    if (b > maxSeen) maxSeen = b;
+    if (k > maxSeen) maxSeen = k;
+    const bb = Math.min(b, HIST_MAX);
+    const kk = Math.min(k, HIST_MAX);
+    before[bb] = (before[bb] as number) + 1;
+    beforeBytes[bb] = (beforeBytes[bb] as number) + size;
+    after[kk] = (after[kk] as number) + 1;
+    afterBytes[kk] = (afterBytes[kk] as number) + size;
+    if (k === 0) {
+      unplaced++;
+      unplacedBytes += size;
+    }
+  }
+  const rows = Math.min(Math.max(maxSeen, HIST_MIN_ROWS), HIST_MAX);
+  const noneBackedUp = minBefore === Number.POSITIVE_INFINITY;
+
+  const warnings: string[] = [];
+  if (usedAfter > capacity) {
+    const why =
+      lastCopies > 0
+        ? `${lastCopies} objects (${formatBytes(lastCopyBytes)}) have no copy on any other disk and are kept`
+        : 'copies already on it are kept: no eviction was allowed to make room';
+    warnings.push(`this disk holds ${formatBytes(usedAfter)}, more than its size of ${formatBytes(capacity)}: ${why}`);
+  }
+  if (unplaced > 0) {
+    warnings.push(
+      `${unplaced} objects (${formatBytes(unplacedBytes)}) have no copy on any disk and do not fit on this one`,
+    );
+  }
+  if (blockedCopies > 0) {
+    warnings.push(
+      `${blockedCopies} copies wait for room: this disk is over its size and only lower-ranked copies may be evicted`,
+    );
+  }
+
+  return {
+    keep,
+    steps,
+    orphanDeletes: orphans.objectId.length,
+    surplusDeletes,
+    evictions,
+    copies,
+    bytesToCopy,
+    bytesToDelete,
+    unplaced,
+    usedAfterBytes: usedAfter,
+    minCopiesBefore: noneBackedUp ? 0 : minBefore,
+    minCopiesAfter: noneBackedUp ? 0 : minAfter,
+    histogramBefore: histogramRows(before, beforeBytes, rows),
+    histogramAfter: histogramRows(after, afterBytes, rows),
+    warnings,
+    notBackedUp: { objects: notBackedUp, bytes: notBackedUpBytes },
+    blockedCopies,
+  };
+}
+
+/** The effective cap of one object: its own, this run's, and never below 1. */
+function capOf(objectCap: number, runCap: number): number {
+  return Math.max(Math.min(objectCap, runCap), 1);
+}
+
+/**
+ * Level in the order of need. A copy already on this disk that is at its copy target would
+ * normally come after every object below its target; but it may only be evicted for an object
+ * with fewer copies (or as many and a higher priority), so when some object below its target
+ * has as many copies or more, the copy here is ordered as if it were below its target too.
+ * Otherwise the greedy fill would give its room to an object that may not take it.
+ */
+function levelOf(
+  s: number,
+  c: number,
+  p: number,
+  target: number,
+  tier1MaxCopies: number,
+  tier1MinPriority: number,
+): number {
+  if (p === 0) return LEVEL_UNPROTECTED + c;
+  if (c === 0) return 0;
+  if (c < target) return c;
+  if (s === CAND && (c < tier1MaxCopies || (c === tier1MaxCopies && p >= tier1MinPriority))) return c;
+  return LEVEL_TIER2 + c;
+}
+
+interface FillState {
+  /** Allocated bytes still free on the disk being filled from empty (may start negative). */
+  free: number;
+  /** Real bytes that copies may still add (`limitBytes`). */
+  budget: number;
+  /** Allocated bytes chosen so far per holder set (the combination "holders + this disk"). */
+  tally: Float64Array;
+  seq: Uint32Array;
+  seqLen: number;
+}
+
+interface FillContext {
+  readonly input: PlannerInput;
+  readonly state: Uint8Array;
+  readonly keep: Uint8Array;
+  readonly fill: FillState;
+  readonly perm: Uint32Array;
+}
+
+/** Consider object i: choose it if it fits (and, for a copy, fits the byte budget). */
+function consider(ctx: FillContext, i: number): boolean {
+  const f = ctx.fill;
+  f.seq[f.seqLen++] = i;
+  const size = ctx.input.sizeBytes[i] as number;
+  const a = allocatedSize(size);
+  if (a > f.free) return false;
+  if (ctx.state[i] === COPY) {
+    if (size > f.budget) return false;
+    f.budget -= size;
+  }
+  f.free -= a;
+  ctx.keep[i] = 1;
+  if (f.tally.length > 0) {
+    const h = ctx.input.holderSet[i] as number;
+    f.tally[h] = (f.tally[h] as number) + a;
+  }
+  return true;
+}
+
+/** Consider perm[from..to) in order (sorted by size within the run). */
+function fillRun(ctx: FillContext, from: number, to: number): void {
+  const perm = ctx.perm;
+  for (let j = from; j < to; j++) consider(ctx, perm[j] as number);
+}
+
+/**
+ * Consider one group (same level, priority, already-here) holder set by holder set: each step
+ * takes the smallest remaining object of the holder set whose combination with this disk holds
+ * the fewest bytes so far, so that the bytes behind every combination of disks grow evenly.
+ * Within a holder set objects come smallest first, so once one does not fit none after it
+ * does, and the rest of that holder set is passed over at once.
+ */
+function fillBalanced(ctx: FillContext, from: number, to: number): void {
+  const perm = ctx.perm;
+  const hs = ctx.input.holderSet;
+  // Buckets: runs of one holder set (the sort put them together, smallest first inside).
+  let buckets = 1;
+  for (let j = from + 1; j < to; j++) if (hs[perm[j] as number] !== hs[perm[j - 1] as number]) buckets++;
+  if (buckets === 1) {
+    fillRun(ctx, from, to);
+    return;
+  }
+  const head = new Uint32Array(buckets);
+  const end = new Uint32Array(buckets);
+  for (let j = from, b = -1; j < to; j++) {
+    if (j === from || hs[perm[j] as number] !== hs[perm[j - 1] as number]) {
+      b++;
+      head[b] = j;
+    }
+    end[b] = j + 1;
+  }
+  const tally = ctx.fill.tally;
+  const sizes = ctx.input.sizeBytes;
+  // Min-heap of bucket ids by (tally of its holder set, size of its head, index of its head).
+  const heap = new Uint32Array(buckets);
+  let len = 0;
+  const less = (x: number, y: number): boolean => {
+    const ix = perm[head[x] as number] as number;
+    const iy = perm[head[y] as number] as number;
+    const tx = tally[hs[ix] as number] as number;
+    const ty = tally[hs[iy] as number] as number;
+    if (tx !== ty) return tx < ty;
+    const sx = sizes[ix] as number;
+    const sy = sizes[iy] as number;
+    if (sx !== sy) return sx < sy;
+    return ix < iy;
+  };
+  const siftDown = (at: number): void => {
+    let k = at;
+    const v = heap[k] as number;
+    for (;;) {
+      const l = 2 * k + 1;
+      if (l >= len) break;
+      const r = l + 1;
+      const c = r < len && less(heap[r] as number, heap[l] as number) ? r : l;
+      if (!less(heap[c] as number, v)) break;
+      heap[k] = heap[c] as number;
+      k = c;
+    }
+    heap[k] = v;
+  };
+  for (let b = 0; b < buckets; b++) heap[len++] = b;
+  for (let k = (len >> 1) - 1; k >= 0; k--) siftDown(k);
+  while (len > 0) {
+    const b = heap[0] as number;
+    const j = head[b] as number;
+    const ok = consider(ctx, perm[j] as number);
+    if (ok && j + 1 < (end[b] as number)) {
+      head[b] = j + 1;
+    } else {
+      // Exhausted, or its smallest remaining object does not fit: neither will the rest.
+      if (!ok) for (let r = j + 1; r < (end[b] as number); r++) consider(ctx, perm[r] as number);
+      heap[0] = heap[--len] as number;
+    }
+    if (len > 0) siftDown(0);
+  }
+}
+
+function histogramRows(objects: Float64Array, bytes: Float64Array, rows: number): HistogramRow[] {
+  const out: HistogramRow[] = [];
+  for (let c = 0; c <= rows; c++) {
+    let o = objects[c] as number;
+    let b = bytes[c] as number;
+    if (c === rows) {
+      for (let d = c + 1; d <= HIST_MAX; d++) {
+        o += objects[d] as number;
+        b += bytes[d] as number;
+      }
+    }
+    out.push({ copies: c, objects: o, bytes: b });
+  }
+  return out;
+}
+
+/** Bytes for a warning line (decimal units, as disk makers and `disk add` count). */
+function formatBytes(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+  let v = bytes;
+  let u = 0;
+  while (Math.abs(v) >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
+  }
+  return `${u === 0 ? v.toFixed(0) : v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
+}
+
+function checkInput(input: PlannerInput): void {
+  const n = input.count;
+  const bad = (what: string): never => {
+    throw new DistbackupError(`planner input: ${what}`, { code: 'planner-input' });
+  };
+  if (!Number.isInteger(n) || n < 0) bad(`count ${n} is not a non-negative integer`);
+  const columns: [string, ArrayLike<number>][] = [
+    ['objectId', input.objectId],
+    ['sizeBytes', input.sizeBytes],
+    ['copiesElsewhere', input.copiesElsewhere],
+    ['onThisDisk', input.onThisDisk],
+    ['priority', input.priority],
+    ['minCopies', input.minCopies],
+    ['maxCopies', input.maxCopies],
+    ['holderSet', input.holderSet],
+  ];
+  for (const [name, col] of columns) if (col.length < n) bad(`${name} has ${col.length} rows, fewer than ${n}`);
+  if (input.orphans.objectId.length !== input.orphans.sizeBytes.length) bad('orphan columns differ in length');
+  if (!(Number.isFinite(input.capacityBytes) && input.capacityBytes >= 0)) {
+    bad(`capacity ${input.capacityBytes} is not a size`);
+  }
+  const o = input.options;
+  if (o?.maxCopies !== undefined && !(Number.isInteger(o.maxCopies) && o.maxCopies >= 1)) {
+    bad(`maxCopies ${o.maxCopies} is not an integer of at least 1`);
+  }
+  if (o?.limitBytes !== undefined && !(o.limitBytes >= 0)) bad(`limitBytes ${o.limitBytes} is negative`);
+  if (o?.noBalance !== true && input.holderSets.length > 1) {
+    const sets = input.holderSets.length;
+    for (let i = 0; i < n; i++)
+      if ((input.holderSet[i] as number) >= sets) bad(`holderSet of row ${i} is out of range`);
+  }
+  for (let i = 0; i < n; i++) {
+    const d = input.onThisDisk[i] as number;
+    if (d > 1) bad(`onThisDisk of row ${i} is ${d}`);
+  }
+}
