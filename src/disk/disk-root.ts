@@ -231,6 +231,34 @@ export class DiskRoot {
     return true;
   }
 
+  /** fsync the prefix folder `prefix` (3 hex) after unlinks in it, when it exists. */
+  fsyncPrefix(prefix: string): void {
+    if (!PREFIX_RE.test(prefix)) return;
+    const dir = path.join(this.objectsDir, prefix);
+    if (!fs.existsSync(dir)) return;
+    this.ensureDir(dir, false);
+    fsyncDir(dir);
+  }
+
+  /**
+   * Remove temp files an interrupted run left in the disk folder (`.distbackup.sqlite.<hex>.tmp`
+   * and the like, written by the atomic writes of the catalogue copy, manifest and script).
+   */
+  cleanRootTemps(): number {
+    let n = 0;
+    for (const e of fs.readdirSync(this.root)) {
+      if (!/^\.distbackup[-.a-z]*\.[0-9a-f]{12}\.tmp(-journal|-wal|-shm)?$/.test(e)) continue;
+      const p = path.join(this.root, e);
+      const st = fs.lstatSync(p);
+      if (st.isFile() || st.isSymbolicLink()) {
+        fs.unlinkSync(p);
+        n += 1;
+      }
+    }
+    if (n > 0) fsyncDir(this.root);
+    return n;
+  }
+
   /** Move an object that is not what its name says into `.quarantine/` (never deleted). */
   quarantine(hash: string): string {
     const q = this.quarantineDir();

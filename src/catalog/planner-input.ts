@@ -1,0 +1,121 @@
+/**
+ * Building the planner's input (src/planner/types.ts) from the catalogue for one disk, streamed
+ * row by row into typed-array columns (never one JS object per object), sorted by hash so that
+ * the input position is the planner's reproducible tie-break. Copies of dropped disks are gone
+ * from `copies`, so every row there counts.
+ */
+import { type PlannerInput, UNCAPPED } from '../planner/types.js';
+import type { Db } from './db.js';
+import { NO_CAP } from './schema.js';
+
+export interface PlannerInputOptions {
+  readonly maxCopies?: number;
+  readonly limitBytes?: number;
+  readonly noEvict?: boolean;
+  readonly noBalance?: boolean;
+}
+
+/**
+ * The planner input for disk `diskId` with declared capacity `capacityBytes`. Referenced objects
+ * are those of regular files with a hash; an object takes the highest priority, copy target and
+ * cap of the files referencing it.
+ */
+export function buildPlannerInput(
+  db: Db,
+  diskId: number,
+  capacityBytes: number,
+  options: PlannerInputOptions = {},
+): PlannerInput {
+  const count = db
+    .prepare('SELECT count(DISTINCT object_id) FROM files WHERE kind = 0 AND object_id IS NOT NULL')
+    .pluck()
+    .get() as number;
+  const objectId = new Float64Array(count);
+  const sizeBytes = new Float64Array(count);
+  const copiesElsewhere = new Uint16Array(count);
+  const onThisDisk = new Uint8Array(count);
+  const priority = new Uint32Array(count);
+  const minCopies = new Uint16Array(count);
+  const maxCopies = new Uint32Array(count);
+  const holderSet = new Uint32Array(count);
+  const holderSets: number[][] = [[]];
+  const setIndex = new Map<string, number>([['', 0]]);
+
+  // One pass, ordered by hash. holders is the sorted list of disks holding the object.
+  const stmt = db
+    .prepare(
+      `WITH ref AS (
+         SELECT object_id, max(priority) AS p, max(min_copies) AS mn, max(max_copies) AS mx
+         FROM files WHERE kind = 0 AND object_id IS NOT NULL GROUP BY object_id)
+       SELECT o.id, o.size, ref.p, ref.mn, ref.mx,
+              (SELECT group_concat(disk_id) FROM (SELECT disk_id FROM copies WHERE object_id = o.id ORDER BY disk_id))
+       FROM ref JOIN objects o ON o.id = ref.object_id
+       ORDER BY o.hash`,
+    )
+    .raw(true);
+  let i = 0;
+  for (const row of stmt.iterate() as IterableIterator<[number, number, number, number, number, string | null]>) {
+    if (i >= count) break; // files changed under us: the count query and this one disagree
+    const [id, size, p, mn, mx, holders] = row;
+    objectId[i] = id;
+    sizeBytes[i] = size;
+    priority[i] = Math.max(0, p);
+    minCopies[i] = Math.min(0xffff, Math.max(0, mn));
+    maxCopies[i] = mx >= NO_CAP ? UNCAPPED : Math.max(0, mx);
+    let elsewhere = 0;
+    let key = '';
+    if (holders !== null) {
+      const others: string[] = [];
+      for (const h of holders.split(',')) {
+        if (Number(h) === diskId) onThisDisk[i] = 1;
+        else others.push(h);
+      }
+      elsewhere = others.length;
+      key = others.join(',');
+    }
+    copiesElsewhere[i] = Math.min(0xffff, elsewhere);
+    let s = setIndex.get(key);
+    if (s === undefined) {
+      s = holderSets.length;
+      holderSets.push(key.split(',').map(Number));
+      setIndex.set(key, s);
+    }
+    holderSet[i] = s;
+    i += 1;
+  }
+
+  const orphanRows = db
+    .prepare(
+      `SELECT o.id, o.size FROM copies c JOIN objects o ON o.id = c.object_id
+       WHERE c.disk_id = ? AND NOT EXISTS (SELECT 1 FROM files f WHERE f.object_id = o.id AND f.kind = 0)
+       ORDER BY o.hash`,
+    )
+    .raw(true)
+    .all(diskId) as [number, number][];
+  const orphans = {
+    objectId: Float64Array.from(orphanRows, (r) => r[0]),
+    sizeBytes: Float64Array.from(orphanRows, (r) => r[1]),
+  };
+
+  const opts: { maxCopies?: number; limitBytes?: number; noEvict?: boolean; noBalance?: boolean } = {};
+  if (options.maxCopies !== undefined) opts.maxCopies = options.maxCopies;
+  if (options.limitBytes !== undefined) opts.limitBytes = options.limitBytes;
+  if (options.noEvict !== undefined) opts.noEvict = options.noEvict;
+  if (options.noBalance !== undefined) opts.noBalance = options.noBalance;
+  const n = i;
+  return {
+    count: n,
+    objectId: objectId.subarray(0, n),
+    sizeBytes: sizeBytes.subarray(0, n),
+    copiesElsewhere: copiesElsewhere.subarray(0, n),
+    onThisDisk: onThisDisk.subarray(0, n),
+    priority: priority.subarray(0, n),
+    minCopies: minCopies.subarray(0, n),
+    maxCopies: maxCopies.subarray(0, n),
+    holderSet: holderSet.subarray(0, n),
+    holderSets,
+    orphans,
+    capacityBytes,
+    options: opts,
+  };
+}

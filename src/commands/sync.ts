@@ -1,0 +1,86 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand } from '../cli/base-command.js';
+import { parseRate, parseSize } from '../core/units.js';
+import { planLines, resultLines } from '../sync/report.js';
+import { runSync, type SyncDoc } from '../sync/sync.js';
+import { createProgress } from '../ui/progress.js';
+
+export default class Sync extends BaseCommand<typeof Sync> {
+  static override summary = 'Bring a connected disk up to date and raise the pool’s redundancy (the main job).';
+  static override description =
+    'Reconciles the disk with the catalogue, plans what it should hold so that the minimum number of copies of every file is as high as the pool allows, deletes orphans, copies (evicting only for objects with fewer copies), and writes the catalogue copy, manifest and restore script to the disk. Interrupting it at any moment leaves every named object correct; the next sync goes on.';
+  static override examples = [
+    '<%= config.bin %> sync backup3',
+    '<%= config.bin %> sync --disk /media/backup3 --bwlimit 50M',
+    '<%= config.bin %> sync backup3 --dry-run',
+    '<%= config.bin %> sync backup3 --verify readback --profile hdd',
+  ];
+  static override enableJsonFlag = true;
+  static override args = { name: Args.string({ required: false, description: 'name of the disk' }) };
+  static override flags = {
+    disk: Flags.string({ summary: 'Folder of the disk (its distbackup-disk.json decides which disk it is).' }),
+    'dry-run': Flags.boolean({ char: 'n', summary: 'Print the plan; change nothing.' }),
+    bwlimit: Flags.string({ summary: 'Cap the copy at this many bytes per second (50M).' }),
+    verify: Flags.string({
+      summary: 'write: hash while copying (default); readback: also re-read every object after its fsync.',
+      options: ['write', 'readback'],
+      default: 'write',
+    }),
+    profile: Flags.string({
+      summary: 'hdd: one sequential reader and writer; ssd: parallel copies. Default from the disk’s device.',
+      options: ['hdd', 'ssd'],
+    }),
+    'fsync-batch': Flags.integer({ summary: 'Files per fsync batch (default 512).', min: 1 }),
+    limit: Flags.string({ summary: 'Copy at most this many bytes in this run (500G).' }),
+    'max-copies': Flags.integer({ summary: 'Cap every object at N copies in this run.', min: 1 }),
+    'no-evict': Flags.boolean({ summary: 'Never evict a copy to make room.' }),
+    update: Flags.boolean({ summary: 'Run update first.' }),
+  };
+
+  public async run(): Promise<SyncDoc> {
+    const f = this.flags;
+    const cat = this.catalog();
+    if (f.update) {
+      // The update use-case is loaded only when asked for.
+      const modulePath = '../update/update.js';
+      const { runUpdate } = (await import(modulePath)) as {
+        runUpdate: (c: typeof cat, o: Record<string, unknown>) => Promise<unknown>;
+      };
+      await runUpdate(cat, {});
+    }
+    const ac = new AbortController();
+    const onInt = (): void => {
+      process.stderr.write('\ninterrupted: finishing the current batch (Ctrl-C again to stop at once)\n');
+      ac.abort();
+      process.removeListener('SIGINT', onInt);
+    };
+    process.on('SIGINT', onInt);
+    let doc: SyncDoc;
+    try {
+      doc = await runSync(cat, {
+        name: this.args.name,
+        diskPath: f.disk,
+        dryRun: f['dry-run'],
+        bwlimitBytesPerS: f.bwlimit === undefined ? undefined : parseRate(f.bwlimit),
+        verify: f.verify === 'readback' ? 'readback' : 'write',
+        profile: f.profile === undefined ? undefined : f.profile === 'ssd' ? 'ssd' : 'hdd',
+        fsyncBatchFiles: f['fsync-batch'],
+        limitBytes: f.limit === undefined ? undefined : parseSize(f.limit),
+        maxCopies: f['max-copies'],
+        noEvict: f['no-evict'],
+        progress: (totalBytes, totalFiles) =>
+          createProgress({ label: 'sync', enabled: this.showProgress, totalBytes, totalFiles }),
+        onNote: (line) => {
+          if (!this.jsonEnabled() && !f.quiet) process.stderr.write(`${line}\n`);
+        },
+        signal: ac.signal,
+      });
+    } finally {
+      process.removeListener('SIGINT', onInt);
+    }
+    for (const line of planLines(doc)) this.log(line);
+    if (!doc.dryRun) for (const line of resultLines(doc)) this.log(line);
+    if (doc.skipped.length > 0) this.setExitCode(1);
+    return doc;
+  }
+}

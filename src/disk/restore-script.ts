@@ -1,0 +1,148 @@
+/**
+ * `distbackup-restore.sh` (SPEC §2): restores a disk's files with POSIX `sh`, `mkdir`, `cp`,
+ * `touch`, `chmod` and `sha256sum` alone. It embeds no path: it reads the manifest beside it,
+ * decodes `%XX` with octal printf escapes (`\x` is not POSIX), refuses absolute and `..` paths,
+ * never overwrites an existing file, checks every restored file's hash, and sets its mode
+ * (permission bits only) and mtime (`touch -t` in UTC, computed with shell arithmetic).
+ */
+
+/** The script's text; identical on every disk. */
+export const RESTORE_SCRIPT = `#!/bin/sh
+# distbackup-restore.sh - restore the files held by this distbackup disk, with POSIX sh and
+# coreutils only (sh, mkdir, cp, touch, chmod, sha256sum).
+#
+#   sh distbackup-restore.sh DEST [MANIFEST]
+#
+# Reads distbackup-manifest.txt beside this script: one line per file,
+# sha256 TAB size TAB mtime(unix s) TAB mode(octal) TAB path (percent-encoded, %XX = one byte).
+# The content of a file is distbackup-objects/<first 3 hex>/<sha256>. A file that already exists
+# in DEST is never overwritten. Exit status 1 when a file could not be restored or checked.
+set -u
+LC_ALL=C
+export LC_ALL
+case "\${1-}" in
+  '' | -h | --help)
+    printf 'usage: sh %s DEST [MANIFEST]\\n' "$0" >&2
+    exit 1 ;;
+esac
+DEST=$1
+case $0 in */*) DISK=\${0%/*} ;; *) DISK=. ;; esac
+MANIFEST=\${2-$DISK/distbackup-manifest.txt}
+OBJECTS=$DISK/distbackup-objects
+if [ ! -r "$MANIFEST" ]; then
+  printf 'distbackup-restore: cannot read %s\\n' "$MANIFEST" >&2
+  exit 1
+fi
+mkdir -p -- "$DEST" || exit 1
+TAB=$(printf '\\t')
+restored=0
+failed=0
+present=0
+
+warn() {
+  printf 'distbackup-restore: %s\\n' "$1" >&2
+}
+
+# Print the bytes of a percent-encoded path: %XX becomes an octal printf escape; a literal
+# backslash or percent sign is escaped so that printf prints it as is.
+decode() {
+  s=$1
+  out=
+  while [ -n "$s" ]; do
+    case $s in
+      %[0-9A-Fa-f][0-9A-Fa-f]*)
+        rest=\${s#???}
+        hh=\${s%"$rest"}
+        hh=\${hh#%}
+        out=$out\\\\$(printf '%03o' "$((0x$hh))")
+        s=$rest ;;
+      *)
+        rest=\${s#?}
+        c=\${s%"$rest"}
+        s=$rest
+        case $c in
+          \\\\) out=$out\\\\\\\\ ;;
+          %) out=$out%% ;;
+          *) out=$out$c ;;
+        esac ;;
+    esac
+  done
+  printf "$out"
+}
+
+# touch -t stamp (UTC) of a unix time, by the civil-from-days algorithm.
+stamp() {
+  t=$1
+  days=$((t / 86400))
+  secs=$((t % 86400))
+  if [ "$secs" -lt 0 ]; then
+    secs=$((secs + 86400))
+    days=$((days - 1))
+  fi
+  z=$((days + 719468))
+  if [ "$z" -ge 0 ]; then era=$((z / 146097)); else era=$(((z - 146096) / 146097)); fi
+  doe=$((z - era * 146097))
+  yoe=$(((doe - doe / 1460 + doe / 36524 - doe / 146096) / 365))
+  y=$((yoe + era * 400))
+  doy=$((doe - (365 * yoe + yoe / 4 - yoe / 100)))
+  mp=$(((5 * doy + 2) / 153))
+  d=$((doy - (153 * mp + 2) / 5 + 1))
+  if [ "$mp" -lt 10 ]; then m=$((mp + 3)); else m=$((mp - 9)); fi
+  if [ "$m" -le 2 ]; then y=$((y + 1)); fi
+  printf '%04d%02d%02d%02d%02d.%02d' "$y" "$m" "$d" $((secs / 3600)) $((secs % 3600 / 60)) $((secs % 60))
+}
+
+while IFS=$TAB read -r hash size mtime mode enc; do
+  case $hash in '#'* | '') continue ;; esac
+  case $hash in *[!0-9a-f]*) warn "bad hash in manifest line: $hash"; failed=$((failed + 1)); continue ;; esac
+  if [ \${#hash} -ne 64 ]; then warn "bad hash in manifest line: $hash"; failed=$((failed + 1)); continue; fi
+  case $mtime in '' | *[!0-9-]*) warn "bad mtime for $enc"; failed=$((failed + 1)); continue ;; esac
+  case $mode in '' | *[!0-7]*) warn "bad mode for $enc"; failed=$((failed + 1)); continue ;; esac
+  case \${enc-} in '' | *%00*) warn "refusing path $enc"; failed=$((failed + 1)); continue ;; esac
+  case $enc in
+    *[%\\\\]*)
+      p=$(decode "$enc"; printf x)
+      p=\${p%x} ;;
+    *) p=$enc ;;
+  esac
+  case $p in
+    /*) rel=\${p#/} ;;
+    *) warn "refusing relative path $enc"; failed=$((failed + 1)); continue ;;
+  esac
+  case /$rel/ in
+    // | */../* | */./* | *//*) warn "refusing path $enc"; failed=$((failed + 1)); continue ;;
+  esac
+  target=$DEST/$rel
+  if [ -e "$target" ] || [ -L "$target" ]; then
+    present=$((present + 1))
+    continue
+  fi
+  obj=$OBJECTS/\${hash%"\${hash#???}"}/$hash
+  if [ ! -f "$obj" ]; then
+    warn "missing object $hash for $enc"
+    failed=$((failed + 1))
+    continue
+  fi
+  mkdir -p -- "\${target%/*}" || { failed=$((failed + 1)); continue; }
+  if ! cp -- "$obj" "$target"; then
+    warn "cannot copy $enc"
+    failed=$((failed + 1))
+    continue
+  fi
+  got=$(sha256sum < "$target")
+  got=\${got%% *}
+  if [ "$got" != "$hash" ]; then
+    warn "wrong content for $enc: $got instead of $hash"
+    failed=$((failed + 1))
+    continue
+  fi
+  m=$mode
+  while [ \${#m} -gt 3 ]; do m=\${m#?}; done
+  chmod -- "$m" "$target" || warn "cannot set mode of $enc"
+  TZ=UTC0 touch -t "$(stamp "$mtime")" -- "$target" || warn "cannot set mtime of $enc"
+  restored=$((restored + 1))
+done < "$MANIFEST"
+
+printf 'distbackup-restore: %s restored, %s already present, %s failed\\n' "$restored" "$present" "$failed" >&2
+[ "$failed" -eq 0 ]
+`;

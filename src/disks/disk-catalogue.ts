@@ -1,0 +1,56 @@
+/**
+ * What every disk carries so it can be restored on its own (SPEC §2): the manifest, the restore
+ * script and the catalogue copy, each written atomically, with the disk's device checked before
+ * each rename (an unplugged disk never makes them land on the host).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Catalog } from '../catalog/db.js';
+import { getDiskByUuid } from '../catalog/disks.js';
+import { iterateManifestRows, snapshotCatalogue } from '../catalog/snapshot.js';
+import { writeFileAtomic } from '../core/durable.js';
+import { DistbackupError } from '../core/errors.js';
+import { readDiskIdentity } from '../disk/disk-json.js';
+import { DiskRoot } from '../disk/disk-root.js';
+import { DISK_CATALOGUE, DISK_MANIFEST, DISK_RESTORE_SCRIPT } from '../disk/layout.js';
+import { writeManifest } from '../disk/manifest.js';
+import { RESTORE_SCRIPT } from '../disk/restore-script.js';
+
+/** What was written. */
+export interface DiskCatalogueResult {
+  manifestFiles: number;
+}
+
+/**
+ * Write the manifest, the restore script and the catalogue copy to the disk at `disk` (a folder
+ * or an open DiskRoot). `diskId` defaults to the registered disk whose uuid the folder holds.
+ */
+export function writeDiskCatalogue(cat: Catalog, disk: string | DiskRoot, diskId?: number): DiskCatalogueResult {
+  const root = typeof disk === 'string' ? DiskRoot.open(disk) : disk;
+  let id = diskId;
+  if (id === undefined) {
+    const identity = readDiskIdentity(root.root);
+    const row = getDiskByUuid(cat.db, identity.uuid);
+    if (row === undefined) {
+      throw new DistbackupError(`${root.root}: disk '${identity.name}' is not registered in this catalogue`, {
+        path: root.root,
+      });
+    }
+    id = row.id;
+  }
+  const check = (): void => root.checkMounted();
+  const manifestFiles = writeManifest(path.join(root.root, DISK_MANIFEST), iterateManifestRows(cat.db, id), check);
+  const scriptPath = path.join(root.root, DISK_RESTORE_SCRIPT);
+  let current: string | undefined;
+  try {
+    current = fs.readFileSync(scriptPath, 'utf8');
+  } catch {
+    current = undefined;
+  }
+  if (current !== RESTORE_SCRIPT) {
+    check();
+    writeFileAtomic(scriptPath, RESTORE_SCRIPT, 0o755);
+  }
+  snapshotCatalogue(cat.db, path.join(root.root, DISK_CATALOGUE), check);
+  return { manifestFiles };
+}

@@ -1,0 +1,152 @@
+/**
+ * Small I/O helpers of the copy pipeline: callback fs calls as promises (they run on libuv's
+ * thread pool, so a read and a write overlap), a positional write that loops on short writes,
+ * a bounded chunk queue between a reader and a writer, and a read-back that bypasses the page
+ * cache where the filesystem allows (O_DIRECT).
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { errnoCode } from '../core/errors.js';
+
+export function readAsync(
+  fd: number,
+  buf: Uint8Array,
+  offset: number,
+  length: number,
+  position: number,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.read(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n)));
+  });
+}
+
+/** Write all of `buf` at `position`, looping on short writes (the async twin of writeFully). */
+export async function writeFullyAsync(fd: number, buf: Uint8Array, position: number): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const n = await new Promise<number>((resolve, reject) => {
+      fs.write(fd, buf, off, buf.length - off, position + off, (err, written) =>
+        err ? reject(err) : resolve(written),
+      );
+    });
+    if (n <= 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'EIO' });
+    off += n;
+  }
+}
+
+export function fsyncAsync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.fsync(fd, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+/**
+ * A FIFO between one producer and one consumer holding at most `capacity` messages; `push`
+ * waits while it is full (backpressure), `pop` while it is empty. `close()` ends it: pending
+ * and later pops return undefined once drained, pushes return false.
+ */
+export class BoundedQueue<T> {
+  private readonly items: T[] = [];
+  private closed = false;
+  private waitingPop: ((v: T | undefined) => void) | undefined;
+  private waitingPush: (() => void) | undefined;
+
+  constructor(private readonly capacity: number) {}
+
+  async push(item: T): Promise<boolean> {
+    while (this.items.length >= this.capacity && !this.closed) {
+      await new Promise<void>((resolve) => {
+        this.waitingPush = resolve;
+      });
+    }
+    if (this.closed) return false;
+    const w = this.waitingPop;
+    if (w !== undefined) {
+      this.waitingPop = undefined;
+      w(item);
+    } else {
+      this.items.push(item);
+    }
+    return true;
+  }
+
+  async pop(): Promise<T | undefined> {
+    const first = this.items.shift();
+    if (first !== undefined) {
+      this.wakePush();
+      return first;
+    }
+    if (this.closed) return undefined;
+    return new Promise<T | undefined>((resolve) => {
+      this.waitingPop = resolve;
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.wakePush();
+    const w = this.waitingPop;
+    if (w !== undefined && this.items.length === 0) {
+      this.waitingPop = undefined;
+      w(undefined);
+    }
+  }
+
+  private wakePush(): void {
+    const w = this.waitingPush;
+    if (w !== undefined) {
+      this.waitingPush = undefined;
+      w();
+    }
+  }
+}
+
+let directBuffer: Uint8Array | undefined;
+
+/** WebAssembly is a global of Node; the ES lib this project compiles against does not declare it. */
+const Wasm = (
+  globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } } }
+).WebAssembly;
+
+/**
+ * SHA-256 of the file at `file`, read with O_DIRECT when the filesystem allows it, so that the
+ * bytes come from the device and not from the page cache that was just written (`--verify
+ * readback`). The buffer is a WebAssembly memory: page-aligned, as O_DIRECT requires. Returns
+ * the hash and whether the cache was bypassed. Synchronous (one buffer per process).
+ */
+export function readBackHash(file: string): { hash: string; direct: boolean } {
+  directBuffer ??= new Uint8Array(new Wasm.Memory({ initial: 64 }).buffer); // 4 MiB
+  const buf = directBuffer;
+  let direct = true;
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_DIRECT ?? 0));
+  } catch (err) {
+    if (errnoCode(err) !== 'EINVAL') throw err;
+    direct = false;
+    fd = fs.openSync(file, fs.constants.O_RDONLY);
+  }
+  const h = createHash('sha256');
+  try {
+    let pos = 0;
+    for (;;) {
+      let n: number;
+      try {
+        n = fs.readSync(fd, buf, 0, buf.length, pos);
+      } catch (err) {
+        if (!direct || errnoCode(err) !== 'EINVAL') throw err;
+        // The filesystem accepted O_DIRECT at open but not for this read: read through the cache.
+        fs.closeSync(fd);
+        fd = fs.openSync(file, fs.constants.O_RDONLY);
+        direct = false;
+        continue;
+      }
+      if (n <= 0) break;
+      h.update(buf.subarray(0, n));
+      pos += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return { hash: h.digest('hex'), direct };
+}

@@ -1,0 +1,462 @@
+/**
+ * The copy pipeline of `sync` (SPEC §4 step 5). Per lane, a reader visits the items in the
+ * order given (the caller sorts them by device and inode so a spinning source reads
+ * sequentially), hashes while reading, and hands chunks through a bounded queue (memory is
+ * lanes × readAheadChunks × chunkBytes whatever the file sizes) to a writer that writes them
+ * with positional writes into `.tmp/`. Complete files wait in a batch; a batch (N files or B
+ * bytes) is fsynced, optionally read back, renamed into place, the prefix folders fsynced, the
+ * disk's device checked, and only then recorded through `commit` (one transaction). An object
+ * whose fsync failed is thrown away and written again from the source, never renamed; a source
+ * whose bytes do not match the catalogued hash is skipped, never stored under that hash.
+ * Runs on the main thread; the I/O runs on libuv's pool (small files synchronously: it is
+ * cheaper than a thread-pool round trip, NODE20.md).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fsyncDir, writeFully } from '../core/durable.js';
+import { DistbackupError, describeError, errnoCode } from '../core/errors.js';
+import { killPoint } from '../core/kill-points.js';
+import { displayPath } from '../core/vpath.js';
+import { BoundedQueue, fsyncAsync, readAsync, readBackHash, writeFullyAsync } from './copy-io.js';
+import type { TokenBucket } from './throttle.js';
+
+/** One object to copy. */
+export interface CopyItem {
+  /** The catalogue's object id (carried through to `commit`). */
+  readonly objectId: number;
+  readonly hash: string;
+  readonly sizeBytes: number;
+  /** Real paths of files with this content, tried in order until one matches the hash. */
+  readonly sources: readonly Buffer[];
+}
+
+/** An object now durable under its final name. */
+export interface CopiedObject {
+  readonly objectId: number;
+  readonly hash: string;
+  readonly sizeBytes: number;
+}
+
+/** An object that could not be copied from any of its sources. */
+export interface CopySkip {
+  readonly item: CopyItem;
+  /** The last source tried (null when there was none). */
+  readonly path: Buffer | null;
+  readonly error: string;
+}
+
+/** What the pipeline needs of the disk (see disk/disk-root.ts). */
+export interface CopyTarget {
+  readonly tmpDir: string;
+  /** The checked prefix folder of `hash`, created when missing. */
+  prefixDir(hash: string, create: boolean): string;
+  /** Throw when the disk is no longer the folder it was (unplugged, unmounted). */
+  checkMounted(): void;
+}
+
+export interface CopyOptions {
+  readonly target: CopyTarget;
+  /** Reader/writer pairs: 1 for a spinning disk (sequential), more for SSDs. */
+  readonly lanes: number;
+  readonly chunkBytes: number;
+  /** Chunks each reader may read ahead of its writer. */
+  readonly readAheadChunks: number;
+  readonly fsyncBatchFiles: number;
+  readonly fsyncBatchBytes: number;
+  /** Re-read each object after its fsync and check its hash (`--verify readback`). */
+  readonly readback: boolean;
+  readonly throttle?: TokenBucket | undefined;
+  /** Called, synchronously, just before an item is started (evictions make room here). */
+  readonly beforeItem?: ((item: CopyItem) => void) | undefined;
+  /** Record a durable batch in the catalogue (one transaction). */
+  readonly commit: (batch: readonly CopiedObject[]) => void;
+  readonly onSkip: (skip: CopySkip) => void;
+  readonly onProgress?: ((bytesDone: number, filesDone: number) => void) | undefined;
+  readonly onNote?: ((line: string) => void) | undefined;
+  /** Stop taking new items (Ctrl-C); what is complete is still made durable and recorded. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface CopyResult {
+  copied: number;
+  bytesCopied: number;
+  skipped: number;
+  /** Objects whose read-back went through the page cache (the filesystem refused O_DIRECT). */
+  readbackCached: number;
+}
+
+/** Files at most this big are read and written with one synchronous call each. */
+const SMALL_BYTES = 256 * 1024;
+
+type Msg =
+  | { readonly t: 'start'; readonly item: CopyItem }
+  | { readonly t: 'data'; readonly buf: Buffer; readonly n: number; readonly pos: number; readonly release: () => void }
+  | { readonly t: 'end' }
+  | { readonly t: 'abort' };
+
+interface Pending {
+  readonly item: CopyItem;
+  readonly tmp: string;
+  fd: number;
+}
+
+/** A pool of equal buffers; `get` waits while all are out. */
+class BufferPool {
+  private readonly free: Buffer[] = [];
+  private waiter: (() => void) | undefined;
+  constructor(count: number, size: number) {
+    for (let i = 0; i < count; i++) this.free.push(Buffer.allocUnsafeSlow(size));
+  }
+  async get(): Promise<Buffer> {
+    for (;;) {
+      const b = this.free.pop();
+      if (b !== undefined) return b;
+      await new Promise<void>((resolve) => {
+        this.waiter = resolve;
+      });
+    }
+  }
+  put(b: Buffer): void {
+    this.free.push(b);
+    const w = this.waiter;
+    if (w !== undefined) {
+      this.waiter = undefined;
+      w();
+    }
+  }
+}
+
+/**
+ * Copy `items` onto the disk. Per-object source problems go to `onSkip`; a disk problem
+ * (ENOSPC, EIO, the disk vanished) stops the run: what is complete is made durable and
+ * committed first when the disk is still there, then the error is thrown.
+ */
+export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions): Promise<CopyResult> {
+  const result: CopyResult = { copied: 0, bytesCopied: 0, skipped: 0, readbackCached: 0 };
+  let fatal: unknown;
+  let bytesWritten = 0;
+  let batch: Pending[] = [];
+  let batchBytes = 0;
+  let flushing: Promise<void> = Promise.resolve();
+  const retries: CopyItem[] = [];
+  const retried = new Set<number>();
+
+  const fail = (err: unknown): void => {
+    fatal ??= err;
+  };
+  const progress = (): void => opts.onProgress?.(bytesWritten, result.copied);
+
+  const discard = (p: Pending): void => {
+    try {
+      if (p.fd >= 0) fs.closeSync(p.fd);
+    } catch {
+      // already failing: the tmp file goes anyway
+    }
+    p.fd = -1;
+    try {
+      fs.rmSync(p.tmp, { force: true });
+    } catch {
+      // .tmp/ is emptied at the next sync
+    }
+  };
+
+  const rewrite = (p: Pending, why: string): void => {
+    discard(p);
+    if (retried.has(p.item.objectId)) {
+      fail(
+        new DistbackupError(`${p.tmp}: ${why} twice for object ${p.item.hash}; the disk is failing`, {
+          code: 'EIO',
+          path: p.tmp,
+        }),
+      );
+      return;
+    }
+    retried.add(p.item.objectId);
+    retries.push(p.item);
+    opts.onNote?.(`${p.tmp}: ${why}; it will be written again from the source`);
+  };
+
+  /** Make one batch durable and record it; see the module comment for the order. */
+  const flushBatch = async (b: Pending[]): Promise<void> => {
+    if (b.length === 0) return;
+    // 1. fsync every file of the batch, in parallel: the filesystem groups them in one commit.
+    const ok: Pending[] = [];
+    const width = 16;
+    for (let i = 0; i < b.length; i += width) {
+      const part = b.slice(i, i + width);
+      const res = await Promise.allSettled(part.map((p) => fsyncAsync(p.fd)));
+      res.forEach((r, j) => {
+        const p = part[j];
+        if (p === undefined) return;
+        if (r.status === 'fulfilled') ok.push(p);
+        else if (errnoCode(r.reason) === 'ENOSPC' || errnoCode(r.reason) === 'EDQUOT') {
+          discard(p);
+          fail(r.reason);
+        } else rewrite(p, `fsync failed (${describeError(r.reason)})`);
+      });
+    }
+    for (const p of ok) {
+      fs.closeSync(p.fd);
+      p.fd = -1;
+    }
+    killPoint('after-fsync');
+    // 2. optional read-back of what the device really holds.
+    const checked: Pending[] = [];
+    for (const p of ok) {
+      if (!opts.readback) {
+        checked.push(p);
+        continue;
+      }
+      let got: { hash: string; direct: boolean };
+      try {
+        got = readBackHash(p.tmp);
+      } catch (err) {
+        rewrite(p, `read-back failed (${describeError(err)})`);
+        continue;
+      }
+      if (!got.direct) result.readbackCached += 1;
+      if (got.hash === p.item.hash) checked.push(p);
+      else rewrite(p, `read-back gave ${got.hash}, not ${p.item.hash}`);
+    }
+    // 3. rename into place, then fsync the prefix folders.
+    const dirs = new Set<string>();
+    const renamed: Pending[] = [];
+    try {
+      for (const p of checked) {
+        const dir = opts.target.prefixDir(p.item.hash, true);
+        fs.renameSync(p.tmp, path.join(dir, p.item.hash));
+        killPoint('after-rename');
+        dirs.add(dir);
+        renamed.push(p);
+      }
+      for (const d of dirs) fsyncDir(d);
+      killPoint('after-dirsync');
+      // 4. still the same disk? Then count the batch, in one transaction.
+      opts.target.checkMounted();
+    } catch (err) {
+      for (const p of checked) if (!renamed.includes(p)) discard(p);
+      throw err;
+    }
+    opts.commit(renamed.map((p) => ({ objectId: p.item.objectId, hash: p.item.hash, sizeBytes: p.item.sizeBytes })));
+    killPoint('after-batch-commit');
+    for (const p of renamed) {
+      result.copied += 1;
+      result.bytesCopied += p.item.sizeBytes;
+    }
+    progress();
+  };
+
+  /** Hand the current batch to the (serialised) flusher; resolves when it is durable. */
+  const flush = (): Promise<void> => {
+    const b = batch;
+    batch = [];
+    batchBytes = 0;
+    flushing = flushing.then(async () => {
+      if (fatal !== undefined) {
+        // A disk error happened: try to keep what is complete, but never hide the first error.
+        try {
+          await flushBatch(b);
+        } catch {
+          for (const p of b) if (p.fd >= 0) discard(p);
+        }
+        return;
+      }
+      try {
+        await flushBatch(b);
+      } catch (err) {
+        for (const p of b) if (p.fd >= 0) discard(p);
+        fail(err);
+      }
+    });
+    return flushing;
+  };
+
+  const runItems = async (list: Iterable<CopyItem>): Promise<void> => {
+    const it = list[Symbol.iterator]();
+    const next = (): CopyItem | undefined => {
+      if (fatal !== undefined || opts.signal?.aborted === true) return undefined;
+      const r = it.next();
+      if (r.done === true) return undefined;
+      try {
+        opts.beforeItem?.(r.value);
+      } catch (err) {
+        fail(err);
+        return undefined;
+      }
+      return r.value;
+    };
+    const lanes: Promise<void>[] = [];
+    for (let i = 0; i < Math.max(1, opts.lanes); i++) lanes.push(runLane(next));
+    await Promise.all(lanes);
+  };
+
+  const runLane = async (next: () => CopyItem | undefined): Promise<void> => {
+    const q = new BoundedQueue<Msg>(opts.readAheadChunks + 2);
+    const pool = new BufferPool(opts.readAheadChunks, opts.chunkBytes);
+    const reader = async (): Promise<void> => {
+      try {
+        for (let item = next(); item !== undefined; item = next()) {
+          if (!(await readItem(item, q, pool))) break;
+        }
+      } finally {
+        q.close();
+      }
+    };
+    const writer = async (): Promise<void> => {
+      let cur: Pending | undefined;
+      let broken = false;
+      for (let m = await q.pop(); m !== undefined; m = await q.pop()) {
+        if (m.t === 'data') {
+          try {
+            if (cur !== undefined && !broken && fatal === undefined) {
+              const data = m.buf.subarray(0, m.n);
+              if (m.n <= SMALL_BYTES && m.pos === 0) writeFully(cur.fd, data, m.pos);
+              else await writeFullyAsync(cur.fd, data, m.pos);
+              bytesWritten += m.n;
+              await opts.throttle?.take(m.n);
+              progress();
+            }
+          } catch (err) {
+            broken = true;
+            if (cur !== undefined) discard(cur);
+            const code = errnoCode(err);
+            if (code === 'EFBIG' && cur !== undefined) {
+              result.skipped += 1;
+              opts.onSkip({
+                item: cur.item,
+                path: null,
+                error: `too large for this disk's filesystem: ${describeError(err)}`,
+              });
+            } else {
+              fail(err);
+            }
+          } finally {
+            m.release();
+          }
+        } else if (m.t === 'start') {
+          broken = false;
+          const tmp = path.join(opts.target.tmpDir, `${m.item.hash}.${randomBytes(6).toString('hex')}`);
+          try {
+            // 0444 from the start: objects are never modified, only replaced or deleted.
+            const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o444);
+            cur = { item: m.item, tmp, fd };
+          } catch (err) {
+            cur = undefined;
+            broken = true;
+            fail(err);
+          }
+        } else if (m.t === 'abort') {
+          if (cur !== undefined && !broken) discard(cur);
+          cur = undefined;
+        } else if (m.t === 'end') {
+          if (cur !== undefined && !broken && fatal === undefined) {
+            killPoint('after-tmp-write');
+            batch.push(cur);
+            batchBytes += cur.item.sizeBytes;
+            if (batch.length >= opts.fsyncBatchFiles || batchBytes >= opts.fsyncBatchBytes) await flush();
+          } else if (cur !== undefined && !broken) {
+            discard(cur);
+          }
+          cur = undefined;
+        }
+      }
+      if (cur !== undefined && cur.fd >= 0) discard(cur);
+    };
+    await Promise.all([reader(), writer()]);
+  };
+
+  /** Read one item into the queue; false when the run must stop. */
+  const readItem = async (item: CopyItem, q: BoundedQueue<Msg>, pool: BufferPool): Promise<boolean> => {
+    let lastErr = 'no file of the catalogue has this content any more';
+    let lastPath: Buffer | null = null;
+    for (const src of item.sources) {
+      lastPath = src;
+      let fd: number;
+      try {
+        // O_NOFOLLOW: a file swapped for a link since the scan is not followed (RELIABILITY.md
+        // §2.17); O_NONBLOCK: a FIFO in its place does not block the open.
+        fd = fs.openSync(src, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+      } catch (err) {
+        lastErr = describeError(err);
+        continue;
+      }
+      let started = false;
+      try {
+        const st = fs.fstatSync(fd);
+        if (!st.isFile()) {
+          lastErr = 'not a regular file any more';
+          continue;
+        }
+        if (st.size < item.sizeBytes) {
+          lastErr = `changed since the last update (${st.size} bytes, catalogued ${item.sizeBytes}); run 'distbackup update'`;
+          continue;
+        }
+        if (!(await q.push({ t: 'start', item }))) return false;
+        started = true;
+        const h = createHash('sha256');
+        let pos = 0;
+        while (pos < item.sizeBytes) {
+          if (fatal !== undefined) {
+            await q.push({ t: 'abort' });
+            return false;
+          }
+          const buf = await pool.get();
+          const want = Math.min(buf.length, item.sizeBytes - pos);
+          let n: number;
+          try {
+            n =
+              want <= SMALL_BYTES && pos === 0
+                ? fs.readSync(fd, buf, 0, want, pos)
+                : await readAsync(fd, buf, 0, want, pos);
+          } catch (err) {
+            pool.put(buf);
+            throw err;
+          }
+          if (n <= 0) {
+            pool.put(buf);
+            throw new Error(`shorter than catalogued (${pos} of ${item.sizeBytes} bytes); run 'distbackup update'`);
+          }
+          h.update(buf.subarray(0, n));
+          if (!(await q.push({ t: 'data', buf, n, pos, release: () => pool.put(buf) }))) {
+            pool.put(buf);
+            return false;
+          }
+          pos += n;
+        }
+        const got = h.digest('hex');
+        if (got !== item.hash) {
+          lastErr = `content changed since the last update (hash ${got.slice(0, 12)}…, catalogued ${item.hash.slice(0, 12)}…); run 'distbackup update'`;
+          await q.push({ t: 'abort' });
+          continue;
+        }
+        return await q.push({ t: 'end' });
+      } catch (err) {
+        lastErr = describeError(err);
+        if (started) await q.push({ t: 'abort' });
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    result.skipped += 1;
+    opts.onSkip({ item, path: lastPath, error: lastErr });
+    return true;
+  };
+
+  await runItems(items);
+  if (batch.length > 0) await flush();
+  await flushing;
+  if (retries.length > 0 && fatal === undefined) {
+    const again = retries.splice(0);
+    await runItems(again);
+    if (batch.length > 0) await flush();
+    await flushing;
+  }
+  if (fatal !== undefined) throw fatal;
+  return result;
+}
+
+/** Render a skipped source path for reports. */
+export function skipPath(s: CopySkip): string {
+  return s.path === null ? s.item.hash : displayPath(s.path);
+}

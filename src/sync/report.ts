@@ -1,0 +1,40 @@
+/** Human-readable lines of a sync or plan document (the commands print them). Pure. */
+import prettyBytes from 'pretty-bytes';
+import type { HistogramRow } from '../planner/types.js';
+import type { SyncDoc } from './sync.js';
+
+function histogram(rows: readonly HistogramRow[]): string {
+  return rows
+    .map((r, i) => `${r.copies}${i === rows.length - 1 ? '+' : ''}:${r.objects} (${prettyBytes(r.bytes)})`)
+    .join('  ');
+}
+
+/** The plan part: deletions, evictions, copies, bytes, redundancy before and after. */
+export function planLines(doc: SyncDoc): string[] {
+  const p = doc.plan;
+  const lines = [
+    `disk ${doc.disk} at ${doc.path} (${doc.profile} profile): ${prettyBytes(p.capacityBytes)} declared, ${prettyBytes(p.usedAfterBytes)} used after the plan`,
+    `  delete   ${p.orphanDeletes} orphans, ${p.surplusDeletes} surplus copies (${prettyBytes(p.bytesToDelete)} with evictions)`,
+    `  evict    ${p.evictions} copies of objects that have others`,
+    `  copy     ${p.copies} objects, ${prettyBytes(p.bytesToCopy)}`,
+  ];
+  if (p.unplaced > 0) lines.push(`  unplaced ${p.unplaced} objects with no copy anywhere do not fit on this disk`);
+  lines.push(`  copies before  ${histogram(p.histogramBefore)}`);
+  lines.push(`  copies after   ${histogram(p.histogramAfter)}`);
+  lines.push(
+    `  min copies ${doc.minCopiesBefore} -> ${doc.plan.histogramAfter.find((r) => r.objects > 0)?.copies ?? 0}`,
+  );
+  return lines;
+}
+
+/** The result of a sync that ran. */
+export function resultLines(doc: SyncDoc): string[] {
+  const secs = Math.max(doc.elapsedMs / 1000, 0.001);
+  const lines = [
+    `synced ${doc.disk}: ${doc.copied} objects copied (${prettyBytes(doc.bytesCopied)}, ${prettyBytes(doc.bytesCopied / secs)}/s), ${doc.deleted} deleted, ${doc.evicted} evicted in ${secs.toFixed(1)} s`,
+    `min copies ${doc.minCopiesBefore} -> ${doc.minCopiesAfter}`,
+  ];
+  if (doc.skipped.length > 0)
+    lines.push(`${doc.skipped.length} objects skipped (listed above); run 'distbackup update'`);
+  return lines;
+}

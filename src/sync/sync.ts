@@ -1,0 +1,503 @@
+/**
+ * `sync` (SPEC §4): lock, reconcile the disk with the catalogue, plan, delete orphans and
+ * surplus copies, copy (evicting just before the room is needed), and write the catalogue copy,
+ * manifest and restore script to the disk. `runSync` is the use-case; it returns the SPEC §3a
+ * sync document (with the plan's details added) and throws on refusals and disk failures.
+ */
+
+import { addCopies, getObjectById, minCopies, removeCopies } from '../catalog/copies.js';
+import type { Catalog } from '../catalog/db.js';
+import { updateDisk } from '../catalog/disks.js';
+import { buildPlannerInput } from '../catalog/planner-input.js';
+import { FileKind } from '../catalog/schema.js';
+import { DistbackupError, describeError, errnoCode, RefusedError } from '../core/errors.js';
+import { killPoint } from '../core/kill-points.js';
+import { allocatedSize } from '../core/units.js';
+import { displayPath } from '../core/vpath.js';
+import { writeDiskIdentity } from '../disk/disk-json.js';
+import { DiskRoot } from '../disk/disk-root.js';
+import { isRotational } from '../disk/fsinfo.js';
+import { describePlace } from '../disk/locate.js';
+import { writeDiskCatalogue } from '../disks/disk-catalogue.js';
+import { findDisk, lockCatalogue, lockDisk } from '../disks/open.js';
+import { type ReconcileResult, reconcileDisk } from '../disks/reconcile.js';
+import { type CopiedObject, type CopyItem, copyObjects } from '../pipeline/copy.js';
+import { TokenBucket } from '../pipeline/throttle.js';
+import { assertSafeDelete, plan as makePlan } from '../planner/index.js';
+import type { HistogramRow, Plan, PlannerInput, SafeDelete } from '../planner/types.js';
+import type { Progress } from '../ui/progress.js';
+
+export type SyncProfile = 'hdd' | 'ssd';
+
+export interface SyncOptions {
+  /** Registered name of the disk (optional when --disk is given or only one is connected). */
+  readonly name?: string | undefined;
+  /** `--disk PATH`. */
+  readonly diskPath?: string | undefined;
+  /** Plan only: nothing on the disk or in the catalogue changes (`--dry-run`, `plan`). */
+  readonly dryRun?: boolean | undefined;
+  /** `--bwlimit`, bytes per second. */
+  readonly bwlimitBytesPerS?: number | undefined;
+  /** `--verify readback`: re-read every object after its fsync. */
+  readonly verify?: 'write' | 'readback' | undefined;
+  /** `--profile`; default from the disk's device (rotational → hdd), else hdd. */
+  readonly profile?: SyncProfile | undefined;
+  /** `--fsync-batch N`: files per fsync batch. */
+  readonly fsyncBatchFiles?: number | undefined;
+  /** Bytes per fsync batch. */
+  readonly fsyncBatchBytes?: number | undefined;
+  /** `--limit SIZE`: copy at most this many bytes. */
+  readonly limitBytes?: number | undefined;
+  /** `--max-copies N`: cap every object at N copies for this run. */
+  readonly maxCopies?: number | undefined;
+  /** `--no-evict`. */
+  readonly noEvict?: boolean | undefined;
+  /** How often the catalogue copy is rewritten during a long copy (ms; default 5 minutes). */
+  readonly catalogueEveryMs?: number | undefined;
+  /** Progress display for the copy (created by the command). */
+  readonly progress?: ((totalBytes: number, totalFiles: number) => Progress) | undefined;
+  /** Warnings and notes for the user (stderr). */
+  readonly onNote?: ((line: string) => void) | undefined;
+  /** Ctrl-C: stop taking new objects, keep what is durable. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** The plan as the sync document shows it. */
+export interface PlanSummary {
+  orphanDeletes: number;
+  surplusDeletes: number;
+  evictions: number;
+  copies: number;
+  bytesToCopy: number;
+  bytesToDelete: number;
+  unplaced: number;
+  capacityBytes: number;
+  usedAfterBytes: number;
+  histogramBefore: HistogramRow[];
+  histogramAfter: HistogramRow[];
+  warnings: string[];
+}
+
+/** The SPEC §3a sync document, plus details (fields may be added, never renamed). */
+export interface SyncDoc {
+  disk: string;
+  deleted: number;
+  evicted: number;
+  copied: number;
+  bytesCopied: number;
+  skipped: { path: string; error: string }[];
+  minCopiesBefore: number;
+  minCopiesAfter: number;
+  dryRun: boolean;
+  path: string;
+  profile: SyncProfile;
+  generation: number;
+  reconcile: ReconcileResult;
+  plan: PlanSummary;
+  elapsedMs: number;
+}
+
+/** Defaults, measured with bench/sync.ts (docs/README-sync.md). */
+export const SYNC_DEFAULTS = {
+  fsyncBatchFiles: 512,
+  fsyncBatchBytes: 256 * 1024 * 1024,
+  catalogueEveryMs: 5 * 60_000,
+  hdd: { lanes: 1, chunkBytes: 4 * 1024 * 1024, readAheadChunks: 8 },
+  ssd: { lanes: 4, chunkBytes: 1024 * 1024, readAheadChunks: 8 },
+} as const;
+
+/** Files of the catalogue that have no hash yet (sync refuses while there are any). */
+export function countUnhashed(cat: Catalog): number {
+  return cat.db
+    .prepare(`SELECT count(*) FROM files WHERE kind = ${FileKind.file} AND object_id IS NULL`)
+    .pluck()
+    .get() as number;
+}
+
+/** Run a sync (or, with `dryRun`, only its plan) of one disk. See the module comment. */
+export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<SyncDoc> {
+  const started = Date.now();
+  const dryRun = opts.dryRun ?? false;
+  const note = opts.onNote ?? (() => {});
+  const unhashed = countUnhashed(cat);
+  if (unhashed > 0) {
+    throw new RefusedError(
+      `${unhashed} catalogued files have no hash yet; run 'distbackup update' first (or sync --update)`,
+      { code: 'unhashed-files' },
+    );
+  }
+  const homeLock = dryRun ? undefined : lockCatalogue(cat);
+  try {
+    const found = findDisk(cat, { name: opts.name, diskPath: opts.diskPath });
+    const row = found.row;
+    const diskLock = dryRun ? undefined : lockDisk(found.root, row.name);
+    try {
+      const disk = DiskRoot.open(found.root, { create: !dryRun });
+      const profile: SyncProfile = opts.profile ?? (isRotational(found.root) === false ? 'ssd' : 'hdd');
+      if (found.identity.generation < row.generation) {
+        note(
+          `disk '${row.name}' is at generation ${found.identity.generation}, the catalogue expected ${row.generation}: an older image or a clone; reconciling from what it really holds`,
+        );
+      } else if (found.identity.generation > row.generation) {
+        note(
+          `disk '${row.name}' is at generation ${found.identity.generation}, ahead of the catalogue (${row.generation}): reconciling from what it really holds`,
+        );
+      }
+
+      // Step 2: reconcile. A dry run does it inside a transaction that is rolled back.
+      let reconcile: ReconcileResult;
+      let input: PlannerInput;
+      let generation = row.generation;
+      const inputOptions = {
+        ...(opts.maxCopies === undefined ? {} : { maxCopies: opts.maxCopies }),
+        ...(opts.limitBytes === undefined ? {} : { limitBytes: opts.limitBytes }),
+        ...(opts.noEvict === undefined ? {} : { noEvict: opts.noEvict }),
+      };
+      if (dryRun) {
+        cat.db.exec('BEGIN');
+        try {
+          reconcile = reconcileDisk(cat, row.id, disk, { dryRun: true });
+          input = buildPlannerInput(cat.db, row.id, row.size, inputOptions);
+        } finally {
+          cat.db.exec('ROLLBACK');
+        }
+      } else {
+        reconcile = reconcileDisk(cat, row.id, disk);
+        disk.cleanRootTemps();
+        // The generation moves before anything changes on the disk: an image of the disk taken
+        // before this run is then recognisably behind.
+        generation = Math.max(found.identity.generation, row.generation) + 1;
+        writeDiskIdentity(found.root, { ...found.identity, name: row.name, generation, catalogue: cat.id });
+        const place = describePlace(found.root);
+        updateDisk(cat.db, row.id, {
+          generation,
+          lastSeenMs: Date.now(),
+          mountPath: place.root,
+          ...(place.mountPoint === null ? {} : { mountPoint: place.mountPoint, relPath: place.relPath }),
+          ...(place.fsUuid === null ? {} : { fsUuid: place.fsUuid }),
+          ...(place.fsType === null ? {} : { fsType: place.fsType }),
+        });
+        input = buildPlannerInput(cat.db, row.id, row.size, inputOptions);
+      }
+      if (reconcile.uncounted > 0) note(`${reconcile.uncounted} copies counted on '${row.name}' were not there`);
+      if (reconcile.adopted > 0) note(`${reconcile.adopted} objects found on '${row.name}' are now counted`);
+      if (reconcile.quarantined > 0) note(`${reconcile.quarantined} objects of the wrong size moved to .quarantine/`);
+
+      // Step 3: plan.
+      const p = makePlan(input);
+      for (const w of p.warnings) note(w);
+      const summary = summarize(p, input);
+      const doc: SyncDoc = {
+        disk: row.name,
+        deleted: p.orphanDeletes + p.surplusDeletes,
+        evicted: p.evictions,
+        copied: p.copies,
+        bytesCopied: p.bytesToCopy,
+        skipped: [],
+        minCopiesBefore: p.minCopiesBefore,
+        minCopiesAfter: p.minCopiesAfter,
+        dryRun,
+        path: found.root,
+        profile,
+        generation,
+        reconcile,
+        plan: summary,
+        elapsedMs: 0,
+      };
+      if (dryRun) {
+        doc.elapsedMs = Date.now() - started;
+        return doc;
+      }
+      const exec = new Executor(cat, row.id, disk, input, note);
+      // Step 4: orphans and surplus copies.
+      const front: SafeDelete[] = [];
+      const evictions: SafeDelete[] = [];
+      const copySteps: { objectId: number; sizeBytes: number }[] = [];
+      for (const s of p.steps) {
+        if (s.op === 'delete') (s.del.kind === 'evict' ? evictions : front).push(s.del);
+        else copySteps.push({ objectId: s.objectId, sizeBytes: s.sizeBytes });
+      }
+      doc.deleted = exec.deleteFront(front);
+      // Step 5: copy, evicting just before the room is needed.
+      exec.prepareEvictions(evictions, row.size, front);
+      const items = exec.copyItems(copySteps);
+      const progress = opts.progress?.(p.bytesToCopy, copySteps.length);
+      let lastCatalogue = Date.now();
+      const every = opts.catalogueEveryMs ?? SYNC_DEFAULTS.catalogueEveryMs;
+      const prof = SYNC_DEFAULTS[profile];
+      let copyError: unknown;
+      const copied = { objects: 0, bytes: 0 };
+      try {
+        const r = await copyObjects(items, {
+          target: disk,
+          lanes: prof.lanes,
+          chunkBytes: prof.chunkBytes,
+          readAheadChunks: prof.readAheadChunks,
+          fsyncBatchFiles: opts.fsyncBatchFiles ?? SYNC_DEFAULTS.fsyncBatchFiles,
+          fsyncBatchBytes: opts.fsyncBatchBytes ?? SYNC_DEFAULTS.fsyncBatchBytes,
+          readback: opts.verify === 'readback',
+          throttle: opts.bwlimitBytesPerS === undefined ? undefined : new TokenBucket(opts.bwlimitBytesPerS),
+          beforeItem: (item) => exec.makeRoom(item),
+          commit: (batch: readonly CopiedObject[]) => {
+            addCopies(
+              cat.db,
+              row.id,
+              batch.map((b) => b.objectId),
+            );
+            for (const b of batch) {
+              copied.objects += 1;
+              copied.bytes += b.sizeBytes;
+            }
+            if (Date.now() - lastCatalogue >= every) {
+              lastCatalogue = Date.now();
+              writeDiskCatalogue(cat, disk, row.id);
+            }
+          },
+          onSkip: (s) => {
+            const where = s.path === null ? `object ${s.item.hash}` : displayPath(s.path);
+            doc.skipped.push({ path: where, error: s.error });
+            progress?.note(`skipped ${where}: ${s.error}`);
+          },
+          onProgress: (bytes, files) => progress?.update(bytes, files),
+          onNote: (line) => progress?.note(line) ?? note(line),
+          signal: opts.signal,
+        });
+        if (r.readbackCached > 0) {
+          note(`${r.readbackCached} objects were read back through the page cache (the filesystem refused O_DIRECT)`);
+        }
+      } catch (err) {
+        copyError = err;
+      } finally {
+        progress?.stop();
+      }
+      doc.copied = copied.objects;
+      doc.bytesCopied = copied.bytes;
+      doc.evicted = exec.evicted;
+      const full = copyError !== undefined && ['ENOSPC', 'EDQUOT'].includes(errnoCode(copyError) ?? '');
+      if (copyError !== undefined && !full) {
+        throw copyError instanceof DistbackupError
+          ? copyError
+          : new DistbackupError(`sync of disk '${row.name}' stopped: ${describeError(copyError)}`, {
+              code: errnoCode(copyError) ?? 'runtime',
+              path: found.root,
+              cause: copyError,
+            });
+      }
+      // Step 7: the catalogue copy, manifest and restore script.
+      let catalogueError: unknown;
+      try {
+        disk.checkMounted();
+        writeDiskCatalogue(cat, disk, row.id);
+      } catch (err) {
+        catalogueError = err;
+      }
+      updateDisk(cat.db, row.id, { lastSyncMs: Date.now(), lastSeenMs: Date.now() });
+      const complete = doc.skipped.length === 0 && copied.objects === p.copies && exec.evicted === p.evictions;
+      doc.minCopiesAfter = complete ? p.minCopiesAfter : (minCopies(cat.db) ?? 0);
+      doc.elapsedMs = Date.now() - started;
+      if (full) {
+        const extra =
+          catalogueError === undefined ? '' : '; the catalogue copy on the disk could not be updated (no room)';
+        throw new DistbackupError(
+          `disk '${row.name}' is full (${found.root}: ${describeError(copyError)}): ${copied.objects} objects (${copied.bytes} bytes) were copied and recorded before it filled up${extra}; lower its size with 'distbackup disk set ${row.name} --size SIZE' or free space, then sync again`,
+          { code: 'disk-full', path: found.root, cause: copyError },
+        );
+      }
+      if (catalogueError !== undefined) {
+        throw new DistbackupError(
+          `${found.root}: the catalogue copy could not be written: ${describeError(catalogueError)}`,
+          { code: errnoCode(catalogueError) ?? 'runtime', path: found.root, cause: catalogueError },
+        );
+      }
+      if (opts.signal?.aborted === true) {
+        throw new DistbackupError(
+          `sync of disk '${row.name}' interrupted: ${copied.objects} objects copied and recorded; run it again to go on`,
+          { code: 'interrupted' },
+        );
+      }
+      return doc;
+    } finally {
+      diskLock?.release();
+    }
+  } finally {
+    homeLock?.release();
+  }
+}
+
+function summarize(p: Plan, input: PlannerInput): PlanSummary {
+  return {
+    orphanDeletes: p.orphanDeletes,
+    surplusDeletes: p.surplusDeletes,
+    evictions: p.evictions,
+    copies: p.copies,
+    bytesToCopy: p.bytesToCopy,
+    bytesToDelete: p.bytesToDelete,
+    unplaced: p.unplaced,
+    capacityBytes: input.capacityBytes,
+    usedAfterBytes: p.usedAfterBytes,
+    histogramBefore: [...p.histogramBefore],
+    histogramAfter: [...p.histogramAfter],
+    warnings: [...p.warnings],
+  };
+}
+
+interface Gone {
+  readonly objectId: number;
+  readonly hash: string;
+  readonly sizeBytes: number;
+}
+
+/** Deletions and copy items of one sync, against one disk. */
+class Executor {
+  evicted = 0;
+  private freeBytes = 0;
+  private evictQueue: SafeDelete[] = [];
+  private readonly accounted = new Set<number>();
+  private readonly sources: Map<number, { vpath: Buffer; realpath: Buffer }>;
+
+  constructor(
+    private readonly cat: Catalog,
+    private readonly diskId: number,
+    private readonly disk: DiskRoot,
+    private readonly input: PlannerInput,
+    private readonly note: (line: string) => void,
+  ) {
+    this.sources = new Map();
+    for (const s of cat.db.prepare('SELECT id, vpath, realpath FROM sources').all() as {
+      id: number;
+      vpath: string;
+      realpath: Buffer;
+    }[]) {
+      this.sources.set(s.id, { vpath: Buffer.from(s.vpath, 'utf8'), realpath: s.realpath });
+    }
+  }
+
+  /**
+   * Delete `dels` (orphans and surplus): uncount them in one committed transaction, rewrite the
+   * disk's catalogue copy so it no longer lists them, then unlink. Returns how many were deleted.
+   */
+  deleteFront(dels: readonly SafeDelete[]): number {
+    if (dels.length === 0) return 0;
+    const gone = this.uncount(dels);
+    this.disk.checkMounted();
+    writeDiskCatalogue(this.cat, this.disk, this.diskId);
+    let deleted = 0;
+    for (const g of gone) {
+      if (this.unlink(g)) deleted += 1;
+      killPoint('after-orphan-delete');
+    }
+    this.fsyncPrefixDirs(gone);
+    return deleted;
+  }
+
+  /** Set up just-in-time evictions for a disk of `capacityBytes`. */
+  prepareEvictions(evictions: readonly SafeDelete[], capacityBytes: number, front: readonly SafeDelete[]): void {
+    this.evictQueue = [...evictions];
+    let used = 0;
+    const n = this.input.count;
+    for (let i = 0; i < n; i++) if (this.input.onThisDisk[i] === 1) used += allocatedSize(this.input.sizeBytes[i] ?? 0);
+    // Surplus copies were deleted in front: their room is free (orphans were never counted here).
+    for (const d of front) if (d.kind === 'surplus') used -= allocatedSize(d.sizeBytes);
+    this.freeBytes = capacityBytes - used;
+  }
+
+  /** Account for `item` and evict (in the planner's order) until it fits. */
+  makeRoom(item: CopyItem): void {
+    if (this.accounted.has(item.objectId)) return;
+    this.accounted.add(item.objectId);
+    const need = allocatedSize(item.sizeBytes);
+    if (this.freeBytes < need && this.evictQueue.length > 0) {
+      const batch: SafeDelete[] = [];
+      let gain = 0;
+      while (this.freeBytes + gain < need && this.evictQueue.length > 0) {
+        const e = this.evictQueue.shift();
+        if (e === undefined) break;
+        batch.push(e);
+        gain += allocatedSize(e.sizeBytes);
+      }
+      const gone = this.uncount(batch);
+      for (const g of gone) {
+        if (this.unlink(g)) {
+          this.evicted += 1;
+          this.freeBytes += allocatedSize(g.sizeBytes);
+        }
+        killPoint('mid-eviction');
+      }
+      this.fsyncPrefixDirs(gone);
+    }
+    this.freeBytes -= need;
+  }
+
+  /** Copy items in (device, inode) order of their first source file; built lazily. */
+  *copyItems(steps: readonly { objectId: number; sizeBytes: number }[]): Generator<CopyItem> {
+    const firstFile = this.cat.db.prepare(
+      `SELECT dev, ino FROM files WHERE object_id = ? AND kind = ${FileKind.file} ORDER BY id LIMIT 1`,
+    );
+    const n = steps.length;
+    const dev = new Float64Array(n);
+    const ino = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const r = firstFile.get(steps[i]?.objectId) as { dev: number; ino: number } | undefined;
+      dev[i] = r?.dev ?? 0;
+      ino[i] = r?.ino ?? 0;
+    }
+    const order = Uint32Array.from({ length: n }, (_v, i) => i);
+    order.sort((a, b) => (dev[a] ?? 0) - (dev[b] ?? 0) || (ino[a] ?? 0) - (ino[b] ?? 0) || a - b);
+    const files = this.cat.db.prepare(
+      `SELECT vpath, source_id FROM files WHERE object_id = ? AND kind = ${FileKind.file} ORDER BY id`,
+    );
+    for (const i of order) {
+      const s = steps[i];
+      if (s === undefined) continue;
+      const obj = getObjectById(this.cat.db, s.objectId);
+      if (obj === undefined) continue;
+      const srcs: Buffer[] = [];
+      for (const f of files.all(s.objectId) as { vpath: Buffer; source_id: number }[]) {
+        const src = this.sources.get(f.source_id);
+        if (src === undefined) continue;
+        const rel = src.vpath.length === 1 ? f.vpath : f.vpath.subarray(src.vpath.length);
+        srcs.push(Buffer.concat([src.realpath, rel]));
+      }
+      yield { objectId: s.objectId, hash: obj.hash, sizeBytes: obj.size, sources: srcs };
+    }
+  }
+
+  /** Uncount `dels` in one committed transaction (synchronous=FULL); returns their hashes. */
+  private uncount(dels: readonly SafeDelete[]): Gone[] {
+    const gone: Gone[] = [];
+    for (const d of dels) {
+      assertSafeDelete(d);
+      const o = getObjectById(this.cat.db, d.objectId);
+      if (o !== undefined) gone.push({ objectId: d.objectId, hash: o.hash, sizeBytes: d.sizeBytes });
+    }
+    removeCopies(
+      this.cat.db,
+      this.diskId,
+      gone.map((g) => g.objectId),
+    );
+    return gone;
+  }
+
+  /** Unlink an uncounted object; when that fails, the file is still there: count it again. */
+  private unlink(g: Gone): boolean {
+    try {
+      this.disk.unlinkObject(g.hash);
+      return true;
+    } catch (err) {
+      this.note(`${this.disk.objectPath(g.hash)}: cannot delete it: ${describeError(err)}; it stays counted`);
+      addCopies(this.cat.db, this.diskId, [g.objectId]);
+      return false;
+    }
+  }
+
+  private fsyncPrefixDirs(gone: readonly Gone[]): void {
+    const dirs = new Set(gone.map((g) => g.hash.slice(0, 3)));
+    for (const d of dirs) {
+      try {
+        this.disk.fsyncPrefix(d);
+      } catch (err) {
+        this.note(`cannot fsync ${d}/: ${describeError(err)}`);
+      }
+    }
+  }
+}
