@@ -191,16 +191,17 @@ export function plan(input: PlannerInput): Plan {
   const fill: FillState = {
     free: capacity - pinnedBytes,
     budget: opts.limitBytes ?? Number.POSITIVE_INFINITY,
-    tally: new Float64Array(balance ? input.holderSets.length : 0),
+    exposed: new Float64Array(balance ? input.holderSets.length : 0),
     seq: new Uint32Array(considered),
     seqLen: 0,
   };
   if (balance) {
+    // Start with every backed-up object exposed; what stays on this disk is not.
+    const exposed = fill.exposed;
     for (let i = 0; i < n; i++) {
-      if (state[i] === PINNED) {
-        const h = holderSet[i] as number;
-        fill.tally[h] = (fill.tally[h] as number) + allocatedSize(sizeBytes[i] as number);
-      }
+      if (priority[i] === 0 || state[i] === PINNED) continue;
+      const h = holderSet[i] as number;
+      exposed[h] = (exposed[h] as number) + allocatedSize(sizeBytes[i] as number);
     }
   }
   const ctx: FillContext = { input, state, keep, fill, perm };
@@ -411,8 +412,13 @@ interface FillState {
   free: number;
   /** Real bytes that copies may still add (`limitBytes`). */
   budget: number;
-  /** Allocated bytes chosen so far per holder set (the combination "holders + this disk"). */
-  tally: Float64Array;
+  /**
+   * Per holder set H: allocated bytes of backed-up objects held by exactly H and not (yet)
+   * chosen for this disk, i.e. lost if the disks of H die. The balancing tie-break takes from
+   * the most exposed holder set first, which evens out what each combination of disks holds
+   * alone, and so what losing any two disks costs.
+   */
+  exposed: Float64Array;
   seq: Uint32Array;
   seqLen: number;
 }
@@ -438,9 +444,9 @@ function consider(ctx: FillContext, i: number): boolean {
   }
   f.free -= a;
   ctx.keep[i] = 1;
-  if (f.tally.length > 0) {
+  if (f.exposed.length > 0 && ctx.input.priority[i] !== 0) {
     const h = ctx.input.holderSet[i] as number;
-    f.tally[h] = (f.tally[h] as number) + a;
+    f.exposed[h] = (f.exposed[h] as number) - a;
   }
   return true;
 }
@@ -453,8 +459,9 @@ function fillRun(ctx: FillContext, from: number, to: number): void {
 
 /**
  * Consider one group (same level, priority, already-here) holder set by holder set: each step
- * takes the smallest remaining object of the holder set whose combination with this disk holds
- * the fewest bytes so far, so that the bytes behind every combination of disks grow evenly.
+ * takes the smallest remaining object of the most exposed holder set (the one whose disks hold
+ * the most bytes that no other disk holds), so that what losing any combination of disks
+ * costs evens out.
  * Within a holder set objects come smallest first, so once one does not fit none after it
  * does, and the rest of that holder set is passed over at once.
  */
@@ -477,17 +484,17 @@ function fillBalanced(ctx: FillContext, from: number, to: number): void {
     }
     end[b] = j + 1;
   }
-  const tally = ctx.fill.tally;
+  const exposed = ctx.fill.exposed;
   const sizes = ctx.input.sizeBytes;
-  // Min-heap of bucket ids by (tally of its holder set, size of its head, index of its head).
+  // Heap of bucket ids: most exposed holder set first, then smaller head, then lower index.
   const heap = new Uint32Array(buckets);
   let len = 0;
   const less = (x: number, y: number): boolean => {
     const ix = perm[head[x] as number] as number;
     const iy = perm[head[y] as number] as number;
-    const tx = tally[hs[ix] as number] as number;
-    const ty = tally[hs[iy] as number] as number;
-    if (tx !== ty) return tx < ty;
+    const ex = exposed[hs[ix] as number] as number;
+    const ey = exposed[hs[iy] as number] as number;
+    if (ex !== ey) return ex > ey;
     const sx = sizes[ix] as number;
     const sy = sizes[iy] as number;
     if (sx !== sy) return sx < sy;

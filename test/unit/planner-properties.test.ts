@@ -15,12 +15,6 @@ console.log(`planner properties: seed ${SEED} (PLANNER_SEED=${SEED} to replay), 
 const params = { seed: SEED, numRuns: RUNS };
 
 const KiB4 = 4096;
-const popcount = (m: number): number => {
-  let c = 0;
-  for (let x = m; x !== 0; x &= x - 1) c++;
-  return c;
-};
-
 interface Shape {
   readonly targets?: boolean;
   readonly caps?: boolean;
@@ -80,11 +74,6 @@ function instance(shape: Shape): fc.Arbitrary<PlannerInput> {
 const alloc = (inp: PlannerInput, i: number): number => allocatedSize(inp.sizeBytes[i] as number);
 const c = (inp: PlannerInput, i: number): number => inp.copiesElsewhere[i] as number;
 const pr = (inp: PlannerInput, i: number): number => inp.priority[i] as number;
-const forcedBytes = (inp: PlannerInput): number => {
-  let s = 0;
-  for (let i = 0; i < inp.count; i++) if (inp.onThisDisk[i] === 1 && c(inp, i) === 0) s += alloc(inp, i);
-  return s;
-};
 const onDiskBytes = (inp: PlannerInput): number => {
   let s = 0;
   for (let i = 0; i < inp.count; i++) if (inp.onThisDisk[i] === 1) s += alloc(inp, i);
