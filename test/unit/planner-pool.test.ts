@@ -90,7 +90,9 @@ class Pool {
       }
     }
     this.orphans[d]?.clear();
-    this.objects.forEach((o, i) => assert.equal((o.mask & bit) !== 0, p.keep[i] === 1));
+    this.objects.forEach((o, i) => {
+      assert.equal((o.mask & bit) !== 0, p.keep[i] === 1);
+    });
   }
 
   minCopies(): number {
