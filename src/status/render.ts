@@ -1,0 +1,78 @@
+/**
+ * Human rendering of the status document: the redundancy histogram as a bar chart (objects and
+ * bytes per copy count), the disk table, the worst pair and the verdict. Pure: returns lines.
+ */
+import prettyBytes from 'pretty-bytes';
+import type { StatusDoc } from './status.js';
+
+const BAR_WIDTH = 30;
+
+function bar(value: number, max: number): string {
+  if (max <= 0 || value <= 0) return '';
+  const cells = (value / max) * BAR_WIDTH;
+  const full = Math.floor(cells);
+  const part = cells - full;
+  // Eighth blocks keep small values visible: any non-zero count gets at least one sliver.
+  const eighths = ['', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
+  const tail = eighths[Math.round(part * 7)] ?? '';
+  const s = '█'.repeat(full) + tail;
+  return s === '' ? '▏' : s;
+}
+
+const n = (x: number): string => x.toLocaleString('en-US');
+const day = (iso: string | null): string => (iso === null ? 'never' : iso.slice(0, 16).replace('T', ' '));
+
+/** The lines `status` prints. */
+export function renderStatus(doc: StatusDoc): string[] {
+  const out: string[] = [];
+  out.push(
+    `${n(doc.files)} files, ${n(doc.objects)} objects, ${prettyBytes(doc.bytes)}; minimum copies: ${doc.minCopies ?? '-'}`,
+  );
+  out.push('');
+  out.push('copies   objects                                  bytes');
+  const maxObj = Math.max(0, ...doc.histogram.map((h) => h.objects));
+  const maxBytes = Math.max(0, ...doc.histogram.map((h) => h.bytes));
+  for (const h of doc.histogram) {
+    const label = h.copies === doc.histogram.length - 1 ? `${h.copies}+` : `${h.copies} `;
+    const objCol = `${bar(h.objects, maxObj).padEnd(BAR_WIDTH)} ${n(h.objects).padStart(9)}`;
+    const byteCol = `${bar(h.bytes, maxBytes).padEnd(BAR_WIDTH)} ${prettyBytes(h.bytes).padStart(9)}`;
+    out.push(`  ${label.padEnd(5)} ${objCol}  ${byteCol}`);
+  }
+  out.push('');
+  if (doc.disks.length === 0) out.push('no disks registered yet: distbackup disk add NAME PATH');
+  else {
+    const rows = [
+      ['disk', 'size', 'used', 'objects', 'last seen', 'last sync', 'last verify', 'lost if it dies'],
+      ...doc.disks.map((d) => [
+        d.name + (d.dropped !== null ? ' (dropped)' : '') + (d.notSeenStale ? ' (stale)' : ''),
+        prettyBytes(d.size),
+        prettyBytes(d.used),
+        n(d.objects),
+        day(d.lastSeen),
+        day(d.lastSync),
+        day(d.lastVerify) + (d.staleCopies > 0 ? ` (${n(d.staleCopies)} stale)` : ''),
+        d.lossIfDead.objects === 0 ? 'nothing' : `${n(d.lossIfDead.files)} files, ${prettyBytes(d.lossIfDead.bytes)}`,
+      ]),
+    ];
+    const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+    for (const r of rows)
+      out.push(
+        r
+          .map((c, i) => c.padEnd(widths[i] ?? 0))
+          .join('  ')
+          .trimEnd(),
+      );
+  }
+  if (doc.worstPair !== null) {
+    const w = doc.worstPair;
+    out.push('');
+    out.push(
+      w.objects === 0
+        ? `losing any two disks together loses nothing`
+        : `worst pair: losing ${w.disks[0]} and ${w.disks[1]} together loses ${n(w.files)} files (${prettyBytes(w.bytes)})`,
+    );
+  }
+  out.push('');
+  out.push(doc.verdict);
+  return out;
+}

@@ -1,0 +1,229 @@
+/**
+ * A pool of real temp "disks" for recovery tests: a source tree with awkward content (modes,
+ * mtimes, symlinks, non-UTF-8 names, empty folders and files), catalogued the way `update`
+ * catalogues it, and disks registered with `disk add` whose objects are real files at
+ * objectPath(root, hash), counted in `copies`, with the catalogue copy written on each disk.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { addCopies } from '../../src/catalog/copies.js';
+import type { Catalog } from '../../src/catalog/db.js';
+import { getDiskByName } from '../../src/catalog/disks.js';
+import { FileKind } from '../../src/catalog/schema.js';
+import { getSource } from '../../src/catalog/sources.js';
+import { vpathJoin, vpathParent } from '../../src/core/vpath.js';
+import { DISK_CATALOGUE, objectPath } from '../../src/disk/layout.js';
+import { addDisk } from '../../src/disks/disks.js';
+import { mapSource } from '../../src/sources/sources.js';
+
+const B = (s: string): Buffer => Buffer.from(s, 'utf8');
+
+/** Write a varied source tree under `root` (which must exist). Returns nothing; compare with compareTrees. */
+export function makeSourceTree(root: string, opts: { files?: number; seed?: number } = {}): void {
+  const n = opts.files ?? 12;
+  const seed = opts.seed ?? 1;
+  const r = Buffer.from(root);
+  const mk = (rel: Buffer): Buffer => Buffer.concat([r, B('/'), rel]);
+  fs.mkdirSync(mk(B('docs/deep/er')), { recursive: true });
+  fs.mkdirSync(mk(B('empty-dir')), { recursive: true });
+  fs.mkdirSync(mk(B('photos')), { recursive: true });
+  for (let i = 0; i < n; i++) {
+    const content = Buffer.alloc(1000 + ((i * 7919 + seed * 104729) % 70_000), `file ${i} seed ${seed} `);
+    fs.writeFileSync(mk(B(`photos/img-${String(i).padStart(3, '0')}.jpg`)), content);
+  }
+  fs.writeFileSync(mk(B('docs/readme.txt')), 'hello\n');
+  fs.writeFileSync(mk(B('docs/same-as-readme.txt')), 'hello\n'); // same object twice
+  fs.writeFileSync(mk(B('docs/empty.txt')), '');
+  fs.writeFileSync(mk(B('docs/deep/er/script.sh')), '#!/bin/sh\necho hi\n');
+  fs.chmodSync(mk(B('docs/deep/er/script.sh')), 0o755);
+  fs.writeFileSync(mk(B('docs/private.txt')), 'secret');
+  fs.chmodSync(mk(B('docs/private.txt')), 0o600);
+  fs.writeFileSync(mk(B('docs/readonly.txt')), 'frozen');
+  fs.chmodSync(mk(B('docs/readonly.txt')), 0o444);
+  // Names that are not UTF-8, and the one real U+FFFD they must never collapse into.
+  fs.writeFileSync(mk(Buffer.concat([B('docs/bad-'), Buffer.from([0xff]), B('.txt')])), 'ff');
+  fs.writeFileSync(mk(Buffer.concat([B('docs/bad-'), Buffer.from([0xfe]), B('.txt')])), 'fe');
+  fs.writeFileSync(mk(B('docs/bad-\ufffd.txt')), 'fffd');
+  fs.writeFileSync(mk(B('docs/tab\tand\nnewline %41.txt')), 'odd');
+  fs.symlinkSync('readme.txt', mk(B('docs/link-to-readme')));
+  fs.symlinkSync('../../etc/passwd', mk(B('docs/escaping-link')));
+  fs.symlinkSync('/nonexistent/dangling', mk(B('docs/dangling')));
+  // Distinct mtimes, set last (writing inside a folder changes its mtime).
+  let t = 1_600_000_000;
+  const walk = (dir: Buffer): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true, encoding: 'buffer' })) {
+      const p = Buffer.concat([dir, B('/'), e.name]);
+      if (e.isDirectory()) walk(p);
+      t += 3601;
+      fs.lutimesSync(p, t + 0.123456, t + 0.123456);
+    }
+  };
+  walk(r);
+  fs.chmodSync(mk(B('docs/deep')), 0o750);
+}
+
+/** What cataloguing a source returns: where each object's bytes can be read. */
+export interface Catalogued {
+  sourceOf: Map<string, Buffer>;
+}
+
+/**
+ * Map `realRoot` at `vpath` and catalogue every entry under it as `update` would (files with
+ * hash, dirs, symlinks with verbatim targets).
+ */
+export function catalogueSource(cat: Catalog, vpath: string, realRoot: string): Catalogued {
+  mapSource(cat, vpath, realRoot);
+  const src = getSource(cat.db, vpath);
+  if (src === undefined) throw new Error('source not mapped');
+  const sourceOf = new Map<string, Buffer>();
+  const insObj = cat.db.prepare('INSERT OR IGNORE INTO objects (hash, size) VALUES (?, ?)');
+  const objId = cat.db.prepare('SELECT id FROM objects WHERE hash = ?').pluck();
+  const insFile = cat.db.prepare(
+    `INSERT INTO files (vpath, parent, source_id, kind, size, mtime_ns, ctime_ns, mode, uid, gid, dev, ino, link_target, object_id)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const walk = (real: Buffer, v: Buffer): void => {
+    for (const name of fs.readdirSync(real, { encoding: 'buffer' }).sort(Buffer.compare)) {
+      const rp = Buffer.concat([real, B('/'), name]);
+      const vp = vpathJoin(v, name);
+      const st = fs.lstatSync(rp, { bigint: true });
+      let kind: number = FileKind.file;
+      let link: Buffer | null = null;
+      let object: number | null = null;
+      if (st.isDirectory()) kind = FileKind.dir;
+      else if (st.isSymbolicLink()) {
+        kind = FileKind.symlink;
+        link = fs.readlinkSync(rp, { encoding: 'buffer' });
+      } else if (st.isFile()) {
+        const hash = createHash('sha256').update(fs.readFileSync(rp)).digest('hex');
+        insObj.run(hash, Number(st.size));
+        object = objId.get(hash) as number;
+        if (!sourceOf.has(hash)) sourceOf.set(hash, rp);
+      } else continue;
+      insFile.run(
+        vp,
+        vpathParent(vp),
+        src.id,
+        kind,
+        kind === FileKind.file ? Number(st.size) : 0,
+        st.mtimeNs,
+        st.ctimeNs,
+        Number(st.mode & 0o7777n),
+        Number(st.uid),
+        Number(st.gid),
+        st.dev,
+        st.ino,
+        link,
+        object,
+      );
+      if (kind === FileKind.dir) walk(rp, vp);
+    }
+  };
+  cat.db.transaction(() => walk(Buffer.from(realRoot), Buffer.from(vpath)))();
+  return { sourceOf };
+}
+
+/** Register `root` as disk `name` (size 1 GB unless given). */
+export function addPoolDisk(cat: Catalog, name: string, root: string, sizeBytes = 1e9): void {
+  addDisk(cat, name, root, { sizeBytes });
+}
+
+/**
+ * Put the objects chosen by `pick(hash, index)` on disk `name` (real files, durable enough for
+ * tests), count them, and write the disk's catalogue copy. Returns the hashes written.
+ */
+export function putObjects(
+  cat: Catalog,
+  c: Catalogued,
+  name: string,
+  pick: (hash: string, index: number) => boolean = () => true,
+): string[] {
+  const d = getDiskByName(cat.db, name);
+  if (d === undefined || d.mountPath === null) throw new Error(`no disk ${name}`);
+  const root = d.mountPath;
+  const rows = cat.db.prepare('SELECT id, hash FROM objects ORDER BY hash').all() as { id: number; hash: string }[];
+  const ids: number[] = [];
+  const written: string[] = [];
+  rows.forEach((o, i) => {
+    if (!pick(o.hash, i)) return;
+    const srcFile = c.sourceOf.get(o.hash);
+    if (srcFile === undefined) return;
+    const p = objectPath(root, o.hash);
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    fs.copyFileSync(srcFile, p);
+    ids.push(o.id);
+    written.push(o.hash);
+  });
+  addCopies(cat.db, d.id, ids);
+  cat.db.prepare('UPDATE disks SET last_sync_ms = ?, last_seen_ms = ? WHERE id = ?').run(Date.now(), Date.now(), d.id);
+  return written;
+}
+
+/** Write the catalogue copy on every registered disk (as sync does at its end). */
+export function writeDiskCatalogues(cat: Catalog): void {
+  for (const r of cat.db.prepare('SELECT mount_path FROM disks').pluck().all() as string[]) {
+    const target = path.join(r, DISK_CATALOGUE);
+    fs.rmSync(target, { force: true });
+    cat.db.prepare('VACUUM INTO ?').run(target);
+    const copy = new Database(target);
+    copy.pragma('journal_mode = DELETE');
+    copy.close();
+  }
+}
+
+/** One difference between two trees. */
+export type TreeDiff = string;
+
+/**
+ * Compare trees `a` and `b`: kinds, content, mode (permission bits), mtime (ms; for dirs too
+ * unless `dirTimes` is false), symlink targets. Entries named in `ignore` at the top level are
+ * skipped. Returns the differences (empty = equal).
+ */
+export function compareTrees(a: string, b: string, opts: { ignore?: string[]; dirTimes?: boolean } = {}): TreeDiff[] {
+  const diffs: TreeDiff[] = [];
+  const ignore = new Set(opts.ignore ?? ['.distbackup-restore']);
+  const walk = (pa: Buffer, pb: Buffer, rel: string, top: boolean): void => {
+    const na = fs.readdirSync(pa, { encoding: 'buffer' }).filter((n) => !(top && ignore.has(n.toString())));
+    const nb = fs.readdirSync(pb, { encoding: 'buffer' }).filter((n) => !(top && ignore.has(n.toString())));
+    const ka = new Set(na.map((n) => n.toString('latin1')));
+    const kb = new Set(nb.map((n) => n.toString('latin1')));
+    for (const k of ka) if (!kb.has(k)) diffs.push(`${rel}/${Buffer.from(k, 'latin1').toString()}: missing in restore`);
+    for (const k of kb) if (!ka.has(k)) diffs.push(`${rel}/${Buffer.from(k, 'latin1').toString()}: extra in restore`);
+    for (const k of ka) {
+      if (!kb.has(k)) continue;
+      const name = Buffer.from(k, 'latin1');
+      const xa = Buffer.concat([pa, B('/'), name]);
+      const xb = Buffer.concat([pb, B('/'), name]);
+      const r = `${rel}/${name.toString()}`;
+      const sa = fs.lstatSync(xa);
+      const sb = fs.lstatSync(xb);
+      const kindOf = (s: fs.Stats): string => (s.isDirectory() ? 'dir' : s.isSymbolicLink() ? 'link' : 'file');
+      if (kindOf(sa) !== kindOf(sb)) {
+        diffs.push(`${r}: ${kindOf(sa)} vs ${kindOf(sb)}`);
+        continue;
+      }
+      if (sa.isSymbolicLink()) {
+        if (!fs.readlinkSync(xa, { encoding: 'buffer' }).equals(fs.readlinkSync(xb, { encoding: 'buffer' }))) {
+          diffs.push(`${r}: link target differs`);
+        }
+        continue;
+      }
+      if ((sa.mode & 0o777) !== (sb.mode & 0o777)) {
+        diffs.push(`${r}: mode ${(sa.mode & 0o777).toString(8)} vs ${(sb.mode & 0o777).toString(8)}`);
+      }
+      if (sa.isFile()) {
+        if (!fs.readFileSync(xa).equals(fs.readFileSync(xb))) diffs.push(`${r}: content differs`);
+        if (Math.abs(sa.mtimeMs - sb.mtimeMs) > 0.001) diffs.push(`${r}: mtime ${sa.mtimeMs} vs ${sb.mtimeMs}`);
+      } else {
+        walk(xa, xb, r, false);
+        if (opts.dirTimes !== false && Math.abs(sa.mtimeMs - sb.mtimeMs) > 0.001) {
+          diffs.push(`${r}: dir mtime ${sa.mtimeMs} vs ${sb.mtimeMs}`);
+        }
+      }
+    }
+  };
+  walk(Buffer.from(a), Buffer.from(b), '', true);
+  return diffs;
+}
