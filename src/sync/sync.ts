@@ -275,6 +275,8 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       doc.evicted = exec.evicted;
       const full = copyError !== undefined && ['ENOSPC', 'EDQUOT'].includes(errnoCode(copyError) ?? '');
       if (copyError !== undefined && !full) {
+        // A write that failed because the disk went away says so, not just ENOENT or EIO.
+        disk.checkMounted();
         throw copyError instanceof DistbackupError
           ? copyError
           : new DistbackupError(`sync of disk '${row.name}' stopped: ${describeError(copyError)}`, {

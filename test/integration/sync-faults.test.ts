@@ -1,0 +1,96 @@
+/** Disk faults during sync on real filesystems: a full disk (tmpfs), a disk that vanishes mid-run. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { DistbackupError } from '../../src/core/errors.js';
+import { addDisk } from '../../src/disks/disks.js';
+import { runSync } from '../../src/sync/sync.js';
+import { writeTree } from '../helpers/tmp.js';
+import { bytes, catalogue, countedOn, diskObjects, makeWorld } from './sync-helpers.js';
+
+test('ENOSPC on a small tmpfs: stops cleanly, what is durable stays counted, the next sync with room completes', async (t) => {
+  const w = makeWorld(t);
+  const files: Record<string, Buffer> = {};
+  for (let i = 0; i < 24; i++) files[`f${i}.bin`] = bytes(i + 7, 150_000);
+  writeTree(w.src, files);
+  catalogue(w);
+  const mnt = path.join(w.root, 'mnt');
+  fs.mkdirSync(mnt);
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1200k', 'tmpfs', mnt], { encoding: 'utf8' });
+  if (m.status !== 0) {
+    t.skip(`SKIPPED: ENOSPC on tmpfs (mount failed: ${m.stderr.trim() || `exit ${m.status}`})`);
+    return;
+  }
+  try {
+    await fullDisk(w, mnt);
+  } finally {
+    // A lazy unmount as a last resort, so a failed assertion never leaves a mount behind.
+    if (spawnSync('umount', [mnt]).status !== 0) spawnSync('umount', ['-l', mnt]);
+  }
+});
+
+async function fullDisk(w: ReturnType<typeof makeWorld>, mnt: string): Promise<void> {
+  const d = path.join(mnt, 'disk');
+  addDisk(w.cat, 'd', d, { sizeBytes: 100e6 });
+  await assert.rejects(runSync(w.cat, { name: 'd', fsyncBatchFiles: 2 }), (err: unknown) => {
+    assert.ok(err instanceof DistbackupError);
+    assert.equal(err.code, 'disk-full');
+    assert.equal(err.exitCode, 1);
+    assert.match(err.message, /is full .*ENOSPC.*objects \(\d+ bytes\) were copied and recorded/);
+    return true;
+  });
+  const onDisk = diskObjects(d);
+  for (const [h, ok] of onDisk) assert.ok(ok, `${h} is torn`);
+  const counted = countedOn(w.cat, 'd');
+  assert.ok(counted.size > 0, 'what was durable is recorded');
+  for (const h of counted) assert.ok(onDisk.get(h) === true, `${h} counted but not on the disk`);
+  // Room again: the next sync goes on from there.
+  assert.equal(spawnSync('mount', ['-o', 'remount,size=16m', mnt]).status, 0);
+  const r = await runSync(w.cat, { name: 'd' });
+  assert.equal(r.minCopiesAfter, 1);
+  assert.equal(r.copied, 24 - counted.size);
+  assert.deepEqual([...countedOn(w.cat, 'd')].sort(), [...diskObjects(d).keys()].sort());
+  assert.equal(fs.readdirSync(path.join(d, 'distbackup-objects', '.tmp')).length, 0);
+}
+
+test('a disk that vanishes mid-run ends the sync with a clear error and nothing counted that is not there', async (t) => {
+  const w = makeWorld(t);
+  const files: Record<string, Buffer> = {};
+  for (let i = 0; i < 20; i++) files[`f${i}.bin`] = bytes(i + 100, 60_000);
+  writeTree(w.src, files);
+  catalogue(w);
+  const d = path.join(w.root, 'disk');
+  addDisk(w.cat, 'd', d, { sizeBytes: 100e6 });
+  const moved = path.join(w.root, 'unplugged');
+  let pulled = false;
+  await assert.rejects(
+    runSync(w.cat, {
+      name: 'd',
+      fsyncBatchFiles: 3,
+      progress: () => ({
+        update: (_b: number, files: number) => {
+          // "Unplug" once the first batch is in: the folder is gone from its path.
+          if (!pulled && files >= 3) {
+            pulled = true;
+            fs.renameSync(d, moved);
+            fs.mkdirSync(d); // an empty mount point left behind
+          }
+        },
+        setTotals: () => {},
+        note: () => {},
+        stop: () => {},
+      }),
+    }),
+    (err: unknown) => {
+      assert.ok(err instanceof DistbackupError);
+      assert.match(err.message, /vanished/);
+      return true;
+    },
+  );
+  assert.deepEqual(fs.readdirSync(d), [], 'nothing was written to the empty mount point');
+  const onDisk = diskObjects(moved);
+  for (const h of countedOn(w.cat, 'd')) assert.ok(onDisk.get(h) === true, `${h} counted but not on the disk`);
+  assert.ok(countedOn(w.cat, 'd').size >= 3);
+});

@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { DISK_MANIFEST, DISK_RESTORE_SCRIPT } from '../../src/disk/layout.js';
+import { addDisk } from '../../src/disks/disks.js';
+import { runSync } from '../../src/sync/sync.js';
+import { bytes, catalogue, makeWorld } from './sync-helpers.js';
+
+/** Every regular file below `root` as (path bytes in hex) → sha256, plus mode and mtime. */
+function snapshot(root: string): Map<string, { hash: string; mode: number; mtimeS: number }> {
+  const out = new Map<string, { hash: string; mode: number; mtimeS: number }>();
+  const walk = (dir: Buffer, rel: Buffer): void => {
+    for (const name of fs.readdirSync(dir, { encoding: 'buffer' })) {
+      const p = Buffer.concat([dir, Buffer.from('/'), name]);
+      const r = rel.length === 0 ? name : Buffer.concat([rel, Buffer.from('/'), name]);
+      const st = fs.lstatSync(p);
+      if (st.isDirectory()) walk(p, r);
+      else if (st.isFile()) {
+        out.set(r.toString('hex'), {
+          hash: createHash('sha256').update(fs.readFileSync(p)).digest('hex'),
+          mode: st.mode & 0o777,
+          mtimeS: Math.floor(st.mtimeMs / 1000),
+        });
+      }
+    }
+  };
+  walk(Buffer.from(root), Buffer.alloc(0));
+  return out;
+}
+
+test('distbackup-restore.sh, run with sh, rebuilds the files (hostile names included) and nothing outside DEST', async (t) => {
+  const w = makeWorld(t);
+  const names: Buffer[] = [
+    Buffer.from('plain.txt'),
+    Buffer.from('with space.txt'),
+    Buffer.from('new\nline.txt'),
+    Buffer.from('tab\there.txt'),
+    Buffer.from('100%25 literal %41.txt'),
+    Buffer.from('$(touch PWNED).txt'),
+    Buffer.from('`touch PWNED2`.txt'),
+    Buffer.from('-leading-dash'),
+    Buffer.from('quote\'and"dq\\back.txt'),
+    Buffer.from('café-ünïcode.txt'),
+    Buffer.concat([Buffer.from('bad-'), Buffer.from([0xff, 0xfe]), Buffer.from('.bin')]),
+    Buffer.concat([Buffer.from('bad-'), Buffer.from([0xfe]), Buffer.from('.bin')]),
+    Buffer.from('sub dir/deeper/-x/file'),
+    Buffer.from('empty'),
+  ];
+  let i = 0;
+  for (const n of names) {
+    const p = Buffer.concat([Buffer.from(`${w.src}/`), n]);
+    fs.mkdirSync(
+      path.dirname(p.toString('latin1')) === w.src ? w.src : Buffer.from(p.subarray(0, p.lastIndexOf(0x2f))),
+      {
+        recursive: true,
+      },
+    );
+    fs.writeFileSync(p, n.toString() === 'empty' ? Buffer.alloc(0) : bytes(50 + i, 100 + i * 37));
+    fs.chmodSync(p, i % 2 === 0 ? 0o640 : 0o755);
+    fs.utimesSync(p, 1_600_000_000 + i * 86_400 * 40, 1_000_000_000 + i * 86_400 * 37 + 17);
+    i += 1;
+  }
+  catalogue(w);
+  const d = path.join(w.root, 'disk');
+  addDisk(w.cat, 'd', d, { sizeBytes: 1e8 });
+  const r = await runSync(w.cat, { name: 'd' });
+  assert.equal(r.skipped.length, 0);
+  const script = path.join(d, DISK_RESTORE_SCRIPT);
+  assert.equal(spawnSync('sh', ['-n', script]).status, 0, 'sh -n passes');
+  // The script embeds no path of the catalogue.
+  assert.ok(!fs.readFileSync(script, 'utf8').includes('with space'));
+
+  const work = path.join(w.root, 'work');
+  fs.mkdirSync(work);
+  const dest = path.join(work, 'dest');
+  const res = spawnSync('sh', [script, dest], { cwd: work, encoding: 'utf8' });
+  assert.equal(res.status, 0, res.stderr);
+  assert.match(res.stderr, /14 restored, 0 already present, 0 failed/);
+  assert.ok(!fs.existsSync(path.join(work, 'PWNED')) && !fs.existsSync(path.join(work, 'PWNED2')));
+  const want = snapshot(w.src);
+  const got = snapshot(path.join(dest, 'data'));
+  assert.equal(got.size, names.length);
+  for (const [k, v] of want) assert.deepEqual(got.get(k), v, `restored ${Buffer.from(k, 'hex').toString()}`);
+
+  // A second run overwrites nothing.
+  const again = spawnSync('sh', [script, dest], { cwd: work, encoding: 'utf8' });
+  assert.equal(again.status, 0);
+  assert.match(again.stderr, /0 restored, 14 already present/);
+});
+
+test('distbackup-restore.sh refuses absolute, relative and .. paths of a tampered manifest', async (t) => {
+  const w = makeWorld(t);
+  fs.writeFileSync(path.join(w.src, 'a.txt'), 'hello');
+  catalogue(w);
+  const d = path.join(w.root, 'disk');
+  addDisk(w.cat, 'd', d, { sizeBytes: 1e8 });
+  await runSync(w.cat, { name: 'd' });
+  const manifest = path.join(d, DISK_MANIFEST);
+  const line = fs.readFileSync(manifest, 'utf8').split('\n')[1] ?? '';
+  const [hash, size, mtime, mode] = line.split('\t');
+  const evil = [
+    '/../escape.txt',
+    '/data/../../escape2.txt',
+    'relative.txt',
+    '/data/%2E%2E/%2E%2E/escape3.txt',
+    '//abs.txt',
+    '/x/%00nul',
+  ];
+  fs.chmodSync(manifest, 0o644);
+  fs.appendFileSync(manifest, evil.map((p) => `${hash}\t${size}\t${mtime}\t${mode}\t${p}\n`).join(''));
+  const work = path.join(w.root, 'work');
+  fs.mkdirSync(work);
+  const res = spawnSync('sh', [path.join(d, DISK_RESTORE_SCRIPT), path.join(work, 'dest')], {
+    cwd: work,
+    encoding: 'utf8',
+  });
+  assert.equal(res.status, 1);
+  assert.match(res.stderr, /1 restored, 0 already present, 6 failed/);
+  assert.deepEqual(fs.readdirSync(work), ['dest']);
+  assert.deepEqual(fs.readdirSync(path.join(work, 'dest')), ['data']);
+});

@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { DiskRoot } from '../../src/disk/disk-root.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const H = `abc${'0'.repeat(61)}`;
+
+test('listing reads names and sizes, ignores bad names and never enters a symlinked prefix folder', (t) => {
+  const dir = tempDir(t);
+  const root = path.join(dir, 'disk');
+  fs.mkdirSync(root);
+  const d = DiskRoot.open(root, { create: true });
+  fs.mkdirSync(path.join(d.objectsDir, 'abc'));
+  fs.writeFileSync(path.join(d.objectsDir, 'abc', H), 'hello');
+  fs.writeFileSync(path.join(d.objectsDir, 'abc', 'README'), 'x');
+  fs.writeFileSync(path.join(d.objectsDir, 'abc', `def${'0'.repeat(61)}`), 'wrong folder');
+  const outside = path.join(dir, 'outside');
+  fs.mkdirSync(outside);
+  fs.writeFileSync(path.join(outside, `fff${'1'.repeat(61)}`), 'not ours');
+  fs.symlinkSync(outside, path.join(d.objectsDir, 'fff'));
+  const l = d.listObjects();
+  assert.deepEqual(l.objects, [{ hash: H, sizeBytes: 5 }]);
+  assert.equal(l.ignored.length, 3);
+});
+
+test('unlinkObject deletes only a regular file with a valid name; emptyTmp unlinks links, not their targets', (t) => {
+  const dir = tempDir(t);
+  const root = path.join(dir, 'disk');
+  fs.mkdirSync(root);
+  const d = DiskRoot.open(root, { create: true });
+  const canary = path.join(dir, 'canary');
+  fs.writeFileSync(canary, 'keep');
+  fs.mkdirSync(path.join(d.objectsDir, 'abc'));
+  fs.symlinkSync(canary, path.join(d.objectsDir, 'abc', H));
+  assert.throws(() => d.unlinkObject(H), /not a regular file/);
+  assert.throws(() => d.unlinkObject('../../canary'), /not an object name/);
+  fs.symlinkSync(canary, path.join(d.tmpDir, 'x'));
+  assert.equal(d.emptyTmp(), 1);
+  assert.equal(fs.readFileSync(canary, 'utf8'), 'keep');
+  fs.rmSync(path.join(d.objectsDir, 'abc', H));
+  assert.equal(d.unlinkObject(H), false);
+});
+
+test('a symlinked distbackup-objects folder is refused', (t) => {
+  const dir = tempDir(t);
+  const root = path.join(dir, 'disk');
+  fs.mkdirSync(root);
+  fs.mkdirSync(path.join(dir, 'elsewhere'));
+  fs.symlinkSync(path.join(dir, 'elsewhere'), path.join(root, 'distbackup-objects'));
+  assert.throws(() => DiskRoot.open(root, { create: true }), /symlink/);
+});
+
+test('checkMounted notices a disk folder replaced by another one', (t) => {
+  const dir = tempDir(t);
+  const root = path.join(dir, 'disk');
+  fs.mkdirSync(root);
+  const d = DiskRoot.open(root, { create: true });
+  d.checkMounted();
+  fs.renameSync(root, path.join(dir, 'moved'));
+  assert.throws(() => d.checkMounted(), /vanished/);
+  fs.mkdirSync(root);
+  assert.throws(() => d.checkMounted(), /vanished/);
+});
