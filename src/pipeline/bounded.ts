@@ -77,15 +77,17 @@ export async function* boundedMap<T, R>(
     } catch (error) {
       p = Promise.reject(error);
     }
-    p.then(
-      (value): Settled<T, R> => ({ ok: true, value, input, index }),
-      (error: unknown): Settled<T, R> => ({ ok: false, error, input, index }),
-    ).then((s) => {
-      active -= 1;
-      if (ordered) byIndex.set(s.index, s);
-      else fifo.push(s);
-      notify();
-    });
+    void p
+      .then(
+        (value): Settled<T, R> => ({ ok: true, value, input, index }),
+        (error: unknown): Settled<T, R> => ({ ok: false, error, input, index }),
+      )
+      .then((s) => {
+        active -= 1;
+        if (ordered) byIndex.set(s.index, s);
+        else fifo.push(s);
+        notify();
+      });
   };
 
   const takeReady = (): Settled<T, R> | undefined => {
