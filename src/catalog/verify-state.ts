@@ -1,0 +1,84 @@
+/**
+ * What verify reads and writes in the catalogue: the copies of one disk in least-recently-
+ * verified order (never verified first, then oldest, ties by hash, so runs are reproducible),
+ * read in windows so the caller can write between them, and the `verified_ms` stamps.
+ *
+ * Stamps are monotonic per disk: a run stamps at least one millisecond after the newest stamp
+ * already on the disk, so a wall clock that jumped backwards never makes freshly checked copies
+ * look older than ones checked "in the future", and the order never starves a copy
+ * (RELIABILITY.md test 18).
+ */
+import type { Db } from './db.js';
+
+/** A copy to verify. */
+export interface VerifyCandidate {
+  objectId: number;
+  hash: string;
+  sizeBytes: number;
+  verifiedMs: number | null;
+}
+
+/** Filters of one verify run. */
+export interface VerifySelection {
+  diskId: number;
+  /** Copies stamped at or after this are done in this run (see `runStamp`). */
+  runStampMs: number;
+  /** Only copies never verified or verified before this (ms); undefined = all. */
+  olderThanMs?: number | undefined;
+}
+
+/** The first stamp of a run on `diskId`: now, or one past the newest stamp on the disk. */
+export function runStamp(db: Db, diskId: number, nowMs: number): number {
+  const newest = db.prepare('SELECT max(verified_ms) FROM copies WHERE disk_id = ?').pluck().get(diskId) as
+    | number
+    | null;
+  return newest === null ? nowMs : Math.max(nowMs, newest + 1);
+}
+
+function where(sel: VerifySelection): { sql: string; params: Record<string, number> } {
+  const params: Record<string, number> = { disk: sel.diskId, stamp: sel.runStampMs };
+  let sql = 'c.disk_id = @disk AND (c.verified_ms IS NULL OR c.verified_ms < @stamp)';
+  if (sel.olderThanMs !== undefined) {
+    sql += ' AND (c.verified_ms IS NULL OR c.verified_ms < @older)';
+    params.older = sel.olderThanMs;
+  }
+  return { sql, params };
+}
+
+/** Count and bytes of the copies the selection still has to check (capped at `limit` copies). */
+export function candidateTotals(db: Db, sel: VerifySelection, limit?: number): { count: number; bytes: number } {
+  const w = where(sel);
+  return db
+    .prepare(
+      `SELECT count(*) AS count, coalesce(sum(size), 0) AS bytes FROM (
+         SELECT o.size FROM copies c JOIN objects o ON o.id = c.object_id WHERE ${w.sql}
+         ORDER BY c.verified_ms, o.hash LIMIT @limit)`,
+    )
+    .get({ ...w.params, limit: limit ?? -1 }) as { count: number; bytes: number };
+}
+
+/** The next `limit` copies to check, least recently verified first (NULLs sort first in SQLite). */
+export function nextCandidates(db: Db, sel: VerifySelection, limit: number): VerifyCandidate[] {
+  const w = where(sel);
+  return db
+    .prepare(
+      `SELECT c.object_id AS objectId, o.hash AS hash, o.size AS sizeBytes, c.verified_ms AS verifiedMs
+       FROM copies c JOIN objects o ON o.id = c.object_id WHERE ${w.sql}
+       ORDER BY c.verified_ms, o.hash LIMIT @limit`,
+    )
+    .all({ ...w.params, limit }) as VerifyCandidate[];
+}
+
+/** Number of copies counted on the disk. */
+export function copiesOnDisk(db: Db, diskId: number): number {
+  return db.prepare('SELECT count(*) FROM copies WHERE disk_id = ?').pluck().get(diskId) as number;
+}
+
+/** Record the stamps of a window, in one transaction. */
+export function recordVerified(db: Db, diskId: number, stamps: readonly { objectId: number; ms: number }[]): void {
+  if (stamps.length === 0) return;
+  const upd = db.prepare('UPDATE copies SET verified_ms = ? WHERE object_id = ? AND disk_id = ?');
+  db.transaction(() => {
+    for (const s of stamps) upd.run(s.ms, s.objectId, diskId);
+  })();
+}

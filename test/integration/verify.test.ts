@@ -1,0 +1,167 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { type Catalog, openCatalog } from '../../src/catalog/db.js';
+import { getDiskByName } from '../../src/catalog/disks.js';
+import { objectPath, quarantineDir } from '../../src/disk/layout.js';
+import { runStatus } from '../../src/status/status.js';
+import { fsReader, type ObjectReader } from '../../src/verify/check-object.js';
+import { runVerify } from '../../src/verify/verify.js';
+import { addPoolDisk, catalogueSource, makeSourceTree, putObjects } from '../helpers/pool.js';
+import { tempDir } from '../helpers/tmp.js';
+
+function setup(t: TestContext, files = 12) {
+  const base = tempDir(t);
+  const src = path.join(base, 'src');
+  fs.mkdirSync(src);
+  makeSourceTree(src, { files });
+  const cat = openCatalog(path.join(base, 'home'));
+  t.after(() => cat.close());
+  const c = catalogueSource(cat, '/data', src);
+  const disk = path.join(base, 'd1');
+  addPoolDisk(cat, 'd1', disk);
+  const hashes = putObjects(cat, c, 'd1');
+  return { base, cat, disk, hashes };
+}
+
+function stamps(cat: Catalog): Map<string, number | null> {
+  const id = getDiskByName(cat.db, 'd1')?.id;
+  const rows = cat.db
+    .prepare('SELECT o.hash, c.verified_ms AS v FROM copies c JOIN objects o ON o.id = c.object_id WHERE c.disk_id = ?')
+    .all(id) as { hash: string; v: number | null }[];
+  return new Map(rows.map((r) => [r.hash, r.v]));
+}
+
+/** The biggest objects first, so that each damage below hits a real, non-empty object. */
+function bigOnes(disk: string, hashes: string[]): string[] {
+  return [...hashes].sort((a, b) => fs.statSync(objectPath(disk, b)).size - fs.statSync(objectPath(disk, a)).size);
+}
+
+test('verify finds a flipped byte, a truncated object and a missing one; they stop counting and are kept in quarantine', (t) => {
+  const { cat, disk, hashes } = setup(t);
+  const [flipped, truncated, missing] = bigOnes(disk, hashes) as [string, string, string];
+  const fp = objectPath(disk, flipped);
+  const bytes = fs.readFileSync(fp);
+  bytes[100] = (bytes[100] ?? 0) ^ 0x01;
+  fs.writeFileSync(fp, bytes);
+  fs.truncateSync(objectPath(disk, truncated), 10);
+  fs.rmSync(objectPath(disk, missing));
+  const before = runStatus(cat).histogram[0]?.objects;
+  const doc = runVerify(cat, { name: 'd1' });
+  assert.equal(doc.checked, hashes.length);
+  assert.deepEqual([...doc.bad].sort(), [flipped, truncated].sort());
+  assert.deepEqual(doc.missing, [missing]);
+  assert.match(doc.badDetails.find((b) => b.hash === truncated)?.problem ?? '', /10 bytes instead of/);
+  assert.match(doc.badDetails.find((b) => b.hash === flipped)?.problem ?? '', /hashes to/);
+  // Kept, never deleted: the damaged bytes sit in quarantine.
+  const q = fs.readdirSync(quarantineDir(disk));
+  assert.equal(q.length, 2);
+  assert.ok(q.some((n) => n.startsWith(flipped)));
+  assert.ok(!fs.existsSync(fp));
+  const s = stamps(cat);
+  for (const h of [flipped, truncated, missing]) assert.ok(!s.has(h), `${h} no longer counted`);
+  for (const [h, v] of s) assert.ok(v !== null, `${h} stamped`);
+  assert.equal(runStatus(cat).histogram[0]?.objects, (before ?? 0) + 3);
+  assert.ok(getDiskByName(cat.db, 'd1')?.lastVerifyMs !== null);
+  // A second verify finds nothing more.
+  const again = runVerify(cat, { name: 'd1' });
+  assert.deepEqual(again.bad, []);
+  assert.deepEqual(again.missing, []);
+});
+
+test('a read that is wrong once and right the second time is "ok on second read" and kept; wrong twice is bad', (t) => {
+  const { cat, disk, hashes } = setup(t, 4);
+  const [glitchy, rotten] = bigOnes(disk, hashes) as [string, string];
+  const reads = new Map<number, string>();
+  const seen = new Map<string, number>();
+  // A reader that wraps the real one and flips a bit: of glitchy on its first read only, of
+  // rotten on every read (restic's errorOnceBackend versus a rotten sector).
+  const faulty: ObjectReader = {
+    open: (p) => {
+      const fd = fsReader.open(p);
+      reads.set(fd, path.basename(p));
+      return fd;
+    },
+    read: (fd, buf, pos) => {
+      const n = fsReader.read(fd, buf, pos);
+      const h = reads.get(fd) ?? '';
+      const count = seen.get(h) ?? 0;
+      if (pos === 0 && n > 0 && ((h === glitchy && count === 0) || h === rotten)) buf[0] = (buf[0] ?? 0) ^ 0x80;
+      if (pos === 0) seen.set(h, count + 1);
+      return n;
+    },
+    close: (fd) => {
+      reads.delete(fd);
+      fsReader.close(fd);
+    },
+  };
+  const doc = runVerify(cat, { name: 'd1', reader: faulty });
+  assert.deepEqual(doc.okOnSecondRead, [glitchy]);
+  assert.deepEqual(doc.bad, [rotten]);
+  assert.equal(seen.get(rotten), 2, 'read twice before being called bad');
+  assert.ok(stamps(cat).has(glitchy), 'the glitchy copy still counts');
+  assert.ok(fs.existsSync(objectPath(disk, glitchy)));
+});
+
+test('repeated --percent runs cover every object before any is checked again, least recently verified first', (t) => {
+  const { cat, hashes } = setup(t, 37);
+  let clock = 1_700_000_000_000;
+  const now = (): number => clock;
+  const runs: string[][] = [];
+  let prev = stamps(cat);
+  for (let i = 0; i < 13; i++) {
+    clock += 60_000;
+    const doc = runVerify(cat, { name: 'd1', percent: 10, now });
+    assert.deepEqual(doc.bad, []);
+    const cur = stamps(cat);
+    runs.push([...cur].filter(([h, v]) => v !== prev.get(h)).map(([h]) => h));
+    prev = cur;
+  }
+  const total = hashes.length;
+  const per = Math.ceil(total / 10);
+  for (const r of runs) assert.equal(r.length, per);
+  // Any stretch of runs that checks at most `total` objects checks no object twice, and any
+  // stretch long enough covers every object: nothing is re-read before everything was read.
+  const span = Math.floor(total / per);
+  for (let i = 0; i + span <= runs.length; i++) {
+    const part = runs.slice(i, i + span).flat();
+    assert.equal(new Set(part).size, part.length, `runs ${i}..${i + span - 1} overlap`);
+  }
+  const cover = Math.ceil(total / per);
+  for (let i = 0; i + cover <= runs.length; i++) {
+    assert.equal(new Set(runs.slice(i, i + cover).flat()).size, total, `runs ${i}..${i + cover - 1} cover all`);
+  }
+});
+
+test('--max-time stops and the next run goes on from there; --older-than skips recent copies; a clock that jumps back starves nothing', (t) => {
+  const { cat, hashes } = setup(t, 20);
+  let clock = 1_700_000_000_000;
+  // Every clock read advances one second: a 5 s budget checks a handful of objects.
+  const now = (): number => {
+    clock += 1000;
+    return clock;
+  };
+  const covered = new Set<string>();
+  for (let i = 0; i < 50 && covered.size < hashes.length; i++) {
+    const doc = runVerify(cat, { name: 'd1', maxTimeMs: 5000, now });
+    assert.ok(doc.checked > 0 && doc.checked < hashes.length);
+    for (const [h, v] of stamps(cat)) if (v !== null) covered.add(h);
+  }
+  assert.equal(covered.size, hashes.length);
+  const recent = runVerify(cat, { name: 'd1', olderThanMs: 30 * 86_400_000, now });
+  assert.equal(recent.checked, 0);
+  // Clock jumps back a year: the new stamps still sort after the old ones.
+  clock -= 365 * 86_400_000;
+  const before = stamps(cat);
+  const maxBefore = Math.max(...[...before.values()].map((v) => v ?? 0));
+  runVerify(cat, { name: 'd1', percent: 50, now });
+  const after = stamps(cat);
+  const changed = [...after].filter(([h, v]) => v !== before.get(h));
+  assert.ok(changed.length > 0);
+  for (const [, v] of changed) assert.ok((v ?? 0) > maxBefore, 'stamps stay monotonic');
+  runVerify(cat, { name: 'd1', percent: 50, now });
+  const third = stamps(cat);
+  const again = [...third].filter(([h, v]) => v !== after.get(h)).map(([h]) => h);
+  assert.equal(new Set([...changed.map(([h]) => h), ...again]).size, hashes.length, 'the other half comes next');
+});
