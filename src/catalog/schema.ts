@@ -100,4 +100,7 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT, WITHOUT ROWID;
   CREATE INDEX copies_disk ON copies(disk_id, object_id);
   `,
+  // 2: files by inode, so that update reuses the hash of a renamed or hard-linked file
+  // (device + inode + size + mtime) instead of reading it again.
+  `CREATE INDEX files_ino ON files(ino);`,
 ];
