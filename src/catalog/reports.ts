@@ -237,3 +237,29 @@ export function copiesOfHash(db: Db, hash: string): CopyRow[] {
     )
     .all(hash) as CopyRow[];
 }
+
+/** A regular file with its object and every copy: `disk id:verified ms` pairs. */
+export interface WhereisRow {
+  vpath: Buffer;
+  size: number;
+  hash: string | null;
+  /** `id:ms` (ms empty when never verified), comma-separated; null when no copy. */
+  copies: string | null;
+}
+
+/** Regular files at or below `prefix` (a normalised virtual path), by path. Streamed. */
+export function* iterateWhereis(db: Db, prefix: Buffer): Generator<WhereisRow> {
+  const cols = `SELECT f.vpath AS vpath, f.size AS size, o.hash AS hash,
+      (SELECT group_concat(c.disk_id || ':' || coalesce(c.verified_ms, ''))
+       FROM copies c WHERE c.object_id = f.object_id) AS copies
+    FROM files f LEFT JOIN objects o ON o.id = f.object_id WHERE f.kind = ${FileKind.file}`;
+  if (prefix.length === 1 && prefix[0] === 0x2f) {
+    yield* db.prepare(`${cols} ORDER BY f.vpath`).iterate() as IterableIterator<WhereisRow>;
+    return;
+  }
+  const lo = Buffer.concat([prefix, Buffer.from('/')]);
+  const hi = Buffer.concat([prefix, Buffer.from('0')]);
+  yield* db
+    .prepare(`${cols} AND (f.vpath = ? OR (f.vpath >= ? AND f.vpath < ?)) ORDER BY f.vpath`)
+    .iterate(prefix, lo, hi) as IterableIterator<WhereisRow>;
+}

@@ -165,3 +165,36 @@ test('--max-time stops and the next run goes on from there; --older-than skips r
   const again = [...third].filter(([h, v]) => v !== after.get(h)).map(([h]) => h);
   assert.equal(new Set([...changed.map(([h]) => h), ...again]).size, hashes.length, 'the other half comes next');
 });
+
+test('the next sync heals what verify found bad or missing', async (t) => {
+  const { runSync } = await import('../../src/sync/sync.js');
+  const base = tempDir(t);
+  const src = path.join(base, 'src');
+  fs.mkdirSync(src);
+  makeSourceTree(src, { files: 6 });
+  const cat = openCatalog(path.join(base, 'home'));
+  t.after(() => cat.close());
+  catalogueSource(cat, '/data', src);
+  const disk = path.join(base, 'd1');
+  addPoolDisk(cat, 'd1', disk);
+  const first = await runSync(cat, { name: 'd1' });
+  assert.ok(first.copied > 0);
+  const hashes = [...stamps(cat).keys()];
+  const [flipped, truncated, missing] = bigOnes(disk, hashes) as [string, string, string];
+  const fp = objectPath(disk, flipped);
+  const bytes = fs.readFileSync(fp);
+  bytes[7] = (bytes[7] ?? 0) ^ 0x10;
+  fs.writeFileSync(fp, bytes);
+  fs.truncateSync(objectPath(disk, truncated), 1);
+  fs.rmSync(objectPath(disk, missing));
+  const doc = runVerify(cat, { name: 'd1' });
+  assert.equal(doc.bad.length + doc.missing.length, 3);
+  assert.equal(runStatus(cat).minCopies, 0);
+  const heal = await runSync(cat, { name: 'd1' });
+  assert.equal(heal.copied, 3);
+  assert.equal(runStatus(cat).minCopies, 1);
+  const clean = runVerify(cat, { name: 'd1' });
+  assert.deepEqual(clean.bad, []);
+  assert.deepEqual(clean.missing, []);
+  assert.equal(fs.readdirSync(quarantineDir(disk)).length, 2, 'the damaged bytes stay in quarantine');
+});

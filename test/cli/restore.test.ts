@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { openCatalog } from '../../src/catalog/db.js';
+import { objectPath } from '../../src/disk/layout.js';
+import type { RestoreDoc } from '../../src/restore/restore.js';
+import type { StatusDoc } from '../../src/status/status.js';
+import type { VerifyDoc } from '../../src/verify/verify.js';
+import type { WhereisEntry } from '../../src/whereis/whereis.js';
+import { runCli, runCliJson } from '../helpers/cli.js';
+import {
+  addPoolDisk,
+  catalogueSource,
+  compareTrees,
+  makeSourceTree,
+  putObjects,
+  writeDiskCatalogues,
+} from '../helpers/pool.js';
+import { tempDir } from '../helpers/tmp.js';
+
+/** Two disks: d1 holds the even objects, d2 the odd ones; catalogue copies on both. */
+function pool(t: TestContext) {
+  const base = tempDir(t);
+  const src = path.join(base, 'src');
+  const home = path.join(base, 'home');
+  fs.mkdirSync(src);
+  makeSourceTree(src, { files: 6 });
+  const cat = openCatalog(home);
+  const c = catalogueSource(cat, '/data', src);
+  const d1 = path.join(base, 'd1');
+  const d2 = path.join(base, 'd2');
+  addPoolDisk(cat, 'd1', d1);
+  addPoolDisk(cat, 'd2', d2);
+  const h1 = putObjects(cat, c, 'd1', (_h, i) => i % 2 === 0);
+  putObjects(cat, c, 'd2', (_h, i) => i % 2 === 1);
+  writeDiskCatalogues(cat);
+  cat.close();
+  return { base, src, home, d1, d2, h1 };
+}
+
+test('restore exits 4 while files are missing and names the next disk; 0 once complete', (t) => {
+  const { base, src, home, d1, d2 } = pool(t);
+  const dest = path.join(base, 'out');
+  const plan = runCliJson<RestoreDoc>(home, ['restore', '--to', dest, '--plan']);
+  assert.equal(plan.code, 4, plan.stderr);
+  assert.deepEqual(plan.json.plan.map((p) => p.disk).sort(), ['d1', 'd2']);
+  assert.ok(!fs.existsSync(dest), '--plan restores nothing');
+  const first = runCliJson<RestoreDoc>(home, ['restore', '--to', dest, '--disk', d1]);
+  assert.equal(first.code, 4, first.stderr);
+  for (const k of ['restored', 'bytesRestored', 'remaining', 'remainingBytes', 'next']) assert.ok(k in first.json, k);
+  assert.equal(first.json.next?.disk, 'd2');
+  assert.ok((first.json.next?.files ?? 0) > 0);
+  const text = runCli(home, ['restore', '--to', dest, '--disk', d1]);
+  assert.equal(text.code, 4);
+  assert.match(text.stdout, /connect d2 next: it adds \d+ files/);
+  const second = runCliJson<RestoreDoc>(home, ['restore', '--to', dest, '--disk', d2]);
+  assert.equal(second.code, 0, second.stderr);
+  assert.equal(second.json.remaining, 0);
+  assert.equal(second.json.next, null);
+  assert.deepEqual(compareTrees(src, path.join(dest, 'data')), []);
+});
+
+test('restore with no home catalogue uses the disk copy', (t) => {
+  const { base, src, d1, d2 } = pool(t);
+  const nohome = path.join(base, 'nohome');
+  const dest = path.join(base, 'out');
+  const a = runCliJson<RestoreDoc>(nohome, ['restore', '--to', dest, '--disk', d2]);
+  assert.equal(a.code, 4, a.stderr);
+  assert.equal(a.json.catalogue, 'disk');
+  assert.equal(a.json.next?.disk, 'd1');
+  const b = runCliJson<RestoreDoc>(nohome, ['restore', '--to', dest, '--disk', d1]);
+  assert.equal(b.code, 0, b.stderr);
+  assert.deepEqual(compareTrees(src, path.join(dest, 'data')), []);
+  assert.ok(!fs.existsSync(nohome), 'no home catalogue is created by a restore');
+  const usage = runCli(nohome, ['restore', '--to', dest]);
+  assert.equal(usage.code, 1);
+  assert.match(usage.stderr, /--disk PATH/);
+});
+
+test('verify exits 3 on a bad object and lists it; status and whereis show the drop', (t) => {
+  const { home, d1, h1 } = pool(t);
+  const victim = [...h1].sort((a, b) => fs.statSync(objectPath(d1, b)).size - fs.statSync(objectPath(d1, a)).size)[0];
+  assert.ok(victim);
+  const p = objectPath(d1, victim);
+  const bytes = fs.readFileSync(p);
+  bytes[0] = (bytes[0] ?? 0) ^ 0xff;
+  fs.writeFileSync(p, bytes);
+  const v = runCliJson<VerifyDoc>(home, ['verify', 'd1']);
+  assert.equal(v.code, 3, v.stderr);
+  assert.deepEqual(v.json.bad, [victim]);
+  assert.deepEqual(v.json.missing, []);
+  assert.equal(v.json.disk, 'd1');
+  assert.ok(v.json.checked >= h1.length);
+  const clean = runCliJson<VerifyDoc>(home, ['verify', '--disk', d1]);
+  assert.equal(clean.code, 0, clean.stderr);
+  const s = runCliJson<StatusDoc>(home, ['status']);
+  assert.equal(s.code, 0, s.stderr);
+  for (const k of ['files', 'objects', 'bytes', 'minCopies', 'histogram', 'disks']) assert.ok(k in s.json, k);
+  assert.equal(s.json.minCopies, 0);
+  assert.equal(s.json.histogram[0]?.objects, 1);
+  for (const d of s.json.disks)
+    for (const k of ['name', 'uuid', 'size', 'used', 'objects', 'lastSync', 'lossIfDead']) assert.ok(k in d, k);
+  const text = runCli(home, ['status']);
+  assert.equal(text.code, 0);
+  assert.match(text.stdout, /█/);
+  assert.match(text.stdout, /have no copy on any disk/);
+  const w = runCliJson<WhereisEntry[]>(home, ['whereis', '/data/docs']);
+  assert.equal(w.code, 0, w.stderr);
+  assert.ok(w.json.length >= 5);
+  for (const e of w.json) for (const k of ['path', 'hash', 'size', 'disks']) assert.ok(k in e, k);
+  const lost = w.json.filter((e) => e.hash === victim);
+  const readme = w.json.find((e) => e.path === '/data/docs/readme.txt');
+  assert.ok(readme !== undefined && readme.disks.length === 1);
+  for (const e of lost) assert.deepEqual(e.disks, []);
+  const missingPath = runCli(home, ['whereis', '/nope']);
+  assert.equal(missingPath.code, 1);
+  assert.match(missingPath.stderr, /not in the catalogue/);
+});
+
+test('verify of an unknown disk name is a usage error; a bad --percent too', (t) => {
+  const { home } = pool(t);
+  const r = runCli(home, ['verify', 'nosuchdisk']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /no disk named 'nosuchdisk'/);
+  const p = runCli(home, ['verify', 'd1', '--percent', '0']);
+  assert.equal(p.code, 1);
+});
