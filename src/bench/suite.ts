@@ -195,7 +195,12 @@ async function runDataset(
   const data = dir('data');
   log(`bench: ${kind}: generating ${plan.files.length} files, ${Math.round(plan.bytes / 1e6)} MB`);
   const g0 = process.hrtime.bigint();
-  writeDataset(data, plan);
+  try {
+    await writeDataset(data, plan, sig(ctx.signal));
+  } catch (err) {
+    if (ctx.signal?.aborted === true) throw new AbortedError();
+    throw err;
+  }
   const generateSeconds = Number(process.hrtime.bigint() - g0) / 1e9;
   const doc: DatasetDoc = {
     kind,

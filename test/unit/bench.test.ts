@@ -76,10 +76,10 @@ test('planDataset grows large files past 1 GiB into more files', () => {
   assert.ok(p.files.every((f) => f.sizeBytes <= 1024 ** 3));
 });
 
-test('writeDataset writes the planned bytes, mtimes and duplicates', (t) => {
+test('writeDataset writes the planned bytes, mtimes and duplicates', async (t) => {
   const root = tempDir(t);
   const plan = planDataset('mixed', 3_000_000, 5);
-  writeDataset(path.join(root, 'data'), plan);
+  await writeDataset(path.join(root, 'data'), plan);
   const seen = new Map<number, string>();
   for (const f of plan.files) {
     const p = path.join(root, 'data', ...f.rel.split('/'));
@@ -95,7 +95,7 @@ test('writeDataset writes the planned bytes, mtimes and duplicates', (t) => {
   assert.equal(compareRestore(plan, path.join(root, 'data')), undefined);
 });
 
-test('generated content is incompressible and differs between ids', (t) => {
+test('generated content is incompressible and differs between ids', async (t) => {
   const root = tempDir(t);
   const plan: DatasetPlan = {
     kind: 'large',
@@ -109,7 +109,7 @@ test('generated content is incompressible and differs between ids', (t) => {
     distinctFiles: 2,
     duplicates: 0,
   };
-  writeDataset(root, plan);
+  await writeDataset(root, plan);
   const a = fs.readFileSync(path.join(root, 'a'));
   const b = fs.readFileSync(path.join(root, 'b'));
   assert.notDeepEqual(a.subarray(0, 1000), b);
@@ -122,10 +122,10 @@ test('generated content is incompressible and differs between ids', (t) => {
   );
 });
 
-test('compareRestore names a missing file, a wrong size and changed content', (t) => {
+test('compareRestore names a missing file, a wrong size and changed content', async (t) => {
   const root = tempDir(t);
   const plan = planDataset('small', 200_000, 2);
-  writeDataset(root, plan);
+  await writeDataset(root, plan);
   const [first, second] = plan.files.filter((f) => f.sizeBytes > 0);
   assert.ok(first !== undefined && second !== undefined);
   const p1 = path.join(root, ...first.rel.split('/'));
@@ -136,6 +136,15 @@ test('compareRestore names a missing file, a wrong size and changed content', (t
   assert.match(compareRestore(plan, root) ?? '', /content differs/);
   fs.rmSync(p1);
   assert.match(compareRestore(plan, root) ?? '', /lacks/);
+});
+
+test('writeDataset stops when aborted', async (t) => {
+  const root = tempDir(t);
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(writeDataset(root, planDataset('small', 1_000_000, 1), { signal: ac.signal }), {
+    name: 'AbortError',
+  });
 });
 
 test('orderOfInodes counts ascending pairs and backward jumps', () => {
