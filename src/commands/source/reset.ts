@@ -1,0 +1,32 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand } from '../../cli/base-command.js';
+import { resetPathSettings, type SetResultDoc } from '../../sources/settings.js';
+
+export default class SourceReset extends BaseCommand<typeof SourceReset> {
+  static override summary = 'Remove the settings stored at folders, so that they inherit everything again.';
+  static override examples = [
+    '<%= config.bin %> source reset /photos/raw',
+    '<%= config.bin %> source reset / --recursive',
+  ];
+  static override enableJsonFlag = true;
+  static override strict = false;
+  static override args = { vpath: Args.string({ required: true, description: 'virtual folder(s)' }) };
+  static override flags = {
+    recursive: Flags.boolean({ char: 'r', summary: 'Also remove the settings of every folder below.' }),
+    'dry-run': Flags.boolean({ char: 'n', summary: 'Show what would change; write nothing.' }),
+  };
+
+  public async run(): Promise<SetResultDoc[]> {
+    const { argv } = await this.parse(SourceReset);
+    const docs = resetPathSettings(this.catalog(), argv as string[], {
+      recursive: this.flags.recursive,
+      dryRun: this.flags['dry-run'],
+    });
+    for (const d of docs) {
+      this.log(
+        `${this.flags['dry-run'] ? 'would reset' : 'reset'} ${d.vpath} (${d.filesUpdated} catalogued file(s) updated)`,
+      );
+    }
+    return docs;
+  }
+}
