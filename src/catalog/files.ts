@@ -1,0 +1,336 @@
+/**
+ * Statements on `files` and `objects` for `update`: one folder's catalogued children (through
+ * the `files_parent` index, so the scan compares a folder at a time and never loads the tree),
+ * upserts, removals that remember what they removed (so a file renamed into a folder scanned
+ * later still reuses its hash), hash reuse by device + inode + size + mtime, and the batched
+ * writer: one open transaction committed every `commitRows` rows or `commitMs`, so a SIGKILL
+ * loses at most one batch and the next run redoes only that.
+ *
+ * better-sqlite3 is synchronous and a Catalog is one connection: not thread-safe, main thread only.
+ */
+import type Database from 'better-sqlite3';
+import { killPoint } from '../core/kill-points.js';
+import type { Db } from './db.js';
+import { FileKind, type FileKindValue } from './schema.js';
+
+/** A catalogued child of a folder, as `update` compares it with the scan. */
+export interface CatalogChild {
+  readonly id: number;
+  readonly vpath: Buffer;
+  readonly kind: FileKindValue;
+  readonly sizeBytes: number;
+  readonly mtimeNs: bigint;
+  /** 0 = racily clean when hashed: hash it again at the next update. */
+  readonly ctimeNs: bigint;
+  readonly ino: bigint;
+  readonly dev: bigint;
+  readonly objectId: number | null;
+  readonly linkTarget: Buffer | null;
+  readonly priority: number;
+  readonly minCopies: number;
+  readonly maxCopies: number;
+}
+
+/** A row as `update` writes it. dev and ino are stored as signed 64-bit (see `int64`). */
+export interface FileRow {
+  readonly vpath: Buffer;
+  readonly parent: Buffer;
+  readonly sourceId: number;
+  readonly kind: FileKindValue;
+  readonly sizeBytes: number;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly dev: bigint;
+  readonly ino: bigint;
+  readonly linkTarget: Buffer | null;
+  readonly objectId: number | null;
+  readonly priority: number;
+  readonly minCopies: number;
+  readonly maxCopies: number;
+}
+
+/** A 64-bit unsigned stat value (dev, ino) as the signed INTEGER SQLite stores; reversible. */
+export function int64(v: bigint): bigint {
+  return BigInt.asIntN(64, v);
+}
+
+type Raw = [
+  bigint,
+  Buffer,
+  bigint,
+  bigint,
+  bigint,
+  bigint,
+  bigint,
+  bigint,
+  bigint | null,
+  Buffer | null,
+  bigint,
+  bigint,
+  bigint,
+];
+
+export interface FilesWriterOptions {
+  /** Rows per transaction (default 10,000: DEVELOPING.md, ≥ 10 k rows per transaction). */
+  readonly commitRows?: number;
+  /** Longest time a written row waits for its commit (default 2,000 ms). */
+  readonly commitMs?: number;
+  /** Clock (ms), injectable for tests. */
+  readonly now?: () => number;
+}
+
+/**
+ * The catalogue side of `update`. Opens a transaction at the first write and commits it by
+ * size or age (`maybeCommit`), and at `close()`. Reads see the rows written in the open
+ * transaction (one connection). Temp tables `update_gone` (removed files, for hash reuse) and
+ * `update_gc` (objects that may have lost their last reference) live for the connection.
+ */
+export class FilesWriter {
+  private readonly db: Db;
+  private readonly commitRows: number;
+  private readonly commitMs: number;
+  private readonly now: () => number;
+  private inTx = false;
+  private rows = 0;
+  private txStarted = 0;
+  /** Transactions committed so far. */
+  commits = 0;
+
+  private readonly sChildren: Database.Statement;
+  private readonly sUpsert: Database.Statement;
+  private readonly sSettings: Database.Statement;
+  private readonly sDelete: Database.Statement;
+  private readonly sGone: Database.Statement;
+  private readonly sGc: Database.Statement;
+  private readonly sGoneSubtree: Database.Statement;
+  private readonly sGcSubtree: Database.Statement;
+  private readonly sDeleteSubtree: Database.Statement;
+  private readonly sByInode: Database.Statement;
+  private readonly sGoneByInode: Database.Statement;
+  private readonly sObject: Database.Statement;
+  private readonly sInsertObject: Database.Statement;
+
+  constructor(db: Db, opts: FilesWriterOptions = {}) {
+    this.db = db;
+    this.commitRows = opts.commitRows ?? 10_000;
+    this.commitMs = opts.commitMs ?? 2_000;
+    this.now = opts.now ?? Date.now;
+    db.exec(`
+      CREATE TEMP TABLE IF NOT EXISTS update_gone (dev INTEGER, ino INTEGER, size INTEGER, mtime_ns INTEGER, object_id INTEGER);
+      CREATE INDEX IF NOT EXISTS temp.update_gone_ino ON update_gone(ino);
+      CREATE TEMP TABLE IF NOT EXISTS update_gc (object_id INTEGER PRIMARY KEY);
+      DELETE FROM temp.update_gone;
+      DELETE FROM temp.update_gc;
+    `);
+    this.sChildren = db
+      .prepare(
+        `SELECT id, vpath, kind, size, mtime_ns, ctime_ns, ino, dev, object_id, link_target, priority, min_copies, max_copies
+         FROM files WHERE parent = ? AND source_id = ?`,
+      )
+      .raw(true)
+      .safeIntegers(true);
+    this.sUpsert = db.prepare(
+      `INSERT INTO files (vpath, parent, source_id, kind, size, mtime_ns, ctime_ns, mode, uid, gid, dev, ino,
+                          link_target, object_id, priority, min_copies, max_copies)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(vpath) DO UPDATE SET parent = excluded.parent, source_id = excluded.source_id,
+         kind = excluded.kind, size = excluded.size, mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns,
+         mode = excluded.mode, uid = excluded.uid, gid = excluded.gid, dev = excluded.dev, ino = excluded.ino,
+         link_target = excluded.link_target, object_id = excluded.object_id, priority = excluded.priority,
+         min_copies = excluded.min_copies, max_copies = excluded.max_copies`,
+    );
+    this.sSettings = db.prepare('UPDATE files SET priority = ?, min_copies = ?, max_copies = ? WHERE id = ?');
+    this.sDelete = db.prepare('DELETE FROM files WHERE id = ?');
+    this.sGone = db.prepare(
+      'INSERT INTO temp.update_gone (dev, ino, size, mtime_ns, object_id) VALUES (?, ?, ?, ?, ?)',
+    );
+    this.sGc = db.prepare('INSERT OR IGNORE INTO temp.update_gc (object_id) VALUES (?)');
+    const subtree = 'vpath >= ? AND vpath < ? AND source_id = ?';
+    this.sGoneSubtree = db.prepare(
+      `INSERT INTO temp.update_gone (dev, ino, size, mtime_ns, object_id)
+       SELECT dev, ino, size, mtime_ns, object_id FROM files
+       WHERE ${subtree} AND kind = ${FileKind.file} AND object_id IS NOT NULL AND ctime_ns != 0`,
+    );
+    this.sGcSubtree = db.prepare(
+      `INSERT OR IGNORE INTO temp.update_gc (object_id) SELECT object_id FROM files WHERE ${subtree} AND object_id IS NOT NULL`,
+    );
+    this.sDeleteSubtree = db.prepare(`DELETE FROM files WHERE ${subtree}`);
+    this.sByInode = db
+      .prepare(
+        `SELECT object_id FROM files WHERE ino = ? AND dev = ? AND size = ? AND mtime_ns = ?
+         AND kind = ${FileKind.file} AND object_id IS NOT NULL AND ctime_ns != 0 LIMIT 1`,
+      )
+      .pluck();
+    this.sGoneByInode = db
+      .prepare('SELECT object_id FROM temp.update_gone WHERE ino = ? AND dev = ? AND size = ? AND mtime_ns = ? LIMIT 1')
+      .pluck();
+    this.sObject = db.prepare('SELECT id FROM objects WHERE hash = ?').pluck();
+    this.sInsertObject = db.prepare('INSERT INTO objects (hash, size) VALUES (?, ?)');
+  }
+
+  /** The catalogued children of folder `parent` that belong to source `sourceId`. */
+  children(parent: Buffer, sourceId: number): CatalogChild[] {
+    const raw = this.sChildren.all(parent, sourceId) as Raw[];
+    return raw.map((r) => ({
+      id: Number(r[0]),
+      vpath: r[1],
+      kind: Number(r[2]) as FileKindValue,
+      sizeBytes: Number(r[3]),
+      mtimeNs: r[4],
+      ctimeNs: r[5],
+      ino: r[6],
+      dev: r[7],
+      objectId: r[8] === null ? null : Number(r[8]),
+      linkTarget: r[9],
+      priority: Number(r[10]),
+      minCopies: Number(r[11]),
+      maxCopies: Number(r[12]),
+    }));
+  }
+
+  /** Insert or replace the row at `row.vpath`. */
+  upsert(row: FileRow): void {
+    this.begin();
+    this.sUpsert.run(
+      row.vpath,
+      row.parent,
+      row.sourceId,
+      row.kind,
+      row.sizeBytes,
+      row.mtimeNs,
+      row.ctimeNs,
+      row.mode,
+      row.uid,
+      row.gid,
+      int64(row.dev),
+      int64(row.ino),
+      row.linkTarget,
+      row.objectId,
+      row.priority,
+      row.minCopies,
+      row.maxCopies,
+    );
+    this.wrote(1);
+  }
+
+  /** Change only the copy settings of a row whose file did not change. */
+  setSettings(id: number, priority: number, minCopies: number, maxCopies: number): void {
+    this.begin();
+    this.sSettings.run(priority, minCopies, maxCopies, id);
+    this.wrote(1);
+  }
+
+  /** Remove one row (its content remembered for hash reuse, its object a GC candidate). */
+  remove(child: CatalogChild): void {
+    this.begin();
+    if (child.objectId !== null) {
+      if (child.kind === FileKind.file && child.ctimeNs !== 0n) {
+        this.sGone.run(child.dev, child.ino, child.sizeBytes, child.mtimeNs, child.objectId);
+      }
+      this.sGc.run(child.objectId);
+    }
+    this.sDelete.run(child.id);
+    this.wrote(1);
+  }
+
+  /** Remove every row strictly below `vpath` of source `sourceId`; returns how many. */
+  removeSubtree(range: { lo: Buffer; hi: Buffer }, sourceId: number): number {
+    this.begin();
+    this.sGoneSubtree.run(range.lo, range.hi, sourceId);
+    this.sGcSubtree.run(range.lo, range.hi, sourceId);
+    const n = this.sDeleteSubtree.run(range.lo, range.hi, sourceId).changes;
+    this.wrote(n);
+    return n;
+  }
+
+  /** Remember an object that may have lost its last reference (checked by `collectGarbage`). */
+  gcCandidate(objectId: number): void {
+    this.begin();
+    this.sGc.run(objectId);
+  }
+
+  /**
+   * The object of a catalogued (or removed in this run) regular file with this device, inode,
+   * size and mtime: a rename or a hard link whose hash can be reused. Racily clean rows never match.
+   */
+  objectByInode(dev: bigint, ino: bigint, sizeBytes: number, mtimeNs: bigint): number | undefined {
+    const d = int64(dev);
+    const i = int64(ino);
+    const hit = this.sByInode.get(i, d, sizeBytes, mtimeNs) as number | bigint | undefined;
+    if (hit !== undefined) return Number(hit);
+    const gone = this.sGoneByInode.get(i, d, sizeBytes, mtimeNs) as number | bigint | undefined;
+    return gone === undefined ? undefined : Number(gone);
+  }
+
+  /** The id of the object `hash` (64 lowercase hex), created with `sizeBytes` when new. */
+  object(hash: string, sizeBytes: number): number {
+    this.begin();
+    const id = this.sObject.get(hash) as number | undefined;
+    if (id !== undefined) return id;
+    const info = this.sInsertObject.run(hash, sizeBytes);
+    this.wrote(1);
+    return Number(info.lastInsertRowid);
+  }
+
+  /**
+   * Delete the GC candidates that no file references and no disk holds. Objects with copies
+   * stay: they are orphans that the next sync deletes from its disks. Returns how many went.
+   */
+  collectGarbage(): number {
+    this.begin();
+    const n = this.db
+      .prepare(
+        `DELETE FROM objects WHERE id IN (SELECT object_id FROM temp.update_gc)
+         AND NOT EXISTS (SELECT 1 FROM files WHERE files.object_id = objects.id)
+         AND NOT EXISTS (SELECT 1 FROM copies WHERE copies.object_id = objects.id)`,
+      )
+      .run().changes;
+    this.db.exec('DELETE FROM temp.update_gc');
+    this.wrote(n);
+    return n;
+  }
+
+  /** Commit when the open transaction holds `commitRows` rows or is `commitMs` old. */
+  maybeCommit(): void {
+    if (this.inTx && (this.rows >= this.commitRows || this.now() - this.txStarted >= this.commitMs)) this.commit();
+  }
+
+  /** Commit the open transaction, if any. */
+  commit(): void {
+    if (!this.inTx) return;
+    this.db.exec('COMMIT');
+    this.inTx = false;
+    this.rows = 0;
+    this.commits += 1;
+    killPoint('update-commit');
+  }
+
+  /** Commit what is pending. */
+  close(): void {
+    this.commit();
+  }
+
+  /** Roll back what is pending (after a fatal error). */
+  rollback(): void {
+    if (!this.inTx) return;
+    this.inTx = false;
+    this.rows = 0;
+    if (this.db.inTransaction) this.db.exec('ROLLBACK');
+  }
+
+  private begin(): void {
+    if (this.inTx) return;
+    this.db.exec('BEGIN IMMEDIATE');
+    this.inTx = true;
+    this.txStarted = this.now();
+  }
+
+  private wrote(n: number): void {
+    this.rows += n;
+    killPoint('update-row');
+    if (this.rows >= this.commitRows) this.commit();
+  }
+}

@@ -1,0 +1,60 @@
+import { Flags } from '@oclif/core';
+import prettyBytes from 'pretty-bytes';
+import { BaseCommand } from '../cli/base-command.js';
+import { createProgress } from '../ui/progress.js';
+import { runUpdate, type UpdateResult } from '../update/update.js';
+
+export default class Update extends BaseCommand<typeof Update> {
+  static override summary = 'Scan every source and hash new or changed files.';
+  static override description =
+    `A file is read again when its size, mtime, inode or ctime changed; a renamed or hard-linked file reuses its hash. Hashing runs in worker threads; the catalogue is committed every 10,000 rows or 2 seconds, so an interrupted run keeps its work and the next one hashes only the rest.
+
+A source whose folder is missing or empty while the catalogue holds files under it is refused (exit 2) and nothing is changed: an unmounted disk is never read as "everything deleted". A folder that cannot be read keeps its catalogued files.
+
+Exit codes: 0 done; 1 done, but some paths could not be read (listed, and in --json "errors"); 2 refused (a source is missing, or another distbackup process holds the catalogue).`;
+  static override examples = [
+    '<%= config.bin %> update',
+    '<%= config.bin %> update --jobs 4',
+    '<%= config.bin %> update --json --quiet',
+  ];
+  static override enableJsonFlag = true;
+  static override flags = {
+    jobs: Flags.integer({ char: 'j', summary: 'Hash threads (default: one per core).', min: 1, max: 256 }),
+    'commit-every': Flags.integer({
+      summary: 'Rows per catalogue transaction (default 10000).',
+      min: 1,
+      hidden: true,
+    }),
+  };
+
+  public async run(): Promise<UpdateResult> {
+    const cat = this.catalog();
+    const progress = createProgress({ label: 'update', enabled: this.showProgress });
+    const ac = new AbortController();
+    const onInt = (): void => {
+      process.stderr.write('\ninterrupted: committing the hashes done so far (Ctrl-C again to stop at once)\n');
+      ac.abort();
+      process.removeListener('SIGINT', onInt);
+    };
+    process.on('SIGINT', onInt);
+    let doc: UpdateResult;
+    try {
+      doc = await runUpdate(cat, {
+        progress,
+        signal: ac.signal,
+        ...(this.flags.jobs === undefined ? {} : { jobs: this.flags.jobs }),
+        ...(this.flags['commit-every'] === undefined ? {} : { commitRows: this.flags['commit-every'] }),
+      });
+    } finally {
+      process.removeListener('SIGINT', onInt);
+    }
+    if (!this.jsonEnabled()) for (const e of doc.errors) process.stderr.write(`distbackup: ${e.path}: ${e.error}\n`);
+    this.log(
+      `${doc.scanned} scanned: ${doc.new} new, ${doc.changed} changed, ${doc.removed} removed, ${doc.unchanged} unchanged; ${prettyBytes(doc.bytesHashed)} hashed in ${(doc.elapsedMs / 1000).toFixed(1)} s` +
+        (doc.skipped.length > 0 ? `; ${doc.skipped.length} special files skipped` : '') +
+        (doc.errors.length > 0 ? `; ${doc.errors.length} errors (listed above)` : ''),
+    );
+    if (doc.errors.length > 0) this.setExitCode(1);
+    return doc;
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Hashing one source file for `update`: SHA-256 on node:crypto (OpenSSL with SHA-NI, 1.9 GB/s
+ * per thread here against hash-wasm's 0.47, NODE20.md), read with `fs.readSync` into one reused
+ * buffer (a `createReadStream` per small file measured 12× slower). Synchronous on purpose: it
+ * runs inside a piscina worker (hash.worker.ts is the thin adapter) and in-process in tests.
+ *
+ * Safety (RELIABILITY.md 7, 13, 17): the file is opened with O_NOFOLLOW (a symlink swapped in
+ * after the scan is not followed) and O_NONBLOCK (a FIFO swapped in does not block us forever),
+ * then fstat'ed: it must be a regular file with the device and inode the scan saw. After the last
+ * read it is fstat'ed again; if size, mtime or ctime moved, or the bytes read differ from the
+ * size, the file changed while being read and the result is an error (retried next run), never a
+ * hash paired with metadata it does not match.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { describeError, errnoCode } from '../core/errors.js';
+
+/** SHA-256 of zero bytes (the empty file is an object like any other). */
+export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+/** Read chunk size: 1 MiB (NODE20.md: one reused 1 MiB buffer per worker). */
+export const HASH_CHUNK_BYTES = 1 << 20;
+
+/** One file to hash, as the scan saw it. */
+export interface HashTask {
+  /** Real path, bytes (names need not be UTF-8). */
+  readonly path: Uint8Array;
+  readonly dev: bigint;
+  readonly ino: bigint;
+  /** true when the scan followed a symlink to reach it (then the path is opened through it). */
+  readonly follow: boolean;
+}
+
+/** The hash and the metadata it belongs to (from the fstat taken before reading). */
+export interface HashOk {
+  readonly ok: true;
+  readonly hash: string;
+  readonly sizeBytes: number;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** Why a file could not be hashed; `code` is the errno or `changed` / `replaced` / `not-file`. */
+export interface HashFailed {
+  readonly ok: false;
+  readonly code: string;
+  readonly error: string;
+}
+
+export type HashResult = HashOk | HashFailed;
+
+const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NONBLOCK;
+const NOFOLLOW = fs.constants.O_NOFOLLOW;
+
+function toBuffer(p: Uint8Array): Buffer {
+  // Paths cross the worker boundary as Uint8Array (structured clone); fs wants a Buffer.
+  return Buffer.isBuffer(p) ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength);
+}
+
+function failed(code: string, error: string): HashFailed {
+  return { ok: false, code, error };
+}
+
+/**
+ * Hash the file of `task` with `buf` as the read buffer (reused across calls; one per thread).
+ * Never throws for per-file problems: they come back as `{ ok: false }`.
+ */
+export function hashFile(task: HashTask, buf: Buffer): HashResult {
+  const p = toBuffer(task.path);
+  let fd: number;
+  try {
+    fd = fs.openSync(p, OPEN_FLAGS | (task.follow ? 0 : NOFOLLOW));
+  } catch (err) {
+    const code = errnoCode(err) ?? 'EIO';
+    // ELOOP from O_NOFOLLOW: the path became a symlink after the scan.
+    if (code === 'ELOOP' && !task.follow) return failed('replaced', 'replaced by a symbolic link since it was scanned');
+    return failed(code, describeError(err));
+  }
+  try {
+    const before = fs.fstatSync(fd, { bigint: true });
+    if (!before.isFile()) return failed('not-file', 'no longer a regular file');
+    if (before.ino !== task.ino || before.dev !== task.dev) {
+      return failed('replaced', 'replaced by another file since it was scanned');
+    }
+    const h = createHash('sha256');
+    let total = 0;
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(n === buf.length ? buf : buf.subarray(0, n));
+      total += n;
+    }
+    const after = fs.fstatSync(fd, { bigint: true });
+    if (
+      after.size !== before.size ||
+      after.mtimeNs !== before.mtimeNs ||
+      after.ctimeNs !== before.ctimeNs ||
+      BigInt(total) !== before.size
+    ) {
+      return failed('changed', 'changed while being read; it will be hashed again at the next update');
+    }
+    return {
+      ok: true,
+      hash: h.digest('hex'),
+      sizeBytes: total,
+      mtimeNs: before.mtimeNs,
+      ctimeNs: before.ctimeNs,
+      mode: Number(before.mode & 0o7777n),
+      uid: Number(before.uid),
+      gid: Number(before.gid),
+    };
+  } catch (err) {
+    return failed(errnoCode(err) ?? 'EIO', describeError(err));
+  } finally {
+    try {
+      fs.closeSync(fd);
+    } catch {}
+  }
+}
+
+/** Hash several files in one call (small files: one worker round trip for many). */
+export function hashBatch(tasks: readonly HashTask[], buf: Buffer): HashResult[] {
+  return tasks.map((t) => hashFile(t, buf));
+}

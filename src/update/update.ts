@@ -1,0 +1,558 @@
+/**
+ * The `update` use-case (SPEC §3 `update`): scan every mapped folder, hash new and changed
+ * files in worker threads, and record the result in the catalogue, resumably.
+ *
+ * Pipeline, all pull-based so each stage waits for the slower one (bounded memory):
+ *
+ *   scan (main thread, one folder at a time, pipeline/scan.ts)
+ *     → compare with that folder's catalogue rows; unchanged entries cost nothing, folders
+ *       and symlinks are written at once, files to hash are batched
+ *     → hash (piscina workers, at most 2 batches per thread in flight: pipeline/bounded.ts)
+ *     → writer (main thread, catalog/files.ts): one transaction per ~10,000 rows or ~2 s.
+ *
+ * A file's row is written only with its hash, so a run killed at any moment leaves every row
+ * either as it was or complete; the next run hashes only what was not committed.
+ *
+ * Safety (RELIABILITY.md 4): a mapping whose root is missing or empty while the catalogue holds
+ * files under it refuses the whole run before anything is written (an unmounted source is never
+ * read as "everything deleted"); a folder that cannot be read keeps its catalogued rows; rows
+ * are removed only for names absent from a folder that was read.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Catalog } from '../catalog/db.js';
+import { type CatalogChild, type FileRow, FilesWriter, int64 } from '../catalog/files.js';
+import { acquireLock } from '../catalog/lock.js';
+import { FileKind, type FileKindValue, NO_CAP } from '../catalog/schema.js';
+import { listSources, type SourceRow } from '../catalog/sources.js';
+import { DistbackupError, describeError, errnoCode, RefusedError } from '../core/errors.js';
+import { displayPath, subtreeRange, vpathContains, vpathJoin } from '../core/vpath.js';
+import { boundedMap } from '../pipeline/bounded.js';
+import { EMPTY_SHA256, type HashResult, type HashTask } from '../pipeline/hash.js';
+import { createHashPool, defaultHashJobs, type HashPool } from '../pipeline/hash-pool.js';
+import { type DirScan, globPolicy, type ScanEntry, type ScanPolicy, scanTree } from '../pipeline/scan.js';
+import type { Progress } from '../ui/progress.js';
+
+/** A path and what went wrong with it (real path, printable). */
+export interface PathProblem {
+  path: string;
+  error: string;
+}
+
+/** The SPEC §3a `update` document (fields may be added, never renamed). */
+export interface UpdateResult {
+  /** Entries examined: files, folders and symlinks. */
+  scanned: number;
+  /** Entries recorded for the first time. */
+  new: number;
+  /** Entries whose content or metadata changed. */
+  changed: number;
+  /** Catalogued entries gone from folders that were read. */
+  removed: number;
+  /** Entries found as catalogued (racily clean files re-read and found the same count here). */
+  unchanged: number;
+  /** Bytes read and hashed. */
+  bytesHashed: number;
+  /** Per-path problems; the run went on. Exit code 1 when not empty. */
+  errors: PathProblem[];
+  /** Entries left out on purpose: FIFOs, sockets, devices, symlink loops. */
+  skipped: PathProblem[];
+  /** Objects deleted from the catalogue: no file references them and no disk holds them. */
+  objectsForgotten: number;
+  elapsedMs: number;
+}
+
+export interface UpdateOptions {
+  /** Hash threads (default: one per core). */
+  jobs?: number;
+  /** Progress display (files and bytes done of the totals known so far). */
+  progress?: Progress;
+  /** Stop early: what was hashed is committed, nothing is removed, the run throws `interrupted`. */
+  signal?: AbortSignal;
+  /** Rows per catalogue transaction (default 10,000). */
+  commitRows?: number;
+  /** Longest wait of a written row for its commit, ms (default 2,000). */
+  commitMs?: number;
+}
+
+/**
+ * Timestamp granularity assumed for the racy rule (RELIABILITY.md 18, git's racy-git): FAT
+ * keeps mtimes to 2 s. A file whose mtime is within this of the scan start (or after it) is
+ * stored "racily clean" and hashed again at the next run, since a write in the same tick
+ * after we read it would leave its mtime unchanged.
+ */
+export const RACY_GRANULARITY_NS = 2_000_000_000n;
+
+/** Files per hash batch: one worker round trip for many small files. */
+const BATCH_FILES = 64;
+/** Bytes per hash batch: a large file goes alone, so threads share the work evenly. */
+const BATCH_BYTES = 4 << 20;
+
+const KIND: Record<ScanEntry['kind'], FileKindValue> = {
+  file: FileKind.file,
+  dir: FileKind.dir,
+  symlink: FileKind.symlink,
+};
+
+/** A file waiting for its hash, with the catalogue row it may replace. */
+interface PendingFile {
+  readonly sourceId: number;
+  readonly vpath: Buffer;
+  readonly parent: Buffer;
+  readonly real: Buffer;
+  readonly entry: ScanEntry;
+  readonly old: CatalogChild | undefined;
+  /** Other paths of the same inode seen in this run (hard links): recorded with the same hash. */
+  readonly links: PendingFile[];
+}
+
+interface HashJob {
+  readonly files: PendingFile[];
+  readonly tasks: HashTask[];
+  readonly bytes: number;
+}
+
+/**
+ * Run `update` on catalogue `cat` (see the module comment). Takes the home lock (refused, exit 2,
+ * when another distbackup process holds it). Throws RefusedError when a mapping's root is
+ * missing or empty while files are catalogued under it; DistbackupError `interrupted` when
+ * `opts.signal` aborts (hashes done so far are committed).
+ */
+export async function runUpdate(cat: Catalog, opts: UpdateOptions = {}): Promise<UpdateResult> {
+  const started = Date.now();
+  const lock = acquireLock(path.join(cat.dataDir, 'lock'), 'the catalogue');
+  let pool: HashPool | undefined;
+  const writer = new FilesWriter(cat.db, {
+    ...(opts.commitRows === undefined ? {} : { commitRows: opts.commitRows }),
+    ...(opts.commitMs === undefined ? {} : { commitMs: opts.commitMs }),
+  });
+  // Commit by age also while waiting on the workers (a large file can take seconds).
+  const timer = setInterval(() => writer.maybeCommit(), Math.max(100, Math.floor((opts.commitMs ?? 2000) / 2)));
+  timer.unref();
+  try {
+    const sources = listSources(cat.db);
+    const problems = checkRoots(cat, sources);
+    const run = new UpdateRun(writer, opts, () => {
+      pool ??= createHashPool(opts.jobs ?? defaultHashJobs());
+      return pool;
+    });
+    run.result.errors.push(...problems.errors);
+    await run.execute(sources.filter((s) => !problems.unreadable.has(s.id)));
+    if (opts.signal?.aborted === true) {
+      writer.close();
+      throw new DistbackupError(
+        `update interrupted: the hashes done so far are kept; run 'distbackup update' again to finish`,
+        { code: 'interrupted' },
+      );
+    }
+    run.result.objectsForgotten = writer.collectGarbage();
+    writer.close();
+    run.result.elapsedMs = Date.now() - started;
+    return run.result;
+  } catch (err) {
+    // Keep what was committed; a half batch of a failed run is not trusted.
+    if (err instanceof DistbackupError && err.code === 'interrupted') throw err;
+    writer.rollback();
+    throw err;
+  } finally {
+    clearInterval(timer);
+    opts.progress?.stop();
+    await pool?.destroy();
+    lock.release();
+  }
+}
+
+/**
+ * Check every mapping's root before anything is written. Refuses (RefusedError) the run when a
+ * root is missing or empty while the catalogue holds entries under it. A missing root with
+ * nothing catalogued is reported as an error and that mapping skipped.
+ */
+function checkRoots(cat: Catalog, sources: SourceRow[]): { errors: PathProblem[]; unreadable: Set<number> } {
+  const hasRows = cat.db.prepare('SELECT 1 FROM files WHERE source_id = ? LIMIT 1').pluck();
+  const refused: string[] = [];
+  const errors: PathProblem[] = [];
+  const unreadable = new Set<number>();
+  for (const s of sources) {
+    let state: 'ok' | 'missing' | 'empty' | 'not a folder' = 'ok';
+    let cause = '';
+    try {
+      const st = fs.statSync(s.realpath);
+      if (!st.isDirectory()) state = 'not a folder';
+      else {
+        const d = fs.opendirSync(s.realpath);
+        try {
+          if (d.readSync() === null) state = 'empty';
+        } finally {
+          d.closeSync();
+        }
+      }
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') state = 'missing';
+      else if (code !== 'EACCES' && code !== 'EPERM') {
+        // EIO, ENOTCONN (a FUSE source gone): as good as missing, and never "all deleted".
+        state = 'missing';
+        cause = describeError(err);
+      }
+      // EACCES: the scan reports it as an unreadable folder and keeps its rows.
+    }
+    if (state === 'ok') continue;
+    const where = `${s.vpath} -> ${displayPath(s.realpath)}`;
+    const what = state === 'missing' ? `missing${cause === '' ? '' : ` (${cause})`}` : state;
+    if (hasRows.get(s.id) !== undefined) refused.push(`${where} is ${what}`);
+    else if (state !== 'empty') {
+      errors.push({ path: displayPath(s.realpath), error: `source ${s.vpath} is ${what}; not scanned` });
+      unreadable.add(s.id);
+    }
+  }
+  if (refused.length > 0) {
+    throw new RefusedError(
+      `refusing to update: ${refused.join('; ')}, while the catalogue holds files under it; nothing was changed (mount it, or 'distbackup source unmap VPATH' to forget its files)`,
+      { code: 'source-missing' },
+    );
+  }
+  return { errors, unreadable };
+}
+
+/** The state of one run: counters, the folder-by-folder comparison, the hash batching. */
+class UpdateRun {
+  readonly result: UpdateResult = {
+    scanned: 0,
+    new: 0,
+    changed: 0,
+    removed: 0,
+    unchanged: 0,
+    bytesHashed: 0,
+    errors: [],
+    skipped: [],
+    objectsForgotten: 0,
+    elapsedMs: 0,
+  };
+  /** Anything at or after this mtime is stored racily clean (hashed again next run). */
+  private readonly racyFromNs = BigInt(Date.now()) * 1_000_000n - RACY_GRANULARITY_NS;
+  /** Files waiting to be handed to a worker: `batch[batchHead..]`. */
+  private batch: PendingFile[] = [];
+  private batchHead = 0;
+  private batchBytes = 0;
+  /** Files with more than one link waiting for a hash, by `dev:ino`. */
+  private readonly pendingInodes = new Map<string, PendingFile>();
+  private filesDone = 0;
+  private bytesQueued = 0;
+  private emptyObjectId: number | undefined;
+
+  constructor(
+    private readonly writer: FilesWriter,
+    private readonly opts: UpdateOptions,
+    private readonly pool: () => HashPool,
+  ) {}
+
+  async execute(sources: SourceRow[]): Promise<void> {
+    const threads = this.opts.jobs ?? defaultHashJobs();
+    const hashed = boundedMap(this.produce(sources), (job: HashJob) => this.pool().hash(job.tasks), {
+      // Two batches per thread: one hashing, one queued, so no thread waits for the main thread.
+      concurrency: threads * 2,
+      ordered: false,
+    });
+    for await (const s of hashed) {
+      const job = s.input;
+      if (s.ok) {
+        job.files.forEach((f, i) => {
+          this.recordHash(f, s.value[i] ?? { ok: false, code: 'EIO', error: 'no result from the hash worker' });
+        });
+      } else {
+        for (const f of job.files) this.recordHash(f, { ok: false, code: 'worker', error: describeError(s.error) });
+      }
+      this.writer.maybeCommit();
+      this.report();
+    }
+  }
+
+  /** Scan every source folder by folder; yields hash batches as they fill. */
+  private async *produce(sources: SourceRow[]): AsyncGenerator<HashJob> {
+    for (const src of sources) {
+      const policy = globPolicy(src.include, src.exclude, {
+        priority: 1,
+        minCopies: src.minCopies,
+        maxCopies: NO_CAP,
+      });
+      const nested = sources
+        .filter((o) => o.id !== src.id && o.vpath !== src.vpath && vpathContains(src.vpath, o.vpath))
+        .map((o) => o.vpath);
+      const tree = scanTree(
+        { vpath: src.vpath, realPath: src.realpath, followSymlinks: src.followSymlinks, nested },
+        policy,
+      );
+      for (const ds of tree) {
+        if (this.opts.signal?.aborted === true) return;
+        // A generator, so a huge folder hands out batches while it is compared.
+        yield* this.compareDir(src.id, ds, policy);
+        this.writer.maybeCommit();
+        this.report();
+        // Let finished hashes be written between folders (the scan itself is synchronous).
+        if (this.queued() > 0) await Promise.resolve();
+      }
+    }
+    while (this.queued() > 0) yield this.takeBatch();
+  }
+
+  private queued(): number {
+    return this.batch.length - this.batchHead;
+  }
+
+  private *fullBatches(): Generator<HashJob> {
+    while (this.queued() >= BATCH_FILES || this.batchBytes >= BATCH_BYTES) yield this.takeBatch();
+  }
+
+  private takeBatch(): HashJob {
+    const files: PendingFile[] = [];
+    let bytes = 0;
+    while (this.queued() > 0 && files.length < BATCH_FILES && (files.length === 0 || bytes < BATCH_BYTES)) {
+      const f = this.batch[this.batchHead] as PendingFile;
+      this.batchHead += 1;
+      files.push(f);
+      bytes += Number(f.entry.stat.size);
+    }
+    if (this.batchHead === this.batch.length) {
+      this.batch = [];
+      this.batchHead = 0;
+    }
+    this.batchBytes -= bytes;
+    return {
+      files,
+      bytes,
+      tasks: files.map((f) => ({
+        path: f.real,
+        dev: f.entry.stat.dev,
+        ino: f.entry.stat.ino,
+        follow: f.entry.followed,
+      })),
+    };
+  }
+
+  /** Compare one scanned folder with its catalogue rows and write what changed. */
+  private *compareDir(sourceId: number, ds: DirScan, policy: ScanPolicy): Generator<HashJob> {
+    const r = this.result;
+    for (const p of ds.errors) r.errors.push(p);
+    for (const p of ds.skipped) {
+      r.skipped.push(p);
+      this.opts.progress?.note(`skipped ${p.path}: ${p.error}`);
+    }
+    if (ds.kept) return;
+    if (ds.entries === null) {
+      r.errors.push({ path: displayPath(ds.dir.realPath), error: ds.readError ?? 'cannot read folder' });
+      return;
+    }
+    const dirVpath = ds.dir.vpath;
+    const nameStart = dirVpath.length === 1 ? 1 : dirVpath.length + 1;
+    const catalogued = new Map<string, CatalogChild>();
+    for (const c of this.writer.children(dirVpath, sourceId)) {
+      catalogued.set(c.vpath.subarray(nameStart).toString('latin1'), c);
+    }
+    for (const e of ds.entries) {
+      const key = e.name.toString('latin1');
+      const old = catalogued.get(key);
+      catalogued.delete(key);
+      r.scanned += 1;
+      this.compareEntry(sourceId, ds, e, old);
+      yield* this.fullBatches();
+    }
+    // Catalogued, not listed: gone, unless the scan could not tell or the policy keeps it.
+    for (const [key, old] of catalogued) {
+      if (ds.keepNames.has(key)) continue;
+      if (old.kind === FileKind.dir) {
+        const name = Buffer.from(key, 'latin1');
+        const rel = ds.dir.rel.length === 0 ? name : Buffer.concat([ds.dir.rel, Buffer.from('/'), name]);
+        const action = policy.enterDir({
+          vpath: old.vpath,
+          realPath: Buffer.concat([ds.dir.realPath, Buffer.from('/'), name]),
+          rel,
+        });
+        if (action === 'keep') continue;
+        r.removed += this.writer.removeSubtree(subtreeRange(old.vpath), sourceId);
+      }
+      this.writer.remove(old);
+      r.removed += 1;
+    }
+  }
+
+  private compareEntry(sourceId: number, ds: DirScan, e: ScanEntry, old: CatalogChild | undefined): void {
+    const r = this.result;
+    const st = e.stat;
+    const kind = KIND[e.kind];
+    const vpath = vpathJoin(ds.dir.vpath, e.name);
+    const s = e.settings;
+    const sameStat =
+      old !== undefined &&
+      old.kind === kind &&
+      old.sizeBytes === (kind === FileKind.file ? Number(st.size) : 0) &&
+      old.mtimeNs === st.mtimeNs &&
+      old.ctimeNs === st.ctimeNs &&
+      old.ino === int64(st.ino) &&
+      (kind !== FileKind.file || old.objectId !== null) &&
+      (kind !== FileKind.symlink || (old.linkTarget !== null && e.linkTarget?.equals(old.linkTarget) === true));
+    if (old !== undefined && sameStat) {
+      if (old.priority !== s.priority || old.minCopies !== s.minCopies || old.maxCopies !== s.maxCopies) {
+        this.writer.setSettings(old.id, s.priority, s.minCopies, s.maxCopies);
+      }
+      r.unchanged += 1;
+      this.filesDone += 1;
+      return;
+    }
+    // A folder that became something else: what was catalogued below it is gone.
+    if (old !== undefined && old.kind === FileKind.dir && kind !== FileKind.dir) {
+      r.removed += this.writer.removeSubtree(subtreeRange(old.vpath), sourceId);
+    }
+    const real = Buffer.concat([ds.dir.realPath, Buffer.from('/'), e.name]);
+    if (kind !== FileKind.file) {
+      if (old?.objectId != null) this.writer.gcCandidate(old.objectId);
+      this.writer.upsert(this.row(sourceId, vpath, ds.dir.vpath, e, null, st.ctimeNs));
+      this.count(old, undefined);
+      return;
+    }
+    const pending: PendingFile = { sourceId, vpath, parent: ds.dir.vpath, real, entry: e, old, links: [] };
+    const sizeBytes = Number(st.size);
+    const racy = st.mtimeNs >= this.racyFromNs;
+    if (sizeBytes === 0) {
+      // The empty file's content is known from its size; nothing to read.
+      this.emptyObjectId ??= this.writer.object(EMPTY_SHA256, 0);
+      this.recordFile(pending, this.emptyObjectId, {
+        sizeBytes: 0,
+        mtimeNs: st.mtimeNs,
+        ctimeNs: st.ctimeNs,
+        mode: Number(st.mode & 0o7777n),
+        uid: Number(st.uid),
+        gid: Number(st.gid),
+      });
+      return;
+    }
+    if (!racy && !e.followed) {
+      // Renamed or hard-linked: same device, inode, size and mtime as a row hashed before.
+      const reuse = this.writer.objectByInode(st.dev, st.ino, sizeBytes, st.mtimeNs);
+      if (reuse !== undefined) {
+        this.recordFile(pending, reuse, {
+          sizeBytes,
+          mtimeNs: st.mtimeNs,
+          ctimeNs: st.ctimeNs,
+          mode: Number(st.mode & 0o7777n),
+          uid: Number(st.uid),
+          gid: Number(st.gid),
+        });
+        return;
+      }
+    }
+    if (st.nlink > 1n) {
+      const key = `${st.dev}:${st.ino}`;
+      const leader = this.pendingInodes.get(key);
+      if (leader !== undefined) {
+        leader.links.push(pending);
+        return;
+      }
+      this.pendingInodes.set(key, pending);
+    }
+    this.batch.push(pending);
+    this.batchBytes += sizeBytes;
+    this.bytesQueued += sizeBytes;
+  }
+
+  /** Write the result of hashing `f` (and its hard links seen in this run). */
+  private recordHash(f: PendingFile, res: HashResult): void {
+    if (f.entry.stat.nlink > 1n) this.pendingInodes.delete(`${f.entry.stat.dev}:${f.entry.stat.ino}`);
+    if (!res.ok) {
+      const path = displayPath(f.real);
+      this.result.errors.push({ path, error: res.error });
+      for (const l of f.links) {
+        this.result.errors.push({ path: displayPath(l.real), error: `not hashed: its hard link ${path} failed` });
+      }
+      this.filesDone += 1 + f.links.length;
+      return;
+    }
+    this.result.bytesHashed += res.sizeBytes;
+    const objectId = this.writer.object(res.hash, res.sizeBytes);
+    this.recordFile(f, objectId, res);
+    // A hard link shares the inode, so it shares the content and the stat just checked.
+    for (const l of f.links) this.recordFile(l, objectId, res);
+  }
+
+  private recordFile(
+    f: PendingFile,
+    objectId: number,
+    meta: { sizeBytes: number; mtimeNs: bigint; ctimeNs: bigint; mode: number; uid: number; gid: number },
+  ): void {
+    // Racily clean (RELIABILITY.md 18): stored with ctime 0, so the next run hashes it again.
+    const ctimeNs = meta.mtimeNs >= this.racyFromNs ? 0n : meta.ctimeNs;
+    const st = f.entry.stat;
+    const s = f.entry.settings;
+    if (f.old?.objectId != null && f.old.objectId !== objectId) this.writer.gcCandidate(f.old.objectId);
+    this.writer.upsert({
+      vpath: f.vpath,
+      parent: f.parent,
+      sourceId: f.sourceId,
+      kind: FileKind.file,
+      sizeBytes: meta.sizeBytes,
+      mtimeNs: meta.mtimeNs,
+      ctimeNs,
+      mode: meta.mode,
+      uid: meta.uid,
+      gid: meta.gid,
+      dev: st.dev,
+      ino: st.ino,
+      linkTarget: null,
+      objectId,
+      priority: s.priority,
+      minCopies: s.minCopies,
+      maxCopies: s.maxCopies,
+    });
+    this.count(f.old, { objectId, sizeBytes: meta.sizeBytes });
+  }
+
+  /** Count an entry written: new, changed, or (a racy re-hash that found the same) unchanged. */
+  private count(old: CatalogChild | undefined, file: { objectId: number; sizeBytes: number } | undefined): void {
+    this.filesDone += 1;
+    if (old === undefined) this.result.new += 1;
+    else if (
+      file !== undefined &&
+      old.kind === FileKind.file &&
+      old.objectId === file.objectId &&
+      old.sizeBytes === file.sizeBytes
+    ) {
+      this.result.unchanged += 1;
+    } else this.result.changed += 1;
+  }
+
+  private row(
+    sourceId: number,
+    vpath: Buffer,
+    parent: Buffer,
+    e: ScanEntry,
+    objectId: number | null,
+    ctimeNs: bigint,
+  ): FileRow {
+    const st = e.stat;
+    return {
+      vpath,
+      parent,
+      sourceId,
+      kind: KIND[e.kind],
+      sizeBytes: e.kind === 'file' ? Number(st.size) : 0,
+      mtimeNs: st.mtimeNs,
+      ctimeNs,
+      mode: Number(st.mode & 0o7777n),
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      dev: st.dev,
+      ino: st.ino,
+      linkTarget: e.linkTarget,
+      objectId,
+      priority: e.settings.priority,
+      minCopies: e.settings.minCopies,
+      maxCopies: e.settings.maxCopies,
+    };
+  }
+
+  private report(): void {
+    const p = this.opts.progress;
+    if (p === undefined) return;
+    p.setTotals(this.bytesQueued, this.result.scanned);
+    p.update(this.result.bytesHashed, this.filesDone);
+  }
+}
