@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import type { SourceRow } from '../../src/catalog/sources.js';
+import type { PathSettings } from '../../src/sources/path-settings.js';
+import { parseSidecar, ScanPolicy } from '../../src/sources/scan-policy.js';
+import { settingsKey } from '../../src/sources/settings.js';
+import { tempDir, writeTree } from '../helpers/tmp.js';
+
+const B = (s: string) => Buffer.from(s);
+const HASH = 'ab'.repeat(32);
+
+function policy(settings: Record<string, PathSettings>, sources: Partial<SourceRow>[] = []): ScanPolicy {
+  const map = new Map(Object.entries(settings).map(([k, v]) => [settingsKey(k), v]));
+  const rows = sources.map((s, i) => ({
+    id: i + 1,
+    vpath: '/s',
+    realpath: B('/x'),
+    include: [],
+    exclude: [],
+    followSymlinks: false,
+    minCopies: 1,
+    ...s,
+  }));
+  return new ScanPolicy(map, rows);
+}
+
+test('folders: lock keeps, hide / priority 0 / ignored name / .distbackup.skip skip, others scan', (t) => {
+  const root = tempDir(t);
+  writeTree(root, { 'plain/f': 'x', 'marked/.distbackup.skip': '', 'marked/f': 'y' });
+  const p = policy({
+    '/s': { rules: ['*.cache'] },
+    '/s/locked': { lock: true },
+    '/s/hidden': { hide: true },
+    '/s/zero': { priority: 0 },
+  });
+  const at = (v: string, real = root) => p.enterFolder(v, real);
+  assert.equal(at('/s/plain', path.join(root, 'plain')).action, 'scan');
+  assert.equal(at('/s/locked').action, 'lock');
+  assert.equal(at('/s/locked/below').action, 'lock');
+  assert.equal(at('/s/hidden').exclusion?.reason, 'hide');
+  assert.equal(at('/s/zero').exclusion?.reason, 'priority-0');
+  assert.equal(at('/s/x.cache').exclusion?.reason, 'ignore-rule');
+  const marked = at('/s/marked', path.join(root, 'marked'));
+  assert.equal(marked.action, 'skip');
+  assert.equal(marked.exclusion?.reason, 'skip-file');
+});
+
+test('names: sidecars and ignored names are dropped, sidecars are noticed', () => {
+  const p = policy({ '/s': { rules: ['!!!*.raw', '*.tmp'] } });
+  const folder = p.enterFolder('/s', '/nonexistent');
+  const kept = p.filterNames(folder, [
+    B('a.jpg'),
+    B('a.jpg.meta-inf'),
+    B('b.tmp'),
+    B('c.raw'),
+    B('orphan.meta-inf'),
+    B('.meta-inf'),
+  ]);
+  assert.deepEqual(
+    kept.map((k) => [k.name.toString(), k.hasSidecar]),
+    [
+      ['a.jpg', true],
+      ['c.raw', false],
+      ['.meta-inf', false],
+    ],
+  );
+  assert.equal(p.fileSettings(folder, B('c.raw'), '/nonexistent/c.raw', false).priority, 3);
+});
+
+test('a sidecar gives a trusted hash, a priority and a cap; an invalid one is a warning', (t) => {
+  const root = tempDir(t);
+  writeTree(root, {
+    'a.jpg': 'a',
+    'a.jpg.meta-inf': JSON.stringify({ hash: HASH.toUpperCase(), priority: 5, maxcopies: 2, comment: 'kept' }),
+    'b.jpg': 'b',
+    'b.jpg.meta-inf': '{not json',
+    'c.jpg': 'c',
+    'c.jpg.meta-inf': JSON.stringify({ maxcopies: 'inf' }),
+  });
+  const p = policy({ '/s': { maxcopies: 1, priority: 2 } }, [{ vpath: '/s', minCopies: 2 }]);
+  const folder = p.enterFolder('/s', root);
+  const a = p.fileSettings(folder, B('a.jpg'), path.join(root, 'a.jpg'), true);
+  assert.deepEqual(a, { priority: 5, minCopies: 2, maxCopies: 2, hash: HASH, warnings: [] });
+  const b = p.fileSettings(folder, B('b.jpg'), path.join(root, 'b.jpg'), true);
+  assert.deepEqual([b.priority, b.maxCopies, b.hash], [2, 1, undefined]);
+  assert.match(b.warnings[0] ?? '', /b\.jpg\.meta-inf: invalid sidecar, ignored/);
+  assert.equal(p.fileSettings(folder, B('c.jpg'), path.join(root, 'c.jpg'), true).maxCopies, null);
+  const gone = p.fileSettings(folder, B('d.jpg'), path.join(root, 'd.jpg'), true);
+  assert.match(gone.warnings[0] ?? '', /cannot read the sidecar: ENOENT/);
+});
+
+test('sidecar validation', () => {
+  assert.deepEqual(parseSidecar({}), {});
+  assert.throws(() => parseSidecar([]), /not a JSON object/);
+  assert.throws(() => parseSidecar({ hash: 'abc' }), /64 hex/);
+  assert.throws(() => parseSidecar({ priority: -1 }), /priority/);
+  assert.throws(() => parseSidecar({ maxcopies: 'lots' }), /maxcopies/);
+});
