@@ -16,9 +16,11 @@
  */
 import * as fs from 'node:fs';
 import type { Db } from '../catalog/db.js';
+import { NO_CAP } from '../catalog/schema.js';
 import { listSources, type SourceRow } from '../catalog/sources.js';
 import { describeError } from '../core/errors.js';
 import { displayPath } from '../core/vpath.js';
+import type { DirAction, DirContext, FileSettings, ScanPolicy as PipelinePolicy } from '../pipeline/scan.js';
 import { type Exclusion, type FolderState, fileSettings } from './path-settings.js';
 import { loadSettingsMap, type SettingsMap, SettingsResolver } from './settings.js';
 
@@ -192,4 +194,57 @@ export function parseSidecar(value: unknown): Sidecar {
 
 function endsWith(name: Buffer, suffix: Buffer): boolean {
   return name.length > suffix.length && name.subarray(name.length - suffix.length).equals(suffix);
+}
+
+/** Settings of one entry as the scan stores them, with the sidecar's trusted hash when there is one. */
+export interface EntrySettings extends FileSettings {
+  /** 64 lowercase hex from `<file>.meta-inf`: use it instead of reading the file. */
+  readonly hash?: string;
+}
+
+/**
+ * The scan's per-folder hook (pipeline/scan.ts) with path settings, ignore rules, the skip
+ * marker and sidecars in front of `base` (the mapping's own include/exclude globs): a folder
+ * this policy drops or keeps never reaches `base`; a name it drops is not offered to `base`;
+ * the settings of every recorded entry are this policy's (`base`'s are ignored). Sidecar
+ * problems go to `onWarning`, one line each. One per update run; not thread-safe.
+ */
+export function withPathSettings(
+  base: PipelinePolicy,
+  policy: ScanPolicy,
+  onWarning: (line: string) => void = () => {},
+): PipelinePolicy {
+  // Folder decisions by virtual path: the scanner filters and asks settings for a folder's
+  // entries right after entering it, so a small map (cleared when large) serves every call.
+  const decisions = new Map<string, FolderDecision>();
+  const decide = (dir: DirContext): FolderDecision => {
+    const key = dir.vpath.toString('latin1');
+    let d = decisions.get(key);
+    if (d === undefined) {
+      d = policy.enterFolder(dir.vpath, dir.realPath);
+      if (decisions.size > 4096) decisions.clear();
+      decisions.set(key, d);
+    }
+    return d;
+  };
+  return {
+    enterDir(dir: DirContext): DirAction {
+      decisions.delete(dir.vpath.toString('latin1'));
+      const d = decide(dir);
+      if (d.action === 'skip') return 'drop';
+      if (d.action === 'lock') return 'keep';
+      return base.enterDir(dir);
+    },
+    filter(dir: DirContext, name: Buffer, isDir: boolean): boolean {
+      return policy.keepsName(decide(dir), name) && base.filter(dir, name, isDir);
+    },
+    settingsFor(dir: DirContext, name: Buffer): EntrySettings {
+      const real = Buffer.concat([dir.realPath, Buffer.from('/'), name]);
+      const hasSidecar = fs.existsSync(Buffer.concat([real, SIDECAR_SUFFIX_BYTES]));
+      const f = policy.fileSettings(decide(dir), name, real, hasSidecar);
+      for (const w of f.warnings) onWarning(w);
+      const out = { priority: f.priority, minCopies: f.minCopies, maxCopies: f.maxCopies ?? NO_CAP };
+      return f.hash === undefined ? out : { ...out, hash: f.hash };
+    },
+  };
 }

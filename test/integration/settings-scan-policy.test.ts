@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import type { SourceRow } from '../../src/catalog/sources.js';
+import { globPolicy, scanTree } from '../../src/pipeline/scan.js';
 import type { PathSettings } from '../../src/sources/path-settings.js';
-import { parseSidecar, ScanPolicy } from '../../src/sources/scan-policy.js';
+import { type EntrySettings, parseSidecar, ScanPolicy, withPathSettings } from '../../src/sources/scan-policy.js';
 import { settingsKey } from '../../src/sources/settings.js';
 import { tempDir, writeTree } from '../helpers/tmp.js';
 
@@ -96,4 +97,51 @@ test('sidecar validation', () => {
   assert.throws(() => parseSidecar({ hash: 'abc' }), /64 hex/);
   assert.throws(() => parseSidecar({ priority: -1 }), /priority/);
   assert.throws(() => parseSidecar({ maxcopies: 'lots' }), /maxcopies/);
+});
+
+test('plugged into the scan: dropped, kept and recorded folders, names and settings', (t) => {
+  const root = tempDir(t);
+  writeTree(root, {
+    'keep.txt': 'k',
+    'x.tmp': 't',
+    'x.jpg': 'j',
+    'x.jpg.meta-inf': JSON.stringify({ priority: 4, hash: HASH }),
+    'bad.jpg': 'b',
+    'bad.jpg.meta-inf': '[1]',
+    'hidden/h.txt': 'h',
+    'locked/l.txt': 'l',
+    'skipme/.distbackup.skip': '',
+    'skipme/s.txt': 's',
+    'sub/deep/d.txt': 'd',
+    'sub/excluded.part': 'p',
+  });
+  const p = policy({
+    '/s': { rules: ['*.tmp'], priority: 2 },
+    '/s/hidden': { hide: true },
+    '/s/locked': { lock: true },
+    '/s/sub': { maxcopies: 3 },
+  });
+  const warnings: string[] = [];
+  const scan = withPathSettings(globPolicy([], ['*.part'], { priority: 1, minCopies: 1, maxCopies: 1 }), p, (w) =>
+    warnings.push(w),
+  );
+  const recorded = new Map<string, EntrySettings>();
+  const kept: string[] = [];
+  for (const ds of scanTree({ vpath: '/s', realPath: Buffer.from(root), followSymlinks: false, nested: [] }, scan)) {
+    for (const k of ds.keepNames) kept.push(`${ds.dir.vpath.toString()}/${Buffer.from(k, 'latin1').toString()}`);
+    for (const e of ds.entries ?? []) recorded.set(`${ds.dir.vpath.toString()}/${e.name.toString()}`, e.settings);
+  }
+  assert.deepEqual([...recorded.keys()].sort(), [
+    '/s/bad.jpg',
+    '/s/keep.txt',
+    '/s/sub',
+    '/s/sub/deep',
+    '/s/sub/deep/d.txt',
+    '/s/x.jpg',
+  ]);
+  assert.deepEqual(kept, ['/s/locked']);
+  assert.deepEqual(recorded.get('/s/x.jpg'), { priority: 4, minCopies: 1, maxCopies: 1_000_000, hash: HASH });
+  assert.deepEqual(recorded.get('/s/sub/deep/d.txt'), { priority: 2, minCopies: 1, maxCopies: 3 });
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0] ?? '', /bad\.jpg\.meta-inf: invalid sidecar/);
 });
