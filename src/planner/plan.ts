@@ -97,6 +97,13 @@ const LEVEL_UNPROTECTED = 0x20000; // not backed up (priority 0): LEVEL_UNPROTEC
 const HIST_MIN_ROWS = 3;
 const HIST_MAX = 32;
 
+/** Priorities below this pack with the level into one sort key (13 bits). */
+const PACKED_PRIORITIES = 1 << 13;
+
+/** Kinds of fill events (low bit of `FillState.events`). */
+const EV_COPY = 0;
+const EV_EVICTABLE = 1;
+
 /**
  * Plan what the connected disk keeps, deletes and receives (SPEC §5). Pure and deterministic;
  * the input is only read. Throws DistbackupError on inconsistent input (columns shorter than
@@ -160,40 +167,108 @@ export function plan(input: PlannerInput): Plan {
     }
   }
 
-  // 2. The order of need: a stable radix sort of the candidates' indices (ascending = hash order).
-  const level = new Uint32Array(n);
+  // 2. The order of need: a stable radix sort of the candidates' indices (ascending = hash
+  // order). Level, priority and "already here" pack into one dense group key (rank of the
+  // level, rank of the priority, already here) when priorities are below 2^13 (the usual case:
+  // 0–9), so that the most significant key is one small pass; otherwise they are sorted as
+  // three columns.
+  if (n >= 2 ** 31)
+    throw new DistbackupError(`planner input: ${n} objects is more than 2^31`, { code: 'planner-input' });
+  let maxPriority = 0;
+  for (let i = 0; i < n; i++) {
+    const s = state[i] as number;
+    if ((s === CAND || s === COPY) && (priority[i] as number) > maxPriority) maxPriority = priority[i] as number;
+  }
+  const packed = maxPriority < PACKED_PRIORITIES;
+  let unprotectedFrom = 0; // packed group keys from here on are priority 0
   let perm: Uint32Array = new Uint32Array(considered);
+  const group = new Uint32Array(considered); // aligned with perm as filled here
+  const levelSeen = new Uint8Array(packed ? LEVEL_UNPROTECTED + 0x10000 : 0);
+  const prioritySeen = new Uint8Array(packed ? maxPriority + 1 : 0);
   for (let i = 0, k = 0; i < n; i++) {
     const s = state[i] as number;
     if (s !== CAND && s !== COPY) continue;
-    level[i] = levelOf(
+    const p = priority[i] as number;
+    const level = levelOf(
       s,
       copiesElsewhere[i] as number,
-      priority[i] as number,
+      p,
       Math.min(minCopies[i] as number, capOf(maxCopies[i] as number, runCap)),
       tier1MaxCopies,
       tier1MinPriority,
     );
+    group[k] = level;
     perm[k++] = i;
+    if (packed) {
+      levelSeen[level] = 1;
+      prioritySeen[p] = 1;
+    }
   }
-  const keys: SortKey[] = [
-    { kind: 'u32', values: level },
-    { kind: 'u32', values: priority, descending: true },
-    { kind: 'u32', values: state }, // CAND (already here) before COPY
-  ];
+  if (packed) {
+    // Dense ranks: levels ascending, priorities descending.
+    const levelRank = new Uint32Array(levelSeen.length);
+    let levels = 0;
+    for (let l = 0; l < levelSeen.length; l++) if (levelSeen[l] === 1) levelRank[l] = levels++;
+    const prioRank = new Uint32Array(prioritySeen.length);
+    let priorities = 0;
+    for (let p = maxPriority; p >= 0; p--) if (prioritySeen[p] === 1) prioRank[p] = priorities++;
+    for (let k = 0; k < considered; k++) {
+      const i = perm[k] as number;
+      const l = levelRank[group[k] as number] as number;
+      const slot = state[i] === COPY ? 1 : 0;
+      group[k] = ((l * priorities + (prioRank[priority[i] as number] as number)) << 1) | slot;
+    }
+    unprotectedFrom = levelSeen.subarray(0, LEVEL_UNPROTECTED).reduce((x, y) => x + y, 0) * priorities * 2;
+  }
+  const keys: SortKey[] = packed
+    ? [{ kind: 'aligned', values: group }]
+    : [
+        { kind: 'aligned', values: group },
+        { kind: 'u32', values: priority, descending: true },
+        { kind: 'u32', values: state }, // CAND (already here) before COPY
+      ];
   if (balance) keys.push({ kind: 'u32', values: holderSet });
-  keys.push({ kind: 'f64', values: sizeBytes });
-  perm = sortIndices(perm, keys);
+  keys.push({ kind: 'blocks', values: sizeBytes });
+  const sorted = sortIndices(perm, keys);
+  perm = sorted.perm;
 
-  // 3. Greedy fill from empty, pinned room reserved. `seq` records the order in which objects
-  // were actually considered (the balancing tie-break interleaves holder sets within a group).
+  // The keys come back in sorted order: the fill below walks memory in order.
+  const m = perm.length;
+  const sortedGroup = sorted.keys[0] as Uint32Array;
+  const ord: Ordered = {
+    perm,
+    blocks: sorted.keys[keys.length - 1] as Uint32Array,
+    flags: new Uint8Array(m),
+    holderSet: balance ? (sorted.keys[keys.length - 2] as Uint32Array) : new Uint32Array(0),
+    group: packed ? sortedGroup : new Uint32Array(m),
+    sizeBytes,
+  };
+  if (packed) {
+    for (let j = 0; j < m; j++) {
+      const g = sortedGroup[j] as number;
+      ord.flags[j] = (g & 1 ? F_COPY : 0) | (g >= unprotectedFrom ? F_UNPROTECTED : 0);
+    }
+  } else {
+    const prio = sorted.keys[1] as Uint32Array; // flipped: 0xffffffff is priority 0
+    const st = sorted.keys[2] as Uint32Array;
+    for (let j = 0, g = -1; j < m; j++) {
+      if (j === 0 || sortedGroup[j] !== sortedGroup[j - 1] || prio[j] !== prio[j - 1] || st[j] !== st[j - 1]) g++;
+      ord.group[j] = g;
+      ord.flags[j] = (st[j] === COPY ? F_COPY : 0) | (prio[j] === 0xffffffff ? F_UNPROTECTED : 0);
+    }
+  }
+
+  // 3. Greedy fill from empty, pinned room reserved. It records, in the order objects were
+  // considered (the balancing tie-break interleaves holder sets within a group), the chosen
+  // copies and the candidates not chosen: all that execution needs.
   const keep = new Uint8Array(n);
   const fill: FillState = {
     free: capacity - pinnedBytes,
     budget: opts.limitBytes ?? Number.POSITIVE_INFINITY,
     exposed: new Float64Array(balance ? input.holderSets.length : 0),
-    seq: new Uint32Array(considered),
-    seqLen: 0,
+    events: new Uint32Array(considered),
+    eventCount: 0,
+    evictable: 0,
   };
   if (balance) {
     // Start with every backed-up object exposed; what stays on this disk is not.
@@ -204,20 +279,18 @@ export function plan(input: PlannerInput): Plan {
       exposed[h] = (exposed[h] as number) + allocatedSize(sizeBytes[i] as number);
     }
   }
-  const ctx: FillContext = { input, state, keep, fill, perm };
-  for (let g = 0; g < perm.length; ) {
-    const first = perm[g] as number;
+  const ctx: FillContext = { ord, keep, fill };
+  const ordGroup = ord.group;
+  for (let g = 0; g < m; ) {
+    const first = ordGroup[g] as number;
     let end = g + 1;
-    while (end < perm.length) {
-      const j = perm[end] as number;
-      if (level[j] !== level[first] || priority[j] !== priority[first] || state[j] !== state[first]) break;
-      end++;
-    }
+    while (end < m && ordGroup[end] === first) end++;
     if (balance) fillBalanced(ctx, g, end);
     else fillRun(ctx, g, end);
     g = end;
   }
-  const seq = fill.seq;
+  const events = fill.events;
+  const eventCount = fill.eventCount;
 
   // 4. Execution order. Orphans and surplus copies first (they free room and need no proof
   // beyond "unreferenced" / "the cap is held elsewhere"), then copies in the order of need,
@@ -240,39 +313,39 @@ export function plan(input: PlannerInput): Plan {
   }
 
   // Candidates not chosen, in the order they were considered, with prefix sums of their room.
-  let evCount = 0;
-  for (let q = 0; q < seq.length; q++) {
-    const i = seq[q] as number;
-    if (state[i] === CAND && keep[i] === 0) evCount++;
-  }
+  const evCount = fill.evictable;
   const evIndex = new Uint32Array(evCount);
-  const evPos = new Uint32Array(evCount);
   const evPrefix = new Float64Array(evCount + 1);
-  for (let q = 0, k = 0; q < seq.length; q++) {
-    const i = seq[q] as number;
-    if (state[i] !== CAND || keep[i] !== 0) continue;
-    evIndex[k] = i;
-    evPos[k] = q;
-    evPrefix[k + 1] = (evPrefix[k] as number) + allocatedSize(sizeBytes[i] as number);
+  for (let q = 0, k = 0; q < eventCount; q++) {
+    const ev = events[q] as number;
+    if ((ev & 1) !== EV_EVICTABLE) continue;
+    const j = ev >>> 1;
+    evIndex[k] = perm[j] as number;
+    evPrefix[k + 1] = (evPrefix[k] as number) + allocatedAt(ord, j);
     k++;
   }
   let used = pinnedBytes + candidateBytes;
   let tail = evCount; // evIndex[0..tail) are still on the disk
-  let lo = 0; // evIndex[lo..tail) were considered after the current copy: they rank behind it
+  let lo = 0; // evIndex[lo..) were considered after the current copy: they rank behind it
   let evictions = 0;
   let copies = 0;
   let bytesToCopy = 0;
   let blockedCopies = 0;
-  for (let q = 0; q < seq.length; q++) {
-    const i = seq[q] as number;
-    if (state[i] !== COPY || keep[i] === 0) continue;
-    const a = allocatedSize(sizeBytes[i] as number);
-    while (lo < tail && (evPos[lo] as number) < q) lo++;
+  for (let q = 0; q < eventCount; q++) {
+    const ev = events[q] as number;
+    if ((ev & 1) === EV_EVICTABLE) {
+      lo++;
+      continue;
+    }
+    const j = ev >>> 1;
+    const i = perm[j] as number;
+    const size = sizeBytes[i] as number;
+    const a = allocatedAt(ord, j);
     if (used + a > capacity) {
       // Only candidates ranked behind this object may make its room. When the disk started
       // over its size that may not be enough: then the copy waits rather than evicting an
       // object that ranks ahead of it.
-      const behind = (evPrefix[tail] as number) - (evPrefix[lo] as number);
+      const behind = tail > lo ? (evPrefix[tail] as number) - (evPrefix[lo] as number) : 0;
       if (used - behind + a > capacity) {
         keep[i] = 0;
         blockedCopies++;
@@ -281,15 +354,14 @@ export function plan(input: PlannerInput): Plan {
       while (used + a > capacity) {
         tail--;
         const e = evIndex[tail] as number;
-        const size = sizeBytes[e] as number;
-        used -= allocatedSize(size);
-        steps.push({ op: 'delete', del: mintDelete(input.objectId[e] as number, size, 'evict') });
-        bytesToDelete += size;
+        const eSize = sizeBytes[e] as number;
+        used -= allocatedSize(eSize);
+        steps.push({ op: 'delete', del: mintDelete(input.objectId[e] as number, eSize, 'evict') });
+        bytesToDelete += eSize;
         evictions++;
       }
     }
     used += a;
-    const size = sizeBytes[i] as number;
     steps.push({ op: 'copy', index: i, objectId: input.objectId[i] as number, sizeBytes: size });
     bytesToCopy += size;
     copies++;
@@ -419,42 +491,89 @@ interface FillState {
    * alone, and so what losing any two disks costs.
    */
   exposed: Float64Array;
-  seq: Uint32Array;
-  seqLen: number;
+  /**
+   * In the order considered: `j * 2 + EV_COPY` for a copy chosen, `j * 2 + EV_EVICTABLE` for an
+   * object already here that was not chosen (evicted if a copy needs its room); j is the
+   * position in the sorted order.
+   */
+  events: Uint32Array;
+  eventCount: number;
+  /** How many EV_EVICTABLE events. */
+  evictable: number;
 }
+
+/** The candidates in sorted order: position j holds object perm[j]. */
+interface Ordered {
+  readonly perm: Uint32Array;
+  /** Allocated 4 KiB blocks of perm[j] (see blocksOf). */
+  readonly blocks: Uint32Array;
+  /** The input's sizeBytes (by object index: read only where the real size matters). */
+  readonly sizeBytes: Float64Array;
+  /** F_COPY, F_UNPROTECTED. */
+  readonly flags: Uint8Array;
+  /** holderSet of perm[j] (empty without balancing). */
+  readonly holderSet: Uint32Array;
+  /** Equal for positions in one group (same level, priority, already here). */
+  readonly group: Uint32Array;
+}
+
+const F_COPY = 1;
+const F_UNPROTECTED = 2;
 
 interface FillContext {
-  readonly input: PlannerInput;
-  readonly state: Uint8Array;
+  readonly ord: Ordered;
   readonly keep: Uint8Array;
   readonly fill: FillState;
-  readonly perm: Uint32Array;
 }
 
-/** Consider object i: choose it if it fits (and, for a copy, fits the byte budget). */
-function consider(ctx: FillContext, i: number): boolean {
+/** Outcomes of `consider`. */
+const CHOSEN = 0;
+const NO_ROOM = 1; // larger objects after it do not fit either
+const NO_BUDGET = 2; // over the byte limit of this run; a smaller one may still be within it
+
+/** Allocated bytes of the object at sorted position j (allocatedSize() of its size). */
+function allocatedAt(ord: Ordered, j: number): number {
+  const b = ord.blocks[j] as number;
+  return b < 0xffffffff ? b * 4096 : allocatedSize(ord.sizeBytes[ord.perm[j] as number] as number);
+}
+
+/** Consider the object at sorted position j: choose it if it fits (and, for a copy, the budget). */
+function consider(ctx: FillContext, j: number): number {
   const f = ctx.fill;
-  f.seq[f.seqLen++] = i;
-  const size = ctx.input.sizeBytes[i] as number;
-  const a = allocatedSize(size);
-  if (a > f.free) return false;
-  if (ctx.state[i] === COPY) {
-    if (size > f.budget) return false;
+  const ord = ctx.ord;
+  const a = allocatedAt(ord, j);
+  const flags = ord.flags[j] as number;
+  const isCopy = (flags & F_COPY) !== 0;
+  let outcome = CHOSEN;
+  let size = 0;
+  if (a > f.free) outcome = NO_ROOM;
+  else if (isCopy && f.budget !== Number.POSITIVE_INFINITY) {
+    size = ord.sizeBytes[ord.perm[j] as number] as number;
+    if (size > f.budget) outcome = NO_BUDGET;
+  }
+  if (outcome !== CHOSEN) {
+    if (!isCopy) {
+      f.events[f.eventCount++] = j * 2 + EV_EVICTABLE;
+      f.evictable++;
+    }
+    return outcome;
+  }
+  if (isCopy) {
     f.budget -= size;
+    f.events[f.eventCount++] = j * 2 + EV_COPY;
   }
   f.free -= a;
-  ctx.keep[i] = 1;
-  if (f.exposed.length > 0 && ctx.input.priority[i] !== 0) {
-    const h = ctx.input.holderSet[i] as number;
+  ctx.keep[ord.perm[j] as number] = 1;
+  if (f.exposed.length > 0 && (flags & F_UNPROTECTED) === 0) {
+    const h = ord.holderSet[j] as number;
     f.exposed[h] = (f.exposed[h] as number) - a;
   }
-  return true;
+  return CHOSEN;
 }
 
-/** Consider perm[from..to) in order (sorted by size within the run). */
+/** Consider positions [from, to) in order (sorted by size within the run). */
 function fillRun(ctx: FillContext, from: number, to: number): void {
-  const perm = ctx.perm;
-  for (let j = from; j < to; j++) consider(ctx, perm[j] as number);
+  for (let j = from; j < to; j++) consider(ctx, j);
 }
 
 /**
@@ -466,11 +585,10 @@ function fillRun(ctx: FillContext, from: number, to: number): void {
  * does, and the rest of that holder set is passed over at once.
  */
 function fillBalanced(ctx: FillContext, from: number, to: number): void {
-  const perm = ctx.perm;
-  const hs = ctx.input.holderSet;
+  const hs = ctx.ord.holderSet;
   // Buckets: runs of one holder set (the sort put them together, smallest first inside).
   let buckets = 1;
-  for (let j = from + 1; j < to; j++) if (hs[perm[j] as number] !== hs[perm[j - 1] as number]) buckets++;
+  for (let j = from + 1; j < to; j++) if (hs[j] !== hs[j - 1]) buckets++;
   if (buckets === 1) {
     fillRun(ctx, from, to);
     return;
@@ -478,27 +596,27 @@ function fillBalanced(ctx: FillContext, from: number, to: number): void {
   const head = new Uint32Array(buckets);
   const end = new Uint32Array(buckets);
   for (let j = from, b = -1; j < to; j++) {
-    if (j === from || hs[perm[j] as number] !== hs[perm[j - 1] as number]) {
+    if (j === from || hs[j] !== hs[j - 1]) {
       b++;
       head[b] = j;
     }
     end[b] = j + 1;
   }
   const exposed = ctx.fill.exposed;
-  const sizes = ctx.input.sizeBytes;
+  const blocks = ctx.ord.blocks;
   // Heap of bucket ids: most exposed holder set first, then smaller head, then lower index.
   const heap = new Uint32Array(buckets);
   let len = 0;
   const less = (x: number, y: number): boolean => {
-    const ix = perm[head[x] as number] as number;
-    const iy = perm[head[y] as number] as number;
-    const ex = exposed[hs[ix] as number] as number;
-    const ey = exposed[hs[iy] as number] as number;
+    const jx = head[x] as number;
+    const jy = head[y] as number;
+    const ex = exposed[hs[jx] as number] as number;
+    const ey = exposed[hs[jy] as number] as number;
     if (ex !== ey) return ex > ey;
-    const sx = sizes[ix] as number;
-    const sy = sizes[iy] as number;
+    const sx = blocks[jx] as number;
+    const sy = blocks[jy] as number;
     if (sx !== sy) return sx < sy;
-    return ix < iy;
+    return (ctx.ord.perm[jx] as number) < (ctx.ord.perm[jy] as number);
   };
   const siftDown = (at: number): void => {
     let k = at;
@@ -519,12 +637,14 @@ function fillBalanced(ctx: FillContext, from: number, to: number): void {
   while (len > 0) {
     const b = heap[0] as number;
     const j = head[b] as number;
-    const ok = consider(ctx, perm[j] as number);
-    if (ok && j + 1 < (end[b] as number)) {
+    const outcome = consider(ctx, j);
+    if (outcome === NO_ROOM) {
+      // Its smallest remaining object does not fit: neither will the rest of this holder set.
+      for (let r = j + 1; r < (end[b] as number); r++) consider(ctx, r);
+      heap[0] = heap[--len] as number;
+    } else if (j + 1 < (end[b] as number)) {
       head[b] = j + 1;
     } else {
-      // Exhausted, or its smallest remaining object does not fit: neither will the rest.
-      if (!ok) for (let r = j + 1; r < (end[b] as number); r++) consider(ctx, perm[r] as number);
       heap[0] = heap[--len] as number;
     }
     if (len > 0) siftDown(0);
