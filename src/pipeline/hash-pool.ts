@@ -6,7 +6,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import type { HashResult, HashTask } from './hash.js';
+import { HASH_CHUNK_BYTES, type HashResult, type HashTask, hashBatch } from './hash.js';
 
 /** A pool of hash threads; not shared across threads (drive it from the main thread). */
 export interface HashPool {
@@ -41,5 +41,19 @@ export function createHashPool(threads: number = defaultHashJobs()): HashPool {
       destroyed ??= pool.destroy();
       return destroyed;
     },
+  };
+}
+
+/**
+ * A "pool" that hashes on the calling thread (same `hashBatch` as the workers): for tests and
+ * tiny trees, where starting threads costs more than the hashing (about 0.2 s from dist/,
+ * 2.7 s under tsx, which compiles the worker again in each thread).
+ */
+export function createInlineHashPool(): HashPool {
+  const buf = Buffer.allocUnsafe(HASH_CHUNK_BYTES);
+  return {
+    threads: 1,
+    hash: async (tasks) => hashBatch(tasks, buf),
+    destroy: async () => {},
   };
 }

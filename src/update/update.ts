@@ -29,7 +29,7 @@ import { DistbackupError, describeError, errnoCode, RefusedError } from '../core
 import { displayPath, subtreeRange, vpathContains, vpathJoin } from '../core/vpath.js';
 import { boundedMap } from '../pipeline/bounded.js';
 import { EMPTY_SHA256, type HashResult, type HashTask } from '../pipeline/hash.js';
-import { createHashPool, defaultHashJobs, type HashPool } from '../pipeline/hash-pool.js';
+import { createHashPool, createInlineHashPool, defaultHashJobs, type HashPool } from '../pipeline/hash-pool.js';
 import { type DirScan, globPolicy, type ScanEntry, type ScanPolicy, scanTree } from '../pipeline/scan.js';
 import type { Progress } from '../ui/progress.js';
 
@@ -63,7 +63,7 @@ export interface UpdateResult {
 }
 
 export interface UpdateOptions {
-  /** Hash threads (default: one per core). */
+  /** Hash threads (default: one per core); 0 hashes on the calling thread (tests, tiny trees). */
   jobs?: number;
   /** Progress display (files and bytes done of the totals known so far). */
   progress?: Progress;
@@ -73,13 +73,16 @@ export interface UpdateOptions {
   commitRows?: number;
   /** Longest wait of a written row for its commit, ms (default 2,000). */
   commitMs?: number;
+  /** Wall clock in ms for the racy rule (default Date.now; tests inject one). */
+  now?: () => number;
 }
 
 /**
  * Timestamp granularity assumed for the racy rule (RELIABILITY.md 18, git's racy-git): FAT
- * keeps mtimes to 2 s. A file whose mtime is within this of the scan start (or after it) is
+ * keeps mtimes to 2 s, and Linux stamps files from a coarse clock that lags the wall clock by
+ * a tick. A file whose mtime or ctime is within this of the scan start (or after it) is
  * stored "racily clean" and hashed again at the next run, since a write in the same tick
- * after we read it would leave its mtime unchanged.
+ * after we read it would leave both unchanged.
  */
 export const RACY_GRANULARITY_NS = 2_000_000_000n;
 
@@ -132,8 +135,8 @@ export async function runUpdate(cat: Catalog, opts: UpdateOptions = {}): Promise
   try {
     const sources = listSources(cat.db);
     const problems = checkRoots(cat, sources);
-    const run = new UpdateRun(writer, opts, () => {
-      pool ??= createHashPool(opts.jobs ?? defaultHashJobs());
+    const run = new UpdateRun(writer, opts, (opts.now ?? Date.now)(), () => {
+      pool ??= opts.jobs === 0 ? createInlineHashPool() : createHashPool(opts.jobs ?? defaultHashJobs());
       return pool;
     });
     run.result.errors.push(...problems.errors);
@@ -228,8 +231,8 @@ class UpdateRun {
     objectsForgotten: 0,
     elapsedMs: 0,
   };
-  /** Anything at or after this mtime is stored racily clean (hashed again next run). */
-  private readonly racyFromNs = BigInt(Date.now()) * 1_000_000n - RACY_GRANULARITY_NS;
+  /** Anything with an mtime or ctime at or after this is stored racily clean (hashed again next run). */
+  private readonly racyFromNs: bigint;
   /** Files waiting to be handed to a worker: `batch[batchHead..]`. */
   private batch: PendingFile[] = [];
   private batchHead = 0;
@@ -243,11 +246,14 @@ class UpdateRun {
   constructor(
     private readonly writer: FilesWriter,
     private readonly opts: UpdateOptions,
+    scanStartMs: number,
     private readonly pool: () => HashPool,
-  ) {}
+  ) {
+    this.racyFromNs = BigInt(Math.floor(scanStartMs)) * 1_000_000n - RACY_GRANULARITY_NS;
+  }
 
   async execute(sources: SourceRow[]): Promise<void> {
-    const threads = this.opts.jobs ?? defaultHashJobs();
+    const threads = Math.max(1, this.opts.jobs ?? defaultHashJobs());
     const hashed = boundedMap(this.produce(sources), (job: HashJob) => this.pool().hash(job.tasks), {
       // Two batches per thread: one hashing, one queued, so no thread waits for the main thread.
       concurrency: threads * 2,
@@ -411,7 +417,7 @@ class UpdateRun {
     }
     const pending: PendingFile = { sourceId, vpath, parent: ds.dir.vpath, real, entry: e, old, links: [] };
     const sizeBytes = Number(st.size);
-    const racy = st.mtimeNs >= this.racyFromNs;
+    const racy = this.isRacy(st.mtimeNs, st.ctimeNs);
     if (sizeBytes === 0) {
       // The empty file's content is known from its size; nothing to read.
       this.emptyObjectId ??= this.writer.object(EMPTY_SHA256, 0);
@@ -425,8 +431,10 @@ class UpdateRun {
       });
       return;
     }
-    if (!racy && !e.followed) {
-      // Renamed or hard-linked: same device, inode, size and mtime as a row hashed before.
+    // Renamed or hard-linked: same device, inode, size and mtime as a row hashed before. Not when
+    // this path already held this inode: then the inode itself changed (ctime moved) and must be
+    // read, or an in-place rewrite with its mtime put back would keep the stale hash.
+    if (!racy && !e.followed && old?.ino !== int64(st.ino)) {
       const reuse = this.writer.objectByInode(st.dev, st.ino, sizeBytes, st.mtimeNs);
       if (reuse !== undefined) {
         this.recordFile(pending, reuse, {
@@ -454,6 +462,10 @@ class UpdateRun {
     this.bytesQueued += sizeBytes;
   }
 
+  private isRacy(mtimeNs: bigint, ctimeNs: bigint): boolean {
+    return mtimeNs >= this.racyFromNs || ctimeNs >= this.racyFromNs;
+  }
+
   /** Write the result of hashing `f` (and its hard links seen in this run). */
   private recordHash(f: PendingFile, res: HashResult): void {
     if (f.entry.stat.nlink > 1n) this.pendingInodes.delete(`${f.entry.stat.dev}:${f.entry.stat.ino}`);
@@ -479,7 +491,7 @@ class UpdateRun {
     meta: { sizeBytes: number; mtimeNs: bigint; ctimeNs: bigint; mode: number; uid: number; gid: number },
   ): void {
     // Racily clean (RELIABILITY.md 18): stored with ctime 0, so the next run hashes it again.
-    const ctimeNs = meta.mtimeNs >= this.racyFromNs ? 0n : meta.ctimeNs;
+    const ctimeNs = this.isRacy(meta.mtimeNs, meta.ctimeNs) ? 0n : meta.ctimeNs;
     const st = f.entry.stat;
     const s = f.entry.settings;
     if (f.old?.objectId != null && f.old.objectId !== objectId) this.writer.gcCandidate(f.old.objectId);
