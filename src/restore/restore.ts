@@ -764,5 +764,7 @@ function hashOfFile(p: Buffer, buf: Buffer): string {
 
 /** Nanoseconds since the epoch as the seconds utimes takes (µs precision, what a double keeps). */
 function secondsOf(ns: bigint): number {
-  return Number(ns / 1000n) / 1e6;
+  // Node and libuv keep microseconds and truncate: aim at the middle of the microsecond so the
+  // double rounding never lands one below (measured: 753244 µs came back as 753243).
+  return (Number(ns / 1000n) + 0.5) / 1e6;
 }

@@ -14,6 +14,7 @@ import { getDiskByName } from '../../src/catalog/disks.js';
 import { FileKind } from '../../src/catalog/schema.js';
 import { getSource } from '../../src/catalog/sources.js';
 import { vpathJoin, vpathParent } from '../../src/core/vpath.js';
+import { type CompareOptions, compareTrees as compareTreesFull } from '../../src/demo/compare.js';
 import { DISK_CATALOGUE, objectPath } from '../../src/disk/layout.js';
 import { addDisk } from '../../src/disks/disks.js';
 import { mapSource } from '../../src/sources/sources.js';
@@ -173,57 +174,9 @@ export function writeDiskCatalogues(cat: Catalog): void {
   }
 }
 
-/** One difference between two trees. */
-export type TreeDiff = string;
-
 /**
- * Compare trees `a` and `b`: kinds, content, mode (permission bits), mtime (ms; for dirs too
- * unless `dirTimes` is false), symlink targets. Entries named in `ignore` at the top level are
- * skipped. Returns the differences (empty = equal).
+ * Compare trees `a` and `b` (see src/demo/compare.ts): returns the differences (empty = equal).
  */
-export function compareTrees(a: string, b: string, opts: { ignore?: string[]; dirTimes?: boolean } = {}): TreeDiff[] {
-  const diffs: TreeDiff[] = [];
-  const ignore = new Set(opts.ignore ?? ['.distbackup-restore']);
-  const walk = (pa: Buffer, pb: Buffer, rel: string, top: boolean): void => {
-    const na = fs.readdirSync(pa, { encoding: 'buffer' }).filter((n) => !(top && ignore.has(n.toString())));
-    const nb = fs.readdirSync(pb, { encoding: 'buffer' }).filter((n) => !(top && ignore.has(n.toString())));
-    const ka = new Set(na.map((n) => n.toString('latin1')));
-    const kb = new Set(nb.map((n) => n.toString('latin1')));
-    for (const k of ka) if (!kb.has(k)) diffs.push(`${rel}/${Buffer.from(k, 'latin1').toString()}: missing in restore`);
-    for (const k of kb) if (!ka.has(k)) diffs.push(`${rel}/${Buffer.from(k, 'latin1').toString()}: extra in restore`);
-    for (const k of ka) {
-      if (!kb.has(k)) continue;
-      const name = Buffer.from(k, 'latin1');
-      const xa = Buffer.concat([pa, B('/'), name]);
-      const xb = Buffer.concat([pb, B('/'), name]);
-      const r = `${rel}/${name.toString()}`;
-      const sa = fs.lstatSync(xa);
-      const sb = fs.lstatSync(xb);
-      const kindOf = (s: fs.Stats): string => (s.isDirectory() ? 'dir' : s.isSymbolicLink() ? 'link' : 'file');
-      if (kindOf(sa) !== kindOf(sb)) {
-        diffs.push(`${r}: ${kindOf(sa)} vs ${kindOf(sb)}`);
-        continue;
-      }
-      if (sa.isSymbolicLink()) {
-        if (!fs.readlinkSync(xa, { encoding: 'buffer' }).equals(fs.readlinkSync(xb, { encoding: 'buffer' }))) {
-          diffs.push(`${r}: link target differs`);
-        }
-        continue;
-      }
-      if ((sa.mode & 0o777) !== (sb.mode & 0o777)) {
-        diffs.push(`${r}: mode ${(sa.mode & 0o777).toString(8)} vs ${(sb.mode & 0o777).toString(8)}`);
-      }
-      if (sa.isFile()) {
-        if (!fs.readFileSync(xa).equals(fs.readFileSync(xb))) diffs.push(`${r}: content differs`);
-        if (Math.abs(sa.mtimeMs - sb.mtimeMs) > 0.001) diffs.push(`${r}: mtime ${sa.mtimeMs} vs ${sb.mtimeMs}`);
-      } else {
-        walk(xa, xb, r, false);
-        if (opts.dirTimes !== false && Math.abs(sa.mtimeMs - sb.mtimeMs) > 0.001) {
-          diffs.push(`${r}: dir mtime ${sa.mtimeMs} vs ${sb.mtimeMs}`);
-        }
-      }
-    }
-  };
-  walk(Buffer.from(a), Buffer.from(b), '', true);
-  return diffs;
+export function compareTrees(a: string, b: string, opts: CompareOptions = {}): string[] {
+  return compareTreesFull(a, b, opts).diffs;
 }
