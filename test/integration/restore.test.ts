@@ -201,3 +201,51 @@ test('a crafted disk catalogue restores nothing outside DEST and lists every ref
   assert.ok(st.isDirectory() || st.isSymbolicLink());
   if (st.isDirectory()) assert.ok(fs.existsSync(path.join(dest, 'data/sym/escape.txt')));
 });
+
+test('end to end with real update and sync: one disk restores the source exactly; two small disks restore it together with no home catalogue', async (t) => {
+  const { runUpdate } = await import('../../src/update/update.js');
+  const { runSync } = await import('../../src/sync/sync.js');
+  const { mapSource } = await import('../../src/sources/sources.js');
+  const base = tempDir(t);
+  const src = path.join(base, 'src');
+  const home = path.join(base, 'home');
+  fs.mkdirSync(src);
+  makeSourceTree(src, { files: 20 });
+  const cat = openCatalog(home);
+  mapSource(cat, '/data', src);
+  const up = await runUpdate(cat, {});
+  assert.deepEqual(up.errors, []);
+  const whole = path.join(base, 'whole');
+  addPoolDisk(cat, 'whole', whole);
+  await runSync(cat, { name: 'whole' });
+  // Two disks of about 60 % of the data each: neither holds everything.
+  const total = cat.db.prepare('SELECT sum(size) FROM objects').pluck().get() as number;
+  const count = cat.db.prepare('SELECT count(*) FROM objects').pluck().get() as number;
+  for (const n of ['half1', 'half2']) {
+    addPoolDisk(cat, n, path.join(base, n), Math.ceil(total * 0.6) + count * 8192);
+    await runSync(cat, { name: n });
+  }
+  cat.close();
+
+  const one = path.join(base, 'out-one');
+  const a = runRestore({ dest: one, vpaths: [], diskPath: whole, dataDir: home, catalogue: 'home' });
+  assert.equal(a.remaining, 0, JSON.stringify(a));
+  assert.deepEqual(compareTrees(src, path.join(one, 'data')), []);
+
+  fs.renameSync(home, `${home}.away`);
+  const two = path.join(base, 'out-two');
+  const first = runRestore({
+    dest: two,
+    vpaths: [],
+    diskPath: path.join(base, 'half1'),
+    dataDir: home,
+    catalogue: 'auto',
+  });
+  assert.equal(first.catalogue, 'disk');
+  assert.ok(first.remaining > 0, 'half1 alone does not hold everything');
+  assert.ok(first.next !== null && first.next.disk !== 'half1');
+  const nextPath = path.join(base, first.next.disk);
+  const second = runRestore({ dest: two, vpaths: [], diskPath: nextPath, dataDir: home, catalogue: 'auto' });
+  assert.equal(second.remaining, 0, JSON.stringify(second));
+  assert.deepEqual(compareTrees(src, path.join(two, 'data')), []);
+});

@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { MissingTally, planDisks } from '../../src/restore/guide.js';
+import { insideDest, joinTarget, splitVpath } from '../../src/restore/paths.js';
+
+const B = (s: string): Buffer => Buffer.from(s);
+
+test('splitVpath accepts clean absolute paths, bytes kept as they are', () => {
+  const r = splitVpath(Buffer.concat([B('/a/b'), Buffer.from([0xff]), B('/c d')]));
+  assert.ok(r.ok);
+  assert.deepEqual(
+    r.parts.map((p) => p.toString('latin1')),
+    ['a', `b${String.fromCharCode(0xff)}`, 'c d'],
+  );
+});
+
+test('splitVpath refuses every escape: relative, .., ., empty, NUL, too long, the state folder', () => {
+  const bad: [Buffer, RegExp][] = [
+    [B(''), /empty/],
+    [B('a/b'), /absolute/],
+    [B('/'), /empty|root/],
+    [B('/a/../b'), /'\.\.'/],
+    [B('/..'), /'\.\.'/],
+    [B('/a/./b'), /'\.'/],
+    [B('//etc/passwd'), /empty/],
+    [B('/a/'), /empty/],
+    [Buffer.concat([B('/a'), Buffer.from([0]), B('b')]), /NUL/],
+    [B(`/${'x'.repeat(256)}`), /255/],
+    [B(`/${'x/'.repeat(2100)}y`), /4096/],
+    [B('/.distbackup-restore/state.sqlite'), /reserved/],
+  ];
+  for (const [p, why] of bad) {
+    const r = splitVpath(p);
+    assert.equal(r.ok, false, p.toString());
+    if (!r.ok) assert.match(r.reason, why, p.toString());
+  }
+});
+
+test('insideDest needs DEST itself or a DEST/ prefix, never a plain prefix', () => {
+  const dest = B('/restore/here');
+  assert.ok(insideDest(dest, B('/restore/here')));
+  assert.ok(insideDest(dest, B('/restore/here/a')));
+  assert.ok(!insideDest(dest, B('/restore/here-evil/a')));
+  assert.ok(!insideDest(dest, B('/restore/her')));
+  assert.ok(!insideDest(dest, B('/restore')));
+  assert.ok(insideDest(B('/'), B('/x')));
+  assert.deepEqual(joinTarget(dest, [B('a'), B('b')]).toString(), '/restore/here/a/b');
+});
+
+test('planDisks takes the disk that adds the most first and covers everything with few disks', () => {
+  const t = new MissingTally();
+  // Disk 1 holds a lot alone; disks 2 and 3 split the rest; disk 4 duplicates part of disk 2.
+  for (let i = 0; i < 10; i++) t.add([1], 100);
+  for (let i = 0; i < 6; i++) t.add([2, 4], 100);
+  for (let i = 0; i < 4; i++) t.add([3], 100);
+  t.add([], 50);
+  const names = new Map([
+    [1, 'a'],
+    [2, 'b'],
+    [3, 'c'],
+    [4, 'd'],
+  ]);
+  const plan = planDisks(t.list, (id) => names.get(id) ?? '');
+  assert.deepEqual(
+    plan.map((s) => [s.diskId, s.files]),
+    [
+      [1, 10],
+      [2, 6],
+      [3, 4],
+    ],
+  );
+  assert.equal(t.unavailableFiles, 1);
+  assert.equal(t.unavailableBytes, 50);
+});
+
+test('planDisks breaks ties by bytes, then by name, so plans are reproducible', () => {
+  const t = new MissingTally();
+  t.add([7], 10);
+  t.add([5], 10);
+  t.add([6], 20);
+  const plan = planDisks(t.list, (id) => `disk${10 - id}`);
+  assert.deepEqual(
+    plan.map((s) => s.diskId),
+    [6, 7, 5],
+  );
+});
