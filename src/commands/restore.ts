@@ -42,7 +42,7 @@ export default class Restore extends BaseCommand<typeof Restore> {
       enableJsonFlag: true,
     });
     const vpaths = (argv as string[]).filter((a) => typeof a === 'string');
-    const progress = createProgress({ label: 'restore', enabled: this.showProgress });
+    const progress = createProgress({ label: 'restore', enabled: this.showProgress && !this.flags.plan });
     let doc: RestoreDoc;
     try {
       doc = runRestore({

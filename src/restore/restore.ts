@@ -278,7 +278,16 @@ class RestoreRun {
   run(catalogue: 'home' | 'disk'): RestoreDoc {
     this.doc.catalogue = catalogue;
     if (this.opts.planOnly === true) {
-      this.survey(undefined, true);
+      // What an earlier restore into DEST already holds is not planned again.
+      const stateFile = path.join(this.destText, STATE_DIR, 'state.sqlite');
+      if (fs.existsSync(stateFile)) {
+        this.state = RestoreState.open(stateFile);
+        try {
+          this.survey(undefined, false);
+        } finally {
+          this.state.close();
+        }
+      } else this.survey(undefined, true);
       return this.doc;
     }
     const destReal = this.prepareDest();
@@ -681,9 +690,9 @@ class RestoreRun {
 
   /**
    * Count what is still missing and plan the disks for it. `exclude`: the disk just used (what
-   * it holds and is still missing failed on it). `listRefused`: also when planning only.
+   * it holds and is still missing failed on it). `ignoreState`: count everything as missing.
    */
-  private survey(exclude: number | undefined, planOnly: boolean): void {
+  private survey(exclude: number | undefined, ignoreState: boolean): void {
     const tally = new MissingTally();
     for (const row of iterateFilesUnder(this.cat.db, this.prefixes)) {
       const c = checkRow(row);
@@ -697,7 +706,7 @@ class RestoreRun {
       }
       const t = c.todo;
       if (t.kind !== FileKind.file) continue;
-      if (!planOnly && this.state.restoredHash(t.vpath) === t.hash) continue;
+      if (!ignoreState && this.state.restoredHash(t.vpath) === t.hash) continue;
       if (c.priority === 0 && c.diskIds.length === 0) continue; // excluded from the backup on purpose
       this.doc.remaining += 1;
       this.doc.remainingBytes += t.sizeBytes;

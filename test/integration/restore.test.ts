@@ -86,6 +86,9 @@ test('guided restore across disks with no home catalogue ends equal to the sourc
   assert.ok(first.remaining > 0);
   assert.equal(first.unavailable, 0);
   assert.ok(first.next !== null);
+  const replan = runRestore({ dest, vpaths: [], diskPath: disks.d3, dataDir: home, catalogue: 'auto', planOnly: true });
+  assert.equal(replan.remaining, first.remaining, '--plan counts what DEST already holds');
+  assert.equal(replan.plan[0]?.disk, first.next.disk);
   const order = [first.next.disk];
   let last = first;
   for (let i = 0; i < 3 && last.next !== null; i++) {
