@@ -89,9 +89,11 @@ const CAND = 2; // on this disk, may be evicted for an object strictly ahead of 
 const SURPLUS = 3; // on this disk, the other disks already hold its cap: deleted
 const COPY = 4; // not on this disk, may be copied
 
-/** Levels of the order of need (lower = more needed). */
-const LEVEL_TIER2 = 0x10000; // at or above the copy target: LEVEL_TIER2 + copies elsewhere
-const LEVEL_UNPROTECTED = 0x20000; // not backed up (priority 0): LEVEL_UNPROTECTED + copies
+/**
+ * Levels of the order of need (lower = more needed), for copy counts 0 … maxCopies: c for no
+ * copy or below the copy target, tier + c at or above it, 2 × tier + c for priority 0, where
+ * tier = maxCopies + 1 (so that levels stay dense and small).
+ */
 
 /** Histogram rows: copies 0 … HIST_MAX, the last row meaning "that many or more". */
 const HIST_MIN_ROWS = 3;
@@ -129,9 +131,11 @@ export function plan(input: PlannerInput): Plan {
   let candidateBytes = 0;
   let considered = 0;
   let tier1MaxCopies = -1;
+  let maxElsewhere = 0;
   let tier1MinPriority = 0;
   for (let i = 0; i < n; i++) {
     const c = copiesElsewhere[i] as number;
+    if (c > maxElsewhere) maxElsewhere = c;
     const p = priority[i] as number;
     const cap = capOf(maxCopies[i] as number, runCap);
     let s = NONE;
@@ -183,7 +187,8 @@ export function plan(input: PlannerInput): Plan {
   let unprotectedFrom = 0; // packed group keys from here on are priority 0
   let perm: Uint32Array = new Uint32Array(considered);
   const group = new Uint32Array(considered); // aligned with perm as filled here
-  const levelSeen = new Uint8Array(packed ? LEVEL_UNPROTECTED + 0x10000 : 0);
+  const tier = maxElsewhere + 1;
+  const levelSeen = new Uint8Array(packed ? 3 * tier : 0);
   const prioritySeen = new Uint8Array(packed ? maxPriority + 1 : 0);
   for (let i = 0, k = 0; i < n; i++) {
     const s = state[i] as number;
@@ -196,6 +201,7 @@ export function plan(input: PlannerInput): Plan {
       Math.min(minCopies[i] as number, capOf(maxCopies[i] as number, runCap)),
       tier1MaxCopies,
       tier1MinPriority,
+      tier,
     );
     group[k] = level;
     perm[k++] = i;
@@ -218,7 +224,7 @@ export function plan(input: PlannerInput): Plan {
       const slot = state[i] === COPY ? 1 : 0;
       group[k] = ((l * priorities + (prioRank[priority[i] as number] as number)) << 1) | slot;
     }
-    unprotectedFrom = levelSeen.subarray(0, LEVEL_UNPROTECTED).reduce((x, y) => x + y, 0) * priorities * 2;
+    unprotectedFrom = levelSeen.subarray(0, 2 * tier).reduce((x, y) => x + y, 0) * priorities * 2;
   }
   const keys: SortKey[] = packed
     ? [{ kind: 'aligned', values: group }]
@@ -471,12 +477,13 @@ function levelOf(
   target: number,
   tier1MaxCopies: number,
   tier1MinPriority: number,
+  tier: number,
 ): number {
-  if (p === 0) return LEVEL_UNPROTECTED + c;
+  if (p === 0) return 2 * tier + c;
   if (c === 0) return 0;
   if (c < target) return c;
   if (s === CAND && (c < tier1MaxCopies || (c === tier1MaxCopies && p >= tier1MinPriority))) return c;
-  return LEVEL_TIER2 + c;
+  return tier + c;
 }
 
 interface FillState {

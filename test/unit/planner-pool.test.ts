@@ -133,7 +133,7 @@ function shuffled(n: number, r: () => number): number[] {
 }
 
 test('(e) equal-sized objects: one round over all disks reaches floor(total capacity / total size)', () => {
-  const POOLS = 150;
+  const POOLS = Number(process.env.PLANNER_POOLS ?? 60);
   const extraRounds: number[] = [0, 0, 0, 0];
   for (let t = 0; t < POOLS; t++) {
     const r = rng(SEED + t);
@@ -177,7 +177,7 @@ test('(e) equal-sized objects: one round over all disks reaches floor(total capa
 });
 
 test('(e) random sizes: achieved minimum against the bound, worst two-disk loss with and without balancing', () => {
-  const POOLS = 40;
+  const POOLS = Number(process.env.PLANNER_POOLS ?? 30);
   const rows: string[] = [];
   let sumBal = 0;
   let sumNoBal = 0;
