@@ -1,0 +1,41 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand } from '../cli/base-command.js';
+import { type ImportResult, importPython } from '../import-python/import.js';
+
+export default class ImportPython extends BaseCommand<typeof ImportPython> {
+  static override summary = 'Adopt a catalogue written by the Python distbackup (schema 31) and its disks.';
+  static override description =
+    `Reads CATALOGUE (a distbackup.sqlite file, or a folder holding one: the Python home folder or a backup disk) and brings its mappings, path settings, files, objects, disks and copies into a new home catalogue. Its disks then sync without copying anything again.
+
+The home catalogue must be new (use -d DIR for a fresh data folder). The Python catalogue is only read, from a private copy. Files whose size and modification time still match keep the Python hash and are not read again by the next update.`;
+  static override examples = [
+    '<%= config.bin %> import-python ~/.config/distbackup/distbackup.sqlite',
+    '<%= config.bin %> -d ~/.local/share/distbackup import-python /media/backup3/distbackup.sqlite --dry-run',
+  ];
+  static override enableJsonFlag = true;
+  static override args = {
+    catalogue: Args.string({ required: true, description: "the Python distbackup's catalogue file or its folder" }),
+  };
+  static override flags = {
+    'dry-run': Flags.boolean({ char: 'n', summary: 'Read and check everything, write nothing.' }),
+  };
+
+  public async run(): Promise<ImportResult> {
+    const r = importPython(this.catalog(), this.args.catalogue, { dryRun: this.flags['dry-run'] });
+    const verb = r.dryRun ? 'would import' : 'imported';
+    this.log(`${verb} from ${r.catalogue} (schema ${r.schemaVersion}):`);
+    this.log(`  ${r.sources} mapped folder(s), ${r.settings} path setting(s)`);
+    this.log(
+      `  ${r.files} file(s) (${r.filesChecked} checked against the disk, ${r.filesNotHashed} not hashed yet), ${r.symlinks} symlink(s), ${r.folders} folder(s)`,
+    );
+    this.log(`  ${r.objects} object(s), ${r.disks} disk(s), ${r.copies} copies`);
+    for (const w of r.warnings) this.warn(w);
+    if (r.warningCount > r.warnings.length) this.warn(`… and ${r.warningCount - r.warnings.length} more warnings`);
+    if (!r.dryRun && r.files - r.filesChecked > 0) {
+      this.log(
+        `next: 'distbackup update' (hashes the ${r.files - r.filesChecked} file(s) it could not check), then 'distbackup sync NAME'`,
+      );
+    }
+    return r;
+  }
+}
