@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import type { TestContext } from 'node:test';
 import { cli, cliJson, expectExit, type Rng, type Run, type RunOptions } from './faults.js';
 import type { DiskRef, World } from './invariants.js';
-import { faultDir, type Mounted, mountExt4 } from './mounts.js';
+import { cannotMount, faultDir, type Mounted, mountExt4, mountTmpfsQuiet } from './mounts.js';
 
 /** Deterministic pseudo-random bytes: AES-256-CTR over zeros, keyed by `key`. */
 export function seededBytes(key: string, size: number): Buffer {
@@ -108,17 +108,55 @@ export interface Fixture extends World {
   disk(name: string): DiskRef;
 }
 
-function emptyDir(dir: string): void {
-  for (const e of fs.readdirSync(dir)) fs.rmSync(path.join(dir, e), { recursive: true, force: true });
-}
-
 function copyInto(from: string, to: string): void {
   fs.cpSync(from, to, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
 }
 
+/**
+ * Make `to` an exact copy of `from` (which `copyInto` wrote with timestamps kept), copying only
+ * what differs: a regular file of the same size and mtime is left alone (objects are written
+ * once and never modified in place; a rewrite changes the mtime), everything else is replaced,
+ * and what `from` lacks is removed. The home catalogue folder is always copied whole.
+ */
+function mirror(from: string, to: string, whole: boolean): void {
+  if (whole) {
+    for (const e of fs.readdirSync(to)) fs.rmSync(path.join(to, e), { recursive: true, force: true });
+    copyInto(from, to);
+    return;
+  }
+  const want = new Set(fs.readdirSync(from));
+  for (const e of fs.readdirSync(to)) {
+    if (!want.has(e)) fs.rmSync(path.join(to, e), { recursive: true, force: true });
+  }
+  for (const e of want) {
+    const a = path.join(from, e);
+    const b = path.join(to, e);
+    const sa = fs.lstatSync(a);
+    const sb = fs.lstatSync(b, { throwIfNoEntry: false });
+    if (sa.isDirectory()) {
+      if (sb !== undefined && !sb.isDirectory()) fs.rmSync(b, { recursive: true, force: true });
+      if (sb === undefined || !sb.isDirectory()) fs.mkdirSync(b);
+      mirror(a, b, false);
+      fs.chmodSync(b, sa.mode & 0o7777);
+      fs.utimesSync(b, sa.atime, sa.mtime);
+      continue;
+    }
+    if (sb !== undefined && sa.isFile() && sb.isFile() && sa.size === sb.size && sa.mtimeMs === sb.mtimeMs) {
+      if ((sb.mode & 0o7777) !== (sa.mode & 0o7777)) fs.chmodSync(b, sa.mode & 0o7777);
+      continue;
+    }
+    if (sb !== undefined) fs.rmSync(b, { recursive: true, force: true });
+    fs.cpSync(a, b, { preserveTimestamps: true, verbatimSymlinks: true });
+  }
+}
+
 /** Build the fixture under a fresh temp folder; null when the test was skipped (no ext4 here). */
 export function makeFixture(t: TestContext, opts: FixtureOptions): Fixture | null {
-  const root = faultDir(t, 'fx');
+  // On a tmpfs where possible: creating and deleting thousands of files on this machine's ext4
+  // slows down for tens of seconds after a mass delete (NODE20.md), and every kill restores a state.
+  let root = faultDir(t, 'fx');
+  const tmpfs = cannotMount() === null ? mountTmpfsQuiet(t, 1024 * 1024 * 1024) : null;
+  if (tmpfs !== null) root = tmpfs.dir;
   const src = path.join(root, 'src');
   const dataDir = path.join(root, 'home');
   const outside = path.join(root, 'outside');
@@ -190,9 +228,8 @@ export function makeFixture(t: TestContext, opts: FixtureOptions): Fixture | nul
       if (list === undefined) throw new Error(`no saved state ${label}`);
       for (const [i, d] of dirsToSave().entries()) {
         fs.mkdirSync(d, { recursive: true });
-        emptyDir(d);
         const from = list[i];
-        if (from !== undefined) copyInto(from, d);
+        if (from !== undefined) mirror(from, d, d === dataDir);
       }
     },
     disk(name) {

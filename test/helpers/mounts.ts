@@ -85,6 +85,9 @@ function register(t: TestContext | undefined, m: Omit<Mounted, 'cleanup'>): Moun
         } catch {}
       }
       if (mounted.loop !== undefined) run('losetup', ['-d', mounted.loop]);
+      try {
+        fs.rmSync(mounted.dir, { recursive: true, force: true });
+      } catch {}
     },
   };
   live.add(mounted);
@@ -146,6 +149,14 @@ export function mountTmpfs(t: TestContext, opts: { sizeBytes: number; inodes?: n
   const o = [`size=${opts.sizeBytes}`, ...(opts.inodes === undefined ? [] : [`nr_inodes=${opts.inodes}`])];
   const r = run('mount', ['-t', 'tmpfs', '-o', o.join(','), 'tmpfs', dir]);
   if (!r.ok) return skipMount(t, `mount -t tmpfs failed: ${r.out}`, ['mount']);
+  return register(t, { dir, kind: 'tmpfs' });
+}
+
+/** A tmpfs for scratch space, or null (no skip) when it cannot be mounted. */
+export function mountTmpfsQuiet(t: TestContext, sizeBytes: number): Mounted | null {
+  if (cannotMount() !== null) return null;
+  const dir = faultDir(t, 'scratch');
+  if (!run('mount', ['-t', 'tmpfs', '-o', `size=${sizeBytes}`, 'tmpfs', dir]).ok) return null;
   return register(t, { dir, kind: 'tmpfs' });
 }
 
