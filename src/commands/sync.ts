@@ -30,7 +30,10 @@ export default class Sync extends BaseCommand<typeof Sync> {
       summary: 'hdd: one sequential reader and writer; ssd: parallel copies. Default from the disk’s device.',
       options: ['hdd', 'ssd'],
     }),
-    'fsync-batch': Flags.integer({ summary: 'Files per fsync batch (default 512).', min: 1 }),
+    'fsync-batch': Flags.integer({
+      summary: 'Files made durable and recorded together (default 4096): their folders are fsynced once per batch.',
+      min: 1,
+    }),
     limit: Flags.string({ summary: 'Copy at most this many bytes in this run (500G).' }),
     'max-copies': Flags.integer({ summary: 'Cap every object at N copies in this run.', min: 1 }),
     'no-evict': Flags.boolean({ summary: 'Never evict a copy to make room.' }),

@@ -231,6 +231,27 @@ export class DiskRoot {
     return true;
   }
 
+  /**
+   * Create the 4096 prefix folders that are missing, with one fsync of distbackup-objects/ at
+   * the end (creating them on demand cost a folder fsync per new object). Returns how many.
+   */
+  ensureAllPrefixes(): number {
+    const have = new Set(fs.readdirSync(this.objectsDir));
+    let made = 0;
+    for (let i = 0; i < 4096; i++) {
+      const name = i.toString(16).padStart(3, '0');
+      if (have.has(name)) continue;
+      try {
+        fs.mkdirSync(path.join(this.objectsDir, name), { mode: 0o755 });
+        made += 1;
+      } catch (err) {
+        if (errnoCode(err) !== 'EEXIST') throw err;
+      }
+    }
+    if (made > 0) fsyncDir(this.objectsDir);
+    return made;
+  }
+
   /** fsync the prefix folder `prefix` (3 hex) after unlinks in it, when it exists. */
   fsyncPrefix(prefix: string): void {
     if (!PREFIX_RE.test(prefix)) return;

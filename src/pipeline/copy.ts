@@ -14,11 +14,19 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fsyncDir, writeFully } from '../core/durable.js';
+import { writeFully } from '../core/durable.js';
 import { DistbackupError, describeError, errnoCode } from '../core/errors.js';
 import { killPoint } from '../core/kill-points.js';
 import { displayPath } from '../core/vpath.js';
-import { BoundedQueue, fsyncAsync, readAsync, readBackHash, writeFullyAsync } from './copy-io.js';
+import {
+  BoundedQueue,
+  fsyncAsync,
+  fsyncDirAsync,
+  readAsync,
+  readBackHash,
+  syncfsHint,
+  writeFullyAsync,
+} from './copy-io.js';
 import type { TokenBucket } from './throttle.js';
 
 /** One object to copy. */
@@ -62,8 +70,12 @@ export interface CopyOptions {
   readonly chunkBytes: number;
   /** Chunks each reader may read ahead of its writer. */
   readonly readAheadChunks: number;
+  /** Files per fsync batch (each batch: fsync every file, then rename them into place). */
   readonly fsyncBatchFiles: number;
   readonly fsyncBatchBytes: number;
+  /** Files and bytes per commit group (fsync the folders, check the disk, one transaction). */
+  readonly commitFiles: number;
+  readonly commitBytes: number;
   /** Re-read each object after its fsync and check its hash (`--verify readback`). */
   readonly readback: boolean;
   readonly throttle?: TokenBucket | undefined;
@@ -177,11 +189,18 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     opts.onNote?.(`${p.tmp}: ${why}; it will be written again from the source`);
   };
 
-  /** Make one batch durable and record it; see the module comment for the order. */
-  const flushBatch = async (b: Pending[]): Promise<void> => {
-    if (b.length === 0) return;
-    // 1. fsync every file of the batch, in parallel: the filesystem groups them in one commit.
+  /** Objects fsynced and renamed into place, waiting for their folders' fsync and the commit. */
+  let renamed: Pending[] = [];
+  const renamedDirs = new Set<string>();
+
+  /**
+   * Stage 1 of durability, per fsync batch: fsync every file (in parallel: the filesystem groups
+   * them in one journal commit), close it (an fsync error is seen on the fd that wrote), read it
+   * back when asked, rename it into place. A file whose fsync failed is thrown away, never renamed.
+   */
+  const fsyncAndRename = async (b: Pending[]): Promise<void> => {
     const ok: Pending[] = [];
+    if (b.length > 1) await syncfsHint(opts.target.tmpDir);
     const width = 16;
     for (let i = 0; i < b.length; i += width) {
       const part = b.slice(i, i + width);
@@ -201,54 +220,78 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       p.fd = -1;
     }
     killPoint('after-fsync');
-    // 2. optional read-back of what the device really holds.
-    const checked: Pending[] = [];
     for (const p of ok) {
-      if (!opts.readback) {
-        checked.push(p);
-        continue;
+      if (opts.readback) {
+        let got: { hash: string; direct: boolean };
+        try {
+          got = readBackHash(p.tmp);
+        } catch (err) {
+          rewrite(p, `read-back failed (${describeError(err)})`);
+          continue;
+        }
+        if (!got.direct) result.readbackCached += 1;
+        if (got.hash !== p.item.hash) {
+          rewrite(p, `read-back gave ${got.hash}, not ${p.item.hash}`);
+          continue;
+        }
       }
-      let got: { hash: string; direct: boolean };
       try {
-        got = readBackHash(p.tmp);
-      } catch (err) {
-        rewrite(p, `read-back failed (${describeError(err)})`);
-        continue;
-      }
-      if (!got.direct) result.readbackCached += 1;
-      if (got.hash === p.item.hash) checked.push(p);
-      else rewrite(p, `read-back gave ${got.hash}, not ${p.item.hash}`);
-    }
-    // 3. rename into place, then fsync the prefix folders.
-    const dirs = new Set<string>();
-    const renamed: Pending[] = [];
-    try {
-      for (const p of checked) {
         const dir = opts.target.prefixDir(p.item.hash, true);
         fs.renameSync(p.tmp, path.join(dir, p.item.hash));
-        killPoint('after-rename');
-        dirs.add(dir);
+        renamedDirs.add(dir);
         renamed.push(p);
+      } catch (err) {
+        discard(p);
+        throw err;
       }
-      for (const d of dirs) fsyncDir(d);
-      killPoint('after-dirsync');
-      // 4. still the same disk? Then count the batch, in one transaction.
-      opts.target.checkMounted();
-    } catch (err) {
-      for (const p of checked) if (!renamed.includes(p)) discard(p);
-      throw err;
+      killPoint('after-rename');
     }
-    opts.commit(renamed.map((p) => ({ objectId: p.item.objectId, hash: p.item.hash, sizeBytes: p.item.sizeBytes })));
+  };
+
+  /**
+   * Stage 2, per commit group: fsync the prefix folders of everything renamed (once per folder
+   * per group: with 4096 folders, per-batch folder fsyncs would cost one per file), check that
+   * the disk is still the same, then count the group in one transaction.
+   */
+  const commitRenamed = async (): Promise<void> => {
+    if (renamed.length === 0) return;
+    const group = renamed;
+    const dirs = [...renamedDirs];
+    renamed = [];
+    renamedDirs.clear();
+    const width = 16;
+    if (dirs.length > 1) await syncfsHint(opts.target.tmpDir);
+    for (let i = 0; i < dirs.length; i += width) {
+      await Promise.all(dirs.slice(i, i + width).map((d) => fsyncDirAsync(d)));
+    }
+    killPoint('after-dirsync');
+    opts.target.checkMounted();
+    opts.commit(group.map((p) => ({ objectId: p.item.objectId, hash: p.item.hash, sizeBytes: p.item.sizeBytes })));
     killPoint('after-batch-commit');
-    for (const p of renamed) {
+    for (const p of group) {
       result.copied += 1;
       result.bytesCopied += p.item.sizeBytes;
     }
     progress();
   };
 
-  /** Hand the current batch to the (serialised) flusher; resolves when it is durable. */
-  const flush = (): Promise<void> => {
+  let inFlight = 0;
+  let groupFiles = 0;
+  let groupBytes = 0;
+  /** fsync and rename the current batch; commit when the group is full (or `final`). */
+  const flushBatch = async (b: Pending[], final: boolean): Promise<void> => {
+    await fsyncAndRename(b);
+    groupFiles += b.length;
+    for (const p of b) groupBytes += p.item.sizeBytes;
+    if (final || groupFiles >= opts.commitFiles || groupBytes >= opts.commitBytes) {
+      groupFiles = 0;
+      groupBytes = 0;
+      await commitRenamed();
+    }
+  };
+
+  /** Hand the current batch to the (serialised) flusher; resolves when it is done. */
+  const flush = (final = false): Promise<void> => {
     const b = batch;
     batch = [];
     batchBytes = 0;
@@ -256,14 +299,14 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       if (fatal !== undefined) {
         // A disk error happened: try to keep what is complete, but never hide the first error.
         try {
-          await flushBatch(b);
+          await flushBatch(b, true);
         } catch {
           for (const p of b) if (p.fd >= 0) discard(p);
         }
         return;
       }
       try {
-        await flushBatch(b);
+        await flushBatch(b, final);
       } catch (err) {
         for (const p of b) if (p.fd >= 0) discard(p);
         fail(err);
@@ -354,7 +397,15 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
             killPoint('after-tmp-write');
             batch.push(cur);
             batchBytes += cur.item.sizeBytes;
-            if (batch.length >= opts.fsyncBatchFiles || batchBytes >= opts.fsyncBatchBytes) await flush();
+            if (batch.length >= opts.fsyncBatchFiles || batchBytes >= opts.fsyncBatchBytes) {
+              // The batch becomes durable in the background while the next one is written: at
+              // most one batch waits behind the one being flushed (bounded descriptors, memory).
+              if (inFlight >= 1) await flushing;
+              inFlight += 1;
+              void flush().finally(() => {
+                inFlight -= 1;
+              });
+            }
           } else if (cur !== undefined && !broken) {
             discard(cur);
           }
@@ -444,13 +495,11 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   };
 
   await runItems(items);
-  if (batch.length > 0) await flush();
-  await flushing;
+  await flush(true);
   if (retries.length > 0 && fatal === undefined) {
     const again = retries.splice(0);
     await runItems(again);
-    if (batch.length > 0) await flush();
-    await flushing;
+    await flush(true);
   }
   if (fatal !== undefined) throw fatal;
   return result;
