@@ -10,7 +10,8 @@
  * connected disk (disk 0) holds about one in fifteen; 2 % of objects at priority 2, 5 % at
  * priority 0, 10 % with a copy target of 2; 1 % orphans; the disk's size is what it would hold
  * if every disk held an equal share of two copies of everything, so it evicts, copies and skips.
- * `--fresh` plans an empty disk instead (every chosen object is a copy: the largest plan).
+ * `--fresh` plans an empty disk instead (every chosen object is a copy); `--whole` an empty disk
+ * large enough for the whole pool (one copy step per object: the largest plan there is).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -45,7 +46,7 @@ function rng(seed: number): () => number {
 }
 
 /** A synthetic PlannerInput of `count` objects over `disks` disks, seen from disk 0. */
-export function syntheticPool(count: number, disks: number, fresh: boolean, seed = 1): PlannerInput {
+export function syntheticPool(count: number, disks: number, fresh: boolean, seed = 1, whole = false): PlannerInput {
   const r = rng(seed);
   const objectId = new Float64Array(count);
   const sizeBytes = new Float64Array(count);
@@ -111,13 +112,13 @@ export function syntheticPool(count: number, disks: number, fresh: boolean, seed
     holderSet,
     holderSets,
     orphans,
-    capacityBytes: Math.floor((2 * total) / disks),
+    capacityBytes: whole ? 2 * total : Math.floor((2 * total) / disks),
   };
 }
 
-function child(count: number, disks: number, fresh: boolean): Result {
+function child(count: number, disks: number, fresh: boolean, whole: boolean): Result {
   const b0 = process.hrtime.bigint();
-  const input = syntheticPool(count, disks, fresh);
+  const input = syntheticPool(count, disks, fresh, 1, whole);
   const b1 = process.hrtime.bigint();
   const rssAfterInputBytes = process.memoryUsage().rss;
   const c0 = process.cpuUsage();
@@ -150,16 +151,17 @@ const mb = (b: number): string => `${(b / 1e6).toFixed(0)} MB`;
 /** Run the benchmark; `argv` as after the script name. Resolves when every size is done. */
 export async function main(argv: string[]): Promise<void> {
   const disks = Number(flag(argv, '--disks') ?? 30);
-  const fresh = argv.includes('--fresh');
+  const fresh = argv.includes('--fresh') || argv.includes('--whole');
+  const whole = argv.includes('--whole');
   if (argv.includes('--child')) {
     const count = Number(flag(argv, '--child'));
-    process.stdout.write(`${JSON.stringify(child(count, disks, fresh))}\n`);
+    process.stdout.write(`${JSON.stringify(child(count, disks, fresh, whole))}\n`);
     return;
   }
   const sizes = (flag(argv, '--objects') ?? '1e6,5e6,1e7').split(',').map((s) => Math.round(Number(s)));
   if (sizes.some((s) => !(Number.isInteger(s) && s > 0))) throw new Error('--objects takes counts: 1e6,5e6,1e7');
   console.log(
-    `planner benchmark: ${disks} disks, ${fresh ? 'an empty disk connected' : 'a disk in use connected'}, node ${process.version}`,
+    `planner benchmark: ${disks} disks, ${whole ? 'an empty disk that holds everything' : fresh ? 'an empty disk' : 'a disk in use'} connected, node ${process.version}`,
   );
   console.log(
     'objects     build input   plan      plan CPU   RSS with input   peak RSS   copies     evictions  deletes   min before→after',
@@ -168,6 +170,7 @@ export async function main(argv: string[]): Promise<void> {
   for (const count of sizes) {
     const args = [...process.execArgv, self, '--child', String(count), '--disks', String(disks)];
     if (fresh) args.push('--fresh');
+    if (whole) args.push('--whole');
     const out = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 20 });
     if (out.status !== 0) throw new Error(`planner benchmark at ${count} objects failed: ${out.stderr}`);
     const r = JSON.parse(out.stdout.trim().split('\n').pop() ?? '{}') as Result;

@@ -301,19 +301,21 @@ export function plan(input: PlannerInput): Plan {
   // 4. Execution order. Orphans and surplus copies first (they free room and need no proof
   // beyond "unreferenced" / "the cap is held elsewhere"), then copies in the order of need,
   // each preceded by the evictions that make its room, lowest-ranked candidate first.
-  const steps: PlanStep[] = [];
-  let bytesToDelete = 0;
   const orphans = input.orphans;
+  let surplusCount = 0;
+  for (let i = 0; i < n; i++) if (state[i] === SURPLUS) surplusCount++;
+  const log = new StepLog(input, orphans.objectId.length + surplusCount + fill.evictable, fill.eventCount);
+  let bytesToDelete = 0;
   for (let k = 0; k < orphans.objectId.length; k++) {
     const size = orphans.sizeBytes[k] as number;
-    steps.push({ op: 'delete', del: mintDelete(orphans.objectId[k] as number, size, 'orphan') });
+    log.delete(OP_ORPHAN, orphans.objectId[k] as number, size);
     bytesToDelete += size;
   }
   let surplusDeletes = 0;
   for (let i = 0; i < n; i++) {
     if (state[i] !== SURPLUS) continue;
     const size = sizeBytes[i] as number;
-    steps.push({ op: 'delete', del: mintDelete(input.objectId[i] as number, size, 'surplus') });
+    log.delete(OP_SURPLUS, input.objectId[i] as number, size);
     bytesToDelete += size;
     surplusDeletes++;
   }
@@ -362,13 +364,13 @@ export function plan(input: PlannerInput): Plan {
         const e = evIndex[tail] as number;
         const eSize = sizeBytes[e] as number;
         used -= allocatedSize(eSize);
-        steps.push({ op: 'delete', del: mintDelete(input.objectId[e] as number, eSize, 'evict') });
+        log.delete(OP_EVICT, input.objectId[e] as number, eSize);
         bytesToDelete += eSize;
         evictions++;
       }
     }
     used += a;
-    steps.push({ op: 'copy', index: i, objectId: input.objectId[i] as number, sizeBytes: size });
+    log.copy(i);
     bytesToCopy += size;
     copies++;
   }
@@ -437,9 +439,15 @@ export function plan(input: PlannerInput): Plan {
     );
   }
 
+  let steps: PlanStep[] | undefined;
   return {
     keep,
-    steps,
+    get steps(): PlanStep[] {
+      steps ??= Array.from({ length: log.length }, (_, k) => log.at(k));
+      return steps;
+    },
+    stepCount: log.length,
+    stepAt: (k: number): PlanStep => log.at(k),
     orphanDeletes: orphans.objectId.length,
     surplusDeletes,
     evictions,
@@ -456,6 +464,70 @@ export function plan(input: PlannerInput): Plan {
     notBackedUp: { objects: notBackedUp, bytes: notBackedUpBytes },
     blockedCopies,
   };
+}
+
+/** Op codes of the step log. */
+const OP_ORPHAN = 0;
+const OP_SURPLUS = 1;
+const OP_EVICT = 2;
+const OP_COPY = 3;
+const DELETE_KIND: readonly SafeDelete['kind'][] = ['orphan', 'surplus', 'evict'];
+
+/**
+ * The plan's steps in a few bytes each (one JS object per step would be 1 GB for a disk that
+ * takes 10 million copies): an op code and a reference. What a deletion removes is recorded
+ * here at planning time, privately, so the SafeDelete minted on demand by `at` cannot be
+ * steered by changing the input or any array the plan exposes.
+ */
+class StepLog {
+  private readonly op: Uint8Array;
+  private readonly ref: Uint32Array;
+  private readonly delId: Float64Array;
+  private readonly delSize: Float64Array;
+  private delCount = 0;
+  length = 0;
+
+  constructor(
+    private readonly input: PlannerInput,
+    maxDeletes: number,
+    maxCopies: number,
+  ) {
+    this.op = new Uint8Array(maxDeletes + maxCopies);
+    this.ref = new Uint32Array(maxDeletes + maxCopies);
+    this.delId = new Float64Array(maxDeletes);
+    this.delSize = new Float64Array(maxDeletes);
+  }
+
+  delete(op: number, objectId: number, sizeBytes: number): void {
+    const d = this.delCount++;
+    this.delId[d] = objectId;
+    this.delSize[d] = sizeBytes;
+    this.op[this.length] = op;
+    this.ref[this.length++] = d;
+  }
+
+  copy(index: number): void {
+    this.op[this.length] = OP_COPY;
+    this.ref[this.length++] = index;
+  }
+
+  at(k: number): PlanStep {
+    if (!(Number.isInteger(k) && k >= 0 && k < this.length)) {
+      throw new DistbackupError(`plan step ${k} out of range 0..${this.length - 1}`, { code: 'planner-step' });
+    }
+    const op = this.op[k] as number;
+    const r = this.ref[k] as number;
+    if (op === OP_COPY) {
+      return {
+        op: 'copy',
+        index: r,
+        objectId: this.input.objectId[r] as number,
+        sizeBytes: this.input.sizeBytes[r] as number,
+      };
+    }
+    const kind = DELETE_KIND[op] as SafeDelete['kind'];
+    return { op: 'delete', del: mintDelete(this.delId[r] as number, this.delSize[r] as number, kind) };
+  }
 }
 
 /** The effective cap of one object: its own, this run's, and never below 1. */

@@ -80,6 +80,13 @@ export interface Plan {
   /** Every deletion and copy, in execution order: orphans and surplus first, then copies with
    * each eviction placed just before the copy that needs its room. */
   readonly steps: readonly PlanStep[];
+  /**
+   * `steps.length`, without building the steps: `steps` is built at its first access (one
+   * object per step), so for plans of millions of steps iterate `stepAt(0 … stepCount − 1)`.
+   */
+  readonly stepCount: number;
+  /** Step k of `steps`, built on demand (a SafeDelete for a deletion). Throws when out of range. */
+  stepAt(k: number): PlanStep;
   readonly orphanDeletes: number;
   readonly surplusDeletes: number;
   readonly evictions: number;
