@@ -347,7 +347,6 @@ export function plan(input: PlannerInput): Plan {
     }
     const j = ev >>> 1;
     const i = perm[j] as number;
-    const size = sizeBytes[i] as number;
     const a = allocatedAt(ord, j);
     if (used + a > capacity) {
       // Only candidates ranked behind this object may make its room. When the disk started
@@ -371,12 +370,15 @@ export function plan(input: PlannerInput): Plan {
     }
     used += a;
     log.copy(i);
-    bytesToCopy += size;
     copies++;
   }
   // Candidates whose room no copy needed stay where they are.
   for (let k = 0; k < tail; k++) keep[evIndex[k] as number] = 1;
-  for (let i = 0; i < n; i++) if (state[i] === PINNED) keep[i] = 1;
+  for (let i = 0; i < n; i++) {
+    const s = state[i] as number;
+    if (s === PINNED) keep[i] = 1;
+    else if (s === COPY && keep[i] === 1) bytesToCopy += sizeBytes[i] as number; // in index order: sequential
+  }
 
   // 5. Redundancy before and after, over backed-up objects (priority > 0).
   const before = new Float64Array(HIST_MAX + 1);
@@ -664,6 +666,20 @@ function fillRun(ctx: FillContext, from: number, to: number): void {
  * does, and the rest of that holder set is passed over at once.
  */
 function fillBalanced(ctx: FillContext, from: number, to: number): void {
+  // When the whole group fits, every object in it is chosen whatever the order: skip the heap.
+  let groupBytes = 0;
+  let groupCopyBytes = 0;
+  const f = ctx.fill;
+  for (let j = from; j < to && groupBytes <= f.free; j++) {
+    groupBytes += allocatedAt(ctx.ord, j);
+    if (f.budget !== Number.POSITIVE_INFINITY && ((ctx.ord.flags[j] as number) & F_COPY) !== 0) {
+      groupCopyBytes += ctx.ord.sizeBytes[ctx.ord.perm[j] as number] as number;
+    }
+  }
+  if (groupBytes <= f.free && groupCopyBytes <= f.budget) {
+    fillRun(ctx, from, to);
+    return;
+  }
   const hs = ctx.ord.holderSet;
   // Buckets: runs of one holder set (the sort put them together, smallest first inside).
   let buckets = 1;
