@@ -1,0 +1,105 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand } from '../cli/base-command.js';
+import { DistbackupError, describeError, UsageError } from '../core/errors.js';
+import { normalizeVpath } from '../core/vpath.js';
+import { type NcduSummary, type Sink, writeNcdu } from '../views/ncdu.js';
+import { liveDisks, resolveFilter, viewRows } from '../views/rows.js';
+
+export default class Ncdu extends BaseCommand<typeof Ncdu> {
+  static override summary = "Browse the catalogue in ncdu, or write ncdu's JSON export.";
+  static override description =
+    `Without -o, runs 'ncdu -f -' when ncdu is installed (else writes the export to stdout when it is not a terminal). File names show the disks holding them, (P n) for a priority other than 1, (M n) for a cap; files with the same content are hard links to ncdu, so their bytes count once.`;
+  static override examples = [
+    '<%= config.bin %> ncdu',
+    '<%= config.bin %> ncdu -o catalogue.json && ncdu -f catalogue.json',
+    '<%= config.bin %> ncdu --max-copies 1',
+    '<%= config.bin %> ncdu --simulate-loss backup2 --max-copies 0',
+  ];
+  static override args = { vpath: Args.string({ required: false, description: 'folder to export (default /)' }) };
+  static override flags = {
+    output: Flags.string({ char: 'o', summary: 'Write the export to FILE (- for stdout).' }),
+    'min-copies': Flags.integer({ summary: 'Only files with at least N copies.', min: 0 }),
+    'max-copies': Flags.integer({ summary: 'Only files with at most N copies.', min: 0 }),
+    on: Flags.string({ multiple: true, summary: 'Only files held by this disk (repeatable: by all of them).' }),
+    'not-on': Flags.string({ multiple: true, summary: 'Only files held by none of these disks.' }),
+    'simulate-loss': Flags.string({ multiple: true, summary: 'Count copies as if this disk had died (repeatable).' }),
+  };
+
+  public async run(): Promise<void> {
+    const f = this.flags;
+    const db = this.catalog({ readonly: true }).db;
+    const filter = resolveFilter(db, {
+      minCopies: f['min-copies'],
+      maxCopies: f['max-copies'],
+      on: f.on,
+      notOn: f['not-on'],
+      simulateLoss: f['simulate-loss'],
+    });
+    const prefix = normalizeVpath(this.args.vpath ?? '/');
+    const meta = { progver: this.config.version, timestampS: Math.floor(Date.now() / 1000) };
+    const rows = viewRows(db, prefix, filter);
+    const names = liveDisks(db);
+    const out = f.output;
+    if (out !== undefined && out !== '-') {
+      const tmp = `${out}.tmp-${process.pid}`;
+      const fd = fs.openSync(tmp, 'w', 0o644);
+      let summary: NcduSummary;
+      try {
+        summary = await writeNcdu(rows, prefix, names, (s) => writeAll(fd, s), meta);
+        fs.fsyncSync(fd);
+      } catch (err) {
+        fs.closeSync(fd);
+        fs.rmSync(tmp, { force: true });
+        throw err;
+      }
+      fs.closeSync(fd);
+      fs.renameSync(tmp, out);
+      process.stderr.write(`wrote ${path.resolve(out)}: ${summary.files} files in ${summary.folders} folders\n`);
+      return;
+    }
+    if (out === undefined && hasNcdu()) {
+      const child = spawn('ncdu', ['-f', '-'], { stdio: ['pipe', 'inherit', 'inherit'] });
+      const exited = once(child, 'exit');
+      const sink: Sink = async (s) => {
+        if (!child.stdin.write(s)) await once(child.stdin, 'drain');
+      };
+      child.stdin.on('error', () => {}); // ncdu quit early: the exit code says how it went
+      await writeNcdu(rows, prefix, names, sink, meta);
+      child.stdin.end();
+      const [code] = (await exited) as [number | null];
+      if (code !== 0) throw new DistbackupError(`ncdu exited with code ${code}`);
+      return;
+    }
+    if (out === undefined && process.stdout.isTTY) {
+      throw new UsageError('ncdu is not installed: write the export with -o FILE and browse it with ncdu -f FILE');
+    }
+    await writeNcdu(
+      rows,
+      prefix,
+      names,
+      async (s) => {
+        if (!process.stdout.write(s)) await once(process.stdout, 'drain');
+      },
+      meta,
+    );
+  }
+}
+
+function hasNcdu(): boolean {
+  const r = spawnSync('ncdu', ['-v'], { stdio: 'ignore' });
+  return r.error === undefined && r.status === 0;
+}
+
+function writeAll(fd: number, s: string): void {
+  const b = Buffer.from(s, 'utf8');
+  let off = 0;
+  try {
+    while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off);
+  } catch (err) {
+    throw new DistbackupError(`cannot write the ncdu export: ${describeError(err)}`, { cause: err });
+  }
+}

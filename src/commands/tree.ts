@@ -1,0 +1,46 @@
+import { Args, Flags } from '@oclif/core';
+import prettyBytes from 'pretty-bytes';
+import { BaseCommand } from '../cli/base-command.js';
+import { normalizeVpath } from '../core/vpath.js';
+import { resolveFilter, viewRows } from '../views/rows.js';
+import { buildTree, renderTree, type TreeNode } from '../views/tree.js';
+
+export default class Tree extends BaseCommand<typeof Tree> {
+  static override summary = 'The virtual tree with files and bytes per copy count, largest folders first.';
+  static override description =
+    `Bytes are counted once per content (a file and its duplicates cost one copy). Filters: --on (held by all of these disks), --not-on (by none of them), --simulate-loss (copies counted as if these disks had died), --min-copies / --max-copies (after the simulated loss).`;
+  static override examples = [
+    '<%= config.bin %> tree',
+    '<%= config.bin %> tree /photos --depth 1',
+    '<%= config.bin %> tree --simulate-loss backup1 --max-copies 0',
+    '<%= config.bin %> tree --on backup1 --not-on backup2 --json',
+  ];
+  static override enableJsonFlag = true;
+  static override args = { vpath: Args.string({ required: false, description: 'folder to show (default /)' }) };
+  static override flags = {
+    depth: Flags.integer({ summary: 'Folder levels to show below VPATH.', default: 3, min: 0 }),
+    all: Flags.boolean({ summary: 'Show every folder, however deep.' }),
+    'min-copies': Flags.integer({ summary: 'Only files with at least N copies.', min: 0 }),
+    'max-copies': Flags.integer({ summary: 'Only files with at most N copies.', min: 0 }),
+    on: Flags.string({ multiple: true, summary: 'Only files held by this disk (repeatable: by all of them).' }),
+    'not-on': Flags.string({ multiple: true, summary: 'Only files held by none of these disks.' }),
+    'simulate-loss': Flags.string({ multiple: true, summary: 'Count copies as if this disk had died (repeatable).' }),
+  };
+
+  public async run(): Promise<TreeNode> {
+    const f = this.flags;
+    const db = this.catalog({ readonly: true }).db;
+    const filter = resolveFilter(db, {
+      minCopies: f['min-copies'],
+      maxCopies: f['max-copies'],
+      on: f.on,
+      notOn: f['not-on'],
+      simulateLoss: f['simulate-loss'],
+    });
+    const prefix = normalizeVpath(this.args.vpath ?? '/');
+    const root = buildTree(viewRows(db, prefix, filter), prefix, f.all ? Number.POSITIVE_INFINITY : f.depth);
+    if (root.files === 0) this.log('no files match');
+    else for (const line of renderTree(root, (n) => prettyBytes(n))) this.log(line);
+    return root;
+  }
+}
