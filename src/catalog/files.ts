@@ -118,6 +118,10 @@ export class FilesWriter {
     this.commitRows = opts.commitRows ?? 10_000;
     this.commitMs = opts.commitMs ?? 2_000;
     this.now = opts.now ?? Date.now;
+    // Statement journals in memory: an UPSERT inside a long transaction needs one per
+    // statement, and with the default temp_store each spilled to a temp file (10 pwrites a
+    // row, 30× slower measured on 20,000 rows). The temp tables below live in memory too.
+    db.pragma('temp_store = MEMORY');
     db.exec(`
       CREATE TEMP TABLE IF NOT EXISTS update_gone (dev INTEGER, ino INTEGER, size INTEGER, mtime_ns INTEGER, object_id INTEGER);
       CREATE INDEX IF NOT EXISTS temp.update_gone_ino ON update_gone(ino);
@@ -125,10 +129,11 @@ export class FilesWriter {
       DELETE FROM temp.update_gone;
       DELETE FROM temp.update_gc;
     `);
+    // `+source_id`: see `subtree` below; the folder's rows come from the files_parent index.
     this.sChildren = db
       .prepare(
         `SELECT id, vpath, kind, size, mtime_ns, ctime_ns, ino, dev, object_id, link_target, priority, min_copies, max_copies
-         FROM files WHERE parent = ? AND source_id = ?`,
+         FROM files WHERE parent = ? AND +source_id = ?`,
       )
       .raw(true)
       .safeIntegers(true);
@@ -148,7 +153,9 @@ export class FilesWriter {
       'INSERT INTO temp.update_gone (dev, ino, size, mtime_ns, object_id) VALUES (?, ?, ?, ?, ?)',
     );
     this.sGc = db.prepare('INSERT OR IGNORE INTO temp.update_gc (object_id) VALUES (?)');
-    const subtree = 'vpath >= ? AND vpath < ? AND source_id = ?';
+    // The unary + keeps SQLite off the files_source index (every row of a source matches it):
+    // without statistics it would pick it and read the whole source per folder.
+    const subtree = 'vpath >= ? AND vpath < ? AND +source_id = ?';
     this.sGoneSubtree = db.prepare(
       `INSERT INTO temp.update_gone (dev, ino, size, mtime_ns, object_id)
        SELECT dev, ino, size, mtime_ns, object_id FROM files

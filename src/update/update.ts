@@ -385,7 +385,6 @@ class UpdateRun {
     const r = this.result;
     const st = e.stat;
     const kind = KIND[e.kind];
-    const vpath = vpathJoin(ds.dir.vpath, e.name);
     const s = e.settings;
     const sameStat =
       old !== undefined &&
@@ -404,6 +403,7 @@ class UpdateRun {
       this.filesDone += 1;
       return;
     }
+    const vpath = old?.vpath ?? vpathJoin(ds.dir.vpath, e.name);
     // A folder that became something else: what was catalogued below it is gone.
     if (old !== undefined && old.kind === FileKind.dir && kind !== FileKind.dir) {
       r.removed += this.writer.removeSubtree(subtreeRange(old.vpath), sourceId);
