@@ -11,6 +11,7 @@
  * `DEST/.distbackup-restore/` records what was written, after it is durable, so the next disk
  * adds only what is still missing.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -36,12 +37,13 @@ export const EMPTY_HASH = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca4959
 /** Read size of the reused buffer: 1 MiB (NODE20.md: readSync into one reused 1 MiB buffer). */
 const CHUNK_BYTES = 1024 * 1024;
 /**
- * Files written between two durability points: their fds stay open and are fsynced together,
- * then their folders, then the state records them. 256 files or 256 MiB bounds both the open
- * fds and the work redone after a power cut.
+ * Files written between two durability points: the batch is made durable at once (syncfs of
+ * DEST's filesystem, else an fsync per file and folder), then the state records it. An fsync
+ * per file made 5,000 small files take 22 s against 0.9 s for `cp -a && sync`; one syncfs per
+ * batch costs one journal commit. 10,000 files or 1 GiB bounds the work redone after a power cut.
  */
-const BATCH_FILES = 256;
-const BATCH_BYTES = 256 * 1024 * 1024;
+const BATCH_FILES = 10_000;
+const BATCH_BYTES = 1024 ** 3;
 /** At most this many entries per list in the result document (counts stay exact). */
 const LIST_CAP = 1000;
 
@@ -237,7 +239,8 @@ class RestoreRun {
   /** Folders this run created that no catalogue entry describes (given 0755 at the end). */
   private readonly implicitDirs = new Map<string, Buffer>();
   private readonly buf = Buffer.allocUnsafe(CHUNK_BYTES);
-  private batchFds: number[] = [];
+  private batchFiles: Buffer[] = [];
+  private syncfsWorks: boolean | undefined;
   private batchDirs = new Map<string, Buffer>();
   private batchBytes = 0;
   private modesChecked = false;
@@ -306,7 +309,6 @@ class RestoreRun {
         this.finishDirs();
         this.survey(this.diskId, false);
       } finally {
-        this.closeBatch();
         this.state.close();
       }
     } finally {
@@ -493,7 +495,7 @@ class RestoreRun {
         this.fail(t.vpath, err);
       }
       this.opts.progress?.update(this.doc.bytesRestored, this.doc.restored);
-      if (this.batchFds.length >= BATCH_FILES || this.batchBytes >= BATCH_BYTES) this.commitBatch();
+      if (this.batchFiles.length >= BATCH_FILES || this.batchBytes >= BATCH_BYTES) this.commitBatch();
     }
   }
 
@@ -547,12 +549,10 @@ class RestoreRun {
       placeNoReplace(tmp, target);
       kept = true;
     } finally {
-      if (!kept) {
-        fs.closeSync(out);
-        fs.rmSync(tmp, { force: true });
-      }
+      fs.closeSync(out);
+      if (!kept) fs.rmSync(tmp, { force: true });
     }
-    this.batchFds.push(out);
+    this.batchFiles.push(target);
     this.batchDirs.set(parent.toString('latin1'), parent);
     this.batchBytes += t.sizeBytes;
     this.state.markRestored(t.vpath, t.hash, FileKind.file);
@@ -602,37 +602,27 @@ class RestoreRun {
     }
   }
 
-  /** Durability point: fsync the batch's files, then their folders, then record them. */
+  /**
+   * Durability point: the batch's files and folder entries reach the disk, then the state
+   * records them (a state entry never names a file a power cut could take back).
+   */
   private commitBatch(): void {
-    for (const fd of this.batchFds) fs.fsyncSync(fd);
-    this.closeBatch();
-    for (const d of this.batchDirs.values()) {
-      try {
-        const fd = fs.openSync(d, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-        try {
-          fs.fsyncSync(fd);
-        } finally {
-          fs.closeSync(fd);
-        }
-      } catch (err) {
-        const code = errnoCode(err);
-        if (code !== 'EINVAL' && code !== 'ENOTSUP') throw err;
-      }
+    if (this.batchFiles.length > 0 && !this.syncfs()) {
+      for (const f of this.batchFiles) fsyncPath(f, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      for (const d of this.batchDirs.values()) fsyncPath(d, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
     }
+    this.batchFiles = [];
     this.batchDirs = new Map();
     this.batchBytes = 0;
     this.state.commit();
   }
 
-  private closeBatch(): void {
-    for (const fd of this.batchFds) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        // already closed
-      }
-    }
-    this.batchFds = [];
+  /** syncfs(2) of DEST's filesystem through coreutils `sync -f`; false when unavailable. */
+  private syncfs(): boolean {
+    if (this.syncfsWorks === false) return false;
+    const r = spawnSync('sync', ['-f', this.dest.toString()], { stdio: 'ignore' });
+    this.syncfsWorks = r.status === 0;
+    return this.syncfsWorks;
   }
 
   // ---- symlinks --------------------------------------------------------------------------
@@ -726,6 +716,19 @@ class RestoreRun {
 
 class ExistsError extends Error {}
 class BadObject extends Error {}
+
+/** fsync the file or folder at `p`; EINVAL/ENOTSUP (folders on some filesystems) are ignored. */
+function fsyncPath(p: Buffer, flags: number): void {
+  const fd = fs.openSync(p, flags);
+  try {
+    fs.fsyncSync(fd);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code !== 'EINVAL' && code !== 'ENOTSUP') throw err;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 
 function lstatOrUndefined(p: Buffer): fs.Stats | undefined {
   try {
