@@ -55,6 +55,9 @@ function logUniform(rand: () => number, lo: number, hi: number): number {
   return Math.round(Math.exp(Math.log(lo) + rand() * (Math.log(hi) - Math.log(lo))));
 }
 
+/** Content id shared by every empty file. */
+export const EMPTY_CONTENT = -1;
+
 const pad = (n: number, w: number): string => String(n).padStart(w, '0');
 /** 2023-01-01T00:00:00Z: mtimes spread over the year after it. */
 const MTIME_BASE_S = 1_672_531_200;
@@ -98,8 +101,9 @@ export function planDataset(kind: DatasetKind, bytes: number, seed: number): Dat
         spec = { rel, sizeBytes: twin.sizeBytes, content: twin.content, mtimeS: mtime() };
       } else {
         const size = small && rand() < 0.01 ? 0 : Math.min(logUniform(rand, lo, hi), Math.max(0, bytes - total));
-        spec = { rel, sizeBytes: size, content: nextContent++, mtimeS: mtime() };
-        seen.push(spec);
+        // Every empty file has the same (empty) content: one object, like any deduplicating tool sees it.
+        spec = { rel, sizeBytes: size, content: size === 0 ? EMPTY_CONTENT : nextContent++, mtimeS: mtime() };
+        if (size > 0) seen.push(spec);
       }
       files.push(spec);
       total += spec.sizeBytes;
