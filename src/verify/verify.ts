@@ -26,6 +26,7 @@ import {
 } from '../catalog/verify-state.js';
 import { DistbackupError, describeError, UsageError } from '../core/errors.js';
 import { DiskRoot } from '../disk/disk-root.js';
+import { writeDiskCatalogue } from '../disks/disk-catalogue.js';
 import { findDisk, lockCatalogue, lockDisk } from '../disks/open.js';
 import type { Progress } from '../ui/progress.js';
 import { type CheckResult, ObjectChecker, type ObjectReader } from './check-object.js';
@@ -154,6 +155,16 @@ export function runVerify(cat: Catalog, opts: VerifyOptions): VerifyDoc {
         }
       }
       if (doc.stoppedBy === 'done' && budget !== undefined && left <= 0) doc.stoppedBy = 'percent';
+      if (doc.bad.length + doc.missing.length > 0) {
+        // The catalogue copy, manifest and restore script on this disk must not go on claiming
+        // objects it no longer holds (a restore from this disk alone would trust them).
+        try {
+          writeDiskCatalogue(cat, disk, diskId);
+        } catch (err) {
+          if (err instanceof DistbackupError && err.code === 'disk-vanished') throw err;
+          opts.progress?.note(`could not rewrite the catalogue copy on the disk: ${describeError(err)}`);
+        }
+      }
       doc.remaining = candidateTotals(cat.db, sel).count;
       doc.copies = copiesOnDisk(cat.db, diskId);
       updateDisk(cat.db, diskId, { lastVerifyMs: now(), lastSeenMs: now() });

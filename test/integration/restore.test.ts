@@ -252,3 +252,45 @@ test('end to end with real update and sync: one disk restores the source exactly
   assert.equal(second.remaining, 0, JSON.stringify(second));
   assert.deepEqual(compareTrees(src, path.join(two, 'data')), []);
 });
+
+test('a symlink restored by an earlier run is never written through by the next disk', (t) => {
+  const { base, home, cat, c, disks } = setup(t, ['d1', 'd2']);
+  putObjects(cat, c, 'd1');
+  putObjects(cat, c, 'd2');
+  writeDiskCatalogues(cat);
+  cat.close();
+  const canary = path.join(base, 'canary');
+  fs.mkdirSync(canary);
+  // d1's catalogue says /data/docs/trap is a symlink to the canary folder.
+  const db1 = new Database(path.join(disks.d1 as string, DISK_CATALOGUE));
+  const src = db1.prepare('SELECT source_id FROM files LIMIT 1').pluck().get();
+  db1
+    .prepare(
+      'INSERT INTO files (vpath, parent, source_id, kind, size, mtime_ns, mode, link_target) VALUES (?, ?, ?, 2, 0, 0, 511, ?)',
+    )
+    .run(Buffer.from('/data/docs/trap'), Buffer.from('/data/docs'), src, Buffer.from(canary));
+  db1.close();
+  // d2's catalogue says /data/docs/trap/evil.txt is a file.
+  const db2 = new Database(path.join(disks.d2 as string, DISK_CATALOGUE));
+  const one = db2.prepare('SELECT * FROM files WHERE kind = 0 AND size > 0 LIMIT 1').get() as Record<string, unknown>;
+  db2
+    .prepare(
+      'INSERT INTO files (vpath, parent, source_id, kind, size, mtime_ns, mode, object_id) VALUES (?, ?, ?, 0, ?, 0, 420, ?)',
+    )
+    .run(
+      Buffer.from('/data/docs/trap/evil.txt'),
+      Buffer.from('/data/docs/trap'),
+      one.source_id,
+      one.size,
+      one.object_id,
+    );
+  db2.close();
+  fs.renameSync(home, `${home}.away`);
+  const dest = path.join(base, 'out');
+  runRestore({ dest, vpaths: [], diskPath: disks.d1, dataDir: home, catalogue: 'disk' });
+  assert.ok(fs.lstatSync(path.join(dest, 'data/docs/trap')).isSymbolicLink());
+  const second = runRestore({ dest, vpaths: [], diskPath: disks.d2, dataDir: home, catalogue: 'disk' });
+  assert.deepEqual(fs.readdirSync(canary), [], 'nothing written through the link');
+  assert.ok(second.refused.some((r) => r.path === '/data/docs/trap/evil.txt' && /symlink/.test(r.error)));
+  assert.ok(second.remaining >= 1);
+});

@@ -198,3 +198,22 @@ test('the next sync heals what verify found bad or missing', async (t) => {
   assert.deepEqual(clean.missing, []);
   assert.equal(fs.readdirSync(quarantineDir(disk)).length, 2, 'the damaged bytes stay in quarantine');
 });
+
+test('after verify finds damage, the catalogue copy on the disk no longer claims the object', async (t) => {
+  const { openUntrustedCatalogue } = await import('../../src/catalog/db.js');
+  const { cat, disk, hashes } = setup(t, 3);
+  const [victim] = bigOnes(disk, hashes) as [string];
+  fs.rmSync(objectPath(disk, victim));
+  runVerify(cat, { name: 'd1' });
+  const copy = openUntrustedCatalogue(path.join(disk, 'distbackup.sqlite'));
+  try {
+    const n = copy.db
+      .prepare('SELECT count(*) FROM copies c JOIN objects o ON o.id = c.object_id WHERE o.hash = ?')
+      .pluck()
+      .get(victim);
+    assert.equal(n, 0);
+  } finally {
+    copy.close();
+  }
+  assert.doesNotMatch(fs.readFileSync(path.join(disk, 'distbackup-manifest.txt'), 'utf8'), new RegExp(victim));
+});
