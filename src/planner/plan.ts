@@ -28,7 +28,7 @@
  */
 import { DistbackupError, RefusedError } from '../core/errors.js';
 import { allocatedSize } from '../core/units.js';
-import { type SortKey, sortIndices } from './radix.js';
+import { blocksOf, type SortKey, sortIndices } from './radix.js';
 import { type HistogramRow, type Plan, type PlannerInput, type PlanStep, type SafeDelete, UNCAPPED } from './types.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -233,19 +233,65 @@ export function plan(input: PlannerInput): Plan {
         { kind: 'u32', values: priority, descending: true },
         { kind: 'u32', values: state }, // CAND (already here) before COPY
       ];
-  if (balance) keys.push({ kind: 'u32', values: holderSet });
-  keys.push({ kind: 'blocks', values: sizeBytes });
+  // Holder set then size: one composite column when both ranges fit in 32 bits together (the
+  // usual case: a few thousand holder sets, sizes up to terabytes), which saves the sort a
+  // column to carry and a pass or two.
+  let hsMin = 0xffffffff;
+  let hsMax = 0;
+  let blkMin = 0xffffffff;
+  let blkMax = 0;
+  if (balance) {
+    for (let k = 0; k < considered; k++) {
+      const i = perm[k] as number;
+      const h = holderSet[i] as number;
+      const b = blocksOf(sizeBytes[i] as number);
+      if (h < hsMin) hsMin = h;
+      if (h > hsMax) hsMax = h;
+      if (b < blkMin) blkMin = b;
+      if (b > blkMax) blkMax = b;
+    }
+  }
+  const blkBits = 32 - Math.clz32(blkMax - blkMin);
+  const composite = balance && considered > 0 && blkBits + (32 - Math.clz32(hsMax - hsMin)) <= 32;
+  const blkScale = 2 ** blkBits;
+  if (composite) {
+    const values = new Uint32Array(considered);
+    for (let k = 0; k < considered; k++) {
+      const i = perm[k] as number;
+      values[k] = ((holderSet[i] as number) - hsMin) * blkScale + (blocksOf(sizeBytes[i] as number) - blkMin);
+    }
+    keys.push({ kind: 'aligned', values });
+  } else {
+    if (balance) keys.push({ kind: 'u32', values: holderSet });
+    keys.push({ kind: 'blocks', values: sizeBytes });
+  }
   const sorted = sortIndices(perm, keys);
   perm = sorted.perm;
 
   // The keys come back in sorted order: the fill below walks memory in order.
   const m = perm.length;
   const sortedGroup = sorted.keys[0] as Uint32Array;
+  let ordBlocks: Uint32Array;
+  let ordHolderSet: Uint32Array;
+  if (composite) {
+    const c = sorted.keys[keys.length - 1] as Uint32Array;
+    ordBlocks = new Uint32Array(m);
+    ordHolderSet = new Uint32Array(m);
+    for (let j = 0; j < m; j++) {
+      const x = c[j] as number;
+      const h = Math.floor(x / blkScale);
+      ordHolderSet[j] = h + hsMin;
+      ordBlocks[j] = x - h * blkScale + blkMin;
+    }
+  } else {
+    ordBlocks = sorted.keys[keys.length - 1] as Uint32Array;
+    ordHolderSet = balance ? (sorted.keys[keys.length - 2] as Uint32Array) : new Uint32Array(0);
+  }
   const ord: Ordered = {
     perm,
-    blocks: sorted.keys[keys.length - 1] as Uint32Array,
+    blocks: ordBlocks,
     flags: new Uint8Array(m),
-    holderSet: balance ? (sorted.keys[keys.length - 2] as Uint32Array) : new Uint32Array(0),
+    holderSet: ordHolderSet,
     group: packed ? sortedGroup : new Uint32Array(m),
     sizeBytes,
   };

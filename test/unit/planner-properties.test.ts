@@ -238,3 +238,36 @@ test('large priorities (sorted as separate columns) plan exactly like small ones
     params,
   );
 });
+
+test('a huge object (holder set and size sorted as two columns) changes nothing else', () => {
+  fc.assert(
+    fc.property(instance({ targets: true, caps: true, priorityZero: true, options: true }), (inp) => {
+      const n = inp.count;
+      const grow = <T extends Float64Array | Uint16Array | Uint8Array | Uint32Array>(col: T, v: number): T => {
+        const out = new (col.constructor as new (len: number) => T)(n + 1);
+        out.set(col.subarray(0, n));
+        out[n] = v;
+        return out;
+      };
+      const big: PlannerInput = {
+        ...inp,
+        count: n + 1,
+        objectId: grow(inp.objectId, 999_999),
+        sizeBytes: grow(inp.sizeBytes, 2 ** 52), // 2^40 blocks: never fits, and no composite key
+        copiesElsewhere: grow(inp.copiesElsewhere, 0),
+        onThisDisk: grow(inp.onThisDisk, 0),
+        priority: grow(inp.priority, 1),
+        minCopies: grow(inp.minCopies, 1),
+        maxCopies: grow(inp.maxCopies, UNCAPPED),
+        holderSet: grow(inp.holderSet, 0),
+      };
+      const a = plan(inp);
+      const b = plan(big);
+      assert.deepEqual(b.keep.subarray(0, n), a.keep);
+      const moves = (p: Plan): string[] =>
+        p.steps.map((s) => (s.op === 'copy' ? `copy ${s.index}` : `${s.del.kind} ${s.del.objectId}`)).sort();
+      assert.deepEqual(moves(b), moves(a));
+    }),
+    params,
+  );
+});
