@@ -4,6 +4,7 @@ import { parseRate, parseSize } from '../core/units.js';
 import { planLines, resultLines } from '../sync/report.js';
 import { runSync, type SyncDoc } from '../sync/sync.js';
 import { createProgress } from '../ui/progress.js';
+import { runUpdate } from '../update/update.js';
 
 export default class Sync extends BaseCommand<typeof Sync> {
   static override summary = 'Bring a connected disk up to date and raise the pool’s redundancy (the main job).';
@@ -44,12 +45,11 @@ export default class Sync extends BaseCommand<typeof Sync> {
     const f = this.flags;
     const cat = this.catalog();
     if (f.update) {
-      // The update use-case is loaded only when asked for.
-      const modulePath = '../update/update.js';
-      const { runUpdate } = (await import(modulePath)) as {
-        runUpdate: (c: typeof cat, o: Record<string, unknown>) => Promise<unknown>;
-      };
-      await runUpdate(cat, {});
+      const r = await runUpdate(cat, {
+        progress: createProgress({ label: 'update', enabled: this.showProgress }),
+      });
+      if (r.errors.length > 0)
+        this.warn(`update: ${r.errors.length} paths could not be read (see 'distbackup update')`);
     }
     const ac = new AbortController();
     const onInt = (): void => {

@@ -27,7 +27,7 @@ async function scenario(t: TestContext): Promise<{ w: World; a: string; b: strin
   const files: Record<string, Buffer> = {};
   for (let i = 0; i < 30; i++) files[`old/f${i}.bin`] = bytes(i + 1, 8192 + i * 1024);
   writeTree(w.src, files);
-  catalogue(w);
+  await catalogue(w);
   const a = path.join(w.root, 'a');
   const b = path.join(w.root, 'b');
   addDisk(w.cat, 'a', a, { sizeBytes: 50e6 });
@@ -38,7 +38,7 @@ async function scenario(t: TestContext): Promise<{ w: World; a: string; b: strin
   const added: Record<string, Buffer> = {};
   for (let i = 0; i < 12; i++) added[`new/n${i}.bin`] = bytes(1000 + i, 20_000 + i * 512);
   writeTree(w.src, added);
-  catalogue(w);
+  await catalogue(w);
   return { w, a, b };
 }
 

@@ -15,7 +15,7 @@ test('ENOSPC on a small tmpfs: stops cleanly, what is durable stays counted, the
   const files: Record<string, Buffer> = {};
   for (let i = 0; i < 24; i++) files[`f${i}.bin`] = bytes(i + 7, 150_000);
   writeTree(w.src, files);
-  catalogue(w);
+  await catalogue(w);
   const mnt = path.join(w.root, 'mnt');
   fs.mkdirSync(mnt);
   const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1200k', 'tmpfs', mnt], { encoding: 'utf8' });
@@ -60,7 +60,7 @@ test('a disk that vanishes mid-run ends the sync with a clear error and nothing 
   const files: Record<string, Buffer> = {};
   for (let i = 0; i < 20; i++) files[`f${i}.bin`] = bytes(i + 100, 60_000);
   writeTree(w.src, files);
-  catalogue(w);
+  await catalogue(w);
   const d = path.join(w.root, 'disk');
   addDisk(w.cat, 'd', d, { sizeBytes: 100e6 });
   const moved = path.join(w.root, 'unplugged');

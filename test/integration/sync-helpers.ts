@@ -4,10 +4,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TestContext } from 'node:test';
 import { type Catalog, openCatalog } from '../../src/catalog/db.js';
-import { FileKind } from '../../src/catalog/schema.js';
-import { vpathJoin, vpathParent } from '../../src/core/vpath.js';
 import { HASH_RE, OBJECTS_DIR } from '../../src/disk/layout.js';
 import { mapSource } from '../../src/sources/sources.js';
+import { runUpdate } from '../../src/update/update.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /** Deterministic pseudo-random bytes (so sizes and hashes are reproducible). */
@@ -45,54 +44,12 @@ export function makeWorld(t: TestContext): World {
 }
 
 /**
- * Bring the catalogue in line with the source folder: every regular file below it, hashed,
- * with its stat (what `update` records), and files that are gone removed.
+ * Bring the catalogue in line with the source folder with the real `update` (hashing on this
+ * thread); throws if it reported a problem.
  */
-export function catalogue(w: World): void {
-  const db = w.cat.db;
-  const src = db.prepare(`SELECT id FROM sources WHERE vpath = '/data'`).pluck().get() as number;
-  const seen = new Set<string>();
-  const upsertObj = db.prepare('INSERT INTO objects (hash, size) VALUES (?, ?) ON CONFLICT(hash) DO NOTHING');
-  const objId = db.prepare('SELECT id FROM objects WHERE hash = ?').pluck();
-  const upsertFile = db.prepare(
-    `INSERT INTO files (vpath, parent, source_id, kind, size, mtime_ns, ctime_ns, mode, dev, ino, object_id)
-     VALUES (?, ?, ?, ${FileKind.file}, ?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT(vpath) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns,
-       mode = excluded.mode, dev = excluded.dev, ino = excluded.ino, object_id = excluded.object_id`,
-  );
-  const walk = (dir: Buffer, vdir: Buffer): void => {
-    for (const name of fs.readdirSync(dir, { encoding: 'buffer' })) {
-      const p = Buffer.concat([dir, Buffer.from('/'), name]);
-      const v = vpathJoin(vdir, name);
-      const st = fs.lstatSync(p, { bigint: true });
-      if (st.isDirectory()) walk(p, v);
-      else if (st.isFile()) {
-        const data = fs.readFileSync(p);
-        const hash = createHash('sha256').update(data).digest('hex');
-        upsertObj.run(hash, data.length);
-        const id = objId.get(hash) as number;
-        upsertFile.run(
-          v,
-          vpathParent(v),
-          src,
-          data.length,
-          st.mtimeNs,
-          st.ctimeNs,
-          Number(st.mode),
-          st.dev,
-          st.ino,
-          id,
-        );
-        seen.add(v.toString('hex'));
-      }
-    }
-  };
-  db.transaction(() => {
-    walk(Buffer.from(w.src), Buffer.from('/data'));
-    for (const r of db.prepare('SELECT id, vpath FROM files').all() as { id: number; vpath: Buffer }[]) {
-      if (!seen.has(r.vpath.toString('hex'))) db.prepare('DELETE FROM files WHERE id = ?').run(r.id);
-    }
-  })();
+export async function catalogue(w: World): Promise<void> {
+  const r = await runUpdate(w.cat, { jobs: 0 });
+  if (r.errors.length > 0) throw new Error(`update: ${JSON.stringify(r.errors)}`);
 }
 
 /** Every object file on a disk: hash → whether its content hashes to its name. */

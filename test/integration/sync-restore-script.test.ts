@@ -63,7 +63,7 @@ test('distbackup-restore.sh, run with sh, rebuilds the files (hostile names incl
     fs.utimesSync(p, 1_600_000_000 + i * 86_400 * 40, 1_000_000_000 + i * 86_400 * 37 + 17);
     i += 1;
   }
-  catalogue(w);
+  await catalogue(w);
   const d = path.join(w.root, 'disk');
   addDisk(w.cat, 'd', d, { sizeBytes: 1e8 });
   const r = await runSync(w.cat, { name: 'd' });
@@ -94,7 +94,7 @@ test('distbackup-restore.sh, run with sh, rebuilds the files (hostile names incl
 test('distbackup-restore.sh refuses absolute, relative and .. paths of a tampered manifest', async (t) => {
   const w = makeWorld(t);
   fs.writeFileSync(path.join(w.src, 'a.txt'), 'hello');
-  catalogue(w);
+  await catalogue(w);
   const d = path.join(w.root, 'disk');
   addDisk(w.cat, 'd', d, { sizeBytes: 1e8 });
   await runSync(w.cat, { name: 'd' });

@@ -12,7 +12,7 @@ import { writeTree } from '../helpers/tmp.js';
 import { bytes, catalogue, copiesPerObject, countedOn, diskObjects, makeWorld, type World } from './sync-helpers.js';
 
 /** 40 files of 4–120 KiB, a few duplicates; returns the total allocated size of distinct objects. */
-function fill(w: World, count = 40, seed = 1): number {
+async function fill(w: World, count = 40, seed = 1): Promise<number> {
   const files: Record<string, Buffer> = {};
   for (let i = 0; i < count; i++) {
     const size = 4096 + ((i * 7919 + seed * 31) % 29) * 4096;
@@ -20,7 +20,7 @@ function fill(w: World, count = 40, seed = 1): number {
   }
   files['dup/a.bin'] = bytes(seed * 1000, 4096 + ((seed * 31) % 29) * 4096);
   writeTree(w.src, files);
-  catalogue(w);
+  await catalogue(w);
   return totalAllocated(w);
 }
 
@@ -38,7 +38,7 @@ function assertObjectsSound(root: string): void {
 
 test('three disks: one holds everything, two hold ~70 %: every object ends with 2 copies; replanning moves nothing', async (t) => {
   const w = makeWorld(t);
-  const total = fill(w);
+  const total = await fill(w);
   const disks = { a: path.join(w.root, 'a'), b: path.join(w.root, 'b'), c: path.join(w.root, 'c') };
   addDisk(w.cat, 'a', disks.a, { sizeBytes: total + 64 * 1024 });
   addDisk(w.cat, 'b', disks.b, { sizeBytes: Math.floor(total * 0.7) });
@@ -72,7 +72,7 @@ test('three disks: one holds everything, two hold ~70 %: every object ends with 
 
 test('a dry run changes nothing on the disk or in the catalogue', async (t) => {
   const w = makeWorld(t);
-  const total = fill(w, 10);
+  const total = await fill(w, 10);
   const d = path.join(w.root, 'd');
   addDisk(w.cat, 'd', d, { sizeBytes: total * 2 });
   const plan = await runSync(w.cat, { name: 'd', dryRun: true });
@@ -85,13 +85,13 @@ test('a dry run changes nothing on the disk or in the catalogue', async (t) => {
 
 test('orphans are removed after their source files are deleted', async (t) => {
   const w = makeWorld(t);
-  const total = fill(w, 12);
+  const total = await fill(w, 12);
   const d = path.join(w.root, 'd');
   addDisk(w.cat, 'd', d, { sizeBytes: total * 2 });
   await runSync(w.cat, { name: 'd' });
   const before = diskObjects(d).size;
   fs.rmSync(path.join(w.src, 'd1'), { recursive: true });
-  catalogue(w);
+  await catalogue(w);
   const r = await runSync(w.cat, { name: 'd' });
   assert.equal(r.deleted, 3);
   assert.equal(diskObjects(d).size, before - 3);
@@ -103,7 +103,7 @@ test('orphans are removed after their source files are deleted', async (t) => {
 
 test('evictions trade copies of objects with 2 copies for objects with none, never below 1', async (t) => {
   const w = makeWorld(t);
-  const total = fill(w, 20, 1);
+  const total = await fill(w, 20, 1);
   const a = path.join(w.root, 'a');
   const b = path.join(w.root, 'b');
   addDisk(w.cat, 'a', a, { sizeBytes: total * 4 });
@@ -113,7 +113,7 @@ test('evictions trade copies of objects with 2 copies for objects with none, nev
   assert.equal(countedOn(w.cat, 'b').size, diskObjects(b).size);
   // New files: they have no copy anywhere; b is full of objects that also sit on a.
   writeTree(w.src, { 'new/n1.bin': bytes(777, 40_000), 'new/n2.bin': bytes(778, 50_000) });
-  catalogue(w);
+  await catalogue(w);
   const r = await runSync(w.cat, { name: 'b' });
   assert.ok(r.evicted > 0, 'something was evicted');
   assert.equal(r.copied, 2);
@@ -125,7 +125,7 @@ test('evictions trade copies of objects with 2 copies for objects with none, nev
 
 test('a disk shrunk below its content keeps every last copy', async (t) => {
   const w = makeWorld(t);
-  const total = fill(w, 10);
+  const total = await fill(w, 10);
   const d = path.join(w.root, 'd');
   addDisk(w.cat, 'd', d, { sizeBytes: total * 2 });
   await runSync(w.cat, { name: 'd' });
@@ -140,7 +140,7 @@ test('a disk shrunk below its content keeps every last copy', async (t) => {
 
 test('the wrong disk is refused with exit code 2', async (t) => {
   const w = makeWorld(t);
-  fill(w, 3);
+  await fill(w, 3);
   const d1 = path.join(w.root, 'd1');
   const d2 = path.join(w.root, 'd2');
   addDisk(w.cat, 'd1', d1, { sizeBytes: 1e8 });
@@ -159,9 +159,9 @@ test('the wrong disk is refused with exit code 2', async (t) => {
 
 test('sync refuses while files have no hash, saying how many', async (t) => {
   const w = makeWorld(t);
-  fill(w, 3);
+  await fill(w, 3);
   addDisk(w.cat, 'd', path.join(w.root, 'd'), { sizeBytes: 1e8 });
-  w.cat.db.prepare('UPDATE files SET object_id = NULL WHERE id IN (SELECT id FROM files LIMIT 2)').run();
+  w.cat.db.prepare('UPDATE files SET object_id = NULL WHERE id IN (SELECT id FROM files WHERE kind = 0 LIMIT 2)').run();
   await assert.rejects(runSync(w.cat, { name: 'd' }), (err: unknown) => {
     assert.ok(err instanceof RefusedError);
     assert.match(err.message, /^2 catalogued files have no hash yet.*update/);
@@ -171,7 +171,7 @@ test('sync refuses while files have no hash, saying how many', async (t) => {
 
 test('a source whose bytes changed since update is skipped and never stored under the old hash', async (t) => {
   const w = makeWorld(t);
-  fill(w, 5);
+  await fill(w, 5);
   const d = path.join(w.root, 'd');
   addDisk(w.cat, 'd', d, { sizeBytes: 1e8 });
   const victim = path.join(w.src, 'd1', 'f1-1.bin');
@@ -187,7 +187,7 @@ test('a source whose bytes changed since update is skipped and never stored unde
 
 test('an object whose first source changed is copied from another file with the same content', async (t) => {
   const w = makeWorld(t);
-  fill(w, 5); // dup/a.bin has the content of d0/f1-0.bin
+  await fill(w, 5); // dup/a.bin has the content of d0/f1-0.bin
   const d = path.join(w.root, 'd');
   addDisk(w.cat, 'd', d, { sizeBytes: 1e8 });
   const victim = path.join(w.src, 'd0', 'f1-0.bin');
@@ -200,7 +200,7 @@ test('an object whose first source changed is copied from another file with the 
 
 test('--limit, --max-copies and --no-evict shape the plan', async (t) => {
   const w = makeWorld(t);
-  const total = fill(w, 10);
+  const total = await fill(w, 10);
   const a = path.join(w.root, 'a');
   const b = path.join(w.root, 'b');
   addDisk(w.cat, 'a', a, { sizeBytes: total * 2 });
@@ -217,7 +217,7 @@ test('--limit, --max-copies and --no-evict shape the plan', async (t) => {
 
 test('a disk written by the Python distbackup is adopted: its objects count, nothing is copied again', async (t) => {
   const w = makeWorld(t);
-  const total = fill(w, 6);
+  const total = await fill(w, 6);
   const first = path.join(w.root, 'first');
   addDisk(w.cat, 'first', first, { sizeBytes: total * 2 });
   await runSync(w.cat, { name: 'first' });
@@ -241,7 +241,7 @@ test('a disk written by the Python distbackup is adopted: its objects count, not
 
 test('reconcile: the disk wins (missing copies uncounted, unknown objects adopted, .tmp emptied)', async (t) => {
   const w = makeWorld(t);
-  const total = fill(w, 6);
+  const total = await fill(w, 6);
   const d = path.join(w.root, 'd');
   addDisk(w.cat, 'd', d, { sizeBytes: total * 2 });
   await runSync(w.cat, { name: 'd' });
@@ -260,7 +260,7 @@ test('reconcile: the disk wins (missing copies uncounted, unknown objects adopte
 
 test('a symlinked .tmp on a hostile disk is refused, and nothing outside the disk is deleted', async (t) => {
   const w = makeWorld(t);
-  fill(w, 3);
+  await fill(w, 3);
   const d = path.join(w.root, 'd');
   addDisk(w.cat, 'd', d, { sizeBytes: 1e8 });
   const outside = path.join(w.root, 'outside');

@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { runCli, runCliJson } from '../helpers/cli.js';
+import { writeTree } from '../helpers/tmp.js';
+import { bytes, catalogue, makeWorld } from '../integration/sync-helpers.js';
+
+interface DiskDoc {
+  name: string;
+  uuid: string;
+  size: number;
+  used: number;
+  objects: number;
+  mounted: boolean;
+  path: string | null;
+  lastSync: string | null;
+  lastVerify: string | null;
+}
+
+test('disk add prints its identity; disk list --json has the SPEC fields', (t) => {
+  const w = makeWorld(t);
+  const d = path.join(w.root, 'disk1');
+  const add = runCli(w.home, ['disk', 'add', 'disk1', d, '--size', '10M']);
+  assert.equal(add.code, 0, add.stderr);
+  assert.match(add.stdout, /registered disk disk1/);
+  assert.match(add.stdout, /uuid\s+[0-9a-f-]{36}/);
+  assert.match(add.stdout, /mount point\s+\//);
+  assert.ok(fs.existsSync(path.join(d, 'distbackup-disk.json')));
+  assert.ok(fs.statSync(path.join(d, 'distbackup-objects')).isDirectory());
+  const list = runCliJson<DiskDoc[]>(w.home, ['disk', 'list']);
+  assert.equal(list.code, 0);
+  assert.equal(list.json.length, 1);
+  const doc = list.json[0];
+  assert.ok(doc !== undefined);
+  for (const k of ['name', 'uuid', 'size', 'used', 'objects', 'mounted', 'path', 'lastSync', 'lastVerify']) {
+    assert.ok(k in doc, `disk list --json has ${k}`);
+  }
+  assert.equal(doc.size, 10_000_000);
+  assert.equal(doc.mounted, true);
+  assert.equal(doc.lastSync, null);
+  // A second disk under the same name is a usage error; the same folder again too.
+  assert.equal(runCli(w.home, ['disk', 'add', 'disk1', path.join(w.root, 'other')]).code, 1);
+  const again = runCli(w.home, ['disk', 'add', 'disk2', d]);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /already registered as 'disk1'/);
+  // Bad names are refused before anything is written.
+  assert.equal(runCli(w.home, ['disk', 'add', '../evil', path.join(w.root, 'evil')]).code, 1);
+  assert.ok(!fs.existsSync(path.join(w.root, 'evil', 'distbackup-disk.json')));
+});
+
+test('disk remove is refused (exit 2) while the disk holds counted copies; drop, then remove', async (t) => {
+  const w = makeWorld(t);
+  writeTree(w.src, { 'a.bin': bytes(1, 5000), 'b.bin': bytes(2, 7000) });
+  await catalogue(w);
+  const d = path.join(w.root, 'd');
+  assert.equal(runCli(w.home, ['disk', 'add', 'd', d, '--size', '10M']).code, 0);
+  assert.equal(runCli(w.home, ['sync', 'd', '-q']).code, 0);
+  const refused = runCli(w.home, ['disk', 'remove', 'd']);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /still holds 2 counted copies.*disk drop d/);
+  assert.equal(refused.stderr.trim().split('\n').length, 1);
+  const drop = runCliJson<{ copiesDropped: number; objectsAtZero: number }>(w.home, ['disk', 'drop', 'd']);
+  assert.equal(drop.code, 0);
+  assert.equal(drop.json.copiesDropped, 2);
+  assert.equal(drop.json.objectsAtZero, 2);
+  // refresh counts what is really on the disk again
+  const refresh = runCliJson<{ adopted: number }>(w.home, ['disk', 'refresh', 'd']);
+  assert.equal(refresh.code, 0, refresh.stderr);
+  assert.equal(refresh.json.adopted, 2);
+  assert.equal(runCli(w.home, ['disk', 'drop', 'd']).code, 0);
+  assert.equal(runCli(w.home, ['disk', 'remove', 'd']).code, 0);
+  assert.deepEqual(runCliJson<DiskDoc[]>(w.home, ['disk', 'list']).json, []);
+});
+
+test('disk set changes the size and renames, also inside a connected disk', (t) => {
+  const w = makeWorld(t);
+  const d = path.join(w.root, 'd');
+  assert.equal(runCli(w.home, ['disk', 'add', 'd', d, '--size', '10M']).code, 0);
+  const set = runCliJson<DiskDoc>(w.home, ['disk', 'set', 'd', '--size', '1GiB', '--rename', 'offsite']);
+  assert.equal(set.code, 0, set.stderr);
+  assert.equal(set.json.name, 'offsite');
+  assert.equal(set.json.size, 1024 ** 3);
+  const json = JSON.parse(fs.readFileSync(path.join(d, 'distbackup-disk.json'), 'utf8')) as { name: string };
+  assert.equal(json.name, 'offsite');
+  assert.equal(runCli(w.home, ['disk', 'set', 'offsite']).code, 1);
+  assert.equal(runCli(w.home, ['disk', 'set', 'nope', '--size', '1G']).code, 1);
+});

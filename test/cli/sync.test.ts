@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { acquireLock } from '../../src/catalog/lock.js';
+import { runCli, runCliJson } from '../helpers/cli.js';
+import { writeTree } from '../helpers/tmp.js';
+import { bytes, catalogue, diskObjects, makeWorld } from '../integration/sync-helpers.js';
+
+interface SyncJson {
+  disk: string;
+  deleted: number;
+  evicted: number;
+  copied: number;
+  bytesCopied: number;
+  skipped: { path: string; error: string }[];
+  minCopiesBefore: number;
+  minCopiesAfter: number;
+}
+
+async function world(t: Parameters<typeof makeWorld>[0]) {
+  const w = makeWorld(t);
+  writeTree(w.src, { 'a/1.bin': bytes(1, 30_000), 'a/2.bin': bytes(2, 20_000), 'b/3.bin': bytes(3, 1000) });
+  await catalogue(w);
+  const d1 = path.join(w.root, 'd1');
+  const d2 = path.join(w.root, 'd2');
+  assert.equal(runCli(w.home, ['disk', 'add', 'd1', d1, '--size', '10M']).code, 0);
+  assert.equal(runCli(w.home, ['disk', 'add', 'd2', d2, '--size', '10M']).code, 0);
+  return { w, d1, d2 };
+}
+
+test('sync --json prints the SPEC document; plan shows the same plan and changes nothing', async (t) => {
+  const { w, d1 } = await world(t);
+  const plan = runCliJson<SyncJson>(w.home, ['plan', 'd1']);
+  assert.equal(plan.code, 0, plan.stderr);
+  assert.equal(plan.json.copied, 3);
+  assert.equal(diskObjects(d1).size, 0);
+  const human = runCli(w.home, ['plan', 'd1']);
+  assert.match(human.stdout, /copy\s+3 objects/);
+  assert.match(human.stdout, /copies before .*\n.*copies after/);
+  const r = runCliJson<SyncJson>(w.home, ['sync', 'd1']);
+  assert.equal(r.code, 0, r.stderr);
+  for (const k of [
+    'disk',
+    'deleted',
+    'evicted',
+    'copied',
+    'bytesCopied',
+    'skipped',
+    'minCopiesBefore',
+    'minCopiesAfter',
+  ]) {
+    assert.ok(k in r.json, `sync --json has ${k}`);
+  }
+  assert.equal(r.json.disk, 'd1');
+  assert.equal(r.json.copied, 3);
+  assert.equal(r.json.bytesCopied, 51_000);
+  assert.equal(r.json.minCopiesBefore, 0);
+  assert.equal(r.json.minCopiesAfter, 1);
+  assert.deepEqual(r.json.skipped, []);
+  // backup is an alias, --disk PATH finds the disk by its json
+  const again = runCliJson<SyncJson>(w.home, ['backup', '--disk', d1]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(again.json.copied, 0);
+});
+
+test('wrong disk: exit 2 with one line naming both disks', async (t) => {
+  const { w, d2 } = await world(t);
+  const r = runCli(w.home, ['sync', 'd1', '--disk', d2]);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+  assert.match(r.stderr, /holds disk 'd2'.*not 'd1'.*wrong disk/);
+});
+
+test('a disk locked by another run is refused at once (exit 2)', async (t) => {
+  const { w, d1 } = await world(t);
+  const lock = acquireLock(path.join(d1, '.distbackup-lock'), 'test');
+  try {
+    const r = runCli(w.home, ['sync', 'd1']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /in use by another distbackup process/);
+  } finally {
+    lock.release();
+  }
+  assert.equal(runCli(w.home, ['sync', 'd1', '-q']).code, 0);
+});
+
+test('files without a hash: sync refuses with exit 2 and says how many', async (t) => {
+  const { w } = await world(t);
+  w.cat.db.prepare('UPDATE files SET object_id = NULL WHERE kind = 0').run();
+  const r = runCli(w.home, ['sync', 'd1']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /3 catalogued files have no hash yet.*update/);
+});
+
+test('a skipped source makes sync exit 1 with the file listed in skipped', async (t) => {
+  const { w, d1 } = await world(t);
+  fs.writeFileSync(path.join(w.src, 'a', '2.bin'), bytes(99, 20_000));
+  const r = runCliJson<SyncJson>(w.home, ['sync', 'd1']);
+  assert.equal(r.code, 1);
+  assert.equal(r.json.skipped.length, 1);
+  assert.match(r.json.skipped[0]?.path ?? '', /a\/2\.bin$/);
+  assert.equal(r.json.copied, 2);
+  assert.equal(diskObjects(d1).size, 2);
+});
+
+test('--bwlimit, --verify readback, --profile ssd and --fsync-batch run to the same result', async (t) => {
+  const { w, d1 } = await world(t);
+  const r = runCliJson<SyncJson>(w.home, [
+    'sync',
+    'd1',
+    '--bwlimit',
+    '10M',
+    '--verify',
+    'readback',
+    '--profile',
+    'ssd',
+    '--fsync-batch',
+    '1',
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.json.copied, 3);
+  for (const ok of diskObjects(d1).values()) assert.ok(ok);
+  assert.equal(runCli(w.home, ['sync', 'd1', '--bwlimit', 'fast']).code, 1);
+});
