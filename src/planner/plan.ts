@@ -477,9 +477,8 @@ export function plan(input: PlannerInput): Plan {
     warnings.push(`this disk holds ${formatBytes(usedAfter)}, more than its size of ${formatBytes(capacity)}: ${why}`);
   }
   if (unplaced > 0) {
-    warnings.push(
-      `${unplaced} objects (${formatBytes(unplacedBytes)}) have no copy on any disk and do not fit on this one`,
-    );
+    const why = opts.limitBytes === undefined ? 'do not fit on this one' : 'are not copied by this run';
+    warnings.push(`${unplaced} objects (${formatBytes(unplacedBytes)}) have no copy on any disk and ${why}`);
   }
   if (blockedCopies > 0) {
     warnings.push(
@@ -854,5 +853,7 @@ function checkInput(input: PlannerInput): void {
   for (let i = 0; i < n; i++) {
     const d = input.onThisDisk[i] as number;
     if (d > 1) bad(`onThisDisk of row ${i} is ${d}`);
+    const size = input.sizeBytes[i] as number;
+    if (!(size >= 0 && size <= Number.MAX_SAFE_INTEGER)) bad(`sizeBytes of row ${i} is ${size}`);
   }
 }

@@ -289,12 +289,40 @@ describe('SafeDelete', () => {
   });
 });
 
+describe('compact steps', () => {
+  test('stepAt(k) gives the steps one at a time; deletions cannot be steered through the input', () => {
+    const rows = [o(2, { copiesElsewhere: 3, onThisDisk: true }), o(2, { copiesElsewhere: 1, onThisDisk: true }), o(2)];
+    const input = inputFromRows(rows, { capacityBytes: cap(4), orphans: [{ id: 50, sizeBytes: 10 }] });
+    const p = plan(input);
+    assert.equal(p.stepCount, 3);
+    const seen = Array.from({ length: p.stepCount }, (_, k) => p.stepAt(k));
+    assert.deepEqual(
+      seen.map((s) =>
+        s.op === 'copy' ? `copy ${s.index} ${s.objectId} ${s.sizeBytes}` : `${s.del.kind} ${s.del.objectId}`,
+      ),
+      ['orphan 50', 'evict 0', `copy 2 2 ${sz(2)}`],
+    );
+    assert.deepEqual(
+      p.steps.map((s) => (s.op === 'copy' ? `copy ${s.index}` : `${s.del.kind} ${s.del.objectId}`)),
+      ['orphan 50', 'evict 0', 'copy 2'],
+    );
+    // A caller that rewrites the input after planning cannot turn a deletion onto another object.
+    (input.objectId as Float64Array)[0] = 1;
+    const again = p.stepAt(1);
+    assert.ok(again.op === 'delete' && again.del.objectId === 0 && again.del.sizeBytes === sz(2));
+    assert.throws(() => p.stepAt(3), /out of range/);
+    assert.throws(() => p.stepAt(-1), /out of range/);
+  });
+});
+
 describe('input checks', () => {
   test('inconsistent input is refused with a message naming the column', () => {
     const good = inputFromRows([o(2)], { capacityBytes: cap(1) });
     assert.throws(() => plan({ ...good, count: 2 }), /objectId has 1 rows/);
     assert.throws(() => plan({ ...good, capacityBytes: -1 }), /capacity/);
     assert.throws(() => plan({ ...good, options: { maxCopies: 0 } }), /maxCopies/);
+    assert.throws(() => plan({ ...good, sizeBytes: Float64Array.from([-1]) }), /sizeBytes of row 0/);
+    assert.throws(() => plan({ ...good, onThisDisk: Uint8Array.from([2]) }), /onThisDisk of row 0/);
   });
 
   test('an empty pool plans nothing', () => {
