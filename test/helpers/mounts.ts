@@ -186,17 +186,14 @@ export function remount(m: Mounted, mode: 'ro' | 'rw'): void {
 }
 
 /**
- * A btrfs image holding `files` (relative path → content), mounted, where the data of
- * `badFile` has one byte flipped in the image, so reading it fails with a real EIO (checksum
- * failure) while every other file reads fine. `badFile` must be larger than 4 KiB so that its
- * data is not inlined in the metadata. Null (after a skip) when btrfs cannot be used here.
+ * A btrfs image (128 MiB) holding `files` (relative path → content), mounted. Null (after a
+ * skip) when btrfs cannot be used here. With `flipInImage` a file's data can then be damaged in
+ * the image so that reading it fails with a real EIO (checksum failure).
  */
-export function mountBtrfsWithBadFile(t: TestContext, files: Record<string, Buffer>, badFile: string): Mounted | null {
+export function mountBtrfs(t: TestContext, files: Record<string, Buffer> = {}): Mounted | null {
   const why = cannotMount();
   if (why !== null) return skipMount(t, why, ['mkfs.btrfs']);
   if (!have('mkfs.btrfs')) return skipMount(t, 'mkfs.btrfs not installed (btrfs-progs)', ['mkfs.btrfs']);
-  const bad = files[badFile];
-  if (bad === undefined || bad.length <= 8192) throw new Error(`${badFile}: the bad file must exist and be > 8 KiB`);
   const work = faultDir(t, 'btrfsimg');
   const image = path.join(work, 'disk.img');
   const dir = faultDir(t, 'btrfs');
@@ -204,33 +201,51 @@ export function mountBtrfsWithBadFile(t: TestContext, files: Record<string, Buff
   fs.truncateSync(image, 128 * 1024 * 1024);
   const mk = run('mkfs.btrfs', ['-q', '-f', image]);
   if (!mk.ok) return skipMount(t, `mkfs.btrfs failed: ${mk.out}`, ['mkfs.btrfs']);
-  let r = run('mount', ['-o', 'loop', image, dir]);
+  const r = run('mount', ['-o', 'loop', image, dir]);
   if (!r.ok) return skipMount(t, `mount btrfs failed: ${r.out}`, ['mkfs.btrfs']);
   for (const [rel, content] of Object.entries(files)) {
     const p = path.join(dir, rel);
     fs.mkdirSync(path.dirname(p), { recursive: true });
     fs.writeFileSync(p, content);
   }
+  return register(t, { dir, kind: 'btrfs', image });
+}
+
+/**
+ * Flip one byte of the file whose content is `content` (> 8 KiB, so not inlined in metadata)
+ * inside the btrfs image of `m`: unmount, patch the image, mount again (so no cached page hides
+ * the damage). Reading that file then fails with EIO; every other file reads fine.
+ */
+export function flipInImage(m: Mounted, content: Buffer): void {
+  if (m.image === undefined || m.kind !== 'btrfs') throw new Error('flipInImage needs a btrfs image');
+  if (content.length <= 8192) throw new Error('the damaged file must be larger than 8 KiB');
   run('sync', []);
-  unmount(dir);
-  // Find the bad file's first 4 KiB block in the image (it must occur exactly once) and flip a byte.
-  const img = fs.readFileSync(image);
-  const needle = bad.subarray(0, 4096);
+  unmount(m.dir);
+  const img = fs.readFileSync(m.image);
+  const needle = content.subarray(0, 4096);
   const at = img.indexOf(needle);
   if (at < 0 || img.indexOf(needle, at + 1) >= 0) {
-    throw new Error(`${badFile}: its data was not found exactly once in the btrfs image`);
+    throw new Error('the file data was not found exactly once in the btrfs image');
   }
-  const fd = fs.openSync(image, 'r+');
+  const fd = fs.openSync(m.image, 'r+');
   try {
-    const b = Buffer.from([(img[at + 100] ?? 0) ^ 0xff]);
-    fs.writeSync(fd, b, 0, 1, at + 100);
+    fs.writeSync(fd, Buffer.from([(img[at + 100] ?? 0) ^ 0xff]), 0, 1, at + 100);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
-  r = run('mount', ['-o', 'loop', image, dir]);
-  if (!r.ok) return skipMount(t, `remount btrfs failed: ${r.out}`, ['mkfs.btrfs']);
-  return register(t, { dir, kind: 'btrfs', image });
+  const r = run('mount', ['-o', 'loop', m.image, m.dir]);
+  if (!r.ok) throw new Error(`remount of the btrfs image failed: ${r.out}`);
+}
+
+/** A btrfs image holding `files`, where the data of `badFile` reads with EIO. */
+export function mountBtrfsWithBadFile(t: TestContext, files: Record<string, Buffer>, badFile: string): Mounted | null {
+  const bad = files[badFile];
+  if (bad === undefined) throw new Error(`${badFile}: not among the files`);
+  const m = mountBtrfs(t, files);
+  if (m === null) return null;
+  flipInImage(m, bad);
+  return m;
 }
 
 function pidOfFuse(dir: string, daemon: string): number | undefined {

@@ -1,0 +1,78 @@
+/**
+ * Fault 7: two processes at once (RELIABILITY.md test 15, failure mode 13). While a sync runs,
+ * a second sync of the same disk, a sync of another disk, an update and a verify are refused at
+ * once with exit 2, and read commands still work; after the first is SIGKILLed its locks are
+ * stale and the next sync takes them over and completes.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { cli, countFault, countViolations, rngFor, sleep, startCli } from '../helpers/faults.js';
+import { makeFixture } from '../helpers/faults-fixture.js';
+import { skipUnlessCommands } from '../helpers/faults-kill.js';
+import { checkClean, checkInvariants, groundTruth } from '../helpers/invariants.js';
+import { sweepStaleMounts } from '../helpers/mounts.js';
+
+sweepStaleMounts();
+
+const FAULT = 'two processes at once';
+
+test('a second process is refused with exit 2 while a sync runs; a SIGKILLed holder leaves no stale lock', {
+  timeout: 120_000,
+}, async (t) => {
+  if (skipUnlessCommands(t, ['update', 'sync', 'verify', 'status'])) return;
+  const fx = makeFixture(t, { rng: rngFor('locks'), scale: 0.3 });
+  if (fx === null) return;
+  fx.update();
+  const before = groundTruth(fx);
+  // A slow sync: 256 KB/s over a few MB, so it holds its locks for tens of seconds.
+  const first = startCli(fx.dataDir, ['sync', 'd1', '--bwlimit', '256K', '--fsync-batch', '2', '--quiet'], {
+    timeoutMs: 90_000,
+  });
+  const tmp = path.join(fx.disk('d1').path, 'distbackup-objects');
+  const deadline = Date.now() + 30_000;
+  let copying = false;
+  while (Date.now() < deadline && first.child.exitCode === null) {
+    const dirs = fs.existsSync(tmp) ? fs.readdirSync(tmp) : [];
+    const started = dirs.some((d) => {
+      const p = path.join(tmp, d);
+      return fs.statSync(p).isDirectory() && fs.readdirSync(p).length > 0;
+    });
+    if (started) {
+      copying = true;
+      break;
+    }
+    await sleep(50);
+  }
+  assert.ok(copying, 'the first sync never started copying');
+  const v: string[] = [];
+  // A read command first: it must work, and its time is the yardstick of a refusal that does not wait.
+  const status = cli(fx.dataDir, ['status', '--json'], { timeoutMs: 20_000 });
+  if (status.code !== 0) v.push(`status while a sync runs: exit ${status.code}: ${status.stderr.slice(0, 200)}`);
+  const refusals: [string, string[]][] = [
+    ['a second sync of the same disk', ['sync', 'd1', '--quiet']],
+    ['a sync of another disk', ['sync', 'd2', '--quiet']],
+    ['an update', ['update', '--quiet']],
+    ['a verify of the same disk', ['verify', 'd1', '--quiet']],
+  ];
+  for (const [what, args] of refusals) {
+    const r = cli(fx.dataDir, args, { timeoutMs: 20_000 });
+    countFault(FAULT, 'a second CLI process while a sync holds the locks');
+    if (r.code !== 2) v.push(`${what}: exit ${r.code} ${r.signal ?? ''}, expected 2 (refused at once)`);
+    if (r.ms > status.ms * 2 + 4000)
+      v.push(`${what}: took ${r.ms} ms (status: ${status.ms} ms); a refusal must not wait`);
+  }
+  if (first.child.exitCode !== null) v.push('the first sync ended before the checks: they prove nothing');
+  first.child.kill('SIGKILL');
+  const end = await first.done;
+  countFault(FAULT, 'SIGKILL of the lock holder, then a new sync');
+  if (end.signal !== 'SIGKILL') v.push(`the first sync ended by itself (exit ${end.code})`);
+  v.push(...checkInvariants(fx, { before }).violations);
+  const again = cli(fx.dataDir, ['sync', 'd1', '--quiet'], { timeoutMs: 60_000 });
+  if (again.code !== 0) v.push(`sync after the SIGKILL exited ${again.code}: ${again.stderr.slice(0, 300)}`);
+  const after = checkInvariants(fx, { before, disksWithCatalogue: ['d1'] });
+  v.push(...after.violations, ...checkClean(after.truth));
+  countViolations(FAULT, v);
+  assert.deepEqual(v, []);
+});
