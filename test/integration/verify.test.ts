@@ -217,3 +217,29 @@ test('after verify finds damage, the catalogue copy on the disk no longer claims
   }
   assert.doesNotMatch(fs.readFileSync(path.join(disk, 'distbackup-manifest.txt'), 'utf8'), new RegExp(victim));
 });
+
+test('an object that cannot be read (EIO) is bad, never missing', (t) => {
+  const { cat, disk, hashes } = setup(t, 3);
+  const [victim] = bigOnes(disk, hashes) as [string];
+  const names = new Map<number, string>();
+  // The real reader, except that reading the victim fails as a dying sector would.
+  const eio: ObjectReader = {
+    open: (p) => {
+      const fd = fsReader.open(p);
+      names.set(fd, path.basename(p));
+      return fd;
+    },
+    read: (fd, buf, pos) => {
+      if (names.get(fd) === victim) throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+      return fsReader.read(fd, buf, pos);
+    },
+    close: (fd) => {
+      names.delete(fd);
+      fsReader.close(fd);
+    },
+  };
+  const doc = runVerify(cat, { name: 'd1', reader: eio });
+  assert.deepEqual(doc.missing, []);
+  assert.deepEqual(doc.bad, [victim]);
+  assert.match(doc.badDetails[0]?.problem ?? '', /unreadable: EIO/);
+});
