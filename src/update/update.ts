@@ -90,6 +90,8 @@ export const RACY_GRANULARITY_NS = 2_000_000_000n;
 const BATCH_FILES = 64;
 /** Bytes per hash batch: a large file goes alone, so threads share the work evenly. */
 const BATCH_BYTES = 4 << 20;
+/** Files of one folder sorted by inode at a time (bounds memory in a huge folder). */
+const DIR_QUEUE_FILES = 4096;
 
 const KIND: Record<ScanEntry['kind'], FileKindValue> = {
   file: FileKind.file,
@@ -233,6 +235,8 @@ class UpdateRun {
   };
   /** Anything with an mtime or ctime at or after this is stored racily clean (hashed again next run). */
   private readonly racyFromNs: bigint;
+  /** Files of the folder being compared that need a hash (sorted by inode before batching). */
+  private dirQueue: PendingFile[] = [];
   /** Files waiting to be handed to a worker: `batch[batchHead..]`. */
   private batch: PendingFile[] = [];
   private batchHead = 0;
@@ -360,8 +364,10 @@ class UpdateRun {
       catalogued.delete(key);
       r.scanned += 1;
       this.compareEntry(sourceId, ds, e, old);
-      yield* this.fullBatches();
+      // A huge folder is handed out in sorted chunks, so memory and the first hash do not wait for its end.
+      if (this.dirQueue.length >= DIR_QUEUE_FILES) yield* this.flushDirQueue();
     }
+    yield* this.flushDirQueue();
     // Catalogued, not listed: gone, unless the scan could not tell or the policy keeps it.
     for (const [key, old] of catalogued) {
       if (ds.keepNames.has(key)) continue;
@@ -457,9 +463,25 @@ class UpdateRun {
       }
       this.pendingInodes.set(key, pending);
     }
-    this.batch.push(pending);
-    this.batchBytes += sizeBytes;
+    this.dirQueue.push(pending);
     this.bytesQueued += sizeBytes;
+  }
+
+  /**
+   * Hand the folder's files to the hash queue in inode order: on a spinning disk, or cold on
+   * any disk, inode order is close to the order on the platter (names are not), so reads go
+   * forward instead of seeking.
+   */
+  private *flushDirQueue(): Generator<HashJob> {
+    if (this.dirQueue.length === 0) return;
+    const q = this.dirQueue;
+    this.dirQueue = [];
+    q.sort((a, b) => (a.entry.stat.ino < b.entry.stat.ino ? -1 : a.entry.stat.ino > b.entry.stat.ino ? 1 : 0));
+    for (const f of q) {
+      this.batch.push(f);
+      this.batchBytes += Number(f.entry.stat.size);
+      yield* this.fullBatches();
+    }
   }
 
   private isRacy(mtimeNs: bigint, ctimeNs: bigint): boolean {
