@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { type Catalog, openCatalog } from '../../src/catalog/db.js';
+import { FilesWriter } from '../../src/catalog/files.js';
 import { acquireLock } from '../../src/catalog/lock.js';
 import { RefusedError } from '../../src/core/errors.js';
 import { mapSource } from '../../src/sources/sources.js';
@@ -322,4 +323,27 @@ test('an aborted run keeps what it hashed; folders not reached keep their rows',
     'the second run reads only the rest',
   );
   for (let i = 0; i < 300; i++) assert.equal(env.rows().get(`/v/d${i % 10}/f${i}`), sha(`changed ${i}!`));
+});
+
+test('the writer commits by rows and by age (injected clock), and a commit is durable in another connection', (t) => {
+  const base = tempDir(t);
+  const cat = openCatalog(path.join(base, 'data'));
+  t.after(() => cat.close());
+  let now = 0;
+  const w = new FilesWriter(cat.db, { commitRows: 3, commitMs: 2000, now: () => now });
+  const ids = ['a', 'b', 'c', 'd'].map((h) => w.object(h.repeat(64), 1));
+  assert.equal(w.commits, 1, 'three rows: one commit');
+  const reader = openCatalog(path.join(base, 'data'), { readonly: true });
+  t.after(() => reader.close());
+  const seen = (): number => reader.db.prepare('SELECT count(*) FROM objects').pluck().get() as number;
+  assert.equal(seen(), 3, 'the fourth row is not committed yet');
+  w.maybeCommit();
+  assert.equal(w.commits, 1, 'young and small: no commit');
+  now = 2000;
+  w.maybeCommit();
+  assert.equal(w.commits, 2, 'two seconds old: committed');
+  assert.equal(seen(), 4);
+  assert.equal(new Set(ids).size, 4);
+  assert.equal(w.object('a'.repeat(64), 1), ids[0], 'an object is found by hash, not inserted twice');
+  w.close();
 });
