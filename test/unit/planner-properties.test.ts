@@ -259,7 +259,8 @@ test('a huge object (holder set and size sorted as two columns) changes nothing 
         priority: grow(inp.priority, 1),
         minCopies: grow(inp.minCopies, 1),
         maxCopies: grow(inp.maxCopies, UNCAPPED),
-        holderSet: grow(inp.holderSet, 0),
+        holderSet: grow(inp.holderSet, inp.holderSets.length), // a set of its own: nobody else's exposure
+        holderSets: [...inp.holderSets, []],
       };
       const a = plan(inp);
       const b = plan(big);
