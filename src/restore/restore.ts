@@ -236,6 +236,8 @@ class RestoreRun {
   private disk: DiskRoot | undefined;
   private readonly isRoot = process.getuid?.() === 0;
   private readonly knownDirs = new Set<string>();
+  /** Folders this run created (latin1 keys): nothing else can be in them. */
+  private readonly createdDirs = new Set<string>();
   /** Folders this run created that no catalogue entry describes (given 0755 at the end). */
   private readonly implicitDirs = new Map<string, Buffer>();
   private readonly buf = Buffer.allocUnsafe(CHUNK_BYTES);
@@ -400,6 +402,7 @@ class RestoreRun {
         try {
           fs.mkdirSync(cur, { mode: 0o700 });
           this.implicitDirs.set(key, cur);
+          this.createdDirs.add(key);
         } catch (err) {
           if (errnoCode(err) !== 'EEXIST') throw new PathRefused(`cannot create folder: ${describeError(err)}`);
         }
@@ -516,7 +519,10 @@ class RestoreRun {
     const target = joinTarget(parent, [name]);
     if (!insideDest(this.dest, target)) throw new PathRefused('outside the restore folder');
     const ours = this.state.restoredHash(t.vpath) !== undefined;
-    const existing = lstatOrUndefined(target);
+    // A folder this run created held nothing but what this run put there: no lstat needed (a
+    // case-insensitive twin written earlier in the run still makes link() fail with EEXIST).
+    const fresh = this.createdDirs.has(parent.toString('latin1'));
+    const existing = fresh ? undefined : lstatOrUndefined(target);
     if (existing !== undefined) {
       if (existing.isDirectory()) throw new ExistsError('a folder is in the way');
       if (!ours && this.opts.overwrite !== true) {
@@ -531,7 +537,7 @@ class RestoreRun {
     const tmp = joinTarget(parent, [
       Buffer.from(`.dsb-${createHash('sha256').update(name).digest('hex').slice(0, 16)}.part`),
     ]);
-    const old = lstatOrUndefined(tmp);
+    const old = fresh ? undefined : lstatOrUndefined(tmp);
     if (old !== undefined) {
       if (!old.isFile()) throw new PathRefused(`${displayPath(tmp)} is in the way`);
       fs.unlinkSync(tmp); // left by an interrupted restore
