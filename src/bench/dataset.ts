@@ -143,6 +143,26 @@ export function contentStream(id: number): (n: number) => Buffer {
 }
 
 /**
+ * The order files are created in: a seeded shuffle, as a tree filled over years has its files'
+ * disk order (inode order) unrelated to name order. A tool reading in name or directory order
+ * then seeks on a spinning disk, as it would on a real tree; one that sorts by inode does not.
+ */
+export function writeOrder(plan: DatasetPlan): FileSpec[] {
+  const order = [...plan.files];
+  const rand = seededRandom(plan.seed ^ 0x5eed);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    const a = order[i];
+    const b = order[j];
+    if (a !== undefined && b !== undefined) {
+      order[i] = b;
+      order[j] = a;
+    }
+  }
+  return order;
+}
+
+/**
  * Write `plan` under `root` (created; must not hold the files yet). Data only, no fsync:
  * callers flush with `sync` before timing anything. One sequential writer (the fastest way to
  * lay data on any disk) that yields to the event loop every 64 MiB or 500 files, so a Ctrl-C
@@ -158,7 +178,7 @@ export async function writeDataset(
   let done = 0;
   let sinceYield = 0;
   let filesSinceYield = 0;
-  for (const f of plan.files) {
+  for (const f of writeOrder(plan)) {
     if (sinceYield >= 64 * CHUNK || filesSinceYield >= 500) {
       sinceYield = 0;
       filesSinceYield = 0;

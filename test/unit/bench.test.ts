@@ -10,6 +10,7 @@ import {
   planDataset,
   seededRandom,
   writeDataset,
+  writeOrder,
 } from '../../src/bench/dataset.js';
 import { parseTracedOpens } from '../../src/bench/exec.js';
 import { renderPlannerReport, runPlannerSuite, syntheticInput } from '../../src/bench/planner-suite.js';
@@ -93,6 +94,21 @@ test('writeDataset writes the planned bytes, mtimes and duplicates', async (t) =
     seen.set(f.content, h);
   }
   assert.equal(compareRestore(plan, path.join(root, 'data')), undefined);
+});
+
+test('files are created in a seeded shuffle, so inode order is not name order', async (t) => {
+  const root = tempDir(t);
+  const plan = planDataset('small', 400_000, 9);
+  assert.deepEqual(writeOrder(plan), writeOrder(plan));
+  assert.deepEqual(
+    writeOrder(plan)
+      .map((f) => f.rel)
+      .sort(),
+    plan.files.map((f) => f.rel).sort(),
+  );
+  await writeDataset(root, plan);
+  const byName = plan.files.map((f) => path.join(root, ...f.rel.split('/'))).sort();
+  assert.ok(readOrder(byName).ascendingFraction < 0.8, 'reading in name order is not reading in inode order');
 });
 
 test('generated content is incompressible and differs between ids', async (t) => {
