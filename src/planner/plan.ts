@@ -8,7 +8,7 @@
  *
  * 1. Classify every object: a copy on this disk is *pinned* when no other disk holds it (the
  *    last copy; also every copy under `noEvict`), *surplus* when the other disks already hold
- *    its cap, otherwise an eviction *candidate*; an object not on this disk is a *copy
+ *    its own cap (the run's `maxCopies` only stops copies), otherwise an eviction *candidate*; an object not on this disk is a *copy
  *    candidate* when it is backed up (priority > 0) and below its cap.
  * 2. Sort candidates into the order of need: level (no copy anywhere; below the copy target,
  *    fewest copies first; the rest, fewest copies first; not backed up last), then priority
@@ -146,7 +146,9 @@ export function plan(input: PlannerInput): Plan {
         pinnedBytes += a;
         lastCopyBytes += a;
         lastCopies++;
-      } else if (c >= cap) {
+      } else if (c >= capOf(maxCopies[i] as number, UNCAPPED)) {
+        // Surplus by the object's own cap only: a cap for one run stops copies, it does not
+        // undo copies that the settings allow.
         s = SURPLUS;
       } else if (noEvict) {
         s = PINNED;

@@ -38,7 +38,11 @@ export interface PlannerInput {
   readonly capacityBytes: number;
   /** Options of this run only. */
   readonly options?: {
-    /** Cap every object at this many copies for this run (`sync --max-copies`). */
+    /**
+     * Cap every object at this many copies for this run (`sync --max-copies`): no copy beyond
+     * it is made; copies already on the disk are not deleted for it (only an object's own cap
+     * makes a copy surplus). At least 1.
+     */
     readonly maxCopies?: number;
     /** Copy at most this many bytes (`sync --limit`). */
     readonly limitBytes?: number;

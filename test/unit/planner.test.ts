@@ -102,11 +102,19 @@ describe('caps, limits and options', () => {
     assert.equal(p.surplusDeletes, 0);
   });
 
-  test('options.maxCopies caps this run', () => {
+  test('options.maxCopies stops copies beyond it in this run, and deletes nothing for it', () => {
     const rows = [o(2, { copiesElsewhere: 1 }), o(2, { copiesElsewhere: 1, onThisDisk: true }), o(2)];
     const p = run(rows, 10, { options: { maxCopies: 1 } });
     assert.deepEqual(copied(p), [2]);
-    assert.deepEqual(deleted(p, 'surplus'), [1]);
+    assert.equal(p.surplusDeletes, 0);
+    assert.deepEqual(kept(p), [1, 2]);
+  });
+
+  test('options.maxCopies: a copy here above it may still be evicted for an object that needs room', () => {
+    const rows = [o(2, { copiesElsewhere: 2, onThisDisk: true }), o(2)];
+    const p = run(rows, 2, { options: { maxCopies: 2 } });
+    assert.deepEqual(deleted(p, 'evict'), [0]);
+    assert.deepEqual(copied(p), [1]);
   });
 
   test('limitBytes caps the bytes copied; smaller objects still go in', () => {
