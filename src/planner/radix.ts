@@ -72,9 +72,9 @@ export function sortIndices(perm: Uint32Array, keys: readonly SortKey[]): Sorted
     const width = Math.ceil(bits / Math.max(passes, 1));
     for (let pass = 0; pass < passes; pass++) {
       dst ??= new Uint32Array(n);
-      where ??= new Uint32Array(n);
+      if (cols.filter((c) => c.min !== c.max).length > 2) where ??= new Uint32Array(n);
       for (const c of cols) if (c.spare.length !== n) c.spare = new Uint32Array(n);
-      countingPass(src, dst, col, cols, pass * width, width, counts, where);
+      countingPass(src, dst, col, cols, pass * width, width, counts, where ?? new Uint32Array(0));
       [src, dst] = [dst, src];
     }
   }
@@ -146,19 +146,44 @@ function countingPass(
     counts[b] = (counts[b] as number) + 1;
   }
   for (let b = 1; b <= buckets; b++) counts[b] = (counts[b] as number) + (counts[b - 1] as number);
-  for (let j = 0; j < n; j++) {
-    const b = (((kv[j] as number) - min) >>> shift) & mask;
-    const at = counts[b] as number;
-    counts[b] = at + 1;
-    dst[at] = src[j] as number;
-    where[j] = at;
+  const moving = cols.filter((c) => c.min !== c.max); // a constant column is right in any order
+  if (moving.length <= 2) {
+    // The usual case (group key and one composite key): one scatter loop moves everything.
+    const other = moving.find((c) => c !== col);
+    const kvDst = col.spare;
+    if (other === undefined) {
+      for (let j = 0; j < n; j++) {
+        const x = kv[j] as number;
+        const at = counts[((x - min) >>> shift) & mask] as number;
+        counts[((x - min) >>> shift) & mask] = at + 1;
+        dst[at] = src[j] as number;
+        kvDst[at] = x;
+      }
+    } else {
+      const o = other.cur;
+      const oDst = other.spare;
+      for (let j = 0; j < n; j++) {
+        const x = kv[j] as number;
+        const at = counts[((x - min) >>> shift) & mask] as number;
+        counts[((x - min) >>> shift) & mask] = at + 1;
+        dst[at] = src[j] as number;
+        kvDst[at] = x;
+        oDst[at] = o[j] as number;
+      }
+    }
+  } else {
+    for (let j = 0; j < n; j++) {
+      const b = (((kv[j] as number) - min) >>> shift) & mask;
+      const at = counts[b] as number;
+      counts[b] = at + 1;
+      dst[at] = src[j] as number;
+      where[j] = at;
+    }
+    for (const c of moving) {
+      const a = c.cur;
+      const aDst = c.spare;
+      for (let j = 0; j < n; j++) aDst[where[j] as number] = a[j] as number;
+    }
   }
-  for (const c of cols) {
-    if (c.min === c.max) continue; // constant: already right in any order
-    const a = c.cur;
-    const aDst = c.spare;
-    for (let j = 0; j < n; j++) aDst[where[j] as number] = a[j] as number;
-    c.cur = aDst;
-    c.spare = a;
-  }
+  for (const c of moving) [c.cur, c.spare] = [c.spare, c.cur];
 }
