@@ -213,8 +213,8 @@ function textSection(title: string, raw: Raw | undefined): string[] {
 
 const tsx = [process.execPath, '--import', 'tsx', 'bench/run.ts'];
 const node = process.execPath;
-const parts: string[] = ['# Benchmark results', '', ...machineSection()];
-parts.push(
+const header: string[] = ['# Benchmark results', '', ...machineSection()];
+header.push(
   '',
   '## What is measured',
   '',
@@ -222,44 +222,30 @@ parts.push(
   '',
   ...STAGES.map((s) => `- ${STAGE_TITLES[s]}`),
 );
-const ssd = run('ssd', `distbackup bench --suite ssd --size ${values.size} --json`, [
-  node,
-  CLI,
-  'bench',
-  '--suite',
-  'ssd',
-  '--size',
-  values.size,
-  '--json',
-]);
-parts.push(...suiteSection(`\`distbackup bench --suite ssd --size ${values.size}\``, ssd));
-const hdd = run('hdd', `distbackup bench --suite hdd --size ${values['hdd-size']} --json`, [
-  node,
-  CLI,
-  'bench',
-  '--suite',
-  'hdd',
-  '--size',
-  values['hdd-size'],
-  '--json',
-]);
-parts.push(...suiteSection(`\`distbackup bench --suite hdd --size ${values['hdd-size']}\``, hdd));
-const def = run('default', 'distbackup bench', [node, CLI, 'bench']);
-parts.push(...textSection('`distbackup bench` with its defaults', def));
-const plannerSuite = run('planner-suite', `distbackup bench --suite planner --objects ${values.objects} --json`, [
-  node,
-  CLI,
-  'bench',
-  '--suite',
-  'planner',
-  '--objects',
-  values.objects,
-  '--json',
-]);
-parts.push(...plannerSection(plannerSuite));
-for (const area of ['update', 'sync', 'planner', 'recovery'] as const) {
-  const raw = run(area, `npm run bench -- ${area}`, [...tsx, area]);
-  parts.push(...textSection(`\`npm run bench -- ${area}\``, raw));
+const sections = new Map<Part, string[]>();
+const ORDER: readonly Part[] = ['default', 'ssd', 'hdd', 'planner-suite', 'update', 'sync', 'planner', 'recovery'];
+/** Rewrite the file after every part, so that an interrupted session still leaves the figures so far. */
+function write(): void {
+  const body = ORDER.flatMap((p) => sections.get(p) ?? []);
+  fs.writeFileSync(values.out, `${[...header, ...body].join('\n')}\n`);
 }
-fs.writeFileSync(values.out, `${parts.join('\n')}\n`);
+const bench = (...args: string[]): string[] => [node, CLI, 'bench', ...args];
+for (const part of ORDER) {
+  let section: string[];
+  if (part === 'default') {
+    section = textSection('`distbackup bench` with its defaults', run(part, 'distbackup bench', bench()));
+  } else if (part === 'ssd' || part === 'hdd') {
+    const size = part === 'ssd' ? values.size : values['hdd-size'];
+    const cmd = `distbackup bench --suite ${part} --size ${size}`;
+    const raw = run(part, `${cmd} --json`, bench('--suite', part, '--size', size, '--json'));
+    section = suiteSection(`\`${(raw?.command ?? cmd).replace(/ --json$/, '')}\``, raw);
+  } else if (part === 'planner-suite') {
+    const cmd = `distbackup bench --suite planner --objects ${values.objects} --json`;
+    section = plannerSection(run(part, cmd, bench('--suite', 'planner', '--objects', values.objects, '--json')));
+  } else {
+    section = textSection(`\`npm run bench -- ${part}\``, run(part, `npm run bench -- ${part}`, [...tsx, part]));
+  }
+  sections.set(part, section);
+  write();
+}
 console.error(`results: wrote ${values.out}`);
