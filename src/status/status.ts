@@ -5,16 +5,17 @@
  * (catalog/reports.ts); the worst pair is computed from objects with at most two copies grouped
  * by their disk set, so it costs one pass however many objects there are. Read-only.
  */
-import { minCopies as minCopiesOf } from '../catalog/copies.js';
 import type { Catalog } from '../catalog/db.js';
 import { listDisks } from '../catalog/disks.js';
 import {
+  buildObjectCopies,
   degradedIfDead,
   diskCopyFigures,
   type HistogramRow,
   histogram as histogramOf,
   type Loss,
   lowCopyGroups,
+  minCopiesOfReferenced,
   totals,
 } from '../catalog/reports.js';
 
@@ -78,9 +79,10 @@ export function runStatus(cat: Catalog, opts: StatusOptions = {}): StatusDoc {
   const db = cat.db;
   // One read transaction: every figure comes from the same snapshot even while a sync writes.
   return db.transaction(() => {
+    buildObjectCopies(db);
     const t = totals(db);
     const hist = histogramOf(db, 3);
-    const min = minCopiesOf(db);
+    const min = minCopiesOfReferenced(db);
     const rows = listDisks(db);
     const figures = diskCopyFigures(db, cutoff);
     const groups = lowCopyGroups(db);
