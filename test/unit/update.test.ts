@@ -91,6 +91,7 @@ test('a second run over an unchanged tree reads nothing and writes nothing', asy
   );
   const changesAfter = env.cat.db.prepare('SELECT total_changes()').pluck().get() as number;
   assert.equal(changesAfter, changesBefore, 'no row written');
+  assert.equal(env.cat.db.pragma('synchronous', { simple: true }), 2, 'synchronous=FULL again for sync');
 });
 
 test('same size, mtime put back, new bytes: the ctime change makes it hashed again', async (t) => {
