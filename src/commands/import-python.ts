@@ -14,7 +14,11 @@ The home catalogue must be new (use -d DIR for a fresh data folder). The Python 
   ];
   static override enableJsonFlag = true;
   static override args = {
-    catalogue: Args.string({ required: true, description: "the Python distbackup's catalogue file or its folder" }),
+    catalogue: Args.string({
+      required: true,
+      ignoreStdin: true,
+      description: "the Python distbackup's catalogue file or its folder",
+    }),
   };
   static override flags = {
     'dry-run': Flags.boolean({ char: 'n', summary: 'Read and check everything, write nothing.' }),

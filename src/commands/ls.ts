@@ -13,7 +13,9 @@ export default class Ls extends BaseCommand<typeof Ls> {
     '<%= config.bin %> ls --json /docs',
   ];
   static override enableJsonFlag = true;
-  static override args = { pattern: Args.string({ required: false, description: 'glob on virtual paths' }) };
+  static override args = {
+    pattern: Args.string({ required: false, ignoreStdin: true, description: 'glob on virtual paths' }),
+  };
   static override flags = {
     disk: Flags.string({ summary: 'Only files whose content is on this disk.' }),
   };

@@ -19,7 +19,9 @@ export default class Ncdu extends BaseCommand<typeof Ncdu> {
     '<%= config.bin %> ncdu --max-copies 1',
     '<%= config.bin %> ncdu --simulate-loss backup2 --max-copies 0',
   ];
-  static override args = { vpath: Args.string({ required: false, description: 'folder to export (default /)' }) };
+  static override args = {
+    vpath: Args.string({ required: false, ignoreStdin: true, description: 'folder to export (default /)' }),
+  };
   static override flags = {
     output: Flags.string({ char: 'o', summary: 'Write the export to FILE (- for stdout).' }),
     'min-copies': Flags.integer({ summary: 'Only files with at least N copies.', min: 0 }),

@@ -16,7 +16,9 @@ export default class Tree extends BaseCommand<typeof Tree> {
     '<%= config.bin %> tree --on backup1 --not-on backup2 --json',
   ];
   static override enableJsonFlag = true;
-  static override args = { vpath: Args.string({ required: false, description: 'folder to show (default /)' }) };
+  static override args = {
+    vpath: Args.string({ required: false, ignoreStdin: true, description: 'folder to show (default /)' }),
+  };
   static override flags = {
     depth: Flags.integer({ summary: 'Folder levels to show below VPATH.', default: 3, min: 0 }),
     all: Flags.boolean({ summary: 'Show every folder, however deep.' }),

@@ -235,7 +235,8 @@ export function listLocked(cat: Catalog): Array<{ vpath: string; settings: PathS
  * Bring the files at or below `vpath` from what `before` gave them to what `after` gives them.
  * A field whose current value is not what `before` gave came from the file's `.meta-inf`
  * sidecar and is kept (the next update reads the sidecar again), unless the file is now left out
- * of the backup (priority 0).
+ * of the backup (priority 0). `beforeSources` are the mappings `before` went with (when they
+ * changed too).
  */
 export function refreshFiles(
   db: Db,
@@ -243,8 +244,9 @@ export function refreshFiles(
   before: SettingsMap,
   after: SettingsMap,
   sources: readonly SourceRow[],
+  beforeSources: readonly SourceRow[] = sources,
 ): number {
-  const oldR = new SettingsResolver(before, sources);
+  const oldR = new SettingsResolver(before, beforeSources);
   const newR = new SettingsResolver(after, sources);
   return recomputeFileSettings(db, vpath, (path, cur): FileSettingsValue => {
     const o = oldR.file(path);

@@ -12,7 +12,9 @@ export default class SourceLock extends BaseCommand<typeof SourceLock> {
   ];
   static override enableJsonFlag = true;
   static override strict = false;
-  static override args = { vpath: Args.string({ required: false, description: 'virtual folder(s) to lock' }) };
+  static override args = {
+    vpath: Args.string({ required: false, ignoreStdin: true, description: 'virtual folder(s) to lock' }),
+  };
   static override flags = {
     'dry-run': Flags.boolean({ char: 'n', summary: 'Show what would change; write nothing.' }),
   };

@@ -10,7 +10,9 @@ export default class SourceReset extends BaseCommand<typeof SourceReset> {
   ];
   static override enableJsonFlag = true;
   static override strict = false;
-  static override args = { vpath: Args.string({ required: true, description: 'virtual folder(s)' }) };
+  static override args = {
+    vpath: Args.string({ required: true, ignoreStdin: true, description: 'virtual folder(s)' }),
+  };
   static override flags = {
     recursive: Flags.boolean({ char: 'r', summary: 'Also remove the settings of every folder below.' }),
     'dry-run': Flags.boolean({ char: 'n', summary: 'Show what would change; write nothing.' }),

@@ -21,7 +21,7 @@ Priority, min and max copies of the files already catalogued are updated at once
   ];
   static override strict = false;
   static override args = {
-    vpath: Args.string({ required: true, description: 'virtual folder (several may be given)' }),
+    vpath: Args.string({ required: true, ignoreStdin: true, description: 'virtual folder (several may be given)' }),
   };
   static override flags = {
     priority: Flags.string({ summary: 'Priority N (0 = not backed up; higher = copied sooner), or "inherit".' }),

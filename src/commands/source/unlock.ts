@@ -7,7 +7,9 @@ export default class SourceUnlock extends BaseCommand<typeof SourceUnlock> {
   static override examples = ['<%= config.bin %> source unlock /mnt/nas'];
   static override enableJsonFlag = true;
   static override strict = false;
-  static override args = { vpath: Args.string({ required: true, description: 'virtual folder(s) to unlock' }) };
+  static override args = {
+    vpath: Args.string({ required: true, ignoreStdin: true, description: 'virtual folder(s) to unlock' }),
+  };
   static override flags = {
     'dry-run': Flags.boolean({ char: 'n', summary: 'Show what would change; write nothing.' }),
   };
