@@ -103,4 +103,7 @@ export const MIGRATIONS: readonly string[] = [
   // 2: files by inode, so that update reuses the hash of a renamed or hard-linked file
   // (device + inode + size + mtime) instead of reading it again.
   `CREATE INDEX files_ino ON files(ino);`,
+  // 3: copies of a disk in least-recently-verified order, so verify's windows are index range
+  // scans instead of a sort of every copy of the disk per window.
+  `CREATE INDEX copies_verify ON copies(disk_id, verified_ms, object_id);`,
 ];

@@ -1,6 +1,6 @@
 /**
  * What verify reads and writes in the catalogue: the copies of one disk in least-recently-
- * verified order (never verified first, then oldest, ties by hash, so runs are reproducible),
+ * verified order (never verified first, then oldest, ties by object id, so runs are reproducible),
  * read in windows so the caller can write between them, and the `verified_ms` stamps.
  *
  * Stamps are monotonic per disk: a run stamps at least one millisecond after the newest stamp
@@ -52,19 +52,22 @@ export function candidateTotals(db: Db, sel: VerifySelection, limit?: number): {
     .prepare(
       `SELECT count(*) AS count, coalesce(sum(size), 0) AS bytes FROM (
          SELECT o.size FROM copies c JOIN objects o ON o.id = c.object_id WHERE ${w.sql}
-         ORDER BY c.verified_ms, o.hash LIMIT @limit)`,
+         ORDER BY c.verified_ms, c.object_id LIMIT @limit)`,
     )
     .get({ ...w.params, limit: limit ?? -1 }) as { count: number; bytes: number };
 }
 
-/** The next `limit` copies to check, least recently verified first (NULLs sort first in SQLite). */
+/**
+ * The next `limit` copies to check, least recently verified first (NULLs sort first in SQLite):
+ * a range scan of the copies_verify index that stops after `limit` rows.
+ */
 export function nextCandidates(db: Db, sel: VerifySelection, limit: number): VerifyCandidate[] {
   const w = where(sel);
   return db
     .prepare(
       `SELECT c.object_id AS objectId, o.hash AS hash, o.size AS sizeBytes, c.verified_ms AS verifiedMs
        FROM copies c JOIN objects o ON o.id = c.object_id WHERE ${w.sql}
-       ORDER BY c.verified_ms, o.hash LIMIT @limit`,
+       ORDER BY c.verified_ms, c.object_id LIMIT @limit`,
     )
     .all({ ...w.params, limit }) as VerifyCandidate[];
 }
