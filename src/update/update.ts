@@ -131,42 +131,45 @@ export async function runUpdate(cat: Catalog, opts: UpdateOptions = {}): Promise
   // SIGKILL safety are unchanged (WAL); a power cut may lose the last commits, i.e. hashes that
   // the next run computes again, never a copy count. Restored at the end (sync needs FULL).
   const synchronous = cat.db.pragma('synchronous', { simple: true }) as number;
-  cat.db.pragma('synchronous = NORMAL');
   let pool: HashPool | undefined;
-  const writer = new FilesWriter(cat.db, {
-    ...(opts.commitRows === undefined ? {} : { commitRows: opts.commitRows }),
-    ...(opts.commitMs === undefined ? {} : { commitMs: opts.commitMs }),
-  });
-  // Commit by age also while waiting on the workers (a large file can take seconds).
-  const timer = setInterval(() => writer.maybeCommit(), Math.max(100, Math.floor((opts.commitMs ?? 2000) / 2)));
-  timer.unref();
+  let writer: FilesWriter | undefined;
+  let timer: NodeJS.Timeout | undefined;
   try {
+    cat.db.pragma('synchronous = NORMAL');
+    writer = new FilesWriter(cat.db, {
+      ...(opts.commitRows === undefined ? {} : { commitRows: opts.commitRows }),
+      ...(opts.commitMs === undefined ? {} : { commitMs: opts.commitMs }),
+    });
+    const w = writer;
+    // Commit by age also while waiting on the workers (a large file can take seconds).
+    timer = setInterval(() => w.maybeCommit(), Math.max(100, Math.floor((opts.commitMs ?? 2000) / 2)));
+    timer.unref();
     const sources = listSources(cat.db);
     const problems = checkRoots(cat, sources);
-    const run = new UpdateRun(writer, opts, (opts.now ?? Date.now)(), () => {
+    const run = new UpdateRun(w, opts, (opts.now ?? Date.now)(), () => {
       pool ??= opts.jobs === 0 ? createInlineHashPool() : createHashPool(opts.jobs ?? defaultHashJobs());
       return pool;
     });
     run.result.errors.push(...problems.errors);
     await run.execute(sources.filter((s) => !problems.unreadable.has(s.id)));
     if (opts.signal?.aborted === true) {
-      writer.close();
+      w.close();
       throw new DistbackupError(
         `update interrupted: the hashes done so far are kept; run 'distbackup update' again to finish`,
         { code: 'interrupted' },
       );
     }
-    run.result.objectsForgotten = writer.collectGarbage();
-    writer.close();
+    run.result.objectsForgotten = w.collectGarbage();
+    w.close();
     run.result.elapsedMs = Date.now() - started;
     return run.result;
   } catch (err) {
     // Keep what was committed; a half batch of a failed run is not trusted.
     if (err instanceof DistbackupError && err.code === 'interrupted') throw err;
-    writer.rollback();
+    writer?.rollback();
     throw err;
   } finally {
-    clearInterval(timer);
+    if (timer !== undefined) clearInterval(timer);
     opts.progress?.stop();
     await pool?.destroy();
     cat.db.pragma(`synchronous = ${synchronous}`);
