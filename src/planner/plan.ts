@@ -4,12 +4,13 @@
  * clock, no randomness; equal inputs give equal plans. Works over the typed-array columns of
  * `PlannerInput` without a JS object per object, so 10 million objects plan in seconds.
  *
- * How it decides (the proofs behind each rule are in docs/README-planner.md):
+ * How it decides (the reasoning behind each rule is in docs/README-planner.md):
  *
  * 1. Classify every object: a copy on this disk is *pinned* when no other disk holds it (the
  *    last copy; also every copy under `noEvict`), *surplus* when the other disks already hold
- *    its own cap (the run's `maxCopies` only stops copies), otherwise an eviction *candidate*; an object not on this disk is a *copy
- *    candidate* when it is backed up (priority > 0) and below its cap.
+ *    its own cap (the run's `maxCopies` only stops copies), otherwise an eviction *candidate*;
+ *    an object not on this disk is a *copy candidate* when it is backed up (priority > 0) and
+ *    below its cap.
  * 2. Sort candidates into the order of need: level (no copy anywhere; below the copy target,
  *    fewest copies first; the rest, fewest copies first; not backed up last), then priority
  *    (highest first), then already on this disk, then (within one group) the balancing
@@ -109,7 +110,7 @@ const EV_EVICTABLE = 1;
 /**
  * Plan what the connected disk keeps, deletes and receives (SPEC §5). Pure and deterministic;
  * the input is only read. Throws DistbackupError on inconsistent input (columns shorter than
- * `count`, a negative capacity, a cap below 1).
+ * `count`, a negative capacity or size, a run cap below 1).
  */
 export function plan(input: PlannerInput): Plan {
   checkInput(input);
