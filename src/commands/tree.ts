@@ -22,19 +22,44 @@ export default class Tree extends BaseCommand<typeof Tree> {
   static override flags = {
     depth: Flags.integer({ summary: 'Folder levels to show below VPATH.', default: 3, min: 0 }),
     all: Flags.boolean({ summary: 'Show every folder, however deep.' }),
-    'min-copies': Flags.integer({ summary: 'Only files with at least N copies.', min: 0 }),
-    'max-copies': Flags.integer({ summary: 'Only files with at most N copies.', min: 0 }),
-    on: Flags.string({ multiple: true, summary: 'Only files held by this disk (repeatable: by all of them).' }),
-    'not-on': Flags.string({ multiple: true, summary: 'Only files held by none of these disks.' }),
-    'simulate-loss': Flags.string({ multiple: true, summary: 'Count copies as if this disk had died (repeatable).' }),
+    'min-copies': Flags.integer({
+      char: 'm',
+      aliases: ['mincopies'],
+      summary: 'Only files with at least N copies.',
+      min: 0,
+    }),
+    'max-copies': Flags.integer({
+      char: 'x',
+      aliases: ['maxcopies'],
+      summary: 'Only files with at most N copies.',
+      min: 0,
+    }),
+    copies: Flags.integer({ char: 'c', summary: 'Only files with exactly N copies.', min: 0 }),
+    on: Flags.string({
+      char: 'i',
+      aliases: ['include'],
+      multiple: true,
+      summary: 'Only files held by this disk (repeatable: by all of them).',
+    }),
+    'not-on': Flags.string({
+      char: 'e',
+      aliases: ['exclude'],
+      multiple: true,
+      summary: 'Only files held by none of these disks.',
+    }),
+    'simulate-loss': Flags.string({
+      aliases: ['simulate-drop'],
+      multiple: true,
+      summary: 'Count copies as if this disk had died (repeatable).',
+    }),
   };
 
   public async run(): Promise<TreeNode> {
     const f = this.flags;
     const db = this.catalog({ readonly: true }).db;
     const filter = resolveFilter(db, {
-      minCopies: f['min-copies'],
-      maxCopies: f['max-copies'],
+      minCopies: f.copies ?? f['min-copies'],
+      maxCopies: f.copies ?? f['max-copies'],
       on: f.on,
       notOn: f['not-on'],
       simulateLoss: f['simulate-loss'],

@@ -24,23 +24,32 @@ Priority, min and max copies of the files already catalogued are updated at once
     vpath: Args.string({ required: true, ignoreStdin: true, description: 'virtual folder (several may be given)' }),
   };
   static override flags = {
-    priority: Flags.string({ summary: 'Priority N (0 = not backed up; higher = copied sooner), or "inherit".' }),
-    'min-copies': Flags.string({ summary: 'Copy target N, or "inherit".' }),
-    'max-copies': Flags.string({ summary: 'Cap N, "inf" for none, or "inherit".' }),
-    ignore: Flags.string({ multiple: true, summary: 'Ignore rule (repeatable); replaces the list unless --append.' }),
-    append: Flags.boolean({ summary: 'Add the --ignore rules to the existing ones.' }),
+    priority: Flags.string({
+      char: 'p',
+      summary: 'Priority N (0 = not backed up; higher = copied sooner), or "inherit".',
+    }),
+    'min-copies': Flags.string({ aliases: ['mincopies'], summary: 'Copy target N, or "inherit".' }),
+    'max-copies': Flags.string({ char: 'm', aliases: ['maxcopies'], summary: 'Cap N, "inf" for none, or "inherit".' }),
+    ignore: Flags.string({
+      char: 'i',
+      multiple: true,
+      summary: 'Ignore rule (repeatable); replaces the list unless --append.',
+    }),
+    append: Flags.boolean({ char: 'a', summary: 'Add the --ignore rules to the existing ones.' }),
     'no-ignore': Flags.boolean({ summary: "Remove this folder's ignore rules." }),
     noinherit: Flags.boolean({ summary: 'Do not inherit the ignore rules of folders above.' }),
     inherit: Flags.boolean({ summary: 'Inherit the ignore rules of folders above again.' }),
     lock: Flags.boolean({
+      char: 'l',
       summary: 'Keep the catalogued files as they are; do not scan (a source that is away).',
     }),
-    unlock: Flags.boolean({ summary: 'Scan this folder again.' }),
+    unlock: Flags.boolean({ char: 'u', summary: 'Scan this folder again.' }),
     hide: Flags.boolean({ summary: 'Drop this folder from the backup.' }),
     unhide: Flags.boolean({ summary: 'Back this folder up again.' }),
     follow: Flags.boolean({ summary: 'Follow symbolic links here and below.' }),
     nofollow: Flags.boolean({ summary: 'Record symbolic links as links here and below.' }),
     json: Flags.string({
+      char: 'j',
       summary:
         'The whole setting as JSON (keys: priority, mincopies, maxcopies, rules, noinherit, lock, hide, follow_symlinks).',
     }),
