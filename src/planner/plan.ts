@@ -747,19 +747,29 @@ function fillBalanced(ctx: FillContext, from: number, to: number): void {
   }
   const exposed = ctx.fill.exposed;
   const blocks = ctx.ord.blocks;
-  // Heap of bucket ids: most exposed holder set first, then smaller head, then lower index.
+  const perm = ctx.ord.perm;
+  // Each bucket's heap key, cached (only the bucket just taken from changes):
+  // most exposed holder set first, then smaller head, then lower index.
+  const keyExposed = new Float64Array(buckets);
+  const keyBlocks = new Uint32Array(buckets);
+  const keyIndex = new Uint32Array(buckets);
+  const setKey = (b: number): void => {
+    const j = head[b] as number;
+    keyExposed[b] = exposed[hs[j] as number] as number;
+    keyBlocks[b] = blocks[j] as number;
+    keyIndex[b] = perm[j] as number;
+  };
+  for (let b = 0; b < buckets; b++) setKey(b);
   const heap = new Uint32Array(buckets);
   let len = 0;
   const less = (x: number, y: number): boolean => {
-    const jx = head[x] as number;
-    const jy = head[y] as number;
-    const ex = exposed[hs[jx] as number] as number;
-    const ey = exposed[hs[jy] as number] as number;
+    const ex = keyExposed[x] as number;
+    const ey = keyExposed[y] as number;
     if (ex !== ey) return ex > ey;
-    const sx = blocks[jx] as number;
-    const sy = blocks[jy] as number;
+    const sx = keyBlocks[x] as number;
+    const sy = keyBlocks[y] as number;
     if (sx !== sy) return sx < sy;
-    return (ctx.ord.perm[jx] as number) < (ctx.ord.perm[jy] as number);
+    return (keyIndex[x] as number) < (keyIndex[y] as number);
   };
   const siftDown = (at: number): void => {
     let k = at;
@@ -787,6 +797,7 @@ function fillBalanced(ctx: FillContext, from: number, to: number): void {
       heap[0] = heap[--len] as number;
     } else if (j + 1 < (end[b] as number)) {
       head[b] = j + 1;
+      setKey(b);
     } else {
       heap[0] = heap[--len] as number;
     }
