@@ -104,11 +104,18 @@ interface PendingFile {
   readonly sourceId: number;
   readonly vpath: Buffer;
   readonly parent: Buffer;
-  readonly real: Buffer;
+  /** Real folder of the file (its real path is built only when it is read: see `realPath`). */
+  readonly dirReal: Buffer;
   readonly entry: ScanEntry;
   readonly old: CatalogChild | undefined;
   /** Other paths of the same inode seen in this run (hard links): recorded with the same hash. */
   readonly links: PendingFile[];
+}
+
+const SLASH = Buffer.from('/');
+
+function realPath(f: PendingFile): Buffer {
+  return Buffer.concat([f.dirReal, SLASH, f.entry.name]);
 }
 
 interface HashJob {
@@ -342,7 +349,7 @@ class UpdateRun {
       files,
       bytes,
       tasks: files.map((f) => ({
-        path: f.real,
+        path: realPath(f),
         dev: f.entry.stat.dev,
         ino: f.entry.stat.ino,
         follow: f.entry.followed,
@@ -425,14 +432,21 @@ class UpdateRun {
     if (old !== undefined && old.kind === FileKind.dir && kind !== FileKind.dir) {
       r.removed += this.writer.removeSubtree(subtreeRange(old.vpath), sourceId);
     }
-    const real = Buffer.concat([ds.dir.realPath, Buffer.from('/'), e.name]);
     if (kind !== FileKind.file) {
       if (old?.objectId != null) this.writer.gcCandidate(old.objectId);
       this.writer.upsert(this.row(sourceId, vpath, ds.dir.vpath, e, null, st.ctimeNs));
       this.count(old, undefined);
       return;
     }
-    const pending: PendingFile = { sourceId, vpath, parent: ds.dir.vpath, real, entry: e, old, links: [] };
+    const pending: PendingFile = {
+      sourceId,
+      vpath,
+      parent: ds.dir.vpath,
+      dirReal: ds.dir.realPath,
+      entry: e,
+      old,
+      links: [],
+    };
     const sizeBytes = Number(st.size);
     const racy = this.isRacy(st.mtimeNs, st.ctimeNs);
     if (sizeBytes === 0) {
@@ -503,10 +517,10 @@ class UpdateRun {
   private recordHash(f: PendingFile, res: HashResult): void {
     if (f.entry.stat.nlink > 1n) this.pendingInodes.delete(`${f.entry.stat.dev}:${f.entry.stat.ino}`);
     if (!res.ok) {
-      const path = displayPath(f.real);
+      const path = displayPath(realPath(f));
       this.result.errors.push({ path, error: res.error });
       for (const l of f.links) {
-        this.result.errors.push({ path: displayPath(l.real), error: `not hashed: its hard link ${path} failed` });
+        this.result.errors.push({ path: displayPath(realPath(l)), error: `not hashed: its hard link ${path} failed` });
       }
       this.filesDone += 1 + f.links.length;
       return;
