@@ -276,3 +276,14 @@ export function* iterateWhereis(db: Db, prefix: Buffer): Generator<WhereisRow> {
     .prepare(`${cols} AND (f.vpath = ? OR (f.vpath >= ? AND f.vpath < ?)) ORDER BY f.vpath`)
     .iterate(prefix, lo, hi) as IterableIterator<WhereisRow>;
 }
+
+/** True when the catalogue has an entry at or below the virtual path `prefix`. */
+export function hasEntriesUnder(db: Db, prefix: Buffer): boolean {
+  if (prefix.length === 1 && prefix[0] === 0x2f) return true;
+  const lo = Buffer.concat([prefix, Buffer.from('/')]);
+  const hi = Buffer.concat([prefix, Buffer.from('0')]);
+  return (
+    db.prepare('SELECT 1 FROM files WHERE vpath = ? OR (vpath >= ? AND vpath < ?) LIMIT 1').get(prefix, lo, hi) !==
+    undefined
+  );
+}

@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CATALOGUE_FILE, type Catalog, openCatalog, openUntrustedCatalogue } from '../catalog/db.js';
 import { acquireLock, type Lock } from '../catalog/lock.js';
-import { diskIdByUuid, diskNames, type FileReportRow, iterateFilesUnder } from '../catalog/reports.js';
+import { diskIdByUuid, diskNames, type FileReportRow, hasEntriesUnder, iterateFilesUnder } from '../catalog/reports.js';
 import { RestoreState, type RestoreTodo } from '../catalog/restore-state.js';
 import { FileKind } from '../catalog/schema.js';
 import { writeFully } from '../core/durable.js';
@@ -146,6 +146,9 @@ export function runRestore(opts: RestoreOptions): RestoreDoc {
         `${diskRoot}: this disk is not in the ${useHome ? 'home catalogue' : "disk's catalogue copy"}; try --catalogue disk`,
         { code: 'disk-unknown', ...(diskRoot === undefined ? {} : { path: diskRoot }) },
       );
+    }
+    for (const p of prefixes) {
+      if (!hasEntriesUnder(cat.db, p)) throw new UsageError(`${displayPath(p)}: not in the catalogue`);
     }
     const nameOf = (id: number): string => printable(names.get(id) ?? `disk #${id}`);
     const engine = new RestoreRun(opts, cat, prefixes, diskRoot, diskId, nameOf);

@@ -63,6 +63,10 @@ test('restore of a subtree only restores that subtree', (t) => {
   assert.equal(doc.restored, 1);
   assert.ok(fs.existsSync(path.join(dest, 'data/docs/deep/er/script.sh')));
   assert.ok(!fs.existsSync(path.join(dest, 'data/photos')));
+  assert.throws(
+    () => runRestore({ dest, vpaths: ['/data/nope'], diskPath: disks.d1, dataDir: home, catalogue: 'home' }),
+    /\/data\/nope: not in the catalogue/,
+  );
 });
 
 test('guided restore across disks with no home catalogue ends equal to the source', (t) => {
