@@ -186,6 +186,59 @@ export class DiskRoot {
   }
 
   /**
+   * The same listing as `listObjects`, reading up to `concurrency` prefix folders at once: on a
+   * cold cache each of the 4096 folders costs a disk read, and a deep queue lets the device
+   * (and the elevator of a spinning one) serve them in far fewer passes.
+   */
+  async listObjectsAsync(concurrency = 16): Promise<DiskListing> {
+    const objects: DiskObject[] = [];
+    const ignored: string[] = [];
+    const dirs: string[] = [];
+    for (const e of fs.readdirSync(this.objectsDir, { withFileTypes: true })) {
+      if (e.name === TMP_DIR || e.name === QUARANTINE_DIR) continue;
+      const dir = path.join(this.objectsDir, e.name);
+      if (!PREFIX_RE.test(e.name) || !e.isDirectory()) {
+        ignored.push(dir);
+        continue;
+      }
+      try {
+        this.ensureDir(dir, false);
+      } catch {
+        ignored.push(dir);
+        continue;
+      }
+      dirs.push(e.name);
+    }
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let i = next++; i < dirs.length; i = next++) {
+        const prefix = dirs[i] ?? '';
+        const dir = path.join(this.objectsDir, prefix);
+        const names = await fs.promises.readdir(dir);
+        const stats = await Promise.all(
+          names.map(async (f) => {
+            const p = path.join(dir, f);
+            if (!HASH_RE.test(f) || !f.startsWith(prefix)) return { f, p, st: undefined, bad: true };
+            try {
+              return { f, p, st: await fs.promises.lstat(p, { bigint: true }), bad: false };
+            } catch {
+              return { f, p, st: undefined, bad: false }; // removed while listing
+            }
+          }),
+        );
+        for (const { f, p, st, bad } of stats) {
+          if (bad) ignored.push(p);
+          else if (st === undefined) continue;
+          else if (!st.isFile() || st.dev !== this.dev) ignored.push(p);
+          else objects.push({ hash: f, sizeBytes: Number(st.size) });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, concurrency) }, () => worker()));
+    return { objects, ignored };
+  }
+
+  /**
    * Remove what an interrupted run left in `.tmp/`: regular files and links only (unlinking a
    * link never touches its target); sub-folders are left alone. Returns the count removed.
    */

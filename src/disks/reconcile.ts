@@ -8,7 +8,7 @@
 
 import { addCopies, getObjectByHash, iterateDiskCopies, removeCopies } from '../catalog/copies.js';
 import type { Catalog } from '../catalog/db.js';
-import type { DiskRoot } from '../disk/disk-root.js';
+import type { DiskListing, DiskRoot } from '../disk/disk-root.js';
 
 /** What reconciling changed. */
 export interface ReconcileResult {
@@ -29,17 +29,17 @@ export interface ReconcileResult {
 }
 
 /**
- * Reconcile disk `diskId` with `disk`. With `dryRun`, the catalogue changes are still made
+ * Reconcile disk `diskId` with `disk` (listed now, or `listing` when the caller listed it). With `dryRun`, the catalogue changes are still made
  * (the caller runs this inside a transaction it rolls back) but no file on the disk is touched.
  */
 export function reconcileDisk(
   cat: Catalog,
   diskId: number,
   disk: DiskRoot,
-  options: { dryRun?: boolean } = {},
+  options: { dryRun?: boolean; listing?: DiskListing } = {},
 ): ReconcileResult {
   const dryRun = options.dryRun ?? false;
-  const listing = disk.listObjects();
+  const listing = options.listing ?? disk.listObjects();
   // Merge-join by hash: both sides sorted the same way (lowercase hex, byte order).
   const onDisk = listing.objects.sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
   const uncount: number[] = [];

@@ -164,16 +164,17 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
         ...(opts.limitBytes === undefined ? {} : { limitBytes: opts.limitBytes }),
         ...(opts.noEvict === undefined ? {} : { noEvict: opts.noEvict }),
       };
+      const listing = await disk.listObjectsAsync();
       if (dryRun) {
         cat.db.exec('BEGIN');
         try {
-          reconcile = reconcileDisk(cat, row.id, disk, { dryRun: true });
+          reconcile = reconcileDisk(cat, row.id, disk, { dryRun: true, listing });
           input = buildPlannerInput(cat.db, row.id, row.size, inputOptions);
         } finally {
           cat.db.exec('ROLLBACK');
         }
       } else {
-        reconcile = reconcileDisk(cat, row.id, disk);
+        reconcile = reconcileDisk(cat, row.id, disk, { listing });
         disk.cleanRootTemps();
         disk.ensureAllPrefixes();
         // The generation moves before anything changes on the disk: an image of the disk taken

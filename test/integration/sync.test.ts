@@ -275,3 +275,40 @@ test('a symlinked .tmp on a hostile disk is refused, and nothing outside the dis
   });
   assert.equal(fs.readFileSync(path.join(outside, 'canary'), 'utf8'), 'keep me');
 });
+
+test('a disk put back from an older image is reconciled first: nothing it lost is counted, and it is brought up to date', async (t) => {
+  const w = makeWorld(t);
+  const total = await fill(w, 8);
+  const d = path.join(w.root, 'd');
+  addDisk(w.cat, 'd', d, { sizeBytes: total * 4 });
+  await runSync(w.cat, { name: 'd' });
+  const image = path.join(w.root, 'image');
+  fs.cpSync(d, image, { recursive: true });
+  writeTree(w.src, { 'later/x.bin': bytes(501, 30_000), 'later/y.bin': bytes(502, 20_000) });
+  await catalogue(w);
+  await runSync(w.cat, { name: 'd' });
+  assert.equal(getDiskByName(w.cat.db, 'd')?.generation, 2);
+  // The disk is replaced by its older image (generation 1): it lacks the two new objects.
+  fs.rmSync(d, { recursive: true, force: true });
+  fs.renameSync(image, d);
+  const notes: string[] = [];
+  const r = await runSync(w.cat, { name: 'd', onNote: (l) => notes.push(l) });
+  assert.ok(notes.some((n) => /generation 1, the catalogue expected 2/.test(n)));
+  assert.equal(r.reconcile.uncounted, 2);
+  assert.equal(r.copied, 2);
+  assert.equal(r.generation, 3);
+  assert.deepEqual([...countedOn(w.cat, 'd')].sort(), [...diskObjects(d).keys()].sort());
+  const json = JSON.parse(fs.readFileSync(path.join(d, 'distbackup-disk.json'), 'utf8')) as { generation: number };
+  assert.equal(json.generation, 3);
+});
+
+test('a clone of a registered disk cannot be added as a new disk (it would be counted twice)', async (t) => {
+  const w = makeWorld(t);
+  await fill(w, 3);
+  const d = path.join(w.root, 'd');
+  addDisk(w.cat, 'd', d, { sizeBytes: 1e8 });
+  await runSync(w.cat, { name: 'd' });
+  const clone = path.join(w.root, 'clone');
+  fs.cpSync(d, clone, { recursive: true });
+  assert.throws(() => addDisk(w.cat, 'clone', clone), /already registered as 'd'/);
+});
