@@ -89,7 +89,8 @@ export interface FilesWriterOptions {
  * `update_gc` (objects that may have lost their last reference) live for the connection.
  */
 export class FilesWriter {
-  private readonly db: Db;
+  /** The connection written to (read-only use by callers: settings, sources). */
+  readonly db: Db;
   private readonly commitRows: number;
   private readonly commitMs: number;
   private readonly now: () => number;

@@ -48,7 +48,10 @@ Exit codes: 0 done; 1 done, but some paths could not be read (listed, and in --j
     } finally {
       process.removeListener('SIGINT', onInt);
     }
-    if (!this.jsonEnabled()) for (const e of doc.errors) process.stderr.write(`distbackup: ${e.path}: ${e.error}\n`);
+    if (!this.jsonEnabled()) {
+      if (!this.showProgress) for (const w of doc.warnings) process.stderr.write(`distbackup: warning: ${w}\n`);
+      for (const e of doc.errors) process.stderr.write(`distbackup: ${e.path}: ${e.error}\n`);
+    }
     this.log(
       `${doc.scanned} scanned: ${doc.new} new, ${doc.changed} changed, ${doc.removed} removed, ${doc.unchanged} unchanged; ${prettyBytes(doc.bytesHashed)} hashed in ${(doc.elapsedMs / 1000).toFixed(1)} s` +
         (doc.skipped.length > 0 ? `; ${doc.skipped.length} special files skipped` : '') +

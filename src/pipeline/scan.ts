@@ -27,6 +27,8 @@ export interface FileSettings {
   readonly priority: number;
   readonly minCopies: number;
   readonly maxCopies: number;
+  /** A trusted SHA-256 (64 lowercase hex) given by the user (a `.meta-inf` sidecar): the file is not read. */
+  readonly hash?: string;
 }
 
 /** What to do with a folder before it is read. */

@@ -31,6 +31,7 @@ import { boundedMap } from '../pipeline/bounded.js';
 import { EMPTY_SHA256, type HashResult, type HashTask } from '../pipeline/hash.js';
 import { createHashPool, createInlineHashPool, defaultHashJobs, type HashPool } from '../pipeline/hash-pool.js';
 import { type DirScan, globPolicy, type ScanEntry, type ScanPolicy, scanTree } from '../pipeline/scan.js';
+import { loadScanPolicy, withPathSettings } from '../sources/scan-policy.js';
 import type { Progress } from '../ui/progress.js';
 
 /** A path and what went wrong with it (real path, printable). */
@@ -57,6 +58,8 @@ export interface UpdateResult {
   errors: PathProblem[];
   /** Entries left out on purpose: FIFOs, sockets, devices, symlink loops. */
   skipped: PathProblem[];
+  /** Problems that changed nothing (an invalid `.meta-inf` sidecar, ignored), one line each. */
+  warnings: string[];
   /** Objects deleted from the catalogue: no file references them and no disk holds them. */
   objectsForgotten: number;
   elapsedMs: number;
@@ -247,6 +250,7 @@ class UpdateRun {
     bytesHashed: 0,
     errors: [],
     skipped: [],
+    warnings: [],
     objectsForgotten: 0,
     elapsedMs: 0,
   };
@@ -297,11 +301,18 @@ class UpdateRun {
 
   /** Scan every source folder by folder; yields hash batches as they fill. */
   private async *produce(sources: SourceRow[]): AsyncGenerator<HashJob> {
+    // Path settings (`source set`: lock, hide, priority, copies, ignore rules), the
+    // `.distbackup.skip` marker and `.meta-inf` sidecars, in front of each mapping's globs.
+    const settings = loadScanPolicy(this.writer.db);
     for (const src of sources) {
-      const policy = globPolicy(src.include, src.exclude, {
+      const globs = globPolicy(src.include, src.exclude, {
         priority: 1,
         minCopies: src.minCopies,
         maxCopies: NO_CAP,
+      });
+      const policy = withPathSettings(globs, settings, (line) => {
+        this.result.warnings.push(line);
+        this.opts.progress?.note(`warning: ${line}`);
       });
       const nested = sources
         .filter((o) => o.id !== src.id && o.vpath !== src.vpath && vpathContains(src.vpath, o.vpath))
@@ -465,6 +476,18 @@ class UpdateRun {
     // Renamed or hard-linked: same device, inode, size and mtime as a row hashed before. Not when
     // this path already held this inode: then the inode itself changed (ctime moved) and must be
     // read, or an in-place rewrite with its mtime put back would keep the stale hash.
+    if (s.hash !== undefined) {
+      // A trusted hash from a `.meta-inf` sidecar: recorded without reading the file.
+      this.recordFile(pending, this.writer.object(s.hash, sizeBytes), {
+        sizeBytes,
+        mtimeNs: st.mtimeNs,
+        ctimeNs: st.ctimeNs,
+        mode: Number(st.mode & 0o7777n),
+        uid: Number(st.uid),
+        gid: Number(st.gid),
+      });
+      return;
+    }
     if (!racy && !e.followed && old?.ino !== int64(st.ino)) {
       const reuse = this.writer.objectByInode(st.dev, st.ino, sizeBytes, st.mtimeNs);
       if (reuse !== undefined) {

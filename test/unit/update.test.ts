@@ -348,3 +348,27 @@ test('the writer commits by rows and by age (injected clock), and a commit is du
   assert.equal(w.object('a'.repeat(64), 1), ids[0], 'an object is found by hash, not inserted twice');
   w.close();
 });
+
+test('path rules plug into the scan: a .distbackup.skip folder is left out, a .meta-inf hash is trusted', async (t) => {
+  const trusted = sha('what the sidecar says');
+  const env = setup(t, {
+    'keep/a': 'a',
+    'skipped/.distbackup.skip': '',
+    'skipped/b': 'b',
+    'big.iso': 'pretend this is 4 GB',
+    'big.iso.meta-inf': JSON.stringify({ hash: trusted, priority: 3 }),
+  });
+  const r = await env.update();
+  assert.deepEqual(r.errors, []);
+  const rows = env.rows();
+  assert.equal(rows.has('/v/skipped'), false);
+  assert.equal(rows.has('/v/skipped/b'), false);
+  assert.equal(rows.has('/v/big.iso.meta-inf'), false, 'sidecars are never backed up');
+  assert.equal(rows.get('/v/big.iso'), trusted, 'the sidecar hash is recorded');
+  assert.equal(r.bytesHashed, 1, 'only keep/a was read');
+  const priority = env.cat.db
+    .prepare(`SELECT priority FROM files WHERE vpath = ?`)
+    .pluck()
+    .get(Buffer.from('/v/big.iso'));
+  assert.equal(priority, 3);
+});
