@@ -242,6 +242,8 @@ class RestoreRun {
   private disk: DiskRoot | undefined;
   private readonly isRoot = process.getuid?.() === 0;
   private readonly knownDirs = new Set<string>();
+  /** Catalogue folders checked and in place in this run (vpath as latin1). */
+  private readonly readyDirs = new Set<string>();
   /** Folders this run created (latin1 keys): nothing else can be in them. */
   private readonly createdDirs = new Set<string>();
   /** Folders this run created that no catalogue entry describes (given 0755 at the end). */
@@ -432,6 +434,7 @@ class RestoreRun {
         if (!insideDest(this.dest, target)) throw new PathRefused('outside the restore folder');
         // A folder restored by an earlier run may be read-only by now: open it up while we work.
         if (this.isRoot === false) this.withDir(target, (fd) => fs.fchmodSync(fd, 0o700));
+        this.readyDirs.add(t.vpath.toString('latin1'));
         this.state.markRestored(t.vpath, '', FileKind.dir);
         this.doc.dirs += 1;
       } catch (err) {
@@ -463,6 +466,9 @@ class RestoreRun {
     for (const t of this.state.iterateTodo(FileKind.dir, false)) dirs.push(t);
     for (let i = dirs.length - 1; i >= 0; i--) {
       const t = dirs[i] as RestoreTodo;
+      // Only folders whose every ancestor was checked in this run: a refused one may sit
+      // behind a symlink, and O_NOFOLLOW guards the last component only.
+      if (!this.readyDirs.has(t.vpath.toString('latin1'))) continue;
       const split = splitVpath(t.vpath);
       if (!split.ok) continue;
       const target = joinTarget(this.dest, split.parts);

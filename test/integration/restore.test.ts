@@ -298,3 +298,36 @@ test('a symlink restored by an earlier run is never written through by the next 
   assert.ok(second.refused.some((r) => r.path === '/data/docs/trap/evil.txt' && /symlink/.test(r.error)));
   assert.ok(second.remaining >= 1);
 });
+
+test('a folder entry behind a symlink restored earlier gets no mode or time through the link', (t) => {
+  const { base, home, cat, c, disks } = setup(t, ['d1', 'd2']);
+  putObjects(cat, c, 'd1');
+  putObjects(cat, c, 'd2');
+  writeDiskCatalogues(cat);
+  cat.close();
+  const outside = path.join(base, 'outside');
+  fs.mkdirSync(path.join(outside, 'sub'), { recursive: true });
+  fs.chmodSync(path.join(outside, 'sub'), 0o755);
+  const before = fs.statSync(path.join(outside, 'sub'));
+  const db1 = new Database(path.join(disks.d1 as string, DISK_CATALOGUE));
+  const src = db1.prepare('SELECT source_id FROM files LIMIT 1').pluck().get();
+  db1
+    .prepare(
+      'INSERT INTO files (vpath, parent, source_id, kind, size, mtime_ns, mode, link_target) VALUES (?, ?, ?, 2, 0, 0, 511, ?)',
+    )
+    .run(Buffer.from('/data/out'), Buffer.from('/data'), src, Buffer.from(outside));
+  db1.close();
+  const db2 = new Database(path.join(disks.d2 as string, DISK_CATALOGUE));
+  db2
+    .prepare('INSERT INTO files (vpath, parent, source_id, kind, size, mtime_ns, mode) VALUES (?, ?, ?, 1, 0, 0, ?)')
+    .run(Buffer.from('/data/out/sub'), Buffer.from('/data/out'), src, 0o4777);
+  db2.close();
+  fs.renameSync(home, `${home}.away`);
+  const dest = path.join(base, 'out');
+  runRestore({ dest, vpaths: [], diskPath: disks.d1, dataDir: home, catalogue: 'disk' });
+  const second = runRestore({ dest, vpaths: [], diskPath: disks.d2, dataDir: home, catalogue: 'disk' });
+  const after = fs.statSync(path.join(outside, 'sub'));
+  assert.equal(after.mode & 0o7777, 0o755);
+  assert.equal(after.mtimeMs, before.mtimeMs);
+  assert.ok(second.refused.some((r) => r.path === '/data/out/sub'));
+});
