@@ -54,6 +54,7 @@ export interface DirContext {
  * - `enterDir(dir)` for every folder before it is read (the root included, and catalogued
  *   folders that are no longer listed, so a locked folder on an absent disk is kept, not
  *   removed). A rule file such as `.distbackup.skip` can be checked here with `dir.realPath`.
+ * - `listed(dir, names)` (optional) with the folder's whole listing, once it was read.
  * - `filter(dir, name, isDir)` for every entry of a folder that was read: false leaves it out
  *   (and, for a folder, everything below it); its catalogued rows are then removed.
  * - `settingsFor(dir, name)` for every recorded entry: the effective priority, copy target and
@@ -64,6 +65,13 @@ export interface DirContext {
  */
 export interface ScanPolicy {
   enterDir(dir: DirContext): DirAction;
+  /**
+   * Optional: the whole listing of a folder that was read, before its entries are filtered.
+   * Lets a policy learn which names sit side by side (a `<file>.meta-inf` next to `<file>`)
+   * without one `stat` per entry (an `existsSync` per entry costs ~70 % of the scan's own lstat
+   * walk, measured on 50,000 files).
+   */
+  listed?(dir: DirContext, names: readonly Buffer[]): void;
   filter(dir: DirContext, name: Buffer, isDir: boolean): boolean;
   settingsFor(dir: DirContext, name: Buffer): FileSettings;
 }
@@ -192,6 +200,7 @@ export function* scanTree(root: ScanRoot, policy: ScanPolicy): Generator<DirScan
       continue;
     }
     names.sort(Buffer.compare);
+    policy.listed?.(dir, names);
     const entries: ScanEntry[] = [];
     const keepNames = new Set<string>();
     const skipped: ScanProblem[] = [];

@@ -159,7 +159,9 @@ test('a policy can keep a folder unread or drop it, and gives settings per entry
   const root = tempDir(t);
   writeTree(root, { 'locked/a': 'x', 'hidden/b': 'x', 'normal/c': 'x' });
   const entered: string[] = [];
+  const listings: string[] = [];
   const policy: ScanPolicy = {
+    listed: (dir, names) => listings.push(`${dir.rel.toString()}: ${names.map(String).join(',')}`),
     enterDir: (dir) => {
       entered.push(dir.rel.toString());
       const name = path.basename(dir.rel.toString());
@@ -170,6 +172,7 @@ test('a policy can keep a folder unread or drop it, and gives settings per entry
   };
   const scans = scan(root, { policy });
   assert.deepEqual(entered, ['', 'hidden', 'locked', 'normal']);
+  assert.deepEqual(listings, [': hidden,locked,normal', 'normal: c'], 'the whole listing of each folder read');
   assert.deepEqual(listing(scans), ['/v/normal dir', '/v/normal/c file']);
   assert.deepEqual([...(scans[0]?.keepNames ?? [])], ['locked']);
   assert.equal(scans[1]?.entries?.[0]?.settings.priority, 5);
