@@ -78,7 +78,7 @@ Priority, min and max copies of the files already catalogued are updated at once
     const mx = num(f['max-copies'], 'max-copies', ['inf', 'none']);
     if (mx !== undefined) change.maxcopies = mx;
     if (f.ignore !== undefined) {
-      change.rules = f.ignore;
+      change.rules = f.ignore.map((r) => r.trim()); // as the Python tool did
       change.appendRules = f.append;
     } else if (f['no-ignore']) {
       change.rules = [];
