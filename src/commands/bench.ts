@@ -32,7 +32,7 @@ The page cache is dropped before every run when this user may (root on Linux), s
       summary: 'What to measure (default: hdd when the target spins, else ssd).',
     }),
     target: Flags.string({ summary: 'Folder to generate the data in (default: the system temp folder).' }),
-    size: Flags.string({ summary: 'Total data size: 50% large files, 20% small, 30% mixed.', default: '256M' }),
+    size: Flags.string({ summary: 'Total data size: 50% large files, 20% small, 30% mixed.', default: '128M' }),
     datasets: Flags.string({
       summary: 'Only these datasets (comma-separated: large,small,mixed).',
       default: 'large,small,mixed',
