@@ -50,9 +50,11 @@ export function countPoints(fx: Fixture, args: string[]): { hits: Map<string, nu
   return { hits, run };
 }
 
-/** The k's to try at a point hit `n` times: the first and the last (and a middle one in soak runs). */
-export function hitsToTry(n: number): number[] {
-  const ks = SOAK > 1 ? [1, 2, Math.ceil(n / 2), n] : [1, n];
+/** The k's to try at a point hit `n` times: the first (and the last where it differs; more in soak runs). */
+export function hitsToTry(n: number, point: string): number[] {
+  // The last rename is in the final batch, the last catalogue copy is the end-of-sync one.
+  const last = point === 'after-rename' || point === 'mid-catalogue-copy';
+  const ks = SOAK > 1 ? [1, 2, Math.ceil(n / 2), n] : last ? [1, n] : [1];
   return [...new Set(ks.filter((k) => k >= 1 && k <= n))];
 }
 
