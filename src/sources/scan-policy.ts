@@ -227,7 +227,16 @@ export function withPathSettings(
     }
     return d;
   };
+  // Sidecar names of the folder whose listing came last: the scanner asks the settings of a
+  // folder's entries right after listing it, so one listing serves them without a stat each.
+  let listedKey: string | null = null;
+  let sidecars = new Set<string>();
   return {
+    listed(dir: DirContext, names: readonly Buffer[]): void {
+      listedKey = dir.vpath.toString('latin1');
+      sidecars = new Set();
+      for (const n of names) if (endsWith(n, SIDECAR_SUFFIX_BYTES)) sidecars.add(n.toString('latin1'));
+    },
     enterDir(dir: DirContext): DirAction {
       decisions.delete(dir.vpath.toString('latin1'));
       const d = decide(dir);
@@ -240,7 +249,10 @@ export function withPathSettings(
     },
     settingsFor(dir: DirContext, name: Buffer): EntrySettings {
       const real = Buffer.concat([dir.realPath, Buffer.from('/'), name]);
-      const hasSidecar = fs.existsSync(Buffer.concat([real, SIDECAR_SUFFIX_BYTES]));
+      const hasSidecar =
+        listedKey === dir.vpath.toString('latin1')
+          ? sidecars.has(`${name.toString('latin1')}${SIDECAR_SUFFIX}`)
+          : fs.existsSync(Buffer.concat([real, SIDECAR_SUFFIX_BYTES]));
       const f = policy.fileSettings(decide(dir), name, real, hasSidecar);
       for (const w of f.warnings) onWarning(w);
       const out = { priority: f.priority, minCopies: f.minCopies, maxCopies: f.maxCopies ?? NO_CAP };
