@@ -77,8 +77,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     } else if (err instanceof Errors.CLIError) {
       // Flag and argument parsing errors are usage errors: exit 1, not oclif's 2.
       exit = ExitCode.error;
-      message = message.split('\n')[0] ?? message;
-      if (message.startsWith('Error: ')) message = message.slice(7);
+      // oclif wraps parse errors in framing lines; keep the lines that name the problem.
+      const lines = message
+        .split('\n')
+        .map((l) => l.trim().replace(/^Error: /, ''))
+        .filter((l) => l !== '' && !/^See more help with/.test(l) && !/^The following errors? occurred:?$/.test(l));
+      message = lines.length > 0 ? lines.join('; ') : message;
     }
     process.stderr.write(`distbackup: ${oneLine(message)}\n`);
     if (verbose && err.stack !== undefined) process.stderr.write(`${err.stack}\n`);
