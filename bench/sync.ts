@@ -244,13 +244,32 @@ export async function main(argv: string[]): Promise<void> {
       .prepare('UPDATE files SET priority = 1 WHERE vpath >= ? AND vpath < ?')
       .run(Buffer.from('/large/'), Buffer.from('/large0'));
     addDisk(cat, 'bw', out('bw'), { sizeBytes: 1e12 });
-    const bw = await timeSync(cat, 'bw', { bwlimitBytesPerS: 20e6, limitBytes: 200e6 });
-    const rate = bw.copied / bw.seconds;
+    // The rate is measured over the copy itself (first to last byte written), not over the
+    // listing, planning and catalogue copy around it.
+    let first = 0;
+    let last = 0;
+    let bytesSeen = 0;
+    const bw = await timeSync(cat, 'bw', {
+      bwlimitBytesPerS: 20e6,
+      limitBytes: 200e6,
+      progress: () => ({
+        update: (b: number) => {
+          const now = performance.now();
+          if (first === 0) first = now;
+          last = now;
+          bytesSeen = b;
+        },
+        setTotals: () => {},
+        note: () => {},
+        stop: () => {},
+      }),
+    });
+    const rate = last > first ? bytesSeen / ((last - first) / 1000) : bw.copied / bw.seconds;
     rows.push({
       what: '--bwlimit 20M (200 MB)',
       seconds: bw.seconds,
       bytes: bw.copied,
-      ratio: `${((rate / 20e6 - 1) * 100).toFixed(1)} % off 20 MB/s`,
+      ratio: `copy phase ${(rate / 1e6).toFixed(2)} MB/s: ${((rate / 20e6 - 1) * 100).toFixed(1)} % off 20 MB/s`,
     });
     cat.close();
     console.log('');

@@ -77,11 +77,13 @@ export default class Sync extends BaseCommand<typeof Sync> {
           if (!this.jsonEnabled() && !f.quiet) process.stderr.write(`${line}\n`);
         },
         signal: ac.signal,
+        onPlan: (planned) => {
+          for (const line of planLines(planned)) this.log(line);
+        },
       });
     } finally {
       process.removeListener('SIGINT', onInt);
     }
-    for (const line of planLines(doc)) this.log(line);
     if (!doc.dryRun) for (const line of resultLines(doc)) this.log(line);
     if (doc.skipped.length > 0) this.setExitCode(1);
     return doc;

@@ -14,7 +14,7 @@ export function planLines(doc: SyncDoc): string[] {
   const p = doc.plan;
   const lines = [
     `disk ${doc.disk} at ${doc.path} (${doc.profile} profile): ${prettyBytes(p.capacityBytes)} declared, ${prettyBytes(p.usedAfterBytes)} used after the plan`,
-    `  delete   ${p.orphanDeletes} orphans, ${p.surplusDeletes} surplus copies (${prettyBytes(p.bytesToDelete)} with evictions)`,
+    `  delete   ${p.orphanDeletes} orphans, ${p.surplusDeletes} surplus copies (${prettyBytes(p.bytesToDelete)} freed, evictions included)`,
     `  evict    ${p.evictions} copies of objects that have others`,
     `  copy     ${p.copies} objects, ${prettyBytes(p.bytesToCopy)}`,
   ];

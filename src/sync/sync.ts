@@ -59,6 +59,8 @@ export interface SyncOptions {
   readonly catalogueEveryMs?: number | undefined;
   /** Progress display for the copy (created by the command). */
   readonly progress?: ((totalBytes: number, totalFiles: number) => Progress) | undefined;
+  /** Called with the plan (the document before execution) once it is made, before any change. */
+  readonly onPlan?: ((doc: SyncDoc) => void) | undefined;
   /** Warnings and notes for the user (stderr). */
   readonly onNote?: ((line: string) => void) | undefined;
   /** Ctrl-C: stop taking new objects, keep what is durable. */
@@ -217,6 +219,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
         plan: summary,
         elapsedMs: 0,
       };
+      opts.onPlan?.({ ...doc });
       if (dryRun) {
         doc.elapsedMs = Date.now() - started;
         return doc;
