@@ -2,13 +2,16 @@
  * Reconciling what the catalogue counts on a disk with what is really on it (SPEC §4 step 2):
  * names and sizes only, and the disk wins. A counted copy that is missing or has the wrong size
  * stops counting; an uncounted object with a valid name that the catalogue knows by hash with
- * the right size is adopted; a file named by a known hash but with the wrong size is moved to
+ * the right size is read and hashed, and adopted only when its bytes match its name (a file
+ * under a hash name is not proof of that content: counting an impostor could let the planner
+ * evict the last real copy elsewhere); a file named by a known hash but with the wrong size is moved to
  * `.quarantine/` (never deleted); unknown hashes and bad names are left alone and reported.
  */
 
 import { addCopies, getObjectByHash, iterateDiskCopies, removeCopies } from '../catalog/copies.js';
 import type { Catalog } from '../catalog/db.js';
 import type { DiskListing, DiskRoot } from '../disk/disk-root.js';
+import { ObjectChecker } from '../verify/check-object.js';
 
 /** What reconciling changed. */
 export interface ReconcileResult {
@@ -18,7 +21,7 @@ export interface ReconcileResult {
   uncounted: number;
   /** Objects found on the disk and now counted. */
   adopted: number;
-  /** Files named by a known hash whose size is wrong: moved to .quarantine/. */
+  /** Files named by a known hash whose size or content is wrong: moved to .quarantine/. */
   quarantined: number;
   /** Valid object names the catalogue does not know (left in place). */
   unknown: number;
@@ -43,6 +46,7 @@ export function reconcileDisk(
   // Merge-join by hash: both sides sorted the same way (lowercase hex, byte order).
   const onDisk = listing.objects.sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
   const uncount: number[] = [];
+  const candidates: Array<{ id: number; hash: string; size: number }> = [];
   const adopt: number[] = [];
   const badSize: string[] = [];
   let unknown = 0;
@@ -50,7 +54,7 @@ export function reconcileDisk(
   const visitDiskOnly = (hash: string, size: number): void => {
     const known = getObjectByHash(cat.db, hash);
     if (known === undefined) unknown += 1;
-    else if (known.size === size) adopt.push(known.id);
+    else if (known.size === size) candidates.push({ id: known.id, hash, size });
     else badSize.push(hash);
   };
   for (const c of iterateDiskCopies(cat.db, diskId)) {
@@ -73,6 +77,17 @@ export function reconcileDisk(
   for (; i < onDisk.length; i++) {
     const o = onDisk[i];
     if (o !== undefined) visitDiskOnly(o.hash, o.sizeBytes);
+  }
+  // Adopt only what hashes to its name. A dry run reads nothing (its changes are rolled back).
+  const checker = dryRun || candidates.length === 0 ? undefined : new ObjectChecker();
+  for (const c of candidates) {
+    if (checker === undefined) {
+      adopt.push(c.id);
+      continue;
+    }
+    const r = checker.check(disk.objectPath(c.hash), c.hash, c.size);
+    if (r.status === 'ok' || r.status === 'ok-second-read') adopt.push(c.id);
+    else if (r.status === 'bad' && r.untouchable !== true) badSize.push(c.hash);
   }
   // Uncount first, durably, then move files: a copy is never counted while it is not there.
   cat.db.transaction(() => {

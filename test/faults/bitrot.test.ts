@@ -111,7 +111,6 @@ test('bitrot: flipped, truncated, deleted objects and strays; restore, verify an
 
 test('bitrot: wrong bytes under a valid name of the right size are never counted as a copy', {
   timeout: 90_000,
-  todo: 'sync (reconcileDisk in src/disks/reconcile.ts) adopts an unknown object file by name and size without reading it, so wrong bytes under a referenced hash are counted as a copy',
 }, (t) => {
   if (skipUnlessCommands(t, ['update', 'sync'])) return;
   const fx = makeFixture(t, { rng: rngFor('bitrot-adopt'), scale: 0.2 });
