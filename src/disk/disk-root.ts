@@ -33,6 +33,8 @@ export class DiskRoot {
   private readonly dev: bigint;
   private readonly ino: bigint;
   private readonly checkedDirs = new Set<string>();
+  /** Folders holding entries made by `prefixDir` that are not fsynced yet (see syncNewDirs). */
+  private readonly unsyncedParents = new Set<string>();
 
   private constructor(root: string, dev: bigint, ino: bigint) {
     this.root = root;
@@ -89,7 +91,7 @@ export class DiskRoot {
    * Check that `dir` (inside the disk) is a real folder on the disk's device, creating it when
    * `create` and missing (then fsyncing its parent, so the new entry is durable).
    */
-  ensureDir(dir: string, create: boolean): void {
+  ensureDir(dir: string, create: boolean, deferParentSync = false): void {
     if (this.checkedDirs.has(dir)) return;
     let st: fs.BigIntStats | undefined;
     try {
@@ -105,7 +107,8 @@ export class DiskRoot {
       } catch (err) {
         if (errnoCode(err) !== 'EEXIST') throw err;
       }
-      fsyncDir(path.dirname(dir));
+      if (deferParentSync) this.unsyncedParents.add(path.dirname(dir));
+      else fsyncDir(path.dirname(dir));
       st = fs.lstatSync(dir, { bigint: true });
     }
     if (st.isSymbolicLink() || !st.isDirectory()) {
@@ -126,11 +129,23 @@ export class DiskRoot {
     this.checkedDirs.add(dir);
   }
 
-  /** `distbackup-objects/<abc>` for `hash`, checked (and created when `create`). */
+  /**
+   * `distbackup-objects/<abc>` for `hash`, checked (and created when `create`). A folder created
+   * here is not durable until `syncNewDirs()`: the copy pipeline fsyncs its parent once per
+   * commit group (with the prefix folders themselves) instead of once per new folder.
+   */
   prefixDir(hash: string, create: boolean): string {
     const dir = path.join(this.objectsDir, hash.slice(0, 3));
-    this.ensureDir(dir, create);
+    this.ensureDir(dir, create, true);
     return dir;
+  }
+
+  /** fsync the folders that gained a prefix folder since the last call (errors thrown). */
+  syncNewDirs(): void {
+    for (const d of [...this.unsyncedParents]) {
+      fsyncDir(d);
+      this.unsyncedParents.delete(d);
+    }
   }
 
   objectPath(hash: string): string {
@@ -282,27 +297,6 @@ export class DiskRoot {
     }
     fs.unlinkSync(p);
     return true;
-  }
-
-  /**
-   * Create the 4096 prefix folders that are missing, with one fsync of distbackup-objects/ at
-   * the end (creating them on demand cost a folder fsync per new object). Returns how many.
-   */
-  ensureAllPrefixes(): number {
-    const have = new Set(fs.readdirSync(this.objectsDir));
-    let made = 0;
-    for (let i = 0; i < 4096; i++) {
-      const name = i.toString(16).padStart(3, '0');
-      if (have.has(name)) continue;
-      try {
-        fs.mkdirSync(path.join(this.objectsDir, name), { mode: 0o755 });
-        made += 1;
-      } catch (err) {
-        if (errnoCode(err) !== 'EEXIST') throw err;
-      }
-    }
-    if (made > 0) fsyncDir(this.objectsDir);
-    return made;
   }
 
   /** fsync the prefix folder `prefix` (3 hex) after unlinks in it, when it exists. */

@@ -59,6 +59,8 @@ export interface CopyTarget {
   readonly tmpDir: string;
   /** The checked prefix folder of `hash`, created when missing. */
   prefixDir(hash: string, create: boolean): string;
+  /** fsync the folders that gained a prefix folder through `prefixDir` since the last call. */
+  syncNewDirs(): void;
   /** Throw when the disk is no longer the folder it was (unplugged, unmounted). */
   checkMounted(): void;
 }
@@ -197,10 +199,11 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
    * Stage 1 of durability, per fsync batch: fsync every file (in parallel: the filesystem groups
    * them in one journal commit), close it (an fsync error is seen on the fd that wrote), read it
    * back when asked, rename it into place. A file whose fsync failed is thrown away, never renamed.
+   * No syncfs hint here: a whole-filesystem write-back per batch measured slower than the
+   * parallel fsyncs alone (3000 small files: 6.0–6.6 s of syncfs against 4.0–5.7 s of fsyncs).
    */
   const fsyncAndRename = async (b: Pending[]): Promise<void> => {
     const ok: Pending[] = [];
-    if (b.length > 1) await syncfsHint(opts.target.tmpDir);
     const width = 16;
     for (let i = 0; i < b.length; i += width) {
       const part = b.slice(i, i + width);
@@ -251,7 +254,8 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   /**
    * Stage 2, per commit group: fsync the prefix folders of everything renamed (once per folder
    * per group: with 4096 folders, per-batch folder fsyncs would cost one per file), check that
-   * the disk is still the same, then count the group in one transaction.
+   * the disk is still the same, then count the group in one transaction. Prefix folders created
+   * during the group are made durable here too (their parent fsynced once per group).
    */
   const commitRenamed = async (): Promise<void> => {
     if (renamed.length === 0) return;
@@ -264,6 +268,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     for (let i = 0; i < dirs.length; i += width) {
       await Promise.all(dirs.slice(i, i + width).map((d) => fsyncDirAsync(d)));
     }
+    opts.target.syncNewDirs();
     killPoint('after-dirsync');
     opts.target.checkMounted();
     opts.commit(group.map((p) => ({ objectId: p.item.objectId, hash: p.item.hash, sizeBytes: p.item.sizeBytes })));

@@ -178,7 +178,6 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       } else {
         reconcile = reconcileDisk(cat, row.id, disk, { listing });
         disk.cleanRootTemps();
-        disk.ensureAllPrefixes();
         // The generation moves before anything changes on the disk: an image of the disk taken
         // before this run is then recognisably behind.
         generation = Math.max(found.identity.generation, row.generation) + 1;
