@@ -101,7 +101,6 @@ test('ENOSPC on an ext4 loop image with a reserve file beside the disk folder', 
 
 test('ENOSPC on an 8 MiB ext4 disk: the data fits once the reserve is freed', {
   timeout: 90_000,
-  todo: 'sync (DiskRoot.ensureAllPrefixes) makes all 4096 prefix folders up front: 16 MiB on ext4, not counted in the disk size, so an 8 MiB disk never completes (ENOSPC on mkdir distbackup-objects/xyz)',
 }, (t) => {
   ext4WithReserve(t, 'enospc-ext4-8m', () => 8 << 20);
 });
