@@ -34,7 +34,8 @@ function onTty(line: string, env: NodeJS.ProcessEnv): string {
 test('--help on a terminal is coloured, and NO_COLOR turns colour off for every command', {
   skip: !hasScript && 'util-linux script is not installed',
 }, () => {
-  const env = { NO_COLOR: undefined, FORCE_COLOR: undefined, OCLIF_SKIP_NEW_VERSION_CHECK: 'true' };
+  // CI=true makes supports-color turn colour off even on a terminal; this test is about NO_COLOR.
+  const env = { NO_COLOR: undefined, FORCE_COLOR: undefined, CI: undefined, OCLIF_SKIP_NEW_VERSION_CHECK: 'true' };
   const coloured = onTty(`node ${CLI} sync --help`, env);
   assert.match(coloured, SGR, 'control: a terminal gets colour by default');
   const all = ids.map((id) => `node ${CLI} ${id.replaceAll(':', ' ')} --help`).join('; ');
