@@ -24,6 +24,21 @@ export function resolveDataDir(flag?: string): string {
 
 export const CATALOGUE_FILE = 'distbackup.sqlite';
 
+/**
+ * How the home catalogue is opened:
+ * - `read-write`: the normal mode; created if missing, migrated, WAL with `synchronous=FULL`.
+ * - `read-only`: a read-only connection (`SQLITE_OPEN_READONLY` + `query_only`), for read
+ *   commands and for dry runs that compute without writing: any write throws SQLITE_READONLY.
+ *   A missing catalogue, or one whose schema needs an upgrade, is an error. SQLite may create
+ *   its empty `-wal`/`-shm` side files next to a WAL catalogue; the catalogue's bytes never change.
+ * - `dry-run`: a private writable copy in memory of the catalogue (read through a read-only
+ *   connection, WAL content included), discarded at close; for `-n/--dry-run` runs whose
+ *   use-case applies its changes and rolls them back. A missing catalogue gives an empty one,
+ *   an old schema is migrated in the copy. Holds the whole catalogue in memory: meant for the
+ *   settings, disk and config commands, not for scanning millions of files.
+ */
+export type CatalogMode = 'read-write' | 'read-only' | 'dry-run';
+
 /** An open home catalogue. */
 export interface Catalog {
   readonly db: Db;
@@ -31,17 +46,33 @@ export interface Catalog {
   readonly file: string;
   /** Stable id of this catalogue, written into every disk it registers. */
   readonly id: string;
+  /** True unless opened `read-write`: nothing done through `db` reaches the catalogue file. */
   readonly readonly: boolean;
+  readonly mode: CatalogMode;
   close(): void;
 }
 
+/** Options of openCatalog: `mode` (default `read-write`); `readonly: true` = `mode: 'read-only'`. */
+export interface OpenCatalogOptions {
+  readonly?: boolean;
+  mode?: CatalogMode;
+}
+
+/** The mode that opening with `options` selects. */
+export function catalogMode(options: OpenCatalogOptions = {}): CatalogMode {
+  return options.mode ?? (options.readonly === true ? 'read-only' : 'read-write');
+}
+
 /**
- * Open (creating if needed, unless `readonly`) the catalogue in `dataDir`.
- * A read-only open of a missing catalogue throws a DistbackupError saying so.
+ * Open the catalogue in `dataDir` in the given mode (see CatalogMode). Only `read-write`
+ * creates the data folder or the catalogue. A read-only open of a missing catalogue throws a
+ * DistbackupError saying so.
  */
-export function openCatalog(dataDir: string, options: { readonly?: boolean } = {}): Catalog {
+export function openCatalog(dataDir: string, options: OpenCatalogOptions = {}): Catalog {
+  const mode = catalogMode(options);
+  if (mode === 'dry-run') return openDryRunCatalog(dataDir);
   const file = path.join(dataDir, CATALOGUE_FILE);
-  const readonly = options.readonly ?? false;
+  const readonly = mode === 'read-only';
   if (readonly && !fs.existsSync(file)) {
     throw new DistbackupError(`${file}: no catalogue yet (map a source with 'distbackup source map' first)`, {
       code: 'no-catalogue',
@@ -62,6 +93,9 @@ export function openCatalog(dataDir: string, options: { readonly?: boolean } = {
     if (!readonly) {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
+    } else {
+      // A second guard besides SQLITE_OPEN_READONLY: no statement may change the file.
+      db.pragma('query_only = ON');
     }
     db.pragma('foreign_keys = ON');
     db.pragma('trusted_schema = OFF');
@@ -71,19 +105,74 @@ export function openCatalog(dataDir: string, options: { readonly?: boolean } = {
     db.close();
     throw err;
   }
-  const id = readonly
-    ? ((db.prepare(`SELECT value FROM meta WHERE key = 'catalogue_id'`).pluck().get() as string | undefined) ?? '')
-    : ensureCatalogueId(db);
+  const id = readonly ? readCatalogueId(db) : ensureCatalogueId(db);
   return {
     db,
     dataDir,
     file,
     id,
     readonly,
+    mode,
     close: () => {
       if (db.open) db.close();
     },
   };
+}
+
+/** `mode: 'dry-run'`: a writable in-memory copy of the catalogue; the file is only read. */
+function openDryRunCatalog(dataDir: string): Catalog {
+  const file = path.join(dataDir, CATALOGUE_FILE);
+  let db: Db;
+  try {
+    if (fs.existsSync(file)) {
+      const source = new Database(file, { readonly: true, fileMustExist: true, timeout: 5000 });
+      let image: Buffer;
+      try {
+        // serialize() reads through the pager, so committed WAL frames are included.
+        image = source.serialize();
+      } finally {
+        source.close();
+      }
+      // Bytes 18-19 of the header say WAL (2); an in-memory database needs the legacy
+      // journal (1), or SQLite refuses to open the image.
+      if (image.length >= 20) {
+        image[18] = 1;
+        image[19] = 1;
+      }
+      db = new Database(image);
+    } else {
+      db = new Database(':memory:');
+    }
+  } catch (err) {
+    throw new DistbackupError(`${file}: cannot open the catalogue for a dry run: ${(err as Error).message}`, {
+      path: file,
+      cause: err,
+    });
+  }
+  try {
+    db.pragma('foreign_keys = ON');
+    db.pragma('trusted_schema = OFF');
+    migrate(db, file, false);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  const id = ensureCatalogueId(db);
+  return {
+    db,
+    dataDir,
+    file,
+    id,
+    readonly: true,
+    mode: 'dry-run',
+    close: () => {
+      if (db.open) db.close();
+    },
+  };
+}
+
+function readCatalogueId(db: Db): string {
+  return (db.prepare(`SELECT value FROM meta WHERE key = 'catalogue_id'`).pluck().get() as string | undefined) ?? '';
 }
 
 function migrate(db: Db, file: string, readonly: boolean): void {
@@ -158,14 +247,14 @@ export function openUntrustedCatalogue(file: string): Catalog {
       cause: err,
     });
   }
-  const id =
-    (db.prepare(`SELECT value FROM meta WHERE key = 'catalogue_id'`).pluck().get() as string | undefined) ?? '';
+  const id = readCatalogueId(db);
   return {
     db,
     dataDir: path.dirname(file),
     file,
     id,
     readonly: true,
+    mode: 'read-only',
     close: () => {
       if (db.open) db.close();
       cleanup();

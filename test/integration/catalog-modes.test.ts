@@ -1,0 +1,68 @@
+/** The three ways of opening the home catalogue: read-write, read-only and dry-run. */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { CATALOGUE_FILE, openCatalog } from '../../src/catalog/db.js';
+import { tempDir } from '../helpers/tmp.js';
+
+function seed(dataDir: string): string {
+  const cat = openCatalog(dataDir);
+  cat.db.exec(`CREATE TABLE IF NOT EXISTS probe (v INTEGER)`);
+  cat.db.prepare('INSERT INTO probe VALUES (1)').run();
+  const id = cat.id;
+  cat.close();
+  return id;
+}
+
+test('read-only: reads, refuses every write, leaves the catalogue bytes as they were', (t) => {
+  const dir = tempDir(t);
+  const id = seed(dir);
+  const file = path.join(dir, CATALOGUE_FILE);
+  const before = fs.readFileSync(file);
+  const cat = openCatalog(dir, { mode: 'read-only' });
+  assert.equal(cat.mode, 'read-only');
+  assert.equal(cat.readonly, true);
+  assert.equal(cat.id, id);
+  assert.equal(cat.db.prepare('SELECT count(*) FROM probe').pluck().get(), 1);
+  assert.throws(() => cat.db.prepare('INSERT INTO probe VALUES (2)').run(), /readonly|read-only|query_only/i);
+  cat.close();
+  assert.deepEqual(fs.readFileSync(file), before);
+});
+
+test('read-only: a missing catalogue is an error naming the file, and nothing is created', (t) => {
+  const dir = path.join(tempDir(t), 'absent');
+  assert.throws(() => openCatalog(dir, { mode: 'read-only' }), /distbackup\.sqlite: no catalogue yet/);
+  assert.equal(fs.existsSync(dir), false);
+});
+
+test('dry-run: a writable private copy, WAL content included, discarded at close', (t) => {
+  const dir = tempDir(t);
+  const id = seed(dir);
+  const file = path.join(dir, CATALOGUE_FILE);
+  // A writer that keeps its last commit in the WAL while the dry run opens.
+  const writer = openCatalog(dir);
+  writer.db.prepare('INSERT INTO probe VALUES (2)').run();
+  assert.ok(fs.statSync(`${file}-wal`).size > 0, 'the second row sits in the WAL');
+  const before = fs.readFileSync(file);
+  const cat = openCatalog(dir, { mode: 'dry-run' });
+  assert.equal(cat.mode, 'dry-run');
+  assert.equal(cat.readonly, true);
+  assert.equal(cat.id, id);
+  assert.equal(cat.db.prepare('SELECT count(*) FROM probe').pluck().get(), 2);
+  cat.db.prepare('INSERT INTO probe VALUES (3)').run();
+  assert.equal(cat.db.prepare('SELECT count(*) FROM probe').pluck().get(), 3);
+  cat.close();
+  assert.deepEqual(fs.readFileSync(file), before);
+  assert.equal(writer.db.prepare('SELECT count(*) FROM probe').pluck().get(), 2);
+  writer.close();
+});
+
+test('dry-run: a missing catalogue gives an empty migrated one and creates nothing', (t) => {
+  const dir = path.join(tempDir(t), 'absent');
+  const cat = openCatalog(dir, { mode: 'dry-run' });
+  assert.equal(cat.db.prepare('SELECT count(*) FROM sources').pluck().get(), 0);
+  assert.match(cat.id, /^[0-9a-f-]{36}$/);
+  cat.close();
+  assert.equal(fs.existsSync(dir), false);
+});
