@@ -27,7 +27,7 @@ export const CATALOGUE_FILE = 'distbackup.sqlite';
 /**
  * How the home catalogue is opened:
  * - `read-write`: the normal mode; created if missing, migrated, WAL with `synchronous=FULL`.
- * - `read-only`: a read-only connection (`SQLITE_OPEN_READONLY` + `query_only`), for read
+ * - `read-only`: a read-only connection (`SQLITE_OPEN_READONLY`; TEMP tables still work), for read
  *   commands and for dry runs that compute without writing: any write throws SQLITE_READONLY.
  *   A missing catalogue, or one whose schema needs an upgrade, is an error. SQLite may create
  *   its empty `-wal`/`-shm` side files next to a WAL catalogue; the catalogue's bytes never change.
@@ -93,10 +93,9 @@ export function openCatalog(dataDir: string, options: OpenCatalogOptions = {}): 
     if (!readonly) {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
-    } else {
-      // A second guard besides SQLITE_OPEN_READONLY: no statement may change the file.
-      db.pragma('query_only = ON');
     }
+    // No query_only pragma in read-only mode: SQLITE_OPEN_READONLY already refuses every write
+    // to the file, and query_only would also refuse the TEMP tables that status and the views use.
     db.pragma('foreign_keys = ON');
     db.pragma('trusted_schema = OFF');
     db.pragma('cache_size = -65536');
