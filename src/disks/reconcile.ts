@@ -10,8 +10,8 @@
 
 import { addCopies, getObjectByHash, iterateDiskCopies, removeCopies } from '../catalog/copies.js';
 import type { Catalog } from '../catalog/db.js';
+import { ObjectChecker } from '../disk/check-object.js';
 import type { DiskListing, DiskRoot } from '../disk/disk-root.js';
-import { ObjectChecker } from '../verify/check-object.js';
 
 /** What reconciling changed. */
 export interface ReconcileResult {

@@ -25,11 +25,11 @@ import {
   type VerifySelection,
 } from '../catalog/verify-state.js';
 import { DistbackupError, describeError, UsageError } from '../core/errors.js';
+import { type CheckResult, ObjectChecker, type ObjectReader } from '../disk/check-object.js';
 import { DiskRoot } from '../disk/disk-root.js';
 import { writeDiskCatalogue } from '../disks/disk-catalogue.js';
 import { findDisk, lockCatalogue, lockDisk } from '../disks/open.js';
 import type { Progress } from '../ui/progress.js';
-import { type CheckResult, ObjectChecker, type ObjectReader } from './check-object.js';
 
 /** Objects per window (bounds memory and the work redone after an interruption). */
 const WINDOW_OBJECTS = 4096;
