@@ -9,11 +9,13 @@
  * then fstat'ed: it must be a regular file with the device and inode the scan saw. After the last
  * read it is fstat'ed again; if size, mtime or ctime moved, or the bytes read differ from the
  * size, the file changed while being read and the result is an error (retried next run), never a
- * hash paired with metadata it does not match.
+ * hash paired with metadata it does not match. A path deeper than PATH_MAX is opened through its
+ * folder's descriptor (`/proc/self/fd/N/name`, deep-path.ts), which works in a worker thread too.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { describeError, errnoCode } from '../core/errors.js';
+import { openDeep } from './deep-path.js';
 
 /** SHA-256 of zero bytes (the empty file is an object like any other). */
 export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
@@ -72,7 +74,8 @@ export function hashFile(task: HashTask, buf: Buffer): HashResult {
   const p = toBuffer(task.path);
   let fd: number;
   try {
-    fd = fs.openSync(p, OPEN_FLAGS | (task.follow ? 0 : NOFOLLOW));
+    // A path longer than PATH_MAX is opened through its folder's descriptor (deep-path.ts).
+    fd = openDeep(p, OPEN_FLAGS | (task.follow ? 0 : NOFOLLOW));
   } catch (err) {
     const code = errnoCode(err) ?? 'EIO';
     // ELOOP from O_NOFOLLOW: the path became a symlink after the scan.

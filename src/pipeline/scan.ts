@@ -21,6 +21,7 @@ import * as fs from 'node:fs';
 import picomatch from 'picomatch';
 import { describeError, errnoCode } from '../core/errors.js';
 import { displayPath, vpathJoin } from '../core/vpath.js';
+import { type DirReach, reachDir } from './deep-path.js';
 
 /** Copy settings of one catalogued path (SPEC §5): priority ≥ 0, copy target, cap. */
 export interface FileSettings {
@@ -185,115 +186,149 @@ export function* scanTree(root: ScanRoot, policy: ScanPolicy): Generator<DirScan
     if (frame === undefined) return;
     const { dir } = frame;
     let names: Buffer[];
+    // A folder deeper than PATH_MAX is reached through a descriptor (deep-path.ts); a short
+    // one by its path, as before. Every entry below is stat'ed through `reach`.
+    let reach: DirReach;
     try {
-      names = fs.readdirSync(dir.realPath, { encoding: 'buffer' });
+      reach = reachDir(dir.realPath);
     } catch (err) {
-      yield {
-        dir,
-        entries: null,
-        readError: `cannot read folder: ${describeError(err)}; its catalogued files are kept`,
-        kept: false,
-        keepNames: new Set(),
-        skipped: [],
-        errors: [],
-      };
+      yield unreadDir(dir, err);
       continue;
     }
-    names.sort(Buffer.compare);
-    policy.listed?.(dir, names);
-    const entries: ScanEntry[] = [];
-    const keepNames = new Set<string>();
-    const skipped: ScanProblem[] = [];
-    const errors: ScanProblem[] = [];
-    const subdirs: Frame[] = [];
-    for (const name of names) {
-      if (nested.size > 0 && nested.has(vpathJoin(dir.vpath, name).toString('latin1'))) continue;
-      const real = joinReal(dir.realPath, name);
-      let st: fs.BigIntStats;
+    try {
+      names = fs.readdirSync(reach.self, { encoding: 'buffer' });
+    } catch (err) {
+      reach.close();
+      yield unreadDir(dir, err);
+      continue;
+    }
+    try {
+      yield* scanDir(frame, names, reach, root, policy, nested, stack);
+    } finally {
+      reach.close();
+    }
+  }
+}
+
+function unreadDir(dir: DirContext, err: unknown): DirScan {
+  return {
+    dir,
+    entries: null,
+    readError: `cannot read folder: ${describeError(err)}; its catalogued files are kept`,
+    kept: false,
+    keepNames: new Set(),
+    skipped: [],
+    errors: [],
+  };
+}
+
+/** Examine the listing `names` of `frame`'s folder; yields its DirScan and pushes its subfolders on `stack`. */
+function* scanDir(
+  frame: Frame,
+  names: Buffer[],
+  reach: DirReach,
+  root: ScanRoot,
+  policy: ScanPolicy,
+  nested: ReadonlySet<string>,
+  stack: Frame[],
+): Generator<DirScan, void, undefined> {
+  const { dir } = frame;
+  names.sort(Buffer.compare);
+  policy.listed?.(dir, names);
+  const entries: ScanEntry[] = [];
+  const keepNames = new Set<string>();
+  const skipped: ScanProblem[] = [];
+  const errors: ScanProblem[] = [];
+  const subdirs: Frame[] = [];
+  for (const name of names) {
+    if (nested.size > 0 && nested.has(vpathJoin(dir.vpath, name).toString('latin1'))) continue;
+    // `at` reaches the entry (its real path, or through the folder's descriptor when deep).
+    const at = reach.entry(name);
+    const real = reach.deep ? joinReal(dir.realPath, name) : at;
+    let st: fs.BigIntStats;
+    try {
+      st = fs.lstatSync(at, { bigint: true });
+    } catch (err) {
+      // Gone since the readdir: absent, its row goes. Anything else: we do not know, keep it.
+      if (errnoCode(err) !== 'ENOENT') {
+        keepNames.add(name.toString('latin1'));
+        errors.push({ path: displayPath(real), error: describeError(err) });
+      }
+      continue;
+    }
+    let kind: EntryKind;
+    let linkTarget: Buffer | null = null;
+    let followed = false;
+    if (st.isFile()) kind = 'file';
+    else if (st.isDirectory()) kind = 'dir';
+    else if (st.isSymbolicLink()) {
+      kind = 'symlink';
       try {
-        st = fs.lstatSync(real, { bigint: true });
+        linkTarget = fs.readlinkSync(at, { encoding: 'buffer' });
       } catch (err) {
-        // Gone since the readdir: absent, its row goes. Anything else: we do not know, keep it.
         if (errnoCode(err) !== 'ENOENT') {
           keepNames.add(name.toString('latin1'));
           errors.push({ path: displayPath(real), error: describeError(err) });
         }
         continue;
       }
-      let kind: EntryKind;
-      let linkTarget: Buffer | null = null;
-      let followed = false;
-      if (st.isFile()) kind = 'file';
-      else if (st.isDirectory()) kind = 'dir';
-      else if (st.isSymbolicLink()) {
-        kind = 'symlink';
+      if (root.followSymlinks) {
+        let target: fs.BigIntStats | undefined;
         try {
-          linkTarget = fs.readlinkSync(real, { encoding: 'buffer' });
+          target = fs.statSync(at, { bigint: true });
         } catch (err) {
-          if (errnoCode(err) !== 'ENOENT') {
-            keepNames.add(name.toString('latin1'));
-            errors.push({ path: displayPath(real), error: describeError(err) });
+          // Dangling or a chain of links that loops (ELOOP): recorded as the link it is.
+          if (errnoCode(err) === 'ELOOP') {
+            skipped.push({ path: displayPath(real), error: 'symbolic link loop; recorded as a link' });
           }
-          continue;
         }
-        if (root.followSymlinks) {
-          let target: fs.BigIntStats | undefined;
-          try {
-            target = fs.statSync(real, { bigint: true });
-          } catch (err) {
-            // Dangling or a chain of links that loops (ELOOP): recorded as the link it is.
-            if (errnoCode(err) === 'ELOOP') {
-              skipped.push({ path: displayPath(real), error: 'symbolic link loop; recorded as a link' });
-            }
-          }
-          if (target?.isDirectory() === true) {
-            if (frame.chain.includes(`${target.dev}:${target.ino}`)) {
-              skipped.push({
-                path: displayPath(real),
-                error: 'symbolic link to a folder above it (a loop); recorded as a link',
-              });
-            } else {
-              kind = 'dir';
-              st = target;
-              linkTarget = null;
-              followed = true;
-            }
-          } else if (target?.isFile() === true) {
-            kind = 'file';
+        if (target?.isDirectory() === true) {
+          if (frame.chain.includes(`${target.dev}:${target.ino}`)) {
+            skipped.push({
+              path: displayPath(real),
+              error: 'symbolic link to a folder above it (a loop); recorded as a link',
+            });
+          } else {
+            kind = 'dir';
             st = target;
             linkTarget = null;
             followed = true;
-          } else if (target !== undefined) {
-            skipped.push({ path: displayPath(real), error: `links to ${specialKind(target)}; not read` });
-            continue;
           }
+        } else if (target?.isFile() === true) {
+          kind = 'file';
+          st = target;
+          linkTarget = null;
+          followed = true;
+        } else if (target !== undefined) {
+          skipped.push({ path: displayPath(real), error: `links to ${specialKind(target)}; not read` });
+          continue;
         }
-      } else {
-        skipped.push({ path: displayPath(real), error: `${specialKind(st)}; not read` });
+      }
+    } else {
+      skipped.push({ path: displayPath(real), error: `${specialKind(st)}; not read` });
+      continue;
+    }
+    if (!policy.filter(dir, name, kind === 'dir')) continue;
+    if (kind === 'dir') {
+      const child: DirContext = { vpath: vpathJoin(dir.vpath, name), realPath: real, rel: joinRel(dir.rel, name) };
+      const id = `${st.dev}:${st.ino}`;
+      if (frame.chain.includes(id)) {
+        // A bind mount of an ancestor (or a followed link found above): never descend into a loop.
+        skipped.push({ path: displayPath(real), error: 'the same folder as one above it (a loop); not descended' });
         continue;
       }
-      if (!policy.filter(dir, name, kind === 'dir')) continue;
-      if (kind === 'dir') {
-        const child: DirContext = { vpath: vpathJoin(dir.vpath, name), realPath: real, rel: joinRel(dir.rel, name) };
-        const id = `${st.dev}:${st.ino}`;
-        if (frame.chain.includes(id)) {
-          // A bind mount of an ancestor (or a followed link found above): never descend into a loop.
-          skipped.push({ path: displayPath(real), error: 'the same folder as one above it (a loop); not descended' });
-          continue;
-        }
-        const action = policy.enterDir(child);
-        if (action === 'drop') continue;
-        if (action === 'keep') {
-          keepNames.add(name.toString('latin1'));
-          continue;
-        }
-        subdirs.push({ dir: child, chain: [...frame.chain, id] });
+      const action = policy.enterDir(child);
+      if (action === 'drop') continue;
+      if (action === 'keep') {
+        keepNames.add(name.toString('latin1'));
+        continue;
       }
-      entries.push({ name, kind, stat: st, linkTarget, followed, settings: policy.settingsFor(dir, name) });
+      subdirs.push({ dir: child, chain: [...frame.chain, id] });
     }
-    yield { dir, entries, readError: null, kept: false, keepNames, skipped, errors };
-    for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i] as Frame);
+    entries.push({ name, kind, stat: st, linkTarget, followed, settings: policy.settingsFor(dir, name) });
   }
+  yield { dir, entries, readError: null, kept: false, keepNames, skipped, errors };
+  for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i] as Frame);
 }
 
 /**
