@@ -57,19 +57,43 @@ export function candidateTotals(db: Db, sel: VerifySelection, limit?: number): {
     .get({ ...w.params, limit: limit ?? -1 }) as { count: number; bytes: number };
 }
 
+/** Where a run stands in the least-recently-verified order: the last copy it took. */
+export interface VerifyCursor {
+  verifiedMs: number | null;
+  objectId: number;
+}
+
 /**
- * The next `limit` copies to check, least recently verified first (NULLs sort first in SQLite):
- * a range scan of the copies_verify index that stops after `limit` rows.
+ * The next `limit` copies to check, least recently verified first (NULLs sort first in SQLite),
+ * after `after` when given: a range scan of the copies_verify index that stops after `limit`
+ * rows. The cursor lets a run that records nothing (a dry run) walk the whole order once.
  */
-export function nextCandidates(db: Db, sel: VerifySelection, limit: number): VerifyCandidate[] {
+export function nextCandidates(db: Db, sel: VerifySelection, limit: number, after?: VerifyCursor): VerifyCandidate[] {
   const w = where(sel);
+  const select = `SELECT c.object_id AS objectId, o.hash AS hash, o.size AS sizeBytes, c.verified_ms AS verifiedMs
+       FROM copies c JOIN objects o ON o.id = c.object_id WHERE ${w.sql}`;
+  const order = 'ORDER BY c.verified_ms, c.object_id LIMIT @limit';
+  if (after === undefined) return db.prepare(`${select} ${order}`).all({ ...w.params, limit }) as VerifyCandidate[];
+  if (after.verifiedMs === null) {
+    // The rest of the never-verified class, then (only when it is done) the stamped ones.
+    const rest = db
+      .prepare(`${select} AND c.verified_ms IS NULL AND c.object_id > @after ${order}`)
+      .all({ ...w.params, after: after.objectId, limit }) as VerifyCandidate[];
+    if (rest.length > 0) return rest;
+    return db
+      .prepare(`${select} AND c.verified_ms IS NOT NULL ${order}`)
+      .all({ ...w.params, limit }) as VerifyCandidate[];
+  }
   return db
-    .prepare(
-      `SELECT c.object_id AS objectId, o.hash AS hash, o.size AS sizeBytes, c.verified_ms AS verifiedMs
-       FROM copies c JOIN objects o ON o.id = c.object_id WHERE ${w.sql}
-       ORDER BY c.verified_ms, c.object_id LIMIT @limit`,
-    )
-    .all({ ...w.params, limit }) as VerifyCandidate[];
+    .prepare(`${select} AND (c.verified_ms, c.object_id) > (@afterMs, @after) ${order}`)
+    .all({ ...w.params, afterMs: after.verifiedMs, after: after.objectId, limit }) as VerifyCandidate[];
+}
+
+/** One virtual path (bytes) of a current file whose content is `objectId`, if any. */
+export function fileOfObject(db: Db, objectId: number): Buffer | undefined {
+  return db.prepare('SELECT vpath FROM files WHERE object_id = ? ORDER BY vpath LIMIT 1').pluck().get(objectId) as
+    | Buffer
+    | undefined;
 }
 
 /** Number of copies counted on the disk. */

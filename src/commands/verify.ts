@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
@@ -6,14 +7,22 @@ import { parseDuration } from '../core/units.js';
 import { createProgress } from '../ui/progress.js';
 import { runVerify, type VerifyDoc } from '../verify/verify.js';
 
+/** Exit code of a run ended by Ctrl-C (SPEC §3 names none; 128 + SIGINT, as shells do). */
+const EXIT_INTERRUPTED = 130;
+
 export default class Verify extends BaseCommand<typeof Verify> {
   static override summary = 'Re-read the objects of a disk and check their hashes, least recently verified first.';
   static override description =
-    'Objects are read in on-disk order. Repeated partial runs (--percent, --max-time, --older-than) cover every object in turn. A bad object is read a second time; if it is still bad it is moved to distbackup-objects/.quarantine/ (never deleted) and stops counting as a copy, like a missing one; the next sync of any disk with room copies it again. Exit code 3 when anything was bad or missing.';
+    `Objects are read in on-disk order: one at a time with the hdd profile, two at once (each hashed on its own thread) with the ssd profile. Repeated partial runs (--percent, --max-time, --older-than) cover every object in turn, and what a run checked is committed every few seconds, so an interrupted or killed run goes on where it stopped. A bad object is read a second time; if it is still bad it is moved to distbackup-objects/.quarantine/ (never deleted) and stops counting as a copy, like a missing one; the next sync of any disk with room copies it again.
+
+--errors FILE writes one tab-separated line per bad or missing object (disk, object path on the disk, size, a file with that content, what was wrong) after a header line. --dry-run reads and checks but records and moves nothing.
+
+Exit codes: 0 all good; 3 something was bad or missing; 130 interrupted (what was checked is kept).`;
   static override examples = [
     '<%= config.bin %> verify backup1',
     '<%= config.bin %> verify --disk /media/backup1 --percent 10',
-    '<%= config.bin %> verify backup1 --older-than 30d --max-time 2h',
+    '<%= config.bin %> verify backup1 --older-than 30d --max-time 2h --errors verify-errors.tsv',
+    '<%= config.bin %> verify backup1 --dry-run --profile ssd',
   ];
   static override enableJsonFlag = true;
   static override args = { name: Args.string({ required: false, description: 'name of the disk' }) };
@@ -22,43 +31,86 @@ export default class Verify extends BaseCommand<typeof Verify> {
     'older-than': Flags.string({ summary: 'Only objects not verified for this long (e.g. 30d).' }),
     'max-time': Flags.string({ summary: 'Stop after this long (e.g. 2h); the next run goes on from there.' }),
     percent: Flags.string({ summary: 'Check this share of the disk (e.g. 10), least recently verified first.' }),
+    errors: Flags.string({
+      summary: 'Write the bad and missing objects to FILE (tab-separated, with a header line).',
+      helpValue: 'FILE',
+    }),
+    'dry-run': Flags.boolean({ char: 'n', summary: 'Read and check; record nothing, move nothing.' }),
+    profile: Flags.string({
+      summary: 'hdd: one sequential stream; ssd: two objects at once. Default from the disk’s device.',
+      options: ['hdd', 'ssd'],
+    }),
+    'commit-every': Flags.integer({
+      summary: 'Objects per catalogue commit (default 4096; a commit also every 2 s).',
+      min: 1,
+      hidden: true,
+    }),
   };
 
   public async run(): Promise<VerifyDoc> {
+    const f = this.flags;
     let percent: number | undefined;
-    if (this.flags.percent !== undefined) {
-      percent = Number(this.flags.percent.replace(/%$/, ''));
+    if (f.percent !== undefined) {
+      percent = Number(f.percent.replace(/%$/, ''));
       if (!Number.isFinite(percent) || percent <= 0 || percent > 100) {
-        throw new UsageError(`invalid --percent '${this.flags.percent}': expected a number above 0, at most 100`);
+        throw new UsageError(`invalid --percent '${f.percent}': expected a number above 0, at most 100`);
       }
     }
+    const dryRun = f['dry-run'];
+    // A dry run records nothing: the catalogue is opened read-only.
+    const cat = this.catalog(dryRun ? { readonly: true } : {});
     const progress = createProgress({ label: 'verify', enabled: this.showProgress });
+    const ac = new AbortController();
+    const onInt = (): void => {
+      ac.abort();
+      process.removeListener('SIGINT', onInt);
+    };
+    process.on('SIGINT', onInt);
     let doc: VerifyDoc;
     try {
-      doc = runVerify(this.catalog(), {
+      doc = await runVerify(cat, {
         name: this.args.name,
-        diskPath: this.flags.disk,
-        olderThanMs: this.flags['older-than'] === undefined ? undefined : parseDuration(this.flags['older-than']),
-        maxTimeMs: this.flags['max-time'] === undefined ? undefined : parseDuration(this.flags['max-time']),
+        diskPath: f.disk,
+        olderThanMs: f['older-than'] === undefined ? undefined : parseDuration(f['older-than']),
+        maxTimeMs: f['max-time'] === undefined ? undefined : parseDuration(f['max-time']),
         percent,
+        profile: f.profile === undefined ? undefined : f.profile === 'ssd' ? 'ssd' : 'hdd',
+        dryRun,
+        errorsFile: f.errors === undefined ? undefined : path.resolve(f.errors),
+        commitObjects: f['commit-every'],
+        signal: ac.signal,
         progress,
       });
     } finally {
+      process.removeListener('SIGINT', onInt);
       progress.stop();
     }
     for (const b of doc.badDetails) this.logToStderr(`bad: ${b.hash}: ${b.problem}`);
     for (const m of doc.missing) this.logToStderr(`missing: ${m}`);
-    this.log(
-      `verified ${doc.checked} objects (${prettyBytes(doc.bytesChecked)}) on ${doc.disk}: ${doc.bad.length} bad, ${doc.missing.length} missing` +
-        (doc.okOnSecondRead.length > 0 ? `, ${doc.okOnSecondRead.length} ok on second read` : '') +
-        (doc.remaining > 0 ? `; ${doc.remaining} not reached this time (stopped by ${doc.stoppedBy})` : ''),
-    );
-    if (doc.bad.length > 0 || doc.missing.length > 0) {
+    const found = `${doc.bad.length} bad, ${doc.missing.length} missing`;
+    const second = doc.okOnSecondRead.length > 0 ? `, ${doc.okOnSecondRead.length} ok on second read` : '';
+    const checked = `${doc.checked} objects (${prettyBytes(doc.bytesChecked)}) on ${doc.disk}`;
+    if (doc.stoppedBy === 'interrupted') {
+      this.logToStderr(
+        `verify interrupted: ${checked} checked${dryRun ? '' : ' and recorded'}: ${found}${second}; ${doc.remaining} copies left, run it again to go on`,
+      );
+    } else {
       this.log(
-        `${doc.bad.length + doc.missing.length} copies no longer count; run 'distbackup sync' with any disk that has room to copy them again`,
+        `${dryRun ? 'dry run: checked' : 'verified'} ${checked} (${doc.profile} profile): ${found}${second}` +
+          (doc.remaining > 0 ? `; ${doc.remaining} not reached this time (stopped by ${doc.stoppedBy})` : ''),
+      );
+    }
+    if (doc.errorsFile !== null) this.logToStderr(`errors file: ${doc.errorsFile}`);
+    const gone = doc.bad.length + doc.missing.length;
+    if (gone > 0) {
+      this.log(
+        dryRun
+          ? `dry run: nothing was recorded or moved; without --dry-run ${gone} copies would stop counting`
+          : `${gone} copies no longer count; run 'distbackup sync' with any disk that has room to copy them again`,
       );
       this.setExitCode(ExitCode.verifyBad);
     }
+    if (doc.stoppedBy === 'interrupted') this.setExitCode(EXIT_INTERRUPTED);
     return doc;
   }
 }

@@ -1,25 +1,54 @@
 /**
- * Checking one object file against its name: read it with one reused buffer, hash it with
- * node:crypto, compare hash and length. A failed check is read once more before it is called
- * bad (restic's rule, RELIABILITY.md failure mode 9): a transient glitch that reads right the
- * second time is "ok on second read" and the copy is kept. ENOENT is "missing"; every other
- * error (EIO above all) is "bad", never "missing". Synchronous; one checker per thread.
+ * Checking one object file against its name: read it, hash it with node:crypto, compare hash
+ * and length. A failed check is read once more before it is called bad (restic's rule,
+ * RELIABILITY.md failure mode 9): a transient glitch that reads right the second time is "ok on
+ * second read" and the copy is kept. ENOENT is "missing"; every other error (EIO above all) is
+ * "bad", never "missing". Anything but a regular file (a FIFO, a folder, a device planted on a
+ * hostile disk) is bad without being read, so it can never hang the check.
+ *
+ * `check` is synchronous (reconcile). `checkAsync` overlaps reading and hashing: the next chunk
+ * is read on libuv's thread pool into a second buffer while this thread hashes the current one,
+ * so one stream keeps the disk and the CPU busy at the same time (bench/recovery.ts measured it
+ * against the synchronous loop: see docs/README-recovery.md). One checker per thread; a checker
+ * runs one check at a time.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import { describeError, errnoCode } from '../core/errors.js';
+import { DistbackupError, describeError, errnoCode } from '../core/errors.js';
+
+/** Read chunk: 1 MiB (NODE20.md; bench/recovery.ts measured 4 MiB no faster). */
+export const CHECK_CHUNK_BYTES = 1024 * 1024;
 
 /** The file operations a check uses; the default is node:fs. Tests wrap it to inject faults. */
 export interface ObjectReader {
   open(path: string): number;
   read(fd: number, buf: Buffer, position: number): number;
+  /** The same read on libuv's thread pool; when absent, `checkAsync` uses `read`. */
+  readAsync?(fd: number, buf: Buffer, position: number): Promise<number>;
   close(fd: number): void;
 }
 
-/** node:fs, opening without following a symlink (a disk is untrusted). */
+/**
+ * node:fs, opening without following a symlink (a disk is untrusted) and without blocking (a
+ * FIFO in place of an object would otherwise block the open forever); only regular files pass.
+ */
 export const fsReader: ObjectReader = {
-  open: (p) => fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW),
+  open: (p) => {
+    const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    let regular = false;
+    try {
+      regular = fs.fstatSync(fd).isFile();
+    } finally {
+      if (!regular) fs.closeSync(fd);
+    }
+    if (!regular) throw new DistbackupError('not a regular file', { code: 'not-regular-file', path: p });
+    return fd;
+  },
   read: (fd, buf, position) => fs.readSync(fd, buf, 0, buf.length, position),
+  readAsync: (fd, buf, position) =>
+    new Promise((resolve, reject) => {
+      fs.read(fd, buf, 0, buf.length, position, (err, n) => (err === null ? resolve(n) : reject(err)));
+    }),
   close: (fd) => fs.closeSync(fd),
 };
 
@@ -32,37 +61,36 @@ export type CheckResult =
 
 type ReadOutcome = { ok: true; bytes: number } | { ok: false; bytes: number; problem: string; missing: boolean };
 
-/** Reads and hashes objects with one reused buffer. */
+/** Reads and hashes objects with reused buffers (one for `check`, two for `checkAsync`). */
 export class ObjectChecker {
   private readonly buf: Buffer;
+  private spare: Buffer | undefined;
 
   constructor(
     private readonly reader: ObjectReader = fsReader,
-    bufferBytes = 1024 * 1024,
+    bufferBytes = CHECK_CHUNK_BYTES,
   ) {
-    this.buf = Buffer.allocUnsafe(bufferBytes);
+    this.buf = Buffer.allocUnsafeSlow(bufferBytes);
   }
 
   /** Check the file `p` that must hash to `hash` and hold `sizeBytes` bytes. */
   check(p: string, hash: string, sizeBytes: number): CheckResult {
-    const first = this.readOnce(p, hash, sizeBytes);
-    if (first.ok) return { status: 'ok', bytesRead: first.bytes };
-    if (first.missing) return { status: 'missing', bytesRead: 0 };
-    const second = this.readOnce(p, hash, sizeBytes);
-    const bytesRead = first.bytes + second.bytes;
-    if (second.ok) return { status: 'ok-second-read', bytesRead, firstProblem: first.problem };
-    if (second.missing) return { status: 'missing', bytesRead };
-    return { status: 'bad', bytesRead, problem: second.problem };
+    return decide(this.readOnce(p, hash, sizeBytes), () => this.readOnce(p, hash, sizeBytes));
+  }
+
+  /**
+   * `check` with reading and hashing overlapped (see the module comment). Throws the signal's
+   * reason when `signal` aborts (checked between chunks, so within one chunk's read).
+   */
+  async checkAsync(p: string, hash: string, sizeBytes: number, signal?: AbortSignal): Promise<CheckResult> {
+    const first = await this.readOnceAsync(p, hash, sizeBytes, signal);
+    if (first.ok || first.missing) return decide(first, () => first);
+    return decide(first, await this.readOnceAsync(p, hash, sizeBytes, signal));
   }
 
   private readOnce(p: string, hash: string, sizeBytes: number): ReadOutcome {
-    let fd: number;
-    try {
-      fd = this.reader.open(p);
-    } catch (err) {
-      const code = errnoCode(err);
-      return { ok: false, bytes: 0, problem: `cannot open: ${describeError(err)}`, missing: code === 'ENOENT' };
-    }
+    const fd = this.open(p);
+    if (typeof fd !== 'number') return fd;
     let pos = 0;
     try {
       const h = createHash('sha256');
@@ -72,25 +100,87 @@ export class ObjectChecker {
         h.update(this.buf.subarray(0, n));
         pos += n;
       }
-      const got = h.digest('hex');
-      if (pos !== sizeBytes) {
-        return {
-          ok: false,
-          bytes: pos,
-          problem: `${pos} bytes instead of ${sizeBytes} (truncated or grown)`,
-          missing: false,
-        };
-      }
-      if (got !== hash) return { ok: false, bytes: pos, problem: `content hashes to ${got}`, missing: false };
-      return { ok: true, bytes: pos };
+      return judge(h.digest('hex'), pos, hash, sizeBytes);
     } catch (err) {
       return { ok: false, bytes: pos, problem: `unreadable: ${describeError(err)}`, missing: false };
     } finally {
-      try {
-        this.reader.close(fd);
-      } catch {
-        // a close error after a read error says nothing new
-      }
+      this.close(fd);
     }
   }
+
+  private async readOnceAsync(p: string, hash: string, sizeBytes: number, signal?: AbortSignal): Promise<ReadOutcome> {
+    signal?.throwIfAborted();
+    const readAsync = this.reader.readAsync;
+    // An object that fits in one chunk gains nothing from overlapping: read it synchronously
+    // (two read calls instead of two trips through the thread pool).
+    if (readAsync === undefined || sizeBytes < this.buf.length) return this.readOnce(p, hash, sizeBytes);
+    const fd = this.open(p);
+    if (typeof fd !== 'number') return fd;
+    this.spare ??= Buffer.allocUnsafeSlow(this.buf.length);
+    let cur = this.buf;
+    let next = this.spare;
+    let pos = 0;
+    let pending: Promise<number> | undefined;
+    try {
+      const h = createHash('sha256');
+      pending = readAsync.call(this.reader, fd, cur, 0);
+      for (;;) {
+        const n = await pending;
+        pending = undefined;
+        if (n === 0) break;
+        signal?.throwIfAborted();
+        const filled = cur;
+        cur = next;
+        next = filled;
+        pos += n;
+        // Read the next chunk into the other buffer while this thread hashes this one.
+        pending = readAsync.call(this.reader, fd, cur, pos);
+        h.update(filled.subarray(0, n));
+      }
+      return judge(h.digest('hex'), pos, hash, sizeBytes);
+    } catch (err) {
+      if (signal?.aborted === true) throw signal.reason;
+      return { ok: false, bytes: pos, problem: `unreadable: ${describeError(err)}`, missing: false };
+    } finally {
+      // Never close a descriptor that a read in flight still uses (it could be reused meanwhile).
+      if (pending !== undefined) await pending.catch(() => 0);
+      this.close(fd);
+    }
+  }
+
+  private open(p: string): number | ReadOutcome {
+    try {
+      return this.reader.open(p);
+    } catch (err) {
+      const code = errnoCode(err);
+      return { ok: false, bytes: 0, problem: `cannot open: ${describeError(err)}`, missing: code === 'ENOENT' };
+    }
+  }
+
+  private close(fd: number): void {
+    try {
+      this.reader.close(fd);
+    } catch {
+      // a close error after a read error says nothing new
+    }
+  }
+}
+
+/** The verdict of a check from its first read and, when that failed, a second one. */
+function decide(first: ReadOutcome, second: ReadOutcome | (() => ReadOutcome)): CheckResult {
+  if (first.ok) return { status: 'ok', bytesRead: first.bytes };
+  if (first.missing) return { status: 'missing', bytesRead: 0 };
+  const again = typeof second === 'function' ? second() : second;
+  const bytesRead = first.bytes + again.bytes;
+  if (again.ok) return { status: 'ok-second-read', bytesRead, firstProblem: first.problem };
+  if (again.missing) return { status: 'missing', bytesRead };
+  return { status: 'bad', bytesRead, problem: again.problem };
+}
+
+function judge(got: string, bytes: number, hash: string, sizeBytes: number): ReadOutcome {
+  if (bytes !== sizeBytes) {
+    return { ok: false, bytes, problem: `${bytes} bytes instead of ${sizeBytes} (truncated or grown)`, missing: false };
+  }
+  if (got !== hash) return { ok: false, bytes, problem: `content hashes to ${got}`, missing: false };
+  return { ok: true, bytes };
 }

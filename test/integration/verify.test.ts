@@ -38,7 +38,7 @@ function bigOnes(disk: string, hashes: string[]): string[] {
   return [...hashes].sort((a, b) => fs.statSync(objectPath(disk, b)).size - fs.statSync(objectPath(disk, a)).size);
 }
 
-test('verify finds a flipped byte, a truncated object and a missing one; they stop counting and are kept in quarantine', (t) => {
+test('verify finds a flipped byte, a truncated object and a missing one; they stop counting and are kept in quarantine', async (t) => {
   const { cat, disk, hashes } = setup(t);
   const [flipped, truncated, missing] = bigOnes(disk, hashes) as [string, string, string];
   const fp = objectPath(disk, flipped);
@@ -48,7 +48,7 @@ test('verify finds a flipped byte, a truncated object and a missing one; they st
   fs.truncateSync(objectPath(disk, truncated), 10);
   fs.rmSync(objectPath(disk, missing));
   const before = runStatus(cat).histogram[0]?.objects;
-  const doc = runVerify(cat, { name: 'd1' });
+  const doc = await runVerify(cat, { name: 'd1' });
   assert.equal(doc.checked, hashes.length);
   assert.deepEqual([...doc.bad].sort(), [flipped, truncated].sort());
   assert.deepEqual(doc.missing, [missing]);
@@ -65,12 +65,12 @@ test('verify finds a flipped byte, a truncated object and a missing one; they st
   assert.equal(runStatus(cat).histogram[0]?.objects, (before ?? 0) + 3);
   assert.ok(getDiskByName(cat.db, 'd1')?.lastVerifyMs !== null);
   // A second verify finds nothing more.
-  const again = runVerify(cat, { name: 'd1' });
+  const again = await runVerify(cat, { name: 'd1' });
   assert.deepEqual(again.bad, []);
   assert.deepEqual(again.missing, []);
 });
 
-test('a read that is wrong once and right the second time is "ok on second read" and kept; wrong twice is bad', (t) => {
+test('a read that is wrong once and right the second time is "ok on second read" and kept; wrong twice is bad', async (t) => {
   const { cat, disk, hashes } = setup(t, 4);
   const [glitchy, rotten] = bigOnes(disk, hashes) as [string, string];
   const reads = new Map<number, string>();
@@ -96,7 +96,7 @@ test('a read that is wrong once and right the second time is "ok on second read"
       fsReader.close(fd);
     },
   };
-  const doc = runVerify(cat, { name: 'd1', reader: faulty });
+  const doc = await runVerify(cat, { name: 'd1', reader: faulty });
   assert.deepEqual(doc.okOnSecondRead, [glitchy]);
   assert.deepEqual(doc.bad, [rotten]);
   assert.equal(seen.get(rotten), 2, 'read twice before being called bad');
@@ -104,7 +104,7 @@ test('a read that is wrong once and right the second time is "ok on second read"
   assert.ok(fs.existsSync(objectPath(disk, glitchy)));
 });
 
-test('repeated --percent runs cover every object before any is checked again, least recently verified first', (t) => {
+test('repeated --percent runs cover every object before any is checked again, least recently verified first', async (t) => {
   const { cat, hashes } = setup(t, 37);
   let clock = 1_700_000_000_000;
   const now = (): number => clock;
@@ -112,7 +112,7 @@ test('repeated --percent runs cover every object before any is checked again, le
   let prev = stamps(cat);
   for (let i = 0; i < 13; i++) {
     clock += 60_000;
-    const doc = runVerify(cat, { name: 'd1', percent: 10, now });
+    const doc = await runVerify(cat, { name: 'd1', percent: 10, now });
     assert.deepEqual(doc.bad, []);
     const cur = stamps(cat);
     runs.push([...cur].filter(([h, v]) => v !== prev.get(h)).map(([h]) => h));
@@ -134,7 +134,7 @@ test('repeated --percent runs cover every object before any is checked again, le
   }
 });
 
-test('--max-time stops and the next run goes on from there; --older-than skips recent copies; a clock that jumps back starves nothing', (t) => {
+test('--max-time stops and the next run goes on from there; --older-than skips recent copies; a clock that jumps back starves nothing', async (t) => {
   const { cat, hashes } = setup(t, 20);
   let clock = 1_700_000_000_000;
   // Every clock read advances one second: a 5 s budget checks a handful of objects.
@@ -144,23 +144,23 @@ test('--max-time stops and the next run goes on from there; --older-than skips r
   };
   const covered = new Set<string>();
   for (let i = 0; i < 50 && covered.size < hashes.length; i++) {
-    const doc = runVerify(cat, { name: 'd1', maxTimeMs: 5000, now });
+    const doc = await runVerify(cat, { name: 'd1', maxTimeMs: 5000, now });
     assert.ok(doc.checked > 0 && doc.checked < hashes.length);
     for (const [h, v] of stamps(cat)) if (v !== null) covered.add(h);
   }
   assert.equal(covered.size, hashes.length);
-  const recent = runVerify(cat, { name: 'd1', olderThanMs: 30 * 86_400_000, now });
+  const recent = await runVerify(cat, { name: 'd1', olderThanMs: 30 * 86_400_000, now });
   assert.equal(recent.checked, 0);
   // Clock jumps back a year: the new stamps still sort after the old ones.
   clock -= 365 * 86_400_000;
   const before = stamps(cat);
   const maxBefore = Math.max(...[...before.values()].map((v) => v ?? 0));
-  runVerify(cat, { name: 'd1', percent: 50, now });
+  await runVerify(cat, { name: 'd1', percent: 50, now });
   const after = stamps(cat);
   const changed = [...after].filter(([h, v]) => v !== before.get(h));
   assert.ok(changed.length > 0);
   for (const [, v] of changed) assert.ok((v ?? 0) > maxBefore, 'stamps stay monotonic');
-  runVerify(cat, { name: 'd1', percent: 50, now });
+  await runVerify(cat, { name: 'd1', percent: 50, now });
   const third = stamps(cat);
   const again = [...third].filter(([h, v]) => v !== after.get(h)).map(([h]) => h);
   assert.equal(new Set([...changed.map(([h]) => h), ...again]).size, hashes.length, 'the other half comes next');
@@ -187,13 +187,13 @@ test('the next sync heals what verify found bad or missing', async (t) => {
   fs.writeFileSync(fp, bytes);
   fs.truncateSync(objectPath(disk, truncated), 1);
   fs.rmSync(objectPath(disk, missing));
-  const doc = runVerify(cat, { name: 'd1' });
+  const doc = await runVerify(cat, { name: 'd1' });
   assert.equal(doc.bad.length + doc.missing.length, 3);
   assert.equal(runStatus(cat).minCopies, 0);
   const heal = await runSync(cat, { name: 'd1' });
   assert.equal(heal.copied, 3);
   assert.equal(runStatus(cat).minCopies, 1);
-  const clean = runVerify(cat, { name: 'd1' });
+  const clean = await runVerify(cat, { name: 'd1' });
   assert.deepEqual(clean.bad, []);
   assert.deepEqual(clean.missing, []);
   assert.equal(fs.readdirSync(quarantineDir(disk)).length, 2, 'the damaged bytes stay in quarantine');
@@ -204,7 +204,7 @@ test('after verify finds damage, the catalogue copy on the disk no longer claims
   const { cat, disk, hashes } = setup(t, 3);
   const [victim] = bigOnes(disk, hashes) as [string];
   fs.rmSync(objectPath(disk, victim));
-  runVerify(cat, { name: 'd1' });
+  await runVerify(cat, { name: 'd1' });
   const copy = openUntrustedCatalogue(path.join(disk, 'distbackup.sqlite'));
   try {
     const n = copy.db
@@ -218,7 +218,7 @@ test('after verify finds damage, the catalogue copy on the disk no longer claims
   assert.doesNotMatch(fs.readFileSync(path.join(disk, 'distbackup-manifest.txt'), 'utf8'), new RegExp(victim));
 });
 
-test('an object that cannot be read (EIO) is bad, never missing', (t) => {
+test('an object that cannot be read (EIO) is bad, never missing', async (t) => {
   const { cat, disk, hashes } = setup(t, 3);
   const [victim] = bigOnes(disk, hashes) as [string];
   const names = new Map<number, string>();
@@ -238,7 +238,7 @@ test('an object that cannot be read (EIO) is bad, never missing', (t) => {
       fsReader.close(fd);
     },
   };
-  const doc = runVerify(cat, { name: 'd1', reader: eio });
+  const doc = await runVerify(cat, { name: 'd1', reader: eio });
   assert.deepEqual(doc.missing, []);
   assert.deepEqual(doc.bad, [victim]);
   assert.match(doc.badDetails[0]?.problem ?? '', /unreadable: EIO/);

@@ -8,7 +8,7 @@ import { runWhereis } from '../../src/whereis/whereis.js';
 import { addPoolDisk, catalogueSource, makeSourceTree, putObjects } from '../helpers/pool.js';
 import { tempDir } from '../helpers/tmp.js';
 
-test('whereis lists every file of a subtree with its disks and when each copy was verified', (t) => {
+test('whereis lists every file of a subtree with its disks and when each copy was verified', async (t) => {
   const base = tempDir(t);
   const src = path.join(base, 'src');
   fs.mkdirSync(src);
@@ -20,7 +20,7 @@ test('whereis lists every file of a subtree with its disks and when each copy wa
   addPoolDisk(cat, 'b', path.join(base, 'b'));
   putObjects(cat, c, 'a');
   putObjects(cat, c, 'b', (_h, i) => i % 2 === 0);
-  runVerify(cat, { name: 'a' });
+  await runVerify(cat, { name: 'a' });
   const r = runWhereis(cat, ['/data/docs', '/data/photos/img-000.jpg', '/nothing/here']);
   assert.deepEqual(r.notFound, ['/nothing/here']);
   const paths = r.entries.map((e) => e.path);
