@@ -106,4 +106,12 @@ export const MIGRATIONS: readonly string[] = [
   // 3: copies of a disk in least-recently-verified order, so verify's windows are index range
   // scans instead of a sort of every copy of the disk per window.
   `CREATE INDEX copies_verify ON copies(disk_id, verified_ms, object_id);`,
+  // 4: a verify run that did not reach its end (Ctrl-C, SIGKILL, a failure) leaves its pass
+  // open: the next run of that disk goes on with it, skipping the copies stamped at or after
+  // run_stamp_ms, instead of reading them again. Deleted when a run ends normally.
+  `CREATE TABLE verify_passes (
+    disk_id      INTEGER PRIMARY KEY REFERENCES disks(id) ON DELETE CASCADE,
+    run_stamp_ms INTEGER NOT NULL,
+    started_ms   INTEGER NOT NULL
+  ) STRICT;`,
 ];
