@@ -161,7 +161,7 @@ export function mountTmpfsQuiet(t: TestContext, sizeBytes: number): Mounted | nu
 }
 
 /** An ext4 image of `sizeBytes` mounted through a loop device. */
-export function mountExt4(t: TestContext, opts: { sizeBytes: number }): Mounted | null {
+export function mountExt4(t: TestContext, opts: { sizeBytes: number; options?: string[] }): Mounted | null {
   const why = cannotMount();
   if (why !== null) return skipMount(t, why, ['mkfs.ext4']);
   if (!have('mkfs.ext4')) return skipMount(t, 'mkfs.ext4 not installed (e2fsprogs)', ['mkfs.ext4']);
@@ -173,10 +173,35 @@ export function mountExt4(t: TestContext, opts: { sizeBytes: number }): Mounted 
   // -m 0: no blocks reserved for root (the test runs as root and would see them as free).
   const mk = run('mkfs.ext4', ['-q', '-F', '-m', '0', image]);
   if (!mk.ok) return skipMount(t, `mkfs.ext4 failed: ${mk.out}`, ['mkfs.ext4']);
-  const r = run('mount', ['-o', 'loop', image, dir]);
+  const r = run('mount', ['-o', ['loop', ...(opts.options ?? [])].join(','), image, dir]);
   if (!r.ok) return skipMount(t, `mount -o loop failed: ${r.out}`, ['mkfs.ext4']);
   fs.rmSync(path.join(dir, 'lost+found'), { recursive: true, force: true });
   return register(t, { dir, kind: 'ext4', image });
+}
+
+/**
+ * Make a mounted ext4 read-only now, as the kernel does when a failing disk reports an error:
+ * `mount -o remount,ro` when the filesystem lets it (no file open for writing), else an ext4
+ * error through `/sys/fs/ext4/<dev>/trigger_fs_error` on a filesystem mounted with
+ * `errors=remount-ro` (a writer holding a file open does not stop that one). Returns which.
+ */
+export function forceReadOnly(m: Mounted): 'remount' | 'fs-error' {
+  if (run('mount', ['-o', 'remount,ro', m.dir]).ok) return 'remount';
+  const source = run('findmnt', ['-n', '-o', 'SOURCE', m.dir]).out.split('\n')[0] ?? '';
+  const trigger = `/sys/fs/ext4/${path.basename(source)}/trigger_fs_error`;
+  if (!fs.existsSync(trigger)) throw new Error(`${m.dir}: remount,ro refused and no ${trigger}`);
+  fs.writeFileSync(trigger, '1');
+  return 'fs-error';
+}
+
+/** Make a filesystem that `forceReadOnly` turned read-only writable again (remount, or fsck and mount). */
+export function makeWritable(m: Mounted, how: 'remount' | 'fs-error'): void {
+  if (how === 'remount') return remount(m, 'rw');
+  unmount(m.dir);
+  if (m.image === undefined) throw new Error(`${m.dir}: no image to check`);
+  run('e2fsck', ['-f', '-y', m.image]);
+  const r = run('mount', ['-o', 'loop,errors=remount-ro', m.image, m.dir]);
+  if (!r.ok) throw new Error(`mount of ${m.image} after e2fsck failed: ${r.out}`);
 }
 
 /** `mount -o remount,ro` (or `rw`): writes and unlinks then fail with EROFS, reads work. */
