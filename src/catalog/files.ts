@@ -73,6 +73,10 @@ type Raw = [
   bigint,
 ];
 
+/** Rows per multi-row upsert statement (64 × 17 values, far below SQLite's 32,766 bound values). */
+const UPSERT_ROWS = 64;
+const UPSERT_COLUMNS = 17;
+
 export interface FilesWriterOptions {
   /** Rows per transaction (default 10,000: DEVELOPING.md, ≥ 10 k rows per transaction). */
   readonly commitRows?: number;
@@ -80,6 +84,11 @@ export interface FilesWriterOptions {
   readonly commitMs?: number;
   /** Clock (ms), injectable for tests. */
   readonly now?: () => number;
+  /**
+   * Write nothing (a dry run over a read-only connection): the write methods change nothing,
+   * `removeSubtree` counts what it would remove, `object` gives -1 for a hash not catalogued.
+   */
+  readonly dryRun?: boolean;
 }
 
 /**
@@ -94,6 +103,7 @@ export class FilesWriter {
   private readonly commitRows: number;
   private readonly commitMs: number;
   private readonly now: () => number;
+  private readonly dryRun: boolean;
   private inTx = false;
   private rows = 0;
   private txStarted = 0;
@@ -102,6 +112,9 @@ export class FilesWriter {
 
   private readonly sChildren: Database.Statement;
   private readonly sUpsert: Database.Statement;
+  private readonly sUpsertMany: Database.Statement;
+  /** Bound values of upserted rows not yet run (`UPSERT_ROWS` at most): see `upsert`. */
+  private pending: unknown[] = [];
   private readonly sSettings: Database.Statement;
   private readonly sDelete: Database.Statement;
   private readonly sGone: Database.Statement;
@@ -109,6 +122,7 @@ export class FilesWriter {
   private readonly sGoneSubtree: Database.Statement;
   private readonly sGcSubtree: Database.Statement;
   private readonly sDeleteSubtree: Database.Statement;
+  private readonly sCountSubtree: Database.Statement;
   private readonly sByInode: Database.Statement;
   private readonly sGoneByInode: Database.Statement;
   private readonly sObject: Database.Statement;
@@ -119,6 +133,7 @@ export class FilesWriter {
     this.commitRows = opts.commitRows ?? 10_000;
     this.commitMs = opts.commitMs ?? 2_000;
     this.now = opts.now ?? Date.now;
+    this.dryRun = opts.dryRun ?? false;
     // Statement journals in memory: an UPSERT inside a long transaction needs one per
     // statement, and with the default temp_store each spilled to a temp file (10 pwrites a
     // row, 30× slower measured on 20,000 rows). The temp tables below live in memory too.
@@ -138,16 +153,17 @@ export class FilesWriter {
       )
       .raw(true)
       .safeIntegers(true);
-    this.sUpsert = db.prepare(
+    const upsert = (rows: number): string =>
       `INSERT INTO files (vpath, parent, source_id, kind, size, mtime_ns, ctime_ns, mode, uid, gid, dev, ino,
                           link_target, object_id, priority, min_copies, max_copies)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       VALUES ${Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}
        ON CONFLICT(vpath) DO UPDATE SET parent = excluded.parent, source_id = excluded.source_id,
          kind = excluded.kind, size = excluded.size, mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns,
          mode = excluded.mode, uid = excluded.uid, gid = excluded.gid, dev = excluded.dev, ino = excluded.ino,
          link_target = excluded.link_target, object_id = excluded.object_id, priority = excluded.priority,
-         min_copies = excluded.min_copies, max_copies = excluded.max_copies`,
-    );
+         min_copies = excluded.min_copies, max_copies = excluded.max_copies`;
+    this.sUpsert = db.prepare(upsert(1));
+    this.sUpsertMany = db.prepare(upsert(UPSERT_ROWS));
     this.sSettings = db.prepare('UPDATE files SET priority = ?, min_copies = ?, max_copies = ? WHERE id = ?');
     this.sDelete = db.prepare('DELETE FROM files WHERE id = ?');
     this.sGone = db.prepare(
@@ -166,6 +182,7 @@ export class FilesWriter {
       `INSERT OR IGNORE INTO temp.update_gc (object_id) SELECT object_id FROM files WHERE ${subtree} AND object_id IS NOT NULL`,
     );
     this.sDeleteSubtree = db.prepare(`DELETE FROM files WHERE ${subtree}`);
+    this.sCountSubtree = db.prepare(`SELECT count(*) FROM files WHERE ${subtree}`).pluck();
     this.sByInode = db
       .prepare(
         `SELECT object_id FROM files WHERE ino = ? AND dev = ? AND size = ? AND mtime_ns = ?
@@ -181,6 +198,7 @@ export class FilesWriter {
 
   /** The catalogued children of folder `parent` that belong to source `sourceId`. */
   children(parent: Buffer, sourceId: number): CatalogChild[] {
+    this.flush();
     const raw = this.sChildren.all(parent, sourceId) as Raw[];
     return raw.map((r) => ({
       id: Number(r[0]),
@@ -199,10 +217,15 @@ export class FilesWriter {
     }));
   }
 
-  /** Insert or replace the row at `row.vpath`. */
+  /**
+   * Insert or replace the row at `row.vpath`. Rows are held back and run `UPSERT_ROWS` in one
+   * statement (one statement per row measured 1.7× slower); every other statement of this
+   * writer runs the held rows first, so reads and writes stay in order.
+   */
   upsert(row: FileRow): void {
+    if (this.dryRun) return;
     this.begin();
-    this.sUpsert.run(
+    this.pending.push(
       row.vpath,
       row.parent,
       row.sourceId,
@@ -221,19 +244,36 @@ export class FilesWriter {
       row.minCopies,
       row.maxCopies,
     );
+    if (this.pending.length === UPSERT_ROWS * UPSERT_COLUMNS) this.flush();
     this.wrote(1);
+  }
+
+  /** Run the held upserts (all in one statement when there are `UPSERT_ROWS`). */
+  private flush(): void {
+    const p = this.pending;
+    if (p.length === 0) return;
+    this.pending = [];
+    if (p.length === UPSERT_ROWS * UPSERT_COLUMNS) {
+      this.sUpsertMany.run(p);
+      return;
+    }
+    for (let i = 0; i < p.length; i += UPSERT_COLUMNS) this.sUpsert.run(p.slice(i, i + UPSERT_COLUMNS));
   }
 
   /** Change only the copy settings of a row whose file did not change. */
   setSettings(id: number, priority: number, minCopies: number, maxCopies: number): void {
+    if (this.dryRun) return;
     this.begin();
+    this.flush();
     this.sSettings.run(priority, minCopies, maxCopies, id);
     this.wrote(1);
   }
 
   /** Remove one row (its content remembered for hash reuse, its object a GC candidate). */
   remove(child: CatalogChild): void {
+    if (this.dryRun) return;
     this.begin();
+    this.flush();
     if (child.objectId !== null) {
       if (child.kind === FileKind.file && child.ctimeNs !== 0n) {
         this.sGone.run(child.dev, child.ino, child.sizeBytes, child.mtimeNs, child.objectId);
@@ -246,7 +286,9 @@ export class FilesWriter {
 
   /** Remove every row strictly below `vpath` of source `sourceId`; returns how many. */
   removeSubtree(range: { lo: Buffer; hi: Buffer }, sourceId: number): number {
+    if (this.dryRun) return Number(this.sCountSubtree.get(range.lo, range.hi, sourceId));
     this.begin();
+    this.flush();
     this.sGoneSubtree.run(range.lo, range.hi, sourceId);
     this.sGcSubtree.run(range.lo, range.hi, sourceId);
     const n = this.sDeleteSubtree.run(range.lo, range.hi, sourceId).changes;
@@ -256,6 +298,7 @@ export class FilesWriter {
 
   /** Remember an object that may have lost its last reference (checked by `collectGarbage`). */
   gcCandidate(objectId: number): void {
+    if (this.dryRun) return;
     this.begin();
     this.sGc.run(objectId);
   }
@@ -265,6 +308,7 @@ export class FilesWriter {
    * size and mtime: a rename or a hard link whose hash can be reused. Racily clean rows never match.
    */
   objectByInode(dev: bigint, ino: bigint, sizeBytes: number, mtimeNs: bigint): number | undefined {
+    this.flush();
     const d = int64(dev);
     const i = int64(ino);
     const hit = this.sByInode.get(i, d, sizeBytes, mtimeNs) as number | bigint | undefined;
@@ -275,9 +319,10 @@ export class FilesWriter {
 
   /** The id of the object `hash` (64 lowercase hex), created with `sizeBytes` when new. */
   object(hash: string, sizeBytes: number): number {
-    this.begin();
     const id = this.sObject.get(hash) as number | undefined;
     if (id !== undefined) return id;
+    if (this.dryRun) return -1;
+    this.begin();
     const info = this.sInsertObject.run(hash, sizeBytes);
     this.wrote(1);
     return Number(info.lastInsertRowid);
@@ -288,7 +333,9 @@ export class FilesWriter {
    * stay: they are orphans that the next sync deletes from its disks. Returns how many went.
    */
   collectGarbage(): number {
+    if (this.dryRun) return 0;
     this.begin();
+    this.flush();
     const n = this.db
       .prepare(
         `DELETE FROM objects WHERE id IN (SELECT object_id FROM temp.update_gc)
@@ -309,6 +356,7 @@ export class FilesWriter {
   /** Commit the open transaction, if any. */
   commit(): void {
     if (!this.inTx) return;
+    this.flush();
     this.db.exec('COMMIT');
     this.inTx = false;
     this.rows = 0;
@@ -323,6 +371,7 @@ export class FilesWriter {
 
   /** Roll back what is pending (after a fatal error). */
   rollback(): void {
+    this.pending = [];
     if (!this.inTx) return;
     this.inTx = false;
     this.rows = 0;

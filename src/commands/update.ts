@@ -9,17 +9,24 @@ export default class Update extends BaseCommand<typeof Update> {
   static override description =
     `A file is read again when its size, mtime, inode or ctime changed; a renamed or hard-linked file reuses its hash. Hashing runs in worker threads; the catalogue is committed every 10,000 rows or 2 seconds, so an interrupted run keeps its work and the next one hashes only the rest.
 
+With -n/--dry-run, update scans and prints what would change (new, changed, removed, and the files and bytes it would read) without reading any file's content and without writing the catalogue, which it opens read-only.
+
 A source whose folder is missing or empty while the catalogue holds files under it is refused (exit 2) and nothing is changed: an unmounted disk is never read as "everything deleted". A folder that cannot be read keeps its catalogued files.
 
 Exit codes: 0 done; 1 done, but some paths could not be read (listed, and in --json "errors"); 2 refused (a source is missing, or another distbackup process holds the catalogue).`;
   static override examples = [
     '<%= config.bin %> update',
     '<%= config.bin %> update --jobs 4',
+    '<%= config.bin %> update -n',
     '<%= config.bin %> update --json --quiet',
   ];
   static override enableJsonFlag = true;
   static override flags = {
     jobs: Flags.integer({ char: 'j', summary: 'Hash threads (default: one per core).', min: 1, max: 256 }),
+    'dry-run': Flags.boolean({
+      char: 'n',
+      summary: 'Say what would change without hashing or writing anything (the catalogue is opened read-only).',
+    }),
     'commit-every': Flags.integer({
       summary: 'Rows per catalogue transaction (default 10000).',
       min: 1,
@@ -28,7 +35,8 @@ Exit codes: 0 done; 1 done, but some paths could not be read (listed, and in --j
   };
 
   public async run(): Promise<UpdateResult> {
-    const cat = this.catalog();
+    const dryRun = this.flags['dry-run'];
+    const cat = this.catalog(dryRun ? { mode: 'read-only' } : {});
     const progress = createProgress({ label: 'update', enabled: this.showProgress });
     const ac = new AbortController();
     const onInt = (): void => {
@@ -42,6 +50,7 @@ Exit codes: 0 done; 1 done, but some paths could not be read (listed, and in --j
       doc = await runUpdate(cat, {
         progress,
         signal: ac.signal,
+        dryRun,
         ...(this.flags.jobs === undefined ? {} : { jobs: this.flags.jobs }),
         ...(this.flags['commit-every'] === undefined ? {} : { commitRows: this.flags['commit-every'] }),
       });
@@ -52,8 +61,11 @@ Exit codes: 0 done; 1 done, but some paths could not be read (listed, and in --j
       if (!this.showProgress) for (const w of doc.warnings) process.stderr.write(`distbackup: warning: ${w}\n`);
       for (const e of doc.errors) process.stderr.write(`distbackup: ${e.path}: ${e.error}\n`);
     }
+    const work = dryRun
+      ? `would read ${doc.toHash} files, ${prettyBytes(doc.bytesToHash)} (dry run: nothing read or written, ${(doc.elapsedMs / 1000).toFixed(1)} s)`
+      : `${prettyBytes(doc.bytesHashed)} hashed in ${(doc.elapsedMs / 1000).toFixed(1)} s`;
     this.log(
-      `${doc.scanned} scanned: ${doc.new} new, ${doc.changed} changed, ${doc.removed} removed, ${doc.unchanged} unchanged; ${prettyBytes(doc.bytesHashed)} hashed in ${(doc.elapsedMs / 1000).toFixed(1)} s` +
+      `${doc.scanned} scanned: ${doc.new} new, ${doc.changed} changed, ${doc.removed} removed, ${doc.unchanged} unchanged; ${work}` +
         (doc.skipped.length > 0 ? `; ${doc.skipped.length} special files skipped` : '') +
         (doc.errors.length > 0 ? `; ${doc.errors.length} errors (listed above)` : ''),
     );

@@ -5,7 +5,6 @@
  * `destroy()` must be called at the end, or the idle threads keep the process alive.
  */
 import { availableParallelism } from 'node:os';
-import { Piscina } from 'piscina';
 import { HASH_CHUNK_BYTES, type HashResult, type HashTask, hashBatch } from './hash.js';
 
 /** A pool of hash threads; not shared across threads (drive it from the main thread). */
@@ -22,23 +21,29 @@ export function defaultHashJobs(): number {
   return Math.max(1, availableParallelism());
 }
 
-/** Start `threads` hash workers. */
+/**
+ * Start `threads` hash workers. piscina is loaded on this first call, not with the module: a
+ * run with nothing to hash (a no-op update, a dry run) never pays for it (~70 ms of CPU to load).
+ */
 export function createHashPool(threads: number = defaultHashJobs()): HashPool {
   const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-  const pool = new Piscina<HashTask[], HashResult[]>({
-    filename: new URL(`./hash.worker${ext}`, import.meta.url).href,
-    minThreads: threads,
-    maxThreads: threads,
-    // One batch at a time per thread: the work is CPU- and read-bound.
-    concurrentTasksPerWorker: 1,
-    idleTimeout: 60_000,
-  });
+  const pool = import('piscina').then(
+    ({ Piscina }) =>
+      new Piscina<HashTask[], HashResult[]>({
+        filename: new URL(`./hash.worker${ext}`, import.meta.url).href,
+        minThreads: threads,
+        maxThreads: threads,
+        // One batch at a time per thread: the work is CPU- and read-bound.
+        concurrentTasksPerWorker: 1,
+        idleTimeout: 60_000,
+      }),
+  );
   let destroyed: Promise<void> | undefined;
   return {
     threads,
-    hash: (tasks) => pool.run(tasks),
+    hash: async (tasks) => (await pool).run(tasks),
     destroy: () => {
-      destroyed ??= pool.destroy();
+      destroyed ??= pool.then((p) => p.destroy());
       return destroyed;
     },
   };

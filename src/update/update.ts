@@ -62,6 +62,11 @@ export interface UpdateResult {
   warnings: string[];
   /** Objects deleted from the catalogue: no file references them and no disk holds them. */
   objectsForgotten: number;
+  /** Files that needed reading (new or changed content), and their bytes; a dry run reads none. */
+  toHash: number;
+  bytesToHash: number;
+  /** True for `-n/--dry-run`: the counts say what would change; nothing was hashed or written. */
+  dryRun: boolean;
   elapsedMs: number;
 }
 
@@ -78,6 +83,11 @@ export interface UpdateOptions {
   commitMs?: number;
   /** Wall clock in ms for the racy rule (default Date.now; tests inject one). */
   now?: () => number;
+  /**
+   * Scan and count what would change (new, changed, removed) without reading any file's
+   * content and without writing: `cat` may be read-only, no lock is taken.
+   */
+  dryRun?: boolean;
 }
 
 /**
@@ -135,18 +145,24 @@ interface HashJob {
  */
 export async function runUpdate(cat: Catalog, opts: UpdateOptions = {}): Promise<UpdateResult> {
   const started = Date.now();
-  const lock = acquireLock(path.join(cat.dataDir, 'lock'), 'the catalogue');
+  const dryRun = opts.dryRun ?? false;
+  // A dry run writes nothing, so it neither takes the lock nor waits for one.
+  const lock = dryRun ? undefined : acquireLock(path.join(cat.dataDir, 'lock'), 'the catalogue');
   // WAL with synchronous=NORMAL for this run: a commit no longer waits for an fsync, which
-  // stalled the main thread (and so the workers) for ~2.3 s of a 50,000-file run. Atomicity and
-  // SIGKILL safety are unchanged (WAL); a power cut may lose the last commits, i.e. hashes that
-  // the next run computes again, never a copy count. Restored at the end (sync needs FULL).
-  const synchronous = cat.db.pragma('synchronous', { simple: true }) as number;
+  // stalled the main thread (and so the workers) for ~2.3 s of a 50,000-file run, and made the
+  // writer 1.4–2.4× slower (bench/update.ts, writer alone). Atomicity and SIGKILL safety are
+  // unchanged (WAL: a commit is in the OS's hands when COMMIT returns); a power cut may lose the
+  // last commits since the last checkpoint, i.e. hashes that the next run computes again, never
+  // a copy count: update writes no disk, and the first FULL commit of a later sync fsyncs the WAL
+  // with every frame before it. Restored at the end (sync needs FULL).
+  const synchronous = dryRun ? undefined : (cat.db.pragma('synchronous', { simple: true }) as number);
   let pool: HashPool | undefined;
   let writer: FilesWriter | undefined;
   let timer: NodeJS.Timeout | undefined;
   try {
-    cat.db.pragma('synchronous = NORMAL');
+    if (!dryRun) cat.db.pragma('synchronous = NORMAL');
     writer = new FilesWriter(cat.db, {
+      dryRun,
       ...(opts.commitRows === undefined ? {} : { commitRows: opts.commitRows }),
       ...(opts.commitMs === undefined ? {} : { commitMs: opts.commitMs }),
     });
@@ -182,8 +198,8 @@ export async function runUpdate(cat: Catalog, opts: UpdateOptions = {}): Promise
     if (timer !== undefined) clearInterval(timer);
     opts.progress?.stop();
     await pool?.destroy();
-    cat.db.pragma(`synchronous = ${synchronous}`);
-    lock.release();
+    if (synchronous !== undefined) cat.db.pragma(`synchronous = ${synchronous}`);
+    lock?.release();
   }
 }
 
@@ -239,6 +255,27 @@ function checkRoots(cat: Catalog, sources: SourceRow[]): { errors: PathProblem[]
   return { errors, unreadable };
 }
 
+/** What a file row records of a stat (`size` of a regular file; mode without the type bits). */
+interface FileMeta {
+  sizeBytes: number;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+function statMeta(st: ScanEntry['stat']): FileMeta {
+  return {
+    sizeBytes: Number(st.size),
+    mtimeNs: st.mtimeNs,
+    ctimeNs: st.ctimeNs,
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+  };
+}
+
 /** The state of one run: counters, the folder-by-folder comparison, the hash batching. */
 class UpdateRun {
   readonly result: UpdateResult = {
@@ -252,6 +289,9 @@ class UpdateRun {
     skipped: [],
     warnings: [],
     objectsForgotten: 0,
+    toHash: 0,
+    bytesToHash: 0,
+    dryRun: false,
     elapsedMs: 0,
   };
   /** Anything with an mtime or ctime at or after this is stored racily clean (hashed again next run). */
@@ -265,7 +305,6 @@ class UpdateRun {
   /** Files with more than one link waiting for a hash, by `dev:ino`. */
   private readonly pendingInodes = new Map<string, PendingFile>();
   private filesDone = 0;
-  private bytesQueued = 0;
   private emptyObjectId: number | undefined;
 
   constructor(
@@ -275,6 +314,7 @@ class UpdateRun {
     private readonly pool: () => HashPool,
   ) {
     this.racyFromNs = BigInt(Math.floor(scanStartMs)) * 1_000_000n - RACY_GRANULARITY_NS;
+    this.result.dryRun = opts.dryRun ?? false;
   }
 
   async execute(sources: SourceRow[]): Promise<void> {
@@ -463,14 +503,7 @@ class UpdateRun {
     if (sizeBytes === 0) {
       // The empty file's content is known from its size; nothing to read.
       this.emptyObjectId ??= this.writer.object(EMPTY_SHA256, 0);
-      this.recordFile(pending, this.emptyObjectId, {
-        sizeBytes: 0,
-        mtimeNs: st.mtimeNs,
-        ctimeNs: st.ctimeNs,
-        mode: Number(st.mode & 0o7777n),
-        uid: Number(st.uid),
-        gid: Number(st.gid),
-      });
+      this.recordFile(pending, this.emptyObjectId, statMeta(st));
       return;
     }
     // Renamed or hard-linked: same device, inode, size and mtime as a row hashed before. Not when
@@ -478,29 +511,22 @@ class UpdateRun {
     // read, or an in-place rewrite with its mtime put back would keep the stale hash.
     if (s.hash !== undefined) {
       // A trusted hash from a `.meta-inf` sidecar: recorded without reading the file.
-      this.recordFile(pending, this.writer.object(s.hash, sizeBytes), {
-        sizeBytes,
-        mtimeNs: st.mtimeNs,
-        ctimeNs: st.ctimeNs,
-        mode: Number(st.mode & 0o7777n),
-        uid: Number(st.uid),
-        gid: Number(st.gid),
-      });
+      this.recordFile(pending, this.writer.object(s.hash, sizeBytes), statMeta(st));
       return;
     }
     if (!racy && !e.followed && old?.ino !== int64(st.ino)) {
       const reuse = this.writer.objectByInode(st.dev, st.ino, sizeBytes, st.mtimeNs);
       if (reuse !== undefined) {
-        this.recordFile(pending, reuse, {
-          sizeBytes,
-          mtimeNs: st.mtimeNs,
-          ctimeNs: st.ctimeNs,
-          mode: Number(st.mode & 0o7777n),
-          uid: Number(st.uid),
-          gid: Number(st.gid),
-        });
+        this.recordFile(pending, reuse, statMeta(st));
         return;
       }
+    }
+    if (this.result.dryRun) {
+      // Would be read: counted as new or changed, never read (a dry run reads no content).
+      this.result.toHash += 1;
+      this.result.bytesToHash += sizeBytes;
+      this.count(old, undefined);
+      return;
     }
     if (st.nlink > 1n) {
       const key = `${st.dev}:${st.ino}`;
@@ -512,7 +538,8 @@ class UpdateRun {
       this.pendingInodes.set(key, pending);
     }
     this.dirQueue.push(pending);
-    this.bytesQueued += sizeBytes;
+    this.result.toHash += 1;
+    this.result.bytesToHash += sizeBytes;
   }
 
   /**
@@ -555,11 +582,7 @@ class UpdateRun {
     for (const l of f.links) this.recordFile(l, objectId, res);
   }
 
-  private recordFile(
-    f: PendingFile,
-    objectId: number,
-    meta: { sizeBytes: number; mtimeNs: bigint; ctimeNs: bigint; mode: number; uid: number; gid: number },
-  ): void {
+  private recordFile(f: PendingFile, objectId: number, meta: FileMeta): void {
     // Racily clean (RELIABILITY.md 18): stored with ctime 0, so the next run hashes it again.
     const ctimeNs = this.isRacy(meta.mtimeNs, meta.ctimeNs) ? 0n : meta.ctimeNs;
     const st = f.entry.stat;
@@ -634,7 +657,7 @@ class UpdateRun {
   private report(): void {
     const p = this.opts.progress;
     if (p === undefined) return;
-    p.setTotals(this.bytesQueued, this.result.scanned);
+    p.setTotals(this.result.bytesToHash, this.result.scanned);
     p.update(this.result.bytesHashed, this.filesDone);
   }
 }

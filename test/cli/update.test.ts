@@ -217,3 +217,42 @@ test('a second update while one holds the catalogue is refused with exit 2', asy
     lockDb.close();
   }
 });
+
+test('update -n prints what would change and leaves the catalogue files byte for byte as they were', (t) => {
+  const root = tempDir(t);
+  const data = path.join(root, 'data');
+  const src = path.join(root, 'src');
+  writeTree(src, { a: 'same', 'd/b': 'same', 'd/c': 'other' });
+  assert.equal(runCli(data, ['source', 'map', '/s', src]).code, 0);
+  assert.equal(runCli(data, ['update', '--quiet']).code, 0);
+  fs.rmSync(path.join(src, 'd', 'c'));
+  fs.writeFileSync(path.join(src, 'new'), 'brand new');
+  // The catalogue and a WAL with content; a read-only open may leave an empty -wal and a -shm
+  // (the wal-index, shared memory, not the catalogue's content).
+  const digest = (): string[] =>
+    fs
+      .readdirSync(data)
+      .filter(
+        (n) => n === 'distbackup.sqlite' || (n === 'distbackup.sqlite-wal' && fs.statSync(path.join(data, n)).size > 0),
+      )
+      .sort()
+      .map(
+        (n) =>
+          `${n} ${createHash('sha256')
+            .update(fs.readFileSync(path.join(data, n)))
+            .digest('hex')}`,
+      );
+  const before = digest();
+  const r = runCliJson<UpdateDoc & { dryRun: boolean; toHash: number; bytesToHash: number }>(data, ['update', '-n']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.json.dryRun, true);
+  assert.equal(r.json.new, 1);
+  assert.equal(r.json.removed, 1);
+  assert.equal(r.json.bytesHashed, 0);
+  assert.equal(r.json.bytesToHash, 'brand new'.length);
+  const human = runCli(data, ['update', '--dry-run']);
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, /1 new, \d+ changed, 1 removed, .*would read 1 files, 9 B \(dry run/);
+  assert.deepEqual(digest(), before, 'the catalogue and its WAL are unchanged');
+  assert.equal(count(data, `SELECT count(*) FROM files WHERE vpath = CAST('/s/new' AS BLOB)`), 0);
+});

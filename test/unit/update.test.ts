@@ -372,3 +372,38 @@ test('path rules plug into the scan: a .distbackup.skip folder is left out, a .m
     .get(Buffer.from('/v/big.iso'));
   assert.equal(priority, 3);
 });
+
+test('a dry run on a read-only catalogue counts what would change, and reads and writes nothing', async (t) => {
+  const env = setup(t, { keep: 'k', change: 'c1', gone: 'g', 'dir/x': 'x', 'dir/sub/y': 'y' });
+  await env.update();
+  fs.writeFileSync(path.join(env.root, 'change'), 'changed content');
+  fs.writeFileSync(path.join(env.root, 'new'), 'new!');
+  fs.rmSync(path.join(env.root, 'gone'));
+  fs.rmSync(path.join(env.root, 'dir'), { recursive: true });
+  const before = env.rows();
+  // Read-only: any write through it would throw SQLITE_READONLY. A dry run takes no lock either.
+  const ro = openCatalog(env.cat.dataDir, { mode: 'read-only' });
+  t.after(() => ro.close());
+  const lock = acquireLock(path.join(env.cat.dataDir, 'lock'), 'the catalogue');
+  let dry: Awaited<ReturnType<typeof runUpdate>>;
+  try {
+    dry = await runUpdate(ro, { jobs: 0, now: () => Date.now() + 10_000, dryRun: true });
+  } finally {
+    lock.release();
+  }
+  assert.equal(dry.dryRun, true);
+  assert.deepEqual(
+    { new: dry.new, changed: dry.changed, removed: dry.removed, unchanged: dry.unchanged, hashed: dry.bytesHashed },
+    { new: 1, changed: 1, removed: 5, unchanged: 1, hashed: 0 },
+  );
+  assert.deepEqual({ files: dry.toHash, bytes: dry.bytesToHash }, { files: 2, bytes: 'changed content'.length + 4 });
+  assert.deepEqual(env.rows(), before, 'the catalogue is as it was');
+  // The real run then does what the dry run said.
+  const real = await env.update();
+  assert.deepEqual(
+    { new: real.new, changed: real.changed, removed: real.removed, unchanged: real.unchanged },
+    { new: 1, changed: 1, removed: 5, unchanged: 1 },
+  );
+  assert.equal(real.bytesHashed, dry.bytesToHash);
+  assert.equal(real.dryRun, false);
+});
