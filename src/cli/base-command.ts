@@ -1,43 +1,94 @@
 /**
- * The base of every command: the global flags, the data folder, and the one place where errors
- * become a one-line message and a SPEC §3 exit code (oclif's own errors default to 2, which the
- * spec reserves for refusals, so they are mapped here).
+ * The base of every command: the global flags (`-d`, `-v` repeatable, `-q`, `--log`,
+ * `--no-log`), the data folder, the run log, and the one place where errors become a one-line
+ * message and a SPEC §3 exit code (oclif's own errors default to 2, which the spec reserves
+ * for refusals, so they are mapped here).
  */
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
-import { type Catalog, openCatalog, resolveDataDir } from '../catalog/db.js';
+import { type Catalog, catalogMode, type OpenCatalogOptions, openCatalog, resolveDataDir } from '../catalog/db.js';
 import { DistbackupError, ExitCode } from '../core/errors.js';
+import { DEFAULT_LOG_PATTERN, RunLog } from './log.js';
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof BaseCommand)['baseFlags'] & T['flags']
 >;
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
 
+/** How much a run says: 0 normal, 1 `-v` (more detail, stacks of errors), 2 `-vv` (debug lines). */
+export type Verbosity = 0 | 1 | 2;
+
+/** Lines written straight to stderr by use-cases that the run log keeps (warnings, errors). */
+const LOGGED_STDERR = /^(distbackup: |warning: |error: )/;
+
+/** Count `-v`/`--verbose` in an argv that could not be parsed (for the stack of a usage error). */
+function verbosityOfArgv(argv: readonly string[]): Verbosity {
+  let n = 0;
+  for (const a of argv) {
+    if (a === '--') break;
+    if (a === '--verbose') n += 1;
+    else if (/^-[a-zA-Z]+$/.test(a)) n += [...a.slice(1)].filter((c) => c === 'v').length;
+  }
+  return Math.min(n, 2) as Verbosity;
+}
+
 export abstract class BaseCommand<T extends typeof Command> extends Command {
+  /**
+   * True for commands that change nothing (status, ls, whereis, lists, views, exports): their
+   * runs are logged only with `-v`. A `-n/--dry-run` run counts as read-only too.
+   */
+  static readOnly = false;
+
   static override baseFlags = {
     'data-dir': Flags.string({
       char: 'd',
       summary: 'Home data folder (default: $DISTBACKUP_PATH, else ~/.config/distbackup).',
       helpGroup: 'GLOBAL',
     }),
-    verbose: Flags.boolean({ char: 'v', summary: 'Say more; show stack traces of errors.', helpGroup: 'GLOBAL' }),
+    verbose: Flags.boolean({
+      char: 'v',
+      summary: 'Say more, with stack traces of errors; -vv adds debug lines.',
+      helpGroup: 'GLOBAL',
+    }),
     quiet: Flags.boolean({ char: 'q', summary: 'Print no progress.', helpGroup: 'GLOBAL' }),
+    log: Flags.string({
+      summary: `Log file, %Y %m %d = the date; relative to the data folder (default ${DEFAULT_LOG_PATTERN}).`,
+      helpValue: 'PATTERN',
+      helpGroup: 'GLOBAL',
+    }),
+    'no-log': Flags.boolean({ summary: 'Write no log file for this run.', helpGroup: 'GLOBAL' }),
   };
 
   protected flags!: BaseFlags<T>;
   protected args!: BaseArgs<T>;
+  /** 0 normal, 1 with `-v`, 2 with `-vv` (or `-v -v`); use-cases may take it as an option. */
+  protected verbosity: Verbosity = 0;
   private readonly opened: Catalog[] = [];
+  private runLog: RunLog | undefined;
+  private lastSummary: string | undefined;
+  private fixedSummary: string | undefined;
+  private failedExit: number | undefined;
+  private rawStderrWrite: typeof process.stderr.write | undefined;
 
   public override async init(): Promise<void> {
     await super.init();
-    const { args, flags } = await this.parse({
+    // Piped stdin is never read into an optional argument (oclif does that by default):
+    // `find … | distbackup status` must not take the first path as an argument.
+    const args = Object.fromEntries(
+      Object.entries(this.ctor.args ?? {}).map(([name, arg]) => [name, { ...arg, ignoreStdin: true }]),
+    );
+    const parsed = await this.parse({
       flags: this.ctor.flags,
       baseFlags: (super.ctor as typeof BaseCommand).baseFlags,
       enableJsonFlag: this.ctor.enableJsonFlag,
-      args: this.ctor.args,
+      args,
       strict: this.ctor.strict,
     });
-    this.flags = flags as BaseFlags<T>;
-    this.args = args as BaseArgs<T>;
+    this.flags = parsed.flags as BaseFlags<T>;
+    this.args = parsed.args as BaseArgs<T>;
+    const vs = parsed.raw.filter((t) => t.type === 'flag' && t.flag === 'verbose').length;
+    this.verbosity = Math.min(vs, 2) as Verbosity;
+    this.openRunLog();
+    this.trace(`data folder ${this.dataDir}; log ${this.runLog === undefined ? 'off' : this.runLog.file}`);
   }
 
   /** The resolved home data folder. */
@@ -45,11 +96,25 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return resolveDataDir(this.flags['data-dir']);
   }
 
-  /** Open the home catalogue; closed automatically when the command ends. */
-  protected catalog(options: { readonly?: boolean } = {}): Catalog {
+  /** True when the command has `-n/--dry-run` and it was given. */
+  protected get dryRun(): boolean {
+    return (this.flags as Record<string, unknown>)['dry-run'] === true;
+  }
+
+  /**
+   * Open the home catalogue (see CatalogMode); closed automatically when the command ends.
+   * A command with `-n` passes `{ mode: 'dry-run' }` or `{ mode: 'read-only' }`.
+   */
+  protected catalog(options: OpenCatalogOptions = {}): Catalog {
     const cat = openCatalog(this.dataDir, options);
+    this.trace(`catalogue ${cat.file} opened ${catalogMode(options)}`);
     this.opened.push(cat);
     return cat;
+  }
+
+  /** The catalogue mode for a command that writes: `dry-run` with `-n`, else `read-write`. */
+  protected get writeMode(): OpenCatalogOptions {
+    return { mode: this.dryRun ? 'dry-run' : 'read-write' };
   }
 
   /** True when progress may be printed (not --quiet, not --json). */
@@ -57,19 +122,71 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return !this.flags.quiet && !this.jsonEnabled();
   }
 
+  /** A line of detail for `-v` and above, on stderr. */
+  protected detail(line: string): void {
+    if (this.verbosity >= 1) this.writeStderr(`${line}\n`);
+  }
+
+  /** A debug line for `-vv`, on stderr. */
+  protected trace(line: string): void {
+    if (this.verbosity >= 2) this.writeStderr(`debug: ${line}\n`);
+  }
+
   /** Set the exit code the process ends with after a successful `run()` (e.g. 3, 4). */
   protected setExitCode(code: number): void {
     if (code > (process.exitCode === undefined ? 0 : Number(process.exitCode))) process.exitCode = code;
   }
 
+  /** Print the run's one-line summary (what the run log's end line repeats; else the last line). */
+  protected summary(line: string): void {
+    if (!this.jsonEnabled()) this.fixedSummary = line;
+    this.log(line);
+  }
+
+  /** Human output on stdout; the last line is the run log's summary unless summary() gave one. */
+  public override log(message = '', ...args: unknown[]): void {
+    if (typeof message === 'string' && message.trim() !== '' && !this.jsonEnabled()) this.lastSummary = message;
+    super.log(message, ...args);
+  }
+
+  /** A problem line on stderr, also kept in the run log. */
+  public override logToStderr(message = '', ...args: unknown[]): void {
+    if (this.jsonEnabled()) return;
+    this.runLog?.line(message);
+    if (args.length > 0) super.logToStderr(message, ...args);
+    else this.writeStderr(`${message}\n`);
+  }
+
+  /** A warning: one `distbackup: warning:` line on stderr (with --json too), kept in the run log. */
+  public override warn(input: string | Error): string | Error {
+    const text = typeof input === 'string' ? input : input.message;
+    const line = `distbackup: warning: ${text.replace(/\s*\n\s*/g, ' ').trim()}`;
+    this.runLog?.line(line);
+    this.writeStderr(`${line}\n`);
+    return input;
+  }
+
   protected override async finally(err: Error | undefined): Promise<unknown> {
     for (const c of this.opened.splice(0)) c.close();
+    if (this.runLog !== undefined) {
+      let code = process.exitCode === undefined ? 0 : Number(process.exitCode);
+      if (err !== undefined) {
+        const oclifExit = (err as { oclif?: { exit?: number } }).oclif?.exit;
+        code = this.failedExit ?? oclifExit ?? ExitCode.error;
+      }
+      this.runLog.end(code, err === undefined || code === 0 ? (this.fixedSummary ?? this.lastSummary) : undefined);
+      this.runLog = undefined;
+    }
+    if (this.rawStderrWrite !== undefined) {
+      process.stderr.write = this.rawStderrWrite;
+      this.rawStderrWrite = undefined;
+    }
     return super.finally(err);
   }
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
     if (err instanceof Errors.ExitError) throw err;
-    const verbose = this.argv.includes('--verbose') || this.argv.includes('-v');
+    const verbose = this.flags === undefined ? verbosityOfArgv(this.argv) > 0 : this.verbosity > 0;
     let exit: number = ExitCode.error;
     let message = err.message;
     if (err instanceof DistbackupError) {
@@ -84,9 +201,49 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
         .filter((l) => l !== '' && !/^See more help with/.test(l) && !/^The following errors? occurred:?$/.test(l));
       message = lines.length > 0 ? lines.join('; ') : message;
     }
-    process.stderr.write(`distbackup: ${oneLine(message)}\n`);
-    if (verbose && err.stack !== undefined) process.stderr.write(`${err.stack}\n`);
+    this.failedExit = exit;
+    const line = `distbackup: ${oneLine(message)}`;
+    this.runLog?.line(line);
+    this.writeStderr(`${line}\n`);
+    if (verbose && err.stack !== undefined) this.writeStderr(`${err.stack}\n`);
     this.exit(exit);
+  }
+
+  /**
+   * The run log of this run, unless `--no-log`; read-only commands and dry runs log only with
+   * `-v`. Lines that use-cases write straight to stderr with a `distbackup: ` or `warning: `
+   * prefix are kept too (progress lines are not).
+   */
+  private openRunLog(): void {
+    if (this.flags['no-log']) return;
+    const readOnly = (this.ctor as unknown as typeof BaseCommand).readOnly || this.dryRun;
+    if (readOnly && this.verbosity === 0) return;
+    const raw = process.stderr.write.bind(process.stderr) as typeof process.stderr.write;
+    const log = new RunLog({
+      pattern: this.flags.log ?? DEFAULT_LOG_PATTERN,
+      dataDir: this.dataDir,
+      version: this.config.version,
+      argv: [...(this.id === undefined ? [] : this.id.split(':')), ...this.argv],
+      onWriteError: (line) => {
+        raw(`distbackup: warning: ${line}\n`);
+      },
+    });
+    this.runLog = log;
+    this.rawStderrWrite = process.stderr.write;
+    const tee = (chunk: unknown, ...rest: unknown[]): boolean => {
+      if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) {
+        for (const l of chunk.toString().split('\n')) if (LOGGED_STDERR.test(l)) log.line(l);
+      }
+      return (raw as (...a: unknown[]) => boolean)(chunk, ...rest);
+    };
+    process.stderr.write = tee as typeof process.stderr.write;
+    log.start();
+  }
+
+  /** Write to stderr without passing through the run log's tee (the caller logged already). */
+  private writeStderr(text: string): void {
+    const write = this.rawStderrWrite ?? process.stderr.write;
+    write.call(process.stderr, text);
   }
 }
 

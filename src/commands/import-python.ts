@@ -1,5 +1,6 @@
-import { Args, Flags } from '@oclif/core';
+import { Args } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
+import { dryRunFlag } from '../cli/flags.js';
 import { type ImportResult, importPython } from '../import-python/import.js';
 
 export default class ImportPython extends BaseCommand<typeof ImportPython> {
@@ -21,11 +22,11 @@ The home catalogue must be new (use -d DIR for a fresh data folder). The Python 
     }),
   };
   static override flags = {
-    'dry-run': Flags.boolean({ char: 'n', summary: 'Read and check everything, write nothing.' }),
+    'dry-run': dryRunFlag('Read and check everything, write nothing.'),
   };
 
   public async run(): Promise<ImportResult> {
-    const r = importPython(this.catalog(), this.args.catalogue, { dryRun: this.flags['dry-run'] });
+    const r = importPython(this.catalog(this.writeMode), this.args.catalogue, { dryRun: this.flags['dry-run'] });
     const verb = r.dryRun ? 'would import' : 'imported';
     this.log(`${verb} from ${r.catalogue} (schema ${r.schemaVersion}):`);
     this.log(`  ${r.sources} mapped folder(s), ${r.settings} path setting(s)`);

@@ -4,6 +4,7 @@ import { BaseCommand } from '../cli/base-command.js';
 import { type LsEntry, lsEntries } from '../views/ls.js';
 
 export default class Ls extends BaseCommand<typeof Ls> {
+  static override readOnly = true;
   static override summary = 'List catalogued files with their size and the disks holding them.';
   static override description =
     'PATTERN is a glob on virtual paths (* and ? also match /); it matches a path and everything below it.';

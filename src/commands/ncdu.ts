@@ -4,12 +4,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
+import { copyFilterFlags, copyFilterOf } from '../cli/flags.js';
 import { DistbackupError, describeError, UsageError } from '../core/errors.js';
 import { normalizeVpath } from '../core/vpath.js';
 import { type NcduSummary, type Sink, writeNcdu } from '../views/ncdu.js';
 import { liveDisks, resolveFilter, viewRows } from '../views/rows.js';
 
 export default class Ncdu extends BaseCommand<typeof Ncdu> {
+  static override readOnly = true;
   static override summary = "Browse the catalogue in ncdu, or write ncdu's JSON export.";
   static override description =
     `Without -o, runs 'ncdu -f -' when ncdu is installed (else writes the export to stdout when it is not a terminal). File names show the disks holding them, (P n) for a priority other than 1, (M n) for a cap; files with the same content are hard links to ncdu, so their bytes count once.`;
@@ -24,48 +26,13 @@ export default class Ncdu extends BaseCommand<typeof Ncdu> {
   };
   static override flags = {
     output: Flags.string({ char: 'o', summary: 'Write the export to FILE (- for stdout).' }),
-    'min-copies': Flags.integer({
-      char: 'm',
-      aliases: ['mincopies'],
-      summary: 'Only files with at least N copies.',
-      min: 0,
-    }),
-    'max-copies': Flags.integer({
-      char: 'x',
-      aliases: ['maxcopies'],
-      summary: 'Only files with at most N copies.',
-      min: 0,
-    }),
-    copies: Flags.integer({ char: 'c', summary: 'Only files with exactly N copies.', min: 0 }),
-    on: Flags.string({
-      char: 'i',
-      aliases: ['include'],
-      multiple: true,
-      summary: 'Only files held by this disk (repeatable: by all of them).',
-    }),
-    'not-on': Flags.string({
-      char: 'e',
-      aliases: ['exclude'],
-      multiple: true,
-      summary: 'Only files held by none of these disks.',
-    }),
-    'simulate-loss': Flags.string({
-      aliases: ['simulate-drop'],
-      multiple: true,
-      summary: 'Count copies as if this disk had died (repeatable).',
-    }),
+    ...copyFilterFlags,
   };
 
   public async run(): Promise<void> {
     const f = this.flags;
     const db = this.catalog({ readonly: true }).db;
-    const filter = resolveFilter(db, {
-      minCopies: f.copies ?? f['min-copies'],
-      maxCopies: f.copies ?? f['max-copies'],
-      on: f.on,
-      notOn: f['not-on'],
-      simulateLoss: f['simulate-loss'],
-    });
+    const filter = resolveFilter(db, copyFilterOf(f));
     const prefix = normalizeVpath(this.args.vpath ?? '/');
     const meta = { progver: this.config.version, timestampS: Math.floor(Date.now() / 1000) };
     const rows = viewRows(db, prefix, filter);

@@ -5,6 +5,7 @@ import { planLines } from '../sync/report.js';
 import { runSync, type SyncDoc } from '../sync/sync.js';
 
 export default class Plan extends BaseCommand<typeof Plan> {
+  static override readOnly = true;
   static override summary = 'Show what a sync of a connected disk would do (= sync --dry-run).';
   static override description =
     'Deletions, evictions and copies with their bytes, and the redundancy histogram before and after. Nothing on the disk or in the catalogue changes.';

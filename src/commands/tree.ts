@@ -1,11 +1,13 @@
 import { Args, Flags } from '@oclif/core';
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
+import { copyFilterFlags, copyFilterOf } from '../cli/flags.js';
 import { normalizeVpath } from '../core/vpath.js';
 import { resolveFilter, viewRows } from '../views/rows.js';
 import { buildTree, renderTree, type TreeNode } from '../views/tree.js';
 
 export default class Tree extends BaseCommand<typeof Tree> {
+  static override readOnly = true;
   static override summary = 'The virtual tree with files and bytes per copy count, largest folders first.';
   static override description =
     `Bytes are counted once per content (a file and its duplicates cost one copy). Filters: --on (held by all of these disks), --not-on (by none of them), --simulate-loss (copies counted as if these disks had died), --min-copies / --max-copies (after the simulated loss).`;
@@ -22,48 +24,13 @@ export default class Tree extends BaseCommand<typeof Tree> {
   static override flags = {
     depth: Flags.integer({ summary: 'Folder levels to show below VPATH.', default: 3, min: 0 }),
     all: Flags.boolean({ summary: 'Show every folder, however deep.' }),
-    'min-copies': Flags.integer({
-      char: 'm',
-      aliases: ['mincopies'],
-      summary: 'Only files with at least N copies.',
-      min: 0,
-    }),
-    'max-copies': Flags.integer({
-      char: 'x',
-      aliases: ['maxcopies'],
-      summary: 'Only files with at most N copies.',
-      min: 0,
-    }),
-    copies: Flags.integer({ char: 'c', summary: 'Only files with exactly N copies.', min: 0 }),
-    on: Flags.string({
-      char: 'i',
-      aliases: ['include'],
-      multiple: true,
-      summary: 'Only files held by this disk (repeatable: by all of them).',
-    }),
-    'not-on': Flags.string({
-      char: 'e',
-      aliases: ['exclude'],
-      multiple: true,
-      summary: 'Only files held by none of these disks.',
-    }),
-    'simulate-loss': Flags.string({
-      aliases: ['simulate-drop'],
-      multiple: true,
-      summary: 'Count copies as if this disk had died (repeatable).',
-    }),
+    ...copyFilterFlags,
   };
 
   public async run(): Promise<TreeNode> {
     const f = this.flags;
     const db = this.catalog({ readonly: true }).db;
-    const filter = resolveFilter(db, {
-      minCopies: f.copies ?? f['min-copies'],
-      maxCopies: f.copies ?? f['max-copies'],
-      on: f.on,
-      notOn: f['not-on'],
-      simulateLoss: f['simulate-loss'],
-    });
+    const filter = resolveFilter(db, copyFilterOf(f));
     const prefix = normalizeVpath(this.args.vpath ?? '/');
     const root = buildTree(viewRows(db, prefix, filter), prefix, f.all ? Number.POSITIVE_INFINITY : f.depth);
     if (root.files === 0) this.log('no files match');

@@ -5,6 +5,7 @@ import { ExitCode, UsageError } from '../core/errors.js';
 import { runWhereis, type WhereisEntry } from '../whereis/whereis.js';
 
 export default class Whereis extends BaseCommand<typeof Whereis> {
+  static override readOnly = true;
   static override summary = 'Show which disks hold each file, and when each copy was last verified.';
   static override description = 'A folder lists every file below it. Paths are virtual paths (see source list).';
   static override examples = [

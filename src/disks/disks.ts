@@ -56,29 +56,35 @@ function checkName(name: string): void {
  * Register the folder `diskPath` as disk `name` (SPEC §3 `disk add`): writes
  * distbackup-disk.json with the catalogue id, creates distbackup-objects/. A folder that already
  * is a distbackup disk of no other catalogue (a Python-written one) is adopted with its uuid,
- * and the objects on it are counted.
+ * and the objects on it are counted. With a dry-run catalogue (`-n`) the folder is only read:
+ * nothing is created or written on the disk.
  */
 export function addDisk(cat: Catalog, name: string, diskPath: string, opts: { sizeBytes?: number } = {}): DiskAddDoc {
   checkName(name);
   if (getDiskByName(cat.db, name) !== undefined) {
     throw new UsageError(`a disk named '${name}' is already registered (see 'distbackup disk list')`);
   }
+  const dryRun = cat.mode === 'dry-run';
   const abs = path.resolve(diskPath);
+  // A dry run does not create a missing folder: its parent stands in for it below.
+  const absent = dryRun && !fs.existsSync(abs);
   try {
-    if (!fs.existsSync(abs)) fs.mkdirSync(abs, { mode: 0o755 });
-    if (!fs.statSync(abs).isDirectory()) throw new UsageError(`${abs}: not a folder`, { path: abs });
+    if (!fs.existsSync(abs) && !dryRun) fs.mkdirSync(abs, { mode: 0o755 });
+    if (!fs.statSync(absent ? path.dirname(abs) : abs).isDirectory()) {
+      throw new UsageError(`${abs}: not a folder`, { path: abs });
+    }
   } catch (err) {
     if (err instanceof DistbackupError) throw err;
     throw new UsageError(`${abs}: cannot use it as a disk: ${describeError(err)}`, { path: abs });
   }
   const dataReal = fs.existsSync(cat.dataDir) ? fs.realpathSync(cat.dataDir) : cat.dataDir;
-  const real = fs.realpathSync(abs);
+  const real = absent ? path.join(fs.realpathSync(path.dirname(abs)), path.basename(abs)) : fs.realpathSync(abs);
   if (dataReal === real || dataReal.startsWith(`${real}/`)) {
     throw new UsageError(`${abs}: holds the distbackup data folder; choose another folder`, { path: abs });
   }
   const lock = lockCatalogue(cat);
   try {
-    const place = describePlace(real);
+    const place = describePlace(absent ? path.dirname(real) : real);
     const warnings: string[] = [];
     let existing: DiskIdentity | undefined;
     if (fs.existsSync(path.join(real, DISK_JSON))) {
@@ -99,7 +105,7 @@ export function addDisk(cat: Catalog, name: string, diskPath: string, opts: { si
     if (place.mountPoint === '/') {
       warnings.push(`${real} is on the root filesystem, not on a removable disk; is the disk mounted?`);
     }
-    const sizeBytes = opts.sizeBytes ?? defaultDiskSize(fsSpace(real).totalBytes);
+    const sizeBytes = opts.sizeBytes ?? defaultDiskSize(fsSpace(absent ? path.dirname(real) : real).totalBytes);
     if (sizeBytes <= 0) throw new UsageError(`disk size must be above 0`);
     const identity: DiskIdentity = {
       format: DISK_FORMAT,
@@ -109,10 +115,10 @@ export function addDisk(cat: Catalog, name: string, diskPath: string, opts: { si
       generation: existing?.generation ?? 0,
       catalogue: cat.id,
     };
-    const dlock = lockDisk(real, name);
+    const dlock = dryRun ? undefined : lockDisk(real, name);
     try {
-      const root = DiskRoot.open(real, { create: true });
-      writeDiskIdentity(real, identity);
+      const root = dryRun ? undefined : DiskRoot.open(real, { create: true });
+      if (!dryRun) writeDiskIdentity(real, identity);
       const id = insertDisk(cat.db, {
         uuid: identity.uuid,
         name,
@@ -131,7 +137,7 @@ export function addDisk(cat: Catalog, name: string, diskPath: string, opts: { si
       });
       let objectsAdopted = 0;
       if (existing !== undefined) {
-        const r = reconcileDisk(cat, id, root);
+        const r = reconcileDisk(cat, id, root ?? DiskRoot.open(real), { dryRun });
         objectsAdopted = r.adopted;
         if (r.unknown > 0) warnings.push(`${r.unknown} objects on the disk are not in this catalogue (left in place)`);
       }
@@ -149,7 +155,7 @@ export function addDisk(cat: Catalog, name: string, diskPath: string, opts: { si
         warnings,
       };
     } finally {
-      dlock.release();
+      dlock?.release();
     }
   } finally {
     lock.release();
@@ -233,7 +239,8 @@ export function setDisk(cat: Catalog, name: string, opts: { sizeBytes?: number; 
       ...(opts.rename === undefined ? {} : { name: opts.rename }),
     });
     // The name inside a connected disk's json follows at once; otherwise at its next sync.
-    if (opts.rename !== undefined) {
+    // A dry run (`-n`) leaves the disk as it is.
+    if (opts.rename !== undefined && cat.mode !== 'dry-run') {
       const where = connectedPath(d);
       if (where !== undefined) {
         const dlock = lockDisk(where, opts.rename);
@@ -298,13 +305,15 @@ export function refreshDisk(
   cat: Catalog,
   opts: { name?: string | undefined; diskPath?: string | undefined },
 ): ReconcileResult & { disk: string; path: string } {
+  const dryRun = cat.mode === 'dry-run';
   const lock = lockCatalogue(cat);
   try {
     const found = findDisk(cat, opts);
-    const dlock = lockDisk(found.root, found.row.name);
+    // A dry run (`-n`) only reads the disk: no lock file, no folder created, nothing moved.
+    const dlock = dryRun ? undefined : lockDisk(found.root, found.row.name);
     try {
-      const root = DiskRoot.open(found.root, { create: true });
-      const r = reconcileDisk(cat, found.row.id, root);
+      const root = DiskRoot.open(found.root, { create: !dryRun });
+      const r = reconcileDisk(cat, found.row.id, root, { dryRun });
       const place = describePlace(found.root);
       updateDisk(cat.db, found.row.id, {
         lastSeenMs: Date.now(),
@@ -316,7 +325,7 @@ export function refreshDisk(
       });
       return { disk: found.row.name, path: found.root, ...r };
     } finally {
-      dlock.release();
+      dlock?.release();
     }
   } catch (err) {
     if (err instanceof DistbackupError) throw err;

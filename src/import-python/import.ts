@@ -66,7 +66,9 @@ export function importPython(
   file: string,
   options: { dryRun?: boolean; onProgress?: (done: number, total: number) => void } = {},
 ): ImportResult {
-  const lock = acquireLock(path.join(cat.dataDir, 'lock'), 'the catalogue');
+  // A dry-run catalogue (`-n`) is a private copy: no lock to take, no lock file to write.
+  const lock =
+    cat.mode === 'dry-run' ? { release: () => {} } : acquireLock(path.join(cat.dataDir, 'lock'), 'the catalogue');
   try {
     const used = cat.db
       .prepare('SELECT (SELECT count(*) FROM sources) + (SELECT count(*) FROM files) + (SELECT count(*) FROM disks)')

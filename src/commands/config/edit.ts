@@ -1,5 +1,6 @@
-import { Args, Flags } from '@oclif/core';
+import { Args } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
+import { dryRunFlag } from '../../cli/flags.js';
 import { describeImport } from '../../config/config.js';
 import { type EditResult, type EditSection, editConfig, editorCommand, runEditor } from '../../config/edit.js';
 
@@ -25,7 +26,7 @@ export default class ConfigEdit extends BaseCommand<typeof ConfigEdit> {
     }),
   };
   static override flags = {
-    'dry-run': Flags.boolean({ char: 'n', summary: 'Check the edit and show what would change; write nothing.' }),
+    'dry-run': dryRunFlag('Check the edit and show what would change; write nothing.'),
   };
 
   public async run(): Promise<EditResult> {
@@ -33,7 +34,7 @@ export default class ConfigEdit extends BaseCommand<typeof ConfigEdit> {
     let readLine: (() => Promise<string | null>) | undefined;
     try {
       const r = await editConfig(
-        this.catalog(),
+        this.catalog(this.writeMode),
         (this.args.section ?? 'all') as EditSection,
         this.args.vpath,
         {

@@ -4,6 +4,7 @@ import { type ConfigDoc, configText, exportConfig } from '../../config/config.js
 import { writeFileAtomic } from '../../core/durable.js';
 
 export default class ConfigExport extends BaseCommand<typeof ConfigExport> {
+  static override readOnly = true;
   static override summary = 'Write the source map, path settings and disks as JSON.';
   static override description =
     "The document has the Python distbackup's shape (path_map, path_config, disks), so either tool's export imports into the other's.";

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
-import { Args, Flags } from '@oclif/core';
+import { Args } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
+import { dryRunFlag } from '../../cli/flags.js';
 import { describeImport, type ImportSummary, importConfig, parseConfigText } from '../../config/config.js';
 import { describeError, UsageError } from '../../core/errors.js';
 
@@ -17,7 +18,7 @@ export default class ConfigImport extends BaseCommand<typeof ConfigImport> {
     file: Args.string({ required: true, ignoreStdin: true, description: 'file to read (- for stdin)' }),
   };
   static override flags = {
-    'dry-run': Flags.boolean({ char: 'n', summary: 'Check and show what would change; write nothing.' }),
+    'dry-run': dryRunFlag('Check and show what would change; write nothing.'),
   };
 
   public async run(): Promise<ImportSummary> {
@@ -28,7 +29,7 @@ export default class ConfigImport extends BaseCommand<typeof ConfigImport> {
     } catch (err) {
       throw new UsageError(`${file}: cannot read it: ${describeError(err)}`);
     }
-    const s = importConfig(this.catalog(), parseConfigText(text, file === '-' ? 'stdin' : file), {
+    const s = importConfig(this.catalog(this.writeMode), parseConfigText(text, file === '-' ? 'stdin' : file), {
       dryRun: this.flags['dry-run'],
     });
     for (const line of describeImport(s)) this.log(line);

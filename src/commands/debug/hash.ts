@@ -6,6 +6,7 @@ import { BaseCommand } from '../../cli/base-command.js';
 import { type DebugHash, debugHash } from '../../sources/debug-info.js';
 
 export default class DebugHashCommand extends BaseCommand<typeof DebugHashCommand> {
+  static override readOnly = true;
   static override summary = 'Print the SHA-256 of a file, and where the catalogue already has that content.';
   static override examples = ['<%= config.bin %> debug hash ~/Pictures/img_0001.jpg'];
   static override enableJsonFlag = true;

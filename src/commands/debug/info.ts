@@ -4,6 +4,7 @@ import { type DebugInfo, debugInfo } from '../../sources/debug-info.js';
 import { describeEffective } from '../../sources/settings.js';
 
 export default class DebugInfoCommand extends BaseCommand<typeof DebugInfoCommand> {
+  static override readOnly = true;
   static override summary = 'Show what the catalogue knows of a virtual path and why it is (not) backed up.';
   static override examples = [
     '<%= config.bin %> debug info /photos/2024/img_0001.jpg',

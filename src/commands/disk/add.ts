@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../../cli/base-command.js';
+import { dryRunFlag } from '../../cli/flags.js';
 import { parseSize } from '../../core/units.js';
 import { addDisk, type DiskAddDoc } from '../../disks/disks.js';
 
@@ -18,17 +19,18 @@ export default class DiskAdd extends BaseCommand<typeof DiskAdd> {
     path: Args.string({ required: true, description: 'folder on the disk' }),
   };
   static override flags = {
+    'dry-run': dryRunFlag('Check the folder and show what would be registered; write nothing, on the disk either.'),
     size: Flags.string({
       summary: 'Bytes distbackup may fill (500G, 1.5TiB); default: filesystem size minus min(5 %, 10 GB).',
     }),
   };
 
   public async run(): Promise<DiskAddDoc> {
-    const doc = addDisk(this.catalog(), this.args.name, this.args.path, {
+    const doc = addDisk(this.catalog(this.writeMode), this.args.name, this.args.path, {
       ...(this.flags.size === undefined ? {} : { sizeBytes: parseSize(this.flags.size) }),
     });
     for (const w of doc.warnings) this.warn(w);
-    this.log(`${doc.adopted ? 'adopted' : 'registered'} disk ${doc.name}`);
+    this.summary(`${this.dryRun ? 'would have ' : ''}${doc.adopted ? 'adopted' : 'registered'} disk ${doc.name}`);
     this.log(`  uuid         ${doc.uuid}`);
     this.log(`  size         ${prettyBytes(doc.size)} (${doc.size} bytes)`);
     this.log(`  folder       ${doc.path}`);
@@ -36,7 +38,7 @@ export default class DiskAdd extends BaseCommand<typeof DiskAdd> {
     this.log(`  relative     ${doc.relPath === null ? 'unknown' : doc.relPath === '' ? '.' : doc.relPath}`);
     if (doc.fsUuid !== null) this.log(`  fs uuid      ${doc.fsUuid}`);
     if (doc.fsType !== null) this.log(`  fs type      ${doc.fsType}`);
-    if (doc.adopted) this.log(`  objects      ${doc.objectsAdopted} adopted`);
+    if (doc.adopted) this.log(`  objects      ${doc.objectsAdopted} ${this.dryRun ? 'to adopt' : 'adopted'}`);
     return doc;
   }
 }

@@ -1,5 +1,6 @@
 import { Args } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
+import { dryRunFlag } from '../../cli/flags.js';
 import { dropDisk } from '../../disks/disks.js';
 
 export default class DiskDrop extends BaseCommand<typeof DiskDrop> {
@@ -9,12 +10,17 @@ export default class DiskDrop extends BaseCommand<typeof DiskDrop> {
   static override examples = ['<%= config.bin %> disk drop backup2'];
   static override enableJsonFlag = true;
   static override args = { name: Args.string({ required: true, description: 'name of the disk' }) };
+  static override flags = { 'dry-run': dryRunFlag() };
 
   public async run(): Promise<{ disk: string; copiesDropped: number; objectsAtZero: number }> {
-    const doc = dropDisk(this.catalog(), this.args.name);
-    this.log(`disk ${doc.disk}: ${doc.copiesDropped} copies no longer counted`);
+    const doc = dropDisk(this.catalog(this.writeMode), this.args.name);
+    this.log(
+      `disk ${doc.disk}: ${doc.copiesDropped} copies ${this.dryRun ? 'would no longer be' : 'no longer'} counted`,
+    );
     if (doc.objectsAtZero > 0)
-      this.warn(`${doc.objectsAtZero} objects now have no copy on any disk: sync another disk`);
+      this.warn(
+        `${doc.objectsAtZero} objects ${this.dryRun ? 'would have' : 'now have'} no copy on any disk: sync another disk`,
+      );
     return doc;
   }
 }

@@ -3,6 +3,7 @@ import { BaseCommand } from '../../cli/base-command.js';
 import { type DiskDoc, listDiskDocs } from '../../disks/disks.js';
 
 export default class DiskList extends BaseCommand<typeof DiskList> {
+  static override readOnly = true;
   static override summary = 'List the registered disks: size, used, objects, connected or not, last sync and verify.';
   static override examples = ['<%= config.bin %> disk list', '<%= config.bin %> disk list --json'];
   static override enableJsonFlag = true;

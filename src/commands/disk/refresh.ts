@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
+import { dryRunFlag } from '../../cli/flags.js';
 import { refreshDisk } from '../../disks/disks.js';
 import type { ReconcileResult } from '../../disks/reconcile.js';
 
@@ -14,13 +15,14 @@ export default class DiskRefresh extends BaseCommand<typeof DiskRefresh> {
   static override enableJsonFlag = true;
   static override args = { name: Args.string({ required: false, description: 'name of the disk' }) };
   static override flags = {
+    'dry-run': dryRunFlag('Show what the catalogue would learn; change nothing, on the disk either.'),
     disk: Flags.string({ summary: 'Folder of the disk (its distbackup-disk.json decides which disk it is).' }),
   };
 
   public async run(): Promise<ReconcileResult & { disk: string; path: string }> {
-    const doc = refreshDisk(this.catalog(), { name: this.args.name, diskPath: this.flags.disk });
+    const doc = refreshDisk(this.catalog(this.writeMode), { name: this.args.name, diskPath: this.flags.disk });
     this.log(
-      `disk ${doc.disk} at ${doc.path}: ${doc.present} objects present, ${doc.adopted} adopted, ${doc.uncounted} no longer counted, ${doc.quarantined} quarantined, ${doc.unknown} unknown, ${doc.ignored} ignored entries`,
+      `${this.dryRun ? 'would refresh ' : ''}disk ${doc.disk} at ${doc.path}: ${doc.present} objects present, ${doc.adopted} adopted, ${doc.uncounted} no longer counted, ${doc.quarantined} quarantined, ${doc.unknown} unknown, ${doc.ignored} ignored entries`,
     );
     return doc;
   }

@@ -2,6 +2,7 @@ import { BaseCommand } from '../../cli/base-command.js';
 import { listSourceDocs, type SourceDoc } from '../../sources/sources.js';
 
 export default class SourceList extends BaseCommand<typeof SourceList> {
+  static override readOnly = true;
   static override summary = 'List the mappings of real folders into the virtual tree.';
   static override examples = ['<%= config.bin %> source list', '<%= config.bin %> source list --json'];
   static override enableJsonFlag = true;

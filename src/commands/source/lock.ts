@@ -1,5 +1,6 @@
-import { Args, Flags } from '@oclif/core';
+import { Args } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
+import { dryRunFlag } from '../../cli/flags.js';
 import { listLocked, setPathSettings } from '../../sources/settings.js';
 
 export default class SourceLock extends BaseCommand<typeof SourceLock> {
@@ -16,7 +17,7 @@ export default class SourceLock extends BaseCommand<typeof SourceLock> {
     vpath: Args.string({ required: false, ignoreStdin: true, description: 'virtual folder(s) to lock' }),
   };
   static override flags = {
-    'dry-run': Flags.boolean({ char: 'n', summary: 'Show what would change; write nothing.' }),
+    'dry-run': dryRunFlag(),
   };
 
   public async run(): Promise<Array<{ vpath: string }>> {
@@ -28,7 +29,12 @@ export default class SourceLock extends BaseCommand<typeof SourceLock> {
       for (const l of locked) this.log(l.vpath);
       return locked.map((l) => ({ vpath: l.vpath }));
     }
-    const docs = setPathSettings(this.catalog(), vpaths, { lock: true }, { dryRun: this.flags['dry-run'] });
+    const docs = setPathSettings(
+      this.catalog(this.writeMode),
+      vpaths,
+      { lock: true },
+      { dryRun: this.flags['dry-run'] },
+    );
     for (const d of docs) this.log(`${this.flags['dry-run'] ? 'would lock' : 'locked'} ${d.vpath}`);
     return docs.map((d) => ({ vpath: d.vpath }));
   }

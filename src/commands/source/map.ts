@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
+import { dryRunFlag } from '../../cli/flags.js';
 import { mapSource, type SourceDoc } from '../../sources/sources.js';
 
 export default class SourceMap extends BaseCommand<typeof SourceMap> {
@@ -20,17 +21,18 @@ export default class SourceMap extends BaseCommand<typeof SourceMap> {
     include: Flags.string({ multiple: true, summary: 'Glob of paths to keep; when given, only these (repeatable).' }),
     'follow-symlinks': Flags.boolean({ summary: 'Follow symbolic links instead of recording them as links.' }),
     'min-copies': Flags.integer({ summary: 'Copy target of these files (default 1).', min: 0 }),
+    'dry-run': dryRunFlag(),
   };
 
   public async run(): Promise<SourceDoc> {
-    const cat = this.catalog();
+    const cat = this.catalog(this.writeMode);
     const doc = mapSource(cat, this.args.vpath, this.args.realpath, {
       ...(this.flags.include === undefined ? {} : { include: this.flags.include }),
       ...(this.flags.exclude === undefined ? {} : { exclude: this.flags.exclude }),
       followSymlinks: this.flags['follow-symlinks'],
       ...(this.flags['min-copies'] === undefined ? {} : { minCopies: this.flags['min-copies'] }),
     });
-    this.log(`mapped ${doc.vpath} -> ${doc.path}`);
+    this.log(`${this.dryRun ? 'would map' : 'mapped'} ${doc.vpath} -> ${doc.path}`);
     return doc;
   }
 }

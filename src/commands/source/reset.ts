@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
+import { dryRunFlag } from '../../cli/flags.js';
 import { resetPathSettings, type SetResultDoc } from '../../sources/settings.js';
 
 export default class SourceReset extends BaseCommand<typeof SourceReset> {
@@ -15,12 +16,12 @@ export default class SourceReset extends BaseCommand<typeof SourceReset> {
   };
   static override flags = {
     recursive: Flags.boolean({ char: 'r', summary: 'Also remove the settings of every folder below.' }),
-    'dry-run': Flags.boolean({ char: 'n', summary: 'Show what would change; write nothing.' }),
+    'dry-run': dryRunFlag(),
   };
 
   public async run(): Promise<SetResultDoc[]> {
     const { argv } = await this.parse(SourceReset);
-    const docs = resetPathSettings(this.catalog(), argv as string[], {
+    const docs = resetPathSettings(this.catalog(this.writeMode), argv as string[], {
       recursive: this.flags.recursive,
       dryRun: this.flags['dry-run'],
     });

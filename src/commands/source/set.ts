@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
+import { dryRunFlag } from '../../cli/flags.js';
 import { UsageError } from '../../core/errors.js';
 import { isEmptyChange, parsePathSettings, type SettingsChange } from '../../sources/path-settings.js';
 import { describeEffective, type SetResultDoc, setPathSettings, showSettings } from '../../sources/settings.js';
@@ -53,7 +54,7 @@ Priority, min and max copies of the files already catalogued are updated at once
       summary:
         'The whole setting as JSON (keys: priority, mincopies, maxcopies, rules, noinherit, lock, hide, follow_symlinks).',
     }),
-    'dry-run': Flags.boolean({ char: 'n', summary: 'Show what would change; write nothing.' }),
+    'dry-run': dryRunFlag(),
   };
 
   public async run(): Promise<SetResultDoc[] | undefined> {
@@ -115,7 +116,7 @@ Priority, min and max copies of the files already catalogued are updated at once
       for (const doc of showSettings(this.catalog(), vpaths)) for (const line of describeEffective(doc)) this.log(line);
       return undefined;
     }
-    const docs = setPathSettings(this.catalog(), vpaths, change, { dryRun: f['dry-run'] });
+    const docs = setPathSettings(this.catalog(this.writeMode), vpaths, change, { dryRun: f['dry-run'] });
     for (const doc of docs) {
       for (const line of describeEffective(doc)) this.log(line);
       this.log(`  ${f['dry-run'] ? 'would update' : 'updated'} ${doc.filesUpdated} catalogued file(s)`);

@@ -1,5 +1,6 @@
-import { Args, Flags } from '@oclif/core';
+import { Args } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
+import { dryRunFlag } from '../../cli/flags.js';
 import { setPathSettings } from '../../sources/settings.js';
 
 export default class SourceUnlock extends BaseCommand<typeof SourceUnlock> {
@@ -11,12 +12,17 @@ export default class SourceUnlock extends BaseCommand<typeof SourceUnlock> {
     vpath: Args.string({ required: true, ignoreStdin: true, description: 'virtual folder(s) to unlock' }),
   };
   static override flags = {
-    'dry-run': Flags.boolean({ char: 'n', summary: 'Show what would change; write nothing.' }),
+    'dry-run': dryRunFlag(),
   };
 
   public async run(): Promise<Array<{ vpath: string; locked: boolean; lockedAt: string | null }>> {
     const { argv } = await this.parse(SourceUnlock);
-    const docs = setPathSettings(this.catalog(), argv as string[], { lock: false }, { dryRun: this.flags['dry-run'] });
+    const docs = setPathSettings(
+      this.catalog(this.writeMode),
+      argv as string[],
+      { lock: false },
+      { dryRun: this.flags['dry-run'] },
+    );
     for (const d of docs) {
       const still = d.effective.lockedAt !== null ? ` (still locked by ${d.effective.lockedAt})` : '';
       this.log(`${this.flags['dry-run'] ? 'would unlock' : 'unlocked'} ${d.vpath}${still}`);

@@ -1,5 +1,6 @@
 import { Args } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
+import { dryRunFlag } from '../../cli/flags.js';
 import { unmapSource } from '../../sources/sources.js';
 
 export default class SourceUnmap extends BaseCommand<typeof SourceUnmap> {
@@ -7,10 +8,13 @@ export default class SourceUnmap extends BaseCommand<typeof SourceUnmap> {
   static override examples = ['<%= config.bin %> source unmap /photos'];
   static override enableJsonFlag = true;
   static override args = { vpath: Args.string({ required: true, description: 'virtual path of the mapping' }) };
+  static override flags = { 'dry-run': dryRunFlag() };
 
   public async run(): Promise<{ vpath: string; filesRemoved: number }> {
-    const removed = unmapSource(this.catalog(), this.args.vpath);
-    this.log(`unmapped ${this.args.vpath} (${removed} catalogued files dropped)`);
+    const removed = unmapSource(this.catalog(this.writeMode), this.args.vpath);
+    this.log(
+      `${this.dryRun ? 'would unmap' : 'unmapped'} ${this.args.vpath} (${removed} catalogued files ${this.dryRun ? 'would be ' : ''}dropped)`,
+    );
     return { vpath: this.args.vpath, filesRemoved: removed };
   }
 }
