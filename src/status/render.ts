@@ -26,7 +26,8 @@ const day = (iso: string | null): string => (iso === null ? 'never' : iso.slice(
 export function renderStatus(doc: StatusDoc): string[] {
   const out: string[] = [];
   out.push(
-    `${n(doc.files)} files, ${n(doc.objects)} objects, ${prettyBytes(doc.bytes)}; minimum copies: ${doc.minCopies ?? '-'}`,
+    `${n(doc.files)} files, ${n(doc.objects)} objects, ${prettyBytes(doc.bytes)}; minimum copies: ${doc.minCopies ?? '-'}` +
+      (doc.saturated === null ? '' : ' (objects at their cap left out)'),
   );
   out.push('');
   out.push('copies   objects                                  bytes');
@@ -37,6 +38,12 @@ export function renderStatus(doc: StatusDoc): string[] {
     const objCol = `${bar(h.objects, maxObj).padEnd(BAR_WIDTH)} ${n(h.objects).padStart(9)}`;
     const byteCol = `${bar(h.bytes, maxBytes).padEnd(BAR_WIDTH)} ${prettyBytes(h.bytes).padStart(9)}`;
     out.push(`  ${label.padEnd(5)} ${objCol}  ${byteCol}`);
+  }
+  if (doc.saturated !== null) {
+    const s = doc.saturated;
+    out.push(
+      `  at their cap, not counted above: ${n(s.objects)} objects, ${prettyBytes(s.bytes)} (${n(s.files)} files)`,
+    );
   }
   out.push('');
   if (doc.disks.length === 0) out.push('no disks registered yet: distbackup disk add NAME PATH');

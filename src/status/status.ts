@@ -18,6 +18,7 @@ import {
   minCopiesOfReferenced,
   totals,
 } from '../catalog/reports.js';
+import { type SaturatedTotals, setAsideSaturated } from '../catalog/saturated.js';
 
 /** Default of `--stale`: 90 days. */
 export const DEFAULT_STALE_MS = 90 * 86_400_000;
@@ -27,6 +28,11 @@ export interface StatusOptions {
   staleMs?: number;
   /** The clock (ms since the epoch); injectable for tests. */
   nowMs?: number;
+  /**
+   * `--no-saturated`: objects at their cap are counted apart (`saturated`) and left out of the
+   * histogram, the minimum and the verdict; what a dead disk would lose still counts them.
+   */
+  noSaturated?: boolean;
 }
 
 /** One disk in the status document. */
@@ -61,6 +67,11 @@ export interface StatusDoc {
   /** Regular files not hashed yet (run update). */
   unhashed: number;
   histogram: HistogramRow[];
+  /**
+   * With `--no-saturated`: the referenced objects already at their cap (max copies), left out
+   * of `histogram` and `minCopies`; null without it.
+   */
+  saturated: SaturatedTotals | null;
   disks: StatusDisk[];
   /** The two disks whose loss together costs the most, and what it costs. */
   worstPair: { disks: [string, string]; objects: number; bytes: number; files: number } | null;
@@ -81,11 +92,13 @@ export function runStatus(cat: Catalog, opts: StatusOptions = {}): StatusDoc {
   return db.transaction(() => {
     buildObjectCopies(db);
     const t = totals(db);
-    const hist = histogramOf(db, 3);
-    const min = minCopiesOfReferenced(db);
     const rows = listDisks(db);
     const figures = diskCopyFigures(db, cutoff);
+    // Losses count every object, saturated or not: a capped file on a dead disk is still lost.
     const groups = lowCopyGroups(db);
+    const saturated = opts.noSaturated === true ? setAsideSaturated(db) : null;
+    const hist = histogramOf(db, 3);
+    const min = minCopiesOfReferenced(db);
     const single = new Map<number, Loss>();
     const pairOnly = new Map<string, Loss>();
     for (const g of groups) {
@@ -139,6 +152,7 @@ export function runStatus(cat: Catalog, opts: StatusOptions = {}): StatusDoc {
       minCopies: min,
       unhashed: t.unhashed,
       histogram: hist,
+      saturated,
       disks,
       worstPair,
       staleDays: Math.round(staleMs / 86_400_000),
@@ -159,7 +173,9 @@ const n = (x: number): string => x.toLocaleString('en-US');
 export function verdictOf(doc: StatusDoc): string {
   const parts: string[] = [];
   if (doc.files === 0) return 'nothing catalogued yet: map a source and run update';
-  if (doc.objects === 0 || doc.minCopies === null) {
+  if (doc.objects > 0 && doc.minCopies === null && doc.saturated !== null) {
+    parts.push(`every object is at its cap`);
+  } else if (doc.objects === 0 || doc.minCopies === null) {
     parts.push(`no file is hashed yet: run update`);
   } else if (doc.minCopies === 0) {
     const zero = doc.histogram[0] as HistogramRow;
@@ -169,7 +185,8 @@ export function verdictOf(doc: StatusDoc): string {
     const worst = [...doc.disks]
       .filter((d) => d.dropped === null)
       .sort((a, b) => b.degradedIfDead.files - a.degradedIfDead.files || (a.name < b.name ? -1 : 1))[0];
-    const head = `every file has at least ${min} ${min === 1 ? 'copy' : 'copies'}`;
+    const below = doc.saturated !== null && doc.saturated.objects > 0 ? ' below its cap' : '';
+    const head = `every file${below} has at least ${min} ${min === 1 ? 'copy' : 'copies'}`;
     if (worst === undefined || worst.degradedIfDead.files === 0) parts.push(head);
     else if (min === 1) parts.push(`${head}; losing ${worst.name} would lose ${n(worst.degradedIfDead.files)} files`);
     else {

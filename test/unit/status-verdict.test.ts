@@ -35,6 +35,7 @@ function doc(min: number | null, disks: StatusDisk[], zeroFiles = 0): StatusDoc 
       { copies: 2, objects: 4000, bytes: 1e9, files: 5000 },
       { copies: 3, objects: 0, bytes: 0, files: 0 },
     ],
+    saturated: null,
     disks,
     worstPair: null,
     staleDays: 90,
