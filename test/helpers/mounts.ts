@@ -334,6 +334,24 @@ export function mountFuse(
   return m;
 }
 
+/**
+ * Put an exFAT FUSE disk back after its daemon died (every operation on the mount answers
+ * ENOTCONN): lazily unmount the dead mount, check the image on its loop device with
+ * `fsck.exfat -y` when installed, and mount it again with a new daemon. Returns fsck's output.
+ */
+export function reattachExfat(m: Mounted): string {
+  if (m.kind !== 'exfat' || m.loop === undefined)
+    throw new Error('reattachExfat needs an exFAT mount on a loop device');
+  run('fusermount', ['-u', '-z', m.dir]);
+  run('umount', ['-l', m.dir]);
+  const fsck = have('fsck.exfat') ? run('fsck.exfat', ['-y', m.loop]).out : 'fsck.exfat not installed';
+  const r = run('mount.exfat-fuse', [m.loop, m.dir]);
+  if (!r.ok || !isMountPoint(m.dir)) throw new Error(`mount.exfat-fuse ${m.loop} again failed: ${r.out}`);
+  const pid = pidOfFuse(m.dir, 'mount.exfat');
+  if (pid !== undefined) m.fusePid = pid;
+  return fsck;
+}
+
 /** The device id of `dir` (to tell a mounted disk from the empty mount point under it). */
 export function devOf(dir: string): bigint {
   return fs.statSync(dir, { bigint: true }).dev;
