@@ -196,7 +196,10 @@ export function forceReadOnly(m: Mounted): 'remount' | 'fs-error' {
 
 /** Make a filesystem that `forceReadOnly` turned read-only writable again (remount, or fsck and mount). */
 export function makeWritable(m: Mounted, how: 'remount' | 'fs-error'): void {
-  if (how === 'remount') return remount(m, 'rw');
+  if (how === 'remount') {
+    remount(m, 'rw');
+    return;
+  }
   unmount(m.dir);
   if (m.image === undefined) throw new Error(`${m.dir}: no image to check`);
   run('e2fsck', ['-f', '-y', m.image]);
