@@ -1,13 +1,25 @@
 /**
- * The restore state kept in the restore target (`DEST/.distbackup-restore/state.sqlite`): which
- * virtual paths a restore already rebuilt there, with the hash it wrote, so that the next disk
- * adds only what is still missing and may replace only what distbackup itself wrote. Plus a
- * scratch table of the work of one run, read back in object order (one sequential stream on a
- * hard disk). Rollback-journal mode with synchronous=FULL; one process at a time (the caller
- * holds the restore lock). Not shared across threads.
+ * The restore state of one restore target: which virtual paths a restore already rebuilt there,
+ * with the hash it wrote, so that the next disk adds only what is still missing and may replace
+ * only what distbackup itself wrote.
+ *
+ * Two parts. What must survive lives in DEST, in `DEST/.distbackup-restore/restored.log`: an
+ * append-only text file, one checksummed line per record, appended and fsynced once per batch.
+ * Everything else (the lookups, and the scratch table of one run's work, read back in object
+ * order) lives in a private SQLite database in the temporary folder, rebuilt from the log at
+ * every start and removed at the end. Why not SQLite in DEST (as before): on fusefat, SQLite's
+ * rewrite of a page of its own file fails with EPERM ("disk I/O error" for the whole restore,
+ * measured with journal_mode DELETE and EXCLUSIVE locking), and a USB disk pays a journal
+ * round trip per batch; a log that is only ever appended to works on every filesystem tried
+ * (ext4, tmpfs, exFAT and FAT over FUSE). One process at a time (the caller holds the restore
+ * lock); not shared across threads.
  */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import { DistbackupError } from '../core/errors.js';
+import { DistbackupError, describeError, errnoCode } from '../core/errors.js';
 
 /** One entry to restore in this run (a row of the catalogue in use). */
 export interface RestoreTodo {
@@ -23,18 +35,26 @@ export interface RestoreTodo {
   hash: string;
 }
 
+/** Kind recorded for a file that was not written because an `--existing` folder holds it. */
+export const KIND_FOUND_ELSEWHERE = 3;
+
+/** One record of the state: what is at `vpath` and how it got there. */
+export interface RestoredEntry {
+  hash: string;
+  kind: number;
+}
+
+/** File name of the log inside the state folder. */
+export const STATE_LOG = 'restored.log';
+/** The state file of earlier versions (SQLite in DEST), imported once and removed. */
+const OLD_STATE = 'state.sqlite';
+
 const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
   -- What this restore target already holds from distbackup: path, the hash written ('' for a
-  -- dir or link), and when (ms since the epoch).
-  CREATE TABLE IF NOT EXISTS restored (
-    vpath  BLOB PRIMARY KEY,
-    hash   TEXT NOT NULL,
-    kind   INTEGER NOT NULL,
-    at_ms  INTEGER NOT NULL
-  ) STRICT, WITHOUT ROWID;
-  -- Scratch: the work of the current run. Emptied at the start of every run.
-  CREATE TABLE IF NOT EXISTS todo (
+  -- dir or link), and the kind (KIND_FOUND_ELSEWHERE: found in an --existing folder).
+  CREATE TABLE restored (vpath BLOB PRIMARY KEY, hash TEXT NOT NULL, kind INTEGER NOT NULL) STRICT, WITHOUT ROWID;
+  -- Scratch: the work of the current run.
+  CREATE TABLE todo (
     seq         INTEGER PRIMARY KEY,
     vpath       BLOB NOT NULL,
     kind        INTEGER NOT NULL,
@@ -46,59 +66,178 @@ const SCHEMA = `
     link_target BLOB,
     hash        TEXT NOT NULL
   ) STRICT;
-  CREATE INDEX IF NOT EXISTS todo_hash ON todo(kind, hash, seq);
+  CREATE INDEX todo_hash ON todo(kind, hash, seq);
 `;
 
-/** The state database of one restore target. */
+/** Rows per transaction while loading the log (NODE20.md: at least 10 k rows per transaction). */
+const LOAD_BATCH = 10_000;
+const LINE_RE = /^([0-3]) ([0-9a-f]{64}|-) ([0-9a-f]+) ([0-9a-f]{8})$/;
+
+/** The check field of a log line: 8 hex of the SHA-256 of what precedes it. */
+function lineCheck(body: string): string {
+  return createHash('sha256').update(body).digest('hex').slice(0, 8);
+}
+
+/** One log line (with its newline) for a record. */
+export function logLine(vpath: Buffer, hash: string, kind: number): string {
+  const body = `${kind} ${hash === '' ? '-' : hash} ${vpath.toString('hex')}`;
+  return `${body} ${lineCheck(body)}\n`;
+}
+
+/**
+ * Parse one log line (without its newline); undefined for a torn or damaged line (its check
+ * does not match), which is then ignored: at worst that file is restored again.
+ */
+export function parseLogLine(line: string): { vpath: Buffer; hash: string; kind: number } | undefined {
+  const m = LINE_RE.exec(line);
+  if (m === null) return undefined;
+  const [, kind, hash, hex, check] = m as unknown as [string, string, string, string, string];
+  if (hex.length % 2 !== 0) return undefined;
+  if (lineCheck(line.slice(0, line.length - 9)) !== check) return undefined;
+  return { vpath: Buffer.from(hex, 'hex'), hash: hash === '-' ? '' : hash, kind: Number(kind) };
+}
+
+/** The state of one restore target (see the module comment). */
 export class RestoreState {
-  private readonly db: Database.Database;
   private readonly getStmt: Database.Statement;
   private readonly putStmt: Database.Statement;
   private readonly todoStmt: Database.Statement;
   /** Records not yet committed, keyed by the path's bytes as latin1 (a lossless 1:1 mapping). */
   private pending = new Map<string, { vpath: Buffer; hash: string; kind: number }>();
+  private logFd: number | undefined;
+  private logNeedsNewline = false;
 
-  private constructor(db: Database.Database) {
-    this.db = db;
-    this.getStmt = db.prepare('SELECT hash FROM restored WHERE vpath = ?').pluck();
-    this.putStmt = db.prepare('INSERT OR REPLACE INTO restored (vpath, hash, kind, at_ms) VALUES (?, ?, ?, ?)');
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly workDir: string,
+    private readonly logFile: string | undefined,
+  ) {
+    this.getStmt = db.prepare('SELECT hash, kind FROM restored WHERE vpath = ?');
+    this.putStmt = db.prepare('INSERT OR REPLACE INTO restored (vpath, hash, kind) VALUES (?, ?, ?)');
     this.todoStmt = db.prepare(
       `INSERT INTO todo (vpath, kind, size, mtime_ns, mode, uid, gid, link_target, hash)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
   }
 
-  /** Open (creating) the state file `file`. */
-  static open(file: string): RestoreState {
-    let db: Database.Database;
+  /**
+   * Open the state kept in the folder `stateDir` (the log need not exist yet). `readonly`: never
+   * write to `stateDir` (plans and dry runs); `stateDir` may then be missing altogether.
+   */
+  static open(stateDir: string, options: { readonly?: boolean } = {}): RestoreState {
+    const readonly = options.readonly === true;
+    const workDir = fs.mkdtempSync(path.join(path.resolve(os.tmpdir()), 'distbackup-restore-'));
+    let db: Database.Database | undefined;
     try {
-      db = new Database(file, { timeout: 0 });
-      db.pragma('journal_mode = DELETE');
-      db.pragma('synchronous = FULL');
-      // One process at a time (the restore lock): holding SQLite's lock for the whole run
-      // saves the lock and hot-journal checks that otherwise cost several syscalls per lookup.
+      db = new Database(path.join(workDir, 'work.sqlite'));
+      // Scratch, rebuilt from the log at every start: no durability needed.
+      db.pragma('journal_mode = OFF');
+      db.pragma('synchronous = OFF');
       db.pragma('locking_mode = EXCLUSIVE');
       db.pragma('trusted_schema = OFF');
       db.exec(SCHEMA);
+      const state = new RestoreState(db, workDir, readonly ? undefined : path.join(stateDir, STATE_LOG));
+      state.importOld(path.join(stateDir, OLD_STATE), readonly);
+      state.load(path.join(stateDir, STATE_LOG));
+      return state;
     } catch (err) {
-      throw new DistbackupError(`${file}: cannot open the restore state: ${(err as Error).message}`, {
-        path: file,
+      db?.close();
+      fs.rmSync(workDir, { recursive: true, force: true });
+      if (err instanceof DistbackupError) throw err;
+      throw new DistbackupError(`${stateDir}: cannot read the restore state: ${describeError(err)}`, {
+        path: stateDir,
         cause: err,
       });
     }
-    return new RestoreState(db);
   }
 
-  /** The hash recorded for `vpath` ('' for a dir or link), or undefined when never restored here. */
-  restoredHash(vpath: Buffer): string | undefined {
+  /** Read every complete, intact line of the log into the working database. */
+  private load(file: string): void {
+    let fd: number;
+    try {
+      fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return;
+      throw err;
+    }
+    try {
+      const buf = Buffer.allocUnsafe(1024 * 1024);
+      let rest = '';
+      let batch: { vpath: Buffer; hash: string; kind: number }[] = [];
+      const flush = (): void => {
+        const rows = batch;
+        batch = [];
+        this.db.transaction(() => {
+          for (const r of rows) this.putStmt.run(r.vpath, r.hash, r.kind);
+        })();
+      };
+      let last = 0x0a;
+      for (;;) {
+        const n = fs.readSync(fd, buf, 0, buf.length, null);
+        if (n === 0) break;
+        last = buf[n - 1] as number;
+        const lines = (rest + buf.toString('latin1', 0, n)).split('\n');
+        rest = lines.pop() ?? '';
+        for (const line of lines) {
+          const r = parseLogLine(line);
+          if (r !== undefined) batch.push(r);
+          if (batch.length >= LOAD_BATCH) flush();
+        }
+      }
+      flush();
+      // A torn last line (no newline): the next append starts on a line of its own.
+      this.logNeedsNewline = last !== 0x0a;
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** Bring in the SQLite state of earlier versions, then (unless read-only) fold it into the log. */
+  private importOld(file: string, readonly: boolean): void {
+    if (!fs.existsSync(file)) return;
+    const old = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      old.pragma('trusted_schema = OFF');
+      const rows = old.prepare('SELECT vpath, hash, kind FROM restored').raw(true);
+      for (const r of rows.iterate() as IterableIterator<unknown[]>) {
+        const [vpath, hash, kind] = r;
+        if (!Buffer.isBuffer(vpath) || typeof hash !== 'string' || typeof kind !== 'number') continue;
+        this.markRestored(vpath, hash, kind);
+        if (this.pending.size >= LOAD_BATCH) this.commit();
+      }
+    } finally {
+      old.close();
+    }
+    if (readonly) {
+      // Kept only in the working database: a plan writes nothing into DEST.
+      const rows = this.pending;
+      this.pending = new Map();
+      this.db.transaction(() => {
+        for (const p of rows.values()) this.putStmt.run(p.vpath, p.hash, p.kind);
+      })();
+      return;
+    }
+    this.commit();
+    fs.rmSync(file, { force: true });
+    fs.rmSync(`${file}-journal`, { force: true });
+  }
+
+  /** What is recorded for `vpath`, or undefined when nothing was restored there. */
+  entry(vpath: Buffer): RestoredEntry | undefined {
     const pending = this.pending.get(vpath.toString('latin1'));
-    if (pending !== undefined) return pending.hash;
-    return this.getStmt.get(vpath) as string | undefined;
+    if (pending !== undefined) return { hash: pending.hash, kind: pending.kind };
+    return this.getStmt.get(vpath) as RestoredEntry | undefined;
+  }
+
+  /** The hash distbackup wrote at `vpath` ('' for a dir or link), or undefined when it wrote nothing there. */
+  restoredHash(vpath: Buffer): string | undefined {
+    const e = this.entry(vpath);
+    return e === undefined || e.kind === KIND_FOUND_ELSEWHERE ? undefined : e.hash;
   }
 
   /**
-   * Record `vpath` as restored. Buffered: `commit()` writes the batch in one transaction. The
-   * caller commits only after the files of the batch are durable.
+   * Record `vpath` as restored. Buffered: `commit()` writes the batch. The caller commits only
+   * after the files of the batch are durable.
    */
   markRestored(vpath: Buffer, hash: string, kind: number): void {
     this.pending.set(vpath.toString('latin1'), { vpath, hash, kind });
@@ -109,18 +248,39 @@ export class RestoreState {
     return this.pending.size;
   }
 
-  /** Write the buffered records in one transaction. */
+  /** Append the buffered records to the log and fsync it, then to the working database. */
   commit(): void {
     if (this.pending.size === 0) return;
-    const now = Date.now();
     const batch = this.pending;
+    if (this.logFile !== undefined) {
+      if (this.logFd === undefined) {
+        this.logFd = fs.openSync(
+          this.logFile,
+          fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW,
+          0o600,
+        );
+      }
+      let text = this.logNeedsNewline ? '\n' : '';
+      const flush = (): void => {
+        appendFully(this.logFd as number, Buffer.from(text, 'latin1'));
+        text = '';
+      };
+      for (const p of batch.values()) {
+        text += logLine(p.vpath, p.hash, p.kind);
+        if (text.length >= 1024 * 1024) flush();
+      }
+      flush();
+      // The log is the only record that survives: it must be on the disk before the batch counts.
+      fs.fsyncSync(this.logFd);
+      this.logNeedsNewline = false;
+    }
     this.db.transaction(() => {
-      for (const p of batch.values()) this.putStmt.run(p.vpath, p.hash, p.kind, now);
+      for (const p of batch.values()) this.putStmt.run(p.vpath, p.hash, p.kind);
     })();
     this.pending = new Map();
   }
 
-  /** Empty the scratch table of the previous run. */
+  /** Empty the scratch table. */
   clearTodo(): void {
     this.db.prepare('DELETE FROM todo').run();
   }
@@ -159,20 +319,31 @@ export class RestoreState {
 
   /** Rows of `kind` in the scratch table and their bytes. */
   todoTotals(kind: number): { count: number; bytes: number } {
-    const r = this.db
+    return this.db
       .prepare('SELECT count(*) AS count, coalesce(sum(size), 0) AS bytes FROM todo WHERE kind = ?')
       .get(kind) as { count: number; bytes: number };
-    return r;
   }
 
+  /** Commit what is buffered, close the log and drop the working database. */
   close(): void {
-    if (this.db.open) {
-      try {
-        this.commit();
-      } finally {
-        this.db.close();
-      }
+    try {
+      if (this.db.open) this.commit();
+    } finally {
+      if (this.logFd !== undefined) fs.closeSync(this.logFd);
+      this.logFd = undefined;
+      if (this.db.open) this.db.close();
+      fs.rmSync(this.workDir, { recursive: true, force: true });
     }
+  }
+}
+
+/** Write all of `buf` at the end of the O_APPEND file `fd`, looping on short writes. */
+function appendFully(fd: number, buf: Buffer): void {
+  let off = 0;
+  while (off < buf.length) {
+    const n = fs.writeSync(fd, buf, off, buf.length - off, null);
+    if (n <= 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'EIO' });
+    off += n;
   }
 }
 

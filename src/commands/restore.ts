@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
 import { ExitCode } from '../core/errors.js';
-import { type RestoreDoc, runRestore } from '../restore/restore.js';
+import { type DryRunEntry, type RestoreDoc, runRestore } from '../restore/restore.js';
 import { createProgress } from '../ui/progress.js';
 
 export default class Restore extends BaseCommand<typeof Restore> {
@@ -14,6 +14,9 @@ export default class Restore extends BaseCommand<typeof Restore> {
     '<%= config.bin %> restore /photos/2024 --to ~/restored',
     '<%= config.bin %> restore --to /mnt/restore --disk /media/backup2 --catalogue disk',
     '<%= config.bin %> restore --to /mnt/restore --disk /media/backup1 --plan',
+    "<%= config.bin %> restore --to ~/restored --disk /media/backup1 --filter '/photos/2024-*' --filter '*.pdf'",
+    '<%= config.bin %> restore --to ~/restored --disk /media/backup1 --existing /mnt/old-copy -n',
+    '<%= config.bin %> restore --to /media/backup1/restored --disk /media/backup1 --link',
   ];
   static override enableJsonFlag = true;
   static override strict = false;
@@ -31,6 +34,21 @@ export default class Restore extends BaseCommand<typeof Restore> {
       summary: 'Replace existing files in DEST (unlinked and recreated, never written through).',
     }),
     plan: Flags.boolean({ summary: 'Print the whole order of disks for what is missing; restore nothing.' }),
+    filter: Flags.string({
+      summary:
+        'Restore only paths matching this glob (picomatch); a matching folder brings its subtree. Without a slash it matches a name at any depth (*.jpg), with one the whole virtual path (/photos/2024-0[1-6]). Repeatable.',
+      multiple: true,
+    }),
+    existing: Flags.string({
+      summary:
+        'Skip a file when this folder already holds it at the same relative path (same size and mtime to the second, then the same SHA-256). Repeatable.',
+      multiple: true,
+    }),
+    link: Flags.boolean({
+      summary:
+        "Hard-link each file to the disk's object instead of copying it (DEST must be on the disk's filesystem). Linked files keep the object's read-only mode and mtime: never edit them in place.",
+    }),
+    'dry-run': Flags.boolean({ char: 'n', summary: 'Print what would be restored; write nothing.' }),
   };
 
   public async run(): Promise<RestoreDoc> {
@@ -42,21 +60,46 @@ export default class Restore extends BaseCommand<typeof Restore> {
       enableJsonFlag: true,
     });
     const vpaths = (argv as string[]).filter((a) => typeof a === 'string');
-    const progress = createProgress({ label: 'restore', enabled: this.showProgress && !this.flags.plan });
+    const f = this.flags;
+    const dryRun = f['dry-run'];
+    const progress = createProgress({ label: 'restore', enabled: this.showProgress && !f.plan && !dryRun });
+    const ac = new AbortController();
+    const onInt = (): void => {
+      process.stderr.write('\ninterrupted: recording what is restored (Ctrl-C again to stop at once)\n');
+      ac.abort();
+      process.removeListener('SIGINT', onInt);
+    };
+    process.on('SIGINT', onInt);
+    const json = this.jsonEnabled();
     let doc: RestoreDoc;
     try {
-      doc = runRestore({
-        dest: this.flags.to,
+      doc = await runRestore({
+        dest: f.to,
         vpaths,
-        diskPath: this.flags.disk,
+        diskPath: f.disk,
         dataDir: this.dataDir,
-        catalogue: (this.flags.catalogue as 'home' | 'disk' | undefined) ?? 'auto',
-        overwrite: this.flags.overwrite,
-        planOnly: this.flags.plan,
+        catalogue: (f.catalogue as 'home' | 'disk' | undefined) ?? 'auto',
+        overwrite: f.overwrite,
+        planOnly: f.plan,
+        filters: f.filter,
+        existing: f.existing,
+        link: f.link,
+        dryRun,
+        onDryRun: json ? undefined : (e) => this.log(dryRunLine(e)),
+        signal: ac.signal,
         progress,
       });
     } finally {
+      process.removeListener('SIGINT', onInt);
       progress.stop();
+    }
+    if (doc.interrupted) {
+      this.logToStderr(
+        `restore interrupted: ${doc.restored} of ${doc.planned.files} files (${prettyBytes(doc.bytesRestored)} of ${prettyBytes(doc.planned.bytes)}) restored into ${doc.dest} and recorded; run the same command again to go on`,
+      );
+      // 128 + SIGINT, as a shell reports a command ended by Ctrl-C (SPEC §3 names no code for it).
+      this.setExitCode(130);
+      return doc;
     }
     const shown = (list: { path: string; error: string }[], what: string): void => {
       for (const p of list.slice(0, 20)) this.logToStderr(`${what}: ${p.path}: ${p.error}`);
@@ -66,16 +109,25 @@ export default class Restore extends BaseCommand<typeof Restore> {
     shown(doc.existing, 'not overwritten');
     shown(doc.errors, 'error');
     for (const w of doc.warnings) this.logToStderr(`warning: ${w}`);
-    if (!this.flags.plan) {
+    if (dryRun) {
+      const w = doc.wouldRestore;
+      this.log(
+        `dry run: would restore ${w.files} files (${prettyBytes(w.bytes)}), ${w.dirs} folders, ${w.symlinks} symlinks from ${doc.disk ?? '-'} into ${doc.dest}` +
+          (doc.foundElsewhere > 0 ? `; ${doc.foundElsewhere} files found in --existing folders` : '') +
+          '; nothing was written',
+      );
+    } else if (!this.flags.plan) {
       this.log(
         `restored ${doc.restored} files (${prettyBytes(doc.bytesRestored)}), ${doc.dirs} folders, ${doc.symlinks} symlinks from ${doc.disk ?? '-'} into ${doc.dest} (catalogue: ${doc.catalogue})` +
-          (doc.alreadyRestored > 0 ? `; ${doc.alreadyRestored} were already there` : ''),
+          (doc.alreadyRestored > 0 ? `; ${doc.alreadyRestored} were already there` : '') +
+          (doc.linked > 0 ? `; ${doc.linked} hard-linked to the disk's objects` : '') +
+          (doc.foundElsewhere > 0 ? `; ${doc.foundElsewhere} found in --existing folders` : ''),
       );
     }
     if (doc.remaining === 0) this.log('complete: every file is restored');
     else {
       this.log(`${doc.remaining} files (${prettyBytes(doc.remainingBytes)}) still missing`);
-      if (this.flags.plan) {
+      if (this.flags.plan || dryRun) {
         this.log('disks to connect, in order:');
         for (const [i, s] of doc.plan.entries())
           this.log(`  ${i + 1}. ${s.disk}: ${s.files} files, ${prettyBytes(s.bytes)}`);
@@ -98,4 +150,17 @@ export default class Restore extends BaseCommand<typeof Restore> {
     }
     return doc;
   }
+}
+
+const ACTION_TEXT: Record<DryRunEntry['action'], string> = {
+  restore: 'would restore',
+  link: 'would link',
+  overwrite: 'would overwrite',
+  exists: 'exists, kept',
+  'found-elsewhere': 'found in --existing',
+};
+
+function dryRunLine(e: DryRunEntry): string {
+  const what = e.kind === 'file' ? ` (${prettyBytes(e.sizeBytes)})` : e.kind === 'folder' ? '/' : ' (symlink)';
+  return `${ACTION_TEXT[e.action]}: ${e.path}${what}`;
 }

@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CATALOGUE_FILE } from '../catalog/db.js';
 import { allocatedSize } from '../core/units.js';
 import { OBJECTS_DIR } from '../disk/layout.js';
 import { compareTrees } from './compare.js';
@@ -202,7 +203,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     const nextDisk = disks.find((d) => d.name === next);
     check(nextDisk !== undefined, `restore named an unknown disk '${next}'`);
     await run(['restore', '--to', restored, '--disk', nextDisk?.path ?? ''], 0, `connect ${next}, as told`);
-    check(!fs.existsSync(home), 'restore must not create a home catalogue');
+    check(!fs.existsSync(path.join(home, CATALOGUE_FILE)), 'restore must not create a home catalogue');
 
     say('compare the restored tree with the source, byte for byte');
     const cmp = compareTrees(source, path.join(restored, 'demo'));

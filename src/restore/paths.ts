@@ -8,8 +8,12 @@
 /** Name of the restore state's folder inside DEST; no catalogue path may use it. */
 export const STATE_DIR = '.distbackup-restore';
 
-/** Longest virtual path accepted, in bytes (Linux PATH_MAX). */
-export const MAX_VPATH_BYTES = 4096;
+/**
+ * Longest virtual path accepted, in bytes. Linux has no limit on a path's depth, only on what
+ * one system call takes (PATH_MAX, 4096): restore reaches longer paths through a folder
+ * descriptor. 64 KiB bounds what a hostile catalogue can make us build.
+ */
+export const MAX_VPATH_BYTES = 65536;
 /** Longest component accepted, in bytes (NAME_MAX on Linux filesystems). */
 export const MAX_NAME_BYTES = 255;
 

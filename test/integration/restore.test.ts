@@ -32,12 +32,12 @@ function setup(t: import('node:test').TestContext, diskNames: string[]) {
   return { base, src, home, cat, c, disks };
 }
 
-test('restore from one disk equals the source: content, modes, mtimes, symlinks, non-UTF-8 names', (t) => {
+test('restore from one disk equals the source: content, modes, mtimes, symlinks, non-UTF-8 names', async (t) => {
   const { base, src, home, cat, c, disks } = setup(t, ['d1']);
   putObjects(cat, c, 'd1');
   cat.close();
   const dest = path.join(base, 'out');
-  const doc = runRestore({ dest, vpaths: [], diskPath: disks.d1, dataDir: home, catalogue: 'auto' });
+  const doc = await runRestore({ dest, vpaths: [], diskPath: disks.d1, dataDir: home, catalogue: 'auto' });
   assert.equal(doc.remaining, 0, JSON.stringify(doc));
   assert.equal(doc.next, null);
   assert.deepEqual(doc.errors, []);
@@ -47,29 +47,35 @@ test('restore from one disk equals the source: content, modes, mtimes, symlinks,
   assert.deepEqual(compareTrees(src, path.join(dest, 'data')), []);
   assert.equal(fs.statSync(dest).mode & 0o777, 0o700);
   // A second run adds nothing and still reports complete.
-  const again = runRestore({ dest, vpaths: [], diskPath: disks.d1, dataDir: home, catalogue: 'auto' });
+  const again = await runRestore({ dest, vpaths: [], diskPath: disks.d1, dataDir: home, catalogue: 'auto' });
   assert.equal(again.restored, 0);
   assert.equal(again.remaining, 0);
   assert.deepEqual(compareTrees(src, path.join(dest, 'data')), []);
 });
 
-test('restore of a subtree only restores that subtree', (t) => {
+test('restore of a subtree only restores that subtree', async (t) => {
   const { base, home, cat, c, disks } = setup(t, ['d1']);
   putObjects(cat, c, 'd1');
   cat.close();
   const dest = path.join(base, 'out');
-  const doc = runRestore({ dest, vpaths: ['/data/docs/deep'], diskPath: disks.d1, dataDir: home, catalogue: 'home' });
+  const doc = await runRestore({
+    dest,
+    vpaths: ['/data/docs/deep'],
+    diskPath: disks.d1,
+    dataDir: home,
+    catalogue: 'home',
+  });
   assert.equal(doc.remaining, 0);
   assert.equal(doc.restored, 1);
   assert.ok(fs.existsSync(path.join(dest, 'data/docs/deep/er/script.sh')));
   assert.ok(!fs.existsSync(path.join(dest, 'data/photos')));
-  assert.throws(
+  await assert.rejects(
     () => runRestore({ dest, vpaths: ['/data/nope'], diskPath: disks.d1, dataDir: home, catalogue: 'home' }),
     /\/data\/nope: not in the catalogue/,
   );
 });
 
-test('guided restore across disks with no home catalogue ends equal to the source', (t) => {
+test('guided restore across disks with no home catalogue ends equal to the source', async (t) => {
   const { base, src, home, cat, c, disks } = setup(t, ['d1', 'd2', 'd3']);
   // d1 holds the even objects, d2 the odd ones, d3 a few of both: two disks are needed.
   putObjects(cat, c, 'd1', (_h, i) => i % 2 === 0);
@@ -79,25 +85,39 @@ test('guided restore across disks with no home catalogue ends equal to the sourc
   cat.close();
   fs.renameSync(home, `${home}.away`);
   const dest = path.join(base, 'out');
-  const plan = runRestore({ dest, vpaths: [], diskPath: disks.d3, dataDir: home, catalogue: 'auto', planOnly: true });
+  const plan = await runRestore({
+    dest,
+    vpaths: [],
+    diskPath: disks.d3,
+    dataDir: home,
+    catalogue: 'auto',
+    planOnly: true,
+  });
   assert.equal(plan.catalogue, 'disk');
   assert.equal(plan.plan.length, 2, JSON.stringify(plan.plan));
   assert.ok(!fs.existsSync(dest), '--plan writes nothing');
 
-  const first = runRestore({ dest, vpaths: [], diskPath: disks.d3, dataDir: home, catalogue: 'auto' });
+  const first = await runRestore({ dest, vpaths: [], diskPath: disks.d3, dataDir: home, catalogue: 'auto' });
   assert.equal(first.catalogue, 'disk');
   assert.ok(first.restored > 0);
   assert.ok(first.remaining > 0);
   assert.equal(first.unavailable, 0);
   assert.ok(first.next !== null);
-  const replan = runRestore({ dest, vpaths: [], diskPath: disks.d3, dataDir: home, catalogue: 'auto', planOnly: true });
+  const replan = await runRestore({
+    dest,
+    vpaths: [],
+    diskPath: disks.d3,
+    dataDir: home,
+    catalogue: 'auto',
+    planOnly: true,
+  });
   assert.equal(replan.remaining, first.remaining, '--plan counts what DEST already holds');
   assert.equal(replan.plan[0]?.disk, first.next.disk);
   const order = [first.next.disk];
   let last = first;
   for (let i = 0; i < 3 && last.next !== null; i++) {
     const name = last.next.disk;
-    last = runRestore({ dest, vpaths: [], diskPath: disks[name], dataDir: home, catalogue: 'auto' });
+    last = await runRestore({ dest, vpaths: [], diskPath: disks[name], dataDir: home, catalogue: 'auto' });
     assert.deepEqual(last.errors, []);
     if (last.next !== null) order.push(last.next.disk);
   }
@@ -107,7 +127,7 @@ test('guided restore across disks with no home catalogue ends equal to the sourc
   assert.deepEqual(compareTrees(src, path.join(dest, 'data')), []);
 });
 
-test('an existing file is never overwritten unless --overwrite; an identical one counts as restored', (t) => {
+test('an existing file is never overwritten unless --overwrite; an identical one counts as restored', async (t) => {
   const { base, home, cat, c, disks } = setup(t, ['d1']);
   putObjects(cat, c, 'd1');
   cat.close();
@@ -115,7 +135,7 @@ test('an existing file is never overwritten unless --overwrite; an identical one
   fs.mkdirSync(path.join(dest, 'data/docs'), { recursive: true });
   fs.writeFileSync(path.join(dest, 'data/docs/private.txt'), 'mine, keep it');
   fs.writeFileSync(path.join(dest, 'data/docs/readme.txt'), 'hello\n');
-  const doc = runRestore({ dest, vpaths: ['/data/docs'], diskPath: disks.d1, dataDir: home, catalogue: 'home' });
+  const doc = await runRestore({ dest, vpaths: ['/data/docs'], diskPath: disks.d1, dataDir: home, catalogue: 'home' });
   assert.equal(fs.readFileSync(path.join(dest, 'data/docs/private.txt'), 'utf8'), 'mine, keep it');
   assert.deepEqual(
     doc.existing.map((e) => e.path),
@@ -123,7 +143,7 @@ test('an existing file is never overwritten unless --overwrite; an identical one
   );
   assert.equal(doc.alreadyRestored, 1);
   assert.equal(doc.remaining, 1);
-  const forced = runRestore({
+  const forced = await runRestore({
     dest,
     vpaths: ['/data/docs'],
     diskPath: disks.d1,
@@ -135,7 +155,7 @@ test('an existing file is never overwritten unless --overwrite; an identical one
   assert.equal(fs.readFileSync(path.join(dest, 'data/docs/private.txt'), 'utf8'), 'secret');
 });
 
-test('a damaged object is refused (hashed while written), reported, and left missing', (t) => {
+test('a damaged object is refused (hashed while written), reported, and left missing', async (t) => {
   const { base, home, cat, c, disks } = setup(t, ['d1']);
   const hashes = putObjects(cat, c, 'd1');
   cat.close();
@@ -143,7 +163,7 @@ test('a damaged object is refused (hashed while written), reported, and left mis
   assert.ok(readme);
   fs.writeFileSync(objectPath(disks.d1 as string, readme), 'jello\n');
   const dest = path.join(base, 'out');
-  const doc = runRestore({ dest, vpaths: [], diskPath: disks.d1, dataDir: home, catalogue: 'home' });
+  const doc = await runRestore({ dest, vpaths: [], diskPath: disks.d1, dataDir: home, catalogue: 'home' });
   assert.equal(doc.errors.length, 2, JSON.stringify(doc.errors));
   assert.match(doc.errors[0]?.error ?? '', /damaged/);
   assert.equal(doc.remaining, 2);
@@ -155,7 +175,7 @@ test('a damaged object is refused (hashed while written), reported, and left mis
   );
 });
 
-test('a crafted disk catalogue restores nothing outside DEST and lists every refused path', (t) => {
+test('a crafted disk catalogue restores nothing outside DEST and lists every refused path', async (t) => {
   const { base, home, cat, c, disks } = setup(t, ['d1']);
   putObjects(cat, c, 'd1');
   writeDiskCatalogues(cat);
@@ -190,7 +210,7 @@ test('a crafted disk catalogue restores nothing outside DEST and lists every ref
   db.close();
   fs.renameSync(home, `${home}.away`);
   const dest = path.join(base, 'out');
-  const doc = runRestore({ dest, vpaths: [], diskPath: disks.d1, dataDir: home, catalogue: 'auto' });
+  const doc = await runRestore({ dest, vpaths: [], diskPath: disks.d1, dataDir: home, catalogue: 'auto' });
   assert.equal(fs.readFileSync(path.join(canaryDir, 'keep.txt'), 'utf8'), 'canary');
   assert.deepEqual(fs.readdirSync(canaryDir), ['keep.txt']);
   assert.ok(!fs.existsSync(path.join(base, 'abs')));
@@ -235,13 +255,13 @@ test('end to end with real update and sync: one disk restores the source exactly
   cat.close();
 
   const one = path.join(base, 'out-one');
-  const a = runRestore({ dest: one, vpaths: [], diskPath: whole, dataDir: home, catalogue: 'home' });
+  const a = await runRestore({ dest: one, vpaths: [], diskPath: whole, dataDir: home, catalogue: 'home' });
   assert.equal(a.remaining, 0, JSON.stringify(a));
   assert.deepEqual(compareTrees(src, path.join(one, 'data')), []);
 
   fs.renameSync(home, `${home}.away`);
   const two = path.join(base, 'out-two');
-  const first = runRestore({
+  const first = await runRestore({
     dest: two,
     vpaths: [],
     diskPath: path.join(base, 'half1'),
@@ -252,12 +272,12 @@ test('end to end with real update and sync: one disk restores the source exactly
   assert.ok(first.remaining > 0, 'half1 alone does not hold everything');
   assert.ok(first.next !== null && first.next.disk !== 'half1');
   const nextPath = path.join(base, first.next.disk);
-  const second = runRestore({ dest: two, vpaths: [], diskPath: nextPath, dataDir: home, catalogue: 'auto' });
+  const second = await runRestore({ dest: two, vpaths: [], diskPath: nextPath, dataDir: home, catalogue: 'auto' });
   assert.equal(second.remaining, 0, JSON.stringify(second));
   assert.deepEqual(compareTrees(src, path.join(two, 'data')), []);
 });
 
-test('a symlink restored by an earlier run is never written through by the next disk', (t) => {
+test('a symlink restored by an earlier run is never written through by the next disk', async (t) => {
   const { base, home, cat, c, disks } = setup(t, ['d1', 'd2']);
   putObjects(cat, c, 'd1');
   putObjects(cat, c, 'd2');
@@ -291,15 +311,15 @@ test('a symlink restored by an earlier run is never written through by the next 
   db2.close();
   fs.renameSync(home, `${home}.away`);
   const dest = path.join(base, 'out');
-  runRestore({ dest, vpaths: [], diskPath: disks.d1, dataDir: home, catalogue: 'disk' });
+  await runRestore({ dest, vpaths: [], diskPath: disks.d1, dataDir: home, catalogue: 'disk' });
   assert.ok(fs.lstatSync(path.join(dest, 'data/docs/trap')).isSymbolicLink());
-  const second = runRestore({ dest, vpaths: [], diskPath: disks.d2, dataDir: home, catalogue: 'disk' });
+  const second = await runRestore({ dest, vpaths: [], diskPath: disks.d2, dataDir: home, catalogue: 'disk' });
   assert.deepEqual(fs.readdirSync(canary), [], 'nothing written through the link');
   assert.ok(second.refused.some((r) => r.path === '/data/docs/trap/evil.txt' && /symlink/.test(r.error)));
   assert.ok(second.remaining >= 1);
 });
 
-test('a folder entry behind a symlink restored earlier gets no mode or time through the link', (t) => {
+test('a folder entry behind a symlink restored earlier gets no mode or time through the link', async (t) => {
   const { base, home, cat, c, disks } = setup(t, ['d1', 'd2']);
   putObjects(cat, c, 'd1');
   putObjects(cat, c, 'd2');
@@ -324,8 +344,8 @@ test('a folder entry behind a symlink restored earlier gets no mode or time thro
   db2.close();
   fs.renameSync(home, `${home}.away`);
   const dest = path.join(base, 'out');
-  runRestore({ dest, vpaths: [], diskPath: disks.d1, dataDir: home, catalogue: 'disk' });
-  const second = runRestore({ dest, vpaths: [], diskPath: disks.d2, dataDir: home, catalogue: 'disk' });
+  await runRestore({ dest, vpaths: [], diskPath: disks.d1, dataDir: home, catalogue: 'disk' });
+  const second = await runRestore({ dest, vpaths: [], diskPath: disks.d2, dataDir: home, catalogue: 'disk' });
   const after = fs.statSync(path.join(outside, 'sub'));
   assert.equal(after.mode & 0o7777, 0o755);
   assert.equal(after.mtimeMs, before.mtimeMs);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MissingTally, planDisks } from '../../src/restore/guide.js';
 import { insideDest, joinTarget, splitVpath } from '../../src/restore/paths.js';
+import { vpathFilter } from '../../src/restore/restore.js';
 
 const B = (s: string): Buffer => Buffer.from(s);
 
@@ -26,7 +27,7 @@ test('splitVpath refuses every escape: relative, .., ., empty, NUL, too long, th
     [B('/a/'), /empty/],
     [Buffer.concat([B('/a'), Buffer.from([0]), B('b')]), /NUL/],
     [B(`/${'x'.repeat(256)}`), /255/],
-    [B(`/${'x/'.repeat(2100)}y`), /4096/],
+    [B(`/${'x/'.repeat(33_000)}y`), /65536/],
     [B('/.distbackup-restore/state.sqlite'), /reserved/],
   ];
   for (const [p, why] of bad) {
@@ -83,4 +84,28 @@ test('planDisks breaks ties by bytes, then by name, so plans are reproducible', 
     plan.map((s) => s.diskId),
     [6, 7, 5],
   );
+});
+
+test('splitVpath accepts a path longer than PATH_MAX (restore reaches it through a folder descriptor)', () => {
+  const r = splitVpath(B(`/${'d'.repeat(200)}`.repeat(30)));
+  assert.ok(r.ok);
+  assert.equal(r.parts.length, 30);
+});
+
+test('vpathFilter: a name glob matches at any depth, a path glob the whole path, a folder brings its subtree', () => {
+  const f = vpathFilter(['*.pdf', '/photos/2024-0[1-3]']);
+  assert.ok(f !== undefined);
+  const yes = ['/docs/taxes/2023.pdf', '/a.pdf', '/photos/2024-02/img.jpg', '/photos/2024-03', '/x.pdf/inside.txt'];
+  const no = ['/docs/taxes/2023.txt', '/photos/2024-04/img.jpg', '/photos/2024-02x/img.jpg', '/pdf', '/photos'];
+  for (const p of yes) assert.equal(f(B(p)), true, p);
+  for (const p of no) assert.equal(f(B(p)), false, p);
+  assert.equal(vpathFilter([]), undefined, 'no pattern: no filter');
+  const rel = vpathFilter(['photos/2024-01']);
+  assert.equal(
+    rel?.(B('/photos/2024-01/a.jpg')),
+    true,
+    'a path glob without the leading slash is anchored at the root',
+  );
+  const dots = vpathFilter(['*.cfg']);
+  assert.equal(dots?.(B('/home/.hidden.cfg')), true, 'dot files match');
 });
