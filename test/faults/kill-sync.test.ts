@@ -20,6 +20,7 @@ import {
   randomDelays,
   SYNC_POINTS,
   skipUnlessCommands,
+  stopped,
 } from '../helpers/faults-kill.js';
 import {
   checkClean,
@@ -99,9 +100,11 @@ test('SIGKILL of sync at random times and at every named crash point; the re-run
   fx.restore('base');
   const before = groundTruth(fx);
   for (const p of plans) {
+    if (stopped(t, FAULT)) break;
     const t0 = Date.now();
     fx.restore('base');
     const o = await p.go();
+    if (stopped(t, FAULT)) break;
     if (o.killed) landed += 1;
     else finished += 1;
     const v: string[] = [];
@@ -120,6 +123,7 @@ test('SIGKILL of sync at random times and at every named crash point; the re-run
     );
     for (const x of v) process.stdout.write(`#   ${x}\n`);
   }
+  if (t.signal.aborted) return;
   all.push(...canaries.check());
   countFault(FAULT, 'SIGKILL at random times over a measured run, and DISTBACKUP_TEST_KILL=point:k', landed);
   noteFault(FAULT, `${landed} kills landed, ${finished} runs finished before the kill`);

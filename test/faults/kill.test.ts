@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { cli, countFault, countViolations, expectExit, rngFor, SOAK } from '../helpers/faults.js';
 import { makeFixture } from '../helpers/faults-fixture.js';
-import { killAfter, randomDelays, skipUnlessCommands } from '../helpers/faults-kill.js';
+import { killAfter, randomDelays, skipUnlessCommands, stopped } from '../helpers/faults-kill.js';
 import {
   checkInvariants,
   diffStates,
@@ -39,7 +39,9 @@ test('SIGKILL of update at random times; the re-run catalogues exactly what a fa
   const all: string[] = [];
   for (const d of randomDelays(rng, 3 * SOAK, ref.ms)) {
     fx.restore('base');
+    if (stopped(t, FAULT)) return;
     const o = await killAfter(fx, ['update', '--quiet'], d);
+    if (stopped(t, FAULT)) return;
     if (o.killed) landed += 1;
     const label = `update killed after ${d} ms`;
     const home = readHome(fx.dataDir);
@@ -92,7 +94,9 @@ test('SIGKILL of verify at random times; bad objects end quarantined and uncount
   for (const d of randomDelays(rng, 3 * SOAK, ref.ms)) {
     fx.restore('base');
     const before = groundTruth(fx);
+    if (stopped(t, FAULT)) return;
     const o = await killAfter(fx, ['verify', 'd1', '--quiet'], d);
+    if (stopped(t, FAULT)) return;
     if (o.killed) landed += 1;
     const label = `verify killed after ${d} ms`;
     all.push(...checkInvariants(fx, { before, planted }).violations.map((x) => `${label}: ${x}`));
@@ -135,7 +139,9 @@ test('SIGKILL of restore at random times; the re-run completes byte-exact and wr
   let landed = 0;
   for (const d of randomDelays(rng, 3 * SOAK, ref.ms)) {
     fs.rmSync(dest, { recursive: true, force: true });
+    if (stopped(t, FAULT)) return;
     const o = await killAfter(fx, args, d);
+    if (stopped(t, FAULT)) return;
     if (o.killed) landed += 1;
     const label = `restore killed after ${d} ms`;
     const again = cli(fx.dataDir, args);

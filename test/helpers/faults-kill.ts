@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TestContext } from 'node:test';
-import { cli, hasCommand, type Rng, type Run, SOAK, sleep, startCli } from './faults.js';
+import { cli, hasCommand, noteFault, type Rng, type Run, SOAK, sleep, startCli } from './faults.js';
 import type { Fixture } from './faults-fixture.js';
 
 export const SYNC_POINTS = [
@@ -67,5 +67,19 @@ export function skipUnlessCommands(t: TestContext, ids: string[]): boolean {
   const missing = ids.filter((id) => !hasCommand(id));
   if (missing.length === 0) return false;
   t.todo(`command not built yet: ${missing.join(', ')}`);
+  return true;
+}
+
+/**
+ * True once test `t` was cancelled (it hit its timeout). The runner then runs the test's
+ * cleanups (the fixture's tmpfs is unmounted, its folders removed) while the body goes on, so a
+ * kill loop must stop here: a re-run against the emptied world reports violations that are the
+ * harness's, not the product's (measured: a timed-out kill-sync printed exactly the 6 of an
+ * earlier unexplained run: no disk registered, no catalogue copies, every object missing).
+ * spawnSync blocks the event loop, so the timeout is only noticed at the next await.
+ */
+export function stopped(t: TestContext, fault: string): boolean {
+  if (!t.signal.aborted) return false;
+  noteFault(fault, 'the test hit its timeout; the remaining kills were not run and nothing after it was counted');
   return true;
 }
