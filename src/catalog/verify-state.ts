@@ -109,3 +109,32 @@ export function recordVerified(db: Db, diskId: number, stamps: readonly { object
     for (const s of stamps) upd.run(s.ms, s.objectId, diskId);
   })();
 }
+
+/** The open pass of a disk: a verify run that did not reach its end (schema 4). */
+export interface VerifyPass {
+  /** Copies stamped at or after this were checked in the pass. */
+  runStampMs: number;
+  /** When the pass began (ms since the epoch). */
+  startedMs: number;
+}
+
+/** The disk's open pass, if a run left one. */
+export function openPass(db: Db, diskId: number): VerifyPass | undefined {
+  return db
+    .prepare('SELECT run_stamp_ms AS runStampMs, started_ms AS startedMs FROM verify_passes WHERE disk_id = ?')
+    .get(diskId) as VerifyPass | undefined;
+}
+
+/** Open a pass (committed at once, so that a run killed after its first commit is resumed). */
+export function beginPass(db: Db, diskId: number, pass: VerifyPass): void {
+  db.prepare('INSERT OR REPLACE INTO verify_passes (disk_id, run_stamp_ms, started_ms) VALUES (?, ?, ?)').run(
+    diskId,
+    pass.runStampMs,
+    pass.startedMs,
+  );
+}
+
+/** Close the disk's pass: its run reached its end. */
+export function endPass(db: Db, diskId: number): void {
+  db.prepare('DELETE FROM verify_passes WHERE disk_id = ?').run(diskId);
+}

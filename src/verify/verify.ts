@@ -30,10 +30,13 @@ import type { Catalog } from '../catalog/db.js';
 import { updateDisk } from '../catalog/disks.js';
 import type { Lock } from '../catalog/lock.js';
 import {
+  beginPass,
   candidateTotals,
   copiesOnDisk,
+  endPass,
   fileOfObject,
   nextCandidates,
+  openPass,
   recordVerified,
   runStamp,
   type VerifyCandidate,
@@ -51,6 +54,9 @@ import { boundedMap } from '../pipeline/bounded.js';
 import type { Progress } from '../ui/progress.js';
 import { type CheckPool, createInlineCheckPool, createThreadCheckPool } from './check-pool.js';
 import { ErrorsFile } from './errors-file.js';
+
+/** How often the check loop lets the event loop run (signals, progress timers), in ms. */
+const YIELD_EVERY_MS = 50;
 
 /** hdd: one sequential stream; ssd: two objects read and hashed at once. */
 export type VerifyProfile = 'hdd' | 'ssd';
@@ -125,6 +131,8 @@ export interface VerifyDoc {
   dryRun: boolean;
   /** The errors file written, or null. */
   errorsFile: string | null;
+  /** When the pass this run went on with began (an interrupted run's), or null. */
+  resumedPassMs: number | null;
 }
 
 /** What a batch holds until it is committed. */
@@ -153,11 +161,16 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
     const disk = DiskRoot.open(found.root);
     const diskId = found.row.id;
     const profile: VerifyProfile = opts.profile ?? (isRotational(found.root) === false ? 'ssd' : 'hdd');
+    // New stamps sort after every stamp already there (runStamp); the selection skips what
+    // the open pass of an interrupted run already checked, or nothing when there is none.
+    const stampBase = runStamp(cat.db, diskId, started);
+    const pass = openPass(cat.db, diskId);
     const sel: VerifySelection = {
       diskId,
-      runStampMs: runStamp(cat.db, diskId, started),
+      runStampMs: pass?.runStampMs ?? stampBase,
       olderThanMs: opts.olderThanMs === undefined ? undefined : started - opts.olderThanMs,
     };
+    if (!dryRun && pass === undefined) beginPass(cat.db, diskId, { runStampMs: stampBase, startedMs: started });
     const totalCopies = copiesOnDisk(cat.db, diskId);
     const budget = opts.percent === undefined ? undefined : Math.ceil((totalCopies * opts.percent) / 100);
     const planned = candidateTotals(cat.db, sel, budget);
@@ -182,7 +195,13 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
       profile,
       dryRun,
       errorsFile: errors?.target ?? null,
+      resumedPassMs: pass?.startedMs ?? null,
     };
+    if (pass !== undefined) {
+      opts.progress?.note(
+        `going on where the run begun ${new Date(pass.startedMs).toISOString()} stopped: what it checked is not read again`,
+      );
+    }
     const ctx: Ctx = { cat, diskId, disk, doc, dryRun, errors, progress: opts.progress };
     const deadline = opts.maxTimeMs === undefined ? undefined : started + opts.maxTimeMs;
     const commitObjects = opts.commitObjects ?? VERIFY_DEFAULTS.commitObjects;
@@ -190,13 +209,14 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
     let left = budget ?? Number.POSITIVE_INFINITY;
     let lastStamp = 0;
     let cursor: VerifyCursor | undefined;
+    let lastYield = performance.now();
     while (left > 0 && doc.stoppedBy === 'done') {
       const window = cutWindow(nextCandidates(cat.db, sel, Math.min(VERIFY_DEFAULTS.windowObjects, left), cursor));
       const last = window[window.length - 1];
       if (last === undefined) break;
       cursor = { verifiedMs: last.verifiedMs, objectId: last.objectId };
       // One stamp per window, later than every earlier one (see the module comment).
-      lastStamp = Math.max(now(), sel.runStampMs, lastStamp + 1);
+      lastStamp = Math.max(now(), stampBase, lastStamp + 1);
       const ordered = await inodeOrder(disk, window, signal);
       let batch: Batch = { ok: [], gone: [] };
       let batchStarted = performance.now();
@@ -240,11 +260,20 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
             batch.ok.push(c.objectId);
           } else batch.gone.push({ c, r });
           opts.progress?.update(doc.bytesChecked, doc.checked);
+          // Checks of small objects resolve without a trip through the event loop: give it a
+          // turn after every commit and now and then, so that a Ctrl-C is heard within a
+          // fraction of a second (and right after a commit, where the kill points are).
+          let committed = false;
           if (
             batch.ok.length + batch.gone.length >= commitObjects ||
             performance.now() - batchStarted >= VERIFY_DEFAULTS.commitMs
           ) {
             commit();
+            committed = true;
+          }
+          if (committed || performance.now() - lastYield >= YIELD_EVERY_MS) {
+            await letSignalsIn();
+            lastYield = performance.now();
           }
         }
       } catch (err) {
@@ -252,6 +281,8 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
       }
       if (signal?.aborted === true) doc.stoppedBy = 'interrupted';
       commit();
+      await letSignalsIn();
+      if (signal?.aborted === true) doc.stoppedBy = 'interrupted';
     }
     if (doc.stoppedBy === 'done' && budget !== undefined && left <= 0) doc.stoppedBy = 'percent';
     if (!dryRun && doc.bad.length + doc.missing.length > 0) {
@@ -268,7 +299,11 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
       ? Math.max(0, candidateTotals(cat.db, sel).count - doc.checked)
       : candidateTotals(cat.db, sel).count;
     doc.copies = copiesOnDisk(cat.db, diskId);
-    if (!dryRun) updateDisk(cat.db, diskId, { lastVerifyMs: now(), lastSeenMs: now() });
+    if (!dryRun) {
+      updateDisk(cat.db, diskId, { lastVerifyMs: now(), lastSeenMs: now() });
+      // Reaching its end (or its budget) closes the pass; an interrupted run leaves it open.
+      if (doc.stoppedBy !== 'interrupted') endPass(cat.db, diskId);
+    }
     errors?.finish();
     errorsDone = true;
     return doc;
@@ -336,6 +371,15 @@ async function checkOne(
     return { status: 'bad', bytesRead: 0, problem: `${describeError(err)} (not moved)`, untouchable: true };
   }
   return pool.check({ path: disk.objectPath(c.hash), hash: c.hash, sizeBytes: c.sizeBytes }, signal);
+}
+
+/**
+ * Let the event loop run its poll phase (where signal handlers run) once: two turns of
+ * setImmediate always have a poll phase between them.
+ */
+async function letSignalsIn(): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setImmediate(resolve));
 }
 
 /**

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { type Catalog, openCatalog } from '../../src/catalog/db.js';
 import { getDiskByName } from '../../src/catalog/disks.js';
+import { percentDecode } from '../../src/core/vpath.js';
 import { fsReader, type ObjectReader } from '../../src/disk/check-object.js';
 import { objectPath, quarantineDir } from '../../src/disk/layout.js';
 import { runStatus } from '../../src/status/status.js';
@@ -242,4 +243,146 @@ test('an object that cannot be read (EIO) is bad, never missing', async (t) => {
   assert.deepEqual(doc.missing, []);
   assert.deepEqual(doc.bad, [victim]);
   assert.match(doc.badDetails[0]?.problem ?? '', /unreadable: EIO/);
+});
+
+/** Flip a byte of the biggest object, truncate the next, delete the third; returns their hashes. */
+function damage(disk: string, hashes: string[]): [string, string, string] {
+  const [flipped, truncated, missing] = bigOnes(disk, hashes) as [string, string, string];
+  const fp = objectPath(disk, flipped);
+  const bytes = fs.readFileSync(fp);
+  bytes[100] = (bytes[100] ?? 0) ^ 0x01;
+  fs.writeFileSync(fp, bytes);
+  fs.truncateSync(objectPath(disk, truncated), 10);
+  fs.rmSync(objectPath(disk, missing));
+  return [flipped, truncated, missing];
+}
+
+test('--errors writes one TSV line per bad or missing object after a header, with a file that has the content', async (t) => {
+  const { base, cat, disk, hashes } = setup(t);
+  const [flipped, truncated, missing] = damage(disk, hashes);
+  const file = path.join(base, 'errors.tsv');
+  fs.writeFileSync(file, 'an old list that must not survive\n');
+  const doc = await runVerify(cat, { name: 'd1', errorsFile: file });
+  assert.equal(doc.errorsFile, file);
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  assert.equal(lines.pop(), '', 'ends with a newline');
+  assert.equal(lines[0], 'disk\tobject\tsize\tpath\tproblem');
+  const rows = new Map(
+    lines
+      .slice(1)
+      .map((l) => l.split('\t'))
+      .map((f) => [path.basename(f[1] ?? ''), f]),
+  );
+  assert.deepEqual([...rows.keys()].sort(), [flipped, truncated, missing].sort());
+  for (const [h, f] of rows) {
+    assert.equal(f.length, 5);
+    assert.equal(f[0], 'd1');
+    assert.equal(f[1], `distbackup-objects/${h.slice(0, 3)}/${h}`);
+    const row = cat.db.prepare('SELECT id, size FROM objects WHERE hash = ?').get(h) as { id: number; size: number };
+    assert.equal(f[2], String(row.size));
+    // The path names a catalogued file whose content is this object.
+    const owner = cat.db
+      .prepare('SELECT object_id FROM files WHERE vpath = ?')
+      .pluck()
+      .get(percentDecode(f[3] ?? ''));
+    assert.equal(owner, row.id);
+  }
+  assert.match(
+    rows.get(flipped)?.[4] ?? '',
+    /^BAD \(content hashes to [0-9a-f]{64}\); moved to distbackup-objects\/\.quarantine\//,
+  );
+  assert.match(rows.get(truncated)?.[4] ?? '', /10 bytes instead of/);
+  assert.match(rows.get(missing)?.[4] ?? '', /^missing; no longer counted as a copy$/);
+  // No temp file left beside it; a clean run leaves the header alone.
+  assert.deepEqual(
+    fs.readdirSync(base).filter((n) => n.includes('errors')),
+    ['errors.tsv'],
+  );
+  await runVerify(cat, { name: 'd1', errorsFile: file });
+  assert.equal(fs.readFileSync(file, 'utf8'), 'disk\tobject\tsize\tpath\tproblem\n');
+});
+
+test('a dry run on a read-only catalogue checks everything, says what it would do, and changes nothing', async (t) => {
+  const { base, cat, disk, hashes } = setup(t);
+  const [flipped, truncated, missing] = damage(disk, hashes);
+  const before = stamps(cat);
+  const ro = openCatalog(path.join(base, 'home'), { readonly: true });
+  t.after(() => ro.close());
+  const notes: string[] = [];
+  const progress = { update: () => {}, setTotals: () => {}, note: (l: string) => notes.push(l), stop: () => {} };
+  const file = path.join(base, 'would.tsv');
+  const doc = await runVerify(ro, { name: 'd1', dryRun: true, errorsFile: file, progress });
+  assert.equal(doc.dryRun, true);
+  assert.equal(doc.checked, hashes.length);
+  assert.deepEqual([...doc.bad].sort(), [flipped, truncated].sort());
+  assert.deepEqual(doc.missing, [missing]);
+  for (const b of doc.badDetails) assert.equal(b.quarantinedTo, null);
+  assert.equal(doc.remaining, 0);
+  assert.ok(notes.some((n) => n.includes(`${flipped}: BAD`) && n.includes('would be moved to quarantine')));
+  assert.match(fs.readFileSync(file, 'utf8'), /would no longer count as a copy/);
+  // Nothing recorded, nothing moved.
+  assert.deepEqual(stamps(cat), before);
+  assert.ok(fs.existsSync(objectPath(disk, flipped)));
+  assert.ok(!fs.existsSync(quarantineDir(disk)) || fs.readdirSync(quarantineDir(disk)).length === 0);
+  assert.equal(getDiskByName(cat.db, 'd1')?.lastVerifyMs, null);
+  // The real run then does what the dry run said.
+  const real = await runVerify(cat, { name: 'd1' });
+  assert.deepEqual([...real.bad].sort(), [...doc.bad].sort());
+  assert.deepEqual(real.missing, doc.missing);
+});
+
+test('a dry run walks the whole order once even across windows of different stamps', async (t) => {
+  const { cat, hashes } = setup(t, 20);
+  let clock = 1_700_000_000_000;
+  const now = (): number => clock;
+  // Three stamp classes: never verified, and two partial runs.
+  await runVerify(cat, { name: 'd1', percent: 30, now });
+  clock += 60_000;
+  await runVerify(cat, { name: 'd1', percent: 30, now });
+  clock += 60_000;
+  const doc = await runVerify(cat, { name: 'd1', dryRun: true, now });
+  assert.equal(doc.checked, hashes.length);
+  assert.equal(doc.remaining, 0);
+  const half = await runVerify(cat, { name: 'd1', dryRun: true, percent: 50, now });
+  assert.equal(half.checked, Math.ceil(hashes.length / 2));
+  assert.equal(half.remaining, hashes.length - half.checked);
+});
+
+test('the ssd profile (two lanes, in process and on worker threads) finds the same damage as the hdd one', async (t) => {
+  for (const mode of ['in process', 'threads'] as const) {
+    const { cat, disk, hashes } = setup(t);
+    const [flipped, truncated, missing] = damage(disk, hashes);
+    const doc = await runVerify(cat, { name: 'd1', profile: 'ssd', inProcess: mode === 'in process' });
+    assert.equal(doc.profile, 'ssd');
+    assert.equal(doc.checked, hashes.length, mode);
+    assert.deepEqual([...doc.bad].sort(), [flipped, truncated].sort(), mode);
+    assert.deepEqual(doc.missing, [missing], mode);
+    for (const [h, v] of stamps(cat)) assert.ok(v !== null, `${h} stamped (${mode})`);
+  }
+});
+
+test('an aborted run commits what it checked, says so, and the next run checks only the rest', async (t) => {
+  for (const profile of ['hdd', 'ssd'] as const) {
+    const { cat, hashes } = setup(t, 30);
+    const ac = new AbortController();
+    let opened = 0;
+    // The real reader; the 11th object opened aborts the run (a Ctrl-C at a known point).
+    const reader: ObjectReader = {
+      ...fsReader,
+      open: (p) => {
+        opened += 1;
+        if (opened === 11) ac.abort(new Error('interrupted'));
+        return fsReader.open(p);
+      },
+    };
+    const first = await runVerify(cat, { name: 'd1', profile, reader, signal: ac.signal, commitObjects: 4 });
+    assert.equal(first.stoppedBy, 'interrupted');
+    assert.ok(first.checked >= 8 && first.checked <= 11, `${profile}: checked ${first.checked}`);
+    const done = [...stamps(cat)].filter(([, v]) => v !== null).map(([h]) => h);
+    assert.equal(done.length, first.checked, `${profile}: every object checked is recorded, no other`);
+    assert.equal(first.remaining, hashes.length - first.checked);
+    const second = await runVerify(cat, { name: 'd1', profile });
+    assert.equal(second.checked, hashes.length - first.checked, `${profile}: the second run checks only the rest`);
+    assert.equal(second.stoppedBy, 'done');
+  }
 });

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { ObjectChecker } from '../../src/disk/check-object.js';
+import { fsReader, ObjectChecker, type ObjectReader } from '../../src/disk/check-object.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -44,4 +45,79 @@ test('a symlink in place of an object is never followed', (t) => {
   const r = new ObjectChecker().check(path.join(dir, hash), hash, data.length);
   assert.equal(r.status, 'bad');
   assert.match(r.status === 'bad' ? r.problem : '', /ELOOP/);
+});
+
+test('the overlapped check reads across buffer boundaries and tells the same cases apart as the plain one', async (t) => {
+  const dir = tempDir(t);
+  const data = Buffer.alloc(50_000);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 0xff;
+  const hash = sha(data);
+  const p = path.join(dir, hash);
+  // 4 KiB buffers: the object spans thirteen reads, each read into the other buffer.
+  const c = new ObjectChecker(undefined, 4096);
+  fs.writeFileSync(p, data);
+  assert.deepEqual(await c.checkAsync(p, hash, data.length), { status: 'ok', bytesRead: 50_000 });
+  assert.deepEqual(c.check(p, hash, data.length), { status: 'ok', bytesRead: 50_000 });
+  fs.writeFileSync(p, data.subarray(0, 40_000));
+  const short = await c.checkAsync(p, hash, data.length);
+  assert.match(short.status === 'bad' ? short.problem : '', /40000 bytes instead of 50000/);
+  fs.writeFileSync(p, Buffer.concat([data, Buffer.from('x')]));
+  assert.equal((await c.checkAsync(p, hash, data.length)).status, 'bad');
+  const altered = Buffer.from(data);
+  altered[8192] = (altered[8192] ?? 0) ^ 1;
+  fs.writeFileSync(p, altered);
+  const bad = await c.checkAsync(p, hash, data.length);
+  assert.match(bad.status === 'bad' ? bad.problem : '', /hashes to/);
+  assert.equal(bad.bytesRead, 100_000, 'read twice before being called bad');
+  fs.rmSync(p);
+  assert.equal((await c.checkAsync(p, hash, data.length)).status, 'missing');
+});
+
+test('a FIFO or a folder in place of an object is bad at once, never read (a FIFO would block)', async (t) => {
+  const dir = tempDir(t);
+  const hash = sha(Buffer.from('x'));
+  const fifo = path.join(dir, hash);
+  if (spawnSync('mkfifo', [fifo]).status !== 0) {
+    t.skip('mkfifo is not available');
+    return;
+  }
+  const r = await new ObjectChecker().checkAsync(fifo, hash, 1);
+  assert.equal(r.status, 'bad');
+  assert.match(r.status === 'bad' ? r.problem : '', /not a regular file/);
+  fs.rmSync(fifo);
+  fs.mkdirSync(fifo);
+  const d = new ObjectChecker().check(fifo, hash, 1);
+  assert.match(d.status === 'bad' ? d.problem : '', /not a regular file/);
+});
+
+test('the overlapped check stops when its signal aborts, and a wrong first read is read again', async (t) => {
+  const dir = tempDir(t);
+  const data = Buffer.alloc(64 * 1024, 5);
+  const hash = sha(data);
+  const p = path.join(dir, hash);
+  fs.writeFileSync(p, data);
+  const ac = new AbortController();
+  let reads = 0;
+  let flips = 0;
+  // The real reader; its third read aborts the signal, or flips a bit of the first read once.
+  const reader: ObjectReader = {
+    ...fsReader,
+    readAsync: async (fd, buf, pos) => {
+      const n = await (fsReader.readAsync as NonNullable<ObjectReader['readAsync']>)(fd, buf, pos);
+      reads += 1;
+      if (reads === 3 && flips < 0) ac.abort(new Error('stop'));
+      if (pos === 0 && flips === 0) {
+        buf[0] = (buf[0] ?? 0) ^ 1;
+        flips += 1;
+      }
+      return n;
+    },
+  };
+  const c = new ObjectChecker(reader, 4096);
+  const r = await c.checkAsync(p, hash, data.length);
+  assert.equal(r.status, 'ok-second-read');
+  flips = -1;
+  reads = 0;
+  await assert.rejects(c.checkAsync(p, hash, data.length, ac.signal), /stop/);
+  assert.ok(reads < 16, 'stopped before the end of the object');
 });

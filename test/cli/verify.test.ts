@@ -1,0 +1,153 @@
+/**
+ * verify through the built CLI: a run killed with SIGKILL or stopped with SIGINT goes on where
+ * it stopped (real child processes; the signals land at a known commit through the kill points,
+ * so nothing depends on timing), `--errors FILE`, `-n/--dry-run`, and `--profile ssd` on worker
+ * threads from dist/.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type TestContext, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { openCatalog } from '../../src/catalog/db.js';
+import { objectPath } from '../../src/disk/layout.js';
+import type { VerifyDoc } from '../../src/verify/verify.js';
+import { runCli, runCliJson } from '../helpers/cli.js';
+import { addPoolDisk, catalogueSource, makeSourceTree, putObjects, writeDiskCatalogues } from '../helpers/pool.js';
+import { tempDir } from '../helpers/tmp.js';
+
+function pool(t: TestContext, files = 40) {
+  const base = tempDir(t);
+  const src = path.join(base, 'src');
+  const home = path.join(base, 'home');
+  fs.mkdirSync(src);
+  makeSourceTree(src, { files });
+  const cat = openCatalog(home);
+  const c = catalogueSource(cat, '/data', src);
+  const disk = path.join(base, 'd1');
+  addPoolDisk(cat, 'd1', disk);
+  const hashes = putObjects(cat, c, 'd1');
+  writeDiskCatalogues(cat);
+  cat.close();
+  return { base, home, disk, hashes };
+}
+
+/** verified_ms of every copy on d1, read with SQLite directly (whatever schema the CLI wrote). */
+function stamps(home: string): Map<string, number | null> {
+  const db = new Database(path.join(home, 'distbackup.sqlite'), { readonly: true });
+  try {
+    const rows = db
+      .prepare('SELECT o.hash AS h, c.verified_ms AS v FROM copies c JOIN objects o ON o.id = c.object_id')
+      .all() as { h: string; v: number | null }[];
+    return new Map(rows.map((r) => [r.h, r.v]));
+  } finally {
+    db.close();
+  }
+}
+
+const stamped = (home: string): string[] => [...stamps(home)].filter(([, v]) => v !== null).map(([h]) => h);
+
+test('verify killed with SIGKILL after its second commit: the next run checks only what was not checked', (t) => {
+  const { home, hashes } = pool(t);
+  const killed = runCli(home, ['verify', 'd1', '--quiet', '--commit-every', '5', '--profile', 'hdd'], {
+    DISTBACKUP_TEST_KILL: 'verify-commit:2',
+  });
+  assert.equal(killed.code, -1, `expected a SIGKILL, got exit ${killed.code}: ${killed.stderr}`);
+  const first = new Map([...stamps(home)].filter(([, v]) => v !== null));
+  assert.equal(first.size, 10, 'two commits of five objects each were durable');
+  const again = runCliJson<VerifyDoc>(home, ['verify', 'd1', '--quiet']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(again.json.checked, hashes.length - 10, 'only the rest is checked');
+  assert.notEqual(again.json.resumedPassMs, null);
+  assert.equal(again.json.remaining, 0);
+  const after = stamps(home);
+  for (const [h, v] of after) assert.ok(v !== null, `${h} checked by one of the runs`);
+  // The ten checked by the killed run were not read again: their stamps did not move.
+  for (const [h, v] of first) assert.equal(after.get(h), v, `${h} read again`);
+  // The pass is closed: a third run reads everything again.
+  const third = runCliJson<VerifyDoc>(home, ['verify', 'd1', '--quiet']);
+  assert.equal(third.json.checked, hashes.length);
+  assert.equal(third.json.resumedPassMs, null);
+});
+
+test('Ctrl-C (SIGINT) ends verify with exit 130 and one line saying how far it got; what it checked is kept', (t) => {
+  const { home, hashes } = pool(t);
+  const r = runCliJson<VerifyDoc>(home, ['verify', 'd1', '--commit-every', '5', '--profile', 'hdd'], {
+    DISTBACKUP_TEST_KILL: 'verify-commit:1:SIGINT',
+  });
+  assert.equal(r.code, 130, r.stderr);
+  assert.equal(r.json.stoppedBy, 'interrupted');
+  assert.ok(r.json.checked >= 5 && r.json.checked < hashes.length, `checked ${r.json.checked}`);
+  assert.equal(stamped(home).length, r.json.checked, 'every object it checked is recorded');
+  assert.equal(r.json.remaining, hashes.length - r.json.checked);
+  const text = runCli(home, ['verify', 'd1', '--commit-every', '5', '--profile', 'hdd'], {
+    DISTBACKUP_TEST_KILL: 'verify-commit:1:SIGINT',
+  });
+  assert.equal(text.code, 130, text.stderr);
+  const lines = text.stderr.split('\n').filter((l) => /^verify interrupted/.test(l));
+  assert.equal(lines.length, 1, text.stderr);
+  assert.match(
+    lines[0] ?? '',
+    /^verify interrupted: \d+ objects \(.+\) on d1 checked and recorded: 0 bad, 0 missing; \d+ copies left, run it again to go on$/,
+  );
+  // The second interrupted run went on with the pass of the first; the third finishes it.
+  const done = stamped(home).length;
+  assert.ok(done > r.json.checked);
+  const rest = runCliJson<VerifyDoc>(home, ['verify', 'd1']);
+  assert.equal(rest.code, 0, rest.stderr);
+  assert.equal(rest.json.checked, hashes.length - done);
+  for (const [h, v] of stamps(home)) assert.ok(v !== null, `${h} checked`);
+});
+
+test('--errors FILE and -n: the dry run lists what it would do and changes nothing; the real run does it', (t) => {
+  const { base, home, disk, hashes } = pool(t, 8);
+  const [victim, gone] = [...hashes].sort(
+    (a, b) => fs.statSync(objectPath(disk, b)).size - fs.statSync(objectPath(disk, a)).size,
+  ) as [string, string];
+  const p = objectPath(disk, victim);
+  const bytes = fs.readFileSync(p);
+  bytes[3] = (bytes[3] ?? 0) ^ 0x20;
+  fs.writeFileSync(p, bytes);
+  fs.rmSync(objectPath(disk, gone));
+  const file = path.join(base, 'errors.tsv');
+  const before = stamps(home);
+  const dry = runCliJson<VerifyDoc>(home, ['verify', 'd1', '-n', '--errors', file]);
+  assert.equal(dry.code, 3, dry.stderr);
+  assert.equal(dry.json.dryRun, true);
+  assert.deepEqual(dry.json.bad, [victim]);
+  assert.deepEqual(dry.json.missing, [gone]);
+  assert.deepEqual(stamps(home), before, 'a dry run records nothing');
+  assert.ok(fs.existsSync(p), 'a dry run moves nothing');
+  const dryLines = fs.readFileSync(file, 'utf8').trimEnd().split('\n');
+  assert.equal(dryLines.length, 3);
+  assert.match(dryLines[1] ?? '', /would/);
+  const text = runCli(home, ['verify', 'd1', '--dry-run']);
+  assert.equal(text.code, 3);
+  assert.match(text.stdout, /dry run: nothing was recorded or moved/);
+  const real = runCli(home, ['verify', 'd1', '--errors', file]);
+  assert.equal(real.code, 3, real.stderr);
+  const lines = fs.readFileSync(file, 'utf8').trimEnd().split('\n');
+  assert.equal(lines[0], 'disk\tobject\tsize\tpath\tproblem');
+  const byHash = new Map(lines.slice(1).map((l) => [path.basename(l.split('\t')[1] ?? ''), l.split('\t')]));
+  assert.match(byHash.get(victim)?.[4] ?? '', /moved to distbackup-objects\/\.quarantine\//);
+  assert.equal(byHash.get(gone)?.[4], 'missing; no longer counted as a copy');
+  for (const f of byHash.values()) assert.match(f[3] ?? '', /^\/data\//);
+  assert.ok(!fs.existsSync(p));
+});
+
+test('--profile ssd checks on two worker threads and finds a flipped byte', (t) => {
+  const { home, disk, hashes } = pool(t, 12);
+  const [victim] = [...hashes].sort(
+    (a, b) => fs.statSync(objectPath(disk, b)).size - fs.statSync(objectPath(disk, a)).size,
+  ) as [string];
+  const p = objectPath(disk, victim);
+  const bytes = fs.readFileSync(p);
+  bytes[1] = (bytes[1] ?? 0) ^ 0x01;
+  fs.writeFileSync(p, bytes);
+  const r = runCliJson<VerifyDoc>(home, ['verify', '--disk', disk, '--profile', 'ssd']);
+  assert.equal(r.code, 3, r.stderr);
+  assert.equal(r.json.profile, 'ssd');
+  assert.equal(r.json.checked, hashes.length);
+  assert.deepEqual(r.json.bad, [victim]);
+  for (const k of ['disk', 'checked', 'bytesChecked', 'bad', 'missing']) assert.ok(k in r.json, k);
+});
