@@ -18,7 +18,8 @@
  * Not thread-safe; synchronous I/O on the calling thread, one directory per `next()`.
  */
 import * as fs from 'node:fs';
-import picomatch from 'picomatch';
+import { createRequire } from 'node:module';
+import type picomatchModule from 'picomatch';
 import { describeError, errnoCode } from '../core/errors.js';
 import { displayPath, vpathJoin } from '../core/vpath.js';
 import { type DirReach, reachDir } from './deep-path.js';
@@ -331,6 +332,11 @@ function* scanDir(
   for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i] as Frame);
 }
 
+/** picomatch, loaded when a mapping has globs (~30 ms of CPU a run without globs does not pay). */
+function loadPicomatch(): typeof picomatchModule {
+  return createRequire(import.meta.url)('picomatch') as typeof picomatchModule;
+}
+
 /**
  * The default policy: the mapping's include and exclude globs, with picomatch, on the path
  * relative to the mapped folder (names decoded as UTF-8 for matching only). A glob without a
@@ -345,6 +351,7 @@ export function globPolicy(include: readonly string[], exclude: readonly string[
     const opts = { dot: true };
     const base = globs.filter((g) => !g.includes('/'));
     const full = globs.filter((g) => g.includes('/')).map((g) => (g.startsWith('/') ? g.slice(1) : g));
+    const picomatch = loadPicomatch();
     const mBase = base.length > 0 ? picomatch(base, opts) : undefined;
     const mFull = full.length > 0 ? picomatch(full, opts) : undefined;
     return (rel, name) => (mBase?.(name) ?? false) || (mFull?.(rel) ?? false);
