@@ -6,9 +6,12 @@
  *       no-op re-scan), `openssl dgst -sha256` and `sha256sum` in 2 parallel processes, and
  *       `find -printf '%s %T@ %p\n'`; MB/s, files/s and ratios.
  *   (c) 1,000,000 empty files: catalogue rows per second and peak RSS of the update process.
+ *   (e) the catalogue writer alone (FilesWriter.upsert, in this process): rows per second over
+ *       `--writer-rows` rows (default 1,000,000), with synchronous NORMAL (as update runs) and FULL.
  *   (d) SHA-256 on one thread: node:crypto against hash-wasm (the choice of hash library).
  *
- *   npx tsx bench/update.ts [--dir DIR] [--large-mib N] [--small-files N] [--million N] [--jobs N] [--keep]
+ *   npx tsx bench/update.ts [--dir DIR] [--large-mib N] [--small-files N] [--million N] [--writer-rows N]
+ *                           [--jobs N] [--keep]
  *   npm run bench -- update
  *
  * Caches: the page cache is dropped before each timed command where /proc/sys/vm/drop_caches
@@ -21,6 +24,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createSHA256 } from 'hash-wasm';
 import { type ExecResult, execTimed, toolVersion, which } from '../src/bench/exec.js';
+import { openCatalog } from '../src/catalog/db.js';
+import { FilesWriter } from '../src/catalog/files.js';
+import { FileKind, NO_CAP } from '../src/catalog/schema.js';
+import { insertSource } from '../src/catalog/sources.js';
+import { EMPTY_SHA256 } from '../src/pipeline/hash.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const CLI = path.join(ROOT, 'bin', 'run.js');
@@ -31,6 +39,7 @@ interface Args {
   largeMiB: number;
   smallFiles: number;
   million: number;
+  writerRows: number;
   jobs: number | undefined;
   keep: boolean;
 }
@@ -41,6 +50,7 @@ function parseArgs(argv: string[]): Args {
     largeMiB: 1024,
     smallFiles: 50_000,
     million: 1_000_000,
+    writerRows: 1_000_000,
     jobs: undefined,
     keep: false,
   };
@@ -56,6 +66,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--large-mib') a.largeMiB = Number(v);
     else if (k === '--small-files') a.smallFiles = Number(v);
     else if (k === '--million') a.million = Number(v);
+    else if (k === '--writer-rows') a.writerRows = Number(v);
     else if (k === '--jobs') a.jobs = Number(v);
     else throw new Error(`bench update: unknown argument ${k}`);
     i += 1;
@@ -244,6 +255,28 @@ async function datasetRun(
     bytes: 0,
     files: size.files,
   });
+  // What starting costs, apart from any scan: Node alone, and Node with oclif and the CLI's
+  // manifest (`--version` loads no command).
+  const bare = await timed(process.execPath, ['-e', '0']);
+  const boot = await timed(process.execPath, [CLI, '--version'], {
+    env: { ...process.env, DISTBACKUP_PATH: data, OCLIF_SKIP_NEW_VERSION_CHECK: 'true' },
+  });
+  rows.push({ what: '  start-up: node -e 0', seconds: bare.seconds, cpuSeconds: bare.cpuSeconds, bytes: 0, files: 0 });
+  rows.push({
+    what: '  start-up: distbackup --version',
+    seconds: boot.seconds,
+    cpuSeconds: boot.cpuSeconds,
+    bytes: 0,
+    files: 0,
+  });
+  const dry = await dsb(data, ['update', '--dry-run', '--json', '--quiet']);
+  rows.push({
+    what: 'distbackup update -n (no-op, read-only)',
+    seconds: dry.seconds,
+    cpuSeconds: dry.cpuSeconds,
+    bytes: 0,
+    files: size.files,
+  });
   // Exactly two processes in parallel, each given half the files (xargs splits further only at ARG_MAX).
   const half = Math.ceil(size.files / 2);
   for (const tool of ['openssl dgst -sha256', 'sha256sum']) {
@@ -266,8 +299,9 @@ async function datasetRun(
     'distbackup update (first run)',
   );
   const inner = (noop.doc?.elapsedMs ?? Number.NaN) / 1000;
+  const fcpu = f.cpuSeconds ?? Number.NaN;
   console.log(
-    `no-op re-scan / find: wall ${(noop.seconds / f.seconds).toFixed(2)}× with Node's start, ${(inner / f.seconds).toFixed(2)}× without; cpu ${((noop.cpuSeconds ?? Number.NaN) / (f.cpuSeconds ?? Number.NaN)).toFixed(2)}× (target ≤ 3×)`,
+    `no-op re-scan / find: wall ${(noop.seconds / f.seconds).toFixed(2)}× with Node's start, ${(inner / f.seconds).toFixed(2)}× without; cpu ${((noop.cpuSeconds ?? Number.NaN) / fcpu).toFixed(2)}×, ${(((noop.cpuSeconds ?? Number.NaN) - (boot.cpuSeconds ?? Number.NaN)) / fcpu).toFixed(2)}× without the start-up's cpu (target ≤ 3×)`,
   );
   const openssl = rows.find((r) => r.what.startsWith('openssl'))?.seconds ?? Number.NaN;
   console.log(`first update / openssl: ${(first.seconds / openssl).toFixed(2)}× (target ≤ 1×)`);
@@ -291,6 +325,61 @@ async function hashLibraries(): Promise<void> {
   console.log(
     `\nSHA-256, one thread, 256 MiB in 1 MiB updates: node:crypto ${crypto.toFixed(0)} MiB/s, hash-wasm ${wasm.toFixed(0)} MiB/s`,
   );
+}
+
+/**
+ * The catalogue writer alone: `rows` new file rows (1,000 per folder, in path order, as a first
+ * update writes them) through FilesWriter.upsert, committed every 10,000 rows, into a fresh
+ * catalogue under `dir`. Returns wall and CPU seconds of the writing (the catalogue's creation aside).
+ */
+function writerRun(dir: string, rows: number, synchronous: 'NORMAL' | 'FULL'): { seconds: number; cpuSeconds: number } {
+  const cat = openCatalog(dir);
+  try {
+    const sourceId = insertSource(cat.db, {
+      vpath: '/w',
+      realpath: Buffer.from('/w'),
+      include: [],
+      exclude: [],
+      followSymlinks: false,
+      minCopies: 1,
+    });
+    cat.db.pragma(`synchronous = ${synchronous}`);
+    const w = new FilesWriter(cat.db);
+    const t0 = performance.now();
+    const c0 = process.cpuUsage();
+    const objectId = w.object(EMPTY_SHA256, 0);
+    const mtimeNs = BigInt(Date.now()) * 1_000_000n;
+    let parent = Buffer.alloc(0);
+    for (let i = 0; i < rows; i++) {
+      if (i % 1000 === 0) parent = Buffer.from(`/w/d${String(i / 1000).padStart(4, '0')}`);
+      w.upsert({
+        vpath: Buffer.concat([parent, Buffer.from(`/e${i}`)]),
+        parent,
+        sourceId,
+        kind: FileKind.file,
+        sizeBytes: 0,
+        mtimeNs,
+        ctimeNs: mtimeNs,
+        mode: 0o644,
+        uid: 1000,
+        gid: 1000,
+        dev: 2049n,
+        ino: BigInt(1_000_000 + i),
+        linkTarget: null,
+        objectId,
+        priority: 1,
+        minCopies: 1,
+        maxCopies: NO_CAP,
+      });
+      w.maybeCommit();
+    }
+    w.close();
+    const c = process.cpuUsage(c0);
+    return { seconds: (performance.now() - t0) / 1000, cpuSeconds: (c.user + c.system) / 1e6 };
+  } finally {
+    cat.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -355,6 +444,14 @@ export async function main(argv: string[]): Promise<void> {
       console.log(
         `find -printf over the same tree: ${f.seconds.toFixed(1)} s wall (${f.cpuSeconds?.toFixed(1) ?? '?'} s cpu)`,
       );
+    }
+    if (args.writerRows > 0) {
+      for (const synchronous of ['NORMAL', 'FULL'] as const) {
+        const r = writerRun(path.join(base, `writer-${synchronous}`), args.writerRows, synchronous);
+        console.log(
+          `catalogue writer alone, synchronous=${synchronous}: ${args.writerRows} rows in ${r.seconds.toFixed(1)} s wall (${r.cpuSeconds.toFixed(1)} s cpu) = ${Math.round(args.writerRows / r.seconds)} rows/s wall, ${Math.round(args.writerRows / r.cpuSeconds)} rows per cpu-second (target ≥ 100,000)`,
+        );
+      }
     }
   } finally {
     if (!args.keep) fs.rmSync(base, { recursive: true, force: true });
