@@ -43,7 +43,7 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-function dropCaches(): boolean {
+export function dropCaches(): boolean {
   spawnSync('sync');
   try {
     fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
@@ -61,7 +61,7 @@ function timeShell(cmd: string): number {
   return (performance.now() - t0) / 1000;
 }
 
-function writeLarge(root: string, totalMiB: number): number {
+export function writeLarge(root: string, totalMiB: number): number {
   fs.mkdirSync(root, { recursive: true });
   const fileMiB = 64;
   let bytes = 0;
@@ -78,7 +78,7 @@ function writeLarge(root: string, totalMiB: number): number {
   return bytes;
 }
 
-function writeSmall(root: string, count: number): number {
+export function writeSmall(root: string, count: number): number {
   let bytes = 0;
   const pool = randomBytes(64 * 1024);
   for (let i = 0; i < count; i++) {
@@ -94,7 +94,7 @@ function writeSmall(root: string, count: number): number {
 }
 
 /** Catalogue a source folder the way `update` does (stat + SHA-256), in 10,000-row transactions. */
-function catalogueSource(cat: Catalog, vpath: string, root: string): void {
+export function catalogueSource(cat: Catalog, vpath: string, root: string): void {
   mapSource(cat, vpath, root);
   const db = cat.db;
   const srcId = db.prepare('SELECT id FROM sources WHERE vpath = ?').pluck().get(vpath) as number;

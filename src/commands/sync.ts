@@ -1,15 +1,20 @@
 import { Args, Flags } from '@oclif/core';
+import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
+import { DistbackupError } from '../core/errors.js';
 import { parseRate, parseSize } from '../core/units.js';
 import { planLines, resultLines } from '../sync/report.js';
 import { runSync, type SyncDoc } from '../sync/sync.js';
 import { createProgress } from '../ui/progress.js';
 import { runUpdate } from '../update/update.js';
 
+/** Exit code of a run ended by Ctrl-C (SPEC §3 names none; 128 + SIGINT, as shells do). */
+const EXIT_INTERRUPTED = 130;
+
 export default class Sync extends BaseCommand<typeof Sync> {
   static override summary = 'Bring a connected disk up to date and raise the pool’s redundancy (the main job).';
   static override description =
-    'Reconciles the disk with the catalogue, plans what it should hold so that the minimum number of copies of every file is as high as the pool allows, deletes orphans, copies (evicting only for objects with fewer copies), and writes the catalogue copy, manifest and restore script to the disk. Interrupting it at any moment leaves every named object correct; the next sync goes on.';
+    'Reconciles the disk with the catalogue, plans what it should hold so that the minimum number of copies of every file is as high as the pool allows, deletes orphans, copies (evicting only for objects with fewer copies), and writes the catalogue copy, manifest and restore script to the disk. Interrupting it at any moment leaves every named object correct; the next sync goes on. Ctrl-C stops within about a second: the file being copied is dropped, what is complete is kept and recorded, and the exit code is 130.';
   static override examples = [
     '<%= config.bin %> sync backup3',
     '<%= config.bin %> sync --disk /media/backup3 --bwlimit 50M',
@@ -51,9 +56,10 @@ export default class Sync extends BaseCommand<typeof Sync> {
       if (r.errors.length > 0)
         this.warn(`update: ${r.errors.length} paths could not be read (see 'distbackup update')`);
     }
+    // Ctrl-C: the file being copied is dropped, what is complete is made durable and recorded
+    // (a second Ctrl-C kills the process; every named object on the disk is still correct).
     const ac = new AbortController();
     const onInt = (): void => {
-      process.stderr.write('\ninterrupted: finishing the current batch (Ctrl-C again to stop at once)\n');
       ac.abort();
       process.removeListener('SIGINT', onInt);
     };
@@ -81,8 +87,21 @@ export default class Sync extends BaseCommand<typeof Sync> {
           for (const line of planLines(planned)) this.log(line);
         },
       });
+    } catch (err) {
+      if (err instanceof DistbackupError && err.code === 'interrupted') {
+        process.stderr.write(`distbackup: ${err.message}\n`);
+        this.exit(EXIT_INTERRUPTED);
+      }
+      throw err;
     } finally {
       process.removeListener('SIGINT', onInt);
+    }
+    if (doc.interrupted) {
+      this.logToStderr(
+        `sync of disk '${doc.disk}' interrupted: ${doc.copied} objects (${prettyBytes(doc.bytesCopied)}) copied, made durable and recorded, ${doc.deleted} deleted, ${doc.evicted} evicted; run it again to go on`,
+      );
+      this.setExitCode(EXIT_INTERRUPTED);
+      return doc;
     }
     if (!doc.dryRun) for (const line of resultLines(doc)) this.log(line);
     if (doc.skipped.length > 0) this.setExitCode(1);

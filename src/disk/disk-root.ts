@@ -201,56 +201,75 @@ export class DiskRoot {
   }
 
   /**
-   * The same listing as `listObjects`, reading up to `concurrency` prefix folders at once: on a
-   * cold cache each of the 4096 folders costs a disk read, and a deep queue lets the device
-   * (and the elevator of a spinning one) serve them in far fewer passes.
+   * The same listing as `listObjects`, streamed: one sorted chunk per prefix folder, in hash
+   * order, so that a caller merging it with the catalogue holds one folder at a time (a disk of
+   * ten million objects never becomes ten million strings in memory). Up to `concurrency`
+   * folders are read ahead at once: on a cold cache each folder costs a disk read, and a deep
+   * queue lets the device serve them in fewer passes. The sizes come from one synchronous lstat
+   * per entry: a promise per file cost several times more CPU than the lstat itself (3,000
+   * objects: 330 ms of listing against under 100 ms). An abort of `signal` throws (code
+   * `interrupted`) between folders: a listing cut short must never read as objects missing.
    */
-  async listObjectsAsync(concurrency = 16): Promise<DiskListing> {
-    const objects: DiskObject[] = [];
-    const ignored: string[] = [];
+  async *listObjectChunks(concurrency = 16, signal?: AbortSignal): AsyncGenerator<DiskListing, void, undefined> {
+    const top: DiskListing = { objects: [], ignored: [] };
     const dirs: string[] = [];
     for (const e of fs.readdirSync(this.objectsDir, { withFileTypes: true })) {
       if (e.name === TMP_DIR || e.name === QUARANTINE_DIR) continue;
       const dir = path.join(this.objectsDir, e.name);
       if (!PREFIX_RE.test(e.name) || !e.isDirectory()) {
-        ignored.push(dir);
+        top.ignored.push(dir);
         continue;
       }
       try {
         this.ensureDir(dir, false);
       } catch {
-        ignored.push(dir);
+        top.ignored.push(dir);
         continue;
       }
       dirs.push(e.name);
     }
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      for (let i = next++; i < dirs.length; i = next++) {
-        const prefix = dirs[i] ?? '';
-        const dir = path.join(this.objectsDir, prefix);
-        const names = await fs.promises.readdir(dir);
-        const stats = await Promise.all(
-          names.map(async (f) => {
-            const p = path.join(dir, f);
-            if (!HASH_RE.test(f) || !f.startsWith(prefix)) return { f, p, st: undefined, bad: true };
-            try {
-              return { f, p, st: await fs.promises.lstat(p, { bigint: true }), bad: false };
-            } catch {
-              return { f, p, st: undefined, bad: false }; // removed while listing
-            }
-          }),
-        );
-        for (const { f, p, st, bad } of stats) {
-          if (bad) ignored.push(p);
-          else if (st === undefined) continue;
-          else if (!st.isFile() || st.dev !== this.dev) ignored.push(p);
-          else objects.push({ hash: f, sizeBytes: Number(st.size) });
+    dirs.sort();
+    if (top.ignored.length > 0) yield top;
+    const dev = Number(this.dev);
+    const readFolder = async (prefix: string): Promise<DiskListing> => {
+      const dir = path.join(this.objectsDir, prefix);
+      const names = (await fs.promises.readdir(dir)).sort();
+      const chunk: { objects: DiskObject[]; ignored: string[] } = { objects: [], ignored: [] };
+      for (const f of names) {
+        const p = path.join(dir, f);
+        if (!HASH_RE.test(f) || !f.startsWith(prefix)) {
+          chunk.ignored.push(p);
+          continue;
         }
+        const st = fs.lstatSync(p, { throwIfNoEntry: false });
+        if (st === undefined) continue; // removed while listing
+        if (!st.isFile() || st.dev !== dev) chunk.ignored.push(p);
+        else chunk.objects.push({ hash: f, sizeBytes: st.size });
+      }
+      return chunk;
+    };
+    // Ordered read-ahead: folder i is yielded while folders i+1 … i+concurrency-1 are read.
+    const ahead: Promise<DiskListing>[] = [];
+    let next = 0;
+    const fill = (): void => {
+      while (ahead.length < Math.max(1, concurrency) && next < dirs.length) {
+        const p = readFolder(dirs[next++] ?? '');
+        p.catch(() => {}); // awaited in order below; a failure is thrown there
+        ahead.push(p);
       }
     };
-    await Promise.all(Array.from({ length: Math.max(1, concurrency) }, () => worker()));
-    return { objects, ignored };
+    fill();
+    for (let p = ahead.shift(); p !== undefined; p = ahead.shift()) {
+      if (signal?.aborted === true) {
+        throw new DistbackupError(`${this.root}: interrupted while listing the disk; nothing was changed`, {
+          code: 'interrupted',
+          path: this.root,
+        });
+      }
+      const chunk = await p;
+      fill();
+      yield chunk;
+    }
   }
 
   /**

@@ -11,7 +11,7 @@
 import { addCopies, getObjectByHash, iterateDiskCopies, removeCopies } from '../catalog/copies.js';
 import type { Catalog } from '../catalog/db.js';
 import { ObjectChecker } from '../disk/check-object.js';
-import type { DiskListing, DiskRoot } from '../disk/disk-root.js';
+import type { DiskListing, DiskObject, DiskRoot } from '../disk/disk-root.js';
 
 /** What reconciling changed. */
 export interface ReconcileResult {
@@ -41,77 +41,119 @@ export function reconcileDisk(
   disk: DiskRoot,
   options: { dryRun?: boolean; listing?: DiskListing } = {},
 ): ReconcileResult {
-  const dryRun = options.dryRun ?? false;
   const listing = options.listing ?? disk.listObjects();
-  // Merge-join by hash: both sides sorted the same way (lowercase hex, byte order).
-  const onDisk = listing.objects.sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
-  const uncount: number[] = [];
-  const candidates: Array<{ id: number; hash: string; size: number }> = [];
-  const adopt: number[] = [];
-  const badSize: string[] = [];
-  let unknown = 0;
-  let i = 0;
-  const visitDiskOnly = (hash: string, size: number): void => {
-    const known = getObjectByHash(cat.db, hash);
-    if (known === undefined) unknown += 1;
-    else if (known.size === size) candidates.push({ id: known.id, hash, size });
-    else badSize.push(hash);
-  };
-  for (const c of iterateDiskCopies(cat.db, diskId)) {
-    while (i < onDisk.length && (onDisk[i]?.hash ?? '') < c.hash) {
-      const o = onDisk[i];
-      if (o !== undefined) visitDiskOnly(o.hash, o.sizeBytes);
-      i += 1;
-    }
-    const o = onDisk[i];
-    if (o !== undefined && o.hash === c.hash) {
-      if (o.sizeBytes !== c.size) {
-        uncount.push(c.id);
-        badSize.push(o.hash);
+  const merge = new Merge(cat, diskId);
+  merge.feed([...listing.objects].sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0)));
+  merge.ignored += listing.ignored.length;
+  return merge.finish(disk, options.dryRun ?? false);
+}
+
+/**
+ * The same as `reconcileDisk`, over a listing streamed in hash order (`DiskRoot.listObjectChunks`),
+ * so that only one prefix folder of names is held at a time whatever the size of the disk.
+ */
+export async function reconcileDiskChunks(
+  cat: Catalog,
+  diskId: number,
+  disk: DiskRoot,
+  chunks: AsyncIterable<DiskListing>,
+  options: { dryRun?: boolean } = {},
+): Promise<ReconcileResult> {
+  const merge = new Merge(cat, diskId);
+  for await (const c of chunks) {
+    merge.feed(c.objects);
+    merge.ignored += c.ignored.length;
+  }
+  return merge.finish(disk, options.dryRun ?? false);
+}
+
+/** Merge-join by hash of the disk's objects (fed in hash order) with the copies counted on it. */
+class Merge {
+  private readonly copies: Iterator<{ id: number; hash: string; size: number }>;
+  private cur: { id: number; hash: string; size: number } | undefined;
+  private readonly uncount: number[] = [];
+  private readonly candidates: Array<{ id: number; hash: string; size: number }> = [];
+  private readonly badSize: string[] = [];
+  private unknown = 0;
+  private present = 0;
+  ignored = 0;
+
+  constructor(
+    private readonly cat: Catalog,
+    private readonly diskId: number,
+  ) {
+    this.copies = iterateDiskCopies(cat.db, diskId);
+    this.cur = this.nextCopy();
+  }
+
+  private nextCopy(): { id: number; hash: string; size: number } | undefined {
+    const r = this.copies.next();
+    return r.done === true ? undefined : r.value;
+  }
+
+  /** Objects on the disk, sorted by hash, each after every object of the previous calls. */
+  feed(objects: readonly DiskObject[]): void {
+    for (const o of objects) {
+      this.present += 1;
+      // Counted copies before this object are not on the disk.
+      while (this.cur !== undefined && this.cur.hash < o.hash) {
+        this.uncount.push(this.cur.id);
+        this.cur = this.nextCopy();
       }
-      i += 1;
+      if (this.cur !== undefined && this.cur.hash === o.hash) {
+        if (o.sizeBytes !== this.cur.size) {
+          this.uncount.push(this.cur.id);
+          this.badSize.push(o.hash);
+        }
+        this.cur = this.nextCopy();
+      } else {
+        const known = getObjectByHash(this.cat.db, o.hash);
+        if (known === undefined) this.unknown += 1;
+        else if (known.size === o.sizeBytes) this.candidates.push({ id: known.id, hash: o.hash, size: o.sizeBytes });
+        else this.badSize.push(o.hash);
+      }
+    }
+  }
+
+  finish(disk: DiskRoot, dryRun: boolean): ReconcileResult {
+    const { cat, diskId, uncount, candidates, badSize } = this;
+    for (; this.cur !== undefined; this.cur = this.nextCopy()) uncount.push(this.cur.id);
+    const adopt: number[] = [];
+    // Adopt only what hashes to its name. A dry run reads nothing (its changes are rolled back).
+    const checker = dryRun || candidates.length === 0 ? undefined : new ObjectChecker();
+    for (const c of candidates) {
+      if (checker === undefined) {
+        adopt.push(c.id);
+        continue;
+      }
+      const r = checker.check(disk.objectPath(c.hash), c.hash, c.size);
+      if (r.status === 'ok' || r.status === 'ok-second-read') adopt.push(c.id);
+      else if (r.status === 'bad' && r.untouchable !== true) badSize.push(c.hash);
+    }
+    // Uncount first, durably, then move files: a copy is never counted while it is not there.
+    cat.db.transaction(() => {
+      removeCopies(cat.db, diskId, uncount);
+      addCopies(cat.db, diskId, adopt);
+    })();
+    let quarantined = 0;
+    let tmpRemoved = 0;
+    if (!dryRun) {
+      for (const h of badSize) {
+        disk.quarantine(h);
+        quarantined += 1;
+      }
+      tmpRemoved = disk.emptyTmp();
     } else {
-      uncount.push(c.id);
+      quarantined = badSize.length;
     }
+    return {
+      present: this.present,
+      uncounted: uncount.length,
+      adopted: adopt.length,
+      quarantined,
+      unknown: this.unknown,
+      ignored: this.ignored,
+      tmpRemoved,
+    };
   }
-  for (; i < onDisk.length; i++) {
-    const o = onDisk[i];
-    if (o !== undefined) visitDiskOnly(o.hash, o.sizeBytes);
-  }
-  // Adopt only what hashes to its name. A dry run reads nothing (its changes are rolled back).
-  const checker = dryRun || candidates.length === 0 ? undefined : new ObjectChecker();
-  for (const c of candidates) {
-    if (checker === undefined) {
-      adopt.push(c.id);
-      continue;
-    }
-    const r = checker.check(disk.objectPath(c.hash), c.hash, c.size);
-    if (r.status === 'ok' || r.status === 'ok-second-read') adopt.push(c.id);
-    else if (r.status === 'bad' && r.untouchable !== true) badSize.push(c.hash);
-  }
-  // Uncount first, durably, then move files: a copy is never counted while it is not there.
-  cat.db.transaction(() => {
-    removeCopies(cat.db, diskId, uncount);
-    addCopies(cat.db, diskId, adopt);
-  })();
-  let quarantined = 0;
-  let tmpRemoved = 0;
-  if (!dryRun) {
-    for (const h of badSize) {
-      disk.quarantine(h);
-      quarantined += 1;
-    }
-    tmpRemoved = disk.emptyTmp();
-  } else {
-    quarantined = badSize.length;
-  }
-  return {
-    present: onDisk.length,
-    uncounted: uncount.length,
-    adopted: adopt.length,
-    quarantined,
-    unknown,
-    ignored: listing.ignored.length,
-    tmpRemoved,
-  };
 }

@@ -5,9 +5,113 @@
  * cache where the filesystem allows (O_DIRECT).
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { errnoCode } from '../core/errors.js';
+
+/** A message to the hash thread: add a chunk of shared memory to a hash, finish it, or drop it. */
+export type HashThreadRequest =
+  | { readonly t: 'update'; readonly id: number; readonly mem: SharedArrayBuffer; readonly n: number }
+  | { readonly t: 'digest'; readonly id: number }
+  | { readonly t: 'drop'; readonly id: number };
+
+/** The answer to each request, in order: the hex digest for `digest`, else null (or an error). */
+export type HashThreadReply = { readonly hex: string | null; readonly error?: string };
+
+/** SHA-256 states by id; the logic of the hash thread (copy-hash.worker.ts). Single-threaded. */
+export class HashStates {
+  private readonly states = new Map<number, Hash>();
+
+  handle(m: HashThreadRequest): HashThreadReply {
+    try {
+      if (m.t === 'update') {
+        let h = this.states.get(m.id);
+        if (h === undefined) {
+          h = createHash('sha256');
+          this.states.set(m.id, h);
+        }
+        h.update(new Uint8Array(m.mem, 0, m.n));
+        return { hex: null };
+      }
+      const h = this.states.get(m.id);
+      this.states.delete(m.id);
+      if (m.t === 'drop') return { hex: null };
+      return { hex: (h ?? createHash('sha256')).digest('hex') };
+    } catch (err) {
+      return { hex: null, error: err instanceof Error ? err.message : String(err) };
+    }
+  }
+}
+
+/**
+ * A thread that hashes large chunks while the main thread writes them (SHA-256 at ~1.9 GB/s
+ * on one core is a third of the copy time of large files when it shares the event loop with
+ * the writes). Chunks are SharedArrayBuffers, so nothing is copied; requests are answered in
+ * order, so one FIFO of resolvers matches the replies. Started lazily at the first large file;
+ * `close()` ends the thread. Drive it from one thread only.
+ */
+export class HashThread {
+  private worker: Worker | undefined;
+  private readonly waiting: { resolve: (hex: string | null) => void; reject: (err: Error) => void }[] = [];
+  private failed: Error | undefined;
+
+  private start(): Worker {
+    if (this.worker !== undefined) return this.worker;
+    const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+    const w = new Worker(new URL(`./copy-hash.worker${ext}`, import.meta.url));
+    w.on('message', (r: HashThreadReply) => {
+      const p = this.waiting.shift();
+      if (p === undefined) return;
+      if (r.error !== undefined) p.reject(new Error(`hash thread: ${r.error}`));
+      else p.resolve(r.hex);
+    });
+    const die = (err: Error): void => {
+      this.failed ??= err;
+      for (const p of this.waiting.splice(0)) p.reject(err);
+    };
+    w.on('error', die);
+    w.on('exit', (code) => die(new Error(`hash thread exited (code ${code})`)));
+    this.worker = w;
+    return w;
+  }
+
+  private request(m: HashThreadRequest): Promise<string | null> {
+    if (this.failed !== undefined) return Promise.reject(this.failed);
+    const w = this.start();
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      w.postMessage(m);
+    });
+  }
+
+  /** Add the first `n` bytes of `mem` to hash `id`; resolves once they are hashed (`mem` may then be reused). */
+  async update(id: number, mem: SharedArrayBuffer, n: number): Promise<void> {
+    await this.request({ t: 'update', id, mem, n });
+  }
+
+  /** The hex SHA-256 of everything added to `id` (the state is then gone). */
+  async digest(id: number): Promise<string> {
+    return (await this.request({ t: 'digest', id })) ?? '';
+  }
+
+  /** Forget hash `id` (an abandoned file). */
+  drop(id: number): void {
+    this.request({ t: 'drop', id }).catch(() => {});
+  }
+
+  /** Stop the thread. */
+  async close(): Promise<void> {
+    const w = this.worker;
+    this.worker = undefined;
+    this.failed ??= new Error('hash thread closed');
+    if (w !== undefined) {
+      w.removeAllListeners('exit');
+      await w.terminate();
+    }
+    for (const p of this.waiting.splice(0)) p.reject(this.failed);
+  }
+}
 
 export function readAsync(
   fd: number,

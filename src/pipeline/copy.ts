@@ -9,7 +9,10 @@
  * whose fsync failed is thrown away and written again from the source, never renamed; a source
  * whose bytes do not match the catalogued hash is skipped, never stored under that hash.
  * Runs on the main thread; the I/O runs on libuv's pool (small files synchronously: it is
- * cheaper than a thread-pool round trip, NODE20.md).
+ * cheaper than a thread-pool round trip, NODE20.md). Chunks of large files are hashed on a
+ * separate thread while the main thread writes them (they live in shared memory: no copy).
+ * On an abort (Ctrl-C) the file being copied is dropped at once; what is complete is still
+ * made durable and recorded.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -22,6 +25,7 @@ import {
   BoundedQueue,
   fsyncAsync,
   fsyncDirAsync,
+  HashThread,
   readAsync,
   readBackHash,
   syncfsHint,
@@ -31,6 +35,8 @@ import type { TokenBucket } from './throttle.js';
 
 /** One object to copy. */
 export interface CopyItem {
+  /** Position of the item in the caller's list (for its bookkeeping; kept by a retry). */
+  readonly index: number;
   /** The catalogue's object id (carried through to `commit`). */
   readonly objectId: number;
   readonly hash: string;
@@ -103,6 +109,12 @@ export interface CopyResult {
 /** Files at most this big are read and written with one synchronous call each. */
 const SMALL_BYTES = 256 * 1024;
 
+/**
+ * Files at least this big are hashed on the hash thread; smaller ones on the main thread, where
+ * a round trip per chunk would cost more than the hash.
+ */
+const HASH_THREAD_BYTES = 1024 * 1024;
+
 type Msg =
   | { readonly t: 'start'; readonly item: CopyItem }
   | { readonly t: 'data'; readonly buf: Buffer; readonly n: number; readonly pos: number; readonly release: () => void }
@@ -115,14 +127,23 @@ interface Pending {
   fd: number;
 }
 
-/** A pool of equal buffers; `get` waits while all are out. */
+/** A chunk buffer over shared memory (the hash thread reads it without a copy). */
+interface Chunk {
+  readonly buf: Buffer;
+  readonly mem: SharedArrayBuffer;
+}
+
+/** A pool of equal chunks; `get` waits while all are out. */
 class BufferPool {
-  private readonly free: Buffer[] = [];
+  private readonly free: Chunk[] = [];
   private waiter: (() => void) | undefined;
   constructor(count: number, size: number) {
-    for (let i = 0; i < count; i++) this.free.push(Buffer.allocUnsafeSlow(size));
+    for (let i = 0; i < count; i++) {
+      const mem = new SharedArrayBuffer(size);
+      this.free.push({ buf: Buffer.from(mem), mem });
+    }
   }
-  async get(): Promise<Buffer> {
+  async get(): Promise<Chunk> {
     for (;;) {
       const b = this.free.pop();
       if (b !== undefined) return b;
@@ -131,7 +152,7 @@ class BufferPool {
       });
     }
   }
-  put(b: Buffer): void {
+  put(b: Chunk): void {
     this.free.push(b);
     const w = this.waiter;
     if (w !== undefined) {
@@ -155,6 +176,9 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   let flushing: Promise<void> = Promise.resolve();
   const retries: CopyItem[] = [];
   const retried = new Set<number>();
+  const hasher = new HashThread();
+  let hashIds = 0;
+  const stopping = (): boolean => fatal !== undefined || opts.signal?.aborted === true;
 
   const fail = (err: unknown): void => {
     fatal ??= err;
@@ -357,12 +381,17 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       for (let m = await q.pop(); m !== undefined; m = await q.pop()) {
         if (m.t === 'data') {
           try {
+            if (cur !== undefined && !broken && opts.signal?.aborted === true) {
+              // Ctrl-C: the file being written is dropped, not finished.
+              broken = true;
+              discard(cur);
+            }
             if (cur !== undefined && !broken && fatal === undefined) {
               const data = m.buf.subarray(0, m.n);
               if (m.n <= SMALL_BYTES && m.pos === 0) writeFully(cur.fd, data, m.pos);
               else await writeFullyAsync(cur.fd, data, m.pos);
               bytesWritten += m.n;
-              await opts.throttle?.take(m.n);
+              await opts.throttle?.take(m.n, opts.signal);
               progress();
             }
           } catch (err) {
@@ -450,37 +479,75 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
         }
         if (!(await q.push({ t: 'start', item }))) return false;
         started = true;
-        const h = createHash('sha256');
+        // Large files are hashed on the hash thread while the writer writes the same chunks.
+        const threaded = item.sizeBytes >= HASH_THREAD_BYTES;
+        const h = threaded ? undefined : createHash('sha256');
+        const hashId = hashIds++;
+        let hashError: unknown;
         let pos = 0;
-        while (pos < item.sizeBytes) {
-          if (fatal !== undefined) {
-            await q.push({ t: 'abort' });
-            return false;
+        try {
+          while (pos < item.sizeBytes) {
+            if (stopping()) {
+              // Ctrl-C or a disk error: drop this file now rather than finish it.
+              await q.push({ t: 'abort' });
+              return false;
+            }
+            const chunk = await pool.get();
+            const { buf } = chunk;
+            const want = Math.min(buf.length, item.sizeBytes - pos);
+            let n: number;
+            try {
+              n =
+                want <= SMALL_BYTES && pos === 0
+                  ? fs.readSync(fd, buf, 0, want, pos)
+                  : await readAsync(fd, buf, 0, want, pos);
+            } catch (err) {
+              pool.put(chunk);
+              throw err;
+            }
+            if (n <= 0) {
+              pool.put(chunk);
+              throw new Error(`shorter than catalogued (${pos} of ${item.sizeBytes} bytes); run 'distbackup update'`);
+            }
+            // The chunk goes back to the pool once written and (when threaded) hashed.
+            let holds = 1;
+            const release = (): void => {
+              holds -= 1;
+              if (holds === 0) pool.put(chunk);
+            };
+            if (h !== undefined) h.update(buf.subarray(0, n));
+            else {
+              holds += 1;
+              hasher.update(hashId, chunk.mem, n).then(release, (err: unknown) => {
+                hashError ??= err;
+                release();
+              });
+            }
+            if (!(await q.push({ t: 'data', buf, n, pos, release }))) {
+              release();
+              return false;
+            }
+            pos += n;
           }
-          const buf = await pool.get();
-          const want = Math.min(buf.length, item.sizeBytes - pos);
-          let n: number;
-          try {
-            n =
-              want <= SMALL_BYTES && pos === 0
-                ? fs.readSync(fd, buf, 0, want, pos)
-                : await readAsync(fd, buf, 0, want, pos);
-          } catch (err) {
-            pool.put(buf);
-            throw err;
-          }
-          if (n <= 0) {
-            pool.put(buf);
-            throw new Error(`shorter than catalogued (${pos} of ${item.sizeBytes} bytes); run 'distbackup update'`);
-          }
-          h.update(buf.subarray(0, n));
-          if (!(await q.push({ t: 'data', buf, n, pos, release: () => pool.put(buf) }))) {
-            pool.put(buf);
-            return false;
-          }
-          pos += n;
+        } finally {
+          if (pos < item.sizeBytes && h === undefined) hasher.drop(hashId);
         }
-        const got = h.digest('hex');
+        let got: string;
+        if (h !== undefined) got = h.digest('hex');
+        else {
+          try {
+            got = await hasher.digest(hashId);
+          } catch (err) {
+            hashError ??= err;
+            got = '';
+          }
+        }
+        if (hashError !== undefined) {
+          // Not a problem of this source: the run cannot hash any more.
+          await q.push({ t: 'abort' });
+          fail(hashError);
+          return false;
+        }
         if (got !== item.hash) {
           lastErr = `content changed since the last update (hash ${got.slice(0, 12)}…, catalogued ${item.hash.slice(0, 12)}…); run 'distbackup update'`;
           await q.push({ t: 'abort' });
@@ -499,12 +566,16 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     return true;
   };
 
-  await runItems(items);
-  await flush(true);
-  if (retries.length > 0 && fatal === undefined) {
-    const again = retries.splice(0);
-    await runItems(again);
+  try {
+    await runItems(items);
     await flush(true);
+    if (retries.length > 0 && !stopping()) {
+      const again = retries.splice(0);
+      await runItems(again);
+      await flush(true);
+    }
+  } finally {
+    await hasher.close();
   }
   if (fatal !== undefined) throw fatal;
   return result;

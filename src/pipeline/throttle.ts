@@ -8,12 +8,26 @@
 /** Clock and sleep, injectable for tests. */
 export interface ThrottleClock {
   now(): number;
-  sleep(ms: number): Promise<void>;
+  /** Resolve after `ms`, or as soon as `signal` aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
 const realClock: ThrottleClock = {
   now: () => performance.now(),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  sleep: (ms, signal) =>
+    new Promise((resolve) => {
+      if (signal?.aborted === true) {
+        resolve();
+        return;
+      }
+      const done = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal?.addEventListener('abort', done, { once: true });
+    }),
 };
 
 /** A byte-rate limiter shared by every copy lane of one run. */
@@ -51,13 +65,16 @@ export class TokenBucket {
     this.tokens = Math.min(this.tokens, this.burst);
   }
 
-  /** Account for `bytes` and wait until the mean rate allows them. */
-  async take(bytes: number): Promise<void> {
+  /**
+   * Account for `bytes` and wait until the mean rate allows them; an abort of `signal` ends the
+   * wait at once (Ctrl-C must not wait for a slow rate's debt).
+   */
+  async take(bytes: number, signal?: AbortSignal): Promise<void> {
     this.refill();
     this.tokens -= bytes;
-    if (this.tokens < 0) {
+    if (this.tokens < 0 && signal?.aborted !== true) {
       const waitMs = (-this.tokens / this.rate) * 1000;
-      await this.clock.sleep(waitMs);
+      await this.clock.sleep(waitMs, signal);
     }
   }
 

@@ -20,7 +20,7 @@ import { isRotational } from '../disk/fsinfo.js';
 import { describePlace } from '../disk/locate.js';
 import { writeDiskCatalogue } from '../disks/disk-catalogue.js';
 import { findDisk, lockCatalogue, lockDisk } from '../disks/open.js';
-import { type ReconcileResult, reconcileDisk } from '../disks/reconcile.js';
+import { type ReconcileResult, reconcileDiskChunks } from '../disks/reconcile.js';
 import { type CopiedObject, type CopyItem, copyObjects } from '../pipeline/copy.js';
 import { TokenBucket } from '../pipeline/throttle.js';
 import { assertSafeDelete, plan as makePlan } from '../planner/index.js';
@@ -100,6 +100,11 @@ export interface SyncDoc {
   reconcile: ReconcileResult;
   plan: PlanSummary;
   elapsedMs: number;
+  /**
+   * True when Ctrl-C (the `signal`) stopped the run: `copied`, `deleted` and `evicted` then say
+   * what was done, made durable and recorded; the next sync goes on from there.
+   */
+  interrupted: boolean;
 }
 
 /** Defaults, measured with bench/sync.ts (docs/README-sync.md). */
@@ -110,7 +115,12 @@ export const SYNC_DEFAULTS = {
    * stays well under the usual limit of 1024 open files. 128, 512 and 3000 measured the same.
    */
   fsyncBatchFiles: 256,
-  fsyncBatchBytes: 256 * 1024 * 1024,
+  /**
+   * Bytes fsynced together: a batch is made durable in the background while the next one is
+   * written, so smaller batches overlap the disk's write-back with the copy (large files: each
+   * 64 MiB file fsynced while the next is read); it also bounds what Ctrl-C waits for.
+   */
+  fsyncBatchBytes: 64 * 1024 * 1024,
   /** Files and bytes per commit group. */
   commitFiles: 4096,
   commitBytes: 1024 * 1024 * 1024,
@@ -166,17 +176,19 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
         ...(opts.limitBytes === undefined ? {} : { limitBytes: opts.limitBytes }),
         ...(opts.noEvict === undefined ? {} : { noEvict: opts.noEvict }),
       };
-      const listing = await disk.listObjectsAsync();
+      // The listing is streamed one prefix folder at a time into the merge with the catalogue.
       if (dryRun) {
         cat.db.exec('BEGIN');
         try {
-          reconcile = reconcileDisk(cat, row.id, disk, { dryRun: true, listing });
+          reconcile = await reconcileDiskChunks(cat, row.id, disk, disk.listObjectChunks(16, opts.signal), {
+            dryRun: true,
+          });
           input = buildPlannerInput(cat.db, row.id, row.size, inputOptions);
         } finally {
           cat.db.exec('ROLLBACK');
         }
       } else {
-        reconcile = reconcileDisk(cat, row.id, disk, { listing });
+        reconcile = await reconcileDiskChunks(cat, row.id, disk, disk.listObjectChunks(16, opts.signal));
         disk.cleanRootTemps();
         // The generation moves before anything changes on the disk: an image of the disk taken
         // before this run is then recognisably behind.
@@ -217,26 +229,48 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
         reconcile,
         plan: summary,
         elapsedMs: 0,
+        interrupted: false,
       };
       opts.onPlan?.({ ...doc });
       if (dryRun) {
         doc.elapsedMs = Date.now() - started;
         return doc;
       }
-      const exec = new Executor(cat, row.id, disk, input, note);
-      // Step 4: orphans and surplus copies.
-      const front: SafeDelete[] = [];
-      const evictions: SafeDelete[] = [];
-      const copySteps: { objectId: number; sizeBytes: number }[] = [];
-      for (const s of p.steps) {
-        if (s.op === 'delete') (s.del.kind === 'evict' ? evictions : front).push(s.del);
-        else copySteps.push({ objectId: s.objectId, sizeBytes: s.sizeBytes });
+      if (opts.signal?.aborted === true) {
+        // Ctrl-C before anything was deleted or copied: stop here.
+        Object.assign(doc, { deleted: 0, evicted: 0, copied: 0, bytesCopied: 0, interrupted: true });
+        doc.minCopiesAfter = doc.minCopiesBefore;
+        doc.elapsedMs = Date.now() - started;
+        return doc;
       }
-      doc.deleted = exec.deleteFront(front);
+      const exec = new Executor(cat, row.id, disk, input, note);
+      // The plan's steps, read one at a time (stepAt): a JS object per step would not fit for
+      // millions of copies. Deletions are kept as step numbers, copies as two typed columns.
+      const front = new Uint32Array(p.orphanDeletes + p.surplusDeletes);
+      const evictions = new Uint32Array(p.evictions);
+      const copyId = new Float64Array(p.copies);
+      const copySize = new Float64Array(p.copies);
+      {
+        let nf = 0;
+        let ne = 0;
+        let nc = 0;
+        for (let k = 0; k < p.stepCount; k++) {
+          const s = p.stepAt(k);
+          if (s.op === 'delete') {
+            if (s.del.kind === 'evict') evictions[ne++] = k;
+            else front[nf++] = k;
+          } else {
+            copyId[nc] = s.objectId;
+            copySize[nc++] = s.sizeBytes;
+          }
+        }
+      }
+      // Step 4: orphans and surplus copies.
+      doc.deleted = exec.deleteFront(p, front);
       // Step 5: copy, evicting just before the room is needed.
-      exec.prepareEvictions(evictions, row.size, front);
-      const items = exec.copyItems(copySteps);
-      const progress = opts.progress?.(p.bytesToCopy, copySteps.length);
+      exec.prepareEvictions(p, evictions, row.size, front);
+      const items = exec.copyItems(copyId);
+      const progress = opts.progress?.(p.bytesToCopy, copyId.length);
       let lastCatalogue = Date.now();
       const every = opts.catalogueEveryMs ?? SYNC_DEFAULTS.catalogueEveryMs;
       const prof = SYNC_DEFAULTS[profile];
@@ -328,12 +362,8 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
           { code: errnoCode(catalogueError) ?? 'runtime', path: found.root, cause: catalogueError },
         );
       }
-      if (opts.signal?.aborted === true) {
-        throw new DistbackupError(
-          `sync of disk '${row.name}' interrupted: ${copied.objects} objects copied and recorded; run it again to go on`,
-          { code: 'interrupted' },
-        );
-      }
+      // (read through a function: the check before the copy narrowed `aborted` to false)
+      doc.interrupted = isAborted(opts.signal) && copied.objects + doc.skipped.length < p.copies;
       return doc;
     } finally {
       diskLock?.release();
@@ -341,6 +371,11 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
   } finally {
     homeLock?.release();
   }
+}
+
+/** Whether `signal` was aborted (Ctrl-C). */
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
 }
 
 function summarize(p: Plan, input: PlannerInput): PlanSummary {
@@ -366,12 +401,19 @@ interface Gone {
   readonly sizeBytes: number;
 }
 
+/** Deletions uncounted per transaction (bounds the memory of a disk that loses millions). */
+const DELETE_CHUNK = 10_000;
+
 /** Deletions and copy items of one sync, against one disk. */
 class Executor {
   evicted = 0;
   private freeBytes = 0;
-  private evictQueue: SafeDelete[] = [];
-  private readonly accounted = new Set<number>();
+  private plan: Plan | undefined;
+  /** Step numbers of the evictions, in the planner's order; `evictNext` is the next one. */
+  private evictQueue: Uint32Array = new Uint32Array(0);
+  private evictNext = 0;
+  /** 1 once the copy at that position was accounted for (a retried copy is not charged twice). */
+  private accounted: Uint8Array = new Uint8Array(0);
   private readonly sources: Map<number, { vpath: Buffer; realpath: Buffer }>;
 
   constructor(
@@ -391,46 +433,65 @@ class Executor {
     }
   }
 
+  /** The deletion of plan step `k` (only the planner mints it). */
+  private static deletion(p: Plan, k: number): SafeDelete {
+    const s = p.stepAt(k);
+    if (s.op !== 'delete') throw new DistbackupError(`plan step ${k} is not a deletion`, { code: 'planner-step' });
+    return s.del;
+  }
+
   /**
-   * Delete `dels` (orphans and surplus): uncount them in one committed transaction, rewrite the
-   * disk's catalogue copy so it no longer lists them, then unlink. Returns how many were deleted.
+   * Delete the steps `ks` of `p` (orphans and surplus): uncount them in committed transactions,
+   * rewrite the disk's catalogue copy so it no longer lists them, then unlink. Returns how many
+   * were deleted.
    */
-  deleteFront(dels: readonly SafeDelete[]): number {
-    if (dels.length === 0) return 0;
-    const gone = this.uncount(dels);
+  deleteFront(p: Plan, ks: Uint32Array): number {
+    if (ks.length === 0) return 0;
+    for (let i = 0; i < ks.length; i += DELETE_CHUNK) {
+      this.uncount(Array.from(ks.subarray(i, i + DELETE_CHUNK), (k) => Executor.deletion(p, k)));
+    }
     this.disk.checkMounted();
     writeDiskCatalogue(this.cat, this.disk, this.diskId);
     let deleted = 0;
-    for (const g of gone) {
-      if (this.unlink(g)) deleted += 1;
-      killPoint('after-orphan-delete');
+    for (let i = 0; i < ks.length; i += DELETE_CHUNK) {
+      const gone = this.gone(Array.from(ks.subarray(i, i + DELETE_CHUNK), (k) => Executor.deletion(p, k)));
+      for (const g of gone) {
+        if (this.unlink(g)) deleted += 1;
+        killPoint('after-orphan-delete');
+      }
+      this.fsyncPrefixDirs(gone);
     }
-    this.fsyncPrefixDirs(gone);
     return deleted;
   }
 
-  /** Set up just-in-time evictions for a disk of `capacityBytes`. */
-  prepareEvictions(evictions: readonly SafeDelete[], capacityBytes: number, front: readonly SafeDelete[]): void {
-    this.evictQueue = [...evictions];
+  /** Set up just-in-time evictions (steps `evictions` of `p`) for a disk of `capacityBytes`. */
+  prepareEvictions(p: Plan, evictions: Uint32Array, capacityBytes: number, front: Uint32Array): void {
+    this.plan = p;
+    this.evictQueue = evictions;
+    this.evictNext = 0;
+    this.accounted = new Uint8Array(p.copies);
     let used = 0;
     const n = this.input.count;
     for (let i = 0; i < n; i++) if (this.input.onThisDisk[i] === 1) used += allocatedSize(this.input.sizeBytes[i] ?? 0);
     // Surplus copies were deleted in front: their room is free (orphans were never counted here).
-    for (const d of front) if (d.kind === 'surplus') used -= allocatedSize(d.sizeBytes);
+    for (const k of front) {
+      const d = Executor.deletion(p, k);
+      if (d.kind === 'surplus') used -= allocatedSize(d.sizeBytes);
+    }
     this.freeBytes = capacityBytes - used;
   }
 
   /** Account for `item` and evict (in the planner's order) until it fits. */
   makeRoom(item: CopyItem): void {
-    if (this.accounted.has(item.objectId)) return;
-    this.accounted.add(item.objectId);
+    if (this.accounted[item.index] === 1) return;
+    this.accounted[item.index] = 1;
     const need = allocatedSize(item.sizeBytes);
-    if (this.freeBytes < need && this.evictQueue.length > 0) {
+    const p = this.plan;
+    if (this.freeBytes < need && p !== undefined && this.evictNext < this.evictQueue.length) {
       const batch: SafeDelete[] = [];
       let gain = 0;
-      while (this.freeBytes + gain < need && this.evictQueue.length > 0) {
-        const e = this.evictQueue.shift();
-        if (e === undefined) break;
+      while (this.freeBytes + gain < need && this.evictNext < this.evictQueue.length) {
+        const e = Executor.deletion(p, this.evictQueue[this.evictNext++] ?? 0);
         batch.push(e);
         gain += allocatedSize(e.sizeBytes);
       }
@@ -447,16 +508,16 @@ class Executor {
     this.freeBytes -= need;
   }
 
-  /** Copy items in (device, inode) order of their first source file; built lazily. */
-  *copyItems(steps: readonly { objectId: number; sizeBytes: number }[]): Generator<CopyItem> {
+  /** Copy items (objects `objectIds`) in (device, inode) order of their first source file; built lazily. */
+  *copyItems(objectIds: Float64Array): Generator<CopyItem> {
     const firstFile = this.cat.db.prepare(
       `SELECT dev, ino FROM files WHERE object_id = ? AND kind = ${FileKind.file} ORDER BY id LIMIT 1`,
     );
-    const n = steps.length;
+    const n = objectIds.length;
     const dev = new Float64Array(n);
     const ino = new Float64Array(n);
     for (let i = 0; i < n; i++) {
-      const r = firstFile.get(steps[i]?.objectId) as { dev: number; ino: number } | undefined;
+      const r = firstFile.get(objectIds[i]) as { dev: number; ino: number } | undefined;
       dev[i] = r?.dev ?? 0;
       ino[i] = r?.ino ?? 0;
     }
@@ -466,29 +527,34 @@ class Executor {
       `SELECT vpath, source_id FROM files WHERE object_id = ? AND kind = ${FileKind.file} ORDER BY id`,
     );
     for (const i of order) {
-      const s = steps[i];
-      if (s === undefined) continue;
-      const obj = getObjectById(this.cat.db, s.objectId);
+      const objectId = objectIds[i] ?? 0;
+      const obj = getObjectById(this.cat.db, objectId);
       if (obj === undefined) continue;
       const srcs: Buffer[] = [];
-      for (const f of files.all(s.objectId) as { vpath: Buffer; source_id: number }[]) {
+      for (const f of files.all(objectId) as { vpath: Buffer; source_id: number }[]) {
         const src = this.sources.get(f.source_id);
         if (src === undefined) continue;
         const rel = src.vpath.length === 1 ? f.vpath : f.vpath.subarray(src.vpath.length);
         srcs.push(Buffer.concat([src.realpath, rel]));
       }
-      yield { objectId: s.objectId, hash: obj.hash, sizeBytes: obj.size, sources: srcs };
+      yield { index: i, objectId, hash: obj.hash, sizeBytes: obj.size, sources: srcs };
     }
   }
 
-  /** Uncount `dels` in one committed transaction (synchronous=FULL); returns their hashes. */
-  private uncount(dels: readonly SafeDelete[]): Gone[] {
+  /** The hashes of `dels`, each checked to come out of the plan. */
+  private gone(dels: readonly SafeDelete[]): Gone[] {
     const gone: Gone[] = [];
     for (const d of dels) {
       assertSafeDelete(d);
       const o = getObjectById(this.cat.db, d.objectId);
       if (o !== undefined) gone.push({ objectId: d.objectId, hash: o.hash, sizeBytes: d.sizeBytes });
     }
+    return gone;
+  }
+
+  /** Uncount `dels` in one committed transaction (synchronous=FULL); returns their hashes. */
+  private uncount(dels: readonly SafeDelete[]): Gone[] {
+    const gone = this.gone(dels);
     removeCopies(
       this.cat.db,
       this.diskId,
