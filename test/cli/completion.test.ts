@@ -65,13 +65,87 @@ test('the zsh completion script is valid zsh and names every command', {
   for (const word of ['source', 'bench', 'sync']) assert.ok(text.includes(`"${word}[`), `zsh completes ${word}`);
 });
 
-test('a fish completion script is produced', {
-  todo: '@oclif/plugin-autocomplete 3.2 generates bash, zsh and powershell only; fish needs a generator of ours',
+/** Candidates fish offers for `line` with `script` loaded: [word, description] pairs. */
+function fishComplete(script: string, line: string): [string, string][] {
+  const r = spawnSync('fish', ['--no-config', '-c', `source ${script}; complete -C ${JSON.stringify(line)}`], {
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => {
+      const [word = '', desc = ''] = l.split('\t');
+      return [word, desc];
+    });
+}
+
+test('completion fish prints a valid fish script that completes topics, commands, flags and their values', {
+  skip: !hasShell('fish') && 'fish is not installed',
 }, (t) => {
   const root = tempDir(t);
-  const r = runCli(path.join(root, 'data'), ['autocomplete', 'script', 'fish'], {
-    XDG_CACHE_HOME: path.join(root, 'cache'),
-  });
+  const r = runCli(path.join(root, 'data'), ['completion', 'fish']);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /complete -c distbackup/);
+  assert.equal(r.stderr, '');
+  const script = path.join(root, 'distbackup.fish');
+  fs.writeFileSync(script, r.stdout);
+  const check = spawnSync('fish', ['--no-execute', script], { encoding: 'utf8' });
+  assert.equal(check.status, 0, `fish --no-execute: ${check.stderr}`);
+
+  const words = (line: string): string[] => fishComplete(script, line).map(([w]) => w);
+  // Topics and commands, with the topic's description; nothing but words before a command.
+  const top = fishComplete(script, 'distbackup so');
+  assert.deepEqual(
+    top.map(([w]) => w),
+    ['source'],
+  );
+  assert.match(top[0]?.[1] ?? '', /real folders into the virtual tree/);
+  assert.deepEqual(words('distbackup disk '), ['add', 'drop', 'list', 'refresh', 'remove', 'set']);
+  assert.ok(words('distbackup ').includes('completion'));
+  assert.ok(!words('distbackup ').some((w) => w.includes('/')), 'no file names before a command');
+  // Flags of the command typed (topic words separated by spaces), with their summaries.
+  const flags = fishComplete(script, 'distbackup source map --');
+  for (const f of ['--exclude', '--include', '--follow-symlinks', '--min-copies', '--help', '--data-dir']) {
+    assert.ok(
+      flags.some(([w]) => w === f),
+      `source map offers ${f}`,
+    );
+  }
+  assert.match(flags.find(([w]) => w === '--min-copies')?.[1] ?? '', /\S/, 'a flag shows its summary');
+  assert.ok(!flags.some(([w]) => w === '--suite'), "bench's flags are not offered to source map");
+  // The fixed values of a flag, and a flag's summary kept beside its name.
+  assert.deepEqual(words('distbackup bench --suite '), ['hdd', 'planner', 'ssd']);
+  assert.deepEqual(fishComplete(script, 'distbackup bench --su'), [
+    ['--suite', "What to measure (default: hdd when the target's disk really spins, else ssd)."],
+  ]);
+  assert.deepEqual(words('distbackup sync --verify '), ['readback', 'write']);
+  assert.deepEqual(words('distbackup completion '), ['fish']);
+  // Short flags and the alias dsb.
+  assert.ok(words('dsb sync -').includes('-n'));
+  assert.deepEqual(words('dsb dis'), ['disk']);
+  // A command that takes paths completes file names.
+  fs.mkdirSync(path.join(root, 'photos-here'));
+  const inRoot = spawnSync(
+    'fish',
+    [
+      '--no-config',
+      '-c',
+      `cd ${JSON.stringify(root)}; source ${script}; complete -C "distbackup source map /p photos"`,
+    ],
+    { encoding: 'utf8' },
+  );
+  assert.match(inRoot.stdout, /^photos-here\//m);
+});
+
+test('autocomplete fish is refused by the plugin, and completion names the command that serves fish', (t) => {
+  const root = tempDir(t);
+  const r = runCli(path.join(root, 'data'), ['autocomplete', 'fish'], { XDG_CACHE_HOME: path.join(root, 'cache') });
+  assert.notEqual(r.code, 0);
+  const other = runCli(path.join(root, 'data'), ['completion', 'bash']);
+  assert.equal(other.code, 1);
+  assert.match(other.stderr, /fish/);
+  const help = runCli(path.join(root, 'data'), ['completion', '--help']);
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /\$ distbackup completion fish > ~\/\.config\/fish\/completions\/distbackup\.fish/);
+  assert.match(help.stdout, /distbackup autocomplete/);
 });
