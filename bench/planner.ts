@@ -5,18 +5,15 @@
  * RSS of one size is not inflated by the sizes before it. The input is built before the clock
  * starts: it is the catalogue's part of a sync (measured separately, see README-planner.md).
  *
- * The pool: 30 disks; object sizes log-uniform between 4 KiB and 64 MiB (photos, documents,
- * short videos); each object held by 0–3 random disks (one in six by none: new files), so the
- * connected disk (disk 0) holds about one in fifteen; 2 % of objects at priority 2, 5 % at
- * priority 0, 10 % with a copy target of 2; 1 % orphans; the disk's size is what it would hold
- * if every disk held an equal share of two copies of everything, so it evicts, copies and skips.
- * `--fresh` plans an empty disk instead (every chosen object is a copy); `--whole` an empty disk
- * large enough for the whole pool (one copy step per object: the largest plan there is).
+ * The pool is `syntheticPool` of src/planner/fixture.ts (30 disks, photo-like sizes, 0–3 copies
+ * elsewhere, a disk that evicts, copies and skips); `--fresh` plans an empty disk instead (every
+ * chosen object is a copy); `--whole` an empty disk large enough for the whole pool (one copy
+ * step per object: the largest plan there is).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { syntheticPool } from '../src/planner/fixture.js';
 import { plan } from '../src/planner/index.js';
-import { type PlannerInput, UNCAPPED } from '../src/planner/types.js';
 
 interface Result {
   readonly objects: number;
@@ -33,88 +30,8 @@ interface Result {
   readonly minAfter: number;
 }
 
-/** mulberry32: fast, seeded, good enough for synthetic data. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** A synthetic PlannerInput of `count` objects over `disks` disks, seen from disk 0. */
-export function syntheticPool(count: number, disks: number, fresh: boolean, seed = 1, whole = false): PlannerInput {
-  const r = rng(seed);
-  const objectId = new Float64Array(count);
-  const sizeBytes = new Float64Array(count);
-  const copiesElsewhere = new Uint16Array(count);
-  const onThisDisk = new Uint8Array(count);
-  const priority = new Uint32Array(count);
-  const minCopies = new Uint16Array(count);
-  const maxCopies = new Uint32Array(count).fill(UNCAPPED);
-  const holderSet = new Uint32Array(count);
-  const setOf = new Map<number, number>(); // bit mask of other disks -> holder set index
-  const holderSets: number[][] = [];
-  const lnMin = Math.log(4096);
-  const lnSpan = Math.log(64 * 1024 * 1024) - lnMin;
-  let total = 0;
-  for (let i = 0; i < count; i++) {
-    objectId[i] = i + 1;
-    const size = Math.floor(Math.exp(lnMin + r() * lnSpan));
-    sizeBytes[i] = size;
-    total += size;
-    const u = r();
-    const copies = u < 1 / 6 ? 0 : u < 0.5 ? 1 : u < 0.85 ? 2 : 3;
-    let mask = 0;
-    for (let k = 0; k < copies; ) {
-      const d = Math.floor(r() * disks);
-      if ((mask >>> d) & 1) continue;
-      mask |= 1 << d;
-      k++;
-    }
-    const here = mask & 1;
-    onThisDisk[i] = fresh ? 0 : here;
-    const others = mask >>> 1;
-    let h = setOf.get(others);
-    if (h === undefined) {
-      h = holderSets.length;
-      const list: number[] = [];
-      for (let d = 1; d < disks; d++) if ((others >>> (d - 1)) & 1) list.push(d);
-      holderSets.push(list);
-      setOf.set(others, h);
-    }
-    holderSet[i] = h;
-    let c = 0;
-    for (let x = others; x !== 0; x &= x - 1) c++;
-    copiesElsewhere[i] = c;
-    const p = r();
-    priority[i] = p < 0.05 ? 0 : p < 0.07 ? 2 : 1;
-    minCopies[i] = r() < 0.1 ? 2 : 1;
-  }
-  const orphanCount = fresh ? 0 : Math.floor(count / 100);
-  const orphans = { objectId: new Float64Array(orphanCount), sizeBytes: new Float64Array(orphanCount) };
-  for (let k = 0; k < orphanCount; k++) {
-    orphans.objectId[k] = count + k + 1;
-    orphans.sizeBytes[k] = Math.floor(Math.exp(lnMin + r() * lnSpan));
-  }
-  return {
-    count,
-    objectId,
-    sizeBytes,
-    copiesElsewhere,
-    onThisDisk,
-    priority,
-    minCopies,
-    maxCopies,
-    holderSet,
-    holderSets,
-    orphans,
-    capacityBytes: whole ? 2 * total : Math.floor((2 * total) / disks),
-  };
-}
+// The pool comes from the one synthetic-pool builder; re-exported for the scale tests.
+export { syntheticPool };
 
 function child(count: number, disks: number, fresh: boolean, whole: boolean): Result {
   const b0 = process.hrtime.bigint();

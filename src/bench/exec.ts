@@ -1,8 +1,9 @@
 /**
- * Running and timing one external command for the benchmark: wall time from spawn to exit,
- * peak RSS (polled from /proc, Linux only), stdout kept or only counted, an abort signal that
- * ends the whole process group, and an optional strace of the file opens (for the read-order
- * figure of the hdd suite). Not thread-safe; one call per command.
+ * Running and timing external commands for every benchmark (`distbackup bench` and the scripts
+ * under bench/): wall time from spawn to exit, peak RSS (polled from /proc, Linux only), stdout
+ * kept or only counted, an abort signal and a time box that end the whole process group, an
+ * optional strace of the file opens (for the read-order figure of the hdd suite), and the page
+ * cache drop that makes a run read cold. Not thread-safe; one call per command.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -19,6 +20,8 @@ export interface ExecOptions {
   readonly signal?: AbortSignal;
   /** Record every file open of the command and its children (strace) into this file. */
   readonly traceFile?: string;
+  /** Time box, seconds: past it the process group is ended and the result says `timedOut`. */
+  readonly timeoutSeconds?: number;
 }
 
 export interface ExecResult {
@@ -34,6 +37,8 @@ export interface ExecResult {
   readonly stderrTail: string;
   /** Peak resident memory of the top process (VmHWM), bytes; undefined when not measurable. */
   readonly peakRssBytes: number | undefined;
+  /** True when the time box ended it (`code` is then null, `signal` SIGKILL or SIGTERM). */
+  readonly timedOut: boolean;
 }
 
 const STDOUT_CAP = 64 * 1024 * 1024;
@@ -88,28 +93,54 @@ export function execTimed(cmd: string, args: readonly string[], opts: ExecOption
             const hwm = readPeakRss(child.pid ?? 0);
             if (hwm !== undefined && (peak === undefined || hwm > peak)) peak = hwm;
           }, RSS_POLL_MS);
-    const onAbort = (): void => {
+    const killGroup = (sig: NodeJS.Signals): void => {
       if (child.pid !== undefined) {
         try {
-          process.kill(-child.pid, 'SIGTERM');
+          process.kill(-child.pid, sig);
         } catch {}
       }
     };
+    const onAbort = (): void => killGroup('SIGTERM');
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    child.on('error', (err) => {
+    let timedOut = false;
+    // SIGTERM first so a backup tool can remove its lock; SIGKILL 2 s later if it lingers.
+    let lingering: NodeJS.Timeout | undefined;
+    const box =
+      opts.timeoutSeconds === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            killGroup('SIGTERM');
+            lingering = setTimeout(() => killGroup('SIGKILL'), 2000);
+          }, opts.timeoutSeconds * 1000);
+    const stop = (): void => {
       if (poll !== undefined) clearInterval(poll);
+      if (box !== undefined) clearTimeout(box);
+      if (lingering !== undefined) clearTimeout(lingering);
       opts.signal?.removeEventListener('abort', onAbort);
+    };
+    child.on('error', (err) => {
+      stop();
       reject(err);
     });
     child.on('close', (code, signal) => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      if (poll !== undefined) clearInterval(poll);
-      opts.signal?.removeEventListener('abort', onAbort);
+      stop();
       if (opts.signal?.aborted === true) {
         reject(new AbortedError());
         return;
       }
-      resolve({ code, signal, seconds, stdout, stdoutBytes, stdoutLines, stderrTail: stderr, peakRssBytes: peak });
+      resolve({
+        code,
+        signal,
+        seconds,
+        stdout,
+        stdoutBytes,
+        stdoutLines,
+        stderrTail: stderr,
+        peakRssBytes: peak,
+        timedOut,
+      });
     });
   });
 }
@@ -140,8 +171,69 @@ export function which(name: string): string | undefined {
 /** First line of `cmd --version` (or `cmd version`), for the report; '' when it says nothing. */
 export function toolVersion(cmd: string, args: readonly string[] = ['--version']): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
-  const text = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.trim();
-  return text.split('\n')[0]?.trim() ?? '';
+  return firstLine(`${r.stdout ?? ''}\n${r.stderr ?? ''}`);
+}
+
+/** The arguments that make `tool` print its version (openssl and restic take a subcommand). */
+export function versionArgs(tool: string): string[] {
+  return tool === 'openssl' || tool === 'restic' ? ['version'] : ['--version'];
+}
+
+/**
+ * A tool's version line and its start-up time: the fastest of `runs` runs of its version command
+ * (a process that loads the program and does no work), seconds. Undefined when it cannot start.
+ */
+export async function probeTool(
+  tool: string,
+  runs = 2,
+  signal?: AbortSignal,
+): Promise<{ version: string; startupSeconds: number } | undefined> {
+  let best = Number.POSITIVE_INFINITY;
+  let version = '';
+  for (let i = 0; i < runs; i++) {
+    let r: ExecResult;
+    try {
+      r = await execTimed(tool, versionArgs(tool), {
+        keepStdout: true,
+        timeoutSeconds: 10,
+        ...(signal === undefined ? {} : { signal }),
+      });
+    } catch (err) {
+      if (err instanceof AbortedError) throw err;
+      return undefined;
+    }
+    version = firstLine(`${r.stdout}\n${r.stderrTail}`);
+    best = Math.min(best, r.seconds);
+  }
+  return { version, startupSeconds: best };
+}
+
+function firstLine(text: string): string {
+  return text.trim().split('\n')[0]?.trim() ?? '';
+}
+
+/**
+ * Flush dirty pages (`sync`), then drop the clean page cache, dentries and inodes (Linux, root),
+ * so the next run reads from the disk. True when the drop worked.
+ */
+export function dropCaches(): boolean {
+  spawnSync('sync');
+  try {
+    fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True when this user may drop the page cache (tries it once). */
+export function canDropCaches(): boolean {
+  try {
+    fs.accessSync('/proc/sys/vm/drop_caches', fs.constants.W_OK);
+  } catch {
+    return false;
+  }
+  return dropCaches();
 }
 
 /** True when strace can trace opens here (installed, ptrace allowed, seccomp filter supported). */

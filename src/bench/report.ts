@@ -41,6 +41,8 @@ export interface Measurement {
   readonly filesPerSecond: number;
   /** distbackup's time for this stage divided by this run's time (below 1: distbackup faster). */
   readonly ratio: number | null;
+  /** The same with each tool's start-up (`BenchReport.startup`) taken off both times. */
+  readonly netRatio: number | null;
   readonly peakRssBytes: number | null;
   readonly readOrder: ReadOrder | null;
   readonly ok: boolean;
@@ -80,6 +82,19 @@ export interface BenchReport {
   readonly tools: { readonly found: Record<string, string>; readonly missing: readonly string[] };
   /** Whether the hdd suite could record read order (strace), and how. */
   readonly readOrderMethod: string | null;
+  /**
+   * Start-up cost, timed once per bench run: what every row of that tool pays before touching
+   * any data. `seconds.distbackup` is the fastest of `runs` of `command`; restic's, borg's and
+   * rclone's the fastest of two listings of an empty repository (restic derives its key there);
+   * the other peers' the fastest of two runs of their version command.
+   */
+  readonly startup: {
+    readonly command: string;
+    readonly runs: readonly number[];
+    readonly seconds: Readonly<Record<string, number>>;
+  };
+  /** Time box of each peer run, seconds (null: none). */
+  readonly peerTimeoutSeconds: number | null;
   readonly datasets: readonly DatasetDoc[];
   readonly results: readonly Measurement[];
   readonly seconds: number;
@@ -117,7 +132,9 @@ export function renderReport(report: BenchReport): string[] {
   const found = Object.keys(report.tools.found);
   out.push(`peers found: ${found.length > 0 ? found.join(', ') : 'none'}`);
   if (report.tools.missing.length > 0) out.push(`peers not found (rows left out): ${report.tools.missing.join(', ')}`);
+  out.push(startupLine(report));
   out.push('ratio = distbackup time / that tool time: below 1.00× distbackup is faster.');
+  out.push("net = the same ratio with each tool's start-up taken off both times: what the data itself costs.");
   for (const ds of report.datasets) {
     out.push('');
     out.push(
@@ -135,16 +152,17 @@ export function renderReport(report: BenchReport): string[] {
         m.ok ? fmtRate(m.mbPerSecond) : '',
         m.ok ? fmtRate(m.filesPerSecond) : '',
         m.ok ? fmtRatio(m.ratio) : '',
+        m.ok ? fmtRatio(m.netRatio ?? null) : '',
         m.peakRssBytes === null ? '' : prettyBytes(m.peakRssBytes),
         m.readOrder === null ? '' : `${(m.readOrder.ascendingFraction * 100).toFixed(0)}%`,
         m.note ?? '',
       ]);
     }
-    const header = ['stage', 'command', 'seconds', 'MB/s', 'files/s', 'ratio', 'peak RSS', 'in order', 'note'];
+    const header = ['stage', 'command', 'seconds', 'MB/s', 'files/s', 'ratio', 'net', 'peak RSS', 'in order', 'note'];
     const hasOrder = report.results.some((r) => r.readOrder !== null);
     const cols = hasOrder ? header : header.filter((h) => h !== 'in order');
-    const trimmed = hasOrder ? rows : rows.map((r) => r.filter((_c, i) => i !== 7));
-    out.push(...table(cols, trimmed, [2, 3, 4, 5, 6, ...(hasOrder ? [7] : [])]));
+    const trimmed = hasOrder ? rows : rows.map((r) => r.filter((_c, i) => i !== 8));
+    out.push(...table(cols, trimmed, [2, 3, 4, 5, 6, 7, ...(hasOrder ? [8] : [])]));
   }
   const head = headline(report);
   if (head.length > 0) {
@@ -162,6 +180,25 @@ export function renderReport(report: BenchReport): string[] {
   return out;
 }
 
+/** The start-up line: distbackup's, then the peers' that take 10 ms or more. */
+export function startupLine(report: BenchReport): string {
+  const s = report.startup.seconds;
+  const ours = s.distbackup;
+  const slow = Object.entries(s)
+    .filter(([t, v]) => t !== 'distbackup' && v >= 0.01)
+    .sort((a, b) => b[1] - a[1])
+    .map(([t, v]) => `${t} ${fmtSeconds(v)} s`);
+  const fast = Object.keys(s).filter((t) => t !== 'distbackup' && (s[t] ?? 0) < 0.01);
+  const parts = [
+    ours === undefined
+      ? 'distbackup not measured'
+      : `distbackup ${fmtSeconds(ours)} s (\`${report.startup.command}\`, fastest of ${report.startup.runs.length})`,
+    ...slow,
+    ...(fast.length > 0 ? [`${fast.join(', ')} under 0.01 s`] : []),
+  ];
+  return `start-up, paid by every run before it reads any data: ${parts.join(', ')}`;
+}
+
 /** One line per dataset and stage: distbackup's time against the fastest successful peer. */
 export function headline(report: BenchReport): string[] {
   const lines: string[] = [];
@@ -172,8 +209,9 @@ export function headline(report: BenchReport): string[] {
       const peers = rows.filter((r) => r.tool !== 'distbackup');
       if (ours === undefined || peers.length === 0) continue;
       const best = peers.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+      const net = best.netRatio ?? null;
       lines.push(
-        `  ${ds.kind.padEnd(5)} ${stage.padEnd(7)} distbackup ${fmtSeconds(ours.seconds)} s, fastest peer ${best.label} ${fmtSeconds(best.seconds)} s: ${fmtRatio(ours.seconds / best.seconds)}`,
+        `  ${ds.kind.padEnd(5)} ${stage.padEnd(7)} distbackup ${fmtSeconds(ours.seconds)} s, fastest peer ${best.label} ${fmtSeconds(best.seconds)} s: ${fmtRatio(ours.seconds / best.seconds)}${net === null ? '' : ` (net ${fmtRatio(net)})`}`,
       );
     }
   }

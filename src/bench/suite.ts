@@ -3,13 +3,18 @@
  * the target, then time distbackup's stages (the built CLI, spawned as a user runs it) and, on
  * the same data and the same folder, the peers a user would otherwise use. Every run is
  * preceded by a `sync` (and a page-cache drop when the cache is cold), so no run pays for the
- * previous run's writes. Removes everything it made unless `keep`. Not re-entrant.
+ * previous run's writes. Each tool's start-up (a run that loads it and does no work) is timed
+ * once, so that ratios can also be read net of it. Removes everything it made unless `keep`.
+ * Not re-entrant.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { openCatalog } from '../catalog/db.js';
 import { OBJECTS_DIR } from '../disk/layout.js';
+import { addDisk } from '../disks/disks.js';
+import { mapSource } from '../sources/sources.js';
 import {
   contentSha256,
   DATASET_KINDS,
@@ -18,7 +23,17 @@ import {
   planDataset,
   writeDataset,
 } from './dataset.js';
-import { AbortedError, type ExecResult, execTimed, parseTracedOpens, straceWorks, toolVersion, which } from './exec.js';
+import {
+  AbortedError,
+  canDropCaches,
+  dropCaches,
+  type ExecResult,
+  execTimed,
+  parseTracedOpens,
+  probeTool,
+  straceWorks,
+  which,
+} from './exec.js';
 import { type ReadOrder, readOrder } from './read-order.js';
 import type { BenchReport, DatasetDoc, Measurement, Stage } from './report.js';
 
@@ -30,8 +45,10 @@ export interface SuiteOptions {
   readonly sizeBytes: number;
   readonly seed: number;
   readonly datasets?: readonly DatasetKind[];
-  /** `auto`: cold when this user may drop the page cache (root on Linux), else warm. */
-  readonly cache: 'auto' | 'cold' | 'warm';
+  /** `cold`: drop the page cache before every run (root on Linux; warm with a note otherwise). */
+  readonly cache: 'cold' | 'warm';
+  /** Time box of each peer run, seconds: a slower run is stopped and reported as such. */
+  readonly peerTimeoutSeconds?: number;
   /** Keep the generated data and every output (for inspection). */
   readonly keep?: boolean;
   readonly signal?: AbortSignal;
@@ -45,6 +62,10 @@ export interface SuiteOptions {
 const SHARES: Record<DatasetKind, number> = { large: 0.5, small: 0.2, mixed: 0.3 };
 /** The virtual path the data is mapped at. */
 const VPATH = '/bench';
+/** Runs of the start-up probe; the fastest counts (a busy machine only ever adds to it). */
+const STARTUP_RUNS = 3;
+/** The distbackup command timed as its start-up: loads oclif, opens the catalogue, prints a list. */
+const STARTUP_ARGS = ['source', 'list', '--json'];
 
 /** Peers looked for on PATH; any missing one is named in the report and its rows left out. */
 export const PEER_TOOLS = ['cp', 'rsync', 'rclone', 'restic', 'borg', 'openssl', 'sha256sum', 'find', 'xargs'] as const;
@@ -88,21 +109,23 @@ export async function runSuite(opts: SuiteOptions): Promise<BenchReport> {
   const notes: string[] = [];
   const found: Record<string, string> = {};
   const missing: string[] = [];
+  const startup: Record<string, number> = {};
   for (const t of PEER_TOOLS) {
-    if (which(t) === undefined) missing.push(t);
-    else found[t] = toolVersion(t, t === 'openssl' || t === 'restic' ? ['version'] : ['--version']);
+    const probe = which(t) === undefined ? undefined : await probeTool(t, 2, signal);
+    if (probe === undefined) {
+      missing.push(t);
+      continue;
+    }
+    found[t] = probe.version;
+    startup[t] = probe.startupSeconds;
   }
   const has = (t: string): boolean => found[t] !== undefined;
   const hdd = opts.suite === 'hdd';
   const hashProcesses = hdd ? 1 : Math.max(1, os.availableParallelism());
-  let cache: 'cold' | 'warm' = opts.cache === 'warm' ? 'warm' : 'cold';
+  let cache: 'cold' | 'warm' = opts.cache;
   if (cache === 'cold' && !canDropCaches()) {
     cache = 'warm';
-    notes.push(
-      opts.cache === 'cold'
-        ? 'could not drop the page cache (needs root on Linux): every run read from a warm cache'
-        : 'warm cache: the page cache could not be dropped (needs root on Linux), so reads may come from memory',
-    );
+    notes.push('could not drop the page cache (needs root on Linux): every run read from a warm cache');
   }
   const trace = hdd && straceWorks();
   const readOrderMethod = hdd
@@ -116,7 +139,12 @@ export async function runSuite(opts: SuiteOptions): Promise<BenchReport> {
   const work = fs.mkdtempSync(path.join(path.resolve(opts.target), 'distbackup-bench-'));
   const datasets: DatasetDoc[] = [];
   const results: Measurement[] = [];
+  let dsbStartup: number[] = [];
   try {
+    dsbStartup = await measureStartup(cli, path.join(work, 'startup-home'), signal);
+    // The fastest run: a busy machine only ever adds to a start-up.
+    if (dsbStartup.length > 0) startup.distbackup = Math.min(...dsbStartup);
+    log(`bench: start-up: distbackup ${STARTUP_ARGS.join(' ')}: ${startup.distbackup?.toFixed(2) ?? '?'} s`);
     const totalShare = kinds.reduce((s, k) => s + SHARES[k], 0);
     const plans = kinds.map((k) => planDataset(k, Math.floor((opts.sizeBytes * SHARES[k]) / totalShare), opts.seed));
     const need = plans.reduce((s, p) => s + p.bytes, 0) * 14;
@@ -128,8 +156,9 @@ export async function runSuite(opts: SuiteOptions): Promise<BenchReport> {
       );
     }
     const env = toolEnv(work);
-    for (const plan of plans) {
+    for (const [i, plan] of plans.entries()) {
       const { doc, measurements } = await runDataset(plan, {
+        probeStartup: i === 0,
         work,
         cli,
         env,
@@ -141,6 +170,8 @@ export async function runSuite(opts: SuiteOptions): Promise<BenchReport> {
         has,
         log,
         signal,
+        startup,
+        peerTimeoutSeconds: opts.peerTimeoutSeconds,
       });
       datasets.push(doc);
       results.push(...measurements);
@@ -164,6 +195,12 @@ export async function runSuite(opts: SuiteOptions): Promise<BenchReport> {
     machine: machineDoc(),
     tools: { found, missing },
     readOrderMethod,
+    startup: {
+      command: `distbackup ${STARTUP_ARGS.join(' ')}`,
+      runs: dsbStartup,
+      seconds: startup,
+    },
+    peerTimeoutSeconds: opts.peerTimeoutSeconds ?? null,
     datasets,
     results,
     seconds: Number(process.hrtime.bigint() - started) / 1e9,
@@ -183,6 +220,54 @@ interface DatasetContext {
   readonly has: (tool: string) => boolean;
   readonly log: (line: string) => void;
   readonly signal: AbortSignal | undefined;
+  /**
+   * Start-up seconds of each tool (distbackup and the peers found); the first dataset replaces
+   * restic's, borg's and rclone's (`probeStartup`).
+   */
+  readonly startup: Record<string, number>;
+  readonly probeStartup: boolean;
+  readonly peerTimeoutSeconds: number | undefined;
+}
+
+/**
+ * The start-up of restic, borg and rclone as a backup pays it: opening their (empty) repository
+ * and listing it (restic derives its key there), fastest of two runs. Their version command
+ * loads the program only, and would make their rows look slower on the data than they are.
+ */
+async function probeRepoStartup(ctx: DatasetContext, out: (name: string) => string): Promise<void> {
+  const empty = out('rclone-empty');
+  fs.mkdirSync(empty, { recursive: true });
+  const probes: [string, string[]][] = [
+    ['restic', ['-r', out('restic'), 'snapshots', '--quiet']],
+    ['borg', ['list', out('borg')]],
+    ['rclone', ['lsf', empty]],
+  ];
+  for (const [tool, args] of probes) {
+    if (!ctx.has(tool)) continue;
+    let best = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < 2; i++) {
+      const r = await execTimed(tool, args, { env: ctx.env, timeoutSeconds: 30, ...sig(ctx.signal) });
+      if (r.code === 0) best = Math.min(best, r.seconds);
+    }
+    if (Number.isFinite(best)) ctx.startup[tool] = best;
+  }
+  fs.rmSync(empty, { recursive: true, force: true });
+}
+
+/** Time `distbackup source list --json` on a fresh catalogue STARTUP_RUNS times (seconds each). */
+async function measureStartup(cli: string, home: string, signal: AbortSignal | undefined): Promise<number[]> {
+  fs.mkdirSync(home, { recursive: true });
+  openCatalog(home).close();
+  const runs: number[] = [];
+  for (let i = 0; i < STARTUP_RUNS; i++) {
+    const r = await execTimed(process.execPath, [cli, ...STARTUP_ARGS], {
+      env: { ...process.env, DISTBACKUP_PATH: home, NO_COLOR: '1', OCLIF_SKIP_NEW_VERSION_CHECK: 'true' },
+      ...sig(signal),
+    });
+    if (r.code !== 0) return [];
+    runs.push(r.seconds);
+  }
+  return runs;
 }
 
 async function runDataset(
@@ -238,21 +323,22 @@ async function runDataset(
     r.stdoutLines === want ? undefined : `printed ${r.stdoutLines} lines for ${want} files`;
   const all = { bytes: plan.bytes, files: plan.files.length };
 
-  // Set up distbackup (untimed): map the data, register two empty disks.
+  // Set up distbackup (untimed, in this process: three more start-ups would time nothing):
+  // map the data, register two empty disks.
   let dsbReady = true;
   let dsbError = '';
-  for (const args of [
-    ['source', 'map', VPATH, data],
-    ['disk', 'add', `${kind}-1`, disk1],
-    ['disk', 'add', `${kind}-2`, disk2],
-  ]) {
-    const s = dsb(args);
-    const r = await execTimed(s.cmd, s.args, { env: s.env, keepStdout: true, ...sig(ctx.signal) });
-    if (r.code !== 0) {
-      dsbReady = false;
-      dsbError = `distbackup ${args.slice(0, 2).join(' ')} failed: ${lastLine(r.stderrTail)}`;
-      break;
+  try {
+    const cat = openCatalog(home);
+    try {
+      mapSource(cat, VPATH, data);
+      addDisk(cat, `${kind}-1`, disk1);
+      addDisk(cat, `${kind}-2`, disk2);
+    } finally {
+      cat.close();
     }
+  } catch (err) {
+    dsbReady = false;
+    dsbError = `setting up distbackup's catalogue failed: ${(err as Error).message}`;
   }
   const dsbDoc = (r: ExecResult): Record<string, unknown> | undefined => {
     try {
@@ -687,6 +773,7 @@ async function runDataset(
     await execTimed('borg', ['init', '--encryption=none', out('borg')], { env: ctx.env, ...sig(ctx.signal) });
   }
   fs.mkdirSync(restoreTo('borg'), { recursive: true });
+  if (ctx.probeStartup) await probeRepoStartup(ctx, out);
 
   // A tool whose backup failed has nothing to verify or restore: its later rows say so.
   const failed = new Set<string>();
@@ -707,14 +794,29 @@ async function runDataset(
       fs.rmSync(restoreTo(step.tool), { recursive: true, force: true });
     }
   }
-  // Ratios against distbackup's primary run of each stage.
+  // Ratios against distbackup's primary run of each stage, as timed and net of start-ups.
   const ratios = measurements.map((m) => {
     if (m.tool === 'distbackup' || !m.ok) return m;
     const ours = measurements.find((o) => o.stage === m.stage && o.primary && o.ok);
-    return ours === undefined ? m : { ...m, ratio: ours.seconds / m.seconds };
+    if (ours === undefined) return m;
+    return { ...m, ratio: ours.seconds / m.seconds, netRatio: netRatio(ours, m, ctx.startup) };
   });
   if (ctx.tight) fs.rmSync(path.join(work, kind), { recursive: true, force: true });
   return { doc, measurements: ratios };
+}
+
+/**
+ * distbackup's time over the peer's, each less its own start-up; null when either is left
+ * with nothing measurable (under 10 ms: the run was all start-up).
+ */
+export function netRatio(
+  ours: Measurement,
+  peer: Measurement,
+  startup: Readonly<Record<string, number>>,
+): number | null {
+  const oursNet = ours.seconds - (startup.distbackup ?? 0);
+  const peerNet = peer.seconds - (startup[peer.tool] ?? 0);
+  return oursNet >= 0.01 && peerNet >= 0.01 ? oursNet / peerNet : null;
 }
 
 async function timeStep(step: Step, ctx: DatasetContext, kind: DatasetKind, input?: Buffer): Promise<Measurement> {
@@ -732,10 +834,16 @@ async function timeStep(step: Step, ctx: DatasetContext, kind: DatasetKind, inpu
       keepStdout: step.tool === 'distbackup',
       ...sig(ctx.signal),
       ...(traceFile === undefined ? {} : { traceFile }),
+      ...(step.tool === 'distbackup' || ctx.peerTimeoutSeconds === undefined
+        ? {}
+        : { timeoutSeconds: ctx.peerTimeoutSeconds }),
     });
   } catch (err) {
     if (err instanceof AbortedError) throw err;
     return measurement(kind, step, undefined, 0, null, `cannot start ${step.cmd}: ${(err as Error).message}`);
+  }
+  if (r.timedOut) {
+    return measurement(kind, step, r, 0, null, `time box: stopped after ${ctx.peerTimeoutSeconds ?? 0} s`);
   }
   if (r.code !== 0) {
     return measurement(kind, step, r, 0, null, `exit ${r.code ?? r.signal}: ${lastLine(r.stderrTail)}`);
@@ -781,6 +889,7 @@ function measurement(
     mbPerSecond: ok && seconds > 0 ? step.bytes / 1e6 / seconds : 0,
     filesPerSecond: ok && seconds > 0 ? step.files / seconds : 0,
     ratio: null,
+    netRatio: null,
     peakRssBytes: r?.peakRssBytes ?? null,
     readOrder: order,
     ok,
@@ -810,25 +919,6 @@ function warmUp(step: Step): string[] {
   }
   const cmd = step.cmd === 'xargs' ? (step.tool === 'openssl' ? 'openssl' : 'sha256sum') : step.cmd;
   return cmd === 'openssl' || cmd === 'restic' ? [cmd, 'version'] : [cmd, '--version'];
-}
-
-function canDropCaches(): boolean {
-  try {
-    fs.accessSync('/proc/sys/vm/drop_caches', fs.constants.W_OK);
-    return dropCaches();
-  } catch {
-    return false;
-  }
-}
-
-/** Drop clean page cache, dentries and inodes (Linux, root). True when it worked. */
-function dropCaches(): boolean {
-  try {
-    fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function freeBytes(dir: string): number | undefined {

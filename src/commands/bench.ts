@@ -1,27 +1,30 @@
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Flags } from '@oclif/core';
+import { guessSuite } from '../bench/device.js';
 import { AbortedError } from '../bench/exec.js';
 import { type PlannerReport, renderPlannerReport, runPlannerSuite } from '../bench/planner-suite.js';
 import { type BenchReport, renderReport } from '../bench/report.js';
 import { runSuite } from '../bench/suite.js';
 import { BaseCommand } from '../cli/base-command.js';
 import { UsageError } from '../core/errors.js';
-import { parseSize } from '../core/units.js';
-import { isRotational } from '../disk/fsinfo.js';
+import { parseDuration, parseSize } from '../core/units.js';
 
 export default class Bench extends BaseCommand<typeof Bench> {
   static override summary =
     'Time distbackup on this machine, side by side with cp, rsync, openssl and the backup tools.';
   static override description =
-    `Generates data in a temporary folder under --target (large files, small files and a mixed photo-like tree, with duplicates), then times distbackup's stages (update, a no-change update, sync, a second sync, verify, restore) and, on the same data in the same folder, cp -a + sync, rsync -a + sync, openssl dgst -sha256 and sha256sum in parallel, find, and restic, borg and rclone when they are installed. Prints MB/s, files/s and the ratio of distbackup's time to each peer's (below 1.00× distbackup is faster), then removes everything it made.
+    `Generates data in a temporary folder under --target (large files and small files; with --datasets, also a mixed photo-like tree; with duplicates), then times distbackup's stages (update, a no-change update, sync, a second sync, verify, restore) and, on the same data in the same folder, cp -a + sync, rsync -a + sync, openssl dgst -sha256 and sha256sum in parallel, find, and restic, borg and rclone when they are installed. Prints MB/s, files/s and the ratio of distbackup's time to each peer's (below 1.00× distbackup is faster), then removes everything it made.
 
-The hdd suite syncs with --profile hdd, runs the hashing peers in one process and, where strace is allowed, reports the share of files read in ascending inode order. Without --suite, the suite follows the target's device (hdd when it spins). The planner suite plans a synthetic pool of --objects objects over 30 disks in process.
+Every tool's start-up (a run that loads it and reads no data: about half a second for distbackup, which runs on Node) is timed once and printed on its own line; the "net" column gives each ratio with the start-ups taken off, which is what the data itself costs at sizes where start-up is most of a run.
 
-The page cache is dropped before every run when this user may (root on Linux), so reads come from the disk; otherwise the report says the cache was warm.`;
+The hdd suite syncs with --profile hdd, runs the hashing peers in one process and, where strace is allowed, reports the share of files read in ascending inode order. Without --suite, the suite follows the target's device: hdd only when it spins and is not a virtual machine's disk (those say they spin whatever the host stores them on). The planner suite plans a synthetic pool of --objects objects over 30 disks in process.
+
+By default the page cache stays warm, as after a first run, and the defaults take about a minute. With --cold it is dropped before every run (root on Linux), so every tool reads from the disk. restic, borg and rclone are each given --peer-timeout per run; a run past it is stopped and its row says so.`;
   static override examples = [
     '<%= config.bin %> bench',
-    '<%= config.bin %> bench --target /media/backup-hdd --size 4G',
+    '<%= config.bin %> bench --target /media/backup-hdd --size 4G --datasets large,small,mixed --cold',
     '<%= config.bin %> bench --suite ssd --size 50M --json > bench.json',
     '<%= config.bin %> bench --suite planner --objects 1000000,10000000',
   ];
@@ -29,19 +32,24 @@ The page cache is dropped before every run when this user may (root on Linux), s
   static override flags = {
     suite: Flags.string({
       options: ['ssd', 'hdd', 'planner'],
-      summary: 'What to measure (default: hdd when the target spins, else ssd).',
+      summary: "What to measure (default: hdd when the target's disk really spins, else ssd).",
     }),
     target: Flags.string({ summary: 'Folder to generate the data in (default: the system temp folder).' }),
-    size: Flags.string({ summary: 'Total data size: 50% large files, 20% small, 30% mixed.', default: '128M' }),
+    size: Flags.string({
+      summary: 'Total data size, shared 5:2:3 by the large, small and mixed datasets that run.',
+      default: '64M',
+    }),
     datasets: Flags.string({
-      summary: 'Only these datasets (comma-separated: large,small,mixed).',
-      default: 'large,small,mixed',
+      summary: 'Datasets to run (comma-separated: large,small,mixed); mixed lies between the other two.',
+      default: 'large,small',
     }),
     seed: Flags.integer({ summary: 'Seed of the generated data (same seed, same bytes).', default: 1, min: 0 }),
-    cache: Flags.string({
-      options: ['auto', 'cold', 'warm'],
-      summary: 'Drop the page cache before each run (cold), or not (warm); auto: cold when allowed.',
-      default: 'auto',
+    cold: Flags.boolean({
+      summary: 'Drop the page cache before every run, so every tool reads from the disk (needs root).',
+    }),
+    'peer-timeout': Flags.string({
+      summary: 'Time box of each restic, borg, rclone or other peer run; a longer run is stopped.',
+      default: '30s',
     }),
     objects: Flags.string({
       summary: 'Planner suite: pool sizes to plan (comma-separated object counts).',
@@ -67,9 +75,15 @@ The page cache is dropped before every run when this user may (root on Linux), s
     if (kinds.length === 0 || kinds.length !== datasets.length) {
       throw new UsageError(`--datasets ${f.datasets}: expected a comma-separated list of large, small, mixed`);
     }
-    const suite = (f.suite as 'ssd' | 'hdd' | undefined) ?? (isRotational(target) === true ? 'hdd' : 'ssd');
-    if (f.suite === undefined)
-      log?.(`bench: ${suite} suite (the device under ${target} ${suite === 'hdd' ? 'spins' : 'does not spin'})`);
+    const peerTimeoutSeconds = parseDuration(f['peer-timeout']) / 1000;
+    if (peerTimeoutSeconds <= 0) throw new UsageError(`--peer-timeout ${f['peer-timeout']}: must be above 0`);
+    fs.mkdirSync(target, { recursive: true });
+    let suite = f.suite as 'ssd' | 'hdd' | undefined;
+    if (suite === undefined) {
+      const guess = guessSuite(target);
+      suite = guess.suite;
+      log?.(`bench: ${suite} suite (${guess.reason}; --suite chooses)`);
+    }
     // Ctrl-C: end the running tool's process group, remove what was generated, exit 130.
     const ac = new AbortController();
     const onSigint = (): void => {
@@ -85,7 +99,8 @@ The page cache is dropped before every run when this user may (root on Linux), s
         sizeBytes,
         seed: f.seed,
         datasets: kinds,
-        cache: f.cache as 'auto' | 'cold' | 'warm',
+        cache: f.cold ? 'cold' : 'warm',
+        peerTimeoutSeconds,
         keep: f.keep,
         signal: ac.signal,
         ...(log === undefined ? {} : { log }),

@@ -15,28 +15,27 @@ const manifestIds = (): string[] =>
 const stagesMissing = ['update', 'sync', 'verify', 'restore'].filter((c) => !manifestIds().includes(c));
 const leftovers = (target: string): string[] => fs.readdirSync(target).filter((n) => n.startsWith('distbackup-bench-'));
 
-test('bench --size 50M --json times every stage of every dataset, with every figure, and cleans up', (t) => {
+test('bench --size 50M --json times every stage of every default dataset, with every figure, and cleans up', (t) => {
   const root = tempDir(t);
   const target = path.join(root, 'target');
-  const r = runCliJson<BenchReport>(path.join(root, 'home'), [
-    'bench',
-    '--suite',
-    'ssd',
-    '--size',
-    '50M',
-    '--target',
-    target,
-    '--cache',
-    'warm',
-  ]);
+  const r = runCliJson<BenchReport>(path.join(root, 'home'), ['bench', '--size', '50M', '--target', target]);
   assert.equal(r.code, 0, r.stderr);
   const doc = r.json;
-  assert.equal(doc.suite, 'ssd');
+  assert.ok(doc.suite === 'ssd' || doc.suite === 'hdd');
+  assert.equal(doc.cache, 'warm', 'the default run keeps the page cache');
   assert.equal(doc.sizeBytes, 50e6);
   assert.deepEqual(
     doc.datasets.map((d) => d.kind),
-    ['large', 'small', 'mixed'],
+    ['large', 'small'],
   );
+  // Start-up timed once, apart from the rows: distbackup's and every peer's found.
+  assert.equal(doc.startup.command, 'distbackup source list --json');
+  assert.equal(doc.startup.runs.length, 3);
+  assert.ok((doc.startup.seconds.distbackup ?? 0) > 0, 'distbackup start-up measured');
+  for (const peer of Object.keys(doc.tools.found)) {
+    assert.ok((doc.startup.seconds[peer] ?? -1) >= 0, `${peer}: start-up measured`);
+  }
+  assert.equal(doc.peerTimeoutSeconds, 30);
   const total = doc.datasets.reduce((s, d) => s + d.bytes, 0);
   assert.ok(total >= 49e6 && total < 60e6, `generated ${total} bytes`);
   assert.ok(doc.datasets.every((d) => d.files > 0 && d.distinctBytes <= d.bytes));
@@ -59,7 +58,10 @@ test('bench --size 50M --json times every stage of every dataset, with every fig
         assert.ok(m.seconds > 0 && m.mbPerSecond > 0 && m.filesPerSecond > 0, `${m.label}: rates`);
         if (m.tool !== 'distbackup') {
           const ours = rows.find((o) => o.stage === m.stage && o.primary);
-          if (ours?.ok === true) assert.ok(m.ratio !== null && m.ratio > 0, `${m.label}: ratio`);
+          if (ours?.ok === true) {
+            assert.ok(m.ratio !== null && m.ratio > 0, `${m.label}: ratio`);
+            assert.ok(m.netRatio === null || m.netRatio > 0, `${m.label}: net ratio`);
+          }
         }
       } else {
         assert.ok((m.note ?? '') !== '', `${m.label}: a failed row says why`);
@@ -88,10 +90,10 @@ test(
       'ssd',
       '--size',
       '8M',
+      '--datasets',
+      'large,small,mixed',
       '--target',
       root,
-      '--cache',
-      'warm',
     ]);
     assert.equal(r.code, 0, r.stderr);
     const failed = r.json.results.filter((m) => m.tool === 'distbackup' && !m.ok);
@@ -114,14 +116,14 @@ test('bench prints a table per dataset with the ratio legend and the headline', 
     'small',
     '--target',
     root,
-    '--cache',
-    'warm',
   ]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^distbackup bench, hdd suite/m);
+  assert.match(r.stdout, /^start-up, paid by every run before it reads any data: distbackup \d+\.\d+ s/m);
   assert.match(r.stdout, /ratio = distbackup time \/ that tool time/);
+  assert.match(r.stdout, /^net = the same ratio with each tool's start-up taken off both times/m);
   assert.match(r.stdout, /^small files: [\d,]+ files, [\d.]+ MB \([\d,]+ duplicates/m);
-  assert.match(r.stdout, /^stage\s+command\s+seconds\s+MB\/s\s+files\/s\s+ratio/m);
+  assert.match(r.stdout, /^stage\s+command\s+seconds\s+MB\/s\s+files\/s\s+ratio\s+net/m);
   for (const stage of STAGES) assert.match(r.stdout, new RegExp(`^${stage}\\s+distbackup`, 'm'), stage);
   assert.match(r.stdout, /^hash\s+sha256sum ×1\s+\d+\.\d+/m, 'the hdd suite hashes with one process');
   assert.match(r.stdout, /^total [\d.]+ s$/m);
@@ -145,7 +147,7 @@ test('bench runs without the optional peers and names the ones it did not find',
   }
   const r = runCliJson<BenchReport>(
     path.join(root, 'home'),
-    ['bench', '--suite', 'ssd', '--size', '2M', '--datasets', 'small', '--target', root, '--cache', 'warm'],
+    ['bench', '--suite', 'ssd', '--size', '2M', '--datasets', 'small', '--target', root],
     { PATH: bin },
   );
   assert.equal(r.code, 0, r.stderr);
@@ -156,12 +158,53 @@ test('bench runs without the optional peers and names the ones it did not find',
   assert.ok(r.json.results.some((m) => m.tool === 'cp' && m.ok));
   const human = runCli(
     path.join(root, 'home2'),
-    ['bench', '--suite', 'ssd', '--size', '2M', '--datasets', 'small', '--target', root, '--cache', 'warm', '-q'],
+    ['bench', '--suite', 'ssd', '--size', '2M', '--datasets', 'small', '--target', root, '-q'],
     { PATH: bin },
   );
   assert.equal(human.code, 0, human.stderr);
   assert.match(human.stdout, /^peers not found \(rows left out\): .*rsync.*restic.*borg.*/m);
   assert.equal(human.stderr, '', '--quiet prints no progress');
+});
+
+test('a peer run past --peer-timeout is stopped, and its row and the rows that need its backup say so', (t) => {
+  const root = tempDir(t);
+  const bin = path.join(root, 'bin');
+  fs.mkdirSync(bin);
+  for (const tool of ['cp', 'sync', 'find', 'xargs', 'sha256sum', 'sh', 'sleep', 'lsblk', 'cat']) {
+    for (const dir of ['/usr/bin', '/bin', '/usr/local/bin']) {
+      const p = path.join(dir, tool);
+      if (fs.existsSync(p)) {
+        fs.symlinkSync(p, path.join(bin, tool));
+        break;
+      }
+    }
+  }
+  // An rclone that starts at once but never finishes a copy.
+  const fake = path.join(bin, 'rclone');
+  fs.writeFileSync(
+    fake,
+    '#!/bin/sh\ncase "$1" in version|--version) echo "rclone v0-fake";; lsf) ;; *) exec sleep 60;; esac\n',
+  );
+  fs.chmodSync(fake, 0o755);
+  const r = runCliJson<BenchReport>(
+    path.join(root, 'home'),
+    ['bench', '--suite', 'ssd', '--size', '2M', '--datasets', 'small', '--target', root, '--peer-timeout', '1s'],
+    { PATH: bin },
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.json.peerTimeoutSeconds, 1);
+  const rclone = r.json.results.filter((m) => m.tool === 'rclone');
+  const sync = rclone.find((m) => m.stage === 'sync');
+  assert.equal(sync?.ok, false);
+  assert.equal(sync?.note, 'time box: stopped after 1 s');
+  for (const m of rclone.filter((x) => x.stage !== 'sync')) {
+    assert.equal(m.ok, false, m.label);
+    assert.match(m.note ?? '', /skipped: rclone's backup failed/, m.label);
+  }
+  assert.ok(
+    r.json.results.some((m) => m.tool === 'cp' && m.stage === 'sync' && m.ok),
+    'the other peers ran',
+  );
 });
 
 test('bench --suite planner plans a synthetic pool and reports time and memory', (t) => {
@@ -186,6 +229,7 @@ test('bench refuses bad flags with one line and exit 1', (t) => {
     [['--size', 'lots'], /invalid size 'lots'/],
     [['--datasets', 'large,huge'], /--datasets large,huge/],
     [['--suite', 'nvme'], /nvme/],
+    [['--peer-timeout', 'soon'], /invalid duration 'soon'/],
   ] as const) {
     const r = runCli(data, ['bench', ...args]);
     assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
@@ -205,8 +249,6 @@ test('Ctrl-C ends bench within moments, removes what it generated and exits 130'
     '400M',
     '--target',
     target,
-    '--cache',
-    'warm',
   ]);
   let stderr = '';
   await new Promise<void>((resolve) => {

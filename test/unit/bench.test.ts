@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import {
@@ -12,11 +13,14 @@ import {
   writeDataset,
   writeOrder,
 } from '../../src/bench/dataset.js';
+import { guessSuite, virtualBus, virtualDevice } from '../../src/bench/device.js';
 import { parseTracedOpens } from '../../src/bench/exec.js';
-import { renderPlannerReport, runPlannerSuite, syntheticInput } from '../../src/bench/planner-suite.js';
+import { renderPlannerReport, runPlannerSuite } from '../../src/bench/planner-suite.js';
 import { orderOfInodes, readOrder } from '../../src/bench/read-order.js';
 import { type BenchReport, headline, type Measurement, renderReport, table } from '../../src/bench/report.js';
-import { compareRestore } from '../../src/bench/suite.js';
+import { compareRestore, netRatio } from '../../src/bench/suite.js';
+import { isRotational } from '../../src/disk/fsinfo.js';
+import { syntheticPool } from '../../src/planner/fixture.js';
 import { tempDir } from '../helpers/tmp.js';
 
 test('seededRandom is reproducible and spread over [0, 1)', () => {
@@ -208,6 +212,7 @@ function sampleReport(): BenchReport {
     mbPerSecond: 100,
     filesPerSecond: 4,
     ratio: null,
+    netRatio: null,
     peakRssBytes: 80e6,
     readOrder: null,
     ok: true,
@@ -225,6 +230,12 @@ function sampleReport(): BenchReport {
     machine: { cpus: 2, cpuModel: 'AMD EPYC', memoryBytes: 24 * 1024 ** 3, node: 'v20.20.2', platform: 'linux' },
     tools: { found: { cp: 'cp (GNU coreutils) 9.1' }, missing: ['restic'] },
     readOrderMethod: 'strace',
+    startup: {
+      command: 'distbackup source list --json',
+      runs: [0.5, 0.4, 0.6],
+      seconds: { distbackup: 0.5, cp: 0.001 },
+    },
+    peerTimeoutSeconds: 30,
     datasets: [
       {
         kind: 'large',
@@ -251,6 +262,7 @@ function sampleReport(): BenchReport {
         flushSeconds: 0.5,
         mbPerSecond: 50,
         ratio: 0.75,
+        netRatio: 0.5,
         readOrder: { files: 4, ascendingFraction: 1 / 3, backwardJumps: 2 },
       }),
       m({ tool: 'rsync', label: 'rsync -a + sync', ok: false, seconds: 0, note: 'exit 23: some error' }),
@@ -274,7 +286,9 @@ test('renderReport prints every figure: seconds, MB/s, files/s, ratio, RSS, read
     '33%',
     'failed',
     'exit 23: some error',
-    'fastest peer cp -a + sync 2.00 s: 0.75×',
+    'fastest peer cp -a + sync 2.00 s: 0.75× (net 0.50×)',
+    '0.50×',
+    'start-up, paid by every run before it reads any data: distbackup 0.50 s (`distbackup source list --json`, fastest of 3), cp under 0.01 s',
     'note: warm cache',
     'total 12.3 s',
   ]) {
@@ -301,9 +315,14 @@ test('table aligns columns and right-aligns numbers', () => {
 });
 
 test('the planner suite plans a synthetic pool and raises its minimum', () => {
-  const input = syntheticInput(5000, 30, 1);
+  const input = syntheticPool(5000, 30, false, 1);
   assert.equal(input.count, 5000);
   assert.ok(input.holderSets.every((s) => s.every((d) => d >= 1 && d < 30)));
+  assert.deepEqual(syntheticPool(5000, 30, false, 1), input, 'the same seed gives the same pool');
+  assert.ok(input.orphans.objectId.length === 50 && input.onThisDisk.some((x) => x === 1));
+  const fresh = syntheticPool(5000, 30, true, 1);
+  assert.ok(fresh.orphans.objectId.length === 0 && fresh.onThisDisk.every((x) => x === 0));
+  assert.throws(() => syntheticPool(10, 40), /40 disks/);
   const report = runPlannerSuite([2000, 5000], { seed: 1 });
   assert.equal(report.runs.length, 2);
   for (const r of report.runs) {
@@ -313,4 +332,37 @@ test('the planner suite plans a synthetic pool and raises its minimum', () => {
   }
   const text = renderPlannerReport(report).join('\n');
   assert.match(text, /5,000\s+30/);
+});
+
+test("virtualBus tells virtual machines' disks from real ones by their sysfs path", () => {
+  assert.equal(virtualBus('/sys/devices/pci0000:00/0000:00:02.0/virtio1/block/vda'), 'a virtio disk');
+  assert.equal(virtualBus('/sys/devices/vbd-51712/block/xvda'), 'a Xen disk');
+  assert.equal(
+    virtualBus('/sys/devices/LNXSYSTM:00/VMBUS:00/vmbus_1/host0/target0:0:0/0:0:0:0/block/sda'),
+    'a Hyper-V disk',
+  );
+  assert.equal(virtualBus('/sys/devices/pci0000:00/0000:00:17.0/ata1/host0/target0:0:0/0:0:0:0/block/sda'), undefined);
+  assert.equal(virtualBus('/sys/devices/pci0000:00/0000:00:1d.0/0000:03:00.0/nvme/nvme0/nvme0n1'), undefined);
+});
+
+test('guessSuite picks hdd only for a disk that spins and is not virtual, and says why', () => {
+  const dir = os.tmpdir();
+  const g = guessSuite(dir);
+  assert.ok(g.reason.length > 0);
+  if (isRotational(dir) !== true) assert.equal(g.suite, 'ssd');
+  else assert.equal(g.suite, virtualDevice(dir) === undefined ? 'hdd' : 'ssd', g.reason);
+});
+
+test("netRatio takes each tool's own start-up off both times, and gives up when a run was all start-up", () => {
+  const row = (tool: string, seconds: number) => ({ tool, seconds }) as Measurement;
+  const startup = { distbackup: 0.5, borg: 0.4, cp: 0.001 };
+  assert.equal(netRatio(row('distbackup', 2.5), row('cp', 1.001), startup)?.toFixed(6), '2.000000');
+  assert.equal(netRatio(row('distbackup', 1.5), row('borg', 2.4), startup), 0.5);
+  assert.equal(netRatio(row('distbackup', 0.505), row('cp', 1), startup), null, 'distbackup did nothing but start');
+  assert.equal(netRatio(row('distbackup', 2), row('borg', 0.405), startup), null, 'borg did nothing but start');
+  assert.equal(
+    netRatio(row('distbackup', 2), row('rsync', 1), startup),
+    1.5,
+    'rsync has no start-up known: none taken off',
+  );
 });
