@@ -70,6 +70,9 @@ const BATCH_BYTES = 1024 ** 3;
 /** Up to this many files (and bytes), a batch is fsynced file by file rather than by syncfs. */
 const SMALL_BATCH_FILES = 64;
 const SMALL_BATCH_BYTES = 64 * 1024 * 1024;
+/** Errors of a filesystem that cannot keep a mode or a time at all (fusefat: ENOSYS). */
+const UNSUPPORTED = new Set(['ENOSYS', 'ENOTSUP', 'EOPNOTSUPP']);
+const MODES_LOST = 'modes are not preserved on this filesystem (FAT or exFAT?)';
 /** At most this many entries per list in the result document (counts stay exact). */
 const LIST_CAP = 1000;
 
@@ -97,6 +100,8 @@ export interface RestoreOptions {
   dryRun?: boolean | undefined;
   /** Receives every entry a dry run would restore, in path order. */
   onDryRun?: ((entry: DryRunEntry) => void) | undefined;
+  /** Biggest file copied in one kernel call (default 256 MiB; bigger ones go in 4 MiB chunks). */
+  kernelCopyMaxBytes?: number | undefined;
   /** Stop soon after this aborts (Ctrl-C): what is written is made durable and recorded. */
   signal?: AbortSignal | undefined;
   progress?: Progress | undefined;
@@ -340,6 +345,8 @@ class RestoreRun {
   private batchDirs = new Map<string, Buffer>();
   private batchBytes = 0;
   private modesChecked = false;
+  /** Whether times must be set again after a file is closed (undefined: not known yet). */
+  private timesAfterClose: boolean | undefined;
   private readonly doc: RestoreDoc;
   private readonly wanted: ((vpath: Buffer) => boolean) | undefined;
   private readonly existingDirs: Buffer[];
@@ -732,7 +739,11 @@ class RestoreRun {
     }
   }
 
-  /** Mode (special bits stripped), owner when root, and times on an open fd. */
+  /**
+   * Mode (special bits stripped), owner when root, and times on an open fd. A filesystem that
+   * cannot keep modes or times (FAT over FUSE answers ENOSYS) gets one warning, not an error
+   * per file: the content is what matters there.
+   */
   private applyMeta(fd: number, t: RestoreTodo): void {
     if (this.isRoot) {
       try {
@@ -741,15 +752,27 @@ class RestoreRun {
         // a filesystem without owners (exFAT, FAT)
       }
     }
-    fs.fchmodSync(fd, t.mode & 0o777);
-    if (!this.modesChecked) {
-      this.modesChecked = true;
-      if ((fs.fstatSync(fd).mode & 0o777) !== (t.mode & 0o777)) {
-        this.doc.warnings.push('modes are not preserved on this filesystem (FAT or exFAT?)');
+    try {
+      fs.fchmodSync(fd, t.mode & 0o777);
+      if (!this.modesChecked) {
+        this.modesChecked = true;
+        if ((fs.fstatSync(fd).mode & 0o777) !== (t.mode & 0o777)) this.warnOnce(MODES_LOST);
       }
+    } catch (err) {
+      if (!UNSUPPORTED.has(errnoCode(err) ?? '')) throw err;
+      this.warnOnce(MODES_LOST);
     }
     const s = secondsOf(t.mtimeNs);
-    fs.futimesSync(fd, s, s);
+    try {
+      fs.futimesSync(fd, s, s);
+    } catch (err) {
+      if (!UNSUPPORTED.has(errnoCode(err) ?? '')) throw err;
+      this.warnOnce('modification times are not preserved on this filesystem');
+    }
+  }
+
+  private warnOnce(text: string): void {
+    if (!this.doc.warnings.includes(text)) this.doc.warnings.push(text);
   }
 
   // ---- files -----------------------------------------------------------------------------
@@ -886,6 +909,29 @@ class RestoreRun {
         }
       }
     }
+    this.checkTimeKept(target, t);
+  }
+
+  /**
+   * Some FUSE filesystems (fusefat) write a file's data back when it is closed and stamp the
+   * time of that write over the one set on the open file. The first file tells: from then on,
+   * the time is set again by path (never following a link) after the file is closed.
+   */
+  private checkTimeKept(target: Buffer, t: RestoreTodo): void {
+    if (this.timesAfterClose === false) return;
+    const s = secondsOf(t.mtimeNs);
+    if (this.timesAfterClose === undefined) {
+      const got = fs.lstatSync(this.sp(target)).mtimeMs / 1000;
+      // 2 s: FAT keeps even seconds.
+      this.timesAfterClose = Math.abs(got - s) > 2;
+      if (!this.timesAfterClose) return;
+    }
+    try {
+      fs.lutimesSync(this.sp(target), s, s);
+    } catch (err) {
+      if (!UNSUPPORTED.has(errnoCode(err) ?? '')) throw err;
+      this.warnOnce('modification times are not preserved on this filesystem');
+    }
   }
 
   /**
@@ -900,7 +946,8 @@ class RestoreRun {
     try {
       const st = this.checkObject(t, inFd);
       const plain = (st.mode & 0o7000) === 0;
-      if (plain && t.sizeBytes >= KERNEL_COPY_MIN && t.sizeBytes <= KERNEL_COPY_MAX) {
+      const kernelMax = this.opts.kernelCopyMaxBytes ?? KERNEL_COPY_MAX;
+      if (plain && t.sizeBytes >= KERNEL_COPY_MIN && t.sizeBytes <= kernelMax) {
         // In the kernel (no copy through this process), then hashed from the page cache. The
         // new file takes the object's permission bits (copyFile copies them); special bits are
         // excluded above, and the file gets its own mode before it is linked into place.
@@ -929,7 +976,7 @@ class RestoreRun {
         0o600,
       );
       try {
-        const got = t.sizeBytes > KERNEL_COPY_MAX ? await this.pipedCopy(inFd, out) : this.smallCopy(inFd, out);
+        const got = t.sizeBytes > kernelMax ? await this.pipedCopy(inFd, out) : this.smallCopy(inFd, out);
         if (got.bytes !== t.sizeBytes || got.hash !== t.hash) {
           throw new BadObject(
             `object ${t.hash} reads back as ${got.hash}: damaged (run 'distbackup verify'); not restored`,

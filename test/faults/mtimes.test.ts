@@ -61,14 +61,7 @@ test('mtimes in the future and before 1970 survive update, sync and restore; the
 
 for (const kind of ['vfat', 'exfat'] as const) {
   const label = kind === 'vfat' ? 'FAT (fusefat, 2-second mtimes)' : 'exFAT (1-second mtimes)';
-  const todo =
-    kind === 'vfat'
-      ? "restore --to a folder on fusefat exits 1 with 'distbackup: disk I/O error' and restores nothing; the line names no file (a SQLite IOERR in restore)"
-      : undefined;
-  test(`a restore onto ${label} keeps every mtime within 2 s`, {
-    timeout: 120_000,
-    ...(todo === undefined ? {} : { todo }),
-  }, (t) => {
+  test(`a restore onto ${label} keeps every mtime within 2 s`, { timeout: 120_000 }, (t) => {
     if (skipUnlessCommands(t, ['update', 'sync', 'restore'])) return;
     const fx = makeFixture(t, { rng: rngFor('mtimes-fat'), scale: 0.05 });
     if (fx === null) return;
