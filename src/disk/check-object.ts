@@ -66,9 +66,14 @@ export class ObjectChecker {
   private readonly buf: Buffer;
   private spare: Buffer | undefined;
 
+  /**
+   * `syncBelowBytes`: `checkAsync` reads objects smaller than this synchronously (default: one
+   * buffer; 0 when other checks run beside this one on the same thread and must not wait).
+   */
   constructor(
     private readonly reader: ObjectReader = fsReader,
     bufferBytes = CHECK_CHUNK_BYTES,
+    private readonly syncBelowBytes = bufferBytes,
   ) {
     this.buf = Buffer.allocUnsafeSlow(bufferBytes);
   }
@@ -112,8 +117,9 @@ export class ObjectChecker {
     signal?.throwIfAborted();
     const readAsync = this.reader.readAsync;
     // An object that fits in one chunk gains nothing from overlapping: read it synchronously
-    // (two read calls instead of two trips through the thread pool).
-    if (readAsync === undefined || sizeBytes < this.buf.length) return this.readOnce(p, hash, sizeBytes);
+    // (two read calls instead of two trips through the thread pool), unless other checks on
+    // this thread must go on meanwhile.
+    if (readAsync === undefined || sizeBytes < this.syncBelowBytes) return this.readOnce(p, hash, sizeBytes);
     const fd = this.open(p);
     if (typeof fd !== 'number') return fd;
     this.spare ??= Buffer.allocUnsafeSlow(this.buf.length);
