@@ -32,7 +32,7 @@ export default class Status extends BaseCommand<typeof Status> {
       staleMs,
       noSaturated: this.flags['no-saturated'],
     });
-    for (const line of renderStatus(doc)) this.log(line);
+    for (const line of renderStatus(doc, { detail: this.verbosity >= 1 })) this.log(line);
     return doc;
   }
 }

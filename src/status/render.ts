@@ -22,8 +22,8 @@ function bar(value: number, max: number): string {
 const n = (x: number): string => x.toLocaleString('en-US');
 const day = (iso: string | null): string => (iso === null ? 'never' : iso.slice(0, 16).replace('T', ' '));
 
-/** The lines `status` prints. */
-export function renderStatus(doc: StatusDoc): string[] {
+/** The lines `status` prints; `detail` (`-v`) adds a line per disk on verification and degradation. */
+export function renderStatus(doc: StatusDoc, opts: { detail?: boolean } = {}): string[] {
   const out: string[] = [];
   out.push(
     `${n(doc.files)} files, ${n(doc.objects)} objects, ${prettyBytes(doc.bytes)}; minimum copies: ${doc.minCopies ?? '-'}` +
@@ -69,6 +69,23 @@ export function renderStatus(doc: StatusDoc): string[] {
           .join('  ')
           .trimEnd(),
       );
+  }
+  if (opts.detail === true && doc.disks.length > 0) {
+    out.push('');
+    const min = doc.minCopies;
+    for (const d of doc.disks) {
+      const parts = [
+        `${n(d.neverVerified)} copies never verified`,
+        `${n(d.staleCopies)} not verified for over ${doc.staleDays} days`,
+      ];
+      if (min !== null && min >= 1) {
+        const left = min - 1;
+        parts.push(
+          `losing it leaves ${n(d.degradedIfDead.files)} files with ${left === 1 ? '1 copy' : `${left} copies`}`,
+        );
+      }
+      out.push(`${d.name}: ${parts.join(', ')}`);
+    }
   }
   if (doc.worstPair !== null) {
     const w = doc.worstPair;

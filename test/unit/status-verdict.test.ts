@@ -64,3 +64,16 @@ test('the rendered status has a bar per copy count and a row per disk', () => {
   assert.ok(lines.some((l) => l.startsWith('backup-01')));
   assert.equal(lines[lines.length - 1], 'v');
 });
+
+test('with -v the rendered status adds a line per disk on verification and what its loss degrades', () => {
+  const d = { ...disk('backup-01', 7), neverVerified: 3, staleCopies: 2 };
+  const plain = renderStatus({ ...doc(2, [d]), verdict: 'v' });
+  const detail = renderStatus({ ...doc(2, [d]), verdict: 'v' }, { detail: true });
+  assert.equal(detail.length, plain.length + 2);
+  assert.ok(
+    detail.includes(
+      'backup-01: 3 copies never verified, 2 not verified for over 90 days, losing it leaves 7 files with 1 copy',
+    ),
+    detail.join('\n'),
+  );
+});
