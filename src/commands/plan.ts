@@ -11,7 +11,7 @@ export default class Plan extends BaseCommand<typeof Plan> {
     'Deletions, evictions and copies with their bytes, and the redundancy histogram before and after. Nothing on the disk or in the catalogue changes.';
   static override examples = ['<%= config.bin %> plan backup3', '<%= config.bin %> plan --disk /media/backup3 --json'];
   static override enableJsonFlag = true;
-  static override args = { name: Args.string({ required: false, description: 'name of the disk' }) };
+  static override args = { name: Args.string({ required: false, ignoreStdin: true, description: 'name of the disk' }) };
   static override flags = {
     disk: Flags.string({ summary: 'Folder of the disk (its distbackup-disk.json decides which disk it is).' }),
     limit: Flags.string({ summary: 'Copy at most this many bytes (500G).' }),

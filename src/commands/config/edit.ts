@@ -16,6 +16,7 @@ export default class ConfigEdit extends BaseCommand<typeof ConfigEdit> {
   static override args = {
     section: Args.string({
       required: false,
+      ignoreStdin: true,
       options: ['map', 'path', 'disks'],
       description: 'part to edit (default: all)',
     }),

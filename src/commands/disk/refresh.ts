@@ -13,7 +13,7 @@ export default class DiskRefresh extends BaseCommand<typeof DiskRefresh> {
     '<%= config.bin %> disk refresh --disk /media/backup3',
   ];
   static override enableJsonFlag = true;
-  static override args = { name: Args.string({ required: false, description: 'name of the disk' }) };
+  static override args = { name: Args.string({ required: false, ignoreStdin: true, description: 'name of the disk' }) };
   static override flags = {
     'dry-run': dryRunFlag('Show what the catalogue would learn; change nothing, on the disk either.'),
     disk: Flags.string({ summary: 'Folder of the disk (its distbackup-disk.json decides which disk it is).' }),
