@@ -44,7 +44,7 @@ test('verify --older-than and status --stale with the clock moved 40 and 41 days
     skipTest(t, 'faketime not installed', true);
     return;
   }
-  const fx = makeFixture(t, { rng: rngFor('faketime'), scale: 0.1 });
+  const fx = makeFixture(t, { rng: rngFor('faketime'), scale: 0.1, only: ['d1'] });
   if (fx === null) return;
   fx.update();
   fx.sync('d1');
@@ -77,9 +77,6 @@ test('verify --older-than and status --stale with the clock moved 40 and 41 days
   countFault(FAULT, HOW);
   if (old !== undefined && old.checked !== all - half)
     v.push(`verify --older-than 30d at +41 d checked ${old.checked}, not the ${all - half} verified 41 days ago`);
-  const again = verify(['--older-than', '30d'], at(41));
-  if (again !== undefined && again.checked !== 0)
-    v.push(`a second verify --older-than 30d checked ${again.checked}, not 0`);
   const staleAfter = stale(at(41));
   if (staleAfter !== 0) v.push(`status --stale 30d at +41 d after verifying: ${staleAfter} stale copies, not 0`);
   // Back to the real clock: every stamp is now in the future. Nothing is stale, and a full verify

@@ -48,7 +48,7 @@ sweepStaleMounts();
 const FAULT = 'libfiu EIO in a live process';
 const HOW = 'fiu-run POSIX preload: random fsync/fdatasync, pwrite after the copy starts, pread of readSync';
 
-function setup(t: TestContext, name: string, cmds: string[]): Fixture | null {
+function setup(t: TestContext, name: string, cmds: string[], only: string[]): Fixture | null {
   if (skipUnlessCommands(t, cmds)) return null;
   const why = fiuMissing();
   if (why !== null) {
@@ -56,7 +56,7 @@ function setup(t: TestContext, name: string, cmds: string[]): Fixture | null {
     skipTest(t, why, true);
     return null;
   }
-  const fx = makeFixture(t, { rng: rngFor(name), scale: 0.2 });
+  const fx = makeFixture(t, { rng: rngFor(name), scale: 0.15, only });
   if (fx === null) return null;
   fx.update();
   return fx;
@@ -94,14 +94,14 @@ function converges(fx: Fixture, before: Truth, label: string): string[] {
 test('sync with fsync and fdatasync failing at random (fiu enable_random): no copy counted that is not durable', {
   timeout: 120_000,
 }, async (t) => {
-  const fx = setup(t, 'fiu-fsync-random', ['update', 'sync']);
+  const fx = setup(t, 'fiu-fsync-random', ['update', 'sync'], ['d1']);
   if (fx === null) return;
   const before = groundTruth(fx);
   const v: string[] = [];
   const outcomes: string[] = [];
-  for (let round = 0; round < 3; round++) {
+  for (let round = 0; round < 2; round++) {
     const ctl = path.join(faultDir(t, 'fiu'), 'ctl');
-    const p = 0.04 * (round + 1);
+    const p = 0.05 * (round + 1);
     const prefix = fiuPrefix(ctl, [
       `enable_random name=posix/io/sync/fsync,probability=${p},failinfo=5`,
       `enable_random name=posix/io/sync/fdatasync,probability=${p},failinfo=5`,
@@ -123,7 +123,7 @@ test('sync with fsync and fdatasync failing at random (fiu enable_random): no co
 test('sync with every pwrite failing once the copy has started (fiu-ctrl): exit 1 naming the I/O error', {
   timeout: 120_000,
 }, async (t) => {
-  const fx = setup(t, 'fiu-pwrite', ['update', 'sync']);
+  const fx = setup(t, 'fiu-pwrite', ['update', 'sync'], ['d1']);
   if (fx === null) return;
   const before = groundTruth(fx);
   const d1 = fx.disk('d1');
@@ -178,10 +178,10 @@ async function runWithReadFault(t: TestContext, fx: Fixture, args: string[], com
 
 const READ_SYNC_EIO = 'enable_stack_by_name name=posix/io/rw/pread,func_name=uv_fs_read,failinfo=5';
 
-test('verify with pread EIO from readSync (fiu, by stack): once is ok on second read, always is quarantined, never deleted', {
+test('verify and restore with pread EIO from readSync (fiu, by stack): once is ok on second read, always is quarantined; restore leaves no torn file', {
   timeout: 120_000,
 }, async (t) => {
-  const fx = setup(t, 'fiu-verify', ['update', 'sync', 'verify']);
+  const fx = setup(t, 'fiu-verify', ['update', 'sync', 'verify', 'restore'], ['d1', 'd2']);
   if (fx === null) return;
   fx.sync('d1');
   fx.sync('d2');
@@ -230,23 +230,12 @@ test('verify with pread EIO from readSync (fiu, by stack): once is ok on second 
   if (ok.code !== 0) v.push(`verify d2 without fiu: exit ${ok.code}: ${ok.stderr.slice(0, 300)}`);
   const after = checkInvariants(fx, { before, disksWithCatalogue: ['d1', 'd2'] });
   v.push(...after.violations.map((x) => `after the re-sync: ${x}`), ...checkClean(after.truth));
-  countViolations(FAULT, v);
-  assert.deepEqual(v, []);
-});
-
-test('restore with pread EIO from readSync (fiu, by stack): no torn file in DEST, the next restore completes', {
-  timeout: 120_000,
-}, async (t) => {
-  const fx = setup(t, 'fiu-restore', ['update', 'sync', 'restore']);
-  if (fx === null) return;
-  fx.sync('d1');
-  const before = groundTruth(fx);
+  // Restore from d1 while every readSync fails: no torn file in DEST, and the next restore completes.
   const dest = path.join(fx.root, 'restore', 'dest');
   const canaries = plantCanaries([path.dirname(dest), fx.outside], [dest]);
   const args = ['restore', '--to', dest, '--disk', fx.disk('d1').path, '--quiet'];
   const r = await runWithReadFault(t, fx, args, READ_SYNC_EIO);
   countFault(FAULT, HOW);
-  const v: string[] = [];
   if (r.signal !== null || r.code === 0 || r.code === null)
     v.push(`restore under EIO exited ${r.code} ${r.signal ?? ''}, expected 4 or 1: ${r.stderr.slice(0, 300)}`);
   // Every file in DEST is either absent or byte-exact (no torn file under its final name).
@@ -259,9 +248,9 @@ test('restore with pread EIO from readSync (fiu, by stack): no torn file in DEST
   process.stdout.write(
     `# fiu restore: exit ${r.code}, ${[...got.keys()].filter((k) => !k.endsWith('/')).length} files in DEST\n`,
   );
-  v.push(...checkInvariants(fx, { before }).violations);
-  const again = cli(fx.dataDir, args);
-  if (again.code !== 0) v.push(`restore without fiu exited ${again.code}: ${again.stderr.slice(0, 300)}`);
+  v.push(...checkInvariants(fx, { before }).violations.map((x) => `restore: ${x}`));
+  const second = cli(fx.dataDir, args);
+  if (second.code !== 0) v.push(`restore without fiu exited ${second.code}: ${second.stderr.slice(0, 300)}`);
   const full = treeDigest(path.join(dest, 'data'));
   for (const [k, h] of want) if (full.get(k) !== h) v.push(`after the second restore ${k} differs from the source`);
   v.push(...canaries.check());

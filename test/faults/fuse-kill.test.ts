@@ -25,7 +25,7 @@ test('the exFAT FUSE daemon SIGKILLed mid-sync: a one-line ENOTCONN error, nothi
   timeout: 120_000,
 }, async (t) => {
   if (skipUnlessCommands(t, ['update', 'sync'])) return;
-  const fx = makeFixture(t, { rng: rngFor('fuse-kill'), scale: 0.2 });
+  const fx = makeFixture(t, { rng: rngFor('fuse-kill'), scale: 0.2, only: [] });
   if (fx === null) return;
   const m = mountFuse(t, 'exfat', 64 * 1024 * 1024);
   if (m === null) return;

@@ -34,14 +34,14 @@ sweepStaleMounts();
 const FAULT = 'resource limits (prlimit)';
 const HOW = 'prlimit --fsize below the largest objects (EFBIG, short writes); --nofile=64 (EMFILE)';
 
-function setup(t: TestContext, name: string): Fixture | null {
+function setup(t: TestContext, name: string, scale: number): Fixture | null {
   if (skipUnlessCommands(t, ['update', 'sync'])) return null;
   if (!have('prlimit')) {
     // util-linux is in every image CI uses: a missing prlimit under CI=true is a failure.
     skipTest(t, 'prlimit not installed (util-linux)', true);
     return null;
   }
-  return makeFixture(t, { rng: rngFor(name), scale: 0.2 });
+  return makeFixture(t, { rng: rngFor(name), scale, only: ['d1'] });
 }
 
 /** The next sync without the limit completes and d1 holds every referenced object. */
@@ -60,7 +60,7 @@ function converges(fx: Fixture, before: ReturnType<typeof groundTruth>): string[
 test('RLIMIT_FSIZE below the largest objects: each is skipped with EFBIG, the others copied, none truncated', {
   timeout: 120_000,
 }, (t) => {
-  const fx = setup(t, 'prlimit-fsize');
+  const fx = setup(t, 'prlimit-fsize', 0.1);
   if (fx === null) return;
   fx.update();
   const limit = 300 * 1024;
@@ -104,7 +104,7 @@ test('RLIMIT_FSIZE below the largest objects: each is skipped with EFBIG, the ot
 test('RLIMIT_NOFILE=64 during update --jobs 8 and sync of 300 files: no hang, nothing lost, the next run completes', {
   timeout: 120_000,
 }, (t) => {
-  const fx = setup(t, 'prlimit-nofile');
+  const fx = setup(t, 'prlimit-nofile', 0.1);
   if (fx === null) return;
   const many = path.join(fx.root, 'many');
   for (let i = 0; i < 300; i++) {

@@ -27,7 +27,7 @@ test('an ext4 disk turned read-only mid-sync: exit 1 naming EROFS, nothing uncou
   timeout: 120_000,
 }, async (t) => {
   if (skipUnlessCommands(t, ['update', 'sync'])) return;
-  const fx = makeFixture(t, { rng: rngFor('remount-ro'), scale: 0.2 });
+  const fx = makeFixture(t, { rng: rngFor('remount-ro'), scale: 0.2, only: [] });
   if (fx === null) return;
   const m = mountExt4(t, { sizeBytes: fx.allocatedBytes * 2 + (24 << 20), options: ['errors=remount-ro'] });
   if (m === null) return;

@@ -80,6 +80,8 @@ export interface FixtureOptions extends TreeOptions {
   ext4?: boolean;
   /** Fraction of the data that d2 and d3 hold (default 0.7). */
   smallFraction?: number;
+  /** Register only these of d1, d2, d3 (default all three; each `disk add` is a CLI run). */
+  only?: readonly string[];
 }
 
 /** A ready world: source mapped, disks registered (update and sync are left to the test). */
@@ -175,7 +177,7 @@ export function makeFixture(t: TestContext, opts: FixtureOptions): Fixture | nul
   };
   const mounts: Mounted[] = [];
   const disks: DiskRef[] = [];
-  for (const name of Object.keys(sizes)) {
+  for (const name of Object.keys(sizes).filter((n) => opts.only === undefined || opts.only.includes(n))) {
     let base = path.join(root, 'mnt', name);
     if (opts.ext4 === true) {
       const m = mountExt4(t, { sizeBytes: Math.max(16 << 20, Math.ceil((sizes[name] ?? 0) * 1.3)) });
