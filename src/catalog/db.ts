@@ -89,33 +89,8 @@ export function openCatalog(dataDir: string, options: OpenCatalogOptions = {}): 
       cause: err,
     });
   }
-  try {
-    if (!readonly) {
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-    }
-    // No query_only pragma in read-only mode: SQLITE_OPEN_READONLY already refuses every write
-    // to the file, and query_only would also refuse the TEMP tables that status and the views use.
-    db.pragma('foreign_keys = ON');
-    db.pragma('trusted_schema = OFF');
-    db.pragma('cache_size = -65536');
-    migrate(db, file, readonly);
-  } catch (err) {
-    db.close();
-    throw err;
-  }
-  const id = readonly ? readCatalogueId(db) : ensureCatalogueId(db);
-  return {
-    db,
-    dataDir,
-    file,
-    id,
-    readonly,
-    mode,
-    close: () => {
-      if (db.open) db.close();
-    },
-  };
+  setUp(db, file, { readonly, wal: !readonly });
+  return handle(db, dataDir, file, mode);
 }
 
 /** `mode: 'dry-run'`: a writable in-memory copy of the catalogue; the file is only read. */
@@ -148,22 +123,43 @@ function openDryRunCatalog(dataDir: string): Catalog {
       cause: err,
     });
   }
+  // An in-memory copy: no WAL, and migrating it changes nothing on disk.
+  setUp(db, file, { readonly: false, wal: false });
+  return handle(db, dataDir, file, 'dry-run');
+}
+
+/**
+ * The settings every home connection gets, then the migrations; closes `db` when either fails.
+ * WAL with `synchronous=FULL` for the read-write file (see the module comment). No query_only
+ * pragma in read-only mode: SQLITE_OPEN_READONLY already refuses every write to the file, and
+ * query_only would also refuse the TEMP tables that status and the views use.
+ */
+function setUp(db: Db, file: string, opts: { readonly: boolean; wal: boolean }): void {
   try {
+    if (opts.wal) {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+    }
     db.pragma('foreign_keys = ON');
     db.pragma('trusted_schema = OFF');
-    migrate(db, file, false);
+    db.pragma('cache_size = -65536');
+    migrate(db, file, opts.readonly);
   } catch (err) {
     db.close();
     throw err;
   }
-  const id = ensureCatalogueId(db);
+}
+
+/** The Catalog of an open, set-up connection. */
+function handle(db: Db, dataDir: string, file: string, mode: CatalogMode): Catalog {
+  const id = mode === 'read-only' ? readCatalogueId(db) : ensureCatalogueId(db);
   return {
     db,
     dataDir,
     file,
     id,
-    readonly: true,
-    mode: 'dry-run',
+    readonly: mode !== 'read-write',
+    mode,
     close: () => {
       if (db.open) db.close();
     },
