@@ -3,8 +3,10 @@
  * with the hash it wrote, so that the next disk adds only what is still missing and may replace
  * only what distbackup itself wrote.
  *
- * Two parts. What must survive lives in DEST, in `DEST/.distbackup-restore/restored.log`: an
- * append-only text file, one checksummed line per record, appended and fsynced once per batch.
+ * Two parts. What must survive lives in DEST, in `DEST/.distbackup-restore/restored-NNNNNN.log`:
+ * append-only text files, one per run, one checksummed line per record, appended and fsynced
+ * once per batch. One file per run because fusefat refuses (EPERM) to extend a file that was
+ * closed and opened again; a file is only ever written in the run that created it.
  * Everything else (the lookups, and the scratch table of one run's work, read back in object
  * order) lives in a private SQLite database in the temporary folder, rebuilt from the log at
  * every start and removed at the end. Why not SQLite in DEST (as before): on fusefat, SQLite's
@@ -44,8 +46,10 @@ export interface RestoredEntry {
   kind: number;
 }
 
-/** File name of the log inside the state folder. */
-export const STATE_LOG = 'restored.log';
+/** File names of the log segments inside the state folder: `restored-000001.log`, one per run. */
+export const STATE_LOG_RE = /^restored-(\d{6,})\.log$/;
+/** Past this many segments, a run starts by writing one compacted segment and removing the others. */
+const COMPACT_SEGMENTS = 32;
 /** The state file of earlier versions (SQLite in DEST), imported once and removed. */
 const OLD_STATE = 'state.sqlite';
 
@@ -105,12 +109,13 @@ export class RestoreState {
   /** Records not yet committed, keyed by the path's bytes as latin1 (a lossless 1:1 mapping). */
   private pending = new Map<string, { vpath: Buffer; hash: string; kind: number }>();
   private logFd: number | undefined;
-  private logNeedsNewline = false;
+  /** Number of the segment this run writes (created at its first commit). */
+  private nextSeq = 1;
 
   private constructor(
     private readonly db: Database.Database,
     private readonly workDir: string,
-    private readonly logFile: string | undefined,
+    private readonly stateDir: string | undefined,
   ) {
     this.getStmt = db.prepare('SELECT hash, kind FROM restored WHERE vpath = ?');
     this.putStmt = db.prepare('INSERT OR REPLACE INTO restored (vpath, hash, kind) VALUES (?, ?, ?)');
@@ -136,9 +141,12 @@ export class RestoreState {
       db.pragma('locking_mode = EXCLUSIVE');
       db.pragma('trusted_schema = OFF');
       db.exec(SCHEMA);
-      const state = new RestoreState(db, workDir, readonly ? undefined : path.join(stateDir, STATE_LOG));
+      const state = new RestoreState(db, workDir, readonly ? undefined : stateDir);
+      const segments = listSegments(stateDir);
+      for (const seg of segments) state.load(path.join(stateDir, seg.name));
+      state.nextSeq = (segments[segments.length - 1]?.seq ?? 0) + 1;
       state.importOld(path.join(stateDir, OLD_STATE), readonly);
-      state.load(path.join(stateDir, STATE_LOG));
+      if (!readonly && segments.length > COMPACT_SEGMENTS) state.compact(segments.map((x) => x.name));
       return state;
     } catch (err) {
       db?.close();
@@ -171,11 +179,9 @@ export class RestoreState {
           for (const r of rows) this.putStmt.run(r.vpath, r.hash, r.kind);
         })();
       };
-      let last = 0x0a;
       for (;;) {
         const n = fs.readSync(fd, buf, 0, buf.length, null);
         if (n === 0) break;
-        last = buf[n - 1] as number;
         const lines = (rest + buf.toString('latin1', 0, n)).split('\n');
         rest = lines.pop() ?? '';
         for (const line of lines) {
@@ -184,9 +190,8 @@ export class RestoreState {
           if (batch.length >= LOAD_BATCH) flush();
         }
       }
+      // A torn last line (no newline) is left out: at worst its file is restored again.
       flush();
-      // A torn last line (no newline): the next append starts on a line of its own.
-      this.logNeedsNewline = last !== 0x0a;
     } finally {
       fs.closeSync(fd);
     }
@@ -248,36 +253,67 @@ export class RestoreState {
     return this.pending.size;
   }
 
-  /** Append the buffered records to the log and fsync it, then to the working database. */
+  /** Append the buffered records to this run's log segment and fsync it, then to the working database. */
   commit(): void {
     if (this.pending.size === 0) return;
     const batch = this.pending;
-    if (this.logFile !== undefined) {
-      if (this.logFd === undefined) {
-        this.logFd = fs.openSync(
-          this.logFile,
-          fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW,
-          0o600,
-        );
-      }
-      let text = this.logNeedsNewline ? '\n' : '';
-      const flush = (): void => {
-        appendFully(this.logFd as number, Buffer.from(text, 'latin1'));
-        text = '';
-      };
-      for (const p of batch.values()) {
-        text += logLine(p.vpath, p.hash, p.kind);
-        if (text.length >= 1024 * 1024) flush();
-      }
-      flush();
+    if (this.stateDir !== undefined) {
+      this.openSegment();
+      this.appendRecords(batch.values());
       // The log is the only record that survives: it must be on the disk before the batch counts.
-      fs.fsyncSync(this.logFd);
-      this.logNeedsNewline = false;
+      fs.fsyncSync(this.logFd as number);
     }
     this.db.transaction(() => {
       for (const p of batch.values()) this.putStmt.run(p.vpath, p.hash, p.kind);
     })();
     this.pending = new Map();
+  }
+
+  /** Create this run's segment (O_EXCL: never written into an older one) and make its name durable. */
+  private openSegment(): void {
+    if (this.logFd !== undefined || this.stateDir === undefined) return;
+    const name = `restored-${String(this.nextSeq).padStart(6, '0')}.log`;
+    this.logFd = fs.openSync(
+      path.join(this.stateDir, name),
+      fs.constants.O_WRONLY |
+        fs.constants.O_CREAT |
+        fs.constants.O_EXCL |
+        fs.constants.O_APPEND |
+        fs.constants.O_NOFOLLOW,
+      0o600,
+    );
+    fsyncDirQuiet(this.stateDir);
+  }
+
+  private appendRecords(records: Iterable<{ vpath: Buffer; hash: string; kind: number }>): void {
+    let text = '';
+    for (const p of records) {
+      text += logLine(p.vpath, p.hash, p.kind);
+      if (text.length >= 1024 * 1024) {
+        appendFully(this.logFd as number, Buffer.from(text, 'latin1'));
+        text = '';
+      }
+    }
+    if (text !== '') appendFully(this.logFd as number, Buffer.from(text, 'latin1'));
+  }
+
+  /**
+   * Many segments (many runs): write every record into this run's segment, make it durable,
+   * then remove the older ones. A crash in between leaves duplicates, which load harmlessly.
+   */
+  private compact(older: readonly string[]): void {
+    if (this.stateDir === undefined) return;
+    this.openSegment();
+    const rows = this.db.prepare('SELECT vpath, hash, kind FROM restored').raw(true);
+    const all = function* (): Generator<{ vpath: Buffer; hash: string; kind: number }> {
+      for (const r of rows.iterate() as IterableIterator<[Buffer, string, number]>) {
+        yield { vpath: r[0], hash: r[1], kind: r[2] };
+      }
+    };
+    this.appendRecords(all());
+    fs.fsyncSync(this.logFd as number);
+    for (const name of older) fs.rmSync(path.join(this.stateDir, name), { force: true });
+    fsyncDirQuiet(this.stateDir);
   }
 
   /** Empty the scratch table. */
@@ -334,6 +370,36 @@ export class RestoreState {
       if (this.db.open) this.db.close();
       fs.rmSync(this.workDir, { recursive: true, force: true });
     }
+  }
+}
+
+/** The log segments in `dir`, oldest first. */
+function listSegments(dir: string): { name: string; seq: number }[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return [];
+    throw err;
+  }
+  const out: { name: string; seq: number }[] = [];
+  for (const name of names) {
+    const m = STATE_LOG_RE.exec(name);
+    if (m !== null) out.push({ name, seq: Number(m[1]) });
+  }
+  return out.sort((a, b) => a.seq - b.seq);
+}
+
+/** fsync a folder; filesystems that cannot (EINVAL, ENOTSUP, EISDIR on some FUSE) are passed over. */
+function fsyncDirQuiet(dir: string): void {
+  const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    fs.fsyncSync(fd);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EISDIR' && code !== 'ENOSYS') throw err;
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
