@@ -4,8 +4,13 @@
  * same data (page cache dropped before each run where allowed, so every tool reads cold);
  * then `--verify readback`, `--bwlimit 20M` and a re-sync with nothing to do.
  *
- *   npx tsx bench/sync.ts [--dir DIR] [--large-mib N] [--small-files N] [--keep]
+ *   npx tsx bench/sync.ts [--dir DIR] [--large-mib N] [--small-files N] [--noop-objects N] [--keep]
  *   npm run bench -- sync
+ *
+ * `--noop-objects N` (default 100,000; 0 skips it) also times a re-sync with nothing to do over
+ * a disk that already holds N objects: the catalogue and the disk are made synthetically (tiny
+ * objects named by their real SHA-256, rows inserted directly), then the no-op sync runs 3 times
+ * and the median is printed, with the RSS of this process.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -25,10 +30,18 @@ interface Args {
   smallFiles: number;
   keep: boolean;
   fsyncBatch: number[];
+  noopObjects: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { dir: os.tmpdir(), largeMiB: 1024, smallFiles: 50_000, keep: false, fsyncBatch: [] };
+  const a: Args = {
+    dir: os.tmpdir(),
+    largeMiB: 1024,
+    smallFiles: 50_000,
+    keep: false,
+    fsyncBatch: [],
+    noopObjects: 100_000,
+  };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[i + 1];
@@ -36,6 +49,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--large-mib' && v !== undefined) a.largeMiB = Number(v);
     else if (k === '--small-files' && v !== undefined) a.smallFiles = Number(v);
     else if (k === '--fsync-batch' && v !== undefined) a.fsyncBatch = v.split(',').map(Number);
+    else if (k === '--noop-objects' && v !== undefined) a.noopObjects = Number(v);
     else if (k === '--keep') a.keep = true;
     else continue;
     if (k !== '--keep') i += 1;
@@ -146,6 +160,50 @@ export function catalogueSource(cat: Catalog, vpath: string, root: string): void
   };
   walk(root, Buffer.from(vpath));
   flush();
+}
+
+/**
+ * A catalogue and a disk in step with it, holding `count` objects, made without copying: object i
+ * is the text `object <i>` stored under its SHA-256 in the disk's layout, and one file row per
+ * object references it (10,000 rows per transaction). Returns the disk's name.
+ */
+export function syntheticPool(root: string, count: number): { cat: Catalog; disk: string } {
+  const cat = openCatalog(path.join(root, 'home-noop'));
+  const src = path.join(root, 'src-noop');
+  fs.mkdirSync(src, { recursive: true });
+  mapSource(cat, '/noop', src);
+  const disk = path.join(root, 'out', 'noop');
+  addDisk(cat, 'noop', disk, { sizeBytes: 1e12 });
+  const db = cat.db;
+  const srcId = db.prepare('SELECT id FROM sources WHERE vpath = ?').pluck().get('/noop') as number;
+  const diskId = db.prepare('SELECT id FROM disks WHERE name = ?').pluck().get('noop') as number;
+  const insObj = db.prepare('INSERT INTO objects (hash, size) VALUES (?, ?)');
+  const insFile = db.prepare(
+    `INSERT INTO files (vpath, parent, source_id, kind, size, mtime_ns, ctime_ns, mode, dev, ino, object_id)
+     VALUES (?, ?, ?, ${FileKind.file}, ?, 0, 0, ${0o100644}, 1, ?, ?)`,
+  );
+  const insCopy = db.prepare('INSERT INTO copies (object_id, disk_id, verified_ms) VALUES (?, ?, NULL)');
+  const objects = path.join(disk, 'distbackup-objects');
+  const made = new Set<string>();
+  const parent = Buffer.from('/noop');
+  for (let start = 0; start < count; start += 10_000) {
+    db.transaction(() => {
+      for (let i = start; i < Math.min(count, start + 10_000); i++) {
+        const body = Buffer.from(`object ${i}\n`);
+        const hash = createHash('sha256').update(body).digest('hex');
+        const dir = path.join(objects, hash.slice(0, 3));
+        if (!made.has(dir)) {
+          fs.mkdirSync(dir, { recursive: true });
+          made.add(dir);
+        }
+        fs.writeFileSync(path.join(dir, hash), body, { mode: 0o444 });
+        const id = Number(insObj.run(hash, body.length).lastInsertRowid);
+        insFile.run(Buffer.from(`/noop/f${i}`), parent, srcId, body.length, i + 1, id);
+        insCopy.run(id, diskId);
+      }
+    })();
+  }
+  return { cat, disk: 'noop' };
 }
 
 interface Row {
@@ -272,6 +330,25 @@ export async function main(argv: string[]): Promise<void> {
       ratio: `copy phase ${(rate / 1e6).toFixed(2)} MB/s: ${((rate / 20e6 - 1) * 100).toFixed(1)} % off 20 MB/s`,
     });
     cat.close();
+    if (args.noopObjects > 0) {
+      const pool = syntheticPool(root, args.noopObjects);
+      await runSync(pool.cat, { name: pool.disk }); // first pass: reconcile and catalogue copy
+      const times: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const t0 = performance.now();
+        const again = await runSync(pool.cat, { name: pool.disk });
+        times.push((performance.now() - t0) / 1000);
+        if (again.copied + again.deleted !== 0) throw new Error('the no-op re-sync did something');
+      }
+      times.sort((a, b) => a - b);
+      rows.push({
+        what: `re-sync, nothing to do (${args.noopObjects} objects)`,
+        seconds: times[1] ?? 0,
+        bytes: 0,
+        ratio: `median of 3: ${times.map((x) => x.toFixed(2)).join(', ')} s`,
+      });
+      pool.cat.close();
+    }
     console.log('');
     console.log(`${'run'.padEnd(52)} ${'seconds'.padStart(8)} ${'MB/s'.padStart(8)}  ratio`);
     for (const r of rows) {

@@ -5,7 +5,7 @@
  * cache where the filesystem allows (O_DIRECT).
  */
 import { spawn } from 'node:child_process';
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { errnoCode } from '../core/errors.js';
@@ -19,30 +19,32 @@ export type HashThreadRequest =
 /** The answer to each request, in order: the hex digest for `digest`, else null (or an error). */
 export type HashThreadReply = { readonly hex: string | null; readonly error?: string };
 
-/** SHA-256 states by id; the logic of the hash thread (copy-hash.worker.ts). Single-threaded. */
-export class HashStates {
-  private readonly states = new Map<number, Hash>();
-
-  handle(m: HashThreadRequest): HashThreadReply {
-    try {
-      if (m.t === 'update') {
-        let h = this.states.get(m.id);
-        if (h === undefined) {
-          h = createHash('sha256');
-          this.states.set(m.id, h);
-        }
-        h.update(new Uint8Array(m.mem, 0, m.n));
-        return { hex: null };
-      }
-      const h = this.states.get(m.id);
-      this.states.delete(m.id);
-      if (m.t === 'drop') return { hex: null };
-      return { hex: (h ?? createHash('sha256')).digest('hex') };
-    } catch (err) {
-      return { hex: null, error: err instanceof Error ? err.message : String(err) };
+/**
+ * The hash thread's code: SHA-256 states by id, one reply per request, in order. Plain
+ * JavaScript evaluated in the thread, so that it runs the same from `dist/` and under tsx
+ * (whose loader does not reach worker threads).
+ */
+const HASH_THREAD_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const states = new Map();
+parentPort.on('message', (m) => {
+  try {
+    if (m.t === 'update') {
+      let h = states.get(m.id);
+      if (h === undefined) { h = createHash('sha256'); states.set(m.id, h); }
+      h.update(new Uint8Array(m.mem, 0, m.n));
+      parentPort.postMessage({ hex: null });
+      return;
     }
+    const h = states.get(m.id);
+    states.delete(m.id);
+    parentPort.postMessage({ hex: m.t === 'digest' ? (h === undefined ? createHash('sha256') : h).digest('hex') : null });
+  } catch (err) {
+    parentPort.postMessage({ hex: null, error: String(err && err.message ? err.message : err) });
   }
-}
+});
+`;
 
 /**
  * A thread that hashes large chunks while the main thread writes them (SHA-256 at ~1.9 GB/s
@@ -58,8 +60,8 @@ export class HashThread {
 
   private start(): Worker {
     if (this.worker !== undefined) return this.worker;
-    const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-    const w = new Worker(new URL(`./copy-hash.worker${ext}`, import.meta.url));
+    // No inherited loader flags: the thread runs plain JavaScript only.
+    const w = new Worker(HASH_THREAD_SOURCE, { eval: true, execArgv: [] });
     w.on('message', (r: HashThreadReply) => {
       const p = this.waiting.shift();
       if (p === undefined) return;
