@@ -23,7 +23,7 @@ import { DISK_NAME_RE, type DiskIdentity, readDiskIdentity, writeDiskIdentity } 
 import { DiskRoot } from '../disk/disk-root.js';
 import { defaultDiskSize, fsSpace } from '../disk/fsinfo.js';
 import { DISK_FORMAT, DISK_JSON } from '../disk/layout.js';
-import { candidatePaths, describePlace } from '../disk/locate.js';
+import { candidatePaths, type DiskPlace, describePlace } from '../disk/locate.js';
 import { findDisk, lockCatalogue, lockDisk } from './open.js';
 import { type ReconcileResult, reconcileDisk } from './reconcile.js';
 
@@ -84,7 +84,7 @@ export function addDisk(cat: Catalog, name: string, diskPath: string, opts: { si
   }
   const lock = lockCatalogue(cat);
   try {
-    const place = describePlace(absent ? path.dirname(real) : real);
+    const place = absent ? placeBelow(describePlace(path.dirname(real)), real) : describePlace(real);
     const warnings: string[] = [];
     let existing: DiskIdentity | undefined;
     if (fs.existsSync(path.join(real, DISK_JSON))) {
@@ -160,6 +160,12 @@ export function addDisk(cat: Catalog, name: string, diskPath: string, opts: { si
   } finally {
     lock.release();
   }
+}
+
+/** The place of `root`, a folder not made yet, from the place of its parent. */
+function placeBelow(parent: DiskPlace, root: string): DiskPlace {
+  const rel = parent.relPath === null ? null : path.join(parent.relPath, path.basename(root));
+  return { ...parent, root, relPath: rel };
 }
 
 /** What `disk list --json` prints per disk (SPEC §3a). */
