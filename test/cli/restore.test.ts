@@ -175,3 +175,18 @@ test('Ctrl-C: restore stops, says how far it got, exits 130; the next run restor
   assert.equal(again.json.alreadyRestored, 0);
   assert.deepEqual(compareTrees(src, path.join(dest, 'data')), []);
 });
+
+test('restore -n --filter lists what would be restored, writes nothing, and exits 4 while files are missing', (t) => {
+  const { base, home, d1 } = pool(t);
+  const dest = path.join(base, 'out');
+  const r = runCli(home, ['restore', '-n', '--filter', '*.jpg', '--to', dest, '--disk', d1]);
+  assert.equal(r.code, 4, r.stderr);
+  const lines = r.stdout.split('\n').filter((l) => l.startsWith('would restore: '));
+  assert.ok(lines.length > 0, r.stdout);
+  for (const l of lines) assert.match(l, /^would restore: \/data\/\S+\.jpg \(/);
+  assert.match(r.stdout, /dry run: would restore \d+ files .* nothing was written/);
+  assert.ok(!fs.existsSync(dest), 'a dry run creates nothing');
+  const j = runCliJson<RestoreDoc>(home, ['restore', '--dry-run', '--filter', '*.jpg', '--to', dest, '--disk', d1]);
+  assert.equal(j.json.dryRun, true);
+  assert.equal(j.json.wouldRestore.files, lines.length);
+});
