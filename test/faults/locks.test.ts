@@ -26,9 +26,11 @@ test('a second process is refused with exit 2 while a sync runs; a SIGKILLed hol
   if (fx === null) return;
   fx.update();
   const before = groundTruth(fx);
-  // A slow sync: 256 KB/s over a few MB, so it holds its locks for tens of seconds.
-  const first = startCli(fx.dataDir, ['sync', 'd1', '--bwlimit', '256K', '--fsync-batch', '2', '--quiet'], {
-    timeoutMs: 90_000,
+  // A slow sync: 128 KB/s over a few MB, so it holds its locks for about a minute. It is killed
+  // after the checks, so a slower rate costs nothing; at 256 KB/s a machine at load 19 (each CLI
+  // start taking seconds) saw it finish before the fifth check.
+  const first = startCli(fx.dataDir, ['sync', 'd1', '--bwlimit', '128K', '--fsync-batch', '2', '--quiet'], {
+    timeoutMs: 110_000,
   });
   const tmp = path.join(fx.disk('d1').path, 'distbackup-objects');
   const deadline = Date.now() + 30_000;
