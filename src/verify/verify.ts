@@ -10,10 +10,13 @@
  *
  * Results are committed in batches during the window (every `commitObjects` objects or 2 s,
  * and at its end), after checking that the disk is still mounted, so an unplugged disk is never
- * read as "everything missing", and a run that is killed loses at most its last batch: the next
- * run starts with what was not checked yet. All copies of a window get one stamp, later than
- * every earlier one, so they form one class in the order and the rest of an interrupted window
- * stays first in line. A bad object stops counting first (committed, synchronous=FULL) and is
+ * read as "everything missing", and a run that is killed loses at most its last batch. A run
+ * opens a pass (schema 4, `verify_passes`) and closes it when it reaches its end or its budget;
+ * a run that does not (Ctrl-C, SIGKILL, a failure) leaves it open, and the next run goes on
+ * with it: it skips the copies stamped since the pass began, so it checks only what was not
+ * checked yet. New stamps still sort after every stamp there: all copies of a window get one
+ * stamp, later than every earlier one, so they form one class in the order and the rest of an
+ * interrupted window stays first in line. A bad object stops counting first (committed, synchronous=FULL) and is
  * then moved to `.quarantine/`, never deleted; a missing one stops counting. The next sync of
  * any disk with room copies them again.
  *
