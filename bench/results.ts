@@ -1,75 +1,130 @@
 /**
- * Regenerates bench/RESULTS.md: runs every benchmark on this machine and writes the figures
- * with the date, the machine and the commands.
+ * Regenerates bench/RESULTS.md: runs every benchmark on this machine, one child process each,
+ * and writes their figures with the date, the machine, the load and the exact commands.
  *
- *   npx tsx bench/results.ts [--size 1G] [--hdd-size 512M] [--objects 1000000,10000000]
- *                            [--only update,sync,planner,recovery,ssd,hdd,default,planner-suite]
- *                            [--reuse] [--out bench/RESULTS.md]
+ *   npx tsx bench/results.ts [--only default,hdd,planner-suite,planner,update,sync,recovery]
+ *                            [--part-timeout 15m] [--reuse] [--out bench/RESULTS.md]
  *
- * Raw outputs are kept in $TMPDIR/distbackup-results/ (one file per run); `--reuse` renders from
- * them without running anything again, for when only the layout changes. Build first
- * (`npm run build`): the CLI runs from dist/ as a user runs it.
+ * The parts and their sizes are chosen so that the whole run takes about ten minutes on a
+ * 2-core machine; each part is time-boxed by --part-timeout. The output of the scripts under
+ * bench/ is kept as they print it. Raw outputs are kept in $TMPDIR/distbackup-results/ (one file
+ * per part); `--reuse` renders from them without running anything, and `--only` runs some parts
+ * and renders the others from their last raw output. Build first (`npm run build`): the CLI runs
+ * from dist/ as a user runs it.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { AbortedError, execTimed } from '../src/bench/exec.js';
 import type { PlannerReport } from '../src/bench/planner-suite.js';
-import { type BenchReport, fmtRatio, headline, STAGE_TITLES, STAGES } from '../src/bench/report.js';
+import { type BenchReport, fmtRatio, headline, STAGE_TITLES, STAGES, startupLine } from '../src/bench/report.js';
+import { parseDuration } from '../src/core/units.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const CLI = path.join(ROOT, 'bin', 'run.js');
 const RAW = path.join(os.tmpdir(), 'distbackup-results');
 
+/** Every part, in the order of the file. */
+const PARTS = ['default', 'hdd', 'planner-suite', 'planner', 'update', 'sync', 'recovery'] as const;
+type Part = (typeof PARTS)[number];
+
+/**
+ * What each part runs: the command as a user types it, and its argv from the repository root.
+ * Sizes: big enough that the data, not start-up, is most of each figure, small enough that the
+ * whole file regenerates in about ten minutes here (2 cores, shared).
+ */
+const node = process.execPath;
+const tsx = (script: string, ...args: string[]): { shown: string; argv: string[] } => ({
+  shown: `npx tsx bench/${script} ${args.join(' ')}`.trim(),
+  argv: [node, '--import', 'tsx', path.join('bench', script), ...args],
+});
+const dsb = (...args: string[]): { shown: string; argv: string[] } => ({
+  shown: `distbackup ${args.filter((a) => a !== '--json').join(' ')}`.trim(),
+  argv: [node, CLI, ...args],
+});
+const COMMANDS: Record<Part, { shown: string; argv: string[] }> = {
+  default: dsb('bench'),
+  // Read order matters most where files are many: small files only, traced (strace is slow).
+  hdd: dsb('bench', '--suite', 'hdd', '--size', '16M', '--datasets', 'small', '--json'),
+  // 10 million objects: bench/planner.ts below, in a process of its own (its own peak RSS).
+  'planner-suite': dsb('bench', '--suite', 'planner', '--objects', '1000000', '--json'),
+  planner: tsx('planner.ts', '--objects', '1e6,1e7'),
+  update: tsx(
+    'update.ts',
+    '--large-mib',
+    '256',
+    '--small-files',
+    '5000',
+    '--million',
+    '50000',
+    '--writer-rows',
+    '100000',
+  ),
+  sync: tsx('sync.ts', '--large-mib', '256', '--small-files', '3000'),
+  recovery: tsx('recovery.ts', '--mib', '256', '--repeat', '2'),
+};
+
 const { values } = parseArgs({
   options: {
-    size: { type: 'string', default: '1G' },
-    'hdd-size': { type: 'string', default: '512M' },
-    objects: { type: 'string', default: '1000000,10000000' },
     only: { type: 'string' },
+    'part-timeout': { type: 'string', default: '15m' },
     reuse: { type: 'boolean', default: false },
     out: { type: 'string', default: path.join(ROOT, 'bench', 'RESULTS.md') },
   },
 });
-const ALL = ['update', 'sync', 'planner', 'recovery', 'ssd', 'hdd', 'planner-suite', 'default'] as const;
-type Part = (typeof ALL)[number];
-const only = new Set((values.only ?? ALL.join(',')).split(',').map((s) => s.trim()));
+const only = new Set((values.only ?? PARTS.join(',')).split(',').map((s) => s.trim()));
+for (const p of only) {
+  if (!(PARTS as readonly string[]).includes(p)) throw new Error(`--only ${p}: expected some of ${PARTS.join(',')}`);
+}
+const partTimeoutSeconds = parseDuration(values['part-timeout']) / 1000;
 
+/** One part's run as kept in RAW. */
 interface Raw {
   command: string;
   code: number | null;
+  timedOut?: boolean;
   seconds: number;
+  /** Load average (1 min) when the part started and when it ended. */
+  load: [number, number];
   stdout: string;
   stderr: string;
 }
 
-/** Run (or, with --reuse, reload) one benchmark command; its raw output is kept in RAW. */
-function run(part: Part, command: string, argv: string[], env: NodeJS.ProcessEnv = {}): Raw | undefined {
-  const file = path.join(RAW, `${part}.json`);
-  if (values.reuse) {
-    return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as Raw) : undefined;
-  }
-  if (!only.has(part)) return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as Raw) : undefined;
-  console.error(`results: ${command}`);
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync(argv[0] ?? '', argv.slice(1), {
+const loadAverage = (): number => Number(fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+const rawFile = (part: Part): string => path.join(RAW, `${part}.json`);
+const readRaw = (part: Part): Raw | undefined =>
+  fs.existsSync(rawFile(part)) ? (JSON.parse(fs.readFileSync(rawFile(part), 'utf8')) as Raw) : undefined;
+
+const ac = new AbortController();
+process.once('SIGINT', () => ac.abort());
+
+/** Run one part (or, with --reuse or when not in --only, reload its last run). */
+async function run(part: Part): Promise<Raw | undefined> {
+  if (values.reuse || !only.has(part)) return readRaw(part);
+  const { shown, argv } = COMMANDS[part];
+  console.error(`results: ${shown}`);
+  const load0 = loadAverage();
+  const r = await execTimed(argv[0] ?? node, argv.slice(1), {
     cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, OCLIF_SKIP_NEW_VERSION_CHECK: 'true', ...env },
-    maxBuffer: 256 * 1024 * 1024,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, OCLIF_SKIP_NEW_VERSION_CHECK: 'true', NO_COLOR: '1' },
+    keepStdout: true,
+    timeoutSeconds: partTimeoutSeconds,
+    signal: ac.signal,
   });
   const raw: Raw = {
-    command,
-    code: r.status,
-    seconds: Number(process.hrtime.bigint() - t0) / 1e9,
-    stdout: r.stdout ?? '',
-    stderr: r.stderr ?? '',
+    command: shown,
+    code: r.code,
+    timedOut: r.timedOut,
+    seconds: r.seconds,
+    load: [load0, loadAverage()],
+    stdout: r.stdout,
+    stderr: r.stderrTail,
   };
   fs.mkdirSync(RAW, { recursive: true });
-  fs.writeFileSync(file, JSON.stringify(raw));
-  console.error(`results: ${command}: exit ${raw.code} in ${raw.seconds.toFixed(0)} s`);
+  fs.writeFileSync(rawFile(part), JSON.stringify(raw));
+  console.error(`results: ${shown}: exit ${raw.code ?? 'none'} in ${raw.seconds.toFixed(0)} s`);
   return raw;
 }
 
@@ -101,7 +156,9 @@ function machineSection(): string[] {
     fs.writeFileSync(file, JSON.stringify(m));
   }
   return [
-    `Generated ${m.date} by \`npx tsx bench/results.ts\` (see the commands with each table).`,
+    `Generated ${m.date} by \`npm run build && npx tsx bench/results.ts\`; each section gives its exact command, its`,
+    'wall time and the load average (1 min) when it started and ended: the machine may be shared, so read the',
+    'ratios, measured in the same run on the same data, rather than the absolute times.',
     '',
     '## Machine',
     '',
@@ -127,19 +184,34 @@ function machineSection(): string[] {
 
 const num = (x: number, d = 2): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(d));
 
+/** The line under a section title: the command, its exit, its time and the load around it. */
+function ranLine(raw: Raw): string {
+  const end = raw.timedOut === true ? `stopped after ${raw.seconds.toFixed(0)} s` : `exit ${raw.code}`;
+  return `\`${raw.command}\` (${end}, ${raw.seconds.toFixed(0)} s, load average ${raw.load[0].toFixed(1)} → ${raw.load[1].toFixed(1)})`;
+}
+
+function failure(raw: Raw): string[] {
+  return ['```', raw.stderr.trimEnd().split('\n').slice(-30).join('\n'), '```'];
+}
+
+/** A `distbackup bench --json` report as Markdown tables. */
 function suiteSection(title: string, raw: Raw | undefined): string[] {
   const out = ['', `## ${title}`, ''];
   if (raw === undefined) return [...out, '_not run_'];
-  out.push(`\`${raw.command}\` (exit ${raw.code}, ${raw.seconds.toFixed(0)} s)`, '');
+  out.push(ranLine(raw), '');
   let r: BenchReport;
   try {
     r = JSON.parse(raw.stdout) as BenchReport;
   } catch {
-    return [...out, '```', raw.stderr.slice(-3000), '```'];
+    return [...out, ...failure(raw)];
   }
   out.push(
     `Data in \`${r.target}\`, ${r.cache} cache (${r.cache === 'cold' ? 'page cache dropped before every run' : 'not dropped'}), hashing peers in ${r.hashProcesses} process${r.hashProcesses > 1 ? 'es' : ''}, seed ${r.seed}.` +
-      ' Ratio = distbackup time / that tool time: below 1.00× distbackup is faster. Copy and restore peers are followed by `sync -f` (counted in their time), since distbackup makes its own writes durable.',
+      ' Ratio = distbackup time / that tool time: below 1.00× distbackup is faster; net = the same with each' +
+      " tool's start-up taken off both times. Copy and restore peers are followed by `sync -f` (counted in their" +
+      ' time), since distbackup makes its own writes durable.',
+    '',
+    `${startupLine(r).replace(/^start-up/, 'Start-up')}.`,
   );
   if (r.tools.missing.length > 0) out.push('', `Not installed (rows left out): ${r.tools.missing.join(', ')}.`);
   if (r.readOrderMethod !== null) {
@@ -156,8 +228,8 @@ function suiteSection(title: string, raw: Raw | undefined): string[] {
     );
     const order = r.readOrderMethod !== null;
     out.push(
-      `| stage | command | seconds | MB/s | files/s | ratio | peak RSS |${order ? ' in order |' : ''} note |`,
-      `| --- | --- | ---: | ---: | ---: | ---: | ---: |${order ? ' ---: |' : ''} --- |`,
+      `| stage | command | seconds | MB/s | files/s | ratio | net | peak RSS |${order ? ' in order |' : ''} note |`,
+      `| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |${order ? ' ---: |' : ''} --- |`,
     );
     for (const m of r.results.filter((x) => x.dataset === ds.kind)) {
       const cells = [
@@ -167,6 +239,7 @@ function suiteSection(title: string, raw: Raw | undefined): string[] {
         m.ok ? num(m.mbPerSecond) : '',
         m.ok ? num(m.filesPerSecond) : '',
         m.ok ? fmtRatio(m.ratio) : '',
+        m.ok ? fmtRatio(m.netRatio ?? null) : '',
         m.peakRssBytes === null ? '' : `${(m.peakRssBytes / 1e6).toFixed(0)} MB`,
         ...(order ? [m.readOrder === null ? '' : `${(m.readOrder.ascendingFraction * 100).toFixed(0)}%`] : []),
         (m.note ?? '').replaceAll('|', '\\|'),
@@ -184,7 +257,7 @@ function suiteSection(title: string, raw: Raw | undefined): string[] {
 function plannerSection(raw: Raw | undefined): string[] {
   const out = ['', '## `distbackup bench --suite planner`', ''];
   if (raw === undefined) return [...out, '_not run_'];
-  out.push(`\`${raw.command}\` (exit ${raw.code})`, '');
+  out.push(ranLine(raw), '');
   try {
     const r = JSON.parse(raw.stdout) as PlannerReport;
     out.push(
@@ -197,55 +270,70 @@ function plannerSection(raw: Raw | undefined): string[] {
       );
     }
   } catch {
-    out.push('```', raw.stderr.slice(-3000), '```');
+    out.push(...failure(raw));
   }
   return out;
 }
 
+/** A part whose output is kept as it printed it. */
 function textSection(title: string, raw: Raw | undefined): string[] {
   const out = ['', `## ${title}`, ''];
   if (raw === undefined) return [...out, '_not run_'];
-  out.push(`\`${raw.command}\` (exit ${raw.code}, ${raw.seconds.toFixed(0)} s)`, '', '```');
-  out.push(raw.stdout.trimEnd() || raw.stderr.trimEnd().split('\n').slice(-20).join('\n'));
+  out.push(ranLine(raw), '', '```');
+  out.push(raw.stdout.trimEnd() || '(nothing on stdout)');
   out.push('```');
+  if (raw.code !== 0) out.push('', 'Its last lines on stderr:', '', ...failure(raw));
   return out;
 }
 
-const tsx = [process.execPath, '--import', 'tsx', 'bench/run.ts'];
-const node = process.execPath;
-const header: string[] = ['# Benchmark results', '', ...machineSection()];
-header.push(
+const TITLES: Record<Part, string> = {
+  default: '`distbackup bench` with its defaults',
+  hdd: '`distbackup bench --suite hdd` (single reader, read order traced)',
+  'planner-suite': '',
+  planner: 'Planner, each size in its own process (`bench/planner.ts`)',
+  update: 'update (`bench/update.ts`)',
+  sync: 'sync (`bench/sync.ts`)',
+  recovery: 'verify and restore (`bench/recovery.ts`)',
+};
+
+const header: string[] = [
+  '# Benchmark results',
+  '',
+  ...machineSection(),
   '',
   '## What is measured',
   '',
   'Each stage of `distbackup bench`, against the tools a user would otherwise run on the same data in the same folder:',
   '',
   ...STAGES.map((s) => `- ${STAGE_TITLES[s]}`),
-);
+  '',
+  'Then the planner alone, and the development benchmarks of update, sync, verify and restore',
+  '(`bench/*.ts`), whose output is kept as they print it.',
+];
 const sections = new Map<Part, string[]>();
-const ORDER: readonly Part[] = ['default', 'ssd', 'hdd', 'planner-suite', 'update', 'sync', 'planner', 'recovery'];
-/** Rewrite the file after every part, so that an interrupted session still leaves the figures so far. */
+/** Rewrite the file after every part, so that an interrupted run still leaves the figures so far. */
 function write(): void {
-  const body = ORDER.flatMap((p) => sections.get(p) ?? []);
+  const body = PARTS.flatMap((p) => sections.get(p) ?? []);
   fs.writeFileSync(values.out, `${[...header, ...body].join('\n')}\n`);
 }
-const bench = (...args: string[]): string[] => [node, CLI, 'bench', ...args];
-for (const part of ORDER) {
-  let section: string[];
-  if (part === 'default') {
-    section = textSection('`distbackup bench` with its defaults', run(part, 'distbackup bench', bench()));
-  } else if (part === 'ssd' || part === 'hdd') {
-    const size = part === 'ssd' ? values.size : values['hdd-size'];
-    const cmd = `distbackup bench --suite ${part} --size ${size}`;
-    const raw = run(part, `${cmd} --json`, bench('--suite', part, '--size', size, '--json'));
-    section = suiteSection(`\`${(raw?.command ?? cmd).replace(/ --json$/, '')}\``, raw);
-  } else if (part === 'planner-suite') {
-    const cmd = `distbackup bench --suite planner --objects ${values.objects} --json`;
-    section = plannerSection(run(part, cmd, bench('--suite', 'planner', '--objects', values.objects, '--json')));
-  } else {
-    section = textSection(`\`npm run bench -- ${part}\``, run(part, `npm run bench -- ${part}`, [...tsx, part]));
+const started = process.hrtime.bigint();
+try {
+  for (const part of PARTS) {
+    const raw = await run(part);
+    const title = `${TITLES[part]}`;
+    sections.set(
+      part,
+      part === 'hdd'
+        ? suiteSection(title, raw)
+        : part === 'planner-suite'
+          ? plannerSection(raw)
+          : textSection(title, raw),
+    );
+    write();
   }
-  sections.set(part, section);
-  write();
+} catch (err) {
+  if (!(err instanceof AbortedError)) throw err;
+  console.error('results: interrupted; the file holds the parts done so far');
+  process.exitCode = 130;
 }
-console.error(`results: wrote ${values.out}`);
+console.error(`results: wrote ${values.out} in ${(Number(process.hrtime.bigint() - started) / 1e9).toFixed(0)} s`);

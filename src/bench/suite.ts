@@ -62,6 +62,8 @@ export interface SuiteOptions {
 const SHARES: Record<DatasetKind, number> = { large: 0.5, small: 0.2, mixed: 0.3 };
 /** The virtual path the data is mapped at. */
 const VPATH = '/bench';
+/** Peers whose start-up is timed on an empty repository of theirs (`probeRepoStartup`). */
+const REPO_PEERS: readonly string[] = ['restic', 'borg', 'rclone'];
 /** Runs of the start-up probe; the fastest counts (a busy machine only ever adds to it). */
 const STARTUP_RUNS = 3;
 /** The distbackup command timed as its start-up: loads oclif, opens the catalogue, prints a list. */
@@ -111,7 +113,9 @@ export async function runSuite(opts: SuiteOptions): Promise<BenchReport> {
   const missing: string[] = [];
   const startup: Record<string, number> = {};
   for (const t of PEER_TOOLS) {
-    const probe = which(t) === undefined ? undefined : await probeTool(t, 2, signal);
+    // restic, borg and rclone: one run for the version; their start-up is timed on a repository.
+    const runs = REPO_PEERS.includes(t) ? 1 : 2;
+    const probe = which(t) === undefined ? undefined : await probeTool(t, runs, signal);
     if (probe === undefined) {
       missing.push(t);
       continue;
