@@ -151,7 +151,7 @@ export async function runUpdate(cat: Catalog, opts: UpdateOptions = {}): Promise
   // The catalogue stays WAL + synchronous=FULL: every commit is durable when COMMIT returns, so
   // after a power cut too the next run reads only what was not committed. NORMAL for the run was
   // measured no faster (bench/update.ts and A/B runs, load 13–22: a first update of 50,000 small
-  // files 31.1 s against 32.0 s, median of 3; the writer alone 160,627 against 187,305 rows per
+  // files 31.1 s against 32.0 s, median of 3; the writer alone 160,627 against 190,795 rows per
   // CPU-second over 1,000,000 rows), so durability costs nothing worth trading here.
   let pool: HashPool | undefined;
   let writer: FilesWriter | undefined;
@@ -652,7 +652,8 @@ class UpdateRun {
   private report(): void {
     const p = this.opts.progress;
     if (p === undefined) return;
-    p.setTotals(this.result.bytesToHash, this.result.scanned);
+    // A dry run reads no bytes: its progress counts entries only.
+    p.setTotals(this.result.dryRun ? 0 : this.result.bytesToHash, this.result.scanned);
     p.update(this.result.bytesHashed, this.filesDone);
   }
 }
