@@ -238,6 +238,12 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     const width = 16;
     for (let i = 0; i < b.length; i += width) {
       const part = b.slice(i, i + width);
+      if (opts.signal?.aborted === true) {
+        // Ctrl-C: files not fsynced yet are not durable: drop them rather than wait for their
+        // write-back (the next sync copies them again). Those fsynced already are kept.
+        for (const p of part) discard(p);
+        continue;
+      }
       const res = await Promise.allSettled(part.map((p) => fsyncAsync(p.fd)));
       res.forEach((r, j) => {
         const p = part[j];
@@ -295,7 +301,8 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     renamed = [];
     renamedDirs.clear();
     const width = 16;
-    if (dirs.length > 1) await syncfsHint(opts.target.tmpDir);
+    // (Not after Ctrl-C: a whole-filesystem write-back may take seconds on a busy disk.)
+    if (dirs.length > 1 && opts.signal?.aborted !== true) await syncfsHint(opts.target.tmpDir);
     for (let i = 0; i < dirs.length; i += width) {
       await Promise.all(dirs.slice(i, i + width).map((d) => fsyncDirAsync(d)));
     }
