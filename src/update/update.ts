@@ -321,14 +321,14 @@ class UpdateRun {
       ordered: false,
     });
     for await (const s of hashed) {
-      const job = s.input;
-      if (s.ok) {
-        job.files.forEach((f, i) => {
-          this.recordHash(f, s.value[i] ?? { ok: false, code: 'EIO', error: 'no result from the hash worker' });
-        });
-      } else {
-        for (const f of job.files) this.recordHash(f, { ok: false, code: 'worker', error: describeError(s.error) });
-      }
+      // One slot per batch: a worker that failed as a whole fails each of its files alike.
+      const failed: HashResult | undefined = s.ok
+        ? undefined
+        : { ok: false, code: 'worker', error: describeError(s.error) };
+      s.input.files.forEach((f, i) => {
+        const res = s.ok ? s.value[i] : failed;
+        this.recordHash(f, res ?? { ok: false, code: 'EIO', error: 'no result from the hash worker' });
+      });
       this.writer.maybeCommit();
       this.report();
     }
