@@ -609,7 +609,7 @@ class RestoreRun {
       if (!this.selected(t)) continue;
       const shown = displayPath(t.vpath);
       if (t.kind === FileKind.dir) {
-        if (destExists && lstatOrUndefined(this.sp(joinTarget(this.dest, c.parts))) !== undefined) continue;
+        if (destExists && this.peek(joinTarget(this.dest, c.parts)) !== undefined) continue;
         this.doc.wouldRestore.dirs += 1;
         this.opts.onDryRun?.({ path: shown, kind: 'folder', sizeBytes: 0, action: 'restore' });
         continue;
@@ -625,7 +625,7 @@ class RestoreRun {
         }
       }
       let action: DryRunEntry['action'] = this.opts.link === true && t.kind === FileKind.file ? 'link' : 'restore';
-      const inDest = destExists ? lstatOrUndefined(this.sp(joinTarget(this.dest, c.parts))) : undefined;
+      const inDest = destExists ? this.peek(joinTarget(this.dest, c.parts)) : undefined;
       if (inDest !== undefined) {
         const ours = this.state.restoredHash(t.vpath) !== undefined;
         if (inDest.isDirectory() || (!ours && this.opts.overwrite !== true)) action = 'exists';
@@ -642,6 +642,15 @@ class RestoreRun {
         sizeBytes: t.sizeBytes,
         action,
       });
+    }
+  }
+
+  /** lstat for a dry run: undefined when the path or a folder on its way is missing or unreadable. */
+  private peek(p: Buffer): fs.Stats | undefined {
+    try {
+      return lstatOrUndefined(this.sp(p));
+    } catch {
+      return undefined;
     }
   }
 

@@ -248,6 +248,16 @@ test('paths longer than PATH_MAX are restored through folder descriptors', async
   cat.close();
   const dest = path.join(base, 'out');
   try {
+    fs.mkdirSync(dest);
+    const dry = await runRestore({
+      dest,
+      vpaths: ['/data/deep'],
+      diskPath: disk,
+      dataDir: home,
+      catalogue: 'home',
+      dryRun: true,
+    });
+    assert.deepEqual([dry.wouldRestore.files, dry.wouldRestore.symlinks], [1, 1], 'a dry run sees the deep entries');
     const doc = await runRestore({ dest, vpaths: ['/data/deep'], diskPath: disk, dataDir: home, catalogue: 'home' });
     assert.deepEqual([doc.errors, doc.refused], [[], []]);
     assert.equal(doc.remaining, 0);
