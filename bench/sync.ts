@@ -7,7 +7,7 @@
  *   npx tsx bench/sync.ts [--dir DIR] [--large-mib N] [--small-files N] [--noop-objects N] [--keep]
  *   npm run bench -- sync
  *
- * `--noop-objects N` (default 100,000; 0 skips it) also times a re-sync with nothing to do over
+ * `--noop-objects N` (e.g. 100000; default 0: skipped) also times a re-sync with nothing to do over
  * a disk that already holds N objects: the catalogue and the disk are made synthetically (tiny
  * objects named by their real SHA-256, rows inserted directly), then the no-op sync runs 3 times
  * and the median is printed, with the RSS of this process.
@@ -40,7 +40,7 @@ function parseArgs(argv: string[]): Args {
     smallFiles: 50_000,
     keep: false,
     fsyncBatch: [],
-    noopObjects: 100_000,
+    noopObjects: 0,
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
