@@ -60,9 +60,14 @@ export async function reconcileDiskChunks(
   options: { dryRun?: boolean } = {},
 ): Promise<ReconcileResult> {
   const merge = new Merge(cat, diskId);
-  for await (const c of chunks) {
-    merge.feed(c.objects);
-    merge.ignored += c.ignored.length;
+  try {
+    for await (const c of chunks) {
+      merge.feed(c.objects);
+      merge.ignored += c.ignored.length;
+    }
+  } catch (err) {
+    merge.abandon(); // nothing was changed; the open query must not keep the connection busy
+    throw err;
   }
   return merge.finish(disk, options.dryRun ?? false);
 }
@@ -113,6 +118,11 @@ class Merge {
         else this.badSize.push(o.hash);
       }
     }
+  }
+
+  /** Close the query over the counted copies without changing anything. */
+  abandon(): void {
+    this.copies.return?.(undefined);
   }
 
   finish(disk: DiskRoot, dryRun: boolean): ReconcileResult {

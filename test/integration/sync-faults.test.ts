@@ -94,3 +94,28 @@ test('a disk that vanishes mid-run ends the sync with a clear error and nothing 
   for (const h of countedOn(w.cat, 'd')) assert.ok(onDisk.get(h) === true, `${h} counted but not on the disk`);
   assert.ok(countedOn(w.cat, 'd').size >= 3);
 });
+
+test('Ctrl-C while the disk is listed changes nothing, and the next sync of the same catalogue runs', async (t) => {
+  const w = makeWorld(t);
+  writeTree(w.src, { 'a.bin': bytes(1, 5000), 'b.bin': bytes(2, 7000) });
+  await catalogue(w);
+  const disk = path.join(w.root, 'disk');
+  addDisk(w.cat, 'd', disk, { sizeBytes: 10e6 });
+  await runSync(w.cat, { name: 'd' });
+  const before = [...countedOn(w.cat, 'd')].sort();
+  assert.equal(before.length, 2);
+  const ac = new AbortController();
+  ac.abort();
+  for (const dryRun of [false, true]) {
+    await assert.rejects(
+      runSync(w.cat, { name: 'd', signal: ac.signal, dryRun }),
+      (err: unknown) => err instanceof DistbackupError && err.code === 'interrupted',
+    );
+    assert.deepEqual([...countedOn(w.cat, 'd')].sort(), before, 'an interrupted listing uncounts nothing');
+  }
+  const again = await runSync(w.cat, { name: 'd' });
+  assert.equal(again.interrupted, false);
+  assert.equal(again.copied, 0);
+  assert.deepEqual([...countedOn(w.cat, 'd')].sort(), before);
+  for (const [h, ok] of diskObjects(disk)) assert.ok(ok, h);
+});
