@@ -131,7 +131,9 @@ export class RestoreState {
    */
   static open(stateDir: string, options: { readonly?: boolean } = {}): RestoreState {
     const readonly = options.readonly === true;
-    const workDir = fs.mkdtempSync(path.join(path.resolve(os.tmpdir()), 'distbackup-restore-'));
+    const tmp = path.resolve(os.tmpdir());
+    sweepStaleWorkDirs(tmp);
+    const workDir = fs.mkdtempSync(path.join(tmp, `${WORK_PREFIX}${process.pid}-`));
     let db: Database.Database | undefined;
     try {
       db = new Database(path.join(workDir, 'work.sqlite'));
@@ -370,6 +372,35 @@ export class RestoreState {
       if (this.db.open) this.db.close();
       fs.rmSync(this.workDir, { recursive: true, force: true });
     }
+  }
+}
+
+/** Working folders are named `distbackup-restore-<pid>-XXXXXX` in the temporary folder. */
+const WORK_PREFIX = 'distbackup-restore-';
+const WORK_RE = /^distbackup-restore-(\d+)-[A-Za-z0-9]{6}$/;
+
+/**
+ * Remove the working folders of restores that were killed (SIGKILL, power): their process is
+ * gone. Only names of our own pattern, only when that pid no longer exists.
+ */
+function sweepStaleWorkDirs(tmp: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(tmp);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = WORK_RE.exec(name);
+    if (m === null) continue;
+    const pid = Number(m[1]);
+    try {
+      process.kill(pid, 0);
+      continue; // alive (or not ours to signal): leave it
+    } catch (err) {
+      if (errnoCode(err) !== 'ESRCH') continue;
+    }
+    fs.rmSync(path.join(tmp, name), { recursive: true, force: true });
   }
 }
 

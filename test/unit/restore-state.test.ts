@@ -63,3 +63,28 @@ test('many runs: the segments are compacted into one, with every record kept', (
   for (let i = 0; i < 40; i++) assert.equal(s.restoredHash(Buffer.from(`/f${i}`)), H, `/f${i}`);
   s.close();
 });
+
+test('the working folder of a restore that was killed is removed by the next one; a live one is kept', (t) => {
+  const tmp = tempDir(t);
+  const stateDir = tempDir(t);
+  const saved = process.env.TMPDIR;
+  process.env.TMPDIR = tmp;
+  t.after(() => {
+    if (saved === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = saved;
+  });
+  // A pid that cannot exist (above pid_max), and this process's own.
+  fs.mkdirSync(path.join(tmp, 'distbackup-restore-99999999-abcdef'));
+  fs.mkdirSync(path.join(tmp, `distbackup-restore-${process.pid}-ghijkl`));
+  fs.mkdirSync(path.join(tmp, 'unrelated-99999999-abcdef'));
+  const s = RestoreState.open(stateDir, { readonly: true });
+  const during = fs.readdirSync(tmp).sort();
+  s.close();
+  assert.ok(!during.includes('distbackup-restore-99999999-abcdef'), 'the dead one is gone');
+  assert.ok(during.includes(`distbackup-restore-${process.pid}-ghijkl`), 'a live one stays');
+  assert.ok(during.includes('unrelated-99999999-abcdef'), 'other names are never touched');
+  assert.deepEqual(fs.readdirSync(tmp).sort(), [
+    `distbackup-restore-${process.pid}-ghijkl`,
+    'unrelated-99999999-abcdef',
+  ]);
+});
