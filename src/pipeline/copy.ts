@@ -31,6 +31,7 @@ import {
   syncfsHint,
   writeFullyAsync,
 } from './copy-io.js';
+import { openDeep } from './deep-path.js';
 import type { TokenBucket } from './throttle.js';
 
 /** One object to copy. */
@@ -474,8 +475,9 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       let fd: number;
       try {
         // O_NOFOLLOW: a file swapped for a link since the scan is not followed (RELIABILITY.md
-        // §2.17); O_NONBLOCK: a FIFO in its place does not block the open.
-        fd = fs.openSync(src, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+        // §2.17); O_NONBLOCK: a FIFO in its place does not block the open; a path longer than
+        // PATH_MAX is opened through a descriptor of a folder above it.
+        fd = openDeep(src, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
       } catch (err) {
         lastErr = describeError(err);
         continue;

@@ -164,7 +164,6 @@ test('a file deeper than PATH_MAX (made with relative cd) is catalogued under it
 
 test('a file deeper than PATH_MAX (made with relative cd) is backed up and restored', {
   timeout: 90_000,
-  todo: 'update catalogues it (test above) and restore writes such paths (test/integration/restore-flags.test.ts), but sync opens the source by its absolute path (src/pipeline/copy.ts: ENAMETOOLONG; src/pipeline/deep-path.ts has openDeep for it)',
 }, (t) => {
   if (skipUnlessCommands(t, ['update', 'sync', 'restore'])) return;
   const fx = makeFixture(t, { rng: rngFor('awkward-deep'), scale: 0.05 });
