@@ -117,13 +117,15 @@ const SMALL_BYTES = 256 * 1024;
 const HASH_THREAD_BYTES = 1024 * 1024;
 
 type Msg =
-  | { readonly t: 'start'; readonly item: CopyItem }
+  | { readonly t: 'start'; readonly item: CopyItem; readonly src: Buffer }
   | { readonly t: 'data'; readonly buf: Buffer; readonly n: number; readonly pos: number; readonly release: () => void }
   | { readonly t: 'end' }
   | { readonly t: 'abort' };
 
 interface Pending {
   readonly item: CopyItem;
+  /** The source file being copied (named in a skip). */
+  readonly src: Buffer;
   readonly tmp: string;
   fd: number;
 }
@@ -417,7 +419,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
               result.skipped += 1;
               opts.onSkip({
                 item: cur.item,
-                path: null,
+                path: cur.src,
                 error: `too large for this disk's filesystem: ${describeError(err)}`,
               });
             } else {
@@ -432,7 +434,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
           try {
             // 0444 from the start: objects are never modified, only replaced or deleted.
             const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o444);
-            cur = { item: m.item, tmp, fd };
+            cur = { item: m.item, src: m.src, tmp, fd };
           } catch (err) {
             cur = undefined;
             broken = true;
@@ -493,7 +495,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
           lastErr = `changed since the last update (${st.size} bytes, catalogued ${item.sizeBytes}); run 'distbackup update'`;
           continue;
         }
-        if (!(await q.push({ t: 'start', item }))) return false;
+        if (!(await q.push({ t: 'start', item, src }))) return false;
         started = true;
         // Large files are hashed on the hash thread while the writer writes the same chunks.
         const threaded = item.sizeBytes >= HASH_THREAD_BYTES;
