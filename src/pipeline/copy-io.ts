@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { errnoCode } from '../core/errors.js';
+import { errnoCode, fileError } from '../core/errors.js';
 
 /** A message to the hash thread: add a chunk of shared memory to a hash, finish it, or drop it. */
 export type HashThreadRequest =
@@ -174,13 +174,15 @@ export function syncfsHint(p: string): Promise<void> {
  */
 export async function fsyncDirAsync(dir: string): Promise<void> {
   const fd = await new Promise<number>((resolve, reject) => {
-    fs.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY, (err, f) => (err ? reject(err) : resolve(f)));
+    fs.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY, (err, f) =>
+      err ? reject(fileError(dir, err, 'open folder')) : resolve(f),
+    );
   });
   try {
     await fsyncAsync(fd);
   } catch (err) {
     const code = errnoCode(err);
-    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EISDIR') throw err;
+    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EISDIR') throw fileError(dir, err, 'fsync of folder');
   } finally {
     fs.closeSync(fd);
   }

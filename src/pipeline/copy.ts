@@ -18,7 +18,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFully } from '../core/durable.js';
-import { DistbackupError, describeError, errnoCode } from '../core/errors.js';
+import { DistbackupError, describeError, errnoCode, fileError } from '../core/errors.js';
 import { killPoint } from '../core/kill-points.js';
 import { displayPath } from '../core/vpath.js';
 import {
@@ -128,6 +128,11 @@ interface Pending {
   readonly src: Buffer;
   readonly tmp: string;
   fd: number;
+}
+
+/** An errno error of an operation on `file` named with that file (fd-based calls name none). */
+function onFile(file: string, what: string, err: unknown): unknown {
+  return /^E[A-Z0-9]+$/.test(errnoCode(err) ?? '') ? fileError(file, err, what) : err;
 }
 
 /** A chunk buffer over shared memory (the hash thread reads it without a copy). */
@@ -254,7 +259,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
         if (r.status === 'fulfilled') ok.push(p);
         else if (errnoCode(r.reason) === 'ENOSPC' || errnoCode(r.reason) === 'EDQUOT') {
           discard(p);
-          fail(r.reason);
+          fail(onFile(p.tmp, 'fsync', r.reason));
         } else rewrite(p, `fsync failed (${describeError(r.reason)})`);
       });
     }
@@ -423,7 +428,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
                 error: `too large for this disk's filesystem: ${describeError(err)}`,
               });
             } else {
-              fail(err);
+              fail(cur !== undefined ? onFile(cur.tmp, 'write', err) : err);
             }
           } finally {
             m.release();
@@ -438,7 +443,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
           } catch (err) {
             cur = undefined;
             broken = true;
-            fail(err);
+            fail(onFile(tmp, 'create', err));
           }
         } else if (m.t === 'abort') {
           if (cur !== undefined && !broken) discard(cur);

@@ -328,6 +328,15 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       if (copyError !== undefined && !full) {
         // A write that failed because the disk went away says so, not just ENOENT or EIO.
         disk.checkMounted();
+        const code = errnoCode(copyError);
+        if (code === 'ENOTCONN' || code === 'ECONNABORTED') {
+          // A FUSE filesystem whose daemon died (or a disk pulled out under it) answers these
+          // while its mount point is still listed.
+          throw new DistbackupError(
+            `sync of disk '${row.name}' stopped: ${found.root} is no longer reachable (${describeError(copyError)}): unplugged, or the daemon of its filesystem died; what was durable is kept`,
+            { code, path: found.root, cause: copyError },
+          );
+        }
         throw copyError instanceof DistbackupError
           ? copyError
           : new DistbackupError(`sync of disk '${row.name}' stopped: ${describeError(copyError)}`, {
