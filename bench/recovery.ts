@@ -21,6 +21,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { dropCaches } from '../src/bench/exec.js';
 import { openCatalog } from '../src/catalog/db.js';
 import { OBJECTS_DIR } from '../src/disk/layout.js';
 import { addDisk } from '../src/disks/disks.js';
@@ -76,16 +77,6 @@ function parseArgs(argv: string[]): Args {
     i += 1;
   }
   return a;
-}
-
-function dropCaches(): boolean {
-  spawnSync('sync');
-  try {
-    fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function have(cmd: string): boolean {

@@ -17,6 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { dropCaches } from '../src/bench/exec.js';
 import { type Catalog, openCatalog } from '../src/catalog/db.js';
 import { FileKind } from '../src/catalog/schema.js';
 import { vpathJoin, vpathParent } from '../src/core/vpath.js';
@@ -55,16 +56,6 @@ function parseArgs(argv: string[]): Args {
     if (k !== '--keep') i += 1;
   }
   return a;
-}
-
-export function dropCaches(): boolean {
-  spawnSync('sync');
-  try {
-    fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function timeShell(cmd: string): number {
