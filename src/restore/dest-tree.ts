@@ -1,0 +1,140 @@
+/**
+ * The folders of DEST as one run sees them: paths the kernel accepts for targets of any length
+ * (through a folder descriptor past PATH_MAX, `pipeline/deep-path.ts`), and the folders on the
+ * way to a target, checked (every existing ancestor lstat'ed: a symlink or a non-folder refuses
+ * the path) or created 0700. Remembers which folders this run created (nothing else can be in
+ * them) and which no catalogue entry describes (given 0755 at the end). Main thread only.
+ */
+import * as fs from 'node:fs';
+import { describeError, errnoCode } from '../core/errors.js';
+import { displayPath } from '../core/vpath.js';
+import { DIRECT_MAX, type DirReach, reachDir } from '../pipeline/deep-path.js';
+import { PathRefused } from './errors.js';
+import { joinTarget } from './paths.js';
+
+/** lstat of `p`, undefined when it does not exist. */
+export function lstatOrUndefined(p: Buffer): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(p);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** DEST's folders during one run (see the module comment). */
+export class DestTree {
+  /** Folders checked in this run (latin1 keys of their paths). */
+  private readonly knownDirs = new Set<string>();
+  /** Folders this run created (latin1 keys): nothing else can be in them. */
+  private readonly createdDirs = new Set<string>();
+  /** Folders this run created that no catalogue entry describes (given 0755 at the end). */
+  private readonly implicitDirs = new Map<string, Buffer>();
+  /** The folder reached last through a descriptor (paths longer than PATH_MAX), kept open. */
+  private reachCache: { key: string; reach: DirReach } | undefined;
+
+  /** `dest`: the restore folder, absolute; replaced by its real path once it exists. */
+  constructor(public dest: Buffer) {}
+
+  /**
+   * A path for `abs` (absolute, under DEST or an --existing folder) that the kernel accepts: itself
+   * when short, else through a descriptor of its folder (`/proc/self/fd/N/name`). Valid until the
+   * next call for another folder: use it at once.
+   */
+  sp(abs: Buffer): Buffer {
+    if (abs.length <= DIRECT_MAX) return abs;
+    const i = abs.lastIndexOf(0x2f);
+    const dir = abs.subarray(0, i);
+    const key = dir.toString('latin1');
+    if (this.reachCache?.key !== key) {
+      this.reachCache?.reach.close();
+      this.reachCache = undefined;
+      this.reachCache = { key, reach: reachDir(dir) };
+    }
+    return this.reachCache.reach.entry(abs.subarray(i + 1));
+  }
+
+  /** Close the folder descriptor kept for long paths. */
+  close(): void {
+    this.reachCache?.reach.close();
+    this.reachCache = undefined;
+  }
+
+  /** lstat for a dry run: undefined when the path or a folder on its way is missing or unreadable. */
+  peek(p: Buffer): fs.Stats | undefined {
+    try {
+      return lstatOrUndefined(this.sp(p));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Make sure `parts[0..n)` exist as real folders under DEST, creating missing ones 0700.
+   * Returns the folder's path. Throws PathRefused when an ancestor is a symlink or not a folder.
+   */
+  ensureDirs(parts: readonly Buffer[], n: number): Buffer {
+    let cur = this.dest;
+    for (let i = 0; i < n; i++) {
+      cur = joinTarget(cur, [parts[i] as Buffer]);
+      const key = cur.toString('latin1');
+      if (this.knownDirs.has(key)) continue;
+      let st: fs.Stats | undefined;
+      try {
+        st = fs.lstatSync(this.sp(cur));
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw new PathRefused(`${displayPath(cur)}: ${describeError(err)}`);
+      }
+      if (st === undefined) {
+        try {
+          fs.mkdirSync(this.sp(cur), { mode: 0o700 });
+          this.implicitDirs.set(key, cur);
+          this.createdDirs.add(key);
+        } catch (err) {
+          if (errnoCode(err) !== 'EEXIST') throw new PathRefused(`cannot create folder: ${describeError(err)}`);
+        }
+        st = fs.lstatSync(this.sp(cur));
+      }
+      if (st.isSymbolicLink()) throw new PathRefused(`${displayPath(cur)} is a symlink; refusing to write through it`);
+      if (!st.isDirectory()) throw new PathRefused(`${displayPath(cur)} is not a folder`);
+      this.knownDirs.add(key);
+    }
+    return cur;
+  }
+
+  /** Whether this run created the folder `dir` (so nothing but what this run put there is in it). */
+  created(dir: Buffer): boolean {
+    return this.createdDirs.has(dir.toString('latin1'));
+  }
+
+  /** The folder `dir` is a catalogue entry: it gets the catalogue's mode, not 0755. */
+  described(dir: Buffer): void {
+    this.implicitDirs.delete(dir.toString('latin1'));
+  }
+
+  /** Forget which folders were checked (symlinks may now exist: never trust a cached folder again). */
+  forgetChecked(): void {
+    this.knownDirs.clear();
+  }
+
+  /** Open folder `p` without following a symlink and run `fn` on its fd. */
+  withDir(p: Buffer, fn: (fd: number) => void): void {
+    const fd = fs.openSync(this.sp(p), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
+    try {
+      fn(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** Give 0755 to the folders this run created that no catalogue entry describes, deepest first. */
+  openImplicitDirs(): void {
+    for (const [, p] of [...this.implicitDirs].sort((a, b) => (a[0] < b[0] ? 1 : -1))) {
+      try {
+        this.withDir(p, (fd) => fs.fchmodSync(fd, 0o755));
+      } catch {
+        // best effort: the folder stays 0700
+      }
+    }
+  }
+}
