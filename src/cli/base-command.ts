@@ -4,7 +4,11 @@
  * message and a SPEC §3 exit code (oclif's own errors default to 2, which the spec reserves
  * for refusals, so they are mapped here).
  */
-import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
+// oclif by parts, not its index (which loads every part of oclif and semver at each start).
+import { Command } from '@oclif/core/command';
+import * as Errors from '@oclif/core/errors';
+import * as Flags from '@oclif/core/flags';
+import type * as Interfaces from '@oclif/core/interfaces';
 import { type Catalog, catalogMode, type OpenCatalogOptions, openCatalog, resolveDataDir } from '../catalog/db.js';
 import { DistbackupError, ExitCode } from '../core/errors.js';
 import { DEFAULT_LOG_PATTERN, RunLog } from './log.js';

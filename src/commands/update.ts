@@ -1,7 +1,7 @@
-import { Flags } from '@oclif/core';
+import * as Flags from '@oclif/core/flags';
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
-import { createProgress } from '../ui/progress.js';
+import type { Progress } from '../ui/progress.js';
 import { runUpdate, type UpdateResult } from '../update/update.js';
 
 export default class Update extends BaseCommand<typeof Update> {
@@ -37,7 +37,10 @@ Exit codes: 0 done; 1 done, but some paths could not be read (listed, and in --j
   public async run(): Promise<UpdateResult> {
     const dryRun = this.flags['dry-run'];
     const cat = this.catalog(dryRun ? { mode: 'read-only' } : {});
-    const progress = createProgress({ label: 'update', enabled: this.showProgress });
+    // The progress display (cli-progress, 18 modules) is loaded only when it is shown.
+    const progress: Progress | undefined = this.showProgress
+      ? (await import('../ui/progress.js')).createProgress({ label: 'update', enabled: true })
+      : undefined;
     const ac = new AbortController();
     const onInt = (): void => {
       process.stderr.write('\ninterrupted: committing the hashes done so far (Ctrl-C again to stop at once)\n');
@@ -48,7 +51,7 @@ Exit codes: 0 done; 1 done, but some paths could not be read (listed, and in --j
     let doc: UpdateResult;
     try {
       doc = await runUpdate(cat, {
-        progress,
+        ...(progress === undefined ? {} : { progress }),
         signal: ac.signal,
         dryRun,
         ...(this.flags.jobs === undefined ? {} : { jobs: this.flags.jobs }),
