@@ -57,7 +57,8 @@ export function int64(v: bigint): bigint {
   return BigInt.asIntN(64, v);
 }
 
-type Raw = [
+/** A catalogued child as `childRows` reads it (the columns of `CatalogChild`, in its order). */
+export type ChildRow = readonly [
   bigint,
   Buffer,
   bigint,
@@ -72,6 +73,67 @@ type Raw = [
   bigint,
   bigint,
 ];
+
+/** The name of child row `r` (its virtual path after the folder's, which is `nameStart` bytes with the slash). */
+export function childName(r: ChildRow, nameStart: number): Buffer {
+  return r[1].subarray(nameStart);
+}
+
+/** Byte order of `name` against the name of child row `r` (negative: `name` comes first). */
+export function compareChildName(name: Buffer, r: ChildRow, nameStart: number): number {
+  return name.compare(r[1], nameStart);
+}
+
+/**
+ * True when row `r` records an entry of `kind` with this lstat as it is: size (0 for folders
+ * and symlinks), mtime and ctime in ns, inode, a hash for a file, the same target for a symlink.
+ * A racily clean row (ctime 0) never matches, so it is hashed again.
+ */
+export function sameEntry(
+  r: ChildRow,
+  kind: FileKindValue,
+  st: { readonly size: bigint; readonly mtimeNs: bigint; readonly ctimeNs: bigint; readonly ino: bigint },
+  linkTarget: Buffer | null,
+): boolean {
+  return (
+    Number(r[2]) === kind &&
+    r[3] === (kind === FileKind.file ? st.size : 0n) &&
+    r[4] === st.mtimeNs &&
+    r[5] === st.ctimeNs &&
+    r[6] === int64(st.ino) &&
+    (kind !== FileKind.file || r[8] !== null) &&
+    (kind !== FileKind.symlink || (r[9] !== null && linkTarget?.equals(r[9]) === true))
+  );
+}
+
+/** True when row `r` holds these copy settings. */
+export function sameSettings(r: ChildRow, priority: number, minCopies: number, maxCopies: number): boolean {
+  return Number(r[10]) === priority && Number(r[11]) === minCopies && Number(r[12]) === maxCopies;
+}
+
+/** The row id of child row `r`. */
+export function childId(r: ChildRow): number {
+  return Number(r[0]);
+}
+
+/** Child row `r` as a CatalogChild. */
+export function catalogChild(r: ChildRow): CatalogChild {
+  return {
+    id: Number(r[0]),
+    vpath: r[1],
+    kind: Number(r[2]) as FileKindValue,
+    sizeBytes: Number(r[3]),
+    mtimeNs: r[4],
+    ctimeNs: r[5],
+    ino: r[6],
+    dev: r[7],
+    objectId: r[8] === null ? null : Number(r[8]),
+    linkTarget: r[9],
+    priority: Number(r[10]),
+    minCopies: Number(r[11]),
+    maxCopies: Number(r[12]),
+  };
+}
 
 /** Rows per multi-row upsert statement (64 × 17 values, far below SQLite's 32,766 bound values). */
 const UPSERT_ROWS = 64;
@@ -149,7 +211,7 @@ export class FilesWriter {
     this.sChildren = db
       .prepare(
         `SELECT id, vpath, kind, size, mtime_ns, ctime_ns, ino, dev, object_id, link_target, priority, min_copies, max_copies
-         FROM files WHERE parent = ? AND +source_id = ?`,
+         FROM files WHERE parent = ? AND +source_id = ? ORDER BY vpath`,
       )
       .raw(true)
       .safeIntegers(true);
@@ -196,25 +258,15 @@ export class FilesWriter {
     this.sInsertObject = db.prepare('INSERT INTO objects (hash, size) VALUES (?, ?)');
   }
 
-  /** The catalogued children of folder `parent` that belong to source `sourceId`. */
-  children(parent: Buffer, sourceId: number): CatalogChild[] {
+  /**
+   * The catalogued children of folder `parent` that belong to source `sourceId`, as raw rows in
+   * byte order of their names (their virtual paths share the folder's prefix), so that `update`
+   * merges them with the sorted listing of the folder: an unchanged entry is compared in place
+   * (`sameEntry`) and costs no object and no write; `catalogChild` expands the others.
+   */
+  childRows(parent: Buffer, sourceId: number): ChildRow[] {
     this.flush();
-    const raw = this.sChildren.all(parent, sourceId) as Raw[];
-    return raw.map((r) => ({
-      id: Number(r[0]),
-      vpath: r[1],
-      kind: Number(r[2]) as FileKindValue,
-      sizeBytes: Number(r[3]),
-      mtimeNs: r[4],
-      ctimeNs: r[5],
-      ino: r[6],
-      dev: r[7],
-      objectId: r[8] === null ? null : Number(r[8]),
-      linkTarget: r[9],
-      priority: Number(r[10]),
-      minCopies: Number(r[11]),
-      maxCopies: Number(r[12]),
-    }));
+    return this.sChildren.all(parent, sourceId) as ChildRow[];
   }
 
   /**

@@ -215,9 +215,13 @@ export function withPathSettings(
   onWarning: (line: string) => void = () => {},
 ): PipelinePolicy {
   // Folder decisions by virtual path: the scanner filters and asks settings for a folder's
-  // entries right after entering it, so a small map (cleared when large) serves every call.
+  // entries right after entering it, so a small map (cleared when large) serves every call,
+  // and the last folder asked about is kept by identity (one DirContext per folder).
   const decisions = new Map<string, FolderDecision>();
+  let lastDir: DirContext | undefined;
+  let lastDecision: FolderDecision | undefined;
   const decide = (dir: DirContext): FolderDecision => {
+    if (dir === lastDir && lastDecision !== undefined) return lastDecision;
     const key = dir.vpath.toString('latin1');
     let d = decisions.get(key);
     if (d === undefined) {
@@ -225,38 +229,61 @@ export function withPathSettings(
       if (decisions.size > 4096) decisions.clear();
       decisions.set(key, d);
     }
+    lastDir = dir;
+    lastDecision = d;
     return d;
   };
+  // A folder without ignore rules gives every name its own settings: one object for all its
+  // files without a sidecar (most folders), instead of a stat, a lookup and objects per file.
+  let plainFor: FolderDecision | undefined;
+  let plain: EntrySettings | undefined;
   // Sidecar names of the folder whose listing came last: the scanner asks the settings of a
   // folder's entries right after listing it, so one listing serves them without a stat each.
-  let listedKey: string | null = null;
+  let listedDir: DirContext | undefined;
   let sidecars = new Set<string>();
   return {
     listed(dir: DirContext, names: readonly Buffer[]): void {
-      listedKey = dir.vpath.toString('latin1');
+      listedDir = dir;
       sidecars = new Set();
       for (const n of names) if (endsWith(n, SIDECAR_SUFFIX_BYTES)) sidecars.add(n.toString('latin1'));
     },
     enterDir(dir: DirContext): DirAction {
       decisions.delete(dir.vpath.toString('latin1'));
+      lastDir = undefined;
       const d = decide(dir);
       if (d.action === 'skip') return 'drop';
       if (d.action === 'lock') return 'keep';
       return base.enterDir(dir);
     },
     filter(dir: DirContext, name: Buffer, isDir: boolean): boolean {
-      return policy.keepsName(decide(dir), name) && base.filter(dir, name, isDir);
+      const d = decide(dir);
+      const keep =
+        d.state.chain.length === 0 && d.state.excluded === null
+          ? !endsWith(name, SIDECAR_SUFFIX_BYTES)
+          : policy.keepsName(d, name);
+      return keep && base.filter(dir, name, isDir);
     },
     settingsFor(dir: DirContext, name: Buffer): EntrySettings {
+      const d = decide(dir);
+      const listed = listedDir === dir;
+      const hasSidecar = listed
+        ? sidecars.size > 0 && sidecars.has(`${name.toString('latin1')}${SIDECAR_SUFFIX}`)
+        : fs.existsSync(Buffer.concat([dir.realPath, Buffer.from('/'), name, SIDECAR_SUFFIX_BYTES]));
+      if (!hasSidecar && d.state.chain.length === 0) {
+        if (plainFor !== d || plain === undefined) {
+          plain = entrySettings(policy.fileSettings(d, name, dir.realPath, false), onWarning);
+          plainFor = d;
+        }
+        return plain;
+      }
       const real = Buffer.concat([dir.realPath, Buffer.from('/'), name]);
-      const hasSidecar =
-        listedKey === dir.vpath.toString('latin1')
-          ? sidecars.has(`${name.toString('latin1')}${SIDECAR_SUFFIX}`)
-          : fs.existsSync(Buffer.concat([real, SIDECAR_SUFFIX_BYTES]));
-      const f = policy.fileSettings(decide(dir), name, real, hasSidecar);
-      for (const w of f.warnings) onWarning(w);
-      const out = { priority: f.priority, minCopies: f.minCopies, maxCopies: f.maxCopies ?? NO_CAP };
-      return f.hash === undefined ? out : { ...out, hash: f.hash };
+      return entrySettings(policy.fileSettings(d, name, real, hasSidecar), onWarning);
     },
   };
+}
+
+function entrySettings(f: FilePolicy, onWarning: (line: string) => void): EntrySettings {
+  for (const w of f.warnings) onWarning(w);
+  const out = { priority: f.priority, minCopies: f.minCopies, maxCopies: f.maxCopies ?? NO_CAP };
+  return f.hash === undefined ? out : { ...out, hash: f.hash };
 }

@@ -21,7 +21,19 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Catalog } from '../catalog/db.js';
-import { type CatalogChild, type FileRow, FilesWriter, int64 } from '../catalog/files.js';
+import {
+  type CatalogChild,
+  type ChildRow,
+  catalogChild,
+  childId,
+  childName,
+  compareChildName,
+  type FileRow,
+  FilesWriter,
+  int64,
+  sameEntry,
+  sameSettings,
+} from '../catalog/files.js';
 import { acquireLock } from '../catalog/lock.js';
 import { FileKind, type FileKindValue, NO_CAP } from '../catalog/schema.js';
 import { listSources, type SourceRow } from '../catalog/sources.js';
@@ -418,25 +430,45 @@ class UpdateRun {
     }
     const dirVpath = ds.dir.vpath;
     const nameStart = dirVpath.length === 1 ? 1 : dirVpath.length + 1;
-    const catalogued = new Map<string, CatalogChild>();
-    for (const c of this.writer.children(dirVpath, sourceId)) {
-      catalogued.set(c.vpath.subarray(nameStart).toString('latin1'), c);
-    }
+    // A merge of two lists in byte order of name: the folder's listing and its catalogued rows.
+    const rows = this.writer.childRows(dirVpath, sourceId);
+    const gone: ChildRow[] = [];
+    let j = 0;
     for (const e of ds.entries) {
-      const key = e.name.toString('latin1');
-      const old = catalogued.get(key);
-      catalogued.delete(key);
+      let old: ChildRow | undefined;
+      while (j < rows.length) {
+        const row = rows[j] as ChildRow;
+        const c = compareChildName(e.name, row, nameStart);
+        if (c < 0) break;
+        j += 1;
+        if (c === 0) {
+          old = row;
+          break;
+        }
+        gone.push(row);
+      }
       r.scanned += 1;
-      this.compareEntry(sourceId, ds, e, old);
+      if (old !== undefined && sameEntry(old, KIND[e.kind], e.stat, e.linkTarget)) {
+        const s = e.settings;
+        if (!sameSettings(old, s.priority, s.minCopies, s.maxCopies)) {
+          this.writer.setSettings(childId(old), s.priority, s.minCopies, s.maxCopies);
+        }
+        r.unchanged += 1;
+        this.filesDone += 1;
+        continue;
+      }
+      this.compareEntry(sourceId, ds, e, old === undefined ? undefined : catalogChild(old));
       // A huge folder is handed out in sorted chunks, so memory and the first hash do not wait for its end.
       if (this.dirQueue.length >= DIR_QUEUE_FILES) yield* this.flushDirQueue();
     }
+    for (; j < rows.length; j++) gone.push(rows[j] as ChildRow);
     yield* this.flushDirQueue();
     // Catalogued, not listed: gone, unless the scan could not tell or the policy keeps it.
-    for (const [key, old] of catalogued) {
-      if (ds.keepNames.has(key)) continue;
+    for (const row of gone) {
+      const name = childName(row, nameStart);
+      if (ds.keepNames.has(name.toString('latin1'))) continue;
+      const old = catalogChild(row);
       if (old.kind === FileKind.dir) {
-        const name = Buffer.from(key, 'latin1');
         const rel = ds.dir.rel.length === 0 ? name : Buffer.concat([ds.dir.rel, Buffer.from('/'), name]);
         const action = policy.enterDir({
           vpath: old.vpath,
@@ -456,23 +488,7 @@ class UpdateRun {
     const st = e.stat;
     const kind = KIND[e.kind];
     const s = e.settings;
-    const sameStat =
-      old !== undefined &&
-      old.kind === kind &&
-      old.sizeBytes === (kind === FileKind.file ? Number(st.size) : 0) &&
-      old.mtimeNs === st.mtimeNs &&
-      old.ctimeNs === st.ctimeNs &&
-      old.ino === int64(st.ino) &&
-      (kind !== FileKind.file || old.objectId !== null) &&
-      (kind !== FileKind.symlink || (old.linkTarget !== null && e.linkTarget?.equals(old.linkTarget) === true));
-    if (old !== undefined && sameStat) {
-      if (old.priority !== s.priority || old.minCopies !== s.minCopies || old.maxCopies !== s.maxCopies) {
-        this.writer.setSettings(old.id, s.priority, s.minCopies, s.maxCopies);
-      }
-      r.unchanged += 1;
-      this.filesDone += 1;
-      return;
-    }
+    // Unchanged entries never get here (compareDir matched them in place).
     const vpath = old?.vpath ?? vpathJoin(ds.dir.vpath, e.name);
     // A folder that became something else: what was catalogued below it is gone.
     if (old !== undefined && old.kind === FileKind.dir && kind !== FileKind.dir) {
