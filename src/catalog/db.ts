@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import { DistbackupError, RefusedError } from '../core/errors.js';
+import { DistbackupError, fileError, RefusedError } from '../core/errors.js';
 import { MIGRATIONS } from './schema.js';
 
 export type Db = Database.Database;
@@ -49,13 +49,21 @@ export interface Catalog {
   /** True unless opened `read-write`: nothing done through `db` reaches the catalogue file. */
   readonly readonly: boolean;
   readonly mode: CatalogMode;
+  /** The schema the file has when this connection is an in-memory copy migrated from it. */
+  readonly upgradedFrom?: number;
   close(): void;
 }
 
-/** Options of openCatalog: `mode` (default `read-write`); `readonly: true` = `mode: 'read-only'`. */
+/**
+ * Options of openCatalog: `mode` (default `read-write`); `readonly: true` = `mode: 'read-only'`.
+ * `upgradeInMemory` (read-only only): a catalogue whose schema needs an upgrade is opened as a
+ * `dry-run` copy migrated in memory instead of refused (a dry run of a reading command on an
+ * older catalogue); `upgradedFrom` then says from which schema.
+ */
 export interface OpenCatalogOptions {
   readonly?: boolean;
   mode?: CatalogMode;
+  upgradeInMemory?: boolean;
 }
 
 /** The mode that opening with `options` selects. */
@@ -84,13 +92,49 @@ export function openCatalog(dataDir: string, options: OpenCatalogOptions = {}): 
   try {
     db = new Database(file, { readonly, fileMustExist: readonly, timeout: 5000 });
   } catch (err) {
-    throw new DistbackupError(`${file}: cannot open the catalogue: ${(err as Error).message}`, {
-      path: file,
-      cause: err,
-    });
+    throw sqliteFileError(file, err, 'cannot open the catalogue');
+  }
+  if (readonly && options.upgradeInMemory === true) {
+    const version = schemaVersion(db, file);
+    if (version < MIGRATIONS.length) {
+      db.close();
+      return { ...openDryRunCatalog(dataDir), upgradedFrom: version };
+    }
   }
   setUp(db, file, { readonly, wal: !readonly });
   return handle(db, dataDir, file, mode);
+}
+
+/** The schema version (`user_version`) of an open catalogue; closes `db` when it cannot be read. */
+function schemaVersion(db: Db, file: string): number {
+  try {
+    return db.pragma('user_version', { simple: true }) as number;
+  } catch (err) {
+    db.close();
+    throw sqliteFileError(file, err, 'cannot read the catalogue');
+  }
+}
+
+/** Whether `err` was thrown by SQLite (better-sqlite3's SqliteError, code `SQLITE_…`). */
+export function isSqliteError(err: unknown): err is Error & { code: string } {
+  return err instanceof Database.SqliteError;
+}
+
+/**
+ * Any error met on the SQLite file `file` as the one-line DistbackupError of SPEC §3, naming the
+ * file, what was being done and the cause: `FILE: WHAT: disk I/O error (SQLITE_IOERR_FSYNC)`.
+ * A DistbackupError is returned as it is; a system error keeps its errno text and code.
+ */
+export function sqliteFileError(file: string, err: unknown, what?: string): DistbackupError {
+  if (err instanceof DistbackupError) return err;
+  if (!isSqliteError(err)) return fileError(file, err, what);
+  const prefix = what === undefined ? file : `${file}: ${what}`;
+  const cause = err.message.includes(err.code) ? err.message : `${err.message} (${err.code})`;
+  return new DistbackupError(`${prefix}: ${cause}`, {
+    code: err.code.startsWith('SQLITE_BUSY') ? 'catalogue-busy' : err.code,
+    path: file,
+    cause: err,
+  });
 }
 
 /** `mode: 'dry-run'`: a writable in-memory copy of the catalogue; the file is only read. */
@@ -118,10 +162,7 @@ function openDryRunCatalog(dataDir: string): Catalog {
       db = new Database(':memory:');
     }
   } catch (err) {
-    throw new DistbackupError(`${file}: cannot open the catalogue for a dry run: ${(err as Error).message}`, {
-      path: file,
-      cause: err,
-    });
+    throw sqliteFileError(file, err, 'cannot open the catalogue for a dry run');
   }
   // An in-memory copy: no WAL, and migrating it changes nothing on disk.
   setUp(db, file, { readonly: false, wal: false });
@@ -146,7 +187,7 @@ function setUp(db: Db, file: string, opts: { readonly: boolean; wal: boolean }):
     migrate(db, file, opts.readonly);
   } catch (err) {
     db.close();
-    throw err;
+    throw sqliteFileError(file, err, 'cannot set up the catalogue');
   }
 }
 
@@ -206,8 +247,12 @@ function ensureCatalogueId(db: Db): string {
 
 /**
  * Open a SQLite file that came from a disk (untrusted input, RELIABILITY.md §4): copied to a
- * private temp file first, opened read-only with trusted_schema OFF, query_only and
+ * private temp file first, opened read-only (SQLITE_OPEN_READONLY) with trusted_schema OFF and
  * cell_size_check, then quick_check'ed. The caller closes it; the temp copy is removed on close.
+ * No query_only: it refuses the TEMP tables that status and restore queries build (an attached
+ * scratch database does not help: it is refused too, and a read-only open makes it read-only),
+ * while the read-only open already refuses every write to the copy, and the disk's own file is
+ * never opened by SQLite at all.
  */
 export function openUntrustedCatalogue(file: string): Catalog {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'distbackup-diskcat-'));
@@ -227,7 +272,6 @@ export function openUntrustedCatalogue(file: string): Catalog {
   }
   try {
     db.pragma('trusted_schema = OFF');
-    db.pragma('query_only = ON');
     db.pragma('cell_size_check = ON');
     const check = db.pragma('quick_check', { simple: true });
     if (check !== 'ok') throw new Error(`quick_check: ${String(check)}`);

@@ -5,11 +5,21 @@
  * for refusals, so they are mapped here).
  */
 // oclif by parts, not its index (which loads every part of oclif and semver at each start).
+import * as path from 'node:path';
 import { Command } from '@oclif/core/command';
 import * as Errors from '@oclif/core/errors';
 import * as Flags from '@oclif/core/flags';
 import type * as Interfaces from '@oclif/core/interfaces';
-import { type Catalog, catalogMode, type OpenCatalogOptions, openCatalog, resolveDataDir } from '../catalog/db.js';
+import {
+  CATALOGUE_FILE,
+  type Catalog,
+  catalogMode,
+  isSqliteError,
+  type OpenCatalogOptions,
+  openCatalog,
+  resolveDataDir,
+  sqliteFileError,
+} from '../catalog/db.js';
 import { DistbackupError, ExitCode } from '../core/errors.js';
 import { DEFAULT_LOG_PATTERN, RunLog } from './log.js';
 
@@ -195,6 +205,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     let message = err.message;
     if (err instanceof DistbackupError) {
       exit = err.exitCode;
+    } else if (isSqliteError(err)) {
+      // Not wrapped on its way up: it came from the home catalogue (disk copies and locks name
+      // their own files), so the line names that file (SPEC §3: the file and the cause).
+      const file =
+        this.opened[0]?.file ?? (this.flags === undefined ? CATALOGUE_FILE : path.join(this.dataDir, CATALOGUE_FILE));
+      message = sqliteFileError(file, err).message;
     } else if (err instanceof Errors.CLIError) {
       // Flag and argument parsing errors are usage errors: exit 1, not oclif's 2.
       exit = ExitCode.error;

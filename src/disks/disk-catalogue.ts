@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Catalog } from '../catalog/db.js';
+import { type Catalog, sqliteFileError } from '../catalog/db.js';
 import { getDiskByUuid } from '../catalog/disks.js';
 import { iterateManifestRows, snapshotCatalogue } from '../catalog/snapshot.js';
 import { writeFileAtomic } from '../core/durable.js';
@@ -38,8 +38,12 @@ export function writeDiskCatalogue(cat: Catalog, disk: string | DiskRoot, diskId
     }
     id = row.id;
   }
+  const forDisk: number = id;
   const check = (): void => root.checkMounted();
-  const manifestFiles = writeManifest(path.join(root.root, DISK_MANIFEST), iterateManifestRows(cat.db, id), check);
+  const manifestPath = path.join(root.root, DISK_MANIFEST);
+  const manifestFiles = named(manifestPath, 'cannot write the manifest', () =>
+    writeManifest(manifestPath, iterateManifestRows(cat.db, forDisk), check),
+  );
   const scriptPath = path.join(root.root, DISK_RESTORE_SCRIPT);
   let current: string | undefined;
   try {
@@ -49,8 +53,22 @@ export function writeDiskCatalogue(cat: Catalog, disk: string | DiskRoot, diskId
   }
   if (current !== RESTORE_SCRIPT) {
     check();
-    writeFileAtomic(scriptPath, RESTORE_SCRIPT, 0o755);
+    named(scriptPath, 'cannot write the restore script', () => writeFileAtomic(scriptPath, RESTORE_SCRIPT, 0o755));
   }
-  snapshotCatalogue(cat.db, path.join(root.root, DISK_CATALOGUE), check);
+  const cataloguePath = path.join(root.root, DISK_CATALOGUE);
+  named(cataloguePath, 'cannot write the catalogue copy', () => snapshotCatalogue(cat.db, cataloguePath, check));
   return { manifestFiles };
+}
+
+/**
+ * Run `write` and turn whatever it throws (a SqliteError such as a bare "disk I/O error", an
+ * errno) into one line naming `file` and the cause; the code (`ENOSPC`, `SQLITE_IOERR_FSYNC`)
+ * is kept, and a DistbackupError (the disk vanished) passes through as it is.
+ */
+function named<T>(file: string, what: string, write: () => T): T {
+  try {
+    return write();
+  } catch (err) {
+    throw sqliteFileError(file, err, what);
+  }
 }
