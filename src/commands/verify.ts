@@ -57,8 +57,14 @@ Exit codes: 0 all good; 3 something was bad or missing; 130 interrupted (what wa
       }
     }
     const dryRun = f['dry-run'];
-    // A dry run records nothing: the catalogue is opened read-only.
-    const cat = this.catalog(dryRun ? { readonly: true } : {});
+    // A dry run records nothing: the catalogue is opened read-only, or, when its schema is
+    // older than this distbackup's, upgraded in a private copy in memory (the file is unchanged).
+    const cat = this.catalog(dryRun ? { readonly: true, upgradeInMemory: true } : {});
+    if (cat.upgradedFrom !== undefined) {
+      this.warn(
+        `dry run: ${cat.file} has schema ${cat.upgradedFrom}; checked against a copy upgraded in memory, the file is unchanged (the next command that writes upgrades it)`,
+      );
+    }
     const progress = createProgress({ label: 'verify', enabled: this.showProgress });
     const ac = new AbortController();
     const onInt = (): void => {

@@ -13,7 +13,14 @@ import { openCatalog } from '../../src/catalog/db.js';
 import { objectPath } from '../../src/disk/layout.js';
 import type { VerifyDoc } from '../../src/verify/verify.js';
 import { runCli, runCliJson } from '../helpers/cli.js';
-import { addPoolDisk, catalogueSource, makeSourceTree, putObjects, writeDiskCatalogues } from '../helpers/pool.js';
+import {
+  addPoolDisk,
+  catalogueSource,
+  downgradeToSchema3,
+  makeSourceTree,
+  putObjects,
+  writeDiskCatalogues,
+} from '../helpers/pool.js';
 import { tempDir } from '../helpers/tmp.js';
 
 function pool(t: TestContext, files = 40) {
@@ -150,4 +157,19 @@ test('--profile ssd checks on two worker threads and finds a flipped byte', (t) 
   assert.equal(r.json.checked, hashes.length);
   assert.deepEqual(r.json.bad, [victim]);
   for (const k of ['disk', 'checked', 'bytesChecked', 'bad', 'missing']) assert.ok(k in r.json, k);
+});
+
+test('-n on a catalogue of schema 3: the dry run upgrades a copy in memory, says so, and leaves the file as it was', (t) => {
+  const { home, hashes } = pool(t, 8);
+  const file = path.join(home, 'distbackup.sqlite');
+  downgradeToSchema3(file);
+  const before = fs.readFileSync(file);
+  const dry = runCliJson<VerifyDoc>(home, ['verify', 'd1', '-n']);
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.equal(dry.json.checked, hashes.length);
+  assert.match(dry.stderr, /schema 3; checked against a copy upgraded in memory, the file is unchanged/);
+  assert.deepEqual(fs.readFileSync(file), before, 'the dry run did not migrate the file');
+  const real = runCliJson<VerifyDoc>(home, ['verify', 'd1', '--quiet']);
+  assert.equal(real.code, 0, real.stderr);
+  assert.equal(real.json.checked, hashes.length);
 });

@@ -180,3 +180,18 @@ export function writeDiskCatalogues(cat: Catalog): void {
 export function compareTrees(a: string, b: string, opts: CompareOptions = {}): string[] {
   return compareTreesFull(a, b, opts).diffs;
 }
+
+/**
+ * Turn the closed catalogue `file` back into schema 3 (before verify_passes), as a catalogue left
+ * by an older distbackup: the WAL is checkpointed into the file, so its bytes are all there is.
+ */
+export function downgradeToSchema3(file: string): void {
+  const db = new Database(file);
+  try {
+    db.exec('DROP TABLE verify_passes');
+    db.pragma('user_version = 3');
+    db.pragma('wal_checkpoint(TRUNCATE)');
+  } finally {
+    db.close();
+  }
+}

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { CATALOGUE_FILE, openCatalog } from '../../src/catalog/db.js';
+import { CATALOGUE_FILE, openCatalog, openUntrustedCatalogue } from '../../src/catalog/db.js';
+import { MIGRATIONS } from '../../src/catalog/schema.js';
+import { downgradeToSchema3 } from '../helpers/pool.js';
 import { tempDir } from '../helpers/tmp.js';
 
 function seed(dataDir: string): string {
@@ -68,4 +70,46 @@ test('dry-run: a missing catalogue gives an empty migrated one and creates nothi
   assert.match(cat.id, /^[0-9a-f-]{36}$/);
   cat.close();
   assert.equal(fs.existsSync(dir), false);
+});
+
+test('read-only with upgradeInMemory: an older schema is migrated in a private copy, the file keeps its bytes', (t) => {
+  const dir = tempDir(t);
+  const id = seed(dir);
+  const file = path.join(dir, CATALOGUE_FILE);
+  downgradeToSchema3(file);
+  const before = fs.readFileSync(file);
+  assert.throws(() => openCatalog(dir, { mode: 'read-only' }), /schema 3 needs an upgrade/);
+  const cat = openCatalog(dir, { mode: 'read-only', upgradeInMemory: true });
+  assert.equal(cat.upgradedFrom, 3);
+  assert.equal(cat.readonly, true);
+  assert.equal(cat.id, id);
+  assert.equal(cat.db.pragma('user_version', { simple: true }), MIGRATIONS.length);
+  assert.equal(cat.db.prepare('SELECT count(*) FROM verify_passes').pluck().get(), 0);
+  cat.close();
+  assert.deepEqual(fs.readFileSync(file), before);
+  // A current schema opens read-only as usual.
+  const current = openCatalog(path.join(tempDir(t), 'x'));
+  current.close();
+  const ro = openCatalog(current.dataDir, { mode: 'read-only', upgradeInMemory: true });
+  assert.equal(ro.mode, 'read-only');
+  assert.equal(ro.upgradedFrom, undefined);
+  ro.close();
+});
+
+test('a disk catalogue copy: TEMP tables work, the disk file is never written', (t) => {
+  const dir = tempDir(t);
+  seed(dir);
+  const home = openCatalog(dir);
+  const diskFile = path.join(tempDir(t), 'distbackup.sqlite');
+  home.db.prepare('VACUUM INTO ?').run(diskFile);
+  home.close();
+  const before = fs.readFileSync(diskFile);
+  const cat = openUntrustedCatalogue(diskFile);
+  cat.db.exec('CREATE TEMP TABLE scratch (v INTEGER PRIMARY KEY)');
+  cat.db.exec('INSERT INTO temp.scratch SELECT v FROM probe');
+  assert.equal(cat.db.prepare('SELECT count(*) FROM temp.scratch').pluck().get(), 1);
+  assert.throws(() => cat.db.prepare('INSERT INTO probe VALUES (9)').run(), /readonly|read-only/i);
+  assert.throws(() => cat.db.exec('DROP TABLE probe'), /readonly|read-only/i);
+  cat.close();
+  assert.deepEqual(fs.readFileSync(diskFile), before);
 });
