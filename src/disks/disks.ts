@@ -68,6 +68,7 @@ export function addDisk(cat: Catalog, name: string, diskPath: string, opts: { si
   const abs = path.resolve(diskPath);
   // A dry run does not create a missing folder: its parent stands in for it below.
   const absent = dryRun && !fs.existsSync(abs);
+  refuseMissingOnRoot(abs, opts.sizeBytes);
   try {
     if (!fs.existsSync(abs) && !dryRun) fs.mkdirSync(abs, { mode: 0o755 });
     if (!fs.statSync(absent ? path.dirname(abs) : abs).isDirectory()) {
@@ -163,6 +164,23 @@ export function addDisk(cat: Catalog, name: string, diskPath: string, opts: { si
 }
 
 /** The place of `root`, a folder not made yet, from the place of its parent. */
+/**
+ * Refuse to create a missing disk folder on the root filesystem with the default size: that is
+ * what `disk add usb1 /media/usb1/distbackup` does when the disk is not mounted, and the first
+ * sync would then fill the host's own disk. A folder that exists, or an explicit `--size`, says
+ * the user meant it.
+ */
+function refuseMissingOnRoot(abs: string, sizeBytes: number | undefined): void {
+  if (sizeBytes !== undefined || fs.existsSync(abs)) return;
+  const parent = path.dirname(abs);
+  if (!fs.existsSync(parent)) return; // the mkdir below names the missing parent
+  if (describePlace(parent).mountPoint !== '/') return;
+  throw new RefusedError(
+    `${abs}: does not exist, and would be created on the root filesystem, not on a removable disk: is the disk mounted? (create the folder, or give --size, to use it anyway)`,
+    { code: 'not-mounted', path: abs },
+  );
+}
+
 function placeBelow(parent: DiskPlace, root: string): DiskPlace {
   const rel = parent.relPath === null ? null : path.join(parent.relPath, path.basename(root));
   return { ...parent, root, relPath: rel };

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -85,4 +86,27 @@ test('disk set changes the size and renames, also inside a connected disk', (t) 
   assert.equal(json.name, 'offsite');
   assert.equal(runCli(w.home, ['disk', 'set', 'offsite']).code, 1);
   assert.equal(runCli(w.home, ['disk', 'set', 'nope', '--size', '1G']).code, 1);
+});
+
+test('disk add refuses (exit 2) to create a missing folder on the root filesystem without --size', (t) => {
+  const w = makeWorld(t);
+  const mount = spawnSync('findmnt', ['-n', '-o', 'TARGET', '--target', w.root], { encoding: 'utf8' });
+  if (mount.status !== 0 || mount.stdout.trim() !== '/') {
+    t.skip(`the temporary folder is not on the root filesystem here (${mount.stdout.trim() || 'no findmnt'})`);
+    return;
+  }
+  // As when /media/usb1 is not mounted: the folder would land on the host's own disk.
+  const missing = path.join(w.root, 'usb1', 'distbackup');
+  fs.mkdirSync(path.dirname(missing));
+  const r = runCli(w.home, ['disk', 'add', 'usb1', missing]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^distbackup: .*usb1\/distbackup: does not exist, .*root filesystem.*is the disk mounted\?/);
+  assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+  assert.ok(!fs.existsSync(missing), 'nothing created');
+  assert.deepEqual(runCliJson<DiskDoc[]>(w.home, ['disk', 'list']).json, []);
+  // An explicit size, or a folder made first, says the user means it.
+  assert.equal(runCli(w.home, ['disk', 'add', 'usb1', missing, '--size', '10M']).code, 0);
+  const made = path.join(w.root, 'made');
+  fs.mkdirSync(made);
+  assert.equal(runCli(w.home, ['disk', 'add', 'made', made]).code, 0);
 });
