@@ -5,8 +5,9 @@ import * as path from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
 import { copyFilterFlags, copyFilterOf } from '../cli/flags.js';
-import { DistbackupError, describeError, UsageError } from '../core/errors.js';
+import { DistbackupError, describeError, errnoCode, UsageError } from '../core/errors.js';
 import { normalizeVpath } from '../core/vpath.js';
+import { counted } from '../ui/format.js';
 import { type NcduSummary, type Sink, writeNcdu } from '../views/ncdu.js';
 import { liveDisks, resolveFilter, viewRows } from '../views/rows.js';
 
@@ -52,7 +53,9 @@ export default class Ncdu extends BaseCommand<typeof Ncdu> {
       }
       fs.closeSync(fd);
       fs.renameSync(tmp, out);
-      process.stderr.write(`wrote ${path.resolve(out)}: ${summary.files} files in ${summary.folders} folders\n`);
+      process.stderr.write(
+        `wrote ${path.resolve(out)}: ${counted(summary.files, 'file')} in ${counted(summary.folders, 'folder')}\n`,
+      );
       return;
     }
     if (out === undefined && hasNcdu()) {
@@ -71,16 +74,27 @@ export default class Ncdu extends BaseCommand<typeof Ncdu> {
     if (out === undefined && process.stdout.isTTY) {
       throw new UsageError('ncdu is not installed: write the export with -o FILE and browse it with ncdu -f FILE');
     }
-    await writeNcdu(
-      rows,
-      prefix,
-      names,
-      async (s) => {
-        if (!process.stdout.write(s)) await once(process.stdout, 'drain');
-      },
-      meta,
-    );
+    try {
+      await writeNcdu(rows, prefix, names, stdoutSink(), meta);
+    } catch (err) {
+      // The reader went away (`distbackup ncdu | head`): stop quietly, as find or cat do.
+      if (errnoCode(err) === 'EPIPE') return;
+      throw err;
+    }
   }
+}
+
+/** A sink on stdout with backpressure that fails with the stream's error (EPIPE) instead of crashing. */
+function stdoutSink(): Sink {
+  let failed: Error | undefined;
+  process.stdout.on('error', (err) => {
+    failed = err;
+  });
+  return async (s) => {
+    if (failed !== undefined) throw failed;
+    if (!process.stdout.write(s)) await once(process.stdout, 'drain');
+    if (failed !== undefined) throw failed;
+  };
 }
 
 function hasNcdu(): boolean {

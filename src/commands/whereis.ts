@@ -39,10 +39,11 @@ export default class Whereis extends BaseCommand<typeof Whereis> {
               .join(', ');
       this.log(`${e.path}\t${prettyBytes(e.size)}\t${e.hash ?? 'not hashed yet'}\t${where}`);
     });
-    for (const v of result.notFound) this.logToStderr(`distbackup: ${v}: not in the catalogue`);
     if (result.notFound.length > 0 && result.entries.length === 0) {
-      throw new UsageError(`nothing found under ${result.notFound.join(', ')}`);
+      // One line for the whole failure, naming every path (not a line each and a summary).
+      throw new UsageError(`${result.notFound.join(', ')}: not in the catalogue (see 'distbackup ls')`);
     }
+    for (const v of result.notFound) this.logToStderr(`distbackup: ${v}: not in the catalogue`);
     if (result.notFound.length > 0) this.setExitCode(ExitCode.error);
     return result.entries;
   }

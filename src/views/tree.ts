@@ -118,12 +118,12 @@ export function renderTree(root: TreeNode, fmtBytes: (n: number) => string): str
   };
   scan(root);
   const cols = Math.min(maxCopies, 3);
-  const head = ['     bytes', '   files'];
+  const head = ['     bytes', '    files'];
   for (let c = 0; c <= cols; c++)
     head.push(`${c === cols && maxCopies > 3 ? `${c}+` : c} ${c === 1 ? 'copy  ' : 'copies'}`.padStart(12));
   const lines = [`${head.join(' ')}  folder`];
   const walk = (n: TreeNode, indent: string, name: string): void => {
-    const cells = [fmtBytes(n.bytes).padStart(10), String(n.files).padStart(8)];
+    const cells = [fmtBytes(n.bytes).padStart(10), n.files.toLocaleString('en-US').padStart(9)];
     for (let c = 0; c <= cols; c++) {
       let bytes = 0;
       let files = 0;

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { runCli, runCliJson } from '../helpers/cli.js';
+import { CLI, runCli, runCliJson } from '../helpers/cli.js';
 import { tempDir, writeTree } from '../helpers/tmp.js';
 import { validateNcduExport } from '../integration/views-ncdu-format.js';
 
@@ -40,4 +41,45 @@ test('tree, ncdu and ls through the CLI after an update', (t) => {
   const bad = runCli(data, ['tree', '--on', 'nodisk']);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /--on nodisk: no such disk/);
+});
+
+test('ncdu into a reader that stops early (| head) ends quietly with exit 0; tree counts with separators', (t) => {
+  const root = tempDir(t);
+  const data = path.join(root, 'data');
+  const real = path.join(root, 'real');
+  // Enough names that the export outgrows the pipe's buffer, so the reader leaves mid-export.
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 1500; i++) files[`folder-${i % 30}/a-rather-long-file-name-number-${i}.txt`] = '';
+  writeTree(real, files);
+  assert.equal(runCli(data, ['source', 'map', '/r', real]).code, 0);
+  assert.equal(runCli(data, ['update', '-q']).code, 0);
+  const sh = spawnSync(
+    'bash',
+    ['-c', `"${process.execPath}" "${CLI}" ncdu -o - | head -c 100 >/dev/null; echo "exit \${PIPESTATUS[0]}" >&2`],
+    { encoding: 'utf8', env: { ...process.env, DISTBACKUP_PATH: data } },
+  );
+  assert.match(sh.stderr, /^exit 0$/m, sh.stderr);
+  assert.doesNotMatch(sh.stderr, /EPIPE/);
+  const tree = runCli(data, ['tree', '--depth', '0']);
+  assert.equal(tree.code, 0, tree.stderr);
+  assert.match(tree.stdout, /^ +0 B +1,500 +0 B {2}\/$/m);
+  const out = path.join(root, 'export.json');
+  const nc = runCli(data, ['ncdu', '-o', out]);
+  assert.match(nc.stderr, /: 1,500 files in 32 folders$/m);
+});
+
+test('whereis of paths not in the catalogue: one line naming them all, exit 1', (t) => {
+  const root = tempDir(t);
+  const data = path.join(root, 'data');
+  const real = path.join(root, 'real');
+  writeTree(real, { 'a.txt': 'a' });
+  assert.equal(runCli(data, ['source', 'map', '/r', real]).code, 0);
+  assert.equal(runCli(data, ['update', '-q']).code, 0);
+  const none = runCli(data, ['whereis', '/nope', '/r/b.txt']);
+  assert.equal(none.code, 1);
+  assert.equal(none.stderr, "distbackup: /nope, /r/b.txt: not in the catalogue (see 'distbackup ls')\n");
+  const some = runCli(data, ['whereis', '/r/a.txt', '/nope']);
+  assert.equal(some.code, 1);
+  assert.match(some.stdout, /^\/r\/a\.txt\t1 B\t/);
+  assert.equal(some.stderr, 'distbackup: /nope: not in the catalogue\n');
 });

@@ -1,0 +1,20 @@
+/**
+ * Small formatting helpers for human output: counts with thousands separators and the right
+ * plural, and sizes shown human first with the exact bytes after. Pure; thread-safe.
+ */
+import prettyBytes from 'pretty-bytes';
+
+/** A count with thousands separators: 12345 -> "12,345". */
+export function formatCount(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+/** A count and its noun, singular for exactly 1: `counted(1, 'file')` -> "1 file", 2 -> "2 files". */
+export function counted(n: number, singular: string, plural = `${singular}s`): string {
+  return `${formatCount(n)} ${n === 1 ? singular : plural}`;
+}
+
+/** A size human first, then exactly: 3146728 -> "3.15 MB (3,146,728 bytes)". */
+export function sizeWithBytes(bytes: number): string {
+  return `${prettyBytes(bytes)} (${counted(bytes, 'byte')})`;
+}
