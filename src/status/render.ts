@@ -3,6 +3,7 @@
  * bytes per copy count), the disk table, the worst pair and the verdict. Pure: returns lines.
  */
 import prettyBytes from 'pretty-bytes';
+import { counted, formatCount } from '../ui/format.js';
 import type { StatusDoc } from './status.js';
 
 const BAR_WIDTH = 30;
@@ -19,14 +20,14 @@ function bar(value: number, max: number): string {
   return s === '' ? '▏' : s;
 }
 
-const n = (x: number): string => x.toLocaleString('en-US');
+const n = formatCount;
 const day = (iso: string | null): string => (iso === null ? 'never' : iso.slice(0, 16).replace('T', ' '));
 
 /** The lines `status` prints; `detail` (`-v`) adds a line per disk on verification and degradation. */
 export function renderStatus(doc: StatusDoc, opts: { detail?: boolean } = {}): string[] {
   const out: string[] = [];
   out.push(
-    `${n(doc.files)} files, ${n(doc.objects)} objects, ${prettyBytes(doc.bytes)}; minimum copies: ${doc.minCopies ?? '-'}` +
+    `${counted(doc.files, 'file')}, ${counted(doc.objects, 'object')}, ${prettyBytes(doc.bytes)}; minimum copies: ${doc.minCopies ?? '-'}` +
       (doc.saturated === null ? '' : ' (objects at their cap left out)'),
   );
   out.push('');
@@ -42,7 +43,7 @@ export function renderStatus(doc: StatusDoc, opts: { detail?: boolean } = {}): s
   if (doc.saturated !== null) {
     const s = doc.saturated;
     out.push(
-      `  at their cap, not counted above: ${n(s.objects)} objects, ${prettyBytes(s.bytes)} (${n(s.files)} files)`,
+      `  at their cap, not counted above: ${counted(s.objects, 'object')}, ${prettyBytes(s.bytes)} (${counted(s.files, 'file')})`,
     );
   }
   out.push('');
@@ -58,7 +59,9 @@ export function renderStatus(doc: StatusDoc, opts: { detail?: boolean } = {}): s
         day(d.lastSeen),
         day(d.lastSync),
         day(d.lastVerify) + (d.staleCopies > 0 ? ` (${n(d.staleCopies)} stale)` : ''),
-        d.lossIfDead.objects === 0 ? 'nothing' : `${n(d.lossIfDead.files)} files, ${prettyBytes(d.lossIfDead.bytes)}`,
+        d.lossIfDead.objects === 0
+          ? 'nothing'
+          : `${counted(d.lossIfDead.files, 'file')}, ${prettyBytes(d.lossIfDead.bytes)}`,
       ]),
     ];
     const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
@@ -75,13 +78,13 @@ export function renderStatus(doc: StatusDoc, opts: { detail?: boolean } = {}): s
     const min = doc.minCopies;
     for (const d of doc.disks) {
       const parts = [
-        `${n(d.neverVerified)} copies never verified`,
-        `${n(d.staleCopies)} not verified for over ${doc.staleDays} days`,
+        `${counted(d.neverVerified, 'copy', 'copies')} never verified`,
+        `${formatCount(d.staleCopies)} not verified for over ${doc.staleDays} days`,
       ];
       if (min !== null && min >= 1) {
         const left = min - 1;
         parts.push(
-          `losing it leaves ${n(d.degradedIfDead.files)} files with ${left === 1 ? '1 copy' : `${left} copies`}`,
+          `losing it leaves ${counted(d.degradedIfDead.files, 'file')} with ${left === 1 ? '1 copy' : `${left} copies`}`,
         );
       }
       out.push(`${d.name}: ${parts.join(', ')}`);
@@ -93,7 +96,7 @@ export function renderStatus(doc: StatusDoc, opts: { detail?: boolean } = {}): s
     out.push(
       w.objects === 0
         ? `losing any two disks together loses nothing`
-        : `worst pair: losing ${w.disks[0]} and ${w.disks[1]} together loses ${n(w.files)} files (${prettyBytes(w.bytes)})`,
+        : `worst pair: losing ${w.disks[0]} and ${w.disks[1]} together loses ${counted(w.files, 'file')} (${prettyBytes(w.bytes)})`,
     );
   }
   out.push('');

@@ -167,7 +167,10 @@ function add(a: Loss, b: Loss): Loss {
   return { objects: a.objects + b.objects, bytes: a.bytes + b.bytes, files: a.files + b.files };
 }
 
-const n = (x: number): string => x.toLocaleString('en-US');
+/** A count and its noun, singular for exactly 1 (the verdict is built here, below the ui layer). */
+function counted(x: number, singular: string, plural = `${singular}s`): string {
+  return `${x.toLocaleString('en-US')} ${x === 1 ? singular : plural}`;
+}
 
 /** The one-line verdict: the minimum, and what the worst single disk loss would do to it. */
 export function verdictOf(doc: StatusDoc): string {
@@ -179,7 +182,9 @@ export function verdictOf(doc: StatusDoc): string {
     parts.push(`no file is hashed yet: run update`);
   } else if (doc.minCopies === 0) {
     const zero = doc.histogram[0] as HistogramRow;
-    parts.push(`${n(zero.files)} files (${n(zero.objects)} objects) have no copy on any disk: sync a disk with room`);
+    parts.push(
+      `${counted(zero.files, 'file')} (${counted(zero.objects, 'object')}) ${zero.files === 1 ? 'has' : 'have'} no copy on any disk: sync a disk with room`,
+    );
   } else {
     const min = doc.minCopies;
     const worst = [...doc.disks]
@@ -188,18 +193,20 @@ export function verdictOf(doc: StatusDoc): string {
     const below = doc.saturated !== null && doc.saturated.objects > 0 ? ' below its cap' : '';
     const head = `every file${below} has at least ${min} ${min === 1 ? 'copy' : 'copies'}`;
     if (worst === undefined || worst.degradedIfDead.files === 0) parts.push(head);
-    else if (min === 1) parts.push(`${head}; losing ${worst.name} would lose ${n(worst.degradedIfDead.files)} files`);
+    else if (min === 1)
+      parts.push(`${head}; losing ${worst.name} would lose ${counted(worst.degradedIfDead.files, 'file')}`);
     else {
       const left = min - 1;
       parts.push(
-        `${head}; losing ${worst.name} would leave ${n(worst.degradedIfDead.files)} files with ${left === 1 ? 'one copy' : `${left} copies`}`,
+        `${head}; losing ${worst.name} would leave ${counted(worst.degradedIfDead.files, 'file')} with ${left === 1 ? 'one copy' : `${left} copies`}`,
       );
     }
   }
-  if (doc.unhashed > 0) parts.push(`${n(doc.unhashed)} files not hashed yet (run update)`);
+  if (doc.unhashed > 0) parts.push(`${counted(doc.unhashed, 'file')} not hashed yet (run update)`);
   const away = doc.disks.filter((d) => d.notSeenStale).map((d) => d.name);
   if (away.length > 0) parts.push(`not seen for over ${doc.staleDays} days: ${away.join(', ')}`);
   const stale = doc.disks.reduce((s, d) => s + d.staleCopies, 0);
-  if (stale > 0) parts.push(`${n(stale)} copies not verified for over ${doc.staleDays} days (run verify)`);
+  if (stale > 0)
+    parts.push(`${counted(stale, 'copy', 'copies')} not verified for over ${doc.staleDays} days (run verify)`);
   return parts.join('; ');
 }
