@@ -16,6 +16,22 @@ function buildCache(t: import('node:test').TestContext): { cache: string; ac: st
   return { cache, ac: path.join(cache, 'distbackup', 'autocomplete'), env };
 }
 
+/** What the bash completion function in `file` offers for the words typed (the last one is completed). */
+function bashComplete(file: string, words: string[]): string[] {
+  const script = [
+    `source ${JSON.stringify(file)}`,
+    `COMP_WORDS=(${words.map((w) => JSON.stringify(w)).join(' ')})`,
+    `COMP_CWORD=${words.length - 1}`,
+    `COMP_LINE=${JSON.stringify(words.join(' '))}`,
+    `COMP_POINT=\${#COMP_LINE}`,
+    '_distbackup_autocomplete',
+    `printf "%s\\n" "\${COMPREPLY[@]}"`,
+  ].join('\n');
+  const r = spawnSync('bash', ['-c', script], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return [...new Set(r.stdout.split('\n').filter((s) => s !== ''))].sort();
+}
+
 const hasShell = (sh: string): boolean => spawnSync('sh', ['-c', `command -v ${sh}`]).status === 0;
 
 test('autocomplete script prints a setup line for bash and zsh that points into the cache', (t) => {
@@ -34,20 +50,7 @@ test('the bash completion script completes topics, subcommands and flags', (t) =
   const file = path.join(ac, 'functions', 'bash', 'distbackup.bash');
   assert.ok(fs.existsSync(file));
   assert.equal(spawnSync('bash', ['-n', file]).status, 0, 'valid bash');
-  const complete = (words: string[]): string[] => {
-    const script = [
-      `source ${JSON.stringify(file)}`,
-      `COMP_WORDS=(${words.map((w) => JSON.stringify(w)).join(' ')})`,
-      `COMP_CWORD=${words.length - 1}`,
-      `COMP_LINE=${JSON.stringify(words.join(' '))}`,
-      `COMP_POINT=\${#COMP_LINE}`,
-      '_distbackup_autocomplete',
-      `printf "%s\\n" "\${COMPREPLY[@]}"`,
-    ].join('\n');
-    const r = spawnSync('bash', ['-c', script], { encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stderr);
-    return [...new Set(r.stdout.split('\n').filter((s) => s !== ''))].sort();
-  };
+  const complete = (words: string[]): string[] => bashComplete(file, words);
   assert.deepEqual(complete(['distbackup', 'so']), ['source']);
   assert.ok(complete(['distbackup', 'source', '']).includes('map'));
   assert.deepEqual(complete(['distbackup', 'bench', '--su']), ['--suite']);
@@ -119,7 +122,7 @@ test('completion fish prints a valid fish script that completes topics, commands
     ['--suite', "What to measure (default: hdd when the target's disk really spins, else ssd)."],
   ]);
   assert.deepEqual(words('distbackup sync --verify '), ['readback', 'write']);
-  assert.deepEqual(words('distbackup completion '), ['fish']);
+  assert.deepEqual(words('distbackup completion '), ['bash', 'fish', 'zsh']);
   // Short flags and the alias dsb.
   assert.ok(words('dsb sync -').includes('-n'));
   assert.deepEqual(words('dsb dis'), ['disk']);
@@ -141,11 +144,28 @@ test('autocomplete fish is refused by the plugin, and completion names the comma
   const root = tempDir(t);
   const r = runCli(path.join(root, 'data'), ['autocomplete', 'fish'], { XDG_CACHE_HOME: path.join(root, 'cache') });
   assert.notEqual(r.code, 0);
-  const other = runCli(path.join(root, 'data'), ['completion', 'bash']);
+  const other = runCli(path.join(root, 'data'), ['completion', 'tcsh']);
   assert.equal(other.code, 1);
-  assert.match(other.stderr, /fish/);
+  assert.match(other.stderr, /bash, zsh, fish/);
   const help = runCli(path.join(root, 'data'), ['completion', '--help']);
   assert.equal(help.code, 0, help.stderr);
   assert.match(help.stdout, /\$ distbackup completion fish > ~\/\.config\/fish\/completions\/distbackup\.fish/);
   assert.match(help.stdout, /distbackup autocomplete/);
+});
+
+test('completion bash and completion zsh print the scripts to save, as rclone completion does', (t) => {
+  const root = tempDir(t);
+  const env = { XDG_CACHE_HOME: path.join(root, 'cache') };
+  const bash = runCli(path.join(root, 'data'), ['completion', 'bash'], env);
+  assert.equal(bash.code, 0, bash.stderr);
+  const file = path.join(root, 'distbackup.bash');
+  fs.writeFileSync(file, bash.stdout);
+  assert.equal(spawnSync('bash', ['-n', file]).status, 0, 'valid bash');
+  assert.match(bash.stdout, /^complete -F _distbackup_autocomplete dsb$/m, 'the alias completes too');
+  // The saved script alone completes: nothing else from the cache is needed.
+  assert.deepEqual(bashComplete(file, ['distbackup', 'so']), ['source']);
+  const zsh = runCli(path.join(root, 'data'), ['completion', 'zsh'], env);
+  assert.equal(zsh.code, 0, zsh.stderr);
+  assert.match(zsh.stdout, /^#compdef distbackup\n/);
+  assert.match(zsh.stdout, /\bsource\b/);
 });
