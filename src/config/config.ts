@@ -400,13 +400,19 @@ export function configText(doc: ConfigDoc): string {
 /** Human lines for an import summary. */
 export function describeImport(s: ImportSummary): string[] {
   const would = s.dryRun ? 'would be ' : '';
+  const count = (n: number, noun: string): string => `${n.toLocaleString('en-US')} ${noun}${n === 1 ? '' : 's'}`;
   const lines: string[] = [];
   for (const v of s.sourcesAdded) lines.push(`mapping ${v} ${would}added`);
   for (const v of s.sourcesChanged) lines.push(`mapping ${v} ${would}changed`);
   for (const r of s.sourcesRemoved)
-    lines.push(`mapping ${r.vpath} ${would}removed (${r.files} catalogued files dropped)`);
-  lines.push(`${s.settings} path setting(s) ${would}stored (${s.settingsRemoved} replaced)`);
+    lines.push(`mapping ${r.vpath} ${would}removed (${count(r.files, 'catalogued file')} dropped)`);
   for (const d of s.disksChanged) lines.push(`disk ${d} ${would}updated`);
-  lines.push(`${s.filesUpdated} catalogued file(s) ${would}updated`);
+  if (s.sourcesAdded.length + s.sourcesChanged.length + s.sourcesRemoved.length + s.disksChanged.length === 0) {
+    lines.push('mappings and disks: already as in the file');
+  }
+  lines.push(
+    `${count(s.settings, 'path setting')} ${would}stored (${s.settingsRemoved.toLocaleString('en-US')} replaced)`,
+  );
+  lines.push(`${count(s.filesUpdated, 'catalogued file')} ${would}updated`);
   return lines;
 }

@@ -64,6 +64,9 @@ export interface DemoResult {
 
 class StepFailed extends Error {}
 
+/** A plain progress line of update, sync, verify or restore (src/ui/progress.ts). */
+const PROGRESS_LINE = /^(update|sync|verify|restore): \d/;
+
 /** The CLI entry of this installation (bin/run.js beside dist/ and src/). */
 function cliPath(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'run.js');
@@ -141,7 +144,12 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
         .join(' ')}`,
     );
     const r = await cli(args, { DISTBACKUP_PATH: home });
-    const text = `${r.stdout}${r.stderr}`.trimEnd();
+    // Progress lines are left out: captured apart from stdout they would print after the result.
+    const shown = r.stderr
+      .split('\n')
+      .filter((l) => !PROGRESS_LINE.test(l))
+      .join('\n');
+    const text = `${r.stdout}${shown}`.trimEnd();
     for (const line of text.split('\n')) if (line !== '') out(`  ${short(line)}`);
     if (r.code !== expectCode) {
       throw new StepFailed(`'distbackup ${args.slice(0, 2).join(' ')}' exited with ${r.code}, expected ${expectCode}`);

@@ -22,6 +22,10 @@ test('config export, import and edit through the CLI', (t) => {
   });
   const file = path.join(root, 'conf.json');
   assert.equal(runCli(data, ['config', 'export', file]).code, 0);
+  // Importing what was just exported changes nothing, and says so.
+  const same = runCli(data, ['config', 'import', file]);
+  assert.equal(same.code, 0, same.stderr);
+  assert.match(same.stdout, /^mappings and disks: already as in the file\n1 path setting stored \(1 replaced\)\n/);
   fs.writeFileSync(file, JSON.stringify({ path_config: { '/r/x/': { hide: true } } }));
   const imp = runCliJson<{ settings: number; settingsRemoved: number }>(data, ['config', 'import', file]);
   assert.equal(imp.code, 0, imp.stderr);

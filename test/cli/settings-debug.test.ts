@@ -19,6 +19,9 @@ test('debug hash and debug info explain a path', (t) => {
   assert.equal(runCli(data, ['update']).code, 0);
   const known = runCliJson<{ known: boolean; paths: string[] }>(data, ['debug', 'hash', path.join(real, 'a/keep.txt')]);
   assert.deepEqual([known.json.known, known.json.paths], [true, ['/r/a/keep.txt']]);
+  // Sizes are human first, exact after, as everywhere else.
+  const knownText = runCli(data, ['debug', 'hash', path.join(real, 'a/keep.txt')]);
+  assert.match(knownText.stdout, /^ {2}known content, 7 B \(7 bytes\), on no disk yet$/m);
   const info = runCliJson<{
     catalogued: { kind: string; hash: string; stored: { priority: number } } | null;
     source: { realPath: string };
@@ -29,7 +32,7 @@ test('debug hash and debug info explain a path', (t) => {
   const junk = runCli(data, ['debug', 'info', '/r/a/junk.tmp']);
   assert.match(junk.stdout, /left out \(ignore-rule '\*\.tmp' at \/r\)/);
   const folder = runCli(data, ['debug', 'info', '/r/a']);
-  assert.match(folder.stdout, /below: +\d+ files/);
+  assert.match(folder.stdout, /below: +1 file, 7 B \(7 bytes\)$/m);
   assert.match(folder.stdout, /\*\.tmp +\(from \/r\)/);
   const missing = runCli(data, ['debug', 'hash', path.join(root, 'nope')]);
   assert.equal(missing.code, 1);

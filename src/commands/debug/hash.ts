@@ -4,6 +4,7 @@ import { Args } from '@oclif/core';
 import { CATALOGUE_FILE } from '../../catalog/db.js';
 import { BaseCommand } from '../../cli/base-command.js';
 import { type DebugHash, debugHash } from '../../sources/debug-info.js';
+import { sizeWithBytes } from '../../ui/format.js';
 
 export default class DebugHashCommand extends BaseCommand<typeof DebugHashCommand> {
   static override readOnly = true;
@@ -17,7 +18,9 @@ export default class DebugHashCommand extends BaseCommand<typeof DebugHashComman
     const r = debugHash(hasCatalogue ? this.catalog({ readonly: true }) : undefined, this.args.file);
     this.log(`${r.hash}  ${r.path}`);
     if (r.known) {
-      this.log(`  known content, ${r.size} bytes, on ${r.disks.length === 0 ? 'no disk yet' : r.disks.join(', ')}`);
+      this.log(
+        `  known content, ${sizeWithBytes(r.size)}, on ${r.disks.length === 0 ? 'no disk yet' : r.disks.join(', ')}`,
+      );
       for (const p of r.paths) this.log(`  ${p}`);
     } else if (hasCatalogue) {
       this.log('  not in the catalogue');

@@ -2,6 +2,7 @@ import { Args } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
 import { type DebugInfo, debugInfo } from '../../sources/debug-info.js';
 import { describeEffective } from '../../sources/settings.js';
+import { counted, sizeWithBytes } from '../../ui/format.js';
 
 export default class DebugInfoCommand extends BaseCommand<typeof DebugInfoCommand> {
   static override readOnly = true;
@@ -22,7 +23,7 @@ export default class DebugInfoCommand extends BaseCommand<typeof DebugInfoComman
     const c = r.catalogued;
     if (c === null) this.log('  catalogued: no');
     else {
-      this.log(`  catalogued: ${c.kind}, ${c.size} bytes, mode ${c.mode}, modified ${c.mtime ?? '?'}`);
+      this.log(`  catalogued: ${c.kind}, ${sizeWithBytes(c.size)}, mode ${c.mode}, modified ${c.mtime ?? '?'}`);
       if (c.kind === 'file') this.log(`  hash:       ${c.hash ?? 'not hashed yet (run update)'}`);
       if (c.linkTarget !== null) this.log(`  target:     ${c.linkTarget}`);
       this.log(
@@ -30,10 +31,10 @@ export default class DebugInfoCommand extends BaseCommand<typeof DebugInfoComman
       );
       if (c.kind === 'file') {
         this.log(`  disks:      ${c.disks.length === 0 ? 'none' : c.disks.map((d) => d.name).join(', ')}`);
-        if (c.sameContent > 0) this.log(`  same content as ${c.sameContent} other path(s)`);
+        if (c.sameContent > 0) this.log(`  same content as ${counted(c.sameContent, 'other path')}`);
       }
     }
-    if (r.below !== null) this.log(`  below:      ${r.below.files} files, ${r.below.bytes} bytes`);
+    if (r.below !== null) this.log(`  below:      ${counted(r.below.files, 'file')}, ${sizeWithBytes(r.below.bytes)}`);
     const e = r.settings.excluded;
     this.log(
       `  settings:   ${e === null ? 'backed up' : `left out (${e.reason}${e.rule === undefined ? '' : ` '${e.rule}'`} at ${e.at})`}, priority ${r.settings.priority}`,
