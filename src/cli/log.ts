@@ -4,8 +4,11 @@
  * concurrent runs never overwrite each other, and nothing is ever truncated). It holds a line
  * when a run starts (time, pid, version, command line), every warning and error line the run
  * printed, and a line when it ends (exit code, elapsed time, the last summary line). A log that
- * cannot be written costs one warning on stderr, never the command. Not thread-safe: one per
- * process, on the main thread.
+ * cannot be written costs one warning on stderr, never the command. A log inside a data folder
+ * that does not exist yet creates nothing: its lines wait in memory until the command itself
+ * has made the folder (the catalogue), and are dropped at the end if it never did, so `--help`,
+ * `status -v` or a refused first command leave no trace on a fresh machine. Not thread-safe: one
+ * per process, on the main thread.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -73,6 +76,8 @@ export class RunLog {
   private started = false;
   private broken = false;
   private ended = false;
+  /** Lines (file, text) held while the data folder does not exist; null once written through. */
+  private pending: [string, string][] | null = [];
 
   constructor(opts: RunLogOptions) {
     this.opts = opts;
@@ -108,6 +113,8 @@ export class RunLog {
     const elapsedS = ((this.now().getTime() - this.startedMs) / 1000).toFixed(1);
     const tail = summary === undefined || summary.trim() === '' ? '' : `: ${summary.trim()}`;
     this.append(`end pid=${process.pid} exit=${exitCode} in ${elapsedS} s${tail}`);
+    // Still held: the run wrote nothing in the data folder, so neither does its log.
+    this.pending = null;
   }
 
   private append(text: string): void {
@@ -116,12 +123,40 @@ export class RunLog {
     const file = expandLogPattern(this.opts.pattern, this.opts.dataDir, when);
     // One line per call, never a control character: a log line is one line of the file.
     const clean = text.replaceAll(String.fromCharCode(27), '').replace(/[\r\n\t]/g, ' ');
+    const line = `${localTimestamp(when)} ${clean}\n`;
+    if (this.pending !== null) {
+      if (this.waitsForDataDir(file)) {
+        // Bounded: a run that prints more before creating its data folder keeps the first lines.
+        if (this.pending.length < MAX_PENDING_LINES) this.pending.push([file, line]);
+        return;
+      }
+      const held = this.pending;
+      this.pending = null;
+      for (const [f, l] of held) if (!this.write(f, l)) return;
+    }
+    this.write(file, line);
+  }
+
+  /** Whether `file` lies in the data folder and that folder does not exist yet. */
+  private waitsForDataDir(file: string): boolean {
+    const rel = path.relative(this.opts.dataDir, file);
+    const inside = rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+    return inside && !fs.existsSync(this.opts.dataDir);
+  }
+
+  /** Append one line to `file`; false (and one warning, then silence) when it cannot. */
+  private write(file: string, line: string): boolean {
     try {
       fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-      fs.appendFileSync(file, `${localTimestamp(when)} ${clean}\n`, { mode: 0o600 });
+      fs.appendFileSync(file, line, { mode: 0o600 });
+      return true;
     } catch (err) {
       this.broken = true;
       this.opts.onWriteError(`cannot write the log ${file}: ${describeError(err)}`);
+      return false;
     }
   }
 }
+
+/** Lines held at most while the data folder does not exist (a start line and a few warnings). */
+const MAX_PENDING_LINES = 256;

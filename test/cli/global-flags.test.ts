@@ -137,3 +137,22 @@ test('piped stdin is never read as an argument', (t) => {
   assert.equal(tree.status, 0, tree.stderr);
   assert.equal(JSON.parse(tree.stdout).path, '/');
 });
+
+test('on a fresh machine, commands that write nothing leave no data folder, log included', (t) => {
+  const { data } = world(t);
+  for (const args of [
+    ['--help'],
+    ['--version'],
+    ['status'],
+    ['status', '-v'],
+    ['tree', '-vv'],
+    ['update', '-n', '-v'],
+  ]) {
+    runCli(data, args);
+    assert.equal(fs.existsSync(data), false, `${args.join(' ')} created ${data}`);
+  }
+  // The first command that creates the data folder keeps the lines its log held until then.
+  const real = path.join(path.dirname(data), 'real');
+  assert.equal(runCli(data, ['source', 'map', '/r', real, '-v']).code, 0);
+  assert.match(fs.readFileSync(todayLog(data), 'utf8'), /start .*argv: distbackup source map \/r \S+ -v\n/);
+});
