@@ -3,7 +3,7 @@
  * bytes per copy count), the disk table, the worst pair and the verdict. Pure: returns lines.
  */
 import prettyBytes from 'pretty-bytes';
-import { counted, formatCount } from '../ui/format.js';
+import { alignColumns, counted, formatCount, formatWhen } from '../ui/format.js';
 import type { StatusDoc } from './status.js';
 
 const BAR_WIDTH = 30;
@@ -21,7 +21,7 @@ function bar(value: number, max: number): string {
 }
 
 const n = formatCount;
-const day = (iso: string | null): string => (iso === null ? 'never' : iso.slice(0, 16).replace('T', ' '));
+const day = formatWhen;
 
 /** The lines `status` prints; `detail` (`-v`) adds a line per disk on verification and degradation. */
 export function renderStatus(doc: StatusDoc, opts: { detail?: boolean } = {}): string[] {
@@ -64,14 +64,7 @@ export function renderStatus(doc: StatusDoc, opts: { detail?: boolean } = {}): s
           : `${counted(d.lossIfDead.files, 'file')}, ${prettyBytes(d.lossIfDead.bytes)}`,
       ]),
     ];
-    const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-    for (const r of rows)
-      out.push(
-        r
-          .map((c, i) => c.padEnd(widths[i] ?? 0))
-          .join('  ')
-          .trimEnd(),
-      );
+    out.push(...alignColumns(rows));
   }
   if (opts.detail === true && doc.disks.length > 0) {
     out.push('');

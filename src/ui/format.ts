@@ -18,3 +18,20 @@ export function counted(n: number, singular: string, plural = `${singular}s`): s
 export function sizeWithBytes(bytes: number): string {
   return `${prettyBytes(bytes)} (${counted(bytes, 'byte')})`;
 }
+
+/** A catalogue timestamp (ISO-8601, UTC) to the minute, as the tables show it; null -> "never". */
+export function formatWhen(iso: string | null): string {
+  return iso === null ? 'never' : iso.slice(0, 16).replace('T', ' ');
+}
+
+/** Rows of cells as lines of left-aligned columns two spaces apart (the first row is the header). */
+export function alignColumns(rows: readonly (readonly string[])[]): string[] {
+  const widths: number[] = [];
+  for (const r of rows) for (const [i, c] of r.entries()) widths[i] = Math.max(widths[i] ?? 0, c.length);
+  return rows.map((r) =>
+    r
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd(),
+  );
+}

@@ -40,6 +40,11 @@ test('disk add prints its identity; disk list --json has the SPEC fields', (t) =
   assert.equal(doc.size, 10_000_000);
   assert.equal(doc.mounted, true);
   assert.equal(doc.lastSync, null);
+  // The human list is a table with the same look as status: sizes human, times to the minute.
+  const human = runCli(w.home, ['disk', 'list']);
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, /^disk +size +used +objects +state +last sync +last verify +folder\n/);
+  assert.match(human.stdout, /^disk1 +10 MB +0 B +0 +connected +never +never +\/\S+$/m);
   // A second disk under the same name is a usage error; the same folder again too.
   assert.equal(runCli(w.home, ['disk', 'add', 'disk1', path.join(w.root, 'other')]).code, 1);
   const again = runCli(w.home, ['disk', 'add', 'disk2', d]);

@@ -1,6 +1,7 @@
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../../cli/base-command.js';
 import { type DiskDoc, listDiskDocs } from '../../disks/disks.js';
+import { alignColumns, formatCount, formatWhen } from '../../ui/format.js';
 
 export default class DiskList extends BaseCommand<typeof DiskList> {
   static override readOnly = true;
@@ -11,11 +12,19 @@ export default class DiskList extends BaseCommand<typeof DiskList> {
   public async run(): Promise<DiskDoc[]> {
     const docs = listDiskDocs(this.catalog());
     if (docs.length === 0) this.log('no disks registered yet: distbackup disk add NAME PATH');
-    for (const d of docs) {
-      const state = d.dropped !== null ? 'dropped' : d.mounted ? 'connected' : 'not connected';
-      this.log(
-        `${d.name}\t${prettyBytes(d.used)} / ${prettyBytes(d.size)}\t${d.objects} objects\t${state}\t${d.path ?? '-'}\tlast sync ${d.lastSync ?? 'never'}\tlast verify ${d.lastVerify ?? 'never'}`,
-      );
+    const rows = docs.map((d) => [
+      d.name,
+      prettyBytes(d.size),
+      prettyBytes(d.used),
+      formatCount(d.objects),
+      d.dropped !== null ? 'dropped' : d.mounted ? 'connected' : 'not connected',
+      formatWhen(d.lastSync),
+      formatWhen(d.lastVerify),
+      d.path ?? '-',
+    ]);
+    if (rows.length > 0) {
+      const head = ['disk', 'size', 'used', 'objects', 'state', 'last sync', 'last verify', 'folder'];
+      for (const line of alignColumns([head, ...rows])) this.log(line);
     }
     return docs;
   }
