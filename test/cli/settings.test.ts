@@ -47,3 +47,19 @@ test('source set refuses bad values with one line and exit 1', (t) => {
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   }
 });
+
+test('source set and reset count the catalogued files they update in plain words ("1 catalogued file")', (t) => {
+  const root = tempDir(t);
+  const data = path.join(root, 'data');
+  const real = path.join(root, 'real');
+  fs.mkdirSync(real);
+  fs.writeFileSync(path.join(real, 'one.txt'), 'one');
+  assert.equal(runCli(data, ['source', 'map', '/s', real]).code, 0);
+  assert.equal(runCli(data, ['update', '-q']).code, 0);
+  const set = runCli(data, ['source', 'set', '/s', '--priority', '2']);
+  assert.equal(set.code, 0, set.stderr);
+  assert.match(set.stdout, /^ {2}updated 1 catalogued file$/m);
+  const reset = runCli(data, ['source', 'reset', '/s']);
+  assert.equal(reset.code, 0, reset.stderr);
+  assert.match(reset.stdout, /^reset \/s \(1 catalogued file updated\)$/m);
+});

@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
 import { dryRunFlag } from '../../cli/flags.js';
 import { resetPathSettings, type SetResultDoc } from '../../sources/settings.js';
+import { counted } from '../../ui/format.js';
 
 export default class SourceReset extends BaseCommand<typeof SourceReset> {
   static override summary = 'Remove the settings stored at folders, so that they inherit everything again.';
@@ -27,7 +28,7 @@ export default class SourceReset extends BaseCommand<typeof SourceReset> {
     });
     for (const d of docs) {
       this.log(
-        `${this.flags['dry-run'] ? 'would reset' : 'reset'} ${d.vpath} (${d.filesUpdated} catalogued file(s) updated)`,
+        `${this.flags['dry-run'] ? 'would reset' : 'reset'} ${d.vpath} (${counted(d.filesUpdated, 'catalogued file')} updated)`,
       );
     }
     return docs;

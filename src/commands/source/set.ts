@@ -4,6 +4,7 @@ import { dryRunFlag } from '../../cli/flags.js';
 import { UsageError } from '../../core/errors.js';
 import { isEmptyChange, parsePathSettings, type SettingsChange } from '../../sources/path-settings.js';
 import { describeEffective, type SetResultDoc, setPathSettings, showSettings } from '../../sources/settings.js';
+import { counted } from '../../ui/format.js';
 
 export default class SourceSet extends BaseCommand<typeof SourceSet> {
   static override summary = 'Set, or show, the settings of virtual folders (inherited by everything below them).';
@@ -119,7 +120,7 @@ Priority, min and max copies of the files already catalogued are updated at once
     const docs = setPathSettings(this.catalog(this.writeMode), vpaths, change, { dryRun: f['dry-run'] });
     for (const doc of docs) {
       for (const line of describeEffective(doc)) this.log(line);
-      this.log(`  ${f['dry-run'] ? 'would update' : 'updated'} ${doc.filesUpdated} catalogued file(s)`);
+      this.log(`  ${f['dry-run'] ? 'would update' : 'updated'} ${counted(doc.filesUpdated, 'catalogued file')}`);
     }
     return docs;
   }
