@@ -7,14 +7,11 @@
  * is not on the disk (I2), every named object hashes to its name (I1), and the next sync completes.
  */
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { test } from 'node:test';
-import { countFault, countViolations, expectExit, rngFor, startCli } from '../helpers/faults.js';
-import { makeFixture } from '../helpers/faults-fixture.js';
+import { countFault, countViolations, rngFor } from '../helpers/faults.js';
+import { makeFixture, resyncCompletes, startSyncOnto } from '../helpers/faults-fixture.js';
 import { skipUnlessCommands } from '../helpers/faults-kill.js';
-import { copying, waitUntil } from '../helpers/faults-os.js';
-import { checkClean, checkHonestExit, checkInvariants, groundTruth, plantCanaries } from '../helpers/invariants.js';
+import { checkHonestExit, checkInvariants } from '../helpers/invariants.js';
 import { mountFuse, reattachExfat, sweepStaleMounts } from '../helpers/mounts.js';
 
 sweepStaleMounts();
@@ -30,24 +27,10 @@ test('the exFAT FUSE daemon SIGKILLed mid-sync: a one-line ENOTCONN error, nothi
   const m = mountFuse(t, 'exfat', 64 * 1024 * 1024);
   if (m === null) return;
   assert.ok(m.fusePid !== undefined, 'the exFAT FUSE daemon was not found');
-  const disk = { name: 'usb', path: path.join(m.dir, 'backup') };
-  fs.mkdirSync(disk.path);
-  expectExit(fx.run(['disk', 'add', 'usb', disk.path, '--size', String(fx.allocatedBytes * 2)]), 0, 'disk add usb');
-  fx.disks.push(disk);
-  fx.update();
-  const before = groundTruth(fx);
-  const canaries = plantCanaries(
-    [fx.outside],
-    fx.disks.map((d) => d.path),
-  );
-  const s = startCli(fx.dataDir, ['sync', 'usb', '--quiet', '--bwlimit', '1M', '--fsync-batch', '2'], {
-    timeoutMs: 60_000,
-  });
-  const started = await waitUntil(s, copying(disk.path));
-  assert.ok(started && s.child.exitCode === null, 'the sync never started copying');
+  const w = await startSyncOnto(fx, m.dir, 'usb', 60_000);
   process.kill(m.fusePid, 'SIGKILL');
   countFault(FAULT, 'mount.exfat-fuse on a loop device, daemon SIGKILLed while the sync copies (ENOTCONN)');
-  const r = await s.done;
+  const r = await w.sync.done;
   const v: string[] = [];
   // A signal here means our 60 s kill: the sync hung on the dead mount.
   v.push(...checkHonestExit(r, [1], [/ENOTCONN|not connected|vanished|unplugged/i]));
@@ -57,15 +40,8 @@ test('the exFAT FUSE daemon SIGKILLed mid-sync: a one-line ENOTCONN error, nothi
   const fsck = reattachExfat(m);
   if (/error|corrupt/i.test(fsck) && !/0 error|no error|clean/i.test(fsck))
     process.stdout.write(`# fsck.exfat: ${fsck.replace(/\n/g, ' | ')}\n`);
-  v.push(...checkInvariants(fx, { before }).violations.map((x) => `after remounting: ${x}`));
-  const again = fx.run(['sync', 'usb', '--quiet']);
-  if (again.code !== 0) v.push(`the sync after remounting exited ${again.code}: ${again.stderr.slice(0, 300)}`);
-  const after = checkInvariants(fx, { before, disksWithCatalogue: ['usb'] });
-  v.push(...after.violations, ...checkClean(after.truth));
-  const held = after.truth.disks.find((d) => d.name === 'usb')?.objects.size ?? 0;
-  const referenced = after.truth.home?.referenced.size ?? 0;
-  if (held < referenced) v.push(`usb holds ${held} of ${referenced} referenced objects after the re-run`);
-  v.push(...canaries.check());
+  v.push(...checkInvariants(fx, { before: w.before }).violations.map((x) => `after remounting: ${x}`));
+  v.push(...resyncCompletes(fx, w, 'after remounting'));
   countViolations(FAULT, v);
   assert.deepEqual(v, []);
 });

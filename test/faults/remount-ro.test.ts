@@ -9,14 +9,11 @@
  * again (remount,rw, or e2fsck and mount) the next sync completes.
  */
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { test } from 'node:test';
-import { countFault, countViolations, expectExit, rngFor, startCli } from '../helpers/faults.js';
-import { makeFixture } from '../helpers/faults-fixture.js';
+import { countFault, countViolations, rngFor } from '../helpers/faults.js';
+import { makeFixture, resyncCompletes, startSyncOnto } from '../helpers/faults-fixture.js';
 import { skipUnlessCommands } from '../helpers/faults-kill.js';
-import { copying, waitUntil } from '../helpers/faults-os.js';
-import { checkClean, checkHonestExit, checkInvariants, groundTruth, plantCanaries } from '../helpers/invariants.js';
+import { checkHonestExit, checkInvariants } from '../helpers/invariants.js';
 import { forceReadOnly, makeWritable, mountExt4, sweepStaleMounts } from '../helpers/mounts.js';
 
 sweepStaleMounts();
@@ -31,40 +28,18 @@ test('an ext4 disk turned read-only mid-sync: exit 1 naming EROFS, nothing uncou
   if (fx === null) return;
   const m = mountExt4(t, { sizeBytes: fx.allocatedBytes * 2 + (24 << 20), options: ['errors=remount-ro'] });
   if (m === null) return;
-  const disk = { name: 'usb', path: path.join(m.dir, 'backup') };
-  fs.mkdirSync(disk.path);
-  expectExit(fx.run(['disk', 'add', 'usb', disk.path, '--size', String(fx.allocatedBytes * 2)]), 0, 'disk add usb');
-  fx.disks.push(disk);
-  fx.update();
-  const before = groundTruth(fx);
-  const canaries = plantCanaries(
-    [fx.outside],
-    fx.disks.map((d) => d.path),
-  );
-  const s = startCli(fx.dataDir, ['sync', 'usb', '--quiet', '--bwlimit', '1M', '--fsync-batch', '2'], {
-    timeoutMs: 90_000,
-  });
-  const started = await waitUntil(s, copying(disk.path));
-  assert.ok(started && s.child.exitCode === null, 'the sync never started copying');
+  const w = await startSyncOnto(fx, m.dir, 'usb', 90_000);
   const how = forceReadOnly(m);
   countFault(FAULT, 'ext4 loop: mount -o remount,ro, or errors=remount-ro and trigger_fs_error while a file is open');
-  const r = await s.done;
+  const r = await w.sync.done;
   const v: string[] = [];
   v.push(...checkHonestExit(r, [1], [/EROFS|read-only/i]));
-  v.push(...checkInvariants(fx, { before }).violations);
+  v.push(...checkInvariants(fx, { before: w.before }).violations);
   process.stdout.write(
     `# read-only by ${how}: exit ${r.code}, ${r.stderr.split('\n').find((l) => l.startsWith('distbackup:'))}\n`,
   );
   makeWritable(m, how);
-  const again = fx.run(['sync', 'usb', '--quiet']);
-  if (again.code !== 0)
-    v.push(`the sync after the disk is writable again exited ${again.code}: ${again.stderr.slice(0, 300)}`);
-  const after = checkInvariants(fx, { before, disksWithCatalogue: ['usb'] });
-  v.push(...after.violations, ...checkClean(after.truth));
-  const held = after.truth.disks.find((d) => d.name === 'usb')?.objects.size ?? 0;
-  const referenced = after.truth.home?.referenced.size ?? 0;
-  if (held < referenced) v.push(`usb holds ${held} of ${referenced} referenced objects after the re-run`);
-  v.push(...canaries.check());
+  v.push(...resyncCompletes(fx, w, 'after the disk is writable again'));
   countViolations(FAULT, v);
   assert.deepEqual(v, []);
 });

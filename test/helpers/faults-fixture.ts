@@ -10,8 +10,17 @@ import { createCipheriv, createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TestContext } from 'node:test';
-import { cli, cliJson, expectExit, type Rng, type Run, type RunOptions } from './faults.js';
-import type { DiskRef, World } from './invariants.js';
+import { cli, cliJson, expectExit, type Rng, type Run, type RunOptions, type Started, startCli } from './faults.js';
+import { copying, waitUntil } from './faults-os.js';
+import {
+  checkClean,
+  checkInvariants,
+  type DiskRef,
+  groundTruth,
+  plantCanaries,
+  type Truth,
+  type World,
+} from './invariants.js';
 import { cannotMount, faultDir, type Mounted, mountExt4, mountTmpfsQuiet } from './mounts.js';
 
 /** Deterministic pseudo-random bytes: AES-256-CTR over zeros, keyed by `key`. */
@@ -245,4 +254,54 @@ export function makeFixture(t: TestContext, opts: FixtureOptions): Fixture | nul
     expectExit(fx.run(['disk', 'add', d.name, d.path, '--size', String(sizes[d.name])]), 0, `disk add ${d.name}`);
   }
   return fx;
+}
+
+/** A sync under way onto a disk on a test filesystem, with what to check it against. */
+export interface SyncUnderWay {
+  readonly disk: DiskRef;
+  /** The state before the sync (after update). */
+  readonly before: Truth;
+  readonly canaries: { check(): string[] };
+  readonly sync: Started;
+}
+
+/**
+ * Register `dir/backup` (on a filesystem the test mounted) as disk `name` sized twice the data,
+ * run update, plant canaries beside it, and start `sync NAME` throttled to 1 MB/s with batches of
+ * 2 files; resolves once the sync is copying (so a fault injected then lands mid-copy).
+ */
+export async function startSyncOnto(fx: Fixture, dir: string, name: string, timeoutMs: number): Promise<SyncUnderWay> {
+  const disk = { name, path: path.join(dir, 'backup') };
+  fs.mkdirSync(disk.path);
+  expectExit(fx.run(['disk', 'add', name, disk.path, '--size', String(fx.allocatedBytes * 2)]), 0, `disk add ${name}`);
+  fx.disks.push(disk);
+  fx.update();
+  const before = groundTruth(fx);
+  const canaries = plantCanaries(
+    [fx.outside],
+    fx.disks.map((d) => d.path),
+  );
+  const sync = startCli(fx.dataDir, ['sync', name, '--quiet', '--bwlimit', '1M', '--fsync-batch', '2'], { timeoutMs });
+  const started = await waitUntil(sync, copying(disk.path));
+  if (!started || sync.child.exitCode !== null) throw new Error(`the sync of ${name} never started copying`);
+  return { disk, before, canaries, sync };
+}
+
+/**
+ * After the fault is gone: the next plain `sync NAME` completes, the invariants hold with the
+ * disk's catalogue copy required, nothing is left unclean, the disk holds every referenced object
+ * and no canary changed. Returns the violations, each prefixed with `label`.
+ */
+export function resyncCompletes(fx: Fixture, w: SyncUnderWay, label: string): string[] {
+  const v: string[] = [];
+  const name = w.disk.name;
+  const again = fx.run(['sync', name, '--quiet']);
+  if (again.code !== 0) v.push(`the sync ${label} exited ${again.code}: ${again.stderr.slice(0, 300)}`);
+  const after = checkInvariants(fx, { before: w.before, disksWithCatalogue: [name] });
+  v.push(...after.violations, ...checkClean(after.truth));
+  const held = after.truth.disks.find((d) => d.name === name)?.objects.size ?? 0;
+  const referenced = after.truth.home?.referenced.size ?? 0;
+  if (held < referenced) v.push(`${name} holds ${held} of ${referenced} referenced objects after the re-run`);
+  v.push(...w.canaries.check());
+  return v;
 }
