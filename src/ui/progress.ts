@@ -7,6 +7,7 @@
 import cliProgress from 'cli-progress';
 import prettyBytes from 'pretty-bytes';
 import { formatDuration } from '../core/units.js';
+import { formatCount } from './format.js';
 
 export interface ProgressOptions {
   /** Short label: `update`, `sync`, `verify`, `restore`. */
@@ -48,10 +49,15 @@ export function createProgress(opts: ProgressOptions): Progress {
       const eta = rate > 0 ? ((totalBytes - doneBytes) / rate) * 1000 : Number.NaN;
       parts.push(`${prettyBytes(doneBytes)} / ${prettyBytes(totalBytes)}, ${pct}%`);
       parts.push(`${prettyBytes(rate)}/s`, `ETA ${formatDuration(eta)}`);
-    } else {
+    } else if (doneBytes > 0) {
       parts.push(prettyBytes(doneBytes), `${prettyBytes(rate)}/s`);
     }
-    parts.push(totalFiles !== undefined ? `${doneFiles}/${totalFiles} files` : `${doneFiles} files`);
+    // No bytes yet and none to come (a scan, the start): the count alone, not "0 B, 0 B/s".
+    parts.push(
+      totalFiles !== undefined
+        ? `${formatCount(doneFiles)}/${formatCount(totalFiles)} files`
+        : `${formatCount(doneFiles)} files`,
+    );
     return `${opts.label}: ${parts.join(', ')}`;
   };
 
