@@ -4,6 +4,7 @@
  * the input position is the planner's reproducible tie-break. Copies of dropped disks are gone
  * from `copies`, so every row there counts.
  */
+import { HolderSets } from '../planner/fixture.js';
 import { type PlannerInput, UNCAPPED } from '../planner/types.js';
 import type { Db } from './db.js';
 import { NO_CAP } from './schema.js';
@@ -38,8 +39,9 @@ export function buildPlannerInput(
   const minCopies = new Uint16Array(count);
   const maxCopies = new Uint32Array(count);
   const holderSet = new Uint32Array(count);
-  const holderSets: number[][] = [[]];
-  const setIndex = new Map<string, number>([['', 0]]);
+  const holderSets: number[][] = [];
+  const sets = new HolderSets(holderSets);
+  sets.ofKey(''); // set 0: held by no other disk
 
   // One pass, ordered by hash. holders is the sorted list of disks holding the object.
   const stmt = db
@@ -74,13 +76,7 @@ export function buildPlannerInput(
       key = others.join(',');
     }
     copiesElsewhere[i] = Math.min(0xffff, elsewhere);
-    let s = setIndex.get(key);
-    if (s === undefined) {
-      s = holderSets.length;
-      holderSets.push(key.split(',').map(Number));
-      setIndex.set(key, s);
-    }
-    holderSet[i] = s;
+    holderSet[i] = sets.ofKey(key);
     i += 1;
   }
 

@@ -41,19 +41,26 @@ function emptyColumns(n: number) {
   };
 }
 
-/** Interns sets of holder disks: the index of a sorted list in `sets`, added when new. */
-class HolderSets {
+/**
+ * Interns sets of holder disks: the index in `sets` of a sorted list of disk ids, added when new.
+ * Used for fixtures here and by the catalogue's planner input. Not thread-safe.
+ */
+export class HolderSets {
   readonly sets: number[][];
   private readonly index = new Map<string, number>();
   constructor(sets: number[][]) {
     this.sets = sets;
   }
+  /** The index of `sortedHolders`. */
   of(sortedHolders: number[]): number {
-    const key = sortedHolders.join(',');
+    return this.ofKey(sortedHolders.join(','), sortedHolders);
+  }
+  /** The index of the set whose ids, sorted and joined with commas, are `key` ('' = none). */
+  ofKey(key: string, sortedHolders?: number[]): number {
     let h = this.index.get(key);
     if (h === undefined) {
       h = this.sets.length;
-      this.sets.push(sortedHolders);
+      this.sets.push(sortedHolders ?? (key === '' ? [] : key.split(',').map(Number)));
       this.index.set(key, h);
     }
     return h;

@@ -6,23 +6,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { allocatedSize } from '../../src/core/units.js';
-import { inputFromRows, type ObjectRow } from '../../src/planner/fixture.js';
+import { inputFromRows, type ObjectRow, mulberry32 as rng } from '../../src/planner/fixture.js';
 import { plan } from '../../src/planner/index.js';
 
 const SEED = Number(process.env.PLANNER_SEED ?? Date.now() % 2 ** 31);
 console.log(`planner pool simulation: seed ${SEED} (PLANNER_SEED=${SEED} to replay)`);
 
-/** mulberry32: a small seeded generator, so a failing pool can be replayed exactly. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const int = (r: () => number, lo: number, hi: number): number => lo + Math.floor(r() * (hi - lo + 1));
 
 interface PoolObject {
