@@ -6,6 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 /** One line of /proc/self/mountinfo. */
@@ -204,4 +205,46 @@ export function fsSpace(p: string): { totalBytes: number; freeBytes: number } {
 /** Default declared size of a disk: filesystem size minus min(5 %, 10 GB) (SPEC §3). */
 export function defaultDiskSize(totalBytes: number): number {
   return Math.max(0, totalBytes - Math.min(Math.floor(totalBytes * 0.05), 10e9));
+}
+
+/**
+ * Filesystems whose kernel driver makes everything durable on syncfs(2): dirty inodes written
+ * back, the journal (where there is one) committed. FUSE ones (exfat-fuse, fusefat, ntfs-3g:
+ * `fuse.*`, `fuseblk`) are not here: the kernel does not forward syncfs to their daemon. Nor are
+ * network ones, whose server decides.
+ */
+const SYNCFS_DURABLE = new Set([
+  'ext2',
+  'ext3',
+  'ext4',
+  'xfs',
+  'btrfs',
+  'f2fs',
+  'vfat',
+  'msdos',
+  'exfat',
+  'ntfs3',
+  'tmpfs',
+]);
+
+/** Linux 5.8 is the first to report write-back errors through syncfs(2). */
+function kernelReportsSyncfsErrors(release = os.release()): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  if (m === null) return false;
+  const major = Number(m[1]);
+  return major > 5 || (major === 5 && Number(m[2]) >= 8);
+}
+
+/**
+ * Whether one syncfs(2) of the filesystem under `p` is as durable as an fsync of every file and
+ * folder written to it, errors included: Linux 5.8 or later and an in-kernel filesystem of
+ * SYNCFS_DURABLE (by /proc/self/mountinfo). False when unknown. `DISTBACKUP_FSYNC=file` in the
+ * environment makes it false (every file fsynced on its own descriptor, as on a FUSE disk: the
+ * fault tests that inject fsync errors use it).
+ */
+export function syncfsDurable(p: string, mounts?: MountEntry[]): boolean {
+  if (process.platform !== 'linux' || process.env.DISTBACKUP_FSYNC === 'file') return false;
+  if (!kernelReportsSyncfsErrors()) return false;
+  const m = mountOf(p, mounts);
+  return m !== undefined && SYNCFS_DURABLE.has(m.fsType);
 }

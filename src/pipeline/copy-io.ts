@@ -151,9 +151,9 @@ let syncfsMissing = false;
 
 /**
  * Ask the kernel to write back the whole filesystem holding `p` at once (`sync -f`, syncfs(2)),
- * as a speed hint before the folder fsyncs of a commit group (thousands of prefix folders). Not
- * used before the file fsyncs: there it measured slower than the fsyncs alone. Correctness never
- * rests on it: every file and folder is still fsynced on its own descriptor afterwards, which is
+ * as a speed hint before the folder fsyncs of a commit group on a disk whose batches are made
+ * durable file by file (see `syncfs` for the batches that rest on it). Correctness never rests
+ * on the hint: every file and folder is still fsynced on its own descriptor afterwards, which is
  * what reports a write-back error for that file. Failures ignored.
  */
 export function syncfsHint(p: string): Promise<void> {
@@ -166,6 +166,59 @@ export function syncfsHint(p: string): Promise<void> {
     });
     child.on('exit', () => resolve());
   });
+}
+
+/** errno names of the messages `sync` prints (strerror), for the errors a disk can give. */
+const STRERROR: Record<string, string> = {
+  'Input/output error': 'EIO',
+  'No space left on device': 'ENOSPC',
+  'Disk quota exceeded': 'EDQUOT',
+  'Read-only file system': 'EROFS',
+  'No such file or directory': 'ENOENT',
+  'Transport endpoint is not connected': 'ENOTCONN',
+  'Function not implemented': 'ENOSYS',
+};
+
+/**
+ * Write back every dirty inode of the filesystem holding `p`, commit its journal, and report a
+ * write-back error (syncfs(2) through coreutils' `sync -f`; Linux 5.8+ reports errors). A batch
+ * of small files rests on it (copy.ts): one call instead of an fsync per file and per folder.
+ * Rejects with an errno-coded error naming `p`; code `ENOSYS` when `sync -f` itself is missing
+ * or too old (the caller then fsyncs file by file).
+ */
+export function syncfs(p: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let stderr = '';
+    const child = spawn('sync', ['-f', p], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr.on('data', (d: Buffer) => {
+      if (stderr.length < 4096) stderr += d.toString('utf8');
+    });
+    child.on('error', (err) => reject(fileError(p, Object.assign(err, { code: 'ENOSYS' }), 'syncfs')));
+    child.on('close', (code, signal) => {
+      if (code === 0) {
+        resolve();
+        return;
+      }
+      const line = stderr.trim().split('\n')[0] ?? '';
+      const known = Object.keys(STRERROR).find((m) => line.includes(m));
+      const errno = /unrecognized|invalid option/.test(line) ? 'ENOSYS' : known === undefined ? 'EIO' : STRERROR[known];
+      const why = line === '' ? `sync -f ended with ${signal ?? `exit ${code}`}` : line;
+      reject(fileError(p, Object.assign(new Error(why), { code: errno }), 'syncfs'));
+    });
+  });
+}
+
+/**
+ * The soft limit of open descriptors of this process (RLIMIT_NOFILE, from /proc/self/limits);
+ * undefined when unknown or unlimited.
+ */
+export function openFilesLimit(file = '/proc/self/limits'): number | undefined {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(fs.readFileSync(file, 'utf8'));
+    return m === null ? undefined : Number(m[1]);
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -26,8 +26,10 @@ import {
   fsyncAsync,
   fsyncDirAsync,
   HashThread,
+  openFilesLimit,
   readAsync,
   readBackHash,
+  syncfs,
   syncfsHint,
   writeFullyAsync,
 } from './copy-io.js';
@@ -79,12 +81,23 @@ export interface CopyOptions {
   readonly chunkBytes: number;
   /** Chunks each reader may read ahead of its writer. */
   readonly readAheadChunks: number;
-  /** Files per fsync batch (each batch: fsync every file, then rename them into place). */
+  /**
+   * Files per fsync batch (each batch: fsync every file, then rename them into place). Each file
+   * keeps its descriptor until its fsync, so the batch is also capped from RLIMIT_NOFILE.
+   */
   readonly fsyncBatchFiles: number;
   readonly fsyncBatchBytes: number;
   /** Files and bytes per commit group (fsync the folders, check the disk, one transaction). */
   readonly commitFiles: number;
   readonly commitBytes: number;
+  /**
+   * The disk's filesystem makes a syncfs(2) durable for all it holds (an in-kernel filesystem,
+   * disk/fsinfo.ts): batches of files under SYNCFS_MAX_BYTES are then made durable by one syncfs
+   * before their renames and one after (covering the new names and prefix folders), instead of
+   * an fsync per file and per folder. A commit group of one file (`--fsync-batch 1`) is always
+   * fsynced on its own descriptor.
+   */
+  readonly batchSyncfs?: boolean | undefined;
   /** Re-read each object after its fsync and check its hash (`--verify readback`). */
   readonly readback: boolean;
   readonly throttle?: TokenBucket | undefined;
@@ -116,6 +129,15 @@ const SMALL_BYTES = 256 * 1024;
  */
 const HASH_THREAD_BYTES = 1024 * 1024;
 
+/**
+ * Files below this size go into syncfs batches where the disk allows (`batchSyncfs`); larger
+ * ones are fsynced on their own descriptor (one large file's fsync costs what a syncfs does).
+ */
+const SYNCFS_MAX_BYTES = 16 * 1024 * 1024;
+
+/** Descriptors kept free for the rest of the process (SQLite, libuv, the hash thread, sources). */
+const RESERVED_FDS = 48;
+
 type Msg =
   | { readonly t: 'start'; readonly item: CopyItem; readonly src: Buffer }
   | { readonly t: 'data'; readonly buf: Buffer; readonly n: number; readonly pos: number; readonly release: () => void }
@@ -128,6 +150,8 @@ interface Pending {
   readonly src: Buffer;
   readonly tmp: string;
   fd: number;
+  /** Closed once written: made durable by the batch's syncfs, not by an fsync of its own. */
+  viaSyncfs: boolean;
 }
 
 /** An errno error of an operation on `file` named with that file (fd-based calls name none). */
@@ -188,11 +212,30 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   let bytesWritten = 0;
   let batch: Pending[] = [];
   let batchBytes = 0;
+  /** Files of `batch` that hold their descriptor (until their fsync). */
+  let batchFds = 0;
   let flushing: Promise<void> = Promise.resolve();
   const retries: CopyItem[] = [];
   const retried = new Set<number>();
   const hasher = new HashThread();
   let hashIds = 0;
+  /** tmp names: the object's hash, then this run's tag and a counter (unique, no RNG per file). */
+  const runTag = randomBytes(4).toString('hex');
+  let tmpSeq = 0;
+  /** Set when a syncfs failed: the rest of the run fsyncs file by file (that finds the bad one). */
+  let syncfsBroken = false;
+  // Two batches may hold descriptors at once (one flushing, one filling): keep both under the
+  // process's limit, whatever `ulimit -n` the user runs with (issue: EMFILE under a low limit).
+  const fdLimit = openFilesLimit();
+  const batchFdCap = Math.max(
+    1,
+    Math.min(
+      opts.fsyncBatchFiles,
+      fdLimit === undefined ? opts.fsyncBatchFiles : Math.floor((fdLimit - RESERVED_FDS) / 3),
+    ),
+  );
+  const useSyncfs = (item: CopyItem): boolean =>
+    opts.batchSyncfs === true && !syncfsBroken && opts.commitFiles > 1 && item.sizeBytes < SYNCFS_MAX_BYTES;
   const stopping = (): boolean => fatal !== undefined || opts.signal?.aborted === true;
 
   const fail = (err: unknown): void => {
@@ -214,7 +257,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     }
   };
 
-  const rewrite = (p: Pending, why: string): void => {
+  const rewrite = (p: Pending, why: string, quiet = false): void => {
     discard(p);
     if (retried.has(p.item.objectId)) {
       fail(
@@ -227,7 +270,36 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     }
     retried.add(p.item.objectId);
     retries.push(p.item);
-    opts.onNote?.(`${p.tmp}: ${why}; it will be written again from the source`);
+    if (!quiet) opts.onNote?.(`${p.tmp}: ${why}; it will be written again from the source`);
+  };
+
+  /**
+   * A syncfs of a batch failed: nothing of it is counted. The disk vanished → that error; full →
+   * stop; otherwise every file of the batch is thrown away (`placed`: the names it was renamed
+   * to, unlinked — never counted, so never a last copy) and written again from the source, and
+   * the rest of the run fsyncs file by file, which tells the bad file from the good ones.
+   */
+  const syncfsFailed = (list: readonly Pending[], err: unknown, placed: boolean): void => {
+    opts.target.checkMounted();
+    const code = errnoCode(err);
+    syncfsBroken = true;
+    for (const p of list) {
+      if (placed) {
+        try {
+          fs.rmSync(path.join(opts.target.prefixDir(p.item.hash, false), p.item.hash), { force: true });
+        } catch (rmErr) {
+          fail(rmErr);
+        }
+      }
+      if (code === 'ENOSPC' || code === 'EDQUOT') discard(p);
+      else rewrite(p, `syncfs failed (${describeError(err)})`, true);
+    }
+    if (code === 'ENOSPC' || code === 'EDQUOT') fail(err);
+    else if (fatal === undefined)
+      opts.onNote?.(
+        `${describeError(err)}: the ${list.length} objects of that batch are not counted and will be written again, each fsynced on its own`,
+      );
+    killPoint('after-syncfs-failed');
   };
 
   /** Objects fsynced and renamed into place, waiting for their folders' fsync and the commit. */
@@ -244,8 +316,10 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   const fsyncAndRename = async (b: Pending[]): Promise<void> => {
     const ok: Pending[] = [];
     const width = 16;
-    for (let i = 0; i < b.length; i += width) {
-      const part = b.slice(i, i + width);
+    const held = b.filter((p) => !p.viaSyncfs);
+    const shared = b.filter((p) => p.viaSyncfs);
+    for (let i = 0; i < held.length; i += width) {
+      const part = held.slice(i, i + width);
       if (opts.signal?.aborted === true) {
         // Ctrl-C: files not fsynced yet are not durable: drop them rather than wait for their
         // write-back (the next sync copies them again). Those fsynced already are kept.
@@ -266,6 +340,19 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     for (const p of ok) {
       fs.closeSync(p.fd);
       p.fd = -1;
+    }
+    if (shared.length > 0) {
+      // Every file of the batch is written and closed: one syncfs makes them all durable and
+      // reports a write-back error of any of them (Linux 5.8+). Not begun after Ctrl-C.
+      if (opts.signal?.aborted === true) for (const p of shared) discard(p);
+      else {
+        try {
+          await syncfs(opts.target.tmpDir);
+          ok.push(...shared);
+        } catch (err) {
+          syncfsFailed(shared, err, false);
+        }
+      }
     }
     killPoint('after-fsync');
     for (const p of ok) {
@@ -309,10 +396,22 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     renamed = [];
     renamedDirs.clear();
     const width = 16;
-    // (Not after Ctrl-C: a whole-filesystem write-back may take seconds on a busy disk.)
-    if (dirs.length > 1 && opts.signal?.aborted !== true) await syncfsHint(opts.target.tmpDir);
-    for (let i = 0; i < dirs.length; i += width) {
-      await Promise.all(dirs.slice(i, i + width).map((d) => fsyncDirAsync(d)));
+    if (group.some((p) => p.viaSyncfs)) {
+      // A second syncfs makes the renames durable: every prefix folder (and a new one's parent)
+      // at once. When it fails, nothing of the group is counted.
+      try {
+        // (On the objects folder itself: the same filesystem; a fault test tells the two apart.)
+        await syncfs(path.dirname(opts.target.tmpDir));
+      } catch (err) {
+        syncfsFailed(group, err, true);
+        return;
+      }
+    } else {
+      // (Not after Ctrl-C: a whole-filesystem write-back may take seconds on a busy disk.)
+      if (dirs.length > 1 && opts.signal?.aborted !== true) await syncfsHint(opts.target.tmpDir);
+      for (let i = 0; i < dirs.length; i += width) {
+        await Promise.all(dirs.slice(i, i + width).map((d) => fsyncDirAsync(d)));
+      }
     }
     opts.target.syncNewDirs();
     killPoint('after-dirsync');
@@ -334,7 +433,9 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     await fsyncAndRename(b);
     groupFiles += b.length;
     for (const p of b) groupBytes += p.item.sizeBytes;
-    if (final || groupFiles >= opts.commitFiles || groupBytes >= opts.commitBytes) {
+    // A syncfs batch is committed at once: its second syncfs covers every folder of the group.
+    const viaSyncfs = b.some((p) => p.viaSyncfs);
+    if (final || viaSyncfs || groupFiles >= opts.commitFiles || groupBytes >= opts.commitBytes) {
       groupFiles = 0;
       groupBytes = 0;
       await commitRenamed();
@@ -346,6 +447,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     const b = batch;
     batch = [];
     batchBytes = 0;
+    batchFds = 0;
     flushing = flushing.then(async () => {
       if (fatal !== undefined) {
         // A disk error happened: try to keep what is complete, but never hide the first error.
@@ -435,11 +537,24 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
           }
         } else if (m.t === 'start') {
           broken = false;
-          const tmp = path.join(opts.target.tmpDir, `${m.item.hash}.${randomBytes(6).toString('hex')}`);
+          const tmp = path.join(opts.target.tmpDir, `${m.item.hash}.${runTag}${(tmpSeq++).toString(16)}`);
+          // 0444 from the start: objects are never modified, only replaced or deleted.
+          const create = (): number =>
+            fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o444);
           try {
-            // 0444 from the start: objects are never modified, only replaced or deleted.
-            const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o444);
-            cur = { item: m.item, src: m.src, tmp, fd };
+            let fd: number;
+            try {
+              fd = create();
+            } catch (err) {
+              const code = errnoCode(err);
+              if (code !== 'EMFILE' && code !== 'ENFILE') throw err;
+              // Out of descriptors: make what is pending durable (closing its descriptors), then
+              // try once more; a run under a low `ulimit -n` goes on in smaller batches.
+              if (batch.length > 0) void flush();
+              await flushing;
+              fd = create();
+            }
+            cur = { item: m.item, src: m.src, tmp, fd, viaSyncfs: false };
           } catch (err) {
             cur = undefined;
             broken = true;
@@ -449,11 +564,24 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
           if (cur !== undefined && !broken) discard(cur);
           cur = undefined;
         } else if (m.t === 'end') {
+          if (cur !== undefined && !broken && fatal === undefined && useSyncfs(cur.item)) {
+            // Made durable by the batch's syncfs: the descriptor is not needed any more.
+            try {
+              fs.closeSync(cur.fd);
+              cur.fd = -1;
+              cur.viaSyncfs = true;
+            } catch (err) {
+              broken = true;
+              discard(cur);
+              fail(onFile(cur.tmp, 'close', err));
+            }
+          }
           if (cur !== undefined && !broken && fatal === undefined) {
             killPoint('after-tmp-write');
             batch.push(cur);
             batchBytes += cur.item.sizeBytes;
-            if (batch.length >= opts.fsyncBatchFiles || batchBytes >= opts.fsyncBatchBytes) {
+            if (!cur.viaSyncfs) batchFds += 1;
+            if (batchFds >= batchFdCap || batch.length >= opts.commitFiles || batchBytes >= opts.fsyncBatchBytes) {
               // The batch becomes durable in the background while the next one is written: at
               // most one batch waits behind the one being flushed (bounded descriptors, memory).
               if (inFlight >= 1) await flushing;

@@ -16,7 +16,7 @@ import { allocatedSize } from '../core/units.js';
 import { displayPath } from '../core/vpath.js';
 import { writeDiskIdentity } from '../disk/disk-json.js';
 import { DiskRoot } from '../disk/disk-root.js';
-import { isRotational } from '../disk/fsinfo.js';
+import { isRotational, syncfsDurable } from '../disk/fsinfo.js';
 import { describePlace } from '../disk/locate.js';
 import { writeDiskCatalogue } from '../disks/disk-catalogue.js';
 import { findDisk, lockCatalogue, lockDisk } from '../disks/open.js';
@@ -286,6 +286,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
           fsyncBatchBytes: Math.min(opts.fsyncBatchBytes ?? SYNC_DEFAULTS.commitBytes, SYNC_DEFAULTS.fsyncBatchBytes),
           commitFiles: opts.fsyncBatchFiles ?? SYNC_DEFAULTS.commitFiles,
           commitBytes: opts.fsyncBatchBytes ?? SYNC_DEFAULTS.commitBytes,
+          batchSyncfs: syncfsDurable(disk.objectsDir),
           readback: opts.verify === 'readback',
           throttle: opts.bwlimitBytesPerS === undefined ? undefined : new TokenBucket(opts.bwlimitBytesPerS),
           beforeItem: (item) => exec.makeRoom(item),

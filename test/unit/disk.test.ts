@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { DiskRoot } from '../../src/disk/disk-root.js';
+import { type MountEntry, syncfsDurable } from '../../src/disk/fsinfo.js';
+import { openFilesLimit } from '../../src/pipeline/copy-io.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const H = `abc${'0'.repeat(61)}`;
@@ -62,4 +65,44 @@ test('checkMounted notices a disk folder replaced by another one', (t) => {
   assert.throws(() => d.checkMounted(), /vanished/);
   fs.mkdirSync(root);
   assert.throws(() => d.checkMounted(), /vanished/);
+});
+
+test('syncfs batches only on in-kernel filesystems: ext4 and tmpfs yes, FUSE no, unknown no', (t) => {
+  const dir = fs.realpathSync(tempDir(t));
+  const mount = (fsType: string): MountEntry[] => [
+    { majorMinor: '0:1', root: '/', mountPoint: '/', fsType: 'ext4', source: '/dev/vda' },
+    { majorMinor: '0:2', root: '/', mountPoint: dir, fsType, source: 'x' },
+  ];
+  const kernelOk = /^(\d+)\.(\d+)/.exec(os.release());
+  const recent =
+    kernelOk !== null && (Number(kernelOk[1]) > 5 || (Number(kernelOk[1]) === 5 && Number(kernelOk[2]) >= 8));
+  assert.equal(syncfsDurable(dir, mount('ext4')), recent);
+  assert.equal(syncfsDurable(dir, mount('tmpfs')), recent);
+  for (const fuse of ['fuseblk', 'fuse.exfat', 'fuse.fusefat', 'nfs4', 'cifs']) {
+    assert.equal(syncfsDurable(dir, mount(fuse)), false, fuse);
+  }
+  assert.equal(syncfsDurable(dir, []), false, 'no mountinfo: per-file fsync');
+  const saved = process.env.DISTBACKUP_FSYNC;
+  process.env.DISTBACKUP_FSYNC = 'file';
+  try {
+    assert.equal(syncfsDurable(dir, mount('ext4')), false, 'DISTBACKUP_FSYNC=file');
+  } finally {
+    if (saved === undefined) delete process.env.DISTBACKUP_FSYNC;
+    else process.env.DISTBACKUP_FSYNC = saved;
+  }
+});
+
+test('the open-files limit is read from a limits file; unknown or unlimited is undefined', (t) => {
+  const dir = tempDir(t);
+  const f = path.join(dir, 'limits');
+  fs.writeFileSync(
+    f,
+    'Limit                     Soft Limit           Hard Limit           Units     \nMax open files            64                   4096                 files     \n',
+  );
+  assert.equal(openFilesLimit(f), 64);
+  fs.writeFileSync(f, 'Max open files            unlimited            unlimited            files\n');
+  assert.equal(openFilesLimit(f), undefined);
+  assert.equal(openFilesLimit(path.join(dir, 'missing')), undefined);
+  const own = openFilesLimit();
+  if (fs.existsSync('/proc/self/limits')) assert.ok(own !== undefined && own > 0);
 });
