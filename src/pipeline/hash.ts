@@ -20,8 +20,12 @@ import { openDeep } from './deep-path.js';
 /** SHA-256 of zero bytes (the empty file is an object like any other). */
 export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
-/** Read chunk size: 1 MiB (NODE20.md: one reused 1 MiB buffer per worker). */
-export const HASH_CHUNK_BYTES = 1 << 20;
+/**
+ * Read chunk size: 256 KiB, one reused buffer per thread. Small enough that the bytes read are
+ * still in the core's cache when they are hashed: reading and hashing 64 MiB from tmpfs took
+ * 65–69 ms of CPU with 64–256 KiB chunks against 70–77 with 1 MiB and 104–128 with 4 MiB.
+ */
+export const HASH_CHUNK_BYTES = 256 << 10;
 
 /** One file to hash, as the scan saw it. */
 export interface HashTask {
@@ -139,7 +143,7 @@ export function hashFile(task: HashTask, buf: Buffer): HashResult {
 }
 
 /** Chunks read between two turns of the event loop in `hashFileSliced` (8 MiB, ~4 ms of hashing). */
-const SLICE_CHUNKS = 8;
+const SLICE_CHUNKS = (8 << 20) / HASH_CHUNK_BYTES;
 
 /**
  * `hashFile` on a thread that has other work (the main thread of `update`): the event loop gets

@@ -1,6 +1,6 @@
 /**
  * The piscina worker of `update`: a thin adapter over `hashBatch` (hash.ts), which holds the
- * logic and is tested in-process. One 1 MiB read buffer per worker thread, reused for every file.
+ * logic and is tested in-process. One read buffer (HASH_CHUNK_BYTES) per worker thread, reused for every file.
  * A worker never opens the catalogue.
  */
 import { HASH_CHUNK_BYTES, type HashResult, type HashTask, hashBatch } from './hash.js';
