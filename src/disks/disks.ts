@@ -313,7 +313,7 @@ export function removeDisk(cat: Catalog, name: string): { disk: string; uuid: st
     const n = countDiskCopies(cat.db, d.id);
     if (n > 0) {
       throw new RefusedError(
-        `disk '${d.name}' still holds ${n} counted copies; 'distbackup disk drop ${d.name}' first if it is lost or failed`,
+        `disk '${d.name}' still holds ${n.toLocaleString('en-US')} counted ${n === 1 ? 'copy' : 'copies'}; 'distbackup disk drop ${d.name}' first if it is lost or failed`,
         { code: 'disk-has-copies' },
       );
     }

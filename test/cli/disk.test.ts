@@ -74,6 +74,12 @@ test('disk remove is refused (exit 2) while the disk holds counted copies; drop,
   const refresh = runCliJson<{ adopted: number }>(w.home, ['disk', 'refresh', 'd']);
   assert.equal(refresh.code, 0, refresh.stderr);
   assert.equal(refresh.json.adopted, 2);
+  const dropText = runCli(w.home, ['disk', 'drop', 'd', '-n']);
+  assert.equal(dropText.code, 0, dropText.stderr);
+  assert.match(dropText.stdout, /^disk d: 2 copies would no longer be counted$/m);
+  assert.match(dropText.stderr, /warning: 2 objects would have no copy on any disk/);
+  const refreshText = runCli(w.home, ['disk', 'refresh', 'd']);
+  assert.match(refreshText.stdout, /: 2 objects present, 0 adopted, .*0 entries ignored$/m);
   assert.equal(runCli(w.home, ['disk', 'drop', 'd']).code, 0);
   assert.equal(runCli(w.home, ['disk', 'remove', 'd']).code, 0);
   assert.deepEqual(runCliJson<DiskDoc[]>(w.home, ['disk', 'list']).json, []);

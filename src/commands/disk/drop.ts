@@ -2,6 +2,7 @@ import { Args } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
 import { dryRunFlag } from '../../cli/flags.js';
 import { dropDisk } from '../../disks/disks.js';
+import { counted } from '../../ui/format.js';
 
 export default class DiskDrop extends BaseCommand<typeof DiskDrop> {
   static override summary = "Mark a failed or lost disk's copies gone.";
@@ -15,11 +16,11 @@ export default class DiskDrop extends BaseCommand<typeof DiskDrop> {
   public async run(): Promise<{ disk: string; copiesDropped: number; objectsAtZero: number }> {
     const doc = dropDisk(this.catalog(this.writeMode), this.args.name);
     this.log(
-      `disk ${doc.disk}: ${doc.copiesDropped} copies ${this.dryRun ? 'would no longer be' : 'no longer'} counted`,
+      `disk ${doc.disk}: ${counted(doc.copiesDropped, 'copy', 'copies')} ${this.dryRun ? 'would no longer be' : 'no longer'} counted`,
     );
     if (doc.objectsAtZero > 0)
       this.warn(
-        `${doc.objectsAtZero} objects ${this.dryRun ? 'would have' : 'now have'} no copy on any disk: sync another disk`,
+        `${counted(doc.objectsAtZero, 'object')} ${this.dryRun ? 'would have' : doc.objectsAtZero === 1 ? 'now has' : 'now have'} no copy on any disk: sync another disk`,
       );
     return doc;
   }

@@ -3,6 +3,7 @@ import { BaseCommand } from '../../cli/base-command.js';
 import { dryRunFlag } from '../../cli/flags.js';
 import { refreshDisk } from '../../disks/disks.js';
 import type { ReconcileResult } from '../../disks/reconcile.js';
+import { counted, formatCount } from '../../ui/format.js';
 
 export default class DiskRefresh extends BaseCommand<typeof DiskRefresh> {
   static override summary = 'Rebuild what the catalogue knows of a disk from the objects really on it.';
@@ -22,7 +23,7 @@ export default class DiskRefresh extends BaseCommand<typeof DiskRefresh> {
   public async run(): Promise<ReconcileResult & { disk: string; path: string }> {
     const doc = refreshDisk(this.catalog(this.writeMode), { name: this.args.name, diskPath: this.flags.disk });
     this.log(
-      `${this.dryRun ? 'would refresh ' : ''}disk ${doc.disk} at ${doc.path}: ${doc.present} objects present, ${doc.adopted} adopted, ${doc.uncounted} no longer counted, ${doc.quarantined} quarantined, ${doc.unknown} unknown, ${doc.ignored} ignored entries`,
+      `${this.dryRun ? 'would refresh ' : ''}disk ${doc.disk} at ${doc.path}: ${counted(doc.present, 'object')} present, ${formatCount(doc.adopted)} adopted, ${formatCount(doc.uncounted)} no longer counted, ${formatCount(doc.quarantined)} quarantined, ${formatCount(doc.unknown)} unknown, ${counted(doc.ignored, 'entry', 'entries')} ignored`,
     );
     return doc;
   }
