@@ -33,7 +33,7 @@ test('bitrot: flipped, truncated, deleted objects and strays; restore, verify an
 }, (t) => {
   if (skipUnlessCommands(t, ['update', 'sync', 'verify', 'restore'])) return;
   const rng = rngFor('bitrot');
-  const fx = makeFixture(t, { rng, scale: 0.2 });
+  const fx = makeFixture(t, { rng, scale: 0.2, only: ['d1', 'd2'] });
   if (fx === null) return;
   fx.update();
   fx.sync('d1');
@@ -113,7 +113,7 @@ test('bitrot: wrong bytes under a valid name of the right size are never counted
   timeout: 90_000,
 }, (t) => {
   if (skipUnlessCommands(t, ['update', 'sync'])) return;
-  const fx = makeFixture(t, { rng: rngFor('bitrot-adopt'), scale: 0.2 });
+  const fx = makeFixture(t, { rng: rngFor('bitrot-adopt'), scale: 0.2, only: ['d1', 'd2'] });
   if (fx === null) return;
   fx.update();
   fx.sync('d2');

@@ -29,7 +29,7 @@ test('SIGKILL of update at random times; the re-run catalogues exactly what a fa
   if (skipUnlessCommands(t, ['update'])) return;
   const FAULT = 'SIGKILL update';
   const rng = rngFor('kill-update');
-  const fx = makeFixture(t, { rng, scale: 1 });
+  const fx = makeFixture(t, { rng, scale: 1, only: [] });
   if (fx === null) return;
   fx.save('base');
   const ref = cli(fx.dataDir, ['update', '--quiet']);
@@ -66,7 +66,7 @@ test('SIGKILL of verify at random times; bad objects end quarantined and uncount
   if (skipUnlessCommands(t, ['update', 'sync', 'verify'])) return;
   const FAULT = 'SIGKILL verify';
   const rng = rngFor('kill-verify');
-  const fx = makeFixture(t, { rng, scale: 0.5 });
+  const fx = makeFixture(t, { rng, scale: 0.5, only: ['d1', 'd2'] });
   if (fx === null) return;
   fx.update();
   fx.sync('d1');
@@ -123,7 +123,7 @@ test('SIGKILL of restore at random times; the re-run completes byte-exact and wr
   if (skipUnlessCommands(t, ['update', 'sync', 'restore'])) return;
   const FAULT = 'SIGKILL restore';
   const rng = rngFor('kill-restore');
-  const fx = makeFixture(t, { rng, scale: 0.5 });
+  const fx = makeFixture(t, { rng, scale: 0.5, only: ['d1'] });
   if (fx === null) return;
   fx.update();
   fx.sync('d1');

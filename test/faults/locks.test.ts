@@ -22,7 +22,7 @@ test('a second process is refused with exit 2 while a sync runs; a SIGKILLed hol
   timeout: 120_000,
 }, async (t) => {
   if (skipUnlessCommands(t, ['update', 'sync', 'verify', 'status'])) return;
-  const fx = makeFixture(t, { rng: rngFor('locks'), scale: 0.3 });
+  const fx = makeFixture(t, { rng: rngFor('locks'), scale: 0.3, only: ['d1', 'd2'] });
   if (fx === null) return;
   fx.update();
   const before = groundTruth(fx);

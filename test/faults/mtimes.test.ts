@@ -29,7 +29,7 @@ test('mtimes in the future and before 1970 survive update, sync and restore; the
   timeout: 120_000,
 }, (t) => {
   if (skipUnlessCommands(t, ['update', 'sync', 'restore'])) return;
-  const fx = makeFixture(t, { rng: rngFor('mtimes'), scale: 0.05 });
+  const fx = makeFixture(t, { rng: rngFor('mtimes'), scale: 0.05, only: ['d1'] });
   if (fx === null) return;
   const times = path.join(fx.src, 'times');
   fs.mkdirSync(times);
@@ -63,7 +63,7 @@ for (const kind of ['vfat', 'exfat'] as const) {
   const label = kind === 'vfat' ? 'FAT (fusefat, 2-second mtimes)' : 'exFAT (1-second mtimes)';
   test(`a restore onto ${label} keeps every mtime within 2 s`, { timeout: 120_000 }, (t) => {
     if (skipUnlessCommands(t, ['update', 'sync', 'restore'])) return;
-    const fx = makeFixture(t, { rng: rngFor('mtimes-fat'), scale: 0.05 });
+    const fx = makeFixture(t, { rng: rngFor('mtimes-fat'), scale: 0.05, only: ['d1'] });
     if (fx === null) return;
     const m = mountFuse(t, kind, 64 << 20);
     if (m === null) return;

@@ -39,7 +39,7 @@ test('the disk folder renamed away mid-sync: a clear error, nothing written at t
   timeout: 120_000,
 }, async (t) => {
   if (skipUnlessCommands(t, ['update', 'sync'])) return;
-  const fx = makeFixture(t, { rng: rngFor('vanish-rename'), scale: 0.3 });
+  const fx = makeFixture(t, { rng: rngFor('vanish-rename'), scale: 0.3, only: ['d1'] });
   if (fx === null) return;
   fx.update();
   const before = groundTruth(fx);
@@ -73,7 +73,7 @@ test('an ext4 disk lazily unmounted mid-sync: the host folder under the mount po
   timeout: 120_000,
 }, async (t) => {
   if (skipUnlessCommands(t, ['update', 'sync'])) return;
-  const fx = makeFixture(t, { rng: rngFor('vanish-umount'), scale: 0.3 });
+  const fx = makeFixture(t, { rng: rngFor('vanish-umount'), scale: 0.3, only: ['d1'] });
   if (fx === null) return;
   const m = mountExt4(t, { sizeBytes: fx.allocatedBytes * 2 + (24 << 20) });
   if (m === null) return;
