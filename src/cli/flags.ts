@@ -15,31 +15,36 @@ export function dryRunFlag(summary = 'Show what would change; write nothing.') {
 /** The filters of `tree` and `ncdu` (the Python distbackup's short flags and names still work). */
 export const copyFilterFlags = {
   'min-copies': Flags.integer({
+    helpValue: 'N',
     char: 'm',
     aliases: ['mincopies'],
     summary: 'Only files with at least N copies.',
     min: 0,
   }),
   'max-copies': Flags.integer({
+    helpValue: 'N',
     char: 'x',
     aliases: ['maxcopies'],
     summary: 'Only files with at most N copies.',
     min: 0,
   }),
-  copies: Flags.integer({ char: 'c', summary: 'Only files with exactly N copies.', min: 0 }),
+  copies: Flags.integer({ helpValue: 'N', char: 'c', summary: 'Only files with exactly N copies.', min: 0 }),
   on: Flags.string({
+    helpValue: 'DISK',
     char: 'i',
     aliases: ['include'],
     multiple: true,
     summary: 'Only files held by this disk (repeatable: by all of them).',
   }),
   'not-on': Flags.string({
+    helpValue: 'DISK',
     char: 'e',
     aliases: ['exclude'],
     multiple: true,
     summary: 'Only files held by none of these disks.',
   }),
   'simulate-loss': Flags.string({
+    helpValue: 'DISK',
     aliases: ['simulate-drop'],
     multiple: true,
     summary: 'Count copies as if this disk had died (repeatable).',

@@ -34,24 +34,36 @@ By default the page cache stays warm, as after a first run, and the defaults tak
       options: ['ssd', 'hdd', 'planner'],
       summary: "What to measure (default: hdd when the target's disk really spins, else ssd).",
     }),
-    target: Flags.string({ summary: 'Folder to generate the data in (default: the system temp folder).' }),
+    target: Flags.string({
+      helpValue: 'DIR',
+      summary: 'Folder to generate the data in (default: the system temp folder).',
+    }),
     size: Flags.string({
+      helpValue: 'SIZE',
       summary: 'Total data size, shared 5:2:3 by the large, small and mixed datasets that run.',
       default: '64M',
     }),
     datasets: Flags.string({
+      helpValue: 'LIST',
       summary: 'Datasets to run (comma-separated: large,small,mixed); mixed lies between the other two.',
       default: 'large,small',
     }),
-    seed: Flags.integer({ summary: 'Seed of the generated data (same seed, same bytes).', default: 1, min: 0 }),
+    seed: Flags.integer({
+      helpValue: 'N',
+      summary: 'Seed of the generated data (same seed, same bytes).',
+      default: 1,
+      min: 0,
+    }),
     cold: Flags.boolean({
       summary: 'Drop the page cache before every run, so every tool reads from the disk (needs root).',
     }),
     'peer-timeout': Flags.string({
+      helpValue: 'DUR',
       summary: 'Time box of each restic, borg, rclone or other peer run; a longer run is stopped.',
       default: '30s',
     }),
     objects: Flags.string({
+      helpValue: 'N[,N]',
       summary: 'Planner suite: pool sizes to plan (comma-separated object counts).',
       default: '1000000',
     }),

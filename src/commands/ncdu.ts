@@ -26,7 +26,7 @@ export default class Ncdu extends BaseCommand<typeof Ncdu> {
     vpath: Args.string({ required: false, ignoreStdin: true, description: 'folder to export (default /)' }),
   };
   static override flags = {
-    output: Flags.string({ char: 'o', summary: 'Write the export to FILE (- for stdout).' }),
+    output: Flags.string({ helpValue: 'FILE', char: 'o', summary: 'Write the export to FILE (- for stdout).' }),
     ...copyFilterFlags,
   };
 

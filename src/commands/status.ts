@@ -18,6 +18,7 @@ export default class Status extends BaseCommand<typeof Status> {
   static override enableJsonFlag = true;
   static override flags = {
     stale: Flags.string({
+      helpValue: 'DUR',
       summary: 'Flag disks not seen and copies not verified for longer than this.',
       default: '90d',
     }),

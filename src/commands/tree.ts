@@ -22,7 +22,7 @@ export default class Tree extends BaseCommand<typeof Tree> {
     vpath: Args.string({ required: false, ignoreStdin: true, description: 'folder to show (default /)' }),
   };
   static override flags = {
-    depth: Flags.integer({ summary: 'Folder levels to show below VPATH.', default: 3, min: 0 }),
+    depth: Flags.integer({ helpValue: 'N', summary: 'Folder levels to show below VPATH.', default: 3, min: 0 }),
     all: Flags.boolean({ summary: 'Show every folder, however deep.' }),
     ...copyFilterFlags,
   };

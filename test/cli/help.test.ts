@@ -60,3 +60,22 @@ test('autocomplete --help shows how to install completion, with examples', (t) =
   assert.match(r.stdout, /^EXAMPLES$/m);
   assert.match(r.stdout, /\$ distbackup autocomplete bash/);
 });
+
+test('flags that take a value name it in --help (SIZE, DUR, DISK, N…), not <value>', () => {
+  const file = path.join(REPO_ROOT, 'oclif.manifest.json');
+  type Flag = { name: string; type: string; helpValue?: string; helpGroup?: string; options?: string[] };
+  const manifest = JSON.parse(fs.readFileSync(file, 'utf8')) as {
+    commands: Record<string, { id: string; flags: Record<string, Flag> }>;
+  };
+  const ours = /^(status|whereis|tree|ncdu|demo|bench|completion|source:.*|disk:.*|config:.*|debug:.*)$/;
+  const unnamed: string[] = [];
+  for (const c of Object.values(manifest.commands)) {
+    if (!ours.test(c.id)) continue;
+    for (const f of Object.values(c.flags)) {
+      // A flag with a fixed set of values shows the set instead.
+      if (f.type === 'option' && f.helpGroup !== 'GLOBAL' && f.options === undefined && f.helpValue === undefined)
+        unnamed.push(`${c.id} --${f.name}`);
+    }
+  }
+  assert.deepEqual(unnamed, []);
+});

@@ -17,7 +17,10 @@ export default class ConfigExport extends BaseCommand<typeof ConfigExport> {
     file: Args.string({ required: false, ignoreStdin: true, description: 'file to write (default or -: stdout)' }),
   };
   static override flags = {
-    'path-prefix': Flags.string({ summary: 'Only the path settings at and below this virtual path.' }),
+    'path-prefix': Flags.string({
+      helpValue: 'VPATH',
+      summary: 'Only the path settings at and below this virtual path.',
+    }),
   };
 
   public async run(): Promise<ConfigDoc> {

@@ -21,6 +21,7 @@ export default class DiskAdd extends BaseCommand<typeof DiskAdd> {
   static override flags = {
     'dry-run': dryRunFlag('Check the folder and show what would be registered; write nothing, on the disk either.'),
     size: Flags.string({
+      helpValue: 'SIZE',
       summary: 'Bytes distbackup may fill (500G, 1.5TiB); default: filesystem size minus min(5 %, 10 GB).',
     }),
   };

@@ -17,7 +17,10 @@ export default class DiskRefresh extends BaseCommand<typeof DiskRefresh> {
   static override args = { name: Args.string({ required: false, ignoreStdin: true, description: 'name of the disk' }) };
   static override flags = {
     'dry-run': dryRunFlag('Show what the catalogue would learn; change nothing, on the disk either.'),
-    disk: Flags.string({ summary: 'Folder of the disk (its distbackup-disk.json decides which disk it is).' }),
+    disk: Flags.string({
+      helpValue: 'PATH',
+      summary: 'Folder of the disk (its distbackup-disk.json decides which disk it is).',
+    }),
   };
 
   public async run(): Promise<ReconcileResult & { disk: string; path: string }> {

@@ -16,8 +16,8 @@ export default class DiskSet extends BaseCommand<typeof DiskSet> {
   static override args = { name: Args.string({ required: true, description: 'name of the disk' }) };
   static override flags = {
     'dry-run': dryRunFlag(),
-    size: Flags.string({ summary: 'Bytes distbackup may fill (500G, 1.5TiB).' }),
-    rename: Flags.string({ summary: 'New name.' }),
+    size: Flags.string({ helpValue: 'SIZE', summary: 'Bytes distbackup may fill (500G, 1.5TiB).' }),
+    rename: Flags.string({ helpValue: 'NEW', summary: 'New name.' }),
   };
 
   public async run(): Promise<DiskDoc> {

@@ -17,10 +17,14 @@ export default class SourceMap extends BaseCommand<typeof SourceMap> {
     realpath: Args.string({ required: true, description: 'real folder to back up' }),
   };
   static override flags = {
-    exclude: Flags.string({ multiple: true, summary: 'Glob of paths to leave out (repeatable).' }),
-    include: Flags.string({ multiple: true, summary: 'Glob of paths to keep; when given, only these (repeatable).' }),
+    exclude: Flags.string({ helpValue: 'GLOB', multiple: true, summary: 'Glob of paths to leave out (repeatable).' }),
+    include: Flags.string({
+      helpValue: 'GLOB',
+      multiple: true,
+      summary: 'Glob of paths to keep; when given, only these (repeatable).',
+    }),
     'follow-symlinks': Flags.boolean({ summary: 'Follow symbolic links instead of recording them as links.' }),
-    'min-copies': Flags.integer({ summary: 'Copy target of these files (default 1).', min: 0 }),
+    'min-copies': Flags.integer({ helpValue: 'N', summary: 'Copy target of these files (default 1).', min: 0 }),
     'dry-run': dryRunFlag(),
   };
 

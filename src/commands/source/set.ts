@@ -27,12 +27,19 @@ Priority, min and max copies of the files already catalogued are updated at once
   };
   static override flags = {
     priority: Flags.string({
+      helpValue: 'N',
       char: 'p',
       summary: 'Priority N (0 = not backed up; higher = copied sooner), or "inherit".',
     }),
-    'min-copies': Flags.string({ aliases: ['mincopies'], summary: 'Copy target N, or "inherit".' }),
-    'max-copies': Flags.string({ char: 'm', aliases: ['maxcopies'], summary: 'Cap N, "inf" for none, or "inherit".' }),
+    'min-copies': Flags.string({ helpValue: 'N', aliases: ['mincopies'], summary: 'Copy target N, or "inherit".' }),
+    'max-copies': Flags.string({
+      helpValue: 'N',
+      char: 'm',
+      aliases: ['maxcopies'],
+      summary: 'Cap N, "inf" for none, or "inherit".',
+    }),
     ignore: Flags.string({
+      helpValue: 'RULE',
       char: 'i',
       multiple: true,
       summary: 'Ignore rule (repeatable); replaces the list unless --append.',
@@ -51,6 +58,7 @@ Priority, min and max copies of the files already catalogued are updated at once
     follow: Flags.boolean({ summary: 'Follow symbolic links here and below.' }),
     nofollow: Flags.boolean({ summary: 'Record symbolic links as links here and below.' }),
     json: Flags.string({
+      helpValue: 'JSON',
       char: 'j',
       summary:
         'The whole setting as JSON (keys: priority, mincopies, maxcopies, rules, noinherit, lock, hide, follow_symlinks).',
