@@ -21,6 +21,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
+import { fsyncDir } from '../core/durable.js';
 import { DistbackupError, describeError, errnoCode } from '../core/errors.js';
 
 /** One entry to restore in this run (a row of the catalogue in use). */
@@ -250,6 +251,14 @@ export class RestoreState {
     this.pending.set(vpath.toString('latin1'), { vpath, hash, kind });
   }
 
+  /**
+   * Drop the records buffered since the last commit: their files could not be made durable,
+   * so nothing of them may be recorded (the next run redoes them).
+   */
+  discardPending(): void {
+    this.pending = new Map();
+  }
+
   /** Number of records buffered since the last commit. */
   get pendingCount(): number {
     return this.pending.size;
@@ -284,7 +293,7 @@ export class RestoreState {
         fs.constants.O_NOFOLLOW,
       0o600,
     );
-    fsyncDirQuiet(this.stateDir);
+    fsyncDir(this.stateDir);
   }
 
   private appendRecords(records: Iterable<{ vpath: Buffer; hash: string; kind: number }>): void {
@@ -315,7 +324,7 @@ export class RestoreState {
     this.appendRecords(all());
     fs.fsyncSync(this.logFd as number);
     for (const name of older) fs.rmSync(path.join(this.stateDir, name), { force: true });
-    fsyncDirQuiet(this.stateDir);
+    fsyncDir(this.stateDir);
   }
 
   /** Empty the scratch table. */
@@ -419,19 +428,6 @@ function listSegments(dir: string): { name: string; seq: number }[] {
     if (m !== null) out.push({ name, seq: Number(m[1]) });
   }
   return out.sort((a, b) => a.seq - b.seq);
-}
-
-/** fsync a folder; filesystems that cannot (EINVAL, ENOTSUP, EISDIR on some FUSE) are passed over. */
-function fsyncDirQuiet(dir: string): void {
-  const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-  try {
-    fs.fsyncSync(fd);
-  } catch (err) {
-    const code = errnoCode(err);
-    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EISDIR' && code !== 'ENOSYS') throw err;
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 /** Write all of `buf` at the end of the O_APPEND file `fd`, looping on short writes. */

@@ -1,13 +1,24 @@
 /**
  * The durability points of a restore: files and folder entries written since the last point
- * are made durable at once (syncfs of DEST's filesystem, else an fsync per file and folder),
- * then the restore state records them, so that a state entry never names a file a power cut
- * could take back. Main thread only.
+ * are made durable at once, then the restore state records them, so that a state entry never
+ * names a file a power cut could take back.
+ *
+ * How: one syncfs(2) of DEST's filesystem for a big batch (coreutils `sync -f`; the kernel
+ * reports write-back errors from syncfs since 5.8), an fsync per file and folder for a small
+ * one, and always an fsync per file and folder where syncfs is not known to be durable
+ * (`disk/fsinfo.ts` `syncfsDurable`): on FUSE (exfat-fuse, fusefat, ntfs-3g) syncfs does not
+ * reach the daemon, fsync does; `DISTBACKUP_FSYNC=file` asks for it too. When making a batch durable fails, nothing of it is
+ * recorded: its files (all written by this run under names it created) are removed, the
+ * records waiting in the state are dropped, and the error stops the run; the next run redoes
+ * the batch. Main thread only.
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import type { RestoreState } from '../catalog/restore-state.js';
-import { errnoCode } from '../core/errors.js';
+import { fsyncDir } from '../core/durable.js';
+import { DistbackupError, describeError, errnoCode } from '../core/errors.js';
+import { displayPath } from '../core/vpath.js';
+import { syncfsDurable } from '../disk/fsinfo.js';
+import { syncfs } from '../pipeline/copy-io.js';
 import type { DestTree } from './dest-tree.js';
 
 /**
@@ -25,9 +36,11 @@ const SMALL_BATCH_BYTES = 64 * 1024 * 1024;
 /** What was written since the last durability point, and how to make it durable. */
 export class DurableBatch {
   private files: Buffer[] = [];
+  private found: Buffer[] = [];
   private dirs = new Map<string, Buffer>();
   private bytes = 0;
-  private syncfsWorks: boolean | undefined;
+  /** Whether syncfs can serve: false on FUSE, or where `sync -f` is missing (undefined: not known yet). */
+  private syncfsUsable: boolean | undefined;
 
   constructor(private readonly tree: DestTree) {}
 
@@ -38,6 +51,12 @@ export class DurableBatch {
     this.bytes += sizeBytes;
   }
 
+  /** A file found in place with the right content (not ours: fsynced, never removed). */
+  addFound(file: Buffer, parent: Buffer): void {
+    this.found.push(file);
+    this.dirs.set(parent.toString('latin1'), parent);
+  }
+
   /** Whether the batch is big enough to be committed now. */
   get full(): boolean {
     return this.files.length >= BATCH_FILES || this.bytes >= BATCH_BYTES;
@@ -45,40 +64,73 @@ export class DurableBatch {
 
   /**
    * Durability point: the batch's files and folder entries reach the disk, then `state`
-   * records them (a state entry never names a file a power cut could take back).
+   * records them. On a failure nothing of the batch is recorded (see the module comment).
    */
-  commit(state: RestoreState): void {
-    // A small batch is cheaper to fsync file by file than to flush the whole filesystem
-    // (syncfs also writes back every other process's dirty data on it).
-    const small = this.files.length <= SMALL_BATCH_FILES && this.bytes <= SMALL_BATCH_BYTES;
-    const any = this.files.length > 0 || this.dirs.size > 0;
-    if (any && (small || !this.syncfs())) {
-      for (const f of this.files) fsyncPath(this.tree.sp(f), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-      for (const d of this.dirs.values()) fsyncPath(this.tree.sp(d), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  async commit(state: RestoreState): Promise<void> {
+    const files = this.files;
+    const found = this.found;
+    const dirs = this.dirs;
+    // A folder created since the last point is durable once its parent's entry is.
+    for (const d of this.tree.takeNewDirs()) {
+      const parent = d.subarray(0, d.lastIndexOf(0x2f));
+      dirs.set(parent.toString('latin1'), parent);
     }
+    const small = files.length <= SMALL_BATCH_FILES && this.bytes <= SMALL_BATCH_BYTES;
     this.files = [];
+    this.found = [];
     this.dirs = new Map();
     this.bytes = 0;
+    try {
+      // A small batch is cheaper to fsync file by file than to flush the whole filesystem
+      // (syncfs also writes back every other process's dirty data on it).
+      if ((files.length > 0 || found.length > 0 || dirs.size > 0) && (small || !(await this.syncfs()))) {
+        for (const f of files) fsyncFile(this.tree.sp(f));
+        for (const f of found) fsyncFile(this.tree.sp(f));
+        for (const d of dirs.values()) fsyncDir(this.tree.sp(d));
+      }
+    } catch (err) {
+      state.discardPending();
+      for (const f of files) {
+        try {
+          fs.rmSync(this.tree.sp(f), { force: true });
+        } catch {
+          // unreachable now: the next run finds it unrecorded and checks it by its hash
+        }
+      }
+      // describeError: "EIO (input/output error)" for a syncfs or fsync error, whatever wrapped it.
+      throw new DistbackupError(
+        `${displayPath(this.tree.dest)}: cannot make the restored files durable: ${describeError(err)}; the last ${files.length} files were not recorded and were removed: run the restore again`,
+        { code: errnoCode(err) ?? 'runtime', path: this.tree.dest.toString(), cause: err },
+      );
+    }
     state.commit();
   }
 
-  /** syncfs(2) of DEST's filesystem through coreutils `sync -f`; false when unavailable. */
-  private syncfs(): boolean {
-    if (this.syncfsWorks === false) return false;
-    const r = spawnSync('sync', ['-f', this.tree.dest.toString()], { stdio: 'ignore' });
-    this.syncfsWorks = r.status === 0;
-    return this.syncfsWorks;
+  /**
+   * syncfs(2) of DEST's filesystem (`pipeline/copy-io.ts`). True when done; false when it
+   * cannot serve (FUSE, an unknown filesystem, no `sync -f`): then the caller fsyncs file by
+   * file. Throws when the kernel reports a write-back error.
+   */
+  private async syncfs(): Promise<boolean> {
+    const dest = this.tree.dest.toString();
+    this.syncfsUsable ??= syncfsDurable(dest);
+    if (!this.syncfsUsable) return false;
+    try {
+      await syncfs(dest);
+      return true;
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOSYS') throw err;
+      this.syncfsUsable = false;
+      return false;
+    }
   }
 }
 
-/** fsync the file or folder at `p`; EINVAL/ENOTSUP (folders on some filesystems) are ignored. */
-function fsyncPath(p: Buffer, flags: number): void {
-  const fd = fs.openSync(p, flags);
+/** fsync the regular file at `p` (a path the kernel accepts), never through a symlink; errors thrown. */
+function fsyncFile(p: Buffer): void {
+  const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   try {
     fs.fsyncSync(fd);
-  } catch (err) {
-    const code = errnoCode(err);
-    if (code !== 'EINVAL' && code !== 'ENOTSUP') throw err;
   } finally {
     fs.closeSync(fd);
   }

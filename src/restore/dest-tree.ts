@@ -30,6 +30,8 @@ export class DestTree {
   private readonly createdDirs = new Set<string>();
   /** Folders this run created that no catalogue entry describes (given 0755 at the end). */
   private readonly implicitDirs = new Map<string, Buffer>();
+  /** Folders created since the last `takeNewDirs()`: their entries are not durable yet. */
+  private newDirs: Buffer[] = [];
   /** The folder reached last through a descriptor (paths longer than PATH_MAX), kept open. */
   private reachCache: { key: string; reach: DirReach } | undefined;
 
@@ -90,6 +92,7 @@ export class DestTree {
           fs.mkdirSync(this.sp(cur), { mode: 0o700 });
           this.implicitDirs.set(key, cur);
           this.createdDirs.add(key);
+          this.newDirs.push(cur);
         } catch (err) {
           if (errnoCode(err) !== 'EEXIST') throw new PathRefused(`cannot create folder: ${describeError(err)}`);
         }
@@ -100,6 +103,13 @@ export class DestTree {
       this.knownDirs.add(key);
     }
     return cur;
+  }
+
+  /** The folders created since the last call (for the next durability point). */
+  takeNewDirs(): Buffer[] {
+    const out = this.newDirs;
+    this.newDirs = [];
+    return out;
   }
 
   /** Whether this run created the folder `dir` (so nothing but what this run put there is in it). */
