@@ -10,9 +10,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { countFault, countViolations, type Run, rngFor, sh, sleep, startCli } from '../helpers/faults.js';
+import { countFault, countViolations, type Run, rngFor, sh, startCli } from '../helpers/faults.js';
 import { type Fixture, makeFixture } from '../helpers/faults-fixture.js';
 import { skipUnlessCommands } from '../helpers/faults-kill.js';
+import { copying, waitUntil } from '../helpers/faults-os.js';
 import { checkClean, checkInvariants, groundTruth, type World } from '../helpers/invariants.js';
 import { mountExt4, sweepStaleMounts } from '../helpers/mounts.js';
 
@@ -25,14 +26,8 @@ async function slowSync(fx: Fixture, name: string): Promise<{ done: Promise<Run>
   const s = startCli(fx.dataDir, ['sync', name, '--bwlimit', '1M', '--fsync-batch', '2', '--quiet'], {
     timeoutMs: 90_000,
   });
-  const objects = path.join(fx.disk(name).path, 'distbackup-objects');
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline && s.child.exitCode === null) {
-    const tmp = path.join(objects, '.tmp');
-    if (fs.existsSync(tmp) && fs.readdirSync(tmp).length > 0) return { done: s.done, copying: true };
-    await sleep(25);
-  }
-  return { done: s.done, copying: false };
+  const started = await waitUntil(s, copying(fx.disk(name).path), 30_000);
+  return { done: s.done, copying: started && s.child.exitCode === null };
 }
 
 test('the disk folder renamed away mid-sync: a clear error, nothing written at the old path', {
