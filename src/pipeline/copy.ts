@@ -23,6 +23,7 @@ import { killPoint } from '../core/kill-points.js';
 import { displayPath } from '../core/vpath.js';
 import {
   BoundedQueue,
+  CacheWarmer,
   fsyncAsync,
   fsyncDirAsync,
   HashThread,
@@ -134,6 +135,14 @@ const HASH_THREAD_BYTES = 1024 * 1024;
  * ones are fsynced on their own descriptor (one large file's fsync costs what a syncfs does).
  */
 const SYNCFS_MAX_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Small files read ahead into the page cache (see CacheWarmer), and how many at once (libuv's
+ * pool has 4 threads). 30,000 small files, load 10–13: 48.3 and 48.4 s against 51.8 and 52.8 s
+ * without.
+ */
+const WARM_AHEAD = 16;
+const WARM_READS = 4;
 
 /** Descriptors kept free for the rest of the process (SQLite, libuv, the hash thread, sources). */
 const RESERVED_FDS = 48;
@@ -470,17 +479,32 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
 
   const runItems = async (list: Iterable<CopyItem>): Promise<void> => {
     const it = list[Symbol.iterator]();
+    // The next few small files are read into the page cache on libuv's pool while the main
+    // thread copies the current one: a cold small file otherwise blocks it on the disk's latency
+    // (30,000 small files: 16.7 s of 38 s in synchronous reads).
+    const ahead: CopyItem[] = [];
+    const warmer = new CacheWarmer(WARM_READS, SMALL_BYTES);
+    let done = false;
     const next = (): CopyItem | undefined => {
       if (fatal !== undefined || opts.signal?.aborted === true) return undefined;
-      const r = it.next();
-      if (r.done === true) return undefined;
+      while (!done && ahead.length <= WARM_AHEAD) {
+        const r = it.next();
+        if (r.done === true) done = true;
+        else {
+          ahead.push(r.value);
+          const src = r.value.sources[0];
+          if (src !== undefined && r.value.sizeBytes > 0) warmer.warm(src, r.value.sizeBytes);
+        }
+      }
+      const item = ahead.shift();
+      if (item === undefined) return undefined;
       try {
-        opts.beforeItem?.(r.value);
+        opts.beforeItem?.(item);
       } catch (err) {
         fail(err);
         return undefined;
       }
-      return r.value;
+      return item;
     };
     const lanes: Promise<void>[] = [];
     for (let i = 0; i < Math.max(1, opts.lanes); i++) lanes.push(runLane(next));
