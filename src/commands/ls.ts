@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
+import { alignColumns, counted, formatCount } from '../ui/format.js';
 import { type LsEntry, lsEntries } from '../views/ls.js';
 
 export default class Ls extends BaseCommand<typeof Ls> {
@@ -24,9 +25,26 @@ export default class Ls extends BaseCommand<typeof Ls> {
   public async run(): Promise<LsEntry[]> {
     const out: LsEntry[] = [];
     const json = this.jsonEnabled();
+    // The columns are as wide as their widest cell, so the rows are kept until the end; a holder
+    // list is one string shared by every row with the same disks.
+    const rows: string[][] = [];
+    const holders = new Map<string, string>();
+    let bytes = 0;
     for (const e of lsEntries(this.catalog({ readonly: true }).db, this.args.pattern, this.flags.disk)) {
-      if (json) out.push(e);
-      else this.log(`${prettyBytes(e.size).padStart(9)}  (${e.disks.join(',')})  ${e.path}`);
+      if (json) {
+        out.push(e);
+        continue;
+      }
+      const list = e.disks.length === 0 ? '-' : e.disks.join(', ');
+      const disks = holders.get(list) ?? list;
+      holders.set(disks, disks);
+      rows.push([prettyBytes(e.size), formatCount(e.disks.length), disks, e.path]);
+      bytes += e.size;
+    }
+    if (!json) {
+      if (rows.length > 0)
+        for (const line of alignColumns([['size', 'copies', 'disks', 'path'], ...rows])) this.log(line);
+      this.log(`${counted(rows.length, 'file')}, ${prettyBytes(bytes)}`);
     }
     return out;
   }
