@@ -2,6 +2,7 @@ import { Args } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
 import { dryRunFlag } from '../cli/flags.js';
 import { type ImportResult, importPython } from '../import-python/import.js';
+import { openPythonCatalogue } from '../import-python/python-catalogue.js';
 
 export default class ImportPython extends BaseCommand<typeof ImportPython> {
   static override summary = 'Adopt a catalogue written by the Python distbackup (schema 31) and its disks.';
@@ -26,7 +27,14 @@ The home catalogue must be new (use -d DIR for a fresh data folder). The Python 
   };
 
   public async run(): Promise<ImportResult> {
-    const r = importPython(this.catalog(this.writeMode), this.args.catalogue, { dryRun: this.flags['dry-run'] });
+    // The input first: a missing, unreadable or foreign file is named before the home is opened.
+    const py = openPythonCatalogue(this.args.catalogue);
+    let r: ImportResult;
+    try {
+      r = importPython(this.catalog(this.writeMode), py, { dryRun: this.flags['dry-run'] });
+    } finally {
+      py.close();
+    }
     const verb = r.dryRun ? 'would import' : 'imported';
     this.log(`${verb} from ${r.catalogue} (schema ${r.schemaVersion}):`);
     this.log(`  ${r.sources} mapped folder(s), ${r.settings} path setting(s)`);

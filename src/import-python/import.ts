@@ -28,7 +28,7 @@ import { normalizeVpath, printable, vpathContains, vpathParent } from '../core/v
 import { EMPTY_SHA256 } from '../pipeline/hash.js';
 import { isEmptySettings, parsePathSettings, settingsToJson } from '../sources/path-settings.js';
 import { loadSettingsMap, SettingsResolver } from '../sources/settings.js';
-import { openPythonCatalogue, type PyFile } from './python-catalogue.js';
+import { openPythonCatalogue, type PyFile, type PythonCatalogue } from './python-catalogue.js';
 
 /** What `import-python --json` prints. */
 export interface ImportResult {
@@ -57,31 +57,33 @@ const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{1
 const MAX_WARNINGS = 200;
 
 /**
- * Import the Python catalogue `file` into `cat`, which must hold no mappings, files or disks yet
- * (refused, exit 2, otherwise). Takes the home lock. With `dryRun`, everything is checked and
- * counted, then rolled back.
+ * Import the Python catalogue `source` (a file or folder to open, or one already open, which the
+ * caller closes) into `cat`, which must hold no mappings, files or disks yet (refused, exit 2,
+ * otherwise); the source is opened and checked before that. Takes the home lock. With `dryRun`,
+ * everything is checked and counted, then rolled back.
  */
 export function importPython(
   cat: Catalog,
-  file: string,
+  source: string | PythonCatalogue,
   options: { dryRun?: boolean; onProgress?: (done: number, total: number) => void } = {},
 ): ImportResult {
-  // A dry-run catalogue (`-n`) is a private copy: no lock to take, no lock file to write.
-  const lock =
-    cat.mode === 'dry-run' ? { release: () => {} } : acquireLock(path.join(cat.dataDir, 'lock'), 'the catalogue');
+  // The input first: a missing, unreadable or foreign file is named before the home is looked at.
+  const py = typeof source === 'string' ? openPythonCatalogue(source) : source;
   try {
-    const used = cat.db
-      .prepare('SELECT (SELECT count(*) FROM sources) + (SELECT count(*) FROM files) + (SELECT count(*) FROM disks)')
-      .pluck()
-      .get() as number;
-    if (used > 0) {
-      throw new RefusedError(
-        `${cat.file}: the home catalogue is not empty; import into a new data folder (-d DIR or $DISTBACKUP_PATH)`,
-        { code: 'catalogue-not-empty', path: cat.file },
-      );
-    }
-    const py = openPythonCatalogue(file);
+    // A dry-run catalogue (`-n`) is a private copy: no lock to take, no lock file to write.
+    const lock =
+      cat.mode === 'dry-run' ? { release: () => {} } : acquireLock(path.join(cat.dataDir, 'lock'), 'the catalogue');
     try {
+      const used = cat.db
+        .prepare('SELECT (SELECT count(*) FROM sources) + (SELECT count(*) FROM files) + (SELECT count(*) FROM disks)')
+        .pluck()
+        .get() as number;
+      if (used > 0) {
+        throw new RefusedError(
+          `${cat.file}: the home catalogue is not empty; import into a new data folder (-d DIR or $DISTBACKUP_PATH)`,
+          { code: 'catalogue-not-empty', path: cat.file },
+        );
+      }
       const importer = new Importer(cat.db, py.file, py.schemaVersion, options.dryRun ?? false);
       const run = (): ImportResult => importer.run(py, options.onProgress);
       if (!options.dryRun) return cat.db.transaction(run).immediate();
@@ -99,10 +101,10 @@ export function importPython(
       }
       return result as ImportResult;
     } finally {
-      py.close();
+      lock.release();
     }
   } finally {
-    lock.release();
+    if (typeof source === 'string') py.close();
   }
 }
 

@@ -9,6 +9,7 @@ import { importPython } from '../../src/import-python/import.js';
 import { showSettings } from '../../src/sources/settings.js';
 import { runSync } from '../../src/sync/sync.js';
 import { buildPythonCatalogue, type PyCatalogueData } from '../fixtures/python/schema31.js';
+import { runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -173,6 +174,35 @@ test('import refuses a catalogue that is not empty, another schema version, a fi
   fs.writeFileSync(junk, 'not sqlite at all, just text');
   assert.throws(() => importPython(cat2, junk), /not a readable SQLite catalogue|cannot read/);
   assert.equal(cat2.db.prepare('SELECT count(*) FROM files').pluck().get(), 0);
+});
+
+test('import-python names a missing or foreign input file before looking at a home that is not empty', (t) => {
+  const w = pythonWorld(t);
+  const first = runCli(w.home, ['import-python', w.pyFile]);
+  assert.equal(first.code, 0, first.stderr);
+  const nope = path.join(w.root, 'nope.sqlite');
+  const emptyDir = path.join(w.root, 'empty-folder');
+  fs.mkdirSync(emptyDir);
+  const junk = path.join(w.root, 'junk.sqlite');
+  fs.writeFileSync(junk, 'not sqlite at all, just text');
+  const cases: [string, string, RegExp][] = [
+    [nope, nope, /no such file/i],
+    [emptyDir, path.join(emptyDir, 'distbackup.sqlite'), /no such file/i],
+    [junk, junk, /not a readable SQLite catalogue: file is not a database/],
+  ];
+  for (const [arg, named, cause] of cases) {
+    const r = runCli(w.home, ['import-python', arg]);
+    assert.equal(r.code, 1, `${arg}: ${r.stderr}`);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.ok(lines[0]?.includes(named), r.stderr);
+    assert.match(r.stderr, cause);
+    assert.doesNotMatch(r.stderr, /not empty/);
+  }
+  // The same file, readable, is then refused for the home that already holds it.
+  const again = runCli(w.home, ['import-python', w.pyFile]);
+  assert.equal(again.code, 2);
+  assert.match(again.stderr, /the home catalogue is not empty/);
 });
 
 test('untrusted rows are skipped with a warning; a dry run writes nothing', (t) => {
