@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
-import { alignColumns, counted, formatCount } from '../ui/format.js';
+import { alignRow, counted, formatCount } from '../ui/format.js';
 import { type LsEntry, lsEntries } from '../views/ls.js';
 
 export default class Ls extends BaseCommand<typeof Ls> {
@@ -23,29 +23,33 @@ export default class Ls extends BaseCommand<typeof Ls> {
   };
 
   public async run(): Promise<LsEntry[]> {
-    const out: LsEntry[] = [];
-    const json = this.jsonEnabled();
-    // The columns are as wide as their widest cell, so the rows are kept until the end; a holder
-    // list is one string shared by every row with the same disks.
-    const rows: string[][] = [];
-    const holders = new Map<string, string>();
+    const db = this.catalog({ readonly: true }).db;
+    const { pattern } = this.args;
+    const { disk } = this.flags;
+    if (this.jsonEnabled()) return [...lsEntries(db, pattern, disk)];
+    // Two passes over the catalogue instead of keeping the rows: the first measures the columns,
+    // the second prints them. Memory stays one row whatever the number of files.
+    const header = ['size', 'copies', 'disks', 'path'];
+    const cells = (e: LsEntry): string[] => [
+      prettyBytes(e.size),
+      formatCount(e.disks.length),
+      e.disks.length === 0 ? '-' : e.disks.join(', '),
+      e.path,
+    ];
+    const widths = header.map((h) => h.length);
+    let files = 0;
     let bytes = 0;
-    for (const e of lsEntries(this.catalog({ readonly: true }).db, this.args.pattern, this.flags.disk)) {
-      if (json) {
-        out.push(e);
-        continue;
-      }
-      const list = e.disks.length === 0 ? '-' : e.disks.join(', ');
-      const disks = holders.get(list) ?? list;
-      holders.set(disks, disks);
-      rows.push([prettyBytes(e.size), formatCount(e.disks.length), disks, e.path]);
+    for (const e of lsEntries(db, pattern, disk)) {
+      for (const [i, c] of cells(e).entries()) widths[i] = Math.max(widths[i] ?? 0, c.length);
+      files++;
       bytes += e.size;
     }
-    if (!json) {
-      if (rows.length > 0)
-        for (const line of alignColumns([['size', 'copies', 'disks', 'path'], ...rows])) this.log(line);
-      this.log(`${counted(rows.length, 'file')}, ${prettyBytes(bytes)}`);
+    if (files > 0) {
+      const line = (r: readonly string[]): string => alignRow(r, widths);
+      this.log(line(header));
+      for (const e of lsEntries(db, pattern, disk)) this.log(line(cells(e)));
     }
-    return out;
+    this.log(`${counted(files, 'file')}, ${prettyBytes(bytes)}`);
+    return [];
   }
 }

@@ -28,10 +28,13 @@ export function formatWhen(iso: string | null): string {
 export function alignColumns(rows: readonly (readonly string[])[]): string[] {
   const widths: number[] = [];
   for (const r of rows) for (const [i, c] of r.entries()) widths[i] = Math.max(widths[i] ?? 0, c.length);
-  return rows.map((r) =>
-    r
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd(),
-  );
+  return rows.map((r) => alignRow(r, widths));
+}
+
+/** One row laid out in columns of the given widths (for callers that measure in a first pass). */
+export function alignRow(row: readonly string[], widths: readonly number[]): string {
+  return row
+    .map((c, i) => c.padEnd(widths[i] ?? 0))
+    .join('  ')
+    .trimEnd();
 }
