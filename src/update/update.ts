@@ -1,13 +1,15 @@
 /**
  * The `update` use-case (SPEC §3 `update`): scan every mapped folder, hash new and changed
- * files in worker threads, and record the result in the catalogue, resumably.
+ * files on every core (the main thread and worker threads), and record the result in the
+ * catalogue, resumably.
  *
  * Pipeline, all pull-based so each stage waits for the slower one (bounded memory):
  *
  *   scan (main thread, one folder at a time, pipeline/scan.ts)
  *     → compare with that folder's catalogue rows; unchanged entries cost nothing, folders
  *       and symlinks are written at once, files to hash are batched
- *     → hash (piscina workers, at most 4 batches per thread in flight: pipeline/bounded.ts)
+ *     → hash (the main thread and piscina workers, pipeline/hash-pool.ts; at most 4 batches
+ *       per lane in flight: pipeline/bounded.ts)
  *     → writer (main thread, catalog/files.ts): one transaction per ~10,000 rows or ~2 s.
  *
  * A file's row is written only with its hash, so a run killed at any moment leaves every row
@@ -83,7 +85,10 @@ export interface UpdateResult {
 }
 
 export interface UpdateOptions {
-  /** Hash threads (default: one per core); 0 hashes on the calling thread (tests, tiny trees). */
+  /**
+   * Hash lanes (default: one per core), the calling thread being one of them and piscina
+   * workers the others; 0 hashes on the calling thread at once (tests, tiny trees).
+   */
   jobs?: number;
   /** Progress display (files and bytes done of the totals known so far). */
   progress?: Progress;
