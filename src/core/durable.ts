@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { errnoCode } from './errors.js';
+import { errnoCode, fileError } from './errors.js';
 import { killPoint } from './kill-points.js';
 
 /**
@@ -21,7 +21,8 @@ export function fsyncDir(dir: string | Buffer): void {
     fs.fsyncSync(fd);
   } catch (err) {
     const code = errnoCode(err);
-    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EISDIR') throw err;
+    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EISDIR')
+      throw fileError(String(dir), err, 'fsync of folder');
   } finally {
     fs.closeSync(fd);
   }
@@ -56,7 +57,7 @@ export function writeFileAtomic(target: string, data: string | Uint8Array, mode 
   } catch (err) {
     fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
-    throw err;
+    throw fileError(target, err, 'write');
   }
   fs.closeSync(fd);
   renameDurable(tmp, target);

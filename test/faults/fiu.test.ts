@@ -128,6 +128,9 @@ test('sync with fsync and fdatasync failing at random (fiu enable_random): no co
     // (syncfs batches) can meet it. The line must still name an
     // errno or the I/O error; the invariants below are what this fault is about.
     v.push(...checkFaultedRun(r, `round ${round}`, /EIO|EBUSY|I\/O error/));
+    const line = errorLines(r.stderr)[0] ?? '';
+    if (r.code !== 0 && /EIO|I\/O error/.test(line) && !line.includes('/'))
+      v.push(`round ${round}: the I/O error does not name its file: ${line}`);
     v.push(...checkInvariants(fx, { before }).violations.map((x) => `round ${round}: ${x}`));
   }
   process.stdout.write(`# fiu random fsync: ${outcomes.join('; ')}\n`);
