@@ -3,6 +3,7 @@ import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
 import { ExitCode } from '../core/errors.js';
 import { type DryRunEntry, type RestoreDoc, runRestore } from '../restore/restore.js';
+import { counted, formatCount } from '../ui/format.js';
 import { createProgress } from '../ui/progress.js';
 
 export default class Restore extends BaseCommand<typeof Restore> {
@@ -95,7 +96,7 @@ export default class Restore extends BaseCommand<typeof Restore> {
     }
     if (doc.interrupted) {
       this.logToStderr(
-        `restore interrupted: ${doc.restored} of ${doc.planned.files} files (${prettyBytes(doc.bytesRestored)} of ${prettyBytes(doc.planned.bytes)}) restored into ${doc.dest} and recorded; run the same command again to go on`,
+        `restore interrupted: ${formatCount(doc.restored)} of ${counted(doc.planned.files, 'file')} (${prettyBytes(doc.bytesRestored)} of ${prettyBytes(doc.planned.bytes)}) restored into ${doc.dest} and recorded; run the same command again to go on`,
       );
       // 128 + SIGINT, as a shell reports a command ended by Ctrl-C (SPEC §3 names no code for it).
       this.setExitCode(130);
@@ -112,13 +113,13 @@ export default class Restore extends BaseCommand<typeof Restore> {
     if (dryRun) {
       const w = doc.wouldRestore;
       this.log(
-        `dry run: would restore ${w.files} files (${prettyBytes(w.bytes)}), ${w.dirs} folders, ${w.symlinks} symlinks from ${doc.disk ?? '-'} into ${doc.dest}` +
+        `dry run: would restore ${counted(w.files, 'file')} (${prettyBytes(w.bytes)}), ${counted(w.dirs, 'folder')}, ${counted(w.symlinks, 'symlink')} from ${doc.disk ?? '-'} into ${doc.dest}` +
           (doc.foundElsewhere > 0 ? `; ${doc.foundElsewhere} files found in --existing folders` : '') +
           '; nothing was written',
       );
     } else if (!this.flags.plan) {
       this.log(
-        `restored ${doc.restored} files (${prettyBytes(doc.bytesRestored)}), ${doc.dirs} folders, ${doc.symlinks} symlinks from ${doc.disk ?? '-'} into ${doc.dest} (catalogue: ${doc.catalogue})` +
+        `restored ${counted(doc.restored, 'file')} (${prettyBytes(doc.bytesRestored)}), ${counted(doc.dirs, 'folder')}, ${counted(doc.symlinks, 'symlink')} from ${doc.disk ?? '-'} into ${doc.dest} (catalogue: ${doc.catalogue})` +
           (doc.alreadyRestored > 0 ? `; ${doc.alreadyRestored} were already there` : '') +
           (doc.linked > 0 ? `; ${doc.linked} hard-linked to the disk's objects` : '') +
           (doc.foundElsewhere > 0 ? `; ${doc.foundElsewhere} found in --existing folders` : ''),
@@ -126,13 +127,15 @@ export default class Restore extends BaseCommand<typeof Restore> {
     }
     if (doc.remaining === 0) this.log('complete: every file is restored');
     else {
-      this.log(`${doc.remaining} files (${prettyBytes(doc.remainingBytes)}) still missing`);
+      this.log(`${counted(doc.remaining, 'file')} (${prettyBytes(doc.remainingBytes)}) still missing`);
       if (this.flags.plan || dryRun) {
         this.log('disks to connect, in order:');
         for (const [i, s] of doc.plan.entries())
           this.log(`  ${i + 1}. ${s.disk}: ${s.files} files, ${prettyBytes(s.bytes)}`);
       } else if (doc.next !== null) {
-        this.log(`connect ${doc.next.disk} next: it adds ${doc.next.files} files (${prettyBytes(doc.next.bytes)})`);
+        this.log(
+          `connect ${doc.next.disk} next: it adds ${counted(doc.next.files, 'file')} (${prettyBytes(doc.next.bytes)})`,
+        );
         if (doc.plan.length > 1)
           this.log(
             `after it: ${doc.plan
@@ -143,7 +146,7 @@ export default class Restore extends BaseCommand<typeof Restore> {
       }
       if (doc.unavailable > 0) {
         this.log(
-          `${doc.unavailable} files (${prettyBytes(doc.unavailableBytes)}) are on no other disk: they cannot be restored`,
+          `${counted(doc.unavailable, 'file')} (${prettyBytes(doc.unavailableBytes)}) are on no other disk: they cannot be restored`,
         );
       }
       this.setExitCode(ExitCode.restoreIncomplete);

@@ -5,6 +5,7 @@ import { DistbackupError } from '../core/errors.js';
 import { parseRate, parseSize } from '../core/units.js';
 import { planLines, resultLines } from '../sync/report.js';
 import { runSync, type SyncDoc } from '../sync/sync.js';
+import { counted } from '../ui/format.js';
 import { createProgress } from '../ui/progress.js';
 import { runUpdate } from '../update/update.js';
 
@@ -98,7 +99,7 @@ export default class Sync extends BaseCommand<typeof Sync> {
     }
     if (doc.interrupted) {
       this.logToStderr(
-        `sync of disk '${doc.disk}' interrupted: ${doc.copied} objects (${prettyBytes(doc.bytesCopied)}) copied, made durable and recorded, ${doc.deleted} deleted, ${doc.evicted} evicted; run it again to go on`,
+        `sync of disk '${doc.disk}' interrupted: ${counted(doc.copied, 'object')} (${prettyBytes(doc.bytesCopied)}) copied, made durable and recorded, ${doc.deleted} deleted, ${doc.evicted} evicted; run it again to go on`,
       );
       this.setExitCode(EXIT_INTERRUPTED);
       return doc;

@@ -4,6 +4,7 @@ import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
 import { ExitCode, UsageError } from '../core/errors.js';
 import { parseDuration } from '../core/units.js';
+import { counted } from '../ui/format.js';
 import { createProgress } from '../ui/progress.js';
 import { runVerify, type VerifyDoc } from '../verify/verify.js';
 
@@ -91,14 +92,13 @@ Exit codes: 0 all good; 3 something was bad or missing; 130 interrupted (what wa
       process.removeListener('SIGINT', onInt);
       progress.stop();
     }
-    for (const b of doc.badDetails) this.logToStderr(`bad: ${b.hash}: ${b.problem}`);
     for (const m of doc.missing) this.logToStderr(`missing: ${m}`);
     const found = `${doc.bad.length} bad, ${doc.missing.length} missing`;
     const second = doc.okOnSecondRead.length > 0 ? `, ${doc.okOnSecondRead.length} ok on second read` : '';
-    const checked = `${doc.checked} objects (${prettyBytes(doc.bytesChecked)}) on ${doc.disk}`;
+    const checked = `${counted(doc.checked, 'object')} (${prettyBytes(doc.bytesChecked)}) on ${doc.disk}`;
     if (doc.stoppedBy === 'interrupted') {
       this.logToStderr(
-        `verify interrupted: ${checked} checked${dryRun ? '' : ' and recorded'}: ${found}${second}; ${doc.remaining} copies left, run it again to go on`,
+        `verify interrupted: ${checked} checked${dryRun ? '' : ' and recorded'}: ${found}${second}; ${counted(doc.remaining, 'copy', 'copies')} left, run it again to go on`,
       );
     } else {
       this.log(
@@ -111,8 +111,8 @@ Exit codes: 0 all good; 3 something was bad or missing; 130 interrupted (what wa
     if (gone > 0) {
       this.log(
         dryRun
-          ? `dry run: nothing was recorded or moved; without --dry-run ${gone} copies would stop counting`
-          : `${gone} copies no longer count; run 'distbackup sync' with any disk that has room to copy them again`,
+          ? `dry run: nothing was recorded or moved; without --dry-run ${counted(gone, 'copy', 'copies')} would stop counting`
+          : `${counted(gone, 'copy', 'copies')} no longer count; run 'distbackup sync' with any disk that has room to copy them again`,
       );
       this.setExitCode(ExitCode.verifyBad);
     }

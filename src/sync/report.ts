@@ -1,6 +1,7 @@
 /** Human-readable lines of a sync or plan document (the commands print them). Pure. */
 import prettyBytes from 'pretty-bytes';
 import type { HistogramRow } from '../planner/types.js';
+import { counted } from '../ui/format.js';
 import type { SyncDoc } from './sync.js';
 
 function histogram(rows: readonly HistogramRow[]): string {
@@ -15,10 +16,11 @@ export function planLines(doc: SyncDoc): string[] {
   const lines = [
     `disk ${doc.disk} at ${doc.path} (${doc.profile} profile): ${prettyBytes(p.capacityBytes)} declared, ${prettyBytes(p.usedAfterBytes)} used after the plan`,
     `  delete   ${p.orphanDeletes} orphans, ${p.surplusDeletes} surplus copies (${prettyBytes(p.bytesToDelete)} freed, evictions included)`,
-    `  evict    ${p.evictions} copies of objects that have others`,
-    `  copy     ${p.copies} objects, ${prettyBytes(p.bytesToCopy)}`,
+    `  evict    ${counted(p.evictions, 'copy', 'copies')} of objects that have others`,
+    `  copy     ${counted(p.copies, 'object')}, ${prettyBytes(p.bytesToCopy)}`,
   ];
-  if (p.unplaced > 0) lines.push(`  unplaced ${p.unplaced} objects with no copy anywhere do not fit on this disk`);
+  if (p.unplaced > 0)
+    lines.push(`  unplaced ${counted(p.unplaced, 'object')} with no copy anywhere do not fit on this disk`);
   lines.push(`  copies before  ${histogram(p.histogramBefore)}`);
   lines.push(`  copies after   ${histogram(p.histogramAfter)}`);
   lines.push(
@@ -31,7 +33,7 @@ export function planLines(doc: SyncDoc): string[] {
 export function resultLines(doc: SyncDoc): string[] {
   const secs = Math.max(doc.elapsedMs / 1000, 0.001);
   const lines = [
-    `synced ${doc.disk}: ${doc.copied} objects copied (${prettyBytes(doc.bytesCopied)}, ${prettyBytes(doc.bytesCopied / secs)}/s), ${doc.deleted} deleted, ${doc.evicted} evicted in ${secs.toFixed(1)} s`,
+    `synced ${doc.disk}: ${counted(doc.copied, 'object')} copied (${prettyBytes(doc.bytesCopied)}, ${prettyBytes(doc.bytesCopied / secs)}/s), ${doc.deleted} deleted, ${doc.evicted} evicted in ${secs.toFixed(1)} s`,
     `min copies ${doc.minCopiesBefore} -> ${doc.minCopiesAfter}`,
   ];
   if (doc.skipped.length > 0) {
@@ -39,7 +41,7 @@ export function resultLines(doc: SyncDoc): string[] {
     // disk's filesystem, or unreadable, is not.
     const stale = doc.skipped.filter((s) => s.error.includes("'distbackup update'")).length;
     lines.push(
-      `${doc.skipped.length} objects skipped, each named with its cause on stderr and in --json 'skipped'` +
+      `${counted(doc.skipped.length, 'object')} skipped, each named with its cause on stderr and in --json 'skipped'` +
         (stale > 0 ? `; ${stale} changed since the last update: run 'distbackup update'` : ''),
     );
   }
