@@ -112,7 +112,7 @@ Exit codes: 0 all good; 3 something was bad or missing; 130 interrupted (what wa
       this.log(
         dryRun
           ? `dry run: nothing was recorded or moved; without --dry-run ${counted(gone, 'copy', 'copies')} would stop counting`
-          : `${counted(gone, 'copy', 'copies')} no longer count; run 'distbackup sync' with any disk that has room to copy them again`,
+          : `${counted(gone, 'copy', 'copies')} no longer ${gone === 1 ? 'counts' : 'count'}; run 'distbackup sync' with any disk that has room to copy them again`,
       );
       this.setExitCode(ExitCode.verifyBad);
     }

@@ -133,6 +133,13 @@ test('--errors FILE and -n: the dry run lists what it would do and changes nothi
   assert.match(text.stdout, /dry run: nothing was recorded or moved/);
   const real = runCli(home, ['verify', 'd1', '--errors', file]);
   assert.equal(real.code, 3, real.stderr);
+  assert.equal(
+    `${real.stdout}\n${real.stderr}`.split('\n').filter((l) => l.includes(victim)).length,
+    1,
+    'one report per bad object',
+  );
+  assert.match(real.stdout, /\b2 copies no longer count;/);
+  assert.doesNotMatch(real.stdout + real.stderr, /\b1 (objects|copies)\b/);
   const lines = fs.readFileSync(file, 'utf8').trimEnd().split('\n');
   assert.equal(lines[0], 'disk\tobject\tsize\tpath\tproblem');
   const byHash = new Map(lines.slice(1).map((l) => [path.basename(l.split('\t')[1] ?? ''), l.split('\t')]));
