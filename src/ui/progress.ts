@@ -102,8 +102,11 @@ export function createProgress(opts: ProgressOptions): Progress {
 
   const interval = opts.intervalMs ?? 5000;
   let last = Date.now();
+  // No final line for a command that never got to its work (refused before it began).
+  let begun = totalBytes !== undefined || totalFiles !== undefined;
   return {
     update: (b, f) => {
+      begun = true;
       doneBytes = b;
       doneFiles = f;
       const now = Date.now();
@@ -113,6 +116,7 @@ export function createProgress(opts: ProgressOptions): Progress {
       }
     },
     setTotals: (b, f) => {
+      begun = true;
       totalBytes = b;
       totalFiles = f;
     },
@@ -120,7 +124,7 @@ export function createProgress(opts: ProgressOptions): Progress {
       stream.write(`${text}\n`);
     },
     stop: () => {
-      stream.write(`${line()}\n`);
+      if (begun) stream.write(`${line()}\n`);
     },
   };
 }

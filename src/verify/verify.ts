@@ -213,6 +213,7 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
     let lastStamp = 0;
     let cursor: VerifyCursor | undefined;
     let lastYield = performance.now();
+    let progressBytes = 0;
     while (left > 0 && doc.stoppedBy === 'done') {
       const window = cutWindow(nextCandidates(cat.db, sel, Math.min(VERIFY_DEFAULTS.windowObjects, left), cursor));
       const last = window[window.length - 1];
@@ -262,7 +263,10 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
             }
             batch.ok.push(c.objectId);
           } else batch.gone.push({ c, r });
-          opts.progress?.update(doc.bytesChecked, doc.checked);
+          // Progress counts the catalogued sizes the total was made of: a second read or an
+          // object grown on the disk would otherwise run the bytes past the total.
+          progressBytes += c.sizeBytes;
+          opts.progress?.update(progressBytes, doc.checked);
           // Checks of small objects resolve without a trip through the event loop: give it a
           // turn after every commit and now and then, so that a Ctrl-C is heard within a
           // fraction of a second (and right after a commit, where the kill points are).

@@ -180,3 +180,31 @@ test('-n on a catalogue of schema 3: the dry run upgrades a copy in memory, says
   assert.equal(real.code, 0, real.stderr);
   assert.equal(real.json.checked, hashes.length);
 });
+
+test('progress: a refused verify prints its error alone; bytes done end equal to the total, also over a grown object', (t) => {
+  const p = pool(t, 12);
+  const refused = runCli(p.home, ['verify', 'nosuchdisk']);
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.deepEqual(
+    refused.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l !== ''),
+    [refused.stderr.trim()],
+    'one line, no progress line before or after it',
+  );
+  assert.doesNotMatch(refused.stderr, /verify: /);
+  // An object that grew on the disk is read whole (and found bad): the progress still counts the
+  // catalogued size its total was made of.
+  const grown = objectPath(p.disk, p.hashes[0] as string);
+  fs.appendFileSync(grown, Buffer.alloc(64 * 1024, 7));
+  const r = runCli(p.home, ['verify', 'd1']);
+  assert.equal(r.code, 3, r.stderr);
+  const last = r.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('verify: '))
+    .pop();
+  const m = /^verify: (.+?) \/ (.+?), 100%/.exec(last ?? '');
+  assert.ok(m, `a final progress line with a total: ${r.stderr}`);
+  assert.equal(m[1], m[2], `bytes done equal the total: ${last}`);
+});
