@@ -219,7 +219,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
         .split('\n')
         .map((l) => l.trim().replace(/^Error: /, ''))
         .filter((l) => l !== '' && !/^See more help with/.test(l) && !/^The following errors? occurred:?$/.test(l));
-      message = lines.length > 0 ? lines.join('; ') : message;
+      message = lines.length > 0 ? usageLine(lines, this.id) : message;
     }
     this.failedExit = exit;
     const line = `distbackup: ${oneLine(message)}`;
@@ -269,4 +269,24 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
 function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/**
+ * oclif's parse error, as one line: "Missing 2 required args:" followed by one line per argument
+ * ("name  its description") becomes "missing required arguments: name, path (see ...)", and
+ * "Missing required flag to" becomes "missing required flag --to"; other errors keep their lines.
+ */
+export function usageLine(lines: readonly string[], id: string | undefined): string {
+  const help = id === undefined ? '' : ` (see 'distbackup ${id.replaceAll(':', ' ')} --help')`;
+  const first = lines[0] ?? '';
+  if (/^Missing \d+ required args?:?$/.test(first)) {
+    const names = lines.slice(1).map((l) => l.split(/\s+/)[0] ?? l);
+    return `missing required argument${names.length === 1 ? '' : 's'}: ${names.join(', ')}${help}`;
+  }
+  const flag = /^Missing required flags? (.+)$/.exec(first);
+  if (flag !== null && lines.length === 1) {
+    const names = (flag[1] ?? '').split(/,\s*/).map((f) => (f.startsWith('-') ? f : `--${f}`));
+    return `missing required flag${names.length === 1 ? '' : 's'} ${names.join(', ')}${help}`;
+  }
+  return lines.join('; ');
 }

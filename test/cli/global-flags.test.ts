@@ -156,3 +156,18 @@ test('on a fresh machine, commands that write nothing leave no data folder, log 
   assert.equal(runCli(data, ['source', 'map', '/r', real, '-v']).code, 0);
   assert.match(fs.readFileSync(todayLog(data), 'utf8'), /start .*argv: distbackup source map \/r \S+ -v\n/);
 });
+
+test('a missing argument or flag is one line naming it and the help to read, exit 1', (t) => {
+  const { data } = world(t);
+  const args = runCli(data, ['disk', 'add']);
+  assert.equal(args.code, 1);
+  assert.equal(
+    args.stderr.trim(),
+    "distbackup: missing required arguments: name, path (see 'distbackup disk add --help')",
+  );
+  const one = runCli(data, ['disk', 'add', 'x']);
+  assert.equal(one.stderr.trim(), "distbackup: missing required argument: path (see 'distbackup disk add --help')");
+  const flag = runCli(data, ['restore', '/photos']);
+  assert.equal(flag.code, 1);
+  assert.equal(flag.stderr.trim(), "distbackup: missing required flag --to (see 'distbackup restore --help')");
+});
