@@ -114,7 +114,7 @@ export default class Restore extends BaseCommand<typeof Restore> {
       const w = doc.wouldRestore;
       this.log(
         `dry run: would restore ${counted(w.files, 'file')} (${prettyBytes(w.bytes)}), ${counted(w.dirs, 'folder')}, ${counted(w.symlinks, 'symlink')} from ${doc.disk ?? '-'} into ${doc.dest}` +
-          (doc.foundElsewhere > 0 ? `; ${doc.foundElsewhere} files found in --existing folders` : '') +
+          (doc.foundElsewhere > 0 ? `; ${counted(doc.foundElsewhere, 'file')} found in --existing folders` : '') +
           '; nothing was written',
       );
     } else if (!this.flags.plan) {
@@ -131,7 +131,7 @@ export default class Restore extends BaseCommand<typeof Restore> {
       if (this.flags.plan || dryRun) {
         this.log('disks to connect, in order:');
         for (const [i, s] of doc.plan.entries())
-          this.log(`  ${i + 1}. ${s.disk}: ${s.files} files, ${prettyBytes(s.bytes)}`);
+          this.log(`  ${i + 1}. ${s.disk}: ${counted(s.files, 'file')}, ${prettyBytes(s.bytes)}`);
       } else if (doc.next !== null) {
         this.log(
           `connect ${doc.next.disk} next: it adds ${counted(doc.next.files, 'file')} (${prettyBytes(doc.next.bytes)})`,

@@ -27,8 +27,11 @@
  * one that is), and never for one below it; a candidate has another copy elsewhere, so no
  * eviction takes an object to 0 copies.
  */
+
+import prettyBytes from 'pretty-bytes';
 import { DistbackupError, RefusedError } from '../core/errors.js';
 import { allocatedSize } from '../core/units.js';
+import { counted } from '../ui/format.js';
 import { blocksOf, type SortKey, sortIndices } from './radix.js';
 import { type HistogramRow, type Plan, type PlannerInput, type PlanStep, type SafeDelete, UNCAPPED } from './types.js';
 
@@ -475,17 +478,23 @@ export function plan(input: PlannerInput): Plan {
   if (usedAfter > capacity) {
     const why =
       lastCopies > 0
-        ? `${lastCopies} objects (${formatBytes(lastCopyBytes)}) have no copy on any other disk and are kept`
+        ? `${counted(lastCopies, 'object')} (${formatBytes(lastCopyBytes)}) ${lastCopies === 1 ? 'has' : 'have'} no copy on any other disk and ${lastCopies === 1 ? 'is' : 'are'} kept`
         : 'copies already on it are kept: no eviction was allowed to make room';
     warnings.push(`this disk holds ${formatBytes(usedAfter)}, more than its size of ${formatBytes(capacity)}: ${why}`);
   }
   if (unplaced > 0) {
-    const why = opts.limitBytes === undefined ? 'do not fit on this one' : 'are not copied by this run';
-    warnings.push(`${unplaced} objects (${formatBytes(unplacedBytes)}) have no copy on any disk and ${why}`);
+    const one = unplaced === 1;
+    const why =
+      opts.limitBytes === undefined
+        ? `${one ? 'does' : 'do'} not fit on this one`
+        : `${one ? 'is' : 'are'} not copied by this run`;
+    warnings.push(
+      `${counted(unplaced, 'object')} (${formatBytes(unplacedBytes)}) ${unplaced === 1 ? 'has' : 'have'} no copy on any disk and ${why}`,
+    );
   }
   if (blockedCopies > 0) {
     warnings.push(
-      `${blockedCopies} copies wait for room: this disk is over its size and only lower-ranked copies may be evicted`,
+      `${counted(blockedCopies, 'copy', 'copies')} wait${blockedCopies === 1 ? 's' : ''} for room: this disk is over its size and only lower-ranked copies may be evicted`,
     );
   }
 
@@ -821,16 +830,9 @@ function histogramRows(objects: Float64Array, bytes: Float64Array, rows: number)
   return out;
 }
 
-/** Bytes for a warning line (decimal units, as disk makers and `disk add` count). */
+/** Bytes for a warning line, as every other line shows them (pretty-bytes, decimal units). */
 function formatBytes(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
-  let v = bytes;
-  let u = 0;
-  while (Math.abs(v) >= 1000 && u < units.length - 1) {
-    v /= 1000;
-    u++;
-  }
-  return `${u === 0 ? v.toFixed(0) : v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
+  return prettyBytes(bytes);
 }
 
 function checkInput(input: PlannerInput): void {

@@ -46,6 +46,9 @@ test('restore exits 4 while files are missing and names the next disk; 0 once co
   assert.equal(plan.code, 4, plan.stderr);
   assert.deepEqual(plan.json.plan.map((p) => p.disk).sort(), ['d1', 'd2']);
   assert.ok(!fs.existsSync(dest), '--plan restores nothing');
+  const planText = runCli(home, ['restore', '--to', dest, '--plan']);
+  assert.equal(planText.code, 4, planText.stderr);
+  assert.match(planText.stdout, /^ {2}1\. d[12]: [\d,]+ files?, /m);
   const first = runCliJson<RestoreDoc>(home, ['restore', '--to', dest, '--disk', d1]);
   assert.equal(first.code, 4, first.stderr);
   for (const k of ['restored', 'bytesRestored', 'remaining', 'remainingBytes', 'next']) assert.ok(k in first.json, k);

@@ -37,7 +37,7 @@ describe('order of need', () => {
     // Same count 0: smaller first (3 blocks), then 5 does not fit (3+5 > 6), then the 2-block one fits.
     assert.deepEqual(copied(p), [1, 2]);
     assert.equal(p.unplaced, 1);
-    assert.match(p.warnings.join('\n'), /1 objects .* no copy on any disk and do not fit/);
+    assert.match(p.warnings.join('\n'), /^1 object \(.*\) has no copy on any disk and does not fit/m);
   });
 
   test('within a copy count: higher priority first', () => {
