@@ -138,6 +138,14 @@ export function catalogChild(r: ChildRow): CatalogChild {
 /** Rows per multi-row upsert statement (64 × 17 values, far below SQLite's 32,766 bound values). */
 const UPSERT_ROWS = 64;
 const UPSERT_COLUMNS = 17;
+/** Positions in one held row of `upsert` (the order of its columns). */
+const HELD_KIND = 3;
+const HELD_SIZE = 4;
+const HELD_MTIME = 5;
+const HELD_CTIME = 6;
+const HELD_DEV = 10;
+const HELD_INO = 11;
+const HELD_OBJECT = 13;
 
 export interface FilesWriterOptions {
   /** Rows per transaction (default 10,000: DEVELOPING.md, ≥ 10 k rows per transaction). */
@@ -360,13 +368,38 @@ export class FilesWriter {
    * size and mtime: a rename or a hard link whose hash can be reused. Racily clean rows never match.
    */
   objectByInode(dev: bigint, ino: bigint, sizeBytes: number, mtimeNs: bigint): number | undefined {
-    this.flush();
     const d = int64(dev);
     const i = int64(ino);
+    // Rows held back by `upsert` are looked at here rather than run first: a first update asks
+    // this of every new file, and running the held rows each time wrote them one statement per
+    // row instead of UPSERT_ROWS per statement.
+    const held = this.heldByInode(d, i, sizeBytes, mtimeNs);
+    if (held !== undefined) return held;
     const hit = this.sByInode.get(i, d, sizeBytes, mtimeNs) as number | bigint | undefined;
     if (hit !== undefined) return Number(hit);
     const gone = this.sGoneByInode.get(i, d, sizeBytes, mtimeNs) as number | bigint | undefined;
     return gone === undefined ? undefined : Number(gone);
+  }
+
+  /**
+   * `objectByInode` over the rows held back by `upsert` (the last match wins, as it would in the
+   * table). `dev` and `ino` as stored (`int64`).
+   */
+  private heldByInode(dev: bigint, ino: bigint, sizeBytes: number, mtimeNs: bigint): number | undefined {
+    const p = this.pending;
+    for (let at = p.length - UPSERT_COLUMNS; at >= 0; at -= UPSERT_COLUMNS) {
+      if (p[at + HELD_INO] !== ino || p[at + HELD_DEV] !== dev) continue;
+      // The same path may be held with other content: the newest row of this inode decides.
+      const objectId = p[at + HELD_OBJECT] as number | null;
+      const ok =
+        p[at + HELD_KIND] === FileKind.file &&
+        p[at + HELD_SIZE] === sizeBytes &&
+        p[at + HELD_MTIME] === mtimeNs &&
+        p[at + HELD_CTIME] !== 0n &&
+        objectId !== null;
+      if (ok) return objectId;
+    }
+    return undefined;
   }
 
   /** The id of the object `hash` (64 lowercase hex), created with `sizeBytes` when new. */
