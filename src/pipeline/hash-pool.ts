@@ -1,21 +1,27 @@
 /**
  * The hash pool of `update`: `threads` hashing lanes, one per core by default (SHA-256 is
- * CPU-bound). The calling thread is one lane and piscina threads running hash.worker are the
- * others: the main thread of `update` idles while large files are hashed, and a worker costs
- * about 0.2 s of CPU to start (Node's own bootstrap in the thread) — more than hashing 256 MiB.
+ * CPU-bound). The calling thread is one lane and worker threads running hash.worker are the
+ * others. A worker costs about 0.2 s of CPU to start (Node's own bootstrap in the thread:
+ * 205–211 ms measured for a bare worker, 250–305 ms through piscina, which also took 60–80 ms
+ * to load on the main thread), about what the calling thread needs to hash 256 MiB; so the
+ * workers are plain `worker_threads` (one batch at a time each, nothing else of a pool is
+ * needed), and they start only once there is more work than the calling thread would finish
+ * while they boot (see `WORKER_WORTH_S`).
  *
  * Batches wait in one queue, and whichever lane is free takes the next: a worker as soon as it
- * has started (a first empty batch tells when), the calling thread whenever a batch waits that
- * no worker can take. So the calling thread hashes from the first batch on while the workers
- * start, and the lanes finish together. It hashes with `hashFileSliced`, giving its event loop a
- * turn every few MiB (worker replies, the commit timer and Ctrl-C are not held up by a large file).
+ * has started (it says so with a first message), the calling thread whenever a batch waits
+ * that no worker can take. So the calling thread hashes from the first batch on while the
+ * workers start, and the lanes finish together. It hashes with `hashFileSliced`, giving its
+ * event loop a turn every few MiB (worker replies, the commit timer and Ctrl-C are not held up
+ * by a large file). A worker that dies fails its batch (each file reported, the run goes on)
+ * and leaves its share to the other lanes.
  *
  * Under tsx the worker is the `.ts` file next to this one, from `dist/` the `.js` (NODE20.md: a
- * hard-coded `.js` is not found under tsx). `destroy()` must be called at the end, or the idle
+ * hard-coded `.js` is not found under tsx). `destroy()` must be called at the end, or the
  * threads keep the process alive.
  */
 import { availableParallelism } from 'node:os';
-import type { Piscina } from 'piscina';
+import { Worker } from 'node:worker_threads';
 import { HASH_CHUNK_BYTES, type HashResult, type HashTask, hashBatch, hashFileSliced } from './hash.js';
 
 /** A pool of hash threads; not shared across threads (drive it from the main thread). */
@@ -32,64 +38,106 @@ export function defaultHashJobs(): number {
   return Math.max(1, availableParallelism());
 }
 
+export interface HashPoolOptions {
+  /**
+   * When the worker threads start: `on-demand` (default) once the work waiting is worth their
+   * start-up (see `WORKER_WORTH_S`); `at-once` with the first batch (tests of the workers).
+   */
+  readonly workers?: 'on-demand' | 'at-once';
+  /** false: the calling thread never hashes, the workers do it all (tests of the workers). Default true. */
+  readonly callerHashes?: boolean;
+}
+
+/**
+ * Seconds of the calling thread's hashing that justify starting the workers: about what one
+ * takes to start (0.2 s of CPU, 0.4–0.5 s of wall time on a loaded machine). Below that, the
+ * calling thread is done before a worker could help, and the worker's start-up only takes a
+ * core from it (4 files of 64 MiB: the worker never got a batch, and cost 0.3 s of CPU).
+ */
+const WORKER_WORTH_S = 0.25;
+/** The calling thread's hashing speed for that estimate: node:crypto with reads, ~1.5 GB/s. */
+const MAIN_BYTES_PER_S = 1.5e9;
+/** The calling thread's cost per file for that estimate (open, two fstats, reads, close): ~40 µs. */
+const MAIN_FILE_S = 40e-6;
+
 interface Waiting {
   readonly tasks: HashTask[];
   readonly resolve: (r: HashResult[]) => void;
   readonly reject: (err: unknown) => void;
 }
 
+/** One worker thread: started (its first message came), busy with one batch at most. */
+interface Lane {
+  readonly worker: Worker;
+  ready: boolean;
+  dead: boolean;
+  job: Waiting | undefined;
+}
+
+/** Seconds of the calling thread's time that `tasks` would take (see MAIN_BYTES_PER_S). */
+function estimateSeconds(tasks: readonly HashTask[]): number {
+  let bytes = 0;
+  for (const t of tasks) bytes += t.sizeBytes ?? 0;
+  return bytes / MAIN_BYTES_PER_S + tasks.length * MAIN_FILE_S;
+}
+
 /**
  * `threads` hash lanes: the calling thread and `threads - 1` workers (see the module comment).
- * piscina is loaded and its workers started at the first batch, not with the module: a run with
- * nothing to hash (a no-op update, a dry run) never pays for them.
+ * A run with little to hash (a no-op update, a dry run, a few files) never starts a worker.
  */
-export function createHashPool(threads: number = defaultHashJobs()): HashPool {
+export function createHashPool(threads: number = defaultHashJobs(), opts: HashPoolOptions = {}): HashPool {
   const workers = Math.max(0, threads - 1);
   const buf = Buffer.allocUnsafe(HASH_CHUNK_BYTES);
   const queue: Waiting[] = [];
-  let pool: Promise<Piscina<HashTask[], HashResult[]>> | undefined;
-  /** Workers that have started (their first, empty batch came back). */
-  let ready = 0;
-  let busyWorkers = 0;
+  const lanes: Lane[] = [];
+  let started = false;
   let mainBusy = false;
+  /** Seconds the calling thread has spent hashing so far. */
+  let mainSeconds = 0;
   let destroyed: Promise<void> | undefined;
 
-  const start = (): void => {
-    if (pool !== undefined || workers === 0) return;
-    const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-    pool = import('piscina').then(
-      ({ Piscina }) =>
-        new Piscina<HashTask[], HashResult[]>({
-          filename: new URL(`./hash.worker${ext}`, import.meta.url).href,
-          minThreads: workers,
-          maxThreads: workers,
-          // One batch at a time per thread: the work is CPU- and read-bound.
-          concurrentTasksPerWorker: 1,
-          idleTimeout: 60_000,
-        }),
-    );
-    for (let i = 0; i < workers; i++) {
-      pool
-        .then((p) => p.run([]))
-        .then(
-          () => {
-            ready += 1;
-            pump();
-          },
-          // A worker that cannot start leaves its share to the calling thread.
-          () => {},
-        );
-    }
+  const worthWorkers = (): boolean => {
+    if (opts.workers === 'at-once') return true;
+    if (mainSeconds >= WORKER_WORTH_S) return true;
+    let waiting = 0;
+    for (const job of queue) waiting += estimateSeconds(job.tasks);
+    return waiting >= WORKER_WORTH_S;
   };
 
-  const toWorker = (job: Waiting, p: Promise<Piscina<HashTask[], HashResult[]>>): void => {
-    busyWorkers += 1;
-    p.then((pp) => pp.run(job.tasks))
-      .then(job.resolve, job.reject)
-      .finally(() => {
-        busyWorkers -= 1;
+  const startWorkers = (): void => {
+    started = true;
+    const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+    const url = new URL(`./hash.worker${ext}`, import.meta.url);
+    for (let i = 0; i < workers; i++) {
+      let worker: Worker;
+      try {
+        worker = new Worker(url);
+      } catch {
+        // A thread that cannot start leaves its share to the others.
+        continue;
+      }
+      const lane: Lane = { worker, ready: false, dead: false, job: undefined };
+      worker.on('message', (msg: HashResult[] | null) => {
+        if (msg === null) lane.ready = true;
+        else {
+          const job = lane.job;
+          lane.job = undefined;
+          job?.resolve(msg);
+        }
         pump();
       });
+      const fail = (err: unknown): void => {
+        if (lane.dead) return;
+        lane.dead = true;
+        const job = lane.job;
+        lane.job = undefined;
+        job?.reject(err);
+        pump();
+      };
+      worker.on('error', fail);
+      worker.on('exit', (code) => fail(new Error(`hash worker stopped (exit code ${code})`)));
+      lanes.push(lane);
+    }
   };
 
   const mainLane = async (): Promise<void> => {
@@ -98,12 +146,14 @@ export function createHashPool(threads: number = defaultHashJobs()): HashPool {
       await new Promise<void>((resolve) => setImmediate(resolve));
       for (let job = queue.shift(); job !== undefined; job = queue.shift()) {
         const out: HashResult[] = [];
+        const t0 = performance.now();
         try {
           for (const t of job.tasks) out.push(await hashFileSliced(t, buf));
           job.resolve(out);
         } catch (err) {
           job.reject(err);
         }
+        mainSeconds += (performance.now() - t0) / 1000;
         pump();
         // A turn between batches: worker replies and the caller's writes go on meanwhile.
         await new Promise<void>((resolve) => setImmediate(resolve));
@@ -114,8 +164,17 @@ export function createHashPool(threads: number = defaultHashJobs()): HashPool {
   };
 
   function pump(): void {
-    while (queue.length > 0 && pool !== undefined && busyWorkers < ready) toWorker(queue.shift() as Waiting, pool);
-    if (queue.length > 0 && !mainBusy && destroyed === undefined) {
+    if (destroyed !== undefined) return;
+    if (!started && workers > 0 && queue.length > 0 && worthWorkers()) startWorkers();
+    for (const lane of lanes) {
+      if (queue.length === 0) break;
+      if (!lane.ready || lane.dead || lane.job !== undefined) continue;
+      const job = queue.shift() as Waiting;
+      lane.job = job;
+      lane.worker.postMessage(job.tasks);
+    }
+    const callerHashes = opts.callerHashes !== false || (started && lanes.every((l) => l.dead));
+    if (queue.length > 0 && !mainBusy && callerHashes) {
       mainBusy = true;
       void mainLane();
     }
@@ -125,14 +184,18 @@ export function createHashPool(threads: number = defaultHashJobs()): HashPool {
     threads: Math.max(1, threads),
     hash: (tasks) =>
       new Promise<HashResult[]>((resolve, reject) => {
-        start();
         queue.push({ tasks, resolve, reject });
         pump();
       }),
     destroy: () => {
-      destroyed ??= (pool ?? Promise.resolve(undefined)).then(
-        (p) => p?.destroy(),
-        () => {},
+      destroyed ??= Promise.all(
+        lanes.map((lane) => {
+          lane.dead = true;
+          return lane.worker.terminate();
+        }),
+      ).then(
+        () => undefined,
+        () => undefined,
       );
       return destroyed;
     },

@@ -8,8 +8,8 @@
  *   scan (main thread, one folder at a time, pipeline/scan.ts)
  *     → compare with that folder's catalogue rows; unchanged entries cost nothing, folders
  *       and symlinks are written at once, files to hash are batched
- *     → hash (the main thread and piscina workers, pipeline/hash-pool.ts; at most 4 batches
- *       per lane in flight: pipeline/bounded.ts)
+ *     → hash (the main thread, and worker threads when there is enough to hash,
+ *       pipeline/hash-pool.ts; at most 4 batches per lane in flight: pipeline/bounded.ts)
  *     → writer (main thread, catalog/files.ts): one transaction per ~10,000 rows or ~2 s.
  *
  * A file's row is written only with its hash, so a run killed at any moment leaves every row
@@ -86,8 +86,8 @@ export interface UpdateResult {
 
 export interface UpdateOptions {
   /**
-   * Hash lanes (default: one per core), the calling thread being one of them and piscina
-   * workers the others; 0 hashes on the calling thread at once (tests, tiny trees).
+   * Hash lanes (default: one per core), the calling thread being one of them and worker
+   * threads the others; 0 hashes on the calling thread at once (tests, tiny trees).
    */
   jobs?: number;
   /** Progress display (files and bytes done of the totals known so far). */
@@ -416,6 +416,7 @@ class UpdateRun {
         dev: f.entry.stat.dev,
         ino: f.entry.stat.ino,
         follow: f.entry.followed,
+        sizeBytes: Number(f.entry.stat.size),
       })),
     };
   }

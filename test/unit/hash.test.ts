@@ -112,7 +112,7 @@ test('the worker pool hashes batches off the main thread and exits cleanly', asy
     tasks.push(task(p));
     expected.push(sha(data));
   }
-  const pool = createHashPool(2);
+  const pool = createHashPool(2, { workers: 'at-once' });
   try {
     const [a, b] = await Promise.all([pool.hash(tasks.slice(0, 10)), pool.hash(tasks.slice(10))]);
     assert.deepEqual(
