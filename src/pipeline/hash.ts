@@ -35,6 +35,8 @@ export interface HashTask {
   readonly ino: bigint;
   /** true when the scan followed a symlink to reach it (then the path is opened through it). */
   readonly follow: boolean;
+  /** Its size when scanned, in bytes, if known: lets a pool weigh the work (never trusted as the size read). */
+  readonly sizeBytes?: number;
 }
 
 /** The hash and the metadata it belongs to (from the fstat taken before reading). */
@@ -94,8 +96,13 @@ function* hashSteps(task: HashTask, buf: Buffer): Generator<undefined, HashResul
       return failed('replaced', 'replaced by another file since it was scanned');
     }
     const h = createHash('sha256');
+    const size = Number(before.size);
     let total = 0;
-    for (;;) {
+    // Read up to the size fstat gave, not to a read that returns 0: that last read was one
+    // syscall of the seven a small file costs. A file that grew since is caught below (its
+    // size moved, or more bytes came than it had). A file of size 0 is read once: /proc files
+    // say 0 and then return bytes.
+    while (total < size || total === 0) {
       const n = fs.readSync(fd, buf, 0, buf.length, null);
       if (n === 0) break;
       h.update(n === buf.length ? buf : buf.subarray(0, n));
