@@ -29,7 +29,12 @@ import type { DestTree } from './dest-tree.js';
  */
 const BATCH_FILES = 10_000;
 const BATCH_BYTES = 1024 ** 3;
-/** Up to this many files (and bytes), a batch is fsynced file by file rather than by syncfs. */
+/**
+ * Up to this many files (and bytes not written back yet), a batch is fsynced file by file rather
+ * than by syncfs. Files whose data an early fdatasync already wrote (`file-writer.ts`) leave only
+ * their inode to write: 16 files of 64 MiB are 16 small fsyncs, where a syncfs would also wait
+ * for every other writer's dirty data on the filesystem.
+ */
 const SMALL_BATCH_FILES = 64;
 const SMALL_BATCH_BYTES = 64 * 1024 * 1024;
 
@@ -39,16 +44,22 @@ export class DurableBatch {
   private found: Buffer[] = [];
   private dirs = new Map<string, Buffer>();
   private bytes = 0;
+  /** Bytes of the batch's files whose data was not written back early. */
+  private dirtyBytes = 0;
   /** Whether syncfs can serve: false on FUSE, or where `sync -f` is missing (undefined: not known yet). */
   private syncfsUsable: boolean | undefined;
 
   constructor(private readonly tree: DestTree) {}
 
-  /** A file written at `file` (undefined: linked, nothing of ours to fsync) in folder `parent`. */
-  add(file: Buffer | undefined, parent: Buffer, sizeBytes: number): void {
+  /**
+   * A file written at `file` (undefined: linked, nothing of ours to fsync) in folder `parent`;
+   * `writtenBack`: its data was fdatasynced already, only its inode and entry remain.
+   */
+  add(file: Buffer | undefined, parent: Buffer, sizeBytes: number, writtenBack = false): void {
     if (file !== undefined) this.files.push(file);
     this.dirs.set(parent.toString('latin1'), parent);
     this.bytes += sizeBytes;
+    if (!writtenBack) this.dirtyBytes += sizeBytes;
   }
 
   /** A file found in place with the right content (not ours: fsynced, never removed). */
@@ -75,11 +86,12 @@ export class DurableBatch {
       const parent = d.subarray(0, d.lastIndexOf(0x2f));
       dirs.set(parent.toString('latin1'), parent);
     }
-    const small = files.length <= SMALL_BATCH_FILES && this.bytes <= SMALL_BATCH_BYTES;
+    const small = files.length <= SMALL_BATCH_FILES && this.dirtyBytes <= SMALL_BATCH_BYTES;
     this.files = [];
     this.found = [];
     this.dirs = new Map();
     this.bytes = 0;
+    this.dirtyBytes = 0;
     try {
       // A small batch is cheaper to fsync file by file than to flush the whole filesystem
       // (syncfs also writes back every other process's dirty data on it).
@@ -89,21 +101,40 @@ export class DurableBatch {
         for (const d of dirs.values()) fsyncDir(this.tree.sp(d));
       }
     } catch (err) {
-      state.discardPending();
-      for (const f of files) {
-        try {
-          fs.rmSync(this.tree.sp(f), { force: true });
-        } catch {
-          // unreachable now: the next run finds it unrecorded and checks it by its hash
-        }
-      }
-      // describeError: "EIO (input/output error)" for a syncfs or fsync error, whatever wrapped it.
-      throw new DistbackupError(
-        `${displayPath(this.tree.dest)}: cannot make the restored files durable: ${describeError(err)}; the last ${files.length} files were not recorded and were removed: run the restore again`,
-        { code: errnoCode(err) ?? 'runtime', path: this.tree.dest.toString(), cause: err },
-      );
+      this.abandonFiles(state, files, err);
     }
     state.commit();
+  }
+
+  /**
+   * The batch cannot be made durable (`err`: an early write-back of one of its files failed, see
+   * `file-writer.ts`): nothing of it is recorded, its files are removed, and the run stops with
+   * the error naming DEST (see the module comment). Always throws.
+   */
+  abandon(state: RestoreState, err: unknown): never {
+    const files = this.files;
+    this.files = [];
+    this.found = [];
+    this.dirs = new Map();
+    this.bytes = 0;
+    this.dirtyBytes = 0;
+    this.abandonFiles(state, files, err);
+  }
+
+  private abandonFiles(state: RestoreState, files: Buffer[], err: unknown): never {
+    state.discardPending();
+    for (const f of files) {
+      try {
+        fs.rmSync(this.tree.sp(f), { force: true });
+      } catch {
+        // unreachable now: the next run finds it unrecorded and checks it by its hash
+      }
+    }
+    // describeError: "EIO (input/output error)" for a syncfs or fsync error, whatever wrapped it.
+    throw new DistbackupError(
+      `${displayPath(this.tree.dest)}: cannot make the restored files durable: ${describeError(err)}; the last ${files.length} files were not recorded and were removed: run the restore again`,
+      { code: errnoCode(err) ?? 'runtime', path: this.tree.dest.toString(), cause: err },
+    );
   }
 
   /**

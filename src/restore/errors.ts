@@ -11,3 +11,12 @@ export class ExistsError extends Error {}
 export class BadObject extends Error {}
 /** Thrown out of a copy when the abort signal fired. */
 export class Interrupted extends Error {}
+/**
+ * The early write-back (fdatasync) of a file just written failed: the batch it belongs to
+ * cannot be made durable, so the run stops as when the batch's syncfs fails (`batch.ts`).
+ */
+export class WriteBackError extends Error {
+  constructor(readonly errnoError: unknown) {
+    super('write-back failed');
+  }
+}

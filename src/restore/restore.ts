@@ -31,8 +31,8 @@ import { DurableBatch } from './batch.js';
 import { DestTree, lstatOrUndefined } from './dest-tree.js';
 import { addProblem, emptyDoc, type RestoreDoc, type RestoreOptions, warnOnce } from './doc.js';
 import { dryRun } from './dry-run.js';
-import { BadObject, ExistsError, Interrupted, PathRefused } from './errors.js';
-import { FileWriter } from './file-writer.js';
+import { BadObject, ExistsError, Interrupted, PathRefused, WriteBackError } from './errors.js';
+import { FileWriter, writtenBackEarly } from './file-writer.js';
 import { MetaWriter, secondsOf } from './meta.js';
 import { Pace } from './pace.js';
 import { insideDest, joinTarget, STATE_DIR, splitVpath } from './paths.js';
@@ -51,6 +51,12 @@ export { vpathFilter } from './select.js';
  */
 const IN_FLIGHT_FILES = 4;
 const IN_FLIGHT_BYTES = 512 * 1024 * 1024;
+/**
+ * Files looked at ahead of the one being written: their objects, when small, are read into the
+ * page cache on libuv's pool meanwhile (`FileWriter.warm`), so that a cold small file does not
+ * hold the main thread on the disk's latency. Bounded: 32 rows.
+ */
+const READ_AHEAD_FILES = 32;
 
 /** Restore (or, with `planOnly`, plan) as described in the module comment. */
 export async function runRestore(opts: RestoreOptions): Promise<RestoreDoc> {
@@ -122,6 +128,8 @@ class RestoreRun {
   /** Files copied whose check and placing may still run, oldest first. */
   private readonly inFlight: { t: RestoreTodo; target: Buffer; parent: Buffer; placed: Promise<unknown> }[] = [];
   private inFlightBytes = 0;
+  /** The error of a failed early write-back: the batch cannot be made durable (see commitBatch). */
+  private writeBackFailed: unknown;
 
   constructor(
     private readonly opts: RestoreOptions,
@@ -364,29 +372,53 @@ class RestoreRun {
   // ---- files -----------------------------------------------------------------------------
 
   private async restoreFiles(): Promise<void> {
+    const rows = this.state.iterateTodo(FileKind.file, true);
+    const ahead: RestoreTodo[] = [];
+    let end = false;
+    const next = (): RestoreTodo | undefined => {
+      while (!end && ahead.length <= READ_AHEAD_FILES) {
+        const r = rows.next();
+        if (r.done === true) end = true;
+        else {
+          ahead.push(r.value);
+          this.writer.warm(r.value);
+        }
+      }
+      return ahead.shift();
+    };
     try {
-      for (const t of this.state.iterateTodo(FileKind.file, true)) {
+      for (let t = next(); t !== undefined; t = next()) {
         await this.pace.breathe();
         if (this.pace.aborted()) return;
         try {
           await this.restoreFile(t);
         } catch (err) {
           if (err instanceof Interrupted) return;
+          if (err instanceof WriteBackError) {
+            this.writeBackFailed ??= err.errnoError;
+            return;
+          }
           this.fail(t.vpath, err);
         }
         while (this.inFlight.length > IN_FLIGHT_FILES || this.inFlightBytes > IN_FLIGHT_BYTES) await this.settleOne();
+        if (this.writeBackFailed !== undefined) return;
         this.opts.progress?.update(this.doc.bytesRestored, this.doc.restored);
         if (this.batch.full) await this.commitBatch();
       }
     } finally {
+      rows.return(undefined);
       // Every file copied is checked and placed (or removed) before the batch is made durable.
       while (this.inFlight.length > 0) await this.settleOne();
     }
   }
 
-  /** Settle every file in flight, then make the batch durable and record it. */
+  /**
+   * Settle every file in flight, then make the batch durable and record it; after a failed early
+   * write-back, abandon the batch instead (nothing recorded, its files removed, the run stops).
+   */
   private async commitBatch(): Promise<void> {
     while (this.inFlight.length > 0) await this.settleOne();
+    if (this.writeBackFailed !== undefined) this.batch.abandon(this.state, this.writeBackFailed);
     await this.batch.commit(this.state);
   }
 
@@ -397,7 +429,8 @@ class RestoreRun {
     this.inFlightBytes -= f.t.sizeBytes;
     this.writer.flush();
     const err = await f.placed;
-    if (err === undefined) this.written(f.t, f.target, f.parent);
+    if (err === undefined) this.written(f.t, f.target, f.parent, writtenBackEarly(f.t.sizeBytes));
+    else if (err instanceof WriteBackError) this.writeBackFailed ??= err.errnoError;
     else this.fail(f.t.vpath, err);
   }
 
@@ -405,8 +438,8 @@ class RestoreRun {
    * A file written (or linked: `target` undefined) and in place: part of the batch, recorded at
    * its durability point.
    */
-  private written(t: RestoreTodo, target: Buffer | undefined, parent: Buffer): void {
-    this.batch.add(target, parent, t.sizeBytes);
+  private written(t: RestoreTodo, target: Buffer | undefined, parent: Buffer, writtenBack = false): void {
+    this.batch.add(target, parent, t.sizeBytes, writtenBack);
     this.state.markRestored(t.vpath, t.hash, FileKind.file);
     this.doc.restored += 1;
     this.doc.bytesRestored += t.sizeBytes;
