@@ -49,8 +49,8 @@ export interface HashPoolOptions {
 }
 
 /**
- * Seconds of the calling thread's hashing that justify starting the workers: about what one
- * takes to start (0.2 s of CPU, 0.4–0.5 s of wall time on a loaded machine). Below that, the
+ * Seconds of the calling thread's hashing (CPU time, spent or waiting in the queue) that justify
+ * starting the workers: about what one takes to start (0.2 s of CPU, 0.4–0.5 s of wall time on a loaded machine). Below that, the
  * calling thread is done before a worker could help, and the worker's start-up only takes a
  * core from it (4 files of 64 MiB: the worker never got a batch, and cost 0.3 s of CPU).
  */
@@ -92,7 +92,7 @@ export function createHashPool(threads: number = defaultHashJobs(), opts: HashPo
   const lanes: Lane[] = [];
   let started = false;
   let mainBusy = false;
-  /** Seconds the calling thread has spent hashing so far. */
+  /** CPU seconds the calling thread has spent hashing so far (counted until the workers start). */
   let mainSeconds = 0;
   let destroyed: Promise<void> | undefined;
 
@@ -146,14 +146,19 @@ export function createHashPool(threads: number = defaultHashJobs(), opts: HashPo
       await new Promise<void>((resolve) => setImmediate(resolve));
       for (let job = queue.shift(); job !== undefined; job = queue.shift()) {
         const out: HashResult[] = [];
-        const t0 = performance.now();
+        // CPU time, not wall time: on a loaded machine the wall clock would count the turns
+        // other processes took and start workers that only add to the load.
+        const c0 = process.cpuUsage();
         try {
           for (const t of job.tasks) out.push(await hashFileSliced(t, buf));
           job.resolve(out);
         } catch (err) {
           job.reject(err);
         }
-        mainSeconds += (performance.now() - t0) / 1000;
+        if (!started) {
+          const c = process.cpuUsage(c0);
+          mainSeconds += (c.user + c.system) / 1e6;
+        }
         pump();
         // A turn between batches: worker replies and the caller's writes go on meanwhile.
         await new Promise<void>((resolve) => setImmediate(resolve));
