@@ -12,8 +12,14 @@
  *
  * `--warm` keeps the page cache for verify (the CPU-bound case: hashing, not the disk).
  * Restore runs the same number of rounds beside `cp -a` and `cp -a && sync` of the objects.
+ * `--small N` adds a tree of N small files (1–16 KiB, 100 to a folder, on a disk of their own)
+ * restored the same way; `--mib 0` leaves out the large files. Every run writes into a folder of
+ * its own, and the folders of many files are removed only at the end: file creation on this
+ * machine's ext4 runs several times slower for ~35 s after a mass delete (NODE20.md), which
+ * would slow whichever run came next.
  *
- *   npx tsx bench/recovery.ts [--dir DIR] [--mib N] [--file-mib N] [--keep] [--repeat N] [--profile hdd|ssd|both] [--warm] [--only verify|restore]
+ *   npx tsx bench/recovery.ts [--dir DIR] [--mib N] [--file-mib N] [--small N] [--keep] [--repeat N] [--profile hdd|ssd|both] [--warm] [--only verify|restore]
+ *   npx tsx bench/recovery.ts --only restore --mib 1024 --small 20000 --repeat 3
  *   npm run bench -- recovery
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -42,6 +48,8 @@ interface Args {
   warm: boolean;
   /** `--only verify` or `--only restore`: run one part. */
   only: 'verify' | 'restore' | undefined;
+  /** Small files in a tree of their own, restored beside cp too (0: none). */
+  small: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -54,6 +62,7 @@ function parseArgs(argv: string[]): Args {
     profiles: ['hdd', 'ssd'],
     warm: false,
     only: undefined,
+    small: 0,
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -70,6 +79,7 @@ function parseArgs(argv: string[]): Args {
     if (k === '--dir') a.dir = v;
     else if (k === '--mib') a.mib = Number(v);
     else if (k === '--file-mib') a.fileMib = Number(v);
+    else if (k === '--small') a.small = Math.max(0, Math.floor(Number(v)));
     else if (k === '--repeat') a.repeat = Math.max(1, Number(v));
     else if (k === '--only') a.only = v === 'restore' ? 'restore' : 'verify';
     else if (k === '--profile') a.profiles = v === 'both' ? ['hdd', 'ssd'] : [v === 'ssd' ? 'ssd' : 'hdd'];
@@ -213,19 +223,70 @@ async function benchVerify(
   return out;
 }
 
+/** Removing this many files or more slows the file creation that follows (see the module comment). */
+const MANY_FILES = 1000;
+
+/** One data set restored in the bench: its own source tree, home catalogue and disk. */
+interface BenchSet {
+  label: string;
+  home: string;
+  disk: string;
+  files: number;
+  bytes: number;
+}
+
+/** Map `src` in a home of its own under `dir`, update, and sync it to a disk there. */
+async function prepareSet(dir: string, src: string, label: string, files: number, bytes: number): Promise<BenchSet> {
+  const home = path.join(dir, 'home');
+  const cat = openCatalog(home);
+  try {
+    mapSource(cat, '/bench', src);
+    await runUpdate(cat, {});
+    const disk = path.join(dir, 'disk');
+    addDisk(cat, 'bench', disk, { sizeBytes: bytes * 2 + 1e9 });
+    await runSync(cat, { name: 'bench' });
+    return { label, home, disk, files, bytes };
+  } finally {
+    cat.close();
+  }
+}
+
+/** A tree of `n` small files under `src` (1–16 KiB of random bytes, 100 to a folder); returns their bytes. */
+function writeSmallTree(src: string, n: number): number {
+  let bytes = 0;
+  for (let i = 0; i < n; i++) {
+    const folder = path.join(
+      src,
+      `d${String(Math.floor(i / 10_000)).padStart(2, '0')}`,
+      `d${String(Math.floor(i / 100) % 100).padStart(2, '0')}`,
+    );
+    if (i % 100 === 0) fs.mkdirSync(folder, { recursive: true });
+    const size = 1024 + ((i * 7919) % (15 * 1024));
+    fs.writeFileSync(path.join(folder, `f${String(i).padStart(6, '0')}.bin`), randomBytes(size));
+    bytes += size;
+  }
+  return bytes;
+}
+
 /**
  * Restore of every file into an empty folder (durable: restore fsyncs before it records)
  * beside `cp -a` and `cp -a && sync` of the same objects, `a.repeat` rounds with distbackup
  * first and last in turn; prints every run and returns the ratio lines (medians).
  */
-async function benchRestore(disk: string, home: string, base: string, mb: number, a: Args): Promise<string[]> {
-  console.log(
-    `restore (${a.fileMib >= 1 ? 'large' : 'small'} files, from the disk into an empty folder), against cp -a of the objects:`,
-  );
+async function benchRestore(set: BenchSet, base: string, a: Args): Promise<string[]> {
+  const { disk, home, label } = set;
+  const mb = set.bytes / 1e6;
+  console.log(`restore (${label}, from the disk into an empty folder), against cp -a of the objects:`);
   const objects = path.join(disk, OBJECTS_DIR);
+  // A folder of its own for every run; many files are removed only after the last round.
+  const runs = path.join(base, 'runs');
+  fs.mkdirSync(runs, { recursive: true });
+  const later: string[] = [];
+  let seq = 0;
   const fresh = (name: string): string => {
-    const p = path.join(base, name);
-    fs.rmSync(p, { recursive: true, force: true });
+    if (set.files < MANY_FILES) for (const old of later.splice(0)) fs.rmSync(old, { recursive: true, force: true });
+    const p = path.join(runs, `${name}-${seq++}`);
+    later.push(p);
     return p;
   };
   const rows: { d: number; dc: number; cp: number; cps: number }[] = [];
@@ -234,6 +295,7 @@ async function benchRestore(disk: string, home: string, base: string, mb: number
       const dest = fresh('restored');
       return timedCpu(async () => {
         const doc = await runRestore({ dest, vpaths: [], diskPath: disk, dataDir: home, catalogue: 'home' });
+        if (doc.restored !== set.files) throw new Error(`restore restored ${doc.restored} files, not ${set.files}`);
         if (doc.remaining > 0 || doc.errors.length > 0) throw new Error('restore did not restore everything');
       }, false);
     };
@@ -268,13 +330,12 @@ async function benchRestore(disk: string, home: string, base: string, mb: number
         `cp -a ${c.toFixed(2)} s  cp -a && sync ${cs.toFixed(2)} s  ratios ${(d.wall / c).toFixed(2)} / ${(d.wall / cs).toFixed(2)}  load ${os.loadavg()[0]?.toFixed(2)}`,
     );
   }
-  fresh('restored');
-  fresh('cp');
+  for (const p of later) fs.rmSync(p, { recursive: true, force: true });
   const r1 = median(rows.map((r) => r.d / r.cp));
   const r2 = median(rows.map((r) => r.d / r.cps));
   return [
-    `restore / cp -a = ${r1.toFixed(2)}x the time (median of ${a.repeat} rounds; medians ${median(rows.map((r) => r.d)).toFixed(2)} s / ${median(rows.map((r) => r.cp)).toFixed(2)} s; target: at most 1.3x)`,
-    `restore / cp -a && sync = ${r2.toFixed(2)}x the time (restore is durable when it ends, cp -a is not until sync)`,
+    `restore of ${label} / cp -a = ${r1.toFixed(2)}x the time (median of ${a.repeat} rounds; medians ${median(rows.map((r) => r.d)).toFixed(2)} s / ${median(rows.map((r) => r.cp)).toFixed(2)} s; target: at most 1.3x)`,
+    `restore of ${label} / cp -a && sync = ${r2.toFixed(2)}x the time (medians ${median(rows.map((r) => r.d)).toFixed(2)} s / ${median(rows.map((r) => r.cps)).toFixed(2)} s; restore is durable when it ends, cp -a is not until sync)`,
   ];
 }
 
@@ -283,38 +344,36 @@ export async function main(argv: string[]): Promise<void> {
   const a = parseArgs(argv);
   const base = fs.mkdtempSync(path.join(a.dir, 'distbackup-bench-recovery-'));
   try {
-    const src = path.join(base, 'src');
-    fs.mkdirSync(src);
-    const files = Math.max(1, Math.round(a.mib / a.fileMib));
-    const chunk = 8 * 1024 * 1024;
-    for (let i = 0; i < files; i++) {
-      const fd = fs.openSync(path.join(src, `large-${String(i).padStart(4, '0')}.bin`), 'w');
-      const size = Math.round(a.fileMib * 1024 * 1024);
-      // Each file gets exactly its size: `--file-mib 0.01` makes 10 KiB files (the many-small-files case).
-      for (let off = 0; off < size; off += chunk) fs.writeSync(fd, randomBytes(Math.min(chunk, size - off)));
-      fs.closeSync(fd);
+    const sets: BenchSet[] = [];
+    if (a.mib > 0) sets.push(await prepareLarge(base, a));
+    if (a.small > 0) {
+      const dir = path.join(base, 'small');
+      const src = path.join(dir, 'src');
+      const bytes = writeSmallTree(src, a.small);
+      console.log(`recovery bench: ${a.small} small files (${(bytes / 2 ** 20).toFixed(0)} MiB) in ${dir}`);
+      sets.push(await prepareSet(dir, src, `${a.small} small files`, a.small, bytes));
     }
-    const bytes = files * Math.round(a.fileMib * 1024 * 1024);
-    const mb = bytes / 1e6;
-    console.log(`recovery bench: ${files} files of ${a.fileMib} MiB (${(bytes / 2 ** 30).toFixed(2)} GiB) in ${base}`);
     console.log(`page cache dropped before each run: ${dropCaches() ? 'yes' : 'no (not root): figures are warm'}`);
-    const cat = openCatalog(path.join(base, 'home'));
-    mapSource(cat, '/bench', src);
-    await runUpdate(cat, {});
-    const disk = path.join(base, 'disk');
-    addDisk(cat, 'bench', disk, { sizeBytes: bytes * 2 + 1e9 });
-    await runSync(cat, { name: 'bench' });
-    const objs = objectFiles(disk);
-    const line = (what: string, s: number): void =>
-      console.log(`  ${what.padEnd(34)} ${s.toFixed(2).padStart(7)} s  ${(mb / s).toFixed(0).padStart(6)} MB/s`);
-
-    const verifyRatios = a.only === 'restore' ? [] : await benchVerify(cat, objs, mb, a);
-    if (have('sha256sum') && a.only !== 'restore') {
-      line('sha256sum (1 process)', await timed(() => run('sha256sum', objs)));
+    const large = a.mib > 0 ? sets[0] : undefined;
+    const verifyRatios: string[] = [];
+    if (large !== undefined && a.only !== 'restore') {
+      const cat = openCatalog(large.home);
+      try {
+        const objs = objectFiles(large.disk);
+        const mb = large.bytes / 1e6;
+        verifyRatios.push(...(await benchVerify(cat, objs, mb, a)));
+        if (have('sha256sum')) {
+          const s = await timed(() => run('sha256sum', objs));
+          console.log(
+            `  ${'sha256sum (1 process)'.padEnd(34)} ${s.toFixed(2).padStart(7)} s  ${(mb / s).toFixed(0).padStart(6)} MB/s`,
+          );
+        }
+      } finally {
+        cat.close();
+      }
     }
-    cat.close();
-
-    const restoreRatios = a.only === 'verify' ? [] : await benchRestore(disk, path.join(base, 'home'), base, mb, a);
+    const restoreRatios: string[] = [];
+    if (a.only !== 'verify') for (const set of sets) restoreRatios.push(...(await benchRestore(set, base, a)));
 
     console.log('targets:');
     for (const r of verifyRatios) console.log(`  ${r}`);
@@ -323,6 +382,25 @@ export async function main(argv: string[]): Promise<void> {
     if (a.keep) console.log(`kept ${base}`);
     else fs.rmSync(base, { recursive: true, force: true });
   }
+}
+
+/** The large files (`--mib` in files of `--file-mib`), mapped and synced under `base`. */
+async function prepareLarge(base: string, a: Args): Promise<BenchSet> {
+  const src = path.join(base, 'src');
+  fs.mkdirSync(src);
+  const files = Math.max(1, Math.round(a.mib / a.fileMib));
+  const chunk = 8 * 1024 * 1024;
+  for (let i = 0; i < files; i++) {
+    const fd = fs.openSync(path.join(src, `large-${String(i).padStart(4, '0')}.bin`), 'w');
+    const size = Math.round(a.fileMib * 1024 * 1024);
+    // Each file gets exactly its size: `--file-mib 0.01` makes 10 KiB files (the many-small-files case).
+    for (let off = 0; off < size; off += chunk) fs.writeSync(fd, randomBytes(Math.min(chunk, size - off)));
+    fs.closeSync(fd);
+  }
+  const bytes = files * Math.round(a.fileMib * 1024 * 1024);
+  console.log(`recovery bench: ${files} files of ${a.fileMib} MiB (${(bytes / 2 ** 30).toFixed(2)} GiB) in ${base}`);
+  const label = a.fileMib >= 1 ? `${files} large file${files === 1 ? '' : 's'}` : `${files} files of ${a.fileMib} MiB`;
+  return prepareSet(base, src, label, files, bytes);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
