@@ -141,6 +141,13 @@ export async function writeFullyAsync(fd: number, buf: Uint8Array, position: num
   }
 }
 
+/** rename(2) on libuv's pool. */
+export function renameAsync(from: string, to: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.rename(from, to, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
 export function fsyncAsync(fd: number): Promise<void> {
   return new Promise((resolve, reject) => {
     fs.fsync(fd, (err) => (err ? reject(err) : resolve()));
@@ -221,7 +228,12 @@ export class SyncfsRunner {
   private out = '';
   private broken = false;
 
-  private start(): ChildProcessWithoutNullStreams | undefined {
+  /**
+   * Start the shell now (it starts at the first request otherwise): before the copy, no other
+   * thread of this process is inside an fsync (under an LD_PRELOAD fault injector such as libfiu,
+   * a fork while one is can leave the child blocked on the injector's lock before its exec).
+   */
+  start(): ChildProcessWithoutNullStreams | undefined {
     if (this.child !== undefined || this.broken) return this.child;
     let child: ChildProcessWithoutNullStreams;
     try {
@@ -273,6 +285,11 @@ export class SyncfsRunner {
     const errno = missing ? 'ENOSYS' : known === undefined ? 'EIO' : STRERROR[known];
     const why = msg === '' ? `sync -f ended with exit ${status}` : msg;
     w.reject(fileError(w.p, Object.assign(new Error(why), { code: errno }), 'syncfs'));
+  }
+
+  /** Process id of the shell while it runs (for tests). */
+  get pid(): number | undefined {
+    return this.child?.pid;
   }
 
   /** syncfs(2) of the filesystem holding `p` (see the class comment). */
@@ -368,6 +385,93 @@ export class CacheWarmer {
         fs.close(fd, done);
       });
     });
+  }
+}
+
+/** A small file opened, checked and read whole on libuv's pool (see SmallFilePrefetch). */
+export interface PrefetchedFile {
+  /** Descriptor of the file (opened O_NOFOLLOW | O_NONBLOCK); the caller closes it. */
+  readonly fd: number;
+  readonly stat: fs.Stats;
+  /** Its first `n` bytes (`n` = the size asked for); valid until `release()`. */
+  readonly buf: Buffer;
+  readonly n: number;
+  /** Give the buffer back (idempotent); only once its bytes are no longer used. */
+  release(): void;
+}
+
+/**
+ * Opens, fstats and reads small files on libuv's pool ahead of the copy, so the main thread
+ * never waits on a cold source (30,000 small files: 8.2 s of 19 s blocked in synchronous reads
+ * behind a cache warmer). A fetch yields the open descriptor, its stat and the bytes, or
+ * undefined when anything differs from a regular file of at least `size` bytes that read whole
+ * (the copy then opens and reads the file itself, and reports what it finds). Buffers (at most
+ * `slots` of `maxBytes`, allocated when first needed) are handed out in call order, so fetches
+ * made in the copy's order cannot starve the one the copy waits for; a descriptor is open only
+ * while its fetch holds a buffer. Every promise settles (errors resolve to undefined). Main
+ * thread only.
+ */
+export class SmallFilePrefetch {
+  private readonly free: Buffer[] = [];
+  private made = 0;
+  private readonly waiting: ((b: Buffer) => void)[] = [];
+
+  constructor(
+    private readonly slots: number,
+    private readonly maxBytes: number,
+  ) {}
+
+  private acquire(): Promise<Buffer> {
+    const b = this.free.pop();
+    if (b !== undefined) return Promise.resolve(b);
+    if (this.made < this.slots) {
+      this.made += 1;
+      return Promise.resolve(Buffer.allocUnsafe(this.maxBytes));
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private give(b: Buffer): void {
+    const w = this.waiting.shift();
+    if (w !== undefined) w(b);
+    else this.free.push(b);
+  }
+
+  /** Fetch `file` (`size` bytes, 0 < size <= maxBytes); see the class comment. */
+  async fetch(file: Buffer, size: number): Promise<PrefetchedFile | undefined> {
+    if (size <= 0 || size > this.maxBytes || this.slots <= 0) return undefined;
+    const buf = await this.acquire();
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.give(buf);
+    };
+    const fd = await new Promise<number>((resolve) => {
+      // O_NOFOLLOW, O_NONBLOCK: as the copy opens it (no link followed, no FIFO waited on).
+      fs.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK, (err, f) =>
+        resolve(err === null ? f : -1),
+      );
+    });
+    if (fd < 0) {
+      release();
+      return undefined;
+    }
+    const stat = await new Promise<fs.Stats | undefined>((resolve) => {
+      fs.fstat(fd, (err, st) => resolve(err === null ? st : undefined));
+    });
+    const n =
+      stat?.isFile() && stat.size >= size
+        ? await new Promise<number>((resolve) => {
+            fs.read(fd, buf, 0, size, 0, (err, got) => resolve(err === null ? got : -1));
+          })
+        : -1;
+    if (stat === undefined || n !== size) {
+      release();
+      fs.close(fd, () => {});
+      return undefined;
+    }
+    return { fd, stat, buf, n, release };
   }
 }
 

@@ -23,13 +23,15 @@ import { killPoint } from '../core/kill-points.js';
 import { displayPath } from '../core/vpath.js';
 import {
   BoundedQueue,
-  CacheWarmer,
   fsyncAsync,
   fsyncDirAsync,
   HashThread,
   openFilesLimit,
+  type PrefetchedFile,
   readAsync,
   readBackHash,
+  renameAsync,
+  SmallFilePrefetch,
   SyncfsRunner,
   writeFullyAsync,
 } from './copy-io.js';
@@ -136,12 +138,23 @@ const HASH_THREAD_BYTES = 1024 * 1024;
 const SYNCFS_MAX_BYTES = 16 * 1024 * 1024;
 
 /**
- * Small files read ahead into the page cache (see CacheWarmer), and how many at once (libuv's
- * pool has 4 threads). 30,000 small files, load 10–13: 48.3 and 48.4 s against 51.8 and 52.8 s
- * without.
+ * Items taken from the list ahead of the copy, and small files read ahead of it at most (see
+ * SmallFilePrefetch: each holds a descriptor and a buffer of SMALL_BYTES until written, so
+ * memory is PREFETCH_FILES × 256 KiB; fewer under a low `ulimit -n`). libuv's pool runs 4 of
+ * them at once.
  */
-const WARM_AHEAD = 16;
-const WARM_READS = 4;
+const AHEAD_ITEMS = 16;
+const PREFETCH_FILES = 16;
+
+/**
+ * Files of the first batch; each next batch may hold twice as many, up to SYNCFS_BATCH_MAX_FILES
+ * (and `commitFiles`). A batch is made durable (syncfs, renames, syncfs, commit) while the next
+ * one is copied, so a small first batch starts that overlap early and leaves a short last one:
+ * 3,000 small files made one batch whose durability nothing overlapped. Larger batches later
+ * keep the count of syncfs calls low on long runs.
+ */
+const SYNCFS_BATCH_FIRST_FILES = 512;
+const SYNCFS_BATCH_MAX_FILES = 4096;
 
 /** Descriptors kept free for the rest of the process (SQLite, libuv, the hash thread, sources). */
 const RESERVED_FDS = 48;
@@ -160,6 +173,21 @@ interface Pending {
   fd: number;
   /** Closed once written: made durable by the batch's syncfs, not by an fsync of its own. */
   viaSyncfs: boolean;
+}
+
+/** An item taken ahead from the list, with its first source being read ahead (small files). */
+interface Ahead {
+  readonly item: CopyItem;
+  readonly pre: Promise<PrefetchedFile | undefined> | undefined;
+}
+
+/** Close a prefetched file that will not be copied and give its buffer back. */
+function dropPrefetch(pre: Promise<PrefetchedFile | undefined> | undefined): void {
+  void pre?.then((f) => {
+    if (f === undefined) return;
+    f.release();
+    fs.close(f.fd, () => {});
+  });
 }
 
 /** An errno error of an operation on `file` named with that file (fd-based calls name none). */
@@ -229,6 +257,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   let hashIds = 0;
   /** syncfs calls of this run, through one shell started at the first one. */
   const syncer = new SyncfsRunner();
+  if (opts.batchSyncfs === true) syncer.start();
   /** tmp names: the object's hash, then this run's tag and a counter (unique, no RNG per file). */
   const runTag = randomBytes(4).toString('hex');
   let tmpSeq = 0;
@@ -237,11 +266,16 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   // Two batches may hold descriptors at once (one flushing, one filling): keep both under the
   // process's limit, whatever `ulimit -n` the user runs with (issue: EMFILE under a low limit).
   const fdLimit = openFilesLimit();
+  // Prefetched sources hold a descriptor each: an eighth of what is left at most.
+  const prefetchFiles =
+    fdLimit === undefined
+      ? PREFETCH_FILES
+      : Math.max(0, Math.min(PREFETCH_FILES, Math.floor((fdLimit - RESERVED_FDS) / 8)));
   const batchFdCap = Math.max(
     1,
     Math.min(
       opts.fsyncBatchFiles,
-      fdLimit === undefined ? opts.fsyncBatchFiles : Math.floor((fdLimit - RESERVED_FDS) / 3),
+      fdLimit === undefined ? opts.fsyncBatchFiles : Math.floor((fdLimit - RESERVED_FDS - prefetchFiles) / 3),
     ),
   );
   const useSyncfs = (item: CopyItem): boolean =>
@@ -382,7 +416,10 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       }
       try {
         const dir = opts.target.prefixDir(p.item.hash, true);
-        fs.renameSync(p.tmp, path.join(dir, p.item.hash));
+        // On libuv's pool: the main thread goes on copying the next batch meanwhile (a rename
+        // into one of 4096 folders waits on the filesystem's rename lock: 0.35 ms each on a busy
+        // disk). One at a time, in order, as before.
+        await renameAsync(p.tmp, path.join(dir, p.item.hash));
         renamedDirs.add(dir);
         renamed.push(p);
       } catch (err) {
@@ -419,7 +456,10 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     } else {
       // (Not after Ctrl-C: a whole-filesystem write-back may take seconds on a busy disk.)
       // A speed hint only (errors ignored): every folder is still fsynced on its own below.
-      if (dirs.length > 1 && opts.signal?.aborted !== true && process.platform === 'linux') {
+      // None with DISTBACKUP_FSYNC=file, which asks for no syncfs at all (and no fork during
+      // the copy: under libfiu a fork while other threads are in it can deadlock the child).
+      const hint = process.platform === 'linux' && process.env.DISTBACKUP_FSYNC !== 'file';
+      if (dirs.length > 1 && opts.signal?.aborted !== true && hint) {
         await syncer.run(opts.target.tmpDir).catch(() => {});
       }
       for (let i = 0; i < dirs.length; i += width) {
@@ -439,6 +479,8 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   };
 
   let inFlight = 0;
+  /** Files of the next batch (it doubles at each batch, see SYNCFS_BATCH_FIRST_FILES). */
+  let syncfsBatchFiles = SYNCFS_BATCH_FIRST_FILES;
   let groupFiles = 0;
   let groupBytes = 0;
   /** fsync and rename the current batch; commit when the group is full (or `final`). */
@@ -483,45 +525,51 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
 
   const runItems = async (list: Iterable<CopyItem>): Promise<void> => {
     const it = list[Symbol.iterator]();
-    // The next few small files are read into the page cache on libuv's pool while the main
-    // thread copies the current one: a cold small file otherwise blocks it on the disk's latency
-    // (30,000 small files: 16.7 s of 38 s in synchronous reads).
-    const ahead: CopyItem[] = [];
-    const warmer = new CacheWarmer(WARM_READS, SMALL_BYTES);
+    // The next small files are opened and read on libuv's pool while the main thread copies the
+    // current one: a cold small file otherwise blocks it on the disk's latency (30,000 small
+    // files: 8.2 s of 19 s in synchronous reads behind a page-cache warmer).
+    const ahead: Ahead[] = [];
+    const prefetch = new SmallFilePrefetch(prefetchFiles, SMALL_BYTES);
     let done = false;
-    const next = (): CopyItem | undefined => {
+    const next = (): Ahead | undefined => {
       if (fatal !== undefined || opts.signal?.aborted === true) return undefined;
-      while (!done && ahead.length <= WARM_AHEAD) {
+      while (!done && ahead.length <= AHEAD_ITEMS) {
         const r = it.next();
         if (r.done === true) done = true;
         else {
-          ahead.push(r.value);
           const src = r.value.sources[0];
-          if (src !== undefined && r.value.sizeBytes > 0) warmer.warm(src, r.value.sizeBytes);
+          const small = src !== undefined && r.value.sizeBytes > 0 && r.value.sizeBytes <= SMALL_BYTES;
+          ahead.push({ item: r.value, pre: small ? prefetch.fetch(src, r.value.sizeBytes) : undefined });
         }
       }
-      const item = ahead.shift();
-      if (item === undefined) return undefined;
+      const a = ahead.shift();
+      if (a === undefined) return undefined;
       try {
-        opts.beforeItem?.(item);
+        opts.beforeItem?.(a.item);
       } catch (err) {
+        dropPrefetch(a.pre);
         fail(err);
         return undefined;
       }
-      return item;
+      return a;
     };
     const lanes: Promise<void>[] = [];
     for (let i = 0; i < Math.max(1, opts.lanes); i++) lanes.push(runLane(next));
-    await Promise.all(lanes);
+    try {
+      await Promise.all(lanes);
+    } finally {
+      // Stopped early: what was fetched ahead and not copied is closed.
+      for (const a of ahead.splice(0)) dropPrefetch(a.pre);
+    }
   };
 
-  const runLane = async (next: () => CopyItem | undefined): Promise<void> => {
+  const runLane = async (next: () => Ahead | undefined): Promise<void> => {
     const q = new BoundedQueue<Msg>(opts.readAheadChunks + 2);
     const pool = new BufferPool(opts.readAheadChunks, opts.chunkBytes);
     const reader = async (): Promise<void> => {
       try {
-        for (let item = next(); item !== undefined; item = next()) {
-          if (!(await readItem(item, q, pool))) break;
+        for (let a = next(); a !== undefined; a = next()) {
+          if (!(await readItem(a.item, a.pre === undefined ? undefined : await a.pre, q, pool))) break;
         }
       } finally {
         q.close();
@@ -620,7 +668,12 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
             batch.push(cur);
             batchBytes += cur.item.sizeBytes;
             if (!cur.viaSyncfs) batchFds += 1;
-            if (batchFds >= batchFdCap || batch.length >= opts.commitFiles || batchBytes >= opts.fsyncBatchBytes) {
+            if (
+              batchFds >= batchFdCap ||
+              batch.length >= Math.min(opts.commitFiles, syncfsBatchFiles) ||
+              batchBytes >= opts.fsyncBatchBytes
+            ) {
+              syncfsBatchFiles = Math.min(SYNCFS_BATCH_MAX_FILES, syncfsBatchFiles * 2);
               // The batch becomes durable in the background while the next one is written: at
               // most one batch waits behind the one being flushed (bounded descriptors, memory).
               if (inFlight >= 1) await flushing;
@@ -640,25 +693,39 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     await Promise.all([reader(), writer()]);
   };
 
-  /** Read one item into the queue; false when the run must stop. */
-  const readItem = async (item: CopyItem, q: BoundedQueue<Msg>, pool: BufferPool): Promise<boolean> => {
+  /**
+   * Read one item into the queue; false when the run must stop. `pre`: its first source already
+   * opened, checked and read whole (SmallFilePrefetch); this takes over its descriptor and buffer.
+   */
+  const readItem = async (
+    item: CopyItem,
+    pre: PrefetchedFile | undefined,
+    q: BoundedQueue<Msg>,
+    pool: BufferPool,
+  ): Promise<boolean> => {
     let lastErr = 'no file of the catalogue has this content any more';
     let lastPath: Buffer | null = null;
-    for (const src of item.sources) {
+    for (const [k, src] of item.sources.entries()) {
       lastPath = src;
+      const fetched = k === 0 ? pre : undefined;
+      /** Whether the prefetched buffer went to the writer (which then gives it back). */
+      let handed = false;
       let fd: number;
-      try {
-        // O_NOFOLLOW: a file swapped for a link since the scan is not followed (RELIABILITY.md
-        // §2.17); O_NONBLOCK: a FIFO in its place does not block the open; a path longer than
-        // PATH_MAX is opened through a descriptor of a folder above it.
-        fd = openDeep(src, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-      } catch (err) {
-        lastErr = describeError(err);
-        continue;
+      if (fetched !== undefined) fd = fetched.fd;
+      else {
+        try {
+          // O_NOFOLLOW: a file swapped for a link since the scan is not followed (RELIABILITY.md
+          // §2.17); O_NONBLOCK: a FIFO in its place does not block the open; a path longer than
+          // PATH_MAX is opened through a descriptor of a folder above it.
+          fd = openDeep(src, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+        } catch (err) {
+          lastErr = describeError(err);
+          continue;
+        }
       }
       let started = false;
       try {
-        const st = fs.fstatSync(fd);
+        const st = fetched?.stat ?? fs.fstatSync(fd);
         if (!st.isFile()) {
           lastErr = 'not a regular file any more';
           continue;
@@ -681,6 +748,18 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
               // Ctrl-C or a disk error: drop this file now rather than finish it.
               await q.push({ t: 'abort' });
               return false;
+            }
+            if (fetched !== undefined && pos === 0 && h !== undefined) {
+              // The whole file, read ahead (a small file: hashed here, written from this buffer).
+              const n = fetched.n;
+              h.update(fetched.buf.subarray(0, n));
+              handed = true;
+              if (!(await q.push({ t: 'data', buf: fetched.buf, n, pos, release: fetched.release }))) {
+                fetched.release();
+                return false;
+              }
+              pos += n;
+              continue;
             }
             const chunk = await pool.get();
             const { buf } = chunk;
@@ -749,6 +828,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
         if (started) await q.push({ t: 'abort' });
       } finally {
         fs.closeSync(fd);
+        if (fetched !== undefined && !handed) fetched.release();
       }
     }
     result.skipped += 1;
