@@ -64,6 +64,13 @@ export interface OpenCatalogOptions {
   readonly?: boolean;
   mode?: CatalogMode;
   upgradeInMemory?: boolean;
+  /**
+   * `read-write` only: whether a missing catalogue (and data folder) is created; default true.
+   * The CLI sets it only for the commands that put something in a new catalogue (source map,
+   * disk add, the imports): the others refuse a missing catalogue instead of leaving an empty
+   * one behind.
+   */
+  create?: boolean;
 }
 
 /** The mode that opening with `options` selects. */
@@ -72,16 +79,17 @@ export function catalogMode(options: OpenCatalogOptions = {}): CatalogMode {
 }
 
 /**
- * Open the catalogue in `dataDir` in the given mode (see CatalogMode). Only `read-write`
- * creates the data folder or the catalogue. A read-only open of a missing catalogue throws a
- * DistbackupError saying so.
+ * Open the catalogue in `dataDir` in the given mode (see CatalogMode). Only `read-write` (unless
+ * `create: false`) creates the data folder or the catalogue; a `read-only` or `create: false`
+ * open of a missing catalogue throws a DistbackupError saying so (`dry-run` gives an empty one
+ * in memory).
  */
 export function openCatalog(dataDir: string, options: OpenCatalogOptions = {}): Catalog {
   const mode = catalogMode(options);
   if (mode === 'dry-run') return openDryRunCatalog(dataDir);
   const file = path.join(dataDir, CATALOGUE_FILE);
   const readonly = mode === 'read-only';
-  if (readonly && !fs.existsSync(file)) {
+  if ((readonly || options.create === false) && !fs.existsSync(file)) {
     throw new DistbackupError(`${file}: no catalogue yet (map a source with 'distbackup source map' first)`, {
       code: 'no-catalogue',
       path: file,

@@ -5,6 +5,7 @@
  * for refusals, so they are mapped here).
  */
 // oclif by parts, not its index (which loads every part of oclif and semver at each start).
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from '@oclif/core/command';
 import * as Errors from '@oclif/core/errors';
@@ -117,10 +118,13 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   /**
    * Open the home catalogue (see CatalogMode); closed automatically when the command ends.
-   * A command with `-n` passes `{ mode: 'dry-run' }` or `{ mode: 'read-only' }`.
+   * A command with `-n` passes `{ mode: 'dry-run' }` or `{ mode: 'read-only' }`; one that may
+   * start a new catalogue passes `create: true`. A listing uses `listMode` (empty when missing).
    */
   protected catalog(options: OpenCatalogOptions = {}): Catalog {
-    const cat = openCatalog(this.dataDir, options);
+    // Only the commands that fill a new catalogue create one (`create: true`); a listing, a
+    // sync or a verify on a fresh machine says there is none instead of leaving an empty file.
+    const cat = openCatalog(this.dataDir, { ...options, create: options.create === true });
     this.trace(`catalogue ${cat.file} opened ${catalogMode(options)}`);
     this.opened.push(cat);
     return cat;
@@ -129,6 +133,19 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   /** The catalogue mode for a command that writes: `dry-run` with `-n`, else `read-write`. */
   protected get writeMode(): OpenCatalogOptions {
     return { mode: this.dryRun ? 'dry-run' : 'read-write' };
+  }
+
+  /** `writeMode` for a command that may start a new catalogue (source map, disk add, imports). */
+  protected get createMode(): OpenCatalogOptions {
+    return { ...this.writeMode, create: true };
+  }
+
+  /**
+   * For a listing that may migrate the catalogue: `read-write` when it exists, else an empty
+   * catalogue in memory (nothing is created on a fresh machine; the listing is empty).
+   */
+  protected get listMode(): OpenCatalogOptions {
+    return fs.existsSync(path.join(this.dataDir, CATALOGUE_FILE)) ? {} : { mode: 'dry-run' };
   }
 
   /** True when progress may be printed (not --quiet, not --json). */

@@ -31,7 +31,7 @@ The home catalogue must be new (use -d DIR for a fresh data folder). The Python 
     const py = openPythonCatalogue(this.args.catalogue);
     let r: ImportResult;
     try {
-      r = importPython(this.catalog(this.writeMode), py, { dryRun: this.flags['dry-run'] });
+      r = importPython(this.catalog(this.createMode), py, { dryRun: this.flags['dry-run'] });
     } finally {
       py.close();
     }

@@ -27,7 +27,7 @@ export default class DiskAdd extends BaseCommand<typeof DiskAdd> {
   };
 
   public async run(): Promise<DiskAddDoc> {
-    const doc = addDisk(this.catalog(this.writeMode), this.args.name, this.args.path, {
+    const doc = addDisk(this.catalog(this.createMode), this.args.name, this.args.path, {
       ...(this.flags.size === undefined ? {} : { sizeBytes: parseSize(this.flags.size) }),
     });
     for (const w of doc.warnings) this.warn(w);

@@ -10,7 +10,7 @@ export default class DiskList extends BaseCommand<typeof DiskList> {
   static override enableJsonFlag = true;
 
   public async run(): Promise<DiskDoc[]> {
-    const docs = listDiskDocs(this.catalog());
+    const docs = listDiskDocs(this.catalog(this.listMode));
     if (docs.length === 0) this.log('no disks registered yet: distbackup disk add NAME PATH');
     const rows = docs.map((d) => [
       d.name,

@@ -8,7 +8,7 @@ export default class SourceList extends BaseCommand<typeof SourceList> {
   static override enableJsonFlag = true;
 
   public async run(): Promise<SourceDoc[]> {
-    const docs = listSourceDocs(this.catalog());
+    const docs = listSourceDocs(this.catalog(this.listMode));
     if (docs.length === 0) this.log('no sources mapped yet: distbackup source map VPATH REALPATH');
     for (const d of docs) {
       const extra = [

@@ -24,7 +24,7 @@ export default class SourceLock extends BaseCommand<typeof SourceLock> {
     const { argv } = await this.parse(SourceLock);
     const vpaths = argv as string[];
     if (vpaths.length === 0) {
-      const locked = listLocked(this.catalog());
+      const locked = listLocked(this.catalog(this.listMode));
       if (locked.length === 0) this.log('no folder is locked');
       for (const l of locked) this.log(l.vpath);
       return locked.map((l) => ({ vpath: l.vpath }));

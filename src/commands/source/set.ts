@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
 import { dryRunFlag } from '../../cli/flags.js';
 import { UsageError } from '../../core/errors.js';
+import { parseRules } from '../../sources/ignore-rules.js';
 import { isEmptyChange, parsePathSettings, type SettingsChange } from '../../sources/path-settings.js';
 import { describeEffective, type SetResultDoc, setPathSettings, showSettings } from '../../sources/settings.js';
 import { counted } from '../../ui/format.js';
@@ -89,6 +90,7 @@ Priority, min and max copies of the files already catalogued are updated at once
     if (mx !== undefined) change.maxcopies = mx;
     if (f.ignore !== undefined) {
       change.rules = f.ignore.map((r) => r.trim()); // as the Python tool did
+      parseRules(change.rules); // a malformed rule is a usage error before anything is opened
       change.appendRules = f.append;
     } else if (f['no-ignore']) {
       change.rules = [];
