@@ -54,7 +54,11 @@ const IN_FLIGHT_BYTES = 512 * 1024 * 1024;
 /**
  * Files looked at ahead of the one being written: their objects, when small, are read into the
  * page cache on libuv's pool meanwhile (`FileWriter.warm`), so that a cold small file does not
- * hold the main thread on the disk's latency. Bounded: 32 rows.
+ * hold the main thread on the disk's latency. Bounded: 32 rows. Measured on this VM's virtio
+ * disk (5,000 cold 10 KiB objects read in object order, load 6): 1.25–1.40 s with or without
+ * 4 or 8 reads ahead, the time there being kernel CPU rather than device latency; it is kept for
+ * disks whose latency dominates (sync measured 48.3 s against 51.8 s on 30,000 small files,
+ * pipeline/copy.ts WARM_AHEAD).
  */
 const READ_AHEAD_FILES = 32;
 
