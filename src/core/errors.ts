@@ -11,6 +11,8 @@ export const ExitCode = {
   refused: 2,
   verifyBad: 3,
   restoreIncomplete: 4,
+  /** Ctrl-C: what was durable is kept (the shell's 128 + SIGINT, as sync, verify and restore). */
+  interrupted: 130,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -39,7 +39,7 @@ import {
 import { acquireLock } from '../catalog/lock.js';
 import { FileKind, type FileKindValue, NO_CAP } from '../catalog/schema.js';
 import { listSources, type SourceRow } from '../catalog/sources.js';
-import { DistbackupError, describeError, errnoCode, RefusedError } from '../core/errors.js';
+import { DistbackupError, describeError, ExitCode, errnoCode, RefusedError } from '../core/errors.js';
 import { displayPath, subtreeRange, vpathContains, vpathJoin } from '../core/vpath.js';
 import { boundedMap } from '../pipeline/bounded.js';
 import { EMPTY_SHA256, type HashResult, type HashTask } from '../pipeline/hash.js';
@@ -195,7 +195,7 @@ export async function runUpdate(cat: Catalog, opts: UpdateOptions = {}): Promise
       w.close();
       throw new DistbackupError(
         `update interrupted: the hashes done so far are kept; run 'distbackup update' again to finish`,
-        { code: 'interrupted' },
+        { code: 'interrupted', exitCode: ExitCode.interrupted },
       );
     }
     run.result.objectsForgotten = w.collectGarbage();
