@@ -61,6 +61,8 @@ const IN_FLIGHT_BYTES = 512 * 1024 * 1024;
  * pipeline/copy.ts WARM_AHEAD).
  */
 const READ_AHEAD_FILES = 32;
+/** Symlinks recorded per durability point (their folders fsynced first; bounds the pending records). */
+const LINKS_PER_BATCH = 1024;
 
 /** Restore (or, with `planOnly`, plan) as described in the module comment. */
 export async function runRestore(opts: RestoreOptions): Promise<RestoreDoc> {
@@ -206,7 +208,7 @@ class RestoreRun {
           }
           this.tree.forgetChecked(); // symlinks may now exist: never trust a cached folder again
           await this.restoreSymlinks();
-          this.state.commit();
+          await this.commitBatch();
           if (this.pace.aborted()) {
             this.doc.interrupted = true;
             return this.doc;
@@ -505,8 +507,17 @@ class RestoreRun {
 
   // ---- symlinks --------------------------------------------------------------------------
 
+  /**
+   * Links are recorded as restored only once their folder entries are durable: they go through
+   * the batch (their folders fsynced, or one syncfs) every LINKS_PER_BATCH links and at the end.
+   */
   private async restoreSymlinks(): Promise<void> {
+    let links = 0;
     for (const t of this.state.iterateTodo(FileKind.symlink, false)) {
+      if (links >= LINKS_PER_BATCH) {
+        links = 0;
+        await this.commitBatch();
+      }
       await this.pace.breathe();
       if (this.pace.aborted()) return;
       try {
@@ -527,6 +538,8 @@ class RestoreRun {
               fs.readlinkSync(sp(target), { encoding: 'buffer' }).equals(t.linkTarget ?? Buffer.alloc(0))
             ) {
               this.state.markRestored(t.vpath, '', FileKind.symlink);
+              this.batch.add(undefined, parent, 0);
+              links += 1;
               this.doc.alreadyRestored += 1;
               continue;
             }
@@ -550,6 +563,8 @@ class RestoreRun {
           // some filesystems cannot time a link
         }
         this.state.markRestored(t.vpath, '', FileKind.symlink);
+        this.batch.add(undefined, parent, 0);
+        links += 1;
         this.doc.symlinks += 1;
       } catch (err) {
         this.fail(t.vpath, err);
