@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fsyncDir } from '../core/durable.js';
-import { DistbackupError, describeError, errnoCode } from '../core/errors.js';
+import { DistbackupError, describeError, errnoCode, fileError } from '../core/errors.js';
 import { HASH_RE, OBJECTS_DIR, PREFIX_RE, QUARANTINE_DIR, TMP_DIR } from './layout.js';
 
 /** An object file found on the disk. */
@@ -105,7 +105,7 @@ export class DiskRoot {
       try {
         fs.mkdirSync(dir, { mode: 0o755 });
       } catch (err) {
-        if (errnoCode(err) !== 'EEXIST') throw err;
+        if (errnoCode(err) !== 'EEXIST') throw fileError(dir, err, 'mkdir');
       }
       if (deferParentSync) this.unsyncedParents.add(path.dirname(dir));
       else fsyncDir(path.dirname(dir));

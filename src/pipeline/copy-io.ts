@@ -237,7 +237,10 @@ export class SyncfsRunner {
     if (this.child !== undefined || this.broken) return this.child;
     let child: ChildProcessWithoutNullStreams;
     try {
-      child = spawn('sh', ['-c', SYNCFS_LOOP], { stdio: 'pipe' });
+      // Its own process group: a Ctrl-C in the terminal reaches this process, which stops
+      // cleanly, and not the shell, whose `sync -f` of a commit group would otherwise fail
+      // and make a durable group look failed. It ends when its stdin closes (this process ends).
+      child = spawn('sh', ['-c', SYNCFS_LOOP], { stdio: 'pipe', detached: true });
     } catch {
       this.broken = true;
       return undefined;

@@ -424,7 +424,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
         renamed.push(p);
       } catch (err) {
         discard(p);
-        throw err;
+        throw onFile(p.tmp, 'rename', err);
       }
       killPoint('after-rename');
     }
