@@ -111,17 +111,18 @@ export class DurableBatch {
    * `file-writer.ts`): nothing of it is recorded, its files are removed, and the run stops with
    * the error naming DEST (see the module comment). Always throws.
    */
-  abandon(state: RestoreState, err: unknown): never {
+  abandon(state: RestoreState, err: unknown, file?: string): never {
     const files = this.files;
     this.files = [];
     this.found = [];
     this.dirs = new Map();
     this.bytes = 0;
     this.dirtyBytes = 0;
-    this.abandonFiles(state, files, err);
+    this.abandonFiles(state, files, err, file);
   }
 
-  private abandonFiles(state: RestoreState, files: Buffer[], err: unknown): never {
+  /** `file`: the file whose write-back failed, when known (named in the line). */
+  private abandonFiles(state: RestoreState, files: Buffer[], err: unknown, file?: string): never {
     state.discardPending();
     for (const f of files) {
       try {
@@ -132,7 +133,7 @@ export class DurableBatch {
     }
     // describeError: "EIO (input/output error)" for a syncfs or fsync error, whatever wrapped it.
     throw new DistbackupError(
-      `${displayPath(this.tree.dest)}: cannot make the restored files durable: ${describeError(err)}; the last ${files.length} files were not recorded and were removed: run the restore again`,
+      `${displayPath(this.tree.dest)}: cannot make the restored files durable: ${file === undefined ? '' : `write-back of ${file}: `}${describeError(err)}; the last ${files.length} files were not recorded and were removed: run the restore again`,
       { code: errnoCode(err) ?? 'runtime', path: this.tree.dest.toString(), cause: err },
     );
   }

@@ -136,6 +136,8 @@ class RestoreRun {
   private inFlightBytes = 0;
   /** The error of a failed early write-back: the batch cannot be made durable (see commitBatch). */
   private writeBackFailed: unknown;
+  /** The virtual path of the file whose write-back failed (named in the error line). */
+  private writeBackFailedAt: string | undefined;
 
   constructor(
     private readonly opts: RestoreOptions,
@@ -401,7 +403,7 @@ class RestoreRun {
         } catch (err) {
           if (err instanceof Interrupted) return;
           if (err instanceof WriteBackError) {
-            this.writeBackFailed ??= err.errnoError;
+            this.noteWriteBackFailed(t, err);
             return;
           }
           this.fail(t.vpath, err);
@@ -424,7 +426,9 @@ class RestoreRun {
    */
   private async commitBatch(): Promise<void> {
     while (this.inFlight.length > 0) await this.settleOne();
-    if (this.writeBackFailed !== undefined) this.batch.abandon(this.state, this.writeBackFailed);
+    if (this.writeBackFailed !== undefined) {
+      this.batch.abandon(this.state, this.writeBackFailed, this.writeBackFailedAt);
+    }
     await this.batch.commit(this.state);
   }
 
@@ -436,8 +440,15 @@ class RestoreRun {
     this.writer.flush();
     const err = await f.placed;
     if (err === undefined) this.written(f.t, f.target, f.parent, writtenBackEarly(f.t.sizeBytes));
-    else if (err instanceof WriteBackError) this.writeBackFailed ??= err.errnoError;
+    else if (err instanceof WriteBackError) this.noteWriteBackFailed(f.t, err);
     else this.fail(f.t.vpath, err);
+  }
+
+  /** The first failed early write-back of the run, and its file (see commitBatch). */
+  private noteWriteBackFailed(t: RestoreTodo, err: WriteBackError): void {
+    if (this.writeBackFailed !== undefined) return;
+    this.writeBackFailed = err.errnoError;
+    this.writeBackFailedAt = displayPath(t.vpath);
   }
 
   /**

@@ -111,6 +111,10 @@ test('restore: the early write-back of a large file fails with EIO: nothing of t
   if (lines.length !== 1 || !lines[0]?.includes(dest) || !/EIO|input\/output error/i.test(lines[0] ?? '')) {
     v.push(`not one line naming DEST and the cause: ${JSON.stringify(lines)}`);
   }
+  // The file whose write-back failed is named too (one of the large files).
+  if (!/write-back of \/data\/big\/large-\d+\.bin: /.test(lines[0] ?? '')) {
+    v.push(`the line does not name the file whose write-back failed: ${lines[0]}`);
+  }
   const files = recorded(dest).filter((r) => r.kind === 0);
   if (files.length > 0) v.push(`the state records ${files.length} files of the batch whose write-back failed`);
   const left = filesUnder(path.join(dest, 'data'));
