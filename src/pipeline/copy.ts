@@ -558,8 +558,16 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     try {
       await Promise.all(lanes);
     } finally {
-      // Stopped early: what was fetched ahead and not copied is closed.
+      // Stopped early: what was fetched ahead and not copied is closed, and the source of the
+      // items is ended (its own clean-up, such as a TEMP table, runs now).
       for (const a of ahead.splice(0)) dropPrefetch(a.pre);
+      if (!done) {
+        try {
+          it.return?.();
+        } catch {
+          // its clean-up failed: the error that stopped the copy is the one to report
+        }
+      }
     }
   };
 
