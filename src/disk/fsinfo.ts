@@ -236,6 +236,15 @@ function kernelReportsSyncfsErrors(release = os.release()): boolean {
 }
 
 /**
+ * Whether syncfs(2) may run at all, as a durability step or as a write-back hint: on Linux, and
+ * not with `DISTBACKUP_FSYNC=file` (durability file by file only, and no `sync -f` forked during
+ * a copy: under libfiu a fork while other threads are inside it can deadlock the child).
+ */
+export function syncfsAllowed(): boolean {
+  return process.platform === 'linux' && process.env.DISTBACKUP_FSYNC !== 'file';
+}
+
+/**
  * Whether one syncfs(2) of the filesystem under `p` is as durable as an fsync of every file and
  * folder written to it, errors included: Linux 5.8 or later and an in-kernel filesystem of
  * SYNCFS_DURABLE (by /proc/self/mountinfo). False when unknown. `DISTBACKUP_FSYNC=file` in the
@@ -243,7 +252,7 @@ function kernelReportsSyncfsErrors(release = os.release()): boolean {
  * fault tests that inject fsync errors use it).
  */
 export function syncfsDurable(p: string, mounts?: MountEntry[]): boolean {
-  if (process.platform !== 'linux' || process.env.DISTBACKUP_FSYNC === 'file') return false;
+  if (!syncfsAllowed()) return false;
   if (!kernelReportsSyncfsErrors()) return false;
   const m = mountOf(p, mounts);
   return m !== undefined && SYNCFS_DURABLE.has(m.fsType);

@@ -21,6 +21,7 @@ import { writeFully } from '../core/durable.js';
 import { DistbackupError, describeError, errnoCode, fileError } from '../core/errors.js';
 import { killPoint } from '../core/kill-points.js';
 import { displayPath } from '../core/vpath.js';
+import { syncfsAllowed } from '../disk/fsinfo.js';
 import {
   BoundedQueue,
   fsyncAsync,
@@ -456,10 +457,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     } else {
       // (Not after Ctrl-C: a whole-filesystem write-back may take seconds on a busy disk.)
       // A speed hint only (errors ignored): every folder is still fsynced on its own below.
-      // None with DISTBACKUP_FSYNC=file, which asks for no syncfs at all (and no fork during
-      // the copy: under libfiu a fork while other threads are in it can deadlock the child).
-      const hint = process.platform === 'linux' && process.env.DISTBACKUP_FSYNC !== 'file';
-      if (dirs.length > 1 && opts.signal?.aborted !== true && hint) {
+      if (dirs.length > 1 && opts.signal?.aborted !== true && syncfsAllowed()) {
         await syncer.run(opts.target.tmpDir).catch(() => {});
       }
       for (let i = 0; i < dirs.length; i += width) {
