@@ -10,9 +10,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { countFault, countViolations, have, rngFor, skipTest } from '../helpers/faults.js';
-import { makeFixture } from '../helpers/faults-fixture.js';
-import { skipUnlessCommands } from '../helpers/faults-kill.js';
+import { countFault, countViolations } from '../helpers/faults.js';
+import { straceRestoreFixture } from '../helpers/restore-faults.js';
 
 const FAULT = 'restored symlinks recorded before their folder is durable';
 const LINKS = 12;
@@ -20,12 +19,7 @@ const LINKS = 12;
 test('restore: symlinks are recorded only after their folder entry is durable (strace order)', {
   timeout: 180_000,
 }, (t) => {
-  if (skipUnlessCommands(t, ['update', 'sync', 'restore'])) return;
-  if (!have('strace')) {
-    skipTest(t, 'strace is not installed', false);
-    return;
-  }
-  const fx = makeFixture(t, { rng: rngFor('restore-links-order'), scale: 0.02, only: ['d1'] });
+  const fx = straceRestoreFixture(t, 'restore-links-order', { scale: 0.02, only: ['d1'] });
   if (fx === null) return;
   // A folder holding only links: nothing else of the restore makes its entries durable.
   const dir = path.join(fx.src, 'links');

@@ -10,11 +10,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { parseLogLine, STATE_LOG_RE } from '../../src/catalog/restore-state.js';
-import { countFault, countViolations, have, rngFor, skipTest } from '../helpers/faults.js';
-import { makeFixture, seededBytes } from '../helpers/faults-fixture.js';
-import { skipUnlessCommands } from '../helpers/faults-kill.js';
+import { countFault, countViolations } from '../helpers/faults.js';
+import { seededBytes } from '../helpers/faults-fixture.js';
 import { sweepStaleMounts } from '../helpers/mounts.js';
+import { recorded, straceRestoreFixture } from '../helpers/restore-faults.js';
 
 sweepStaleMounts();
 
@@ -22,29 +21,10 @@ const FAULT = 'syncfs write-back error during restore';
 /** More files than restore fsyncs one by one (64), so the batch rests on syncfs. */
 const FILES = 90;
 
-/** Kinds and paths recorded in the restore state of `dest`. */
-function recorded(dest: string): { kind: number; vpath: string }[] {
-  const dir = path.join(dest, '.distbackup-restore');
-  const out: { kind: number; vpath: string }[] = [];
-  for (const name of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
-    if (!STATE_LOG_RE.test(name)) continue;
-    for (const line of fs.readFileSync(path.join(dir, name), 'latin1').split('\n')) {
-      const r = parseLogLine(line);
-      if (r !== undefined) out.push({ kind: r.kind, vpath: r.vpath.toString('utf8') });
-    }
-  }
-  return out;
-}
-
 test('restore: a syncfs write-back error records nothing of the batch, and the next run completes', {
   timeout: 180_000,
 }, (t) => {
-  if (skipUnlessCommands(t, ['update', 'sync', 'restore'])) return;
-  if (!have('strace')) {
-    skipTest(t, 'strace is not installed', false);
-    return;
-  }
-  const fx = makeFixture(t, { rng: rngFor('restore-syncfs'), scale: 0.05, only: ['d1'] });
+  const fx = straceRestoreFixture(t, 'restore-syncfs', { scale: 0.05, only: ['d1'] });
   if (fx === null) return;
   const dir = path.join(fx.src, 'many');
   fs.mkdirSync(dir);

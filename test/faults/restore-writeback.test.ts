@@ -16,11 +16,10 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { parseLogLine, STATE_LOG_RE } from '../../src/catalog/restore-state.js';
-import { countFault, countViolations, expectExit, have, rngFor, skipTest } from '../helpers/faults.js';
-import { makeFixture, seededBytes } from '../helpers/faults-fixture.js';
-import { skipUnlessCommands } from '../helpers/faults-kill.js';
+import { countFault, countViolations, expectExit } from '../helpers/faults.js';
+import { seededBytes } from '../helpers/faults-fixture.js';
 import { sweepStaleMounts } from '../helpers/mounts.js';
+import { recorded, straceRestoreFixture } from '../helpers/restore-faults.js';
 
 sweepStaleMounts();
 
@@ -30,20 +29,6 @@ const LARGE = 3;
 const LARGE_BYTES = 9 * 1024 * 1024;
 /** Small files beside them, written back by the batch's sync only. */
 const SMALL = 5;
-
-/** Kinds and paths recorded in the restore state of `dest`. */
-function recorded(dest: string): { kind: number; vpath: string }[] {
-  const dir = path.join(dest, '.distbackup-restore');
-  const out: { kind: number; vpath: string }[] = [];
-  for (const name of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
-    if (!STATE_LOG_RE.test(name)) continue;
-    for (const line of fs.readFileSync(path.join(dir, name), 'latin1').split('\n')) {
-      const r = parseLogLine(line);
-      if (r !== undefined) out.push({ kind: r.kind, vpath: r.vpath.toString('utf8') });
-    }
-  }
-  return out;
-}
 
 /** Every regular file under `dir`, relative (the restore state's folder left out). */
 function filesUnder(dir: string): string[] {
@@ -58,12 +43,7 @@ function filesUnder(dir: string): string[] {
 test('restore: the early write-back of a large file fails with EIO: nothing of the batch recorded or left, the next run completes', {
   timeout: 180_000,
 }, (t) => {
-  if (skipUnlessCommands(t, ['update', 'sync', 'restore'])) return;
-  if (!have('strace')) {
-    skipTest(t, 'strace is not installed', false);
-    return;
-  }
-  const fx = makeFixture(t, { rng: rngFor('restore-writeback'), scale: 0.05, only: [] });
+  const fx = straceRestoreFixture(t, 'restore-writeback', { scale: 0.05, only: [] });
   if (fx === null) return;
   const dir = path.join(fx.src, 'big');
   fs.mkdirSync(dir);
