@@ -101,6 +101,11 @@ export interface SyncDoc {
   plan: PlanSummary;
   elapsedMs: number;
   /**
+   * Milliseconds spent in each step (reconcile, plan, delete, copy, catalogue): where a run's
+   * time went, for the user who wonders why a small sync takes as long as it does.
+   */
+  phasesMs: { reconcile: number; plan: number; delete: number; copy: number; catalogue: number };
+  /**
    * True when Ctrl-C (the `signal`) stopped the run: `copied`, `deleted` and `evicted` then say
    * what was done, made durable and recorded; the next sync goes on from there.
    */
@@ -140,6 +145,14 @@ export function countUnhashed(cat: Catalog): number {
 /** Run a sync (or, with `dryRun`, only its plan) of one disk. See the module comment. */
 export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<SyncDoc> {
   const started = Date.now();
+  const phasesMs = { reconcile: 0, plan: 0, delete: 0, copy: 0, catalogue: 0 };
+  let lapStart = performance.now();
+  /** Ends the current step: its time goes to `phase`. */
+  const lap = (phase: keyof typeof phasesMs): void => {
+    const now = performance.now();
+    phasesMs[phase] += Math.round(now - lapStart);
+    lapStart = now;
+  };
   const dryRun = opts.dryRun ?? false;
   const note = opts.onNote ?? (() => {});
   const unhashed = countUnhashed(cat);
@@ -183,6 +196,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
           reconcile = await reconcileDiskChunks(cat, row.id, disk, disk.listObjectChunks(16, opts.signal), {
             dryRun: true,
           });
+          lap('reconcile');
           input = buildPlannerInput(cat.db, row.id, row.size, inputOptions);
         } finally {
           cat.db.exec('ROLLBACK');
@@ -190,6 +204,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       } else {
         reconcile = await reconcileDiskChunks(cat, row.id, disk, disk.listObjectChunks(16, opts.signal));
         disk.cleanRootTemps();
+        lap('reconcile');
         // The generation moves before anything changes on the disk: an image of the disk taken
         // before this run is then recognisably behind.
         generation = Math.max(found.identity.generation, row.generation) + 1;
@@ -213,6 +228,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       const p = makePlan(input);
       for (const w of p.warnings) note(w);
       const summary = summarize(p, input);
+      lap('plan');
       const doc: SyncDoc = {
         disk: row.name,
         deleted: p.orphanDeletes + p.surplusDeletes,
@@ -229,6 +245,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
         reconcile,
         plan: summary,
         elapsedMs: 0,
+        phasesMs,
         interrupted: false,
       };
       opts.onPlan?.({ ...doc });
@@ -267,6 +284,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       }
       // Step 4: orphans and surplus copies.
       doc.deleted = exec.deleteFront(p, front);
+      lap('delete');
       // Step 5: copy, evicting just before the room is needed.
       exec.prepareEvictions(p, evictions, row.size, front);
       const items = exec.copyItems(copyId);
@@ -321,6 +339,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
         copyError = err;
       } finally {
         progress?.stop();
+        lap('copy');
       }
       doc.copied = copied.objects;
       doc.bytesCopied = copied.bytes;
@@ -357,6 +376,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       } catch (err) {
         catalogueError = err;
       }
+      lap('catalogue');
       updateDisk(cat.db, row.id, { lastSyncMs: Date.now(), lastSeenMs: Date.now() });
       const complete = doc.skipped.length === 0 && copied.objects === p.copies && exec.evicted === p.evictions;
       doc.minCopiesAfter = complete ? p.minCopiesAfter : (minCopies(cat.db) ?? 0);

@@ -16,6 +16,8 @@ interface SyncJson {
   skipped: { path: string; error: string }[];
   minCopiesBefore: number;
   minCopiesAfter: number;
+  elapsedMs: number;
+  phasesMs: Record<string, number>;
 }
 
 async function world(t: Parameters<typeof makeWorld>[0]) {
@@ -58,6 +60,14 @@ test('sync --json prints the SPEC document; plan shows the same plan and changes
   assert.equal(r.json.minCopiesBefore, 0);
   assert.equal(r.json.minCopiesAfter, 1);
   assert.deepEqual(r.json.skipped, []);
+  // Where the time went: every step, none longer than the whole run.
+  assert.deepEqual(Object.keys(r.json.phasesMs), ['reconcile', 'plan', 'delete', 'copy', 'catalogue']);
+  const phases = Object.values(r.json.phasesMs);
+  for (const ms of phases) assert.ok(Number.isInteger(ms) && ms >= 0, `phase time ${ms}`);
+  assert.ok(
+    phases.reduce((a, b) => a + b, 0) <= r.json.elapsedMs + phases.length,
+    `${phases.join('+')} within ${r.json.elapsedMs}`,
+  );
   // backup is an alias, --disk PATH finds the disk by its json
   const again = runCliJson<SyncJson>(w.home, ['backup', '--disk', d1]);
   assert.equal(again.code, 0, again.stderr);
