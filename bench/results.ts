@@ -2,11 +2,12 @@
  * Regenerates bench/RESULTS.md: runs every benchmark on this machine, one child process each,
  * and writes their figures with the date, the machine, the load and the exact commands.
  *
- *   npx tsx bench/results.ts [--only default,hdd,planner-suite,planner,update,sync,recovery]
+ *   npx tsx bench/results.ts [--only default,peers,hdd,planner-suite,planner,update,sync,recovery]
  *                            [--part-timeout 15m] [--reuse] [--out bench/RESULTS.md]
  *
  * The parts and their sizes are chosen so that the whole run takes about ten minutes on a
- * 2-core machine; each part is time-boxed by --part-timeout. The output of the scripts under
+ * 2-core machine, except `peers` (the scale users compare backup tools at, about 20 minutes: run it alone
+ * with `--only peers --part-timeout 40m`); each part is time-boxed by --part-timeout. The output of the scripts under
  * bench/ is kept as they print it. Raw outputs are kept in $TMPDIR/distbackup-results/ (one file
  * per part); `--reuse` renders from them without running anything, and `--only` runs some parts
  * and renders the others from their last raw output. Build first (`npm run build`): the CLI runs
@@ -27,7 +28,7 @@ const CLI = path.join(ROOT, 'bin', 'run.js');
 const RAW = path.join(os.tmpdir(), 'distbackup-results');
 
 /** Every part, in the order of the file. */
-const PARTS = ['default', 'hdd', 'planner-suite', 'planner', 'update', 'sync', 'recovery'] as const;
+const PARTS = ['default', 'peers', 'hdd', 'planner-suite', 'planner', 'update', 'sync', 'recovery'] as const;
 type Part = (typeof PARTS)[number];
 
 /**
@@ -46,6 +47,9 @@ const dsb = (...args: string[]): { shown: string; argv: string[] } => ({
 });
 const COMMANDS: Record<Part, { shown: string; argv: string[] }> = {
   default: dsb('bench'),
+  // The scale at which users compare backup tools: about 2 GiB of large files and 110,000 small
+  // files (the large and small datasets share --size 5:2), each peer time-boxed at 3 minutes.
+  peers: dsb('bench', '--size', '3000M', '--datasets', 'large,small', '--peer-timeout', '3m'),
   // Read order matters most where files are many: small files only, traced (strace is slow).
   hdd: dsb('bench', '--suite', 'hdd', '--size', '16M', '--datasets', 'small', '--json'),
   // 10 million objects: bench/planner.ts below, in a process of its own (its own peak RSS).
@@ -74,7 +78,9 @@ const { values } = parseArgs({
     out: { type: 'string', default: path.join(ROOT, 'bench', 'RESULTS.md') },
   },
 });
-const only = new Set((values.only ?? PARTS.join(',')).split(',').map((s) => s.trim()));
+// `peers` (about 20 minutes on this machine) runs only when asked for: `--only peers`. Without
+// --only every other part runs, and the last `peers` figures are kept from its raw output.
+const only = new Set((values.only ?? PARTS.filter((p) => p !== 'peers').join(',')).split(',').map((s) => s.trim()));
 for (const p of only) {
   if (!(PARTS as readonly string[]).includes(p)) throw new Error(`--only ${p}: expected some of ${PARTS.join(',')}`);
 }
@@ -288,6 +294,7 @@ function textSection(title: string, raw: Raw | undefined): string[] {
 
 const TITLES: Record<Part, string> = {
   default: '`distbackup bench` with its defaults',
+  peers: '`distbackup bench` at scale: 2 GiB of large files, 110,000 small files',
   hdd: '`distbackup bench --suite hdd` (single reader, read order traced)',
   'planner-suite': '',
   planner: 'Planner, each size in its own process (`bench/planner.ts`)',
