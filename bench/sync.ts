@@ -84,6 +84,7 @@ export function writeLarge(root: string, totalMiB: number): number {
 }
 
 export function writeSmall(root: string, count: number): number {
+  fs.mkdirSync(root, { recursive: true }); // `--small-files 0` still maps an (empty) source
   let bytes = 0;
   const pool = randomBytes(64 * 1024);
   for (let i = 0; i < count; i++) {
@@ -239,6 +240,7 @@ export async function main(argv: string[]): Promise<void> {
       ['large', largeSrc, largeBytes, '/large'],
       ['small', smallSrc, smallBytes, '/small'],
     ] as const) {
+      if ((label === 'large' ? args.largeMiB : args.smallFiles) === 0) continue; // no such data asked for
       const cp = timeShell(`cp -a '${src}' '${out(`cp-${label}`)}'`);
       rows.push({ what: `${label}: cp -a + sync`, seconds: cp, bytes });
       let rs: number | undefined;
