@@ -598,9 +598,11 @@ async function runDataset(
   const objRoot = path.join(disk1, OBJECTS_DIR);
   dsbStep({
     stage: 'verify',
-    label: 'distbackup verify',
+    // The profile of the suite, as for sync: two checking threads against the two hashing
+    // processes of the ssd suite, one reader in inode order against one of the hdd suite.
+    label: `distbackup verify --profile ${profile}`,
     primary: true,
-    dsbArgs: ['verify', '--disk', disk1],
+    dsbArgs: ['verify', '--disk', disk1, '--profile', profile],
     readRoots: [objRoot],
     dependsOn: 'distbackup',
     ...distinct,
