@@ -16,13 +16,13 @@
  * (ext4, tmpfs, exFAT and FAT over FUSE). One process at a time (the caller holds the restore
  * lock); not shared across threads.
  */
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { fsyncDir } from '../core/durable.js';
 import { DistbackupError, describeError, errnoCode } from '../core/errors.js';
+import { sha256Hex } from '../core/sha256.js';
 
 /** One entry to restore in this run (a row of the catalogue in use). */
 export interface RestoreTodo {
@@ -80,7 +80,7 @@ const LINE_RE = /^([0-3]) ([0-9a-f]{64}|-) ([0-9a-f]+) ([0-9a-f]{8})$/;
 
 /** The check field of a log line: 8 hex of the SHA-256 of what precedes it. */
 function lineCheck(body: string): string {
-  return createHash('sha256').update(body).digest('hex').slice(0, 8);
+  return sha256Hex(body).slice(0, 8);
 }
 
 /** One log line (with its newline) for a record. */
@@ -112,6 +112,11 @@ export class RestoreState {
   private logFd: number | undefined;
   /** Number of the segment this run writes (created at its first commit). */
   private nextSeq = 1;
+  /**
+   * Whether the `restored` table may hold a row: false on a first restore until its first
+   * commit, and then `entry` asks SQLite nothing (one query per catalogue file saved).
+   */
+  private stored = false;
 
   private constructor(
     private readonly db: Database.Database,
@@ -178,9 +183,7 @@ export class RestoreState {
       const flush = (): void => {
         const rows = batch;
         batch = [];
-        this.db.transaction(() => {
-          for (const r of rows) this.putStmt.run(r.vpath, r.hash, r.kind);
-        })();
+        this.put(rows);
       };
       for (;;) {
         const n = fs.readSync(fd, buf, 0, buf.length, null);
@@ -220,9 +223,7 @@ export class RestoreState {
       // Kept only in the working database: a plan writes nothing into DEST.
       const rows = this.pending;
       this.pending = new Map();
-      this.db.transaction(() => {
-        for (const p of rows.values()) this.putStmt.run(p.vpath, p.hash, p.kind);
-      })();
+      this.put(rows.values());
       return;
     }
     this.commit();
@@ -230,10 +231,23 @@ export class RestoreState {
     fs.rmSync(`${file}-journal`, { force: true });
   }
 
+  /** Records into the working database, in one transaction. */
+  private put(rows: Iterable<{ vpath: Buffer; hash: string; kind: number }>): void {
+    this.db.transaction(() => {
+      for (const r of rows) {
+        this.putStmt.run(r.vpath, r.hash, r.kind);
+        this.stored = true;
+      }
+    })();
+  }
+
   /** What is recorded for `vpath`, or undefined when nothing was restored there. */
   entry(vpath: Buffer): RestoredEntry | undefined {
-    const pending = this.pending.get(vpath.toString('latin1'));
-    if (pending !== undefined) return { hash: pending.hash, kind: pending.kind };
+    if (this.pending.size > 0) {
+      const pending = this.pending.get(vpath.toString('latin1'));
+      if (pending !== undefined) return { hash: pending.hash, kind: pending.kind };
+    }
+    if (!this.stored) return undefined;
     return this.getStmt.get(vpath) as RestoredEntry | undefined;
   }
 
@@ -274,9 +288,7 @@ export class RestoreState {
       // The log is the only record that survives: it must be on the disk before the batch counts.
       fs.fsyncSync(this.logFd as number);
     }
-    this.db.transaction(() => {
-      for (const p of batch.values()) this.putStmt.run(p.vpath, p.hash, p.kind);
-    })();
+    this.put(batch.values());
     this.pending = new Map();
   }
 

@@ -348,49 +348,6 @@ export async function fsyncDirAsync(dir: string): Promise<void> {
   }
 }
 
-/**
- * Reads small files into the page cache on libuv's pool, `slots` at a time, ahead of the
- * synchronous copy that follows (the bytes read here are thrown away: the copy reads and hashes
- * the file itself). Files above `maxBytes` are not warmed, nor are more than 64 waiting for a
- * slot; every error is ignored (the copy meets it and reports it). Memory: `slots` buffers of
- * `maxBytes`.
- */
-export class CacheWarmer {
-  private readonly free: Buffer[] = [];
-  private readonly waiting: { file: Buffer; size: number }[] = [];
-
-  constructor(
-    private readonly slots: number,
-    private readonly maxBytes: number,
-  ) {
-    for (let i = 0; i < slots; i++) this.free.push(Buffer.allocUnsafe(maxBytes));
-  }
-
-  warm(file: Buffer, size: number): void {
-    if (size > this.maxBytes) return;
-    const buf = this.free.pop();
-    if (buf === undefined) {
-      if (this.waiting.length < 64 && this.slots > 0) this.waiting.push({ file, size });
-      return;
-    }
-    const done = (): void => {
-      this.free.push(buf);
-      const w = this.waiting.shift();
-      if (w !== undefined) this.warm(w.file, w.size);
-    };
-    // O_NOFOLLOW, O_NONBLOCK: as the copy opens it (no link followed, no FIFO waited on).
-    fs.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK, (err, fd) => {
-      if (err !== null) {
-        done();
-        return;
-      }
-      fs.read(fd, buf, 0, size, 0, () => {
-        fs.close(fd, done);
-      });
-    });
-  }
-}
-
 /** A small file opened, checked and read whole on libuv's pool (see SmallFilePrefetch). */
 export interface PrefetchedFile {
   /** Descriptor of the file (opened O_NOFOLLOW | O_NONBLOCK); the caller closes it. */

@@ -5,7 +5,7 @@
 import type { Progress } from '../ui/progress.js';
 
 /** At most this many entries per list in the result document (counts stay exact). */
-const LIST_CAP = 1000;
+export const LIST_CAP = 1000;
 
 export interface RestoreOptions {
   /** Restore folder (created 0700 when missing). */

@@ -32,13 +32,14 @@ import { DestTree, lstatOrUndefined } from './dest-tree.js';
 import { addProblem, emptyDoc, type RestoreDoc, type RestoreOptions, warnOnce } from './doc.js';
 import { dryRun } from './dry-run.js';
 import { BadObject, ExistsError, Interrupted, PathRefused, WriteBackError } from './errors.js';
+import type { Fetched } from './fetch.js';
 import { FileWriter, writtenBackEarly } from './file-writer.js';
 import { MetaWriter, secondsOf } from './meta.js';
 import { Pace } from './pace.js';
 import { insideDest, joinTarget, STATE_DIR, splitVpath } from './paths.js';
 import { checkRow, EMPTY_HASH } from './rows.js';
 import { Selection } from './select.js';
-import { survey } from './survey.js';
+import { Survey, survey } from './survey.js';
 
 export type { DryRunEntry, PathProblem, PlanDoc, RestoreDoc, RestoreOptions } from './doc.js';
 export { checkRow, EMPTY_HASH } from './rows.js';
@@ -52,13 +53,13 @@ export { vpathFilter } from './select.js';
 const IN_FLIGHT_FILES = 4;
 const IN_FLIGHT_BYTES = 512 * 1024 * 1024;
 /**
- * Files looked at ahead of the one being written: their objects, when small, are read into the
- * page cache on libuv's pool meanwhile (`FileWriter.warm`), so that a cold small file does not
- * hold the main thread on the disk's latency. Bounded: 32 rows. Measured on this VM's virtio
- * disk (5,000 cold 10 KiB objects read in object order, load 6): 1.25–1.40 s with or without
- * 4 or 8 reads ahead, the time there being kernel CPU rather than device latency; it is kept for
- * disks whose latency dominates (sync measured 48.3 s against 51.8 s on 30,000 small files,
- * pipeline/copy.ts WARM_AHEAD).
+ * Files looked at ahead of the one being written: their objects, when small, are read whole on
+ * libuv's pool meanwhile (`FileWriter.fetch`, `fetch.ts`), so that the main thread neither waits
+ * on the disk's latency nor spends its own system calls reading them; the file then only checks
+ * the bytes (length and SHA-256) and writes them. Bounded: 32 rows, so at most 32 objects below
+ * 1 MiB are held in memory. Before, these objects were only warmed into the page cache and then
+ * opened, fstat'ed and read again on this thread: 3,000 small files restored in 1.43× the time
+ * of `cp -a && sync` (bench/recovery.ts), 1.18× with the fetch (docs/README-recovery.md).
  */
 const READ_AHEAD_FILES = 32;
 /** Symlinks recorded per durability point (their folders fsynced first; bounds the pending records). */
@@ -138,6 +139,10 @@ class RestoreRun {
   private writeBackFailed: unknown;
   /** The virtual path of the file whose write-back failed (named in the error line). */
   private writeBackFailedAt: string | undefined;
+  /** What is missing, counted while collecting (`survey.ts`); the files that fail are added at the end. */
+  private survey: Survey | undefined;
+  /** Files of the todo that failed (they stay missing). */
+  private readonly failedFiles: Buffer[] = [];
 
   constructor(
     private readonly opts: RestoreOptions,
@@ -216,7 +221,9 @@ class RestoreRun {
             return this.doc;
           }
           this.finishDirs();
-          survey(this.cat.db, this.prefixes, this.sel, this.doc, this.nameOf, this.diskId);
+          const s = this.survey as Survey;
+          for (const vpath of this.failedFiles) s.again(this.cat.db, vpath);
+          s.finish(this.doc, this.nameOf);
         } catch (err) {
           // Stopped by an error: what waits to be recorded was never made durable.
           this.state.discardPending();
@@ -303,21 +310,31 @@ class RestoreRun {
     }
   }
 
-  /** First pass: what this run restores goes into the state's scratch table. */
+  /**
+   * The one pass over the catalogue: what this run restores goes into the state's scratch table,
+   * and everything else is counted by the survey now (files it restores only if they fail).
+   */
   private async collect(): Promise<void> {
     this.state.clearTodo();
+    const s = new Survey(this.sel, this.diskId);
+    this.survey = s;
     let batch: RestoreTodo[] = [];
     for (const row of iterateFilesUnder(this.cat.db, this.prefixes)) {
       await this.pace.breathe();
       if (this.pace.aborted()) return;
       const c = checkRow(row);
-      if (!c.ok) continue; // reported by the survey at the end
+      if (!c.ok) {
+        s.row(row, c); // refused: listed at the end
+        continue;
+      }
       const t = c.todo;
       if (!this.sel.selected(t)) continue;
       if (t.kind === FileKind.file) {
-        if (this.sel.done(t)) continue;
         const here = this.diskId !== undefined && c.diskIds.includes(this.diskId);
-        if (!here && t.hash !== EMPTY_HASH) continue;
+        if (this.sel.done(t) || (!here && t.hash !== EMPTY_HASH)) {
+          s.row(row, c);
+          continue;
+        }
       } else if (t.kind === FileKind.symlink) {
         if (this.sel.done(t)) continue;
       }
@@ -381,31 +398,32 @@ class RestoreRun {
 
   private async restoreFiles(): Promise<void> {
     const rows = this.state.iterateTodo(FileKind.file, true);
-    const ahead: RestoreTodo[] = [];
+    const ahead: { t: RestoreTodo; fetched: Promise<Fetched> | undefined }[] = [];
+    // --link reads each object itself (it links the object, not a copy).
+    const fetch = this.opts.link !== true;
     let end = false;
-    const next = (): RestoreTodo | undefined => {
+    const next = (): { t: RestoreTodo; fetched: Promise<Fetched> | undefined } | undefined => {
       while (!end && ahead.length <= READ_AHEAD_FILES) {
         const r = rows.next();
         if (r.done === true) end = true;
-        else {
-          ahead.push(r.value);
-          this.writer.warm(r.value);
-        }
+        else ahead.push({ t: r.value, fetched: fetch ? this.writer.fetch(r.value) : undefined });
       }
       return ahead.shift();
     };
     try {
-      for (let t = next(); t !== undefined; t = next()) {
+      for (let a = next(); a !== undefined; a = next()) {
+        const t = a.t;
         await this.pace.breathe();
         if (this.pace.aborted()) return;
         try {
-          await this.restoreFile(t);
+          await this.restoreFile(t, a.fetched);
         } catch (err) {
           if (err instanceof Interrupted) return;
           if (err instanceof WriteBackError) {
             this.noteWriteBackFailed(t, err);
             return;
           }
+          this.failedFiles.push(t.vpath);
           this.fail(t.vpath, err);
         }
         while (this.inFlight.length > IN_FLIGHT_FILES || this.inFlightBytes > IN_FLIGHT_BYTES) await this.settleOne();
@@ -441,7 +459,10 @@ class RestoreRun {
     const err = await f.placed;
     if (err === undefined) this.written(f.t, f.target, f.parent, writtenBackEarly(f.t.sizeBytes));
     else if (err instanceof WriteBackError) this.noteWriteBackFailed(f.t, err);
-    else this.fail(f.t.vpath, err);
+    else {
+      this.failedFiles.push(f.t.vpath);
+      this.fail(f.t.vpath, err);
+    }
   }
 
   /** The first failed early write-back of the run, and its file (see commitBatch). */
@@ -470,7 +491,8 @@ class RestoreRun {
     else addProblem(this.doc.errors, shown, err instanceof BadObject ? err.message : describeError(err));
   }
 
-  private async restoreFile(t: RestoreTodo): Promise<void> {
+  /** `fetched`: the object of a small file, read ahead (`FileWriter.fetch`). */
+  private async restoreFile(t: RestoreTodo, fetched: Promise<Fetched> | undefined): Promise<void> {
     const split = splitVpath(t.vpath);
     if (!split.ok) throw new PathRefused(split.reason);
     const parts = split.parts;
@@ -483,13 +505,14 @@ class RestoreRun {
     const parent = this.tree.ensureDirs(parts, parts.length - 1);
     const target = joinTarget(parent, [name]);
     if (!insideDest(this.tree.dest, target)) throw new PathRefused('outside the restore folder');
-    const ours = this.state.restoredHash(t.vpath) !== undefined;
     // A folder this run created held nothing but what this run put there: no lstat needed (a
     // case-insensitive twin written earlier in the run still makes link() fail with EEXIST).
     const fresh = this.tree.created(parent);
     const existing = fresh ? undefined : lstatOrUndefined(this.tree.sp(target));
     if (existing !== undefined) {
       if (existing.isDirectory()) throw new ExistsError('a folder is in the way');
+      // Looked up only when something is in the way: a fresh restore asks the state nothing here.
+      const ours = this.state.restoredHash(t.vpath) !== undefined;
       if (!ours && this.opts.overwrite !== true) {
         if (
           existing.isFile() &&
@@ -511,7 +534,7 @@ class RestoreRun {
       this.written(t, undefined, parent);
       return;
     }
-    const { placed } = await this.writer.writeFile(t, parent, name, target, existing !== undefined, fresh);
+    const { placed } = await this.writer.writeFile(t, parent, name, target, existing !== undefined, fresh, fetched);
     this.inFlight.push({ t, target, parent, placed });
     this.inFlightBytes += t.sizeBytes;
   }

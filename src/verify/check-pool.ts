@@ -5,15 +5,17 @@
  *
  * - inline lanes run ObjectChecker.checkAsync on the calling thread: for one lane, and for
  *   tests that inject a reader (a reader cannot cross into a worker);
- * - with threads, one lane still runs on the calling thread (it has little else to do: a
- *   commit every 2 s) and the others on piscina threads running check.worker, so two lanes
- *   start one thread, not two (a thread costs about 0.13 s of CPU to start from dist/, 0.45 s
- *   under tsx). Under tsx the worker is the `.ts` file next to this one, from `dist/` the
- *   `.js` (NODE20.md). Aborting a check in a thread stops that thread (piscina), so Ctrl-C
+ * - with threads, the checks start on the calling thread; only once enough checking is left
+ *   (THREAD_MIN_MS at the rate measured so far) does one lane stay there and the others move
+ *   to piscina threads running check.worker, so a small verify pays for no thread and two
+ *   lanes start one thread, not two (a thread costs about 0.13 s of CPU to start from dist/,
+ *   0.45 s under tsx). Under tsx the worker is the `.ts` file next to this one, from `dist/`
+ *   the `.js` (NODE20.md). Aborting a check in a thread stops that thread (piscina), so Ctrl-C
  *   never waits for a large object to finish.
  *
  * `destroy()` must be called at the end, or idle threads keep the process alive.
  */
+import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
 import { CHECK_CHUNK_BYTES, type CheckResult, ObjectChecker, type ObjectReader } from '../disk/check-object.js';
 
@@ -28,6 +30,10 @@ export interface CheckTask {
 export interface CheckPool {
   readonly lanes: number;
   readonly threads: boolean;
+  /** Worker threads started so far (0 for inline lanes). */
+  readonly threadsStarted: number;
+  /** Checks handed to worker threads so far. */
+  readonly threadChecks: number;
   /** Check one object; rejects with the signal's reason when `signal` aborts. */
   check(task: CheckTask, signal?: AbortSignal): Promise<CheckResult>;
   /** Stop the threads. Idempotent. */
@@ -42,6 +48,8 @@ export function createInlineCheckPool(lanes: number, reader?: ObjectReader): Che
   return {
     lanes,
     threads: false,
+    threadsStarted: 0,
+    threadChecks: 0,
     check: async (task, signal) => {
       const checker = idle.pop() ?? make();
       try {
@@ -54,38 +62,104 @@ export function createInlineCheckPool(lanes: number, reader?: ObjectReader): Che
   };
 }
 
-/** One lane on the calling thread and `lanes - 1` worker threads, one check at a time each. */
-export function createThreadCheckPool(lanes: number): CheckPool {
+/**
+ * A worker thread pays for itself only when enough checking is left: starting one costs about
+ * 0.13 s of CPU from `dist/` (0.45 s under tsx), which a verify of 256 MiB (about 0.15 s of
+ * hashing on one core) never earns back. bench/recovery.ts, 256 MiB of 64 MiB objects, ssd
+ * profile against two `openssl dgst` processes: 3.28× with the thread started at once, 1.12×
+ * checking on the calling thread (docs/README-recovery.md).
+ */
+export const THREAD_MIN_MS = 500;
+
+/** When `createThreadCheckPool` starts its worker threads. */
+export interface ThreadStartOptions {
+  /** Bytes the run plans to check (catalogued sizes). */
+  plannedBytes: number;
+  /** Start the threads only when at least this much checking is left at the measured rate (ms; default THREAD_MIN_MS). */
+  minMs?: number | undefined;
+  /** Monotonic clock in ms (tests); default performance.now. */
+  nowMs?: (() => number) | undefined;
+}
+
+/**
+ * `lanes` lanes that start on the calling thread and move to worker threads once enough
+ * checking is left: up to `lanes` checks run here (async reads, so their reads overlap) until
+ * the bytes not yet started, at the rate measured so far on this thread, would take at least
+ * `minMs`; from then on one lane stays here and the others run on `lanes - 1` piscina threads,
+ * one check at a time each (once the thread has started: until it answers, both lanes go on
+ * here rather than wait for it). The rate is measured over the checks finished so far, once they
+ * span at least a tenth of `minMs` (the first small object, with its cold start, would make
+ * any verify look slow); until then every check runs here.
+ */
+export function createThreadCheckPool(lanes: number, start: ThreadStartOptions): CheckPool {
+  const minMs = start.minMs ?? THREAD_MIN_MS;
+  const nowMs = start.nowMs ?? (() => performance.now());
   const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
   const threads = Math.max(1, lanes - 1);
-  const pool = new Piscina<CheckTask, CheckResult>({
-    filename: new URL(`./check.worker${ext}`, import.meta.url).href,
-    minThreads: threads,
-    maxThreads: threads,
-    // One object at a time per thread: reading and hashing it keeps the thread busy.
-    concurrentTasksPerWorker: 1,
-    idleTimeout: 60_000,
-  });
-  // Async reads even for small objects: the worker lanes' results arrive on this thread.
-  const here = new ObjectChecker(undefined, CHECK_CHUNK_BYTES, 0);
-  let hereBusy = false;
+  let pool: Piscina<CheckTask, CheckResult> | undefined;
+  /** The thread has answered: until then both lanes go on here, rather than wait for it to start. */
+  let poolReady = false;
+  // Async reads even for small objects: other checks on this thread must not wait on a read.
+  const idle = Array.from({ length: lanes }, () => new ObjectChecker(undefined, CHECK_CHUNK_BYTES, 0));
+  let busyHere = 0;
+  let threadChecks = 0;
+  let startedBytes = 0;
+  let doneBytes = 0;
+  let firstMs: number | undefined;
   let destroyed: Promise<void> | undefined;
+  const worthAThread = (leftBytes: number): boolean => {
+    if (firstMs === undefined || doneBytes <= 0) return false;
+    const elapsedMs = nowMs() - firstMs;
+    return elapsedMs >= minMs / 10 && leftBytes * (elapsedMs / doneBytes) >= minMs;
+  };
+  const here = async (task: CheckTask, signal: AbortSignal | undefined): Promise<CheckResult> => {
+    const checker = idle.pop() ?? new ObjectChecker(undefined, CHECK_CHUNK_BYTES, 0);
+    busyHere += 1;
+    try {
+      const r = await checker.checkAsync(task.path, task.hash, task.sizeBytes, signal);
+      doneBytes += task.sizeBytes;
+      return r;
+    } finally {
+      busyHere -= 1;
+      idle.push(checker);
+    }
+  };
   return {
     lanes,
     threads: true,
+    get threadsStarted(): number {
+      return pool === undefined ? 0 : threads;
+    },
+    get threadChecks(): number {
+      return threadChecks;
+    },
     check: async (task, signal) => {
-      if (!hereBusy) {
-        hereBusy = true;
-        try {
-          return await here.checkAsync(task.path, task.hash, task.sizeBytes, signal);
-        } finally {
-          hereBusy = false;
-        }
+      firstMs ??= nowMs();
+      const leftBytes = Math.max(0, start.plannedBytes - startedBytes);
+      startedBytes += task.sizeBytes;
+      if (pool === undefined && destroyed === undefined && worthAThread(leftBytes)) {
+        pool = new Piscina<CheckTask, CheckResult>({
+          filename: new URL(`./check.worker${ext}`, import.meta.url).href,
+          minThreads: threads,
+          maxThreads: threads,
+          // One object at a time per thread: reading and hashing it keeps the thread busy.
+          concurrentTasksPerWorker: 1,
+          idleTimeout: 60_000,
+        });
+        // The worker's `ready` export takes no task.
+        pool.run(undefined as unknown as CheckTask, { name: 'ready' }).then(
+          () => {
+            poolReady = true;
+          },
+          () => {},
+        );
       }
+      if (pool === undefined || !poolReady || busyHere === 0) return here(task, signal);
+      threadChecks += 1;
       return signal === undefined ? pool.run(task) : pool.run(task, { signal });
     },
     destroy: () => {
-      destroyed ??= pool.destroy();
+      destroyed ??= pool === undefined ? Promise.resolve() : pool.destroy();
       return destroyed;
     },
   };

@@ -12,3 +12,8 @@ const checker = new ObjectChecker();
 export default function checkWorker(task: CheckTask): Promise<CheckResult> {
   return checker.checkAsync(task.path, task.hash, task.sizeBytes);
 }
+
+/** Answers once the thread has started (check-pool.ts sends checks here only from then on). */
+export function ready(): boolean {
+  return true;
+}

@@ -99,6 +99,11 @@ export interface VerifyOptions {
   commitObjects?: number | undefined;
   /** Run the ssd lanes on the calling thread instead of worker threads (tests). */
   inProcess?: boolean | undefined;
+  /**
+   * ssd profile: start the worker thread only once at least this much checking is left at the
+   * measured rate (ms; default THREAD_MIN_MS, check-pool.ts). Tests set 0 or Infinity.
+   */
+  threadMinMs?: number | undefined;
   progress?: Progress;
   /** Injected file operations (fault tests; implies inProcess); default node:fs. */
   reader?: ObjectReader;
@@ -130,6 +135,8 @@ export interface VerifyDoc {
   copies: number;
   stoppedBy: 'done' | 'max-time' | 'percent' | 'interrupted';
   profile: VerifyProfile;
+  /** Worker threads this run started (ssd profile: 0 while little checking is planned, else 1). */
+  workerThreads: number;
   /** Nothing was recorded or moved. */
   dryRun: boolean;
   /** The errors file written, or null. */
@@ -179,10 +186,11 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
     const planned = candidateTotals(cat.db, sel, budget);
     opts.progress?.setTotals(planned.bytes, planned.count);
     const lanes = VERIFY_DEFAULTS.lanes[profile];
+    // The ssd profile's worker thread starts only when the run has enough to check (check-pool.ts).
     pool =
       lanes === 1 || opts.reader !== undefined || opts.inProcess === true
         ? createInlineCheckPool(lanes, opts.reader)
-        : createThreadCheckPool(lanes);
+        : createThreadCheckPool(lanes, { plannedBytes: planned.bytes, minMs: opts.threadMinMs });
     if (opts.errorsFile !== undefined) errors = new ErrorsFile(opts.errorsFile);
     const doc: VerifyDoc = {
       disk: found.row.name,
@@ -196,6 +204,7 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
       copies: 0,
       stoppedBy: 'done',
       profile,
+      workerThreads: 0,
       dryRun,
       errorsFile: errors?.target ?? null,
       resumedPassMs: pass?.startedMs ?? null,
@@ -311,6 +320,7 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
       // Reaching its end (or its budget) closes the pass; an interrupted run leaves it open.
       if (doc.stoppedBy !== 'interrupted') endPass(cat.db, diskId);
     }
+    doc.workerThreads = pool.threadsStarted;
     errors?.finish();
     errorsDone = true;
     return doc;

@@ -1,8 +1,9 @@
 /**
  * verify through the built CLI: a run killed with SIGKILL or stopped with SIGINT goes on where
  * it stopped (real child processes; the signals land at a known commit through the kill points,
- * so nothing depends on timing), `--errors FILE`, `-n/--dry-run`, and `--profile ssd` on worker
- * threads from dist/.
+ * so nothing depends on timing), `--errors FILE`, `-n/--dry-run`, and `--profile ssd` from dist/
+ * (a verify this small starts no worker thread: test/integration/verify-check-pool.test.ts
+ * covers the thread).
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -149,7 +150,7 @@ test('--errors FILE and -n: the dry run lists what it would do and changes nothi
   assert.ok(!fs.existsSync(p));
 });
 
-test('--profile ssd checks on two worker threads and finds a flipped byte', (t) => {
+test('--profile ssd checks two objects at a time, a small verify on the calling thread, and finds a flipped byte', (t) => {
   const { home, disk, hashes } = pool(t, 12);
   const [victim] = [...hashes].sort(
     (a, b) => fs.statSync(objectPath(disk, b)).size - fs.statSync(objectPath(disk, a)).size,
@@ -161,6 +162,7 @@ test('--profile ssd checks on two worker threads and finds a flipped byte', (t) 
   const r = runCliJson<VerifyDoc>(home, ['verify', '--disk', disk, '--profile', 'ssd']);
   assert.equal(r.code, 3, r.stderr);
   assert.equal(r.json.profile, 'ssd');
+  assert.equal(typeof r.json.workerThreads, 'number');
   assert.equal(r.json.checked, hashes.length);
   assert.deepEqual(r.json.bad, [victim]);
   for (const k of ['disk', 'checked', 'bytesChecked', 'bad', 'missing']) assert.ok(k in r.json, k);

@@ -11,8 +11,10 @@
  *   completes;
  * - verify and restore, `pread` failing only when called from node's synchronous `fs.readSync`
  *   (`enable_stack_by_name … func_name=uv_fs_read`): SQLite's own preads and node's module
- *   loading stay untouched. The CLI is parked on a held home catalogue while the fault is
- *   switched on (module loading also reads through uv_fs_read). A one-time EIO is "ok on second
+ *   loading stay untouched (restore reads small objects on libuv's pool, so the tree holds a
+ *   file of 1 MiB + 1 byte, whose kernel copy restore reads back with readSync). The CLI is
+ *   parked on a held home catalogue while the fault is switched on (module loading also reads
+ *   through uv_fs_read). A one-time EIO is "ok on second
  *   read" and keeps the copy; a persistent one makes verify quarantine (never delete) and
  *   uncount, and makes restore leave no torn file in DEST.
  */
@@ -49,7 +51,13 @@ sweepStaleMounts();
 const FAULT = 'libfiu EIO in a live process';
 const HOW = 'fiu-run POSIX preload: random fsync/fdatasync, pwrite after the copy starts, pread of readSync';
 
-function setup(t: TestContext, name: string, cmds: string[], only: string[]): Fixture | null {
+function setup(
+  t: TestContext,
+  name: string,
+  cmds: string[],
+  only: string[],
+  largeFiles: number[] = [],
+): Fixture | null {
   if (skipUnlessCommands(t, cmds)) return null;
   const why = fiuMissing();
   if (why !== null) {
@@ -57,7 +65,7 @@ function setup(t: TestContext, name: string, cmds: string[], only: string[]): Fi
     skipTest(t, why, true);
     return null;
   }
-  const fx = makeFixture(t, { rng: rngFor(name), scale: 0.15, only });
+  const fx = makeFixture(t, { rng: rngFor(name), scale: 0.15, only, largeFiles });
   if (fx === null) return null;
   fx.update();
   return fx;
@@ -205,7 +213,10 @@ const READ_SYNC_EIO = 'enable_stack_by_name name=posix/io/rw/pread,func_name=uv_
 test('verify and restore with pread EIO from readSync (fiu, by stack): once is ok on second read, always is quarantined; restore leaves no torn file', {
   timeout: 120_000,
 }, async (t) => {
-  const fx = setup(t, 'fiu-verify', ['update', 'sync', 'verify', 'restore'], ['d1', 'd2']);
+  // Restore reads objects below 1 MiB on libuv's pool (restore/fetch.ts), out of reach of a fault
+  // on readSync's stack: a file of 1 MiB + 1 byte is copied by the kernel and then read back
+  // with readSync to be checked, so the EIO still hits the restore.
+  const fx = setup(t, 'fiu-verify', ['update', 'sync', 'verify', 'restore'], ['d1', 'd2'], [1024 * 1024 + 1]);
   if (fx === null) return;
   fx.sync('d1');
   fx.sync('d2');

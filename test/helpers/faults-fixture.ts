@@ -38,6 +38,8 @@ export function allocated(size: number): number {
 export interface TreeOptions {
   /** 1 = ~300 files and ~20 MB; 0.2 = ~60 files, ~4 MB. */
   scale?: number;
+  /** Sizes of extra files (`big/large<k>.bin`), beside the tree's files of at most 800 KiB. */
+  largeFiles?: readonly number[];
 }
 
 /** A source tree written to `dir`: relative path → content (hard links share content). */
@@ -64,6 +66,9 @@ export function writeSourceTree(dir: string, rng: Rng, opts: TreeOptions = {}): 
     const from = rng.pick(names);
     const content = files.get(from);
     if (content !== undefined) files.set(path.join(rng.pick(dirs), `dup${k}.bin`), content);
+  }
+  for (const [k, size] of (opts.largeFiles ?? []).entries()) {
+    files.set(path.join('big', `large${k}.bin`), seededBytes(`large-${rng.int(0, 2 ** 31)}-${k}`, size));
   }
   files.set('empty.txt', Buffer.alloc(0));
   for (const [rel, content] of files) {

@@ -162,6 +162,24 @@ export function putObjects(
   return written;
 }
 
+/** `base/src` made and filled by makeSourceTree; returns its path. */
+export function sourceTreeIn(base: string, files?: number): string {
+  const src = path.join(base, 'src');
+  fs.mkdirSync(src);
+  makeSourceTree(src, files === undefined ? {} : { files });
+  return src;
+}
+
+/**
+ * `src` catalogued as `/data` in `cat`, and every object of it on the new disk `d1` at `disk`:
+ * the one-disk pool most recovery tests start from. Returns the hashes written.
+ */
+export function onePoolDisk(cat: Catalog, src: string, disk: string): string[] {
+  const c = catalogueSource(cat, '/data', src);
+  addPoolDisk(cat, 'd1', disk);
+  return putObjects(cat, c, 'd1');
+}
+
 /** Write the catalogue copy on every registered disk (as sync does at its end). */
 export function writeDiskCatalogues(cat: Catalog): void {
   for (const r of cat.db.prepare('SELECT mount_path FROM disks').pluck().all() as string[]) {

@@ -175,6 +175,37 @@ test('a damaged object is refused (hashed while written), reported, and left mis
   );
 });
 
+test('small objects read ahead: one grown by a byte, one shrunk, one a folder are refused with their path and cause; the rest is restored', async (t) => {
+  const { base, home, cat, c, disks } = setup(t, ['d1']);
+  const hashes = putObjects(cat, c, 'd1');
+  cat.close();
+  const d1 = disks.d1 as string;
+  const bySize = [...hashes].sort((a, b) => fs.statSync(objectPath(d1, b)).size - fs.statSync(objectPath(d1, a)).size);
+  const [grown, shrunk, folder] = bySize as [string, string, string];
+  for (const h of [grown, shrunk, folder]) fs.chmodSync(objectPath(d1, h), 0o644);
+  fs.appendFileSync(objectPath(d1, grown), 'x');
+  fs.truncateSync(objectPath(d1, shrunk), fs.statSync(objectPath(d1, shrunk)).size - 1);
+  fs.rmSync(objectPath(d1, folder));
+  fs.mkdirSync(objectPath(d1, folder));
+  const dest = path.join(base, 'out');
+  const doc = await runRestore({ dest, vpaths: [], diskPath: d1, dataDir: home, catalogue: 'home' });
+  const byHash = (h: string): string =>
+    doc.errors
+      .filter((e) => e.error.includes(h))
+      .map((e) => `${e.path}: ${e.error}`)
+      .join('\n');
+  assert.match(byHash(grown), /^\/data\/.*: object [0-9a-f]{64} has more than \d+ bytes: damaged/);
+  assert.match(byHash(shrunk), /^\/data\/.*: object [0-9a-f]{64} has \d+ bytes, not \d+: damaged/);
+  assert.match(byHash(folder), /^\/data\/.*: object [0-9a-f]{64}: EISDIR/);
+  assert.equal(doc.errors.length, 3, JSON.stringify(doc.errors));
+  assert.equal(doc.remaining, 3);
+  assert.equal(doc.restored, doc.planned.files - 3);
+  for (const e of doc.errors) assert.ok(!fs.existsSync(path.join(dest, e.path)), `${e.path} not in DEST`);
+  const parts = (dir: string): string[] =>
+    fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((n) => n.endsWith('.part'));
+  assert.deepEqual(parts(path.join(dest, 'data')), [], 'no temp file left');
+});
+
 test('a crafted disk catalogue restores nothing outside DEST and lists every refused path', async (t) => {
   const { base, home, cat, c, disks } = setup(t, ['d1']);
   putObjects(cat, c, 'd1');

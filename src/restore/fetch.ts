@@ -1,0 +1,91 @@
+/**
+ * Reading small objects whole on libuv's pool, ahead of the file that writes them, so the main
+ * thread neither waits on the disk nor spends system calls of its own on them: one open
+ * (O_NOFOLLOW, O_NONBLOCK: no link followed, no FIFO waited on) and one read of `size + 1`
+ * bytes, so an object that grew is caught by the byte too many and one that shrank by the
+ * bytes missing, without an fstat. A read that stops short of `size` bytes is read on (a short
+ * read is not proof of a shorter file) until the file ends. The bytes are checked against the
+ * object's name by the caller before anything is written. Every fetch settles (an error is a
+ * value, never a rejection); at most `slots` run at once, started in call order, so the ones
+ * the writer waits for first come first and the pool keeps room for kernel copies and
+ * write-backs. Main thread only.
+ */
+import * as fs from 'node:fs';
+
+/** An object read whole: its bytes, or the error that kept it from being read. */
+export type Fetched =
+  | { readonly ok: true; readonly bytes: Buffer }
+  /** `err`: what open or read threw (an errno error). */
+  | { readonly ok: false; readonly err: NodeJS.ErrnoException };
+
+/** The flags objects are opened with for reading (see the module comment). */
+const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+
+function openAsync(file: Buffer | string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.open(file, OPEN_FLAGS, (err, fd) => (err === null ? resolve(fd) : reject(err)));
+  });
+}
+
+function readAsync(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.read(fd, buf, offset, length, position, (err, n) => (err === null ? resolve(n) : reject(err)));
+  });
+}
+
+/**
+ * Read `file`, expected to hold `sizeBytes` bytes: one open and one read of `sizeBytes + 1`
+ * bytes (more reads only after a short one). `bytes` holds what was read: `sizeBytes` of them
+ * when the size is right, one more when the file is bigger, fewer when it is smaller.
+ */
+export async function fetchObject(file: Buffer | string, sizeBytes: number): Promise<Fetched> {
+  let fd: number;
+  try {
+    fd = await openAsync(file);
+  } catch (err) {
+    return { ok: false, err: err as NodeJS.ErrnoException };
+  }
+  try {
+    const buf = Buffer.allocUnsafe(sizeBytes + 1);
+    let got = 0;
+    for (;;) {
+      const n = await readAsync(fd, buf, got, buf.length - got, got);
+      got += n;
+      // Done: the end of the file, the byte too many, or exactly the size in one read (the
+      // usual case; a regular file's read stops short only at its end).
+      if (n === 0 || got === buf.length || (got === sizeBytes && n === got)) break;
+    }
+    return { ok: true, bytes: buf.subarray(0, got) };
+  } catch (err) {
+    return { ok: false, err: err as NodeJS.ErrnoException };
+  } finally {
+    // Closed on this thread: a descriptor opened for reading closes in a few µs, where another
+    // trip through libuv's pool cost about 17 µs of this thread's time per file (20,000 small
+    // objects: 335 ms in the async close).
+    fs.closeSync(fd);
+  }
+}
+
+/** Fetches objects with at most `slots` at once, in call order (see the module comment). */
+export class ObjectFetcher {
+  private running = 0;
+  private readonly queue: (() => void)[] = [];
+
+  constructor(private readonly slots: number) {}
+
+  /** `fetchObject(file, sizeBytes)` once a slot is free. Never rejects. */
+  fetch(file: Buffer | string, sizeBytes: number): Promise<Fetched> {
+    return new Promise<Fetched>((resolve) => {
+      const run = (): void => {
+        this.running += 1;
+        void fetchObject(file, sizeBytes).then((r) => {
+          this.running -= 1;
+          this.queue.shift()?.();
+          resolve(r);
+        });
+      };
+      if (this.running < this.slots) run();
+      else this.queue.push(run);
+    });
+  }
+}
