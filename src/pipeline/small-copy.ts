@@ -61,14 +61,14 @@ export interface SmallCopyResult {
   readonly disk?: SmallCopyDiskError;
 }
 
-/** Per-thread state: the read buffer and the prefix folders this thread made. */
+/** Per-thread state: the read buffer, and the prefix folders this thread made or found (each reported once). */
 export interface SmallCopyState {
   buf: Buffer;
-  readonly made: Set<string>;
+  readonly dirs: Set<string>;
 }
 
 export function smallCopyState(): SmallCopyState {
-  return { buf: Buffer.allocUnsafe(64 * 1024), made: new Set() };
+  return { buf: Buffer.allocUnsafe(64 * 1024), dirs: new Set() };
 }
 
 const SOURCE_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
@@ -175,39 +175,36 @@ export function copySmallBatch(tasks: readonly SmallCopyTask[], state: SmallCopy
 
 /** Copy one task (see copySmallBatch); a result with `disk` ends its message. */
 function copySmallFile(t: SmallCopyTask, state: SmallCopyState): SmallCopyResult {
-  {
-    let dir: 'made' | 'exists' | undefined;
-    if (t.dir !== null && !state.made.has(t.dir)) {
-      // mkdir first: a new folder needs no lstat; one that exists is checked on the main thread.
-      try {
-        fs.mkdirSync(t.dir, { mode: 0o755 });
-        state.made.add(t.dir);
-        dir = 'made';
-      } catch (err) {
-        if (errnoCode(err) !== 'EEXIST') {
-          return { disk: diskError('mkdir', t.dir, err) };
-        }
-        dir = 'exists';
-      }
+  let dir: 'made' | 'exists' | undefined;
+  if (t.dir !== null && !state.dirs.has(t.dir)) {
+    // mkdir first: a new folder needs no lstat; one that exists is checked on the main thread.
+    try {
+      fs.mkdirSync(t.dir, { mode: 0o755 });
+      state.dirs.add(t.dir);
+      dir = 'made';
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST') return { disk: diskError('mkdir', t.dir, err) };
+      state.dirs.add(t.dir);
+      dir = 'exists';
     }
-    let lastErr = 'no file of the catalogue has this content any more';
-    let last = -1;
-    let n: number | undefined;
-    for (const [k, src] of t.sources.entries()) {
-      last = k;
-      const r = readSource(t, toBuffer(src), state);
-      if (typeof r === 'number') {
-        n = r;
-        break;
-      }
-      lastErr = r;
-    }
-    if (n === undefined) return { dir, skip: { src: last, error: lastErr } };
-    const w = writeTmp(t.tmp, state.buf.subarray(0, n));
-    if (w === undefined) return { dir, ok: last };
-    if ('efbig' in w) return { dir, skip: { src: last, error: w.efbig } };
-    return { dir, disk: w };
   }
+  let lastErr = 'no file of the catalogue has this content any more';
+  let last = -1;
+  let n: number | undefined;
+  for (const [k, src] of t.sources.entries()) {
+    last = k;
+    const r = readSource(t, toBuffer(src), state);
+    if (typeof r === 'number') {
+      n = r;
+      break;
+    }
+    lastErr = r;
+  }
+  if (n === undefined) return { dir, skip: { src: last, error: lastErr } };
+  const w = writeTmp(t.tmp, state.buf.subarray(0, n));
+  if (w === undefined) return { dir, ok: last };
+  if ('efbig' in w) return { dir, skip: { src: last, error: w.efbig } };
+  return { dir, disk: w };
 }
 
 /** The thread's start under tsx (tests, benchmarks): register tsx's loader, then load the `.ts` worker. */
