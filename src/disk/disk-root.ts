@@ -89,27 +89,35 @@ export class DiskRoot {
 
   /**
    * Check that `dir` (inside the disk) is a real folder on the disk's device, creating it when
-   * `create` and missing (then fsyncing its parent, so the new entry is durable).
+   * `create` and missing (then fsyncing its parent, so the new entry is durable). A folder is
+   * checked once per run (those met by the listing of the disk before the copy are checked
+   * already). With `create`, mkdir comes first: a folder it makes is ours and needs no lstat;
+   * only one that exists (EEXIST) is looked at (3,000 new objects: some 2,100 folders, each an
+   * lstat that failed with ENOENT, a thrown exception, a mkdir and a second lstat before).
    */
   ensureDir(dir: string, create: boolean, deferParentSync = false): void {
     if (this.checkedDirs.has(dir)) return;
-    let st: fs.BigIntStats | undefined;
-    try {
-      st = fs.lstatSync(dir, { bigint: true });
-    } catch (err) {
-      if (errnoCode(err) !== 'ENOENT' || !create) {
-        throw new DistbackupError(`${dir}: ${describeError(err)}`, { code: errnoCode(err) ?? 'runtime', path: dir });
-      }
-    }
-    if (st === undefined) {
+    if (create) {
+      let made = true;
       try {
         fs.mkdirSync(dir, { mode: 0o755 });
       } catch (err) {
         if (errnoCode(err) !== 'EEXIST') throw fileError(dir, err, 'mkdir');
+        made = false;
       }
-      if (deferParentSync) this.unsyncedParents.add(path.dirname(dir));
-      else fsyncDir(path.dirname(dir));
-      st = fs.lstatSync(dir, { bigint: true });
+      if (made) {
+        this.madeDir(dir, deferParentSync);
+        return;
+      }
+    }
+    let st: fs.BigIntStats | undefined;
+    try {
+      st = fs.lstatSync(dir, { bigint: true, throwIfNoEntry: false }) ?? undefined;
+    } catch (err) {
+      throw new DistbackupError(`${dir}: ${describeError(err)}`, { code: errnoCode(err) ?? 'runtime', path: dir });
+    }
+    if (st === undefined) {
+      throw new DistbackupError(`${dir}: ${describeError({ code: 'ENOENT' })}`, { code: 'ENOENT', path: dir });
     }
     if (st.isSymbolicLink() || !st.isDirectory()) {
       throw new DistbackupError(
@@ -129,6 +137,13 @@ export class DiskRoot {
     this.checkedDirs.add(dir);
   }
 
+  /** `dir` was just made by a mkdir of this run: checked; its parent fsynced now or by syncNewDirs. */
+  private madeDir(dir: string, deferParentSync: boolean): void {
+    if (deferParentSync) this.unsyncedParents.add(path.dirname(dir));
+    else fsyncDir(path.dirname(dir));
+    this.checkedDirs.add(dir);
+  }
+
   /**
    * `distbackup-objects/<abc>` for `hash`, checked (and created when `create`). A folder created
    * here is not durable until `syncNewDirs()`: the copy pipeline fsyncs its parent once per
@@ -138,6 +153,20 @@ export class DiskRoot {
     const dir = path.join(this.objectsDir, hash.slice(0, 3));
     this.ensureDir(dir, create, true);
     return dir;
+  }
+
+  /** The prefix folder of `hash`, and whether this run has checked (or made) it already. */
+  prefixDirState(hash: string): { dir: string; checked: boolean } {
+    const dir = path.join(this.objectsDir, hash.slice(0, 3));
+    return { dir, checked: this.checkedDirs.has(dir) };
+  }
+
+  /**
+   * The prefix folder of `hash` was made by a mkdir of this run on another thread (the copy's
+   * small-file lane): checked, and made durable by the next `syncNewDirs()`, as by `prefixDir`.
+   */
+  madePrefixDir(hash: string): void {
+    this.madeDir(path.join(this.objectsDir, hash.slice(0, 3)), true);
   }
 
   /** fsync the folders that gained a prefix folder since the last call (errors thrown). */

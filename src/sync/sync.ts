@@ -305,6 +305,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
           commitFiles: opts.fsyncBatchFiles ?? SYNC_DEFAULTS.commitFiles,
           commitBytes: opts.fsyncBatchBytes ?? SYNC_DEFAULTS.commitBytes,
           batchSyncfs: syncfsDurable(disk.objectsDir),
+          smallFileThread: true,
           readback: opts.verify === 'readback',
           throttle: opts.bwlimitBytesPerS === undefined ? undefined : new TokenBucket(opts.bwlimitBytesPerS),
           beforeItem: (item) => exec.makeRoom(item),
