@@ -71,6 +71,15 @@ export function createInlineCheckPool(lanes: number, reader?: ObjectReader): Che
  */
 export const THREAD_MIN_MS = 500;
 
+/**
+ * Objects below this size are checked with synchronous reads on the calling thread, never on a
+ * worker: a worker's round trip and libuv's (open, read, close on the pool) cost more than the
+ * check itself, and a read this small holds the other lane up for less than a hop would.
+ * 3,000 objects of 2–5 KB, `verify --profile ssd` from dist/: 1.21 s with every check a round
+ * trip, against 0.37 s for the hdd profile's synchronous reads.
+ */
+export const INLINE_BELOW_BYTES = 256 * 1024;
+
 /** When `createThreadCheckPool` starts its worker threads. */
 export interface ThreadStartOptions {
   /** Bytes the run plans to check (catalogued sizes). */
@@ -79,6 +88,8 @@ export interface ThreadStartOptions {
   minMs?: number | undefined;
   /** Monotonic clock in ms (tests); default performance.now. */
   nowMs?: (() => number) | undefined;
+  /** Objects below this size are checked synchronously here (default INLINE_BELOW_BYTES; tests: 0). */
+  inlineBelowBytes?: number | undefined;
 }
 
 /**
@@ -101,6 +112,9 @@ export function createThreadCheckPool(lanes: number, start: ThreadStartOptions):
   let poolReady = false;
   // Async reads even for small objects: other checks on this thread must not wait on a read.
   const idle = Array.from({ length: lanes }, () => new ObjectChecker(undefined, CHECK_CHUNK_BYTES, 0));
+  const inlineBelow = start.inlineBelowBytes ?? INLINE_BELOW_BYTES;
+  // One buffer of that size: a small object is read whole, hashed and done before this returns.
+  const small = new ObjectChecker(undefined, Math.max(inlineBelow, 1), inlineBelow);
   let busyHere = 0;
   let threadChecks = 0;
   let startedBytes = 0;
@@ -137,6 +151,11 @@ export function createThreadCheckPool(lanes: number, start: ThreadStartOptions):
       firstMs ??= nowMs();
       const leftBytes = Math.max(0, start.plannedBytes - startedBytes);
       startedBytes += task.sizeBytes;
+      if (task.sizeBytes < inlineBelow) {
+        const r = await small.checkAsync(task.path, task.hash, task.sizeBytes, signal);
+        doneBytes += task.sizeBytes;
+        return r;
+      }
       if (pool === undefined && destroyed === undefined && worthAThread(leftBytes)) {
         pool = new Piscina<CheckTask, CheckResult>({
           filename: new URL(`./check.worker${ext}`, import.meta.url).href,

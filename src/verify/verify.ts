@@ -104,6 +104,8 @@ export interface VerifyOptions {
    * measured rate (ms; default THREAD_MIN_MS, check-pool.ts). Tests set 0 or Infinity.
    */
   threadMinMs?: number | undefined;
+  /** ssd profile: objects below this size are checked on the calling thread (default INLINE_BELOW_BYTES, check-pool.ts; tests: 0). */
+  threadInlineBelowBytes?: number | undefined;
   progress?: Progress;
   /** Injected file operations (fault tests; implies inProcess); default node:fs. */
   reader?: ObjectReader;
@@ -190,7 +192,11 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
     pool =
       lanes === 1 || opts.reader !== undefined || opts.inProcess === true
         ? createInlineCheckPool(lanes, opts.reader)
-        : createThreadCheckPool(lanes, { plannedBytes: planned.bytes, minMs: opts.threadMinMs });
+        : createThreadCheckPool(lanes, {
+            plannedBytes: planned.bytes,
+            minMs: opts.threadMinMs,
+            inlineBelowBytes: opts.threadInlineBelowBytes,
+          });
     if (opts.errorsFile !== undefined) errors = new ErrorsFile(opts.errorsFile);
     const doc: VerifyDoc = {
       disk: found.row.name,

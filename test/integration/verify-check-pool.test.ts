@@ -17,6 +17,7 @@ import {
   type CheckTask,
   createInlineCheckPool,
   createThreadCheckPool,
+  INLINE_BELOW_BYTES,
 } from '../../src/verify/check-pool.js';
 import { runVerify, type VerifyDoc } from '../../src/verify/verify.js';
 import { onePoolDisk, sourceTreeIn } from '../helpers/pool.js';
@@ -84,7 +85,8 @@ test('a pool with a lot left to check starts its worker thread and checks there,
     clock += 100;
     return clock;
   };
-  const big = createThreadCheckPool(2, { plannedBytes: 1024 ** 4, nowMs });
+  // Every object to the thread once it is up, however small (the default checks small ones here).
+  const big = createThreadCheckPool(2, { plannedBytes: 1024 ** 4, nowMs, inlineBelowBytes: 0 });
   t.after(() => big.destroy());
   // Until the thread has started both lanes run here: check the objects again until some went
   // to the thread (each round compared with the calling thread's results).
@@ -92,6 +94,16 @@ test('a pool with a lot left to check starts its worker thread and checks there,
     assert.deepEqual(await checkAll(big, tasks), expected, `round ${round}: the same results`);
     assert.equal(big.threadsStarted, 1, 'a terabyte left: the worker thread started');
   }
+  // By default objects this small are checked here with synchronous reads, however much is left.
+  const inline = createThreadCheckPool(2, { plannedBytes: 1024 ** 4, nowMs });
+  t.after(() => inline.destroy());
+  assert.ok(
+    tasks.every((task) => task.sizeBytes < INLINE_BELOW_BYTES),
+    'the test tree holds small objects only',
+  );
+  for (let round = 0; round < 3; round++) assert.deepEqual(await checkAll(inline, tasks), expected);
+  assert.equal(inline.threadsStarted, 0, 'small objects: no thread started for them');
+  assert.equal(inline.threadChecks, 0, 'small objects: no check went to a thread');
   const small = createThreadCheckPool(2, { plannedBytes: 0, nowMs });
   t.after(() => small.destroy());
   assert.deepEqual(await checkAll(small, tasks), expected);
@@ -103,7 +115,8 @@ test('verify --profile ssd finds the same with its worker thread, without it, an
   const { base, src } = setup(t, 24);
   const docs = new Map<string, VerifyDoc>();
   const runs = [
-    ['ssd, thread at once', { profile: 'ssd', threadMinMs: 0 }],
+    // Every object goes to the thread, however small (by default small ones are checked here).
+    ['ssd, thread at once', { profile: 'ssd', threadMinMs: 0, threadInlineBelowBytes: 0 }],
     ['ssd, never a thread', { profile: 'ssd', threadMinMs: Number.POSITIVE_INFINITY }],
     ['ssd, default', { profile: 'ssd' }],
     ['hdd', { profile: 'hdd' }],
