@@ -37,7 +37,10 @@ export function mapSource(cat: Catalog, vpathText: string, realPath: string, opt
     if (!fs.statSync(real).isDirectory()) throw new UsageError(`${abs}: not a folder`, { path: abs });
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    throw new UsageError(`${abs}: cannot map it: ${describeError(err)}`, { path: abs });
+    // `source map /home/me/photos /photos`: the virtual path comes first.
+    const swapped = fs.statSync(vpathText, { throwIfNoEntry: false })?.isDirectory() === true;
+    const hint = swapped ? ` (the virtual path comes first: source map VPATH ${vpathText})` : '';
+    throw new UsageError(`${abs}: cannot map it: ${describeError(err)}${hint}`, { path: abs });
   }
   if (getSource(cat.db, vpath) !== undefined) {
     throw new UsageError(`${vpath} is already mapped (use 'distbackup source unmap ${vpath}' first)`);

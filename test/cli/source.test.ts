@@ -35,7 +35,15 @@ test('source map refuses bad input with one line and exit 1', (t) => {
   fs.mkdirSync(real);
   const cases: Array<[string[], RegExp]> = [
     [['source', 'map', 'relative', real], /not absolute/],
-    [['source', 'map', '/x', path.join(root, 'missing')], /missing: cannot map it: ENOENT/],
+    [
+      ['source', 'map', '/x', path.join(root, 'missing')],
+      /missing: cannot map it: ENOENT \(no such file or directory\)$/m,
+    ],
+    // The two arguments swapped: the real folder given as the virtual path.
+    [
+      ['source', 'map', real, '/photos-not-here'],
+      /cannot map it: ENOENT .*the virtual path comes first: source map VPATH /,
+    ],
     [['source', 'map', '/x', root], /contains the distbackup data folder/],
   ];
   for (const [args, re] of cases) {
