@@ -20,10 +20,10 @@
  * copy phase 564–643 ms against 680–746 without it and 633–888 with libuv reads ahead inside the
  * copy thread (CacheWarmer: 55 k futex calls under strace against 3 k).
  */
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { describeError, errnoCode } from '../core/errors.js';
+import { sha256Hex } from '../core/sha256.js';
 import { openDeep } from './deep-path.js';
 
 /** One file to copy. */
@@ -109,7 +109,7 @@ function readSource(t: SmallCopyTask, src: Buffer, state: SmallCopyState): numbe
       if (n <= 0) return `shorter than catalogued (${pos} of ${t.sizeBytes} bytes); run 'distbackup update'`;
       pos += n;
     }
-    const got = createHash('sha256').update(buf.subarray(0, pos)).digest('hex');
+    const got = sha256Hex(buf.subarray(0, pos));
     if (got !== t.hash) {
       return `content changed since the last update (hash ${got.slice(0, 12)}…, catalogued ${t.hash.slice(0, 12)}…); run 'distbackup update'`;
     }
