@@ -11,7 +11,7 @@
 import type { Db } from '../catalog/db.js';
 import { type FileReportRow, iterateFilesUnder } from '../catalog/reports.js';
 import { FileKind } from '../catalog/schema.js';
-import { addProblem, LIST_CAP, type PathProblem, type RestoreDoc } from './doc.js';
+import { addProblem, type PathProblem, type RestoreDoc } from './doc.js';
 import { MissingTally, type PlanStep, planDisks } from './guide.js';
 import { asBig, type Checked, checkRow, EMPTY_HASH } from './rows.js';
 import type { Selection } from './select.js';
@@ -34,7 +34,7 @@ export class Survey {
     if (!c.ok) {
       // Files never hashed are not backed up: not "missing" unless they should have been.
       if (c.reason.startsWith('never hashed')) return;
-      if (this.refused.length < LIST_CAP) this.refused.push({ path: c.path, error: c.reason });
+      addProblem(this.refused, c.path, c.reason);
       this.remaining += 1;
       this.remainingBytes += Number(asBig(row.size) ?? 0n);
       return;
