@@ -18,6 +18,8 @@ import {
   createInlineCheckPool,
   createThreadCheckPool,
   INLINE_BELOW_BYTES,
+  PRIOR_BYTES_PER_MS,
+  THREAD_MIN_MS,
 } from '../../src/verify/check-pool.js';
 import { runVerify, type VerifyDoc } from '../../src/verify/verify.js';
 import { onePoolDisk, sourceTreeIn } from '../helpers/pool.js';
@@ -137,4 +139,43 @@ test('verify --profile ssd finds the same with its worker thread, without it, an
   assert.equal(docs.get('ssd, never a thread')?.workerThreads, 0);
   assert.equal(docs.get('hdd')?.workerThreads, 0);
   for (const [name, doc] of docs) assert.deepEqual(findings(doc), findings(threaded), name);
+});
+
+test('so much planned that even the fastest hashing needs the thread: it starts at the first check, and a large object waits for it', {
+  timeout: 120_000,
+}, async (t) => {
+  const { base, src } = setup(t, 8);
+  const { disk, hashes, sizes, flipped, missing } = damagedPool(t, base, src, 'prior');
+  const tasks = hashes.map((hash) => ({ path: objectPath(disk, hash), hash, sizeBytes: sizes.get(hash) ?? 0 }));
+  const expected = await checkAll(createInlineCheckPool(2), tasks);
+  // A clock that never moves: no rate is ever measured, so only the planned bytes can start it.
+  const frozen = (): number => 0;
+  const pool = createThreadCheckPool(2, {
+    plannedBytes: PRIOR_BYTES_PER_MS * THREAD_MIN_MS,
+    nowMs: frozen,
+    inlineBelowBytes: 0,
+    waitBytes: 0,
+  });
+  t.after(() => pool.destroy());
+  const got = await checkAll(pool, tasks);
+  assert.deepEqual(got, expected);
+  assert.equal(got.get(flipped), 'bad');
+  assert.equal(got.get(missing), 'missing');
+  assert.equal(pool.threadsStarted, 1, 'started before any rate was known');
+  // Two lanes at a time: one runs here, the other waits for the starting thread.
+  assert.equal(
+    pool.threadChecks,
+    Math.floor(tasks.length / 2),
+    'every second check went to the thread, started or not',
+  );
+  // One byte less than that, and nothing measured: no thread.
+  const under = createThreadCheckPool(2, {
+    plannedBytes: PRIOR_BYTES_PER_MS * THREAD_MIN_MS - 1,
+    nowMs: frozen,
+    inlineBelowBytes: 0,
+    waitBytes: 0,
+  });
+  t.after(() => under.destroy());
+  assert.deepEqual(await checkAll(under, tasks), expected);
+  assert.equal(under.threadsStarted, 0);
 });
