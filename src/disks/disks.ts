@@ -44,10 +44,10 @@ export interface DiskAddDoc {
   warnings: string[];
 }
 
-function checkName(name: string): void {
+function checkName(name: string, hint = ''): void {
   if (!DISK_NAME_RE.test(name)) {
     throw new UsageError(
-      `invalid disk name '${printable(name)}': use 1-64 of A-Z a-z 0-9 . _ - (not starting with . or -)`,
+      `invalid disk name '${printable(name)}': use 1-64 of A-Z a-z 0-9 . _ - (not starting with . or -)${hint}`,
     );
   }
 }
@@ -60,7 +60,9 @@ function checkName(name: string): void {
  * nothing is created or written on the disk.
  */
 export function addDisk(cat: Catalog, name: string, diskPath: string, opts: { sizeBytes?: number } = {}): DiskAddDoc {
-  checkName(name);
+  // `disk add /media/usb1 backup-01`: the name comes first.
+  const swapped = name.includes('/') && DISK_NAME_RE.test(diskPath);
+  checkName(name, swapped ? ` (the name comes first: disk add ${diskPath} ${printable(name)})` : '');
   if (getDiskByName(cat.db, name) !== undefined) {
     throw new UsageError(`a disk named '${name}' is already registered (see 'distbackup disk list')`);
   }

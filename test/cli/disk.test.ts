@@ -53,6 +53,12 @@ test('disk add prints its identity; disk list --json has the SPEC fields', (t) =
   // Bad names are refused before anything is written.
   assert.equal(runCli(w.home, ['disk', 'add', '../evil', path.join(w.root, 'evil')]).code, 1);
   assert.ok(!fs.existsSync(path.join(w.root, 'evil', 'distbackup-disk.json')));
+  // The folder typed first: the error says which comes first, and nothing is written.
+  const usb = path.join(w.root, 'usb');
+  const swapped = runCli(w.home, ['disk', 'add', usb, 'backup-02']);
+  assert.equal(swapped.code, 1);
+  assert.match(swapped.stderr, /invalid disk name .*\(the name comes first: disk add backup-02 .*usb\)/);
+  assert.ok(!fs.existsSync(usb));
 });
 
 test('disk remove is refused (exit 2) while the disk holds counted copies; drop, then remove', async (t) => {
