@@ -39,7 +39,7 @@ import {
   writeFullyAsync,
 } from './copy-io.js';
 import { openDeep } from './deep-path.js';
-import { type SmallCopyResult, type SmallCopyTask, SmallCopyThread } from './small-copy.js';
+import { type SmallCopyResult, type SmallCopyTask, SmallCopyThread, startSmallCopyThread } from './small-copy.js';
 import type { TokenBucket } from './throttle.js';
 
 /** One object to copy. */
@@ -112,8 +112,10 @@ export interface CopyOptions {
    * Copy the small files of syncfs batches on a thread of their own (small-copy.ts), one at a
    * time in the order given (a spinning disk still sees one reader in inode order). Not with
    * `readback` or `throttle`, nor without `batchSyncfs`: those keep the copy on the main thread.
+   * A thread the caller started earlier (`startSmallCopyThread`, so that it boots while the
+   * disk is reconciled and the plan is made) is used as it is; either way this run closes it.
    */
-  readonly smallFileThread?: boolean | undefined;
+  readonly smallFileThread?: boolean | SmallCopyThread | undefined;
   /** Re-read each object after its fsync and check its hash (`--verify readback`). */
   readonly readback: boolean;
   readonly throttle?: TokenBucket | undefined;
@@ -308,17 +310,17 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   const useSyncfs = (item: CopyItem): boolean =>
     opts.batchSyncfs === true && !syncfsBroken && opts.commitFiles > 1 && item.sizeBytes < SYNCFS_MAX_BYTES;
   const stopping = (): boolean => fatal !== undefined || opts.signal?.aborted === true;
-  let thread =
-    opts.smallFileThread === true && opts.batchSyncfs === true && !opts.readback && opts.throttle === undefined
-      ? new SmallCopyThread()
+  const given = opts.smallFileThread instanceof SmallCopyThread ? opts.smallFileThread : undefined;
+  const thread =
+    opts.smallFileThread !== false &&
+    opts.smallFileThread !== undefined &&
+    opts.batchSyncfs === true &&
+    !opts.readback &&
+    opts.throttle === undefined
+      ? (given ?? startSmallCopyThread())
       : undefined;
-  try {
-    // Booting now (30–50 ms; 150 under tsx) while the first items are taken.
-    thread?.start();
-  } catch {
-    // No thread: the main thread copies every file.
-    thread = undefined;
-  }
+  // A thread started for a run that cannot use it.
+  if (thread === undefined) await given?.close();
   /** Files the small-file thread copies: those of syncfs batches hashed on the main thread so far. */
   const viaThread = (item: CopyItem): boolean =>
     thread !== undefined && useSyncfs(item) && item.sizeBytes < HASH_THREAD_BYTES && item.sources.length > 0;

@@ -248,6 +248,20 @@ export function readAhead(t: SmallCopyTask, state: SmallCopyState): void {
 }
 
 /**
+ * A small-file thread booting now (30–50 ms from dist/, 150 under tsx), or undefined when no
+ * thread can start: the main thread then copies every file.
+ */
+export function startSmallCopyThread(): SmallCopyThread | undefined {
+  const t = new SmallCopyThread();
+  try {
+    t.start();
+    return t;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The thread of the small-file lane: `run(tasks)` posts one message and resolves with its
  * results (answers come in order: one FIFO of resolvers). Started at the first `run`; `close()`
  * ends it. A thread that fails rejects what waits and every later `run`. Main thread only.

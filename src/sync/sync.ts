@@ -22,6 +22,7 @@ import { writeDiskCatalogue } from '../disks/disk-catalogue.js';
 import { findDisk, lockCatalogue, lockDisk } from '../disks/open.js';
 import { type ReconcileResult, reconcileDiskChunks } from '../disks/reconcile.js';
 import { type CopiedObject, type CopyItem, copyObjects } from '../pipeline/copy.js';
+import { type SmallCopyThread, startSmallCopyThread } from '../pipeline/small-copy.js';
 import { TokenBucket } from '../pipeline/throttle.js';
 import { assertSafeDelete, plan as makePlan } from '../planner/index.js';
 import type { HistogramRow, Plan, PlannerInput, SafeDelete } from '../planner/types.js';
@@ -163,6 +164,8 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
     );
   }
   const homeLock = dryRun ? undefined : lockCatalogue(cat);
+  /** The small-file copy thread, started early (copyObjects closes it too; closing is idempotent). */
+  let early: SmallCopyThread | undefined;
   try {
     const found = findDisk(cat, { name: opts.name, diskPath: opts.diskPath });
     const row = found.row;
@@ -170,6 +173,14 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
     try {
       const disk = DiskRoot.open(found.root, { create: !dryRun });
       const profile: SyncProfile = opts.profile ?? (isRotational(found.root) === false ? 'ssd' : 'hdd');
+      const batchSyncfs = syncfsDurable(disk.objectsDir);
+      // The small-file copy threads boot (30–50 ms each, more on a busy machine) while the disk
+      // is reconciled and the plan made, rather than at the start of the copy, where the first
+      // files waited for them.
+      early =
+        !dryRun && batchSyncfs && opts.verify !== 'readback' && opts.bwlimitBytesPerS === undefined
+          ? startSmallCopyThread()
+          : undefined;
       if (found.identity.generation < row.generation) {
         note(
           `disk '${row.name}' is at generation ${found.identity.generation}, the catalogue expected ${row.generation}: an older image or a clone; reconciling from what it really holds`,
@@ -304,8 +315,8 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
           fsyncBatchBytes: Math.min(opts.fsyncBatchBytes ?? SYNC_DEFAULTS.commitBytes, SYNC_DEFAULTS.fsyncBatchBytes),
           commitFiles: opts.fsyncBatchFiles ?? SYNC_DEFAULTS.commitFiles,
           commitBytes: opts.fsyncBatchBytes ?? SYNC_DEFAULTS.commitBytes,
-          batchSyncfs: syncfsDurable(disk.objectsDir),
-          smallFileThread: true,
+          batchSyncfs,
+          smallFileThread: early ?? true,
           readback: opts.verify === 'readback',
           throttle: opts.bwlimitBytesPerS === undefined ? undefined : new TokenBucket(opts.bwlimitBytesPerS),
           beforeItem: (item) => exec.makeRoom(item),
@@ -403,6 +414,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       diskLock?.release();
     }
   } finally {
+    await early?.close();
     homeLock?.release();
   }
 }

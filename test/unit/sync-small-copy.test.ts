@@ -11,12 +11,16 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { DiskRoot } from '../../src/disk/disk-root.js';
+import { objectPath } from '../../src/disk/layout.js';
+import { type CopiedObject, type CopyItem, copyObjects } from '../../src/pipeline/copy.js';
 import {
   copySmallBatch,
   readAhead,
   type SmallCopyTask,
   SmallCopyThread,
   smallCopyState,
+  startSmallCopyThread,
 } from '../../src/pipeline/small-copy.js';
 import { mountTmpfs } from '../helpers/mounts.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -129,4 +133,48 @@ test('reading ahead ignores a source that is gone or not a file, and changes not
   readAhead({ ...a, sources: [] }, state);
   assert.equal(fs.existsSync(a.tmp), false);
   assert.equal(fs.existsSync(a.dir ?? ''), false);
+});
+
+test('a thread started before the copy is used and closed by it; one started for a read-back copy is closed unused', async (t) => {
+  const root = tempDir(t);
+  const diskPath = path.join(root, 'disk');
+  fs.mkdirSync(diskPath);
+  const disk = DiskRoot.open(diskPath, { create: true });
+  const items = (prefix: string): CopyItem[] =>
+    Array.from({ length: 6 }, (_, i) => {
+      const bytes = Buffer.from(`${prefix} file ${i}`);
+      const src = path.join(root, `${prefix}${i}`);
+      fs.writeFileSync(src, bytes);
+      return { index: i, objectId: i + 1, hash: sha(bytes), sizeBytes: bytes.length, sources: [Buffer.from(src)] };
+    });
+  const copy = async (list: CopyItem[], thread: SmallCopyThread, readback: boolean): Promise<CopiedObject[]> => {
+    const done: CopiedObject[] = [];
+    await copyObjects(list, {
+      target: disk,
+      lanes: 2,
+      chunkBytes: 1 << 20,
+      readAheadChunks: 4,
+      fsyncBatchFiles: 64,
+      fsyncBatchBytes: 1 << 30,
+      commitFiles: 64,
+      commitBytes: 1 << 30,
+      batchSyncfs: true,
+      smallFileThread: thread,
+      readback,
+      commit: (b) => done.push(...b),
+      onSkip: (s) => assert.fail(`skipped: ${s.error}`),
+    });
+    return done;
+  };
+  for (const readback of [false, true]) {
+    const th = startSmallCopyThread();
+    assert.ok(th !== undefined, 'the thread starts');
+    t.after(() => th.close());
+    const list = items(readback ? 'rb' : 'plain');
+    const done = await copy(list, th, readback);
+    assert.equal(done.length, list.length, `readback ${readback}: every file copied`);
+    for (const it of list) assert.ok(fs.existsSync(objectPath(diskPath, it.hash)), `${it.hash} in place`);
+    // Closed either way: nothing keeps the process alive after the run.
+    await assert.rejects(th.run([]), /closed/);
+  }
 });
