@@ -3,6 +3,7 @@ import { BaseCommand } from '../cli/base-command.js';
 import { dryRunFlag } from '../cli/flags.js';
 import { type ImportResult, importPython } from '../import-python/import.js';
 import { openPythonCatalogue } from '../import-python/python-catalogue.js';
+import { counted, formatCount } from '../ui/format.js';
 
 export default class ImportPython extends BaseCommand<typeof ImportPython> {
   static override summary = 'Adopt a catalogue written by the Python distbackup (schema 31) and its disks.';
@@ -37,16 +38,16 @@ The home catalogue must be new (use -d DIR for a fresh data folder). The Python 
     }
     const verb = r.dryRun ? 'would import' : 'imported';
     this.log(`${verb} from ${r.catalogue} (schema ${r.schemaVersion}):`);
-    this.log(`  ${r.sources} mapped folder(s), ${r.settings} path setting(s)`);
+    this.log(`  ${counted(r.sources, 'mapped folder')}, ${counted(r.settings, 'path setting')}`);
     this.log(
-      `  ${r.files} file(s) (${r.filesChecked} checked against the disk, ${r.filesNotHashed} not hashed yet), ${r.symlinks} symlink(s), ${r.folders} folder(s)`,
+      `  ${counted(r.files, 'file')} (${formatCount(r.filesChecked)} checked against the disk, ${formatCount(r.filesNotHashed)} not hashed yet), ${counted(r.symlinks, 'symlink')}, ${counted(r.folders, 'folder')}`,
     );
-    this.log(`  ${r.objects} object(s), ${r.disks} disk(s), ${r.copies} copies`);
+    this.log(`  ${counted(r.objects, 'object')}, ${counted(r.disks, 'disk')}, ${counted(r.copies, 'copy', 'copies')}`);
     for (const w of r.warnings) this.warn(w);
     if (r.warningCount > r.warnings.length) this.warn(`… and ${r.warningCount - r.warnings.length} more warnings`);
     if (!r.dryRun && r.files - r.filesChecked > 0) {
       this.log(
-        `next: 'distbackup update' (hashes the ${r.files - r.filesChecked} file(s) it could not check), then 'distbackup sync NAME'`,
+        `next: 'distbackup update' (hashes the ${counted(r.files - r.filesChecked, 'file')} it could not check), then 'distbackup sync NAME'`,
       );
     }
     return r;

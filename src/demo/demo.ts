@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { CATALOGUE_FILE } from '../catalog/db.js';
 import { allocatedSize } from '../core/units.js';
 import { OBJECTS_DIR } from '../disk/layout.js';
+import { counted } from '../ui/format.js';
 import { compareTrees } from './compare.js';
 
 /** What running one command gave. */
@@ -217,7 +218,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     say('compare the restored tree with the source, byte for byte');
     const cmp = compareTrees(source, path.join(restored, 'demo'));
     out(
-      `  ${cmp.files} files, ${cmp.dirs} folders, ${cmp.symlinks} symlinks compared (content, mode, mtime, link targets)`,
+      `  ${counted(cmp.files, 'file')}, ${counted(cmp.dirs, 'folder')}, ${counted(cmp.symlinks, 'symlink')} compared (content, mode, mtime, link targets)`,
     );
     for (const d of cmp.diffs.slice(0, 20)) out(`  DIFFERENT: ${d}`);
     check(cmp.diffs.length === 0, `${cmp.diffs.length} differences between the source and the restore`);

@@ -156,7 +156,7 @@ test('config import, config edit and import-python with -n write nothing', (t) =
   const fresh = path.join(root, 'fresh-data');
   const r = runCli(fresh, ['import-python', py, '-n']);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^would import from .*\n\s+1 mapped folder\(s\)/);
+  assert.match(r.stdout, /^would import from .*\n\s+1 mapped folder, /);
   assert.equal(fs.existsSync(fresh), false, 'no data folder, no catalogue, no lock, no log');
   assert.equal(sha(fs.readFileSync(py)), pyBytes);
 });
