@@ -1,6 +1,7 @@
 import * as Flags from '@oclif/core/flags';
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
+import { counted, formatCount } from '../ui/format.js';
 import type { Progress } from '../ui/progress.js';
 import { runUpdate, type UpdateResult } from '../update/update.js';
 
@@ -65,12 +66,12 @@ Exit codes: 0 done; 1 done, but some paths could not be read (listed, and in --j
       for (const e of doc.errors) process.stderr.write(`distbackup: ${e.path}: ${e.error}\n`);
     }
     const work = dryRun
-      ? `would read ${doc.toHash} files, ${prettyBytes(doc.bytesToHash)} (dry run: nothing read or written, ${(doc.elapsedMs / 1000).toFixed(1)} s)`
+      ? `would read ${counted(doc.toHash, 'file')}, ${prettyBytes(doc.bytesToHash)} (dry run: nothing read or written, ${(doc.elapsedMs / 1000).toFixed(1)} s)`
       : `${prettyBytes(doc.bytesHashed)} hashed in ${(doc.elapsedMs / 1000).toFixed(1)} s`;
     this.log(
-      `${doc.scanned} scanned: ${doc.new} new, ${doc.changed} changed, ${doc.removed} removed, ${doc.unchanged} unchanged; ${work}` +
-        (doc.skipped.length > 0 ? `; ${doc.skipped.length} special files skipped` : '') +
-        (doc.errors.length > 0 ? `; ${doc.errors.length} errors (listed above)` : ''),
+      `${formatCount(doc.scanned)} scanned: ${formatCount(doc.new)} new, ${formatCount(doc.changed)} changed, ${formatCount(doc.removed)} removed, ${formatCount(doc.unchanged)} unchanged; ${work}` +
+        (doc.skipped.length > 0 ? `; ${counted(doc.skipped.length, 'special file')} skipped` : '') +
+        (doc.errors.length > 0 ? `; ${counted(doc.errors.length, 'error')} (listed above)` : ''),
     );
     if (doc.errors.length > 0) this.setExitCode(1);
     return doc;

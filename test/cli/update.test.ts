@@ -255,7 +255,7 @@ test('update -n prints what would change and leaves the catalogue files byte for
   assert.equal(r.json.bytesToHash, 'brand new'.length);
   const human = runCli(data, ['update', '--dry-run']);
   assert.equal(human.code, 0, human.stderr);
-  assert.match(human.stdout, /1 new, \d+ changed, 1 removed, .*would read 1 files, 9 B \(dry run/);
+  assert.match(human.stdout, /1 new, \d+ changed, 1 removed, .*would read 1 file, 9 B \(dry run/);
   assert.deepEqual(digest(), before, 'the catalogue and its WAL are unchanged');
   assert.equal(count(data, `SELECT count(*) FROM files WHERE vpath = CAST('/s/new' AS BLOB)`), 0);
 });
