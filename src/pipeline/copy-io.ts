@@ -496,30 +496,64 @@ export class BoundedQueue<T> {
   }
 }
 
-let directBuffer: Uint8Array | undefined;
-
 /** WebAssembly is a global of Node; the ES lib this project compiles against does not declare it. */
 const Wasm = (
   globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } } }
 ).WebAssembly;
 
+/** What the read-back of one file gave: its hash and whether the page cache was bypassed, or why it failed. */
+export type ReadBackResult = { ok: true; hash: string; direct: boolean } | { ok: false; error: unknown };
+
+/** Bytes of each read-back slot (one O_DIRECT read); slots are carved from one page-aligned memory. */
+const READBACK_SLOT_BYTES = 1024 * 1024;
+
 /**
- * SHA-256 of the file at `file`, read with O_DIRECT when the filesystem allows it, so that the
+ * SHA-256 of each of `files`, read with O_DIRECT where the filesystem allows it, so that the
  * bytes come from the device and not from the page cache that was just written (`--verify
- * readback`). The buffer is a WebAssembly memory: page-aligned, as O_DIRECT requires. Returns
- * the hash and whether the cache was bypassed. Synchronous (one buffer per process).
+ * readback`); `width` files at once, each read in order in slots of READBACK_SLOT_BYTES.
+ * A small file's read-back is one device round trip: one at a time, 112 k small files took 59 s
+ * against 11 s for the same sync without it; a queue of them lets an SSD (or the elevator of a
+ * hard disk) serve several per round trip. The buffers are a WebAssembly memory: page-aligned,
+ * as O_DIRECT requires. Results in the order of `files`.
  */
-export function readBackHash(file: string): { hash: string; direct: boolean } {
-  directBuffer ??= new Uint8Array(new Wasm.Memory({ initial: 64 }).buffer); // 4 MiB
-  const buf = directBuffer;
+export async function readBackHashes(files: readonly string[], width: number): Promise<ReadBackResult[]> {
+  const lanes = Math.max(1, Math.min(width, files.length));
+  // Slots of this call only (one call per batch: an allocation per batch costs nothing against its reads). 64 KiB pages.
+  const mem = new Uint8Array(new Wasm.Memory({ initial: (lanes * READBACK_SLOT_BYTES) / 65536 }).buffer);
+  const out: ReadBackResult[] = new Array(files.length);
+  let next = 0;
+  const lane = async (slot: Uint8Array): Promise<void> => {
+    for (let i = next++; i < files.length; i = next++) {
+      try {
+        out[i] = { ok: true, ...(await readBackOne(files[i] as string, slot)) };
+      } catch (error) {
+        out[i] = { ok: false, error };
+      }
+    }
+  };
+  await Promise.all(
+    Array.from({ length: lanes }, (_, k) => lane(mem.subarray(k * READBACK_SLOT_BYTES, (k + 1) * READBACK_SLOT_BYTES))),
+  );
+  return out;
+}
+
+function openAsync(file: string, flags: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.open(file, flags, (err, fd) => (err ? reject(err) : resolve(fd))));
+}
+
+function closeAsync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+async function readBackOne(file: string, buf: Uint8Array): Promise<{ hash: string; direct: boolean }> {
   let direct = true;
   let fd: number;
   try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_DIRECT ?? 0));
+    fd = await openAsync(file, fs.constants.O_RDONLY | (fs.constants.O_DIRECT ?? 0));
   } catch (err) {
     if (errnoCode(err) !== 'EINVAL') throw err;
     direct = false;
-    fd = fs.openSync(file, fs.constants.O_RDONLY);
+    fd = await openAsync(file, fs.constants.O_RDONLY);
   }
   const h = createHash('sha256');
   try {
@@ -527,12 +561,12 @@ export function readBackHash(file: string): { hash: string; direct: boolean } {
     for (;;) {
       let n: number;
       try {
-        n = fs.readSync(fd, buf, 0, buf.length, pos);
+        n = await readAsync(fd, buf, 0, buf.length, pos);
       } catch (err) {
         if (!direct || errnoCode(err) !== 'EINVAL') throw err;
         // The filesystem accepted O_DIRECT at open but not for this read: read through the cache.
-        fs.closeSync(fd);
-        fd = fs.openSync(file, fs.constants.O_RDONLY);
+        await closeAsync(fd);
+        fd = await openAsync(file, fs.constants.O_RDONLY);
         direct = false;
         continue;
       }
@@ -541,7 +575,7 @@ export function readBackHash(file: string): { hash: string; direct: boolean } {
       pos += n;
     }
   } finally {
-    fs.closeSync(fd);
+    await closeAsync(fd).catch(() => {});
   }
   return { hash: h.digest('hex'), direct };
 }

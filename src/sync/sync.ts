@@ -178,7 +178,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       // is reconciled and the plan made, rather than at the start of the copy, where the first
       // files waited for them.
       early =
-        !dryRun && batchSyncfs && opts.verify !== 'readback' && opts.bwlimitBytesPerS === undefined
+        !dryRun && batchSyncfs && opts.bwlimitBytesPerS === undefined
           ? startSmallCopyThread()
           : undefined;
       if (found.identity.generation < row.generation) {

@@ -22,6 +22,7 @@ import {
   smallCopyState,
   startSmallCopyThread,
 } from '../../src/pipeline/small-copy.js';
+import { TokenBucket } from '../../src/pipeline/throttle.js';
 import { mountTmpfs } from '../helpers/mounts.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -135,7 +136,7 @@ test('reading ahead ignores a source that is gone or not a file, and changes not
   assert.equal(fs.existsSync(a.dir ?? ''), false);
 });
 
-test('a thread started before the copy is used and closed by it; one started for a read-back copy is closed unused', async (t) => {
+test('a thread started before the copy is used and closed by it, with or without read-back; one started for a throttled copy is closed unused', async (t) => {
   const root = tempDir(t);
   const diskPath = path.join(root, 'disk');
   fs.mkdirSync(diskPath);
@@ -147,7 +148,7 @@ test('a thread started before the copy is used and closed by it; one started for
       fs.writeFileSync(src, bytes);
       return { index: i, objectId: i + 1, hash: sha(bytes), sizeBytes: bytes.length, sources: [Buffer.from(src)] };
     });
-  const copy = async (list: CopyItem[], thread: SmallCopyThread, readback: boolean): Promise<CopiedObject[]> => {
+  const copy = async (list: CopyItem[], thread: SmallCopyThread, mode: string): Promise<CopiedObject[]> => {
     const done: CopiedObject[] = [];
     await copyObjects(list, {
       target: disk,
@@ -160,19 +161,20 @@ test('a thread started before the copy is used and closed by it; one started for
       commitBytes: 1 << 30,
       batchSyncfs: true,
       smallFileThread: thread,
-      readback,
+      readback: mode === 'readback',
+      throttle: mode === 'throttle' ? new TokenBucket(1e9) : undefined,
       commit: (b) => done.push(...b),
       onSkip: (s) => assert.fail(`skipped: ${s.error}`),
     });
     return done;
   };
-  for (const readback of [false, true]) {
+  for (const mode of ['plain', 'readback', 'throttle']) {
     const th = startSmallCopyThread();
     assert.ok(th !== undefined, 'the thread starts');
     t.after(() => th.close());
-    const list = items(readback ? 'rb' : 'plain');
-    const done = await copy(list, th, readback);
-    assert.equal(done.length, list.length, `readback ${readback}: every file copied`);
+    const list = items(mode);
+    const done = await copy(list, th, mode);
+    assert.equal(done.length, list.length, `${mode}: every file copied`);
     for (const it of list) assert.ok(fs.existsSync(objectPath(diskPath, it.hash)), `${it.hash} in place`);
     // Closed either way: nothing keeps the process alive after the run.
     await assert.rejects(th.run([]), /closed/);
