@@ -177,10 +177,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       // The small-file copy threads boot (30–50 ms each, more on a busy machine) while the disk
       // is reconciled and the plan made, rather than at the start of the copy, where the first
       // files waited for them.
-      early =
-        !dryRun && batchSyncfs && opts.bwlimitBytesPerS === undefined
-          ? startSmallCopyThread()
-          : undefined;
+      early = !dryRun && batchSyncfs && opts.bwlimitBytesPerS === undefined ? startSmallCopyThread() : undefined;
       if (found.identity.generation < row.generation) {
         note(
           `disk '${row.name}' is at generation ${found.identity.generation}, the catalogue expected ${row.generation}: an older image or a clone; reconciling from what it really holds`,
