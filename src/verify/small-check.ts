@@ -11,6 +11,7 @@
  * deadline (`--max-time`, Date.now() ms) has passed: its answer then holds the results of a
  * prefix of its tasks, and the objects after it were not started. Nothing here writes.
  */
+import * as fs from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import { type CheckResult, ObjectChecker } from '../disk/check-object.js';
 import { startModuleWorker } from '../pipeline/module-worker.js';
@@ -69,6 +70,38 @@ export function checkSmallBatch(batch: SmallCheckBatch, checker: ObjectChecker, 
   return out;
 }
 
+/** A message asking a thread for the inode numbers of `paths` (joined by NUL bytes). */
+export interface InodeRequest {
+  readonly paths: string;
+}
+
+/**
+ * The inode number of each path (lstat, never following a link); MAX_SAFE_INTEGER where it
+ * cannot be had (missing, unreadable: the check says which) or once `stop[0]` is set.
+ */
+export function inodesOf(paths: readonly string[], stop?: Int32Array): Float64Array {
+  const out = new Float64Array(paths.length).fill(Number.MAX_SAFE_INTEGER);
+  for (const [i, p] of paths.entries()) {
+    if (stop !== undefined && Atomics.load(stop, 0) !== 0) break;
+    try {
+      const st = fs.lstatSync(p, { throwIfNoEntry: false });
+      if (st !== undefined) out[i] = st.ino;
+    } catch {
+      // unreadable: the check says why
+    }
+  }
+  return out;
+}
+
+/** Answer one message of a thread: a batch to check, or paths to look up. */
+export function answer(
+  msg: SmallCheckBatch | InodeRequest,
+  checker: ObjectChecker,
+  stop?: Int32Array,
+): SmallCheckAnswer[] | Float64Array {
+  return 'paths' in msg ? inodesOf(msg.paths.split('\0'), stop) : checkSmallBatch(msg, checker, stop);
+}
+
 /** What a thread is started with. */
 export interface SmallCheckWorkerData {
   /** One Int32: set to 1 to stop every batch before its next object. */
@@ -91,7 +124,7 @@ export function smallChecker(bufferBytes: number): ObjectChecker {
 export class SmallCheckThreads {
   private readonly threads: {
     worker: Worker;
-    waiting: { resolve: (r: SmallCheckAnswer[]) => void; reject: (e: Error) => void }[];
+    waiting: { resolve: (r: SmallCheckAnswer[] | Float64Array) => void; reject: (e: Error) => void }[];
   }[] = [];
   private readonly stopFlag = new Int32Array(new SharedArrayBuffer(4));
   private failed: Error | undefined;
@@ -116,7 +149,7 @@ export class SmallCheckThreads {
     for (let i = 0; i < this.count; i++) {
       const worker = startModuleWorker(import.meta.url, 'small-check.worker', { ...data });
       const t: (typeof this.threads)[number] = { worker, waiting: [] };
-      worker.on('message', (r: SmallCheckAnswer[]) => t.waiting.shift()?.resolve(r));
+      worker.on('message', (r: SmallCheckAnswer[] | Float64Array) => t.waiting.shift()?.resolve(r));
       const die = (err: Error): void => {
         this.failed ??= err;
         for (const p of t.waiting.splice(0)) p.reject(err);
@@ -129,6 +162,19 @@ export class SmallCheckThreads {
 
   /** Check `batch` on the least busy thread. */
   run(batch: SmallCheckBatch): Promise<SmallCheckAnswer[]> {
+    return this.post(batch) as Promise<SmallCheckAnswer[]>;
+  }
+
+  /**
+   * The inode numbers of `paths` (see inodesOf), looked up by the least busy thread once it has
+   * checked what it holds: with one thread (the hdd profile) the lookups and the reads stay one
+   * stream, in turn, while the calling thread reads the catalogue meanwhile.
+   */
+  inodes(paths: readonly string[]): Promise<Float64Array> {
+    return this.post({ paths: paths.join('\0') }) as Promise<Float64Array>;
+  }
+
+  private post(msg: SmallCheckBatch | InodeRequest): Promise<SmallCheckAnswer[] | Float64Array> {
     if (this.failed !== undefined) return Promise.reject(this.failed);
     this.start();
     let t = this.threads[0];
@@ -136,7 +182,7 @@ export class SmallCheckThreads {
     const to = t as (typeof this.threads)[number];
     return new Promise((resolve, reject) => {
       to.waiting.push({ resolve, reject });
-      to.worker.postMessage(batch);
+      to.worker.postMessage(msg);
     });
   }
 

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { type Catalog, openCatalog } from '../../src/catalog/db.js';
 import { objectPath } from '../../src/disk/layout.js';
-import { checkSmallBatch, fromAnswer, smallBatch, smallChecker } from '../../src/verify/small-check.js';
+import { checkSmallBatch, fromAnswer, inodesOf, smallBatch, smallChecker } from '../../src/verify/small-check.js';
 import { runVerify, type VerifyOptions } from '../../src/verify/verify.js';
 import { onePoolDisk, sourceTreeIn } from '../helpers/pool.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -162,4 +162,23 @@ test('checkSmallBatch checks in order, reads a bad object twice, and stops at th
   Atomics.store(stop, 0, 1);
   assert.deepEqual(checkSmallBatch(smallBatch(objectsDir, tasks, null), checker, stop), []);
   assert.deepEqual(checkSmallBatch(smallBatch(objectsDir, tasks, Date.now() - 1), checker), []);
+});
+
+test('inodesOf gives each object its inode number, never following a link; missing ones and those after the stop flag sort last', (t) => {
+  const p = damagedPool(t, 8);
+  const good = p.hashes.filter((h) => ![p.flipped, p.truncated, p.missing, p.fifo].includes(h));
+  const link = path.join(path.dirname(objectPath(p.disk, p.flipped)), 'a-link');
+  fs.symlinkSync(objectPath(p.disk, good[0] as string), link);
+  const paths = [objectPath(p.disk, good[0] as string), objectPath(p.disk, p.missing), link];
+  const inos = inodesOf(paths);
+  assert.equal(inos[0], fs.lstatSync(paths[0] as string).ino);
+  assert.equal(inos[1], Number.MAX_SAFE_INTEGER);
+  assert.equal(inos[2], fs.lstatSync(link).ino, 'the link itself, not its target');
+  assert.notEqual(inos[2], inos[0]);
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  Atomics.store(stop, 0, 1);
+  assert.deepEqual(
+    [...inodesOf(paths, stop)],
+    [Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  );
 });
