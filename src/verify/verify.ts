@@ -277,6 +277,8 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
     let cursor: VerifyCursor | undefined;
     let lastYield = performance.now();
     let progressBytes = 0;
+    /** Prefix folders found to be real folders of the disk in this run (the small-object threads' path). */
+    const goodPrefixes = new Set<string>();
     /**
      * The next window, in the order it is read: inode order is on-disk order for a hard disk; an
      * SSD has no seeks to save (and the lstat of every object was a fifth of this thread's time
@@ -290,10 +292,13 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
       cursor = { verifiedMs: last.verifiedMs, objectId: last.objectId };
       if (profile !== 'hdd') return Promise.resolve(window);
       if (small === undefined) return inodeOrder(disk, window, signal);
-      const looked = small.inodes(window.map((c) => disk.objectPath(c.hash)));
-      // Awaited below; a failed thread must not go unhandled meanwhile.
-      looked.catch(() => {});
-      return looked.then((inos) => sortByInode(window, (_c, i) => inos[i] ?? Number.MAX_SAFE_INTEGER));
+      const sorted = small
+        .inodes(window.map((c) => disk.objectPath(c.hash)))
+        .then((inos) => sortByInode(window, (_c, i) => inos[i] ?? Number.MAX_SAFE_INTEGER));
+      // Awaited when its turn comes; a failed thread, or a run that ends first, must not leave
+      // it unhandled meanwhile.
+      sorted.catch(() => {});
+      return sorted;
     };
     /** The next window, when prepared ahead (null: not yet). */
     let upcoming: Promise<VerifyCandidate[]> | undefined | null = null;
@@ -396,10 +401,16 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
                 if (at >= ordered.length) prepareAhead();
                 break;
               }
-              const early = prefixProblem(disk, c);
-              if (early !== undefined) {
-                yieldNow = take(c, early) || yieldNow;
-                continue;
+              // A prefix folder is checked once per run (DiskRoot caches it too, but only after
+              // building its path: a microsecond an object on this thread).
+              const prefix = c.hash.slice(0, 3);
+              if (!goodPrefixes.has(prefix)) {
+                const early = prefixProblem(disk, c);
+                if (early !== undefined) {
+                  yieldNow = take(c, early) || yieldNow;
+                  continue;
+                }
+                goodPrefixes.add(prefix);
               }
               objs.push(c);
               bytes += c.sizeBytes;
