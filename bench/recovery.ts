@@ -13,7 +13,7 @@
  * `--warm` keeps the page cache for verify (the CPU-bound case: hashing, not the disk).
  * Restore runs the same number of rounds beside `cp -a` and `cp -a && sync` of the objects.
  * `--small N` adds a tree of N small files (1–16 KiB, 100 to a folder, on a disk of their own)
- * restored the same way; `--mib 0` leaves out the large files. Every run writes into a folder of
+ * verified and restored the same way; `--mib 0` leaves out the large files. Every run writes into a folder of
  * its own, and the folders of many files are removed only at the end: file creation on this
  * machine's ext4 runs several times slower for ~35 s after a mass delete (NODE20.md), which
  * would slow whichever run came next.
@@ -139,18 +139,22 @@ function cpuSeconds(): number {
   return (u.user + u.system) / 1e6;
 }
 
-/** `openssl dgst -sha256` in `n` processes at once, each over every n-th object. */
+/** Objects per `openssl` process (as `xargs -n`): the command line of many small objects has a limit. */
+const OPENSSL_ARGS = 1000;
+
+/** `openssl dgst -sha256` in `n` lanes at once, each over every n-th object, OPENSSL_ARGS to a process. */
 function openssl(objs: string[], n: number): Promise<void> {
   const parts = Array.from({ length: n }, (_, i) => objs.filter((_o, j) => j % n === i));
+  const one = (args: string[]): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const c = spawn('openssl', ['dgst', '-sha256', ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+      c.on('error', reject);
+      c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`openssl exited with ${code}`))));
+    });
   return Promise.all(
-    parts.map(
-      (part) =>
-        new Promise<void>((resolve, reject) => {
-          const c = spawn('openssl', ['dgst', '-sha256', ...part], { stdio: ['ignore', 'ignore', 'inherit'] });
-          c.on('error', reject);
-          c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`openssl exited with ${code}`))));
-        }),
-    ),
+    parts.map(async (part) => {
+      for (let i = 0; i < part.length; i += OPENSSL_ARGS) await one(part.slice(i, i + OPENSSL_ARGS));
+    }),
   ).then(() => undefined);
 }
 
@@ -354,15 +358,15 @@ export async function main(argv: string[]): Promise<void> {
       sets.push(await prepareSet(dir, src, `${a.small} small files`, a.small, bytes));
     }
     console.log(`page cache dropped before each run: ${dropCaches() ? 'yes' : 'no (not root): figures are warm'}`);
-    const large = a.mib > 0 ? sets[0] : undefined;
     const verifyRatios: string[] = [];
-    if (large !== undefined && a.only !== 'restore') {
-      const cat = openCatalog(large.home);
+    for (const set of a.only === 'restore' ? [] : sets) {
+      const cat = openCatalog(set.home);
       try {
-        const objs = objectFiles(large.disk);
-        const mb = large.bytes / 1e6;
-        verifyRatios.push(...(await benchVerify(cat, objs, mb, a)));
-        if (have('sha256sum')) {
+        const objs = objectFiles(set.disk);
+        const mb = set.bytes / 1e6;
+        console.log(`verify of ${set.label}:`);
+        verifyRatios.push(...(await benchVerify(cat, objs, mb, a)).map((r) => `${r} [${set.label}]`));
+        if (have('sha256sum') && set.files < MANY_FILES) {
           const s = await timed(() => run('sha256sum', objs));
           console.log(
             `  ${'sha256sum (1 process)'.padEnd(34)} ${s.toFixed(2).padStart(7)} s  ${(mb / s).toFixed(0).padStart(6)} MB/s`,

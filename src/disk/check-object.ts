@@ -12,9 +12,10 @@
  * against the synchronous loop: see docs/README-recovery.md). One checker per thread; a checker
  * runs one check at a time.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { DistbackupError, describeError, errnoCode } from '../core/errors.js';
+import { sha256Hex } from '../core/sha256.js';
 
 /** Read chunk: 1 MiB (NODE20.md; bench/recovery.ts measured 4 MiB no faster). */
 export const CHECK_CHUNK_BYTES = 1024 * 1024;
@@ -98,14 +99,23 @@ export class ObjectChecker {
     if (typeof fd !== 'number') return fd;
     let pos = 0;
     try {
-      const h = createHash('sha256');
+      // Bytes wait in the buffer until it is full: an object that fits is hashed in one call,
+      // without a Hash object (a few µs of each small check); a larger one streams through `h`.
+      let h: Hash | undefined;
+      let fill = 0;
       for (;;) {
-        const n = this.reader.read(fd, this.buf, pos);
+        if (fill === this.buf.length) {
+          h ??= createHash('sha256');
+          h.update(this.buf);
+          fill = 0;
+        }
+        const n = this.reader.read(fd, fill === 0 ? this.buf : this.buf.subarray(fill), pos);
         if (n === 0) break;
-        h.update(this.buf.subarray(0, n));
+        fill += n;
         pos += n;
       }
-      return judge(h.digest('hex'), pos, hash, sizeBytes);
+      const rest = this.buf.subarray(0, fill);
+      return judge(h === undefined ? sha256Hex(rest) : h.update(rest).digest('hex'), pos, hash, sizeBytes);
     } catch (err) {
       return { ok: false, bytes: pos, problem: `unreadable: ${describeError(err)}`, missing: false };
     } finally {

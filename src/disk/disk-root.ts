@@ -150,9 +150,18 @@ export class DiskRoot {
    * commit group (with the prefix folders themselves) instead of once per new folder.
    */
   prefixDir(hash: string, create: boolean): string {
-    const dir = path.join(this.objectsDir, hash.slice(0, 3));
+    const dir = this.prefixPath(hash);
     this.ensureDir(dir, create, true);
     return dir;
+  }
+
+  /**
+   * `distbackup-objects/<abc>`: joined as strings for a well-formed hash (path.join's
+   * normalising was a tenth of a verify's main thread over 30,000 small objects), else by
+   * path.join as before.
+   */
+  private prefixPath(hash: string): string {
+    return HASH_RE.test(hash) ? `${this.objectsDir}/${hash.slice(0, 3)}` : path.join(this.objectsDir, hash.slice(0, 3));
   }
 
   /** The prefix folder of `hash`, and whether this run has checked (or made) it already. */
@@ -178,7 +187,9 @@ export class DiskRoot {
   }
 
   objectPath(hash: string): string {
-    return path.join(this.objectsDir, hash.slice(0, 3), hash);
+    return HASH_RE.test(hash)
+      ? `${this.objectsDir}/${hash.slice(0, 3)}/${hash}`
+      : path.join(this.objectsDir, hash.slice(0, 3), hash);
   }
 
   quarantineDir(): string {

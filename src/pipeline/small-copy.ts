@@ -21,10 +21,11 @@
  * copy thread (CacheWarmer: 55 k futex calls under strace against 3 k).
  */
 import * as fs from 'node:fs';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { describeError, errnoCode } from '../core/errors.js';
 import { sha256Hex } from '../core/sha256.js';
 import { openDeep } from './deep-path.js';
+import { startModuleWorker } from './module-worker.js';
 
 /** One file to copy. */
 export interface SmallCopyTask {
@@ -207,24 +208,9 @@ function copySmallFile(t: SmallCopyTask, state: SmallCopyState): SmallCopyResult
   return { dir, disk: w };
 }
 
-/** The thread's start under tsx (tests, benchmarks): register tsx's loader, then load the `.ts` worker. */
-const TSX_BOOT = `const { workerData } = require('node:worker_threads');
-(async () => {
-  (await import(workerData.tsx)).register();
-  await import(workerData.url);
-})();`;
-
 /** The copy thread, or (`readAhead`) the thread that reads the sources ahead of it. */
 function startWorker(readAhead: boolean): Worker {
-  const ts = import.meta.url.endsWith('.ts');
-  const url = new URL(`./small-copy.worker${ts ? '.ts' : '.js'}`, import.meta.url);
-  // Under tsx its loader does not reach worker threads: the thread registers it first.
-  return ts
-    ? new Worker(TSX_BOOT, {
-        eval: true,
-        workerData: { tsx: import.meta.resolve('tsx/esm/api'), url: url.href, readAhead },
-      })
-    : new Worker(url, { workerData: { readAhead } });
+  return startModuleWorker(import.meta.url, 'small-copy.worker', { readAhead });
 }
 
 /** Read the first source of `t` into the page cache (errors ignored: the copy meets them). */

@@ -10,18 +10,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type TestContext, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { openCatalog } from '../../src/catalog/db.js';
 import { objectPath } from '../../src/disk/layout.js';
 import type { VerifyDoc } from '../../src/verify/verify.js';
 import { runCli, runCliJson } from '../helpers/cli.js';
-import {
-  addPoolDisk,
-  catalogueSource,
-  downgradeToSchema3,
-  makeSourceTree,
-  putObjects,
-  writeDiskCatalogues,
-} from '../helpers/pool.js';
+import { cliPool, downgradeToSchema3, makeSourceTree } from '../helpers/pool.js';
 import { tempDir } from '../helpers/tmp.js';
 
 function pool(t: TestContext, files = 40) {
@@ -30,13 +22,8 @@ function pool(t: TestContext, files = 40) {
   const home = path.join(base, 'home');
   fs.mkdirSync(src);
   makeSourceTree(src, { files });
-  const cat = openCatalog(home);
-  const c = catalogueSource(cat, '/data', src);
   const disk = path.join(base, 'd1');
-  addPoolDisk(cat, 'd1', disk);
-  const hashes = putObjects(cat, c, 'd1');
-  writeDiskCatalogues(cat);
-  cat.close();
+  const hashes = cliPool(home, src, disk);
   return { base, home, disk, hashes };
 }
 

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { addCopies } from '../../src/catalog/copies.js';
-import type { Catalog } from '../../src/catalog/db.js';
+import { type Catalog, openCatalog } from '../../src/catalog/db.js';
 import { getDiskByName } from '../../src/catalog/disks.js';
 import { FileKind } from '../../src/catalog/schema.js';
 import { getSource } from '../../src/catalog/sources.js';
@@ -178,6 +178,23 @@ export function onePoolDisk(cat: Catalog, src: string, disk: string): string[] {
   const c = catalogueSource(cat, '/data', src);
   addPoolDisk(cat, 'd1', disk);
   return putObjects(cat, c, 'd1');
+}
+
+/**
+ * A home catalogue at `home` holding `src` at /data, with disk d1 at `disk` holding every object
+ * and its catalogue copy; closed again, for tests that run the CLI on it. Returns the hashes.
+ */
+export function cliPool(home: string, src: string, disk: string): string[] {
+  const cat = openCatalog(home);
+  try {
+    const c = catalogueSource(cat, '/data', src);
+    addPoolDisk(cat, 'd1', disk);
+    const hashes = putObjects(cat, c, 'd1');
+    writeDiskCatalogues(cat);
+    return hashes;
+  } finally {
+    cat.close();
+  }
 }
 
 /** Write the catalogue copy on every registered disk (as sync does at its end). */

@@ -24,6 +24,7 @@ import {
 import { runVerify, type VerifyDoc } from '../../src/verify/verify.js';
 import { onePoolDisk, sourceTreeIn } from '../helpers/pool.js';
 import { tempDir } from '../helpers/tmp.js';
+import { findings } from '../helpers/verify.js';
 
 /** A source tree of `files` files; each run below catalogues it afresh (never-verified copies). */
 function setup(t: TestContext, files = 16) {
@@ -45,19 +46,6 @@ function damagedPool(t: TestContext, base: string, src: string, name: string) {
   fs.writeFileSync(fp, bytes);
   fs.rmSync(objectPath(disk, missing));
   return { cat, disk, hashes, sizes, flipped, missing };
-}
-
-/** What a verify found, without what depends on the lanes (order, threads). */
-function findings(doc: VerifyDoc) {
-  return {
-    checked: doc.checked,
-    bytesChecked: doc.bytesChecked,
-    bad: [...doc.bad].sort(),
-    missing: [...doc.missing].sort(),
-    problems: doc.badDetails.map((b) => `${b.hash} ${b.problem}`).sort(),
-    remaining: doc.remaining,
-    copies: doc.copies,
-  };
 }
 
 /** Check `tasks` two at a time, as verify's two lanes do; the status of each by hash. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type TestContext, test } from 'node:test';
-import { type Catalog, openCatalog } from '../../src/catalog/db.js';
+import { openCatalog } from '../../src/catalog/db.js';
 import { getDiskByName } from '../../src/catalog/disks.js';
 import { percentDecode } from '../../src/core/vpath.js';
 import { fsReader, type ObjectReader } from '../../src/disk/check-object.js';
@@ -11,6 +11,7 @@ import { runStatus } from '../../src/status/status.js';
 import { runVerify } from '../../src/verify/verify.js';
 import { addPoolDisk, catalogueSource, makeSourceTree, putObjects } from '../helpers/pool.js';
 import { tempDir } from '../helpers/tmp.js';
+import { bigOnes, damage, stamps } from '../helpers/verify.js';
 
 function setup(t: TestContext, files = 12) {
   const base = tempDir(t);
@@ -26,28 +27,10 @@ function setup(t: TestContext, files = 12) {
   return { base, cat, disk, hashes };
 }
 
-function stamps(cat: Catalog): Map<string, number | null> {
-  const id = getDiskByName(cat.db, 'd1')?.id;
-  const rows = cat.db
-    .prepare('SELECT o.hash, c.verified_ms AS v FROM copies c JOIN objects o ON o.id = c.object_id WHERE c.disk_id = ?')
-    .all(id) as { hash: string; v: number | null }[];
-  return new Map(rows.map((r) => [r.hash, r.v]));
-}
-
-/** The biggest objects first, so that each damage below hits a real, non-empty object. */
-function bigOnes(disk: string, hashes: string[]): string[] {
-  return [...hashes].sort((a, b) => fs.statSync(objectPath(disk, b)).size - fs.statSync(objectPath(disk, a)).size);
-}
-
 test('verify finds a flipped byte, a truncated object and a missing one; they stop counting and are kept in quarantine', async (t) => {
   const { cat, disk, hashes } = setup(t);
-  const [flipped, truncated, missing] = bigOnes(disk, hashes) as [string, string, string];
+  const [flipped, truncated, missing] = damage(disk, hashes);
   const fp = objectPath(disk, flipped);
-  const bytes = fs.readFileSync(fp);
-  bytes[100] = (bytes[100] ?? 0) ^ 0x01;
-  fs.writeFileSync(fp, bytes);
-  fs.truncateSync(objectPath(disk, truncated), 10);
-  fs.rmSync(objectPath(disk, missing));
   const before = runStatus(cat).histogram[0]?.objects;
   const doc = await runVerify(cat, { name: 'd1' });
   assert.equal(doc.checked, hashes.length);
@@ -246,17 +229,6 @@ test('an object that cannot be read (EIO) is bad, never missing', async (t) => {
 });
 
 /** Flip a byte of the biggest object, truncate the next, delete the third; returns their hashes. */
-function damage(disk: string, hashes: string[]): [string, string, string] {
-  const [flipped, truncated, missing] = bigOnes(disk, hashes) as [string, string, string];
-  const fp = objectPath(disk, flipped);
-  const bytes = fs.readFileSync(fp);
-  bytes[100] = (bytes[100] ?? 0) ^ 0x01;
-  fs.writeFileSync(fp, bytes);
-  fs.truncateSync(objectPath(disk, truncated), 10);
-  fs.rmSync(objectPath(disk, missing));
-  return [flipped, truncated, missing];
-}
-
 test('--errors writes one TSV line per bad or missing object after a header, with a file that has the content', async (t) => {
   const { base, cat, disk, hashes } = setup(t);
   const [flipped, truncated, missing] = damage(disk, hashes);
