@@ -408,16 +408,16 @@ class RestoreRun {
   // ---- files -----------------------------------------------------------------------------
 
   private async restoreFiles(): Promise<void> {
-    const min = this.opts.smallFileLaneMinFiles ?? LANE_MIN_FILES;
-    // --link reads each object itself (it links the object, not a copy).
-    if (this.opts.link !== true && this.doc.planned.files >= min) {
+    const rows = this.state.iterateTodo(FileKind.file, true);
+    // Started last before the loop, whose `finally` ends it (a thread left running would keep
+    // the process alive). --link reads each object itself (it links the object, not a copy).
+    if (this.opts.link !== true && this.doc.planned.files >= (this.opts.smallFileLaneMinFiles ?? LANE_MIN_FILES)) {
       try {
         this.lane = new SmallFileLane((e, task, r) => this.laneResult(e, task, r));
       } catch {
         // No thread: every file is written on this thread.
       }
     }
-    const rows = this.state.iterateTodo(FileKind.file, true);
     const ahead: { t: RestoreTodo; fetched: Promise<Fetched> | undefined }[] = [];
     // --link reads each object itself (it links the object, not a copy); the lane reads its own.
     const fetch = this.opts.link !== true && this.lane === undefined;
