@@ -12,8 +12,7 @@
  * source is tried first, as there); a problem of the disk (mkdir, create, write, close) ends
  * the message there, named by step, errno code and message, so that the main thread rebuilds
  * the same error. `copySmallBatch` holds the logic and runs in-process in tests;
- * small-copy.worker.ts is its thread. Under tsx the worker is the `.ts` file, from `dist/` the
- * `.js` (NODE20.md), started through tsx's API since its loader does not reach threads.
+ * small-copy.worker.ts is its thread (started through batch-thread.ts).
  *
  * A second thread gets the same messages first and only reads each first source into the page
  * cache (`readAhead`), so the copy thread seldom waits on a cold source: 3,000 cold small files,
@@ -21,11 +20,10 @@
  * copy thread (CacheWarmer: 55 k futex calls under strace against 3 k).
  */
 import * as fs from 'node:fs';
-import type { Worker } from 'node:worker_threads';
 import { describeError, errnoCode } from '../core/errors.js';
 import { sha256Hex } from '../core/sha256.js';
+import { BatchThread, READ_FLAGS, toBuffer, warmFile } from './batch-thread.js';
 import { openDeep } from './deep-path.js';
-import { startModuleWorker } from './module-worker.js';
 
 /** One file to copy. */
 export interface SmallCopyTask {
@@ -72,13 +70,7 @@ export function smallCopyState(): SmallCopyState {
   return { buf: Buffer.allocUnsafe(64 * 1024), dirs: new Set() };
 }
 
-const SOURCE_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 const TMP_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
-
-function toBuffer(p: Uint8Array): Buffer {
-  // Paths cross the thread boundary as Uint8Array (structured clone); fs wants a Buffer.
-  return Buffer.isBuffer(p) ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength);
-}
 
 function diskError(what: SmallCopyDiskError['what'], file: string, err: unknown): SmallCopyDiskError {
   return { what, file, code: errnoCode(err), message: err instanceof Error ? err.message : String(err) };
@@ -92,7 +84,7 @@ function readSource(t: SmallCopyTask, src: Buffer, state: SmallCopyState): numbe
   let fd: number;
   try {
     // As readItem: no link followed, no FIFO waited on, a path over PATH_MAX reached in parts.
-    fd = openDeep(src, SOURCE_FLAGS);
+    fd = openDeep(src, READ_FLAGS);
   } catch (err) {
     return describeError(err);
   }
@@ -208,29 +200,10 @@ function copySmallFile(t: SmallCopyTask, state: SmallCopyState): SmallCopyResult
   return { dir, disk: w };
 }
 
-/** The copy thread, or (`readAhead`) the thread that reads the sources ahead of it. */
-function startWorker(readAhead: boolean): Worker {
-  return startModuleWorker(import.meta.url, 'small-copy.worker', { readAhead });
-}
-
 /** Read the first source of `t` into the page cache (errors ignored: the copy meets them). */
 export function readAhead(t: SmallCopyTask, state: SmallCopyState): void {
   const src = t.sources[0];
-  if (src === undefined) return;
-  let fd: number;
-  try {
-    fd = fs.openSync(toBuffer(src), SOURCE_FLAGS);
-  } catch {
-    return;
-  }
-  try {
-    if (state.buf.length < t.sizeBytes) state.buf = Buffer.allocUnsafe(t.sizeBytes);
-    fs.readSync(fd, state.buf, 0, t.sizeBytes, 0);
-  } catch {
-    // the copy reads it again and reports what it finds
-  } finally {
-    fs.closeSync(fd);
-  }
+  if (src !== undefined) warmFile(src, t.sizeBytes, state);
 }
 
 /**
@@ -247,60 +220,9 @@ export function startSmallCopyThread(): SmallCopyThread | undefined {
   }
 }
 
-/**
- * The thread of the small-file lane: `run(tasks)` posts one message and resolves with its
- * results (answers come in order: one FIFO of resolvers). Started at the first `run`; `close()`
- * ends it. A thread that fails rejects what waits and every later `run`. Main thread only.
- */
-export class SmallCopyThread {
-  private worker: Worker | undefined;
-  private reader: Worker | undefined;
-  private readonly waiting: { resolve: (r: SmallCopyResult[]) => void; reject: (err: Error) => void }[] = [];
-  private failed: Error | undefined;
-
-  /** Start the thread now (it starts at the first `run` otherwise): it boots while the caller works. */
-  start(): Worker {
-    if (this.worker !== undefined) return this.worker;
-    const w = startWorker(false);
-    try {
-      this.reader = startWorker(true);
-      // Reading ahead is a speed-up only: a reader that fails is forgotten.
-      this.reader.on('error', () => {});
-    } catch {
-      this.reader = undefined;
-    }
-    w.on('message', (r: SmallCopyResult[]) => this.waiting.shift()?.resolve(r));
-    const die = (err: Error): void => {
-      this.failed ??= err;
-      for (const p of this.waiting.splice(0)) p.reject(err);
-    };
-    w.on('error', die);
-    w.on('exit', (code) => die(new Error(`small-file copy thread exited (code ${code})`)));
-    this.worker = w;
-    return w;
-  }
-
-  run(tasks: SmallCopyTask[]): Promise<SmallCopyResult[]> {
-    if (this.failed !== undefined) return Promise.reject(this.failed);
-    const w = this.start();
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ resolve, reject });
-      this.reader?.postMessage(tasks);
-      w.postMessage(tasks);
-    });
-  }
-
-  async close(): Promise<void> {
-    const w = this.worker;
-    this.worker = undefined;
-    this.failed ??= new Error('small-file copy thread closed');
-    if (w !== undefined) {
-      w.removeAllListeners('exit');
-      await w.terminate();
-    }
-    const r = this.reader;
-    this.reader = undefined;
-    await r?.terminate();
-    for (const p of this.waiting.splice(0)) p.reject(this.failed);
+/** The thread of the small-file lane (batch-thread.ts): `run(tasks)` resolves with their results. Main thread only. */
+export class SmallCopyThread extends BatchThread<SmallCopyTask, SmallCopyResult> {
+  constructor() {
+    super(import.meta.url, 'small-copy.worker', 'small-file copy thread', true);
   }
 }

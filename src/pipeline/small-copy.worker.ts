@@ -5,15 +5,13 @@
  * Started with `readAhead`, it only reads the sources of each message into the page cache and
  * answers nothing: it runs ahead of the copy thread, which then seldom waits on a cold source.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { serveBatches } from './batch-thread.js';
 import { copySmallBatch, readAhead, type SmallCopyTask, smallCopyState } from './small-copy.js';
 
 const state = smallCopyState();
-const port = parentPort;
-const ahead = (workerData as { readAhead?: boolean } | null)?.readAhead === true;
-if (port !== null) {
-  port.on('message', (tasks: SmallCopyTask[]) => {
-    if (ahead) for (const t of tasks) readAhead(t, state);
-    else port.postMessage(copySmallBatch(tasks, state));
-  });
-}
+serveBatches(
+  (tasks: SmallCopyTask[]) => copySmallBatch(tasks, state),
+  (tasks: SmallCopyTask[]) => {
+    for (const t of tasks) readAhead(t, state);
+  },
+);

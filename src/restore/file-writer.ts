@@ -4,11 +4,12 @@
  * restored), its metadata set, then linked into place without ever replacing what is there.
  * Files of 1-256 MiB are copied in the kernel and hashed from the page cache while the kernel
  * copies the next one (the caller collects the result later through `placed`), bigger ones in
- * 4 MiB chunks whose reads overlap the hashing and writing, small ones read whole ahead on
- * libuv's pool (`fetch.ts`) and checked before they are written (through one reused buffer when
- * they were not read ahead). Files of 8 MiB and more start their write-back (fdatasync on
- * libuv's pool) as soon as they are written, and get their final name only once it is done.
- * `--link` hard-links the checked object instead. Main thread only.
+ * 4 MiB chunks whose reads overlap the hashing and writing, small ones on the small-file lane
+ * (`small-files.ts`, which `laneTask` prepares files for) when the run has one, else read whole
+ * ahead on libuv's pool (`fetch.ts`) and checked before they are written (through one reused
+ * buffer when they were not read ahead). Files of 8 MiB and more start their write-back (fdatasync on libuv's pool) as soon as
+ * they are written, and get their final name only once it is done. `--link` hard-links the
+ * checked object instead. Main thread only.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -19,12 +20,15 @@ import { sha256Hex } from '../core/sha256.js';
 import { displayPath } from '../core/vpath.js';
 import type { DiskRoot } from '../disk/disk-root.js';
 import { readAsync, writeFullyAsync } from '../pipeline/copy-io.js';
+import { DIRECT_MAX } from '../pipeline/deep-path.js';
 import { type DestTree, lstatOrUndefined } from './dest-tree.js';
 import { BadObject, ExistsError, Interrupted, PathRefused, WriteBackError } from './errors.js';
-import { type Fetched, ObjectFetcher } from './fetch.js';
+import { FETCH_SLOTS, type Fetched, ObjectFetcher } from './fetch.js';
 import type { MetaWriter } from './meta.js';
 import { joinTarget } from './paths.js';
+import { NOT_OVERWRITTEN, placeNoReplace, TMP_FLAGS, TMP_MODE } from './place.js';
 import { EMPTY_HASH } from './rows.js';
+import { objectProblem, type SmallFileResult, type SmallFileTask } from './small-files.js';
 
 /** Read size of the reused buffer for small files: 1 MiB (NODE20.md: readSync into one reused 1 MiB buffer). */
 const CHUNK_BYTES = 1024 * 1024;
@@ -55,14 +59,6 @@ const BIG_CHUNK_BYTES = 4 * 1024 * 1024;
  * against 0.9 s, batch.ts), and the final syncfs writes them back together.
  */
 const EARLY_SYNC_MIN = 8 * 1024 * 1024;
-/**
- * Small objects read at once ahead of their files (`fetch.ts`). libuv's pool has 4 threads,
- * shared with the kernel copies and write-backs; a few more reads than threads keep its queue
- * from running dry between two callbacks. 20,000 cold small objects restored (load 2.8–3.7,
- * two rounds each): 1 slot 6.8–7.7 s, 2 slots 4.8–6.7 s, 4 slots 3.6–5.4 s, 8 slots 3.2–4.2 s,
- * 16 slots 3.4–4.1 s, 32 slots 4.3–4.6 s. See READ_AHEAD_FILES in restore.ts.
- */
-const FETCH_SLOTS = 8;
 /** A file written in chunks (over KERNEL_COPY_MAX) starts the write-back of what it wrote every this many bytes. */
 const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
 
@@ -170,15 +166,77 @@ export class FileWriter {
    * (`writeFile` then opens the object itself and reports what it finds).
    */
   fetch(t: RestoreTodo): Promise<Fetched> | undefined {
+    if (t.sizeBytes <= 0 || t.sizeBytes >= KERNEL_COPY_MIN) return undefined;
+    const object = this.readableObject(t.hash);
+    return object === undefined ? undefined : this.fetcher.fetch(object, t.sizeBytes);
+  }
+
+  /**
+   * The path of the object `hash` when it may be read by path: a disk is connected and the
+   * object's prefix folder passes its check. Never through a prefix folder that is a symlink or on
+   * another device (a hostile disk).
+   */
+  private readableObject(hash: string): string | undefined {
     const disk = this.disk;
-    if (disk === undefined || t.sizeBytes <= 0 || t.sizeBytes >= KERNEL_COPY_MIN) return undefined;
+    if (disk === undefined) return undefined;
     try {
-      // Never read through a prefix folder that is a symlink or on another device (a hostile disk).
-      disk.prefixDir(t.hash, false);
+      disk.prefixDir(hash, false);
     } catch {
       return undefined;
     }
-    return this.fetcher.fetch(disk.objectPath(t.hash), t.sizeBytes);
+    return disk.objectPath(hash);
+  }
+
+  /**
+   * The task of `t` for the small-file lane (`small-files.ts`); `target` and `replace` as for
+   * `writeFile`. Undefined when
+   * the file is not the lane's: 1 MiB or more, a path the kernel does not take as it is (longer
+   * than PATH_MAX), or an object that cannot be read through a checked prefix folder (no disk, or
+   * a prefix folder that is a symlink or on another device: `writeFile` reports what it finds).
+   */
+  laneTask(t: RestoreTodo, parent: Buffer, name: Buffer, target: Buffer, replace: boolean): SmallFileTask | undefined {
+    if (t.sizeBytes >= KERNEL_COPY_MIN) return undefined;
+    const tmp = tmpName(parent, name);
+    if (tmp.length > DIRECT_MAX || target.length > DIRECT_MAX) return undefined;
+    let object: string | null = null;
+    if (t.sizeBytes > 0 || t.hash !== EMPTY_HASH) {
+      const readable = this.readableObject(t.hash);
+      if (readable === undefined) return undefined;
+      object = readable;
+    }
+    return {
+      hash: t.hash,
+      sizeBytes: t.sizeBytes,
+      object,
+      tmp: tmp.toString('latin1'),
+      target: target.toString('latin1'),
+      replace,
+      mode: t.mode,
+      uid: t.uid,
+      gid: t.gid,
+      mtimeNs: t.mtimeNs,
+      checkMode: this.meta.takeModeCheck(),
+    };
+  }
+
+  /**
+   * The error of a lane's `task` that was not placed (`r.placed` unset), as `writeFile` would
+   * have thrown it: a missing object first checks that the disk is still there (throws when it
+   * vanished).
+   */
+  laneError(task: SmallFileTask, r: SmallFileResult): Error {
+    // The file that was to read the mode back did not: the next one does.
+    if (task.checkMode) this.meta.takeModeCheck(true);
+    if (r.missing === true) return missingObject(this.disk as DiskRoot, task.hash);
+    if (r.bad !== undefined) return new BadObject(r.bad);
+    if (r.exists !== undefined) return new ExistsError(r.exists);
+    const f = r.failed;
+    if (f === undefined) return new Error('not restored');
+    return Object.assign(
+      new Error(f.message),
+      { syscall: f.step, path: f.file },
+      f.code === undefined ? {} : { code: f.code },
+    );
   }
 
   private aborted(): boolean {
@@ -209,25 +267,15 @@ export class FileWriter {
     name: Buffer,
     target: Buffer,
     replace: boolean,
-    fresh: boolean,
     fetched?: Promise<Fetched>,
   ): Promise<{ placed: Promise<unknown> }> {
-    const tmp = joinTarget(parent, [Buffer.from(`.dsb-${sha256Hex(name).slice(0, 16)}.part`)]);
-    const old = fresh ? undefined : lstatOrUndefined(this.tree.sp(tmp));
-    if (old !== undefined) {
-      if (!old.isFile()) throw new PathRefused(`${displayPath(tmp)} is in the way`);
-      fs.unlinkSync(this.tree.sp(tmp)); // left by an interrupted restore
-    }
+    const tmp = tmpName(parent, name);
     let copied: Copied;
     try {
       if (fetched !== undefined) copied = this.writeFetched(t, tmp, await fetched);
       else if (t.sizeBytes > 0 || t.hash !== EMPTY_HASH) copied = await this.copyObject(t, tmp);
       else {
-        const out = fs.openSync(
-          this.tree.sp(tmp),
-          fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
-          0o600,
-        );
+        const out = fs.openSync(this.tree.sp(tmp), TMP_FLAGS, TMP_MODE);
         copied = { out, check: undefined, synced: undefined };
       }
     } catch (err) {
@@ -245,7 +293,7 @@ export class FileWriter {
         if (err !== undefined) throw new WriteBackError(err);
         this.meta.apply(out, t);
         if (replace) fs.unlinkSync(this.tree.sp(target)); // ours, or --overwrite: unlink and recreate
-        this.placeNoReplace(tmp, target);
+        placeNoReplace(this.tree.sp(tmp), this.tree.sp(target));
         kept = true;
       } finally {
         if (synced !== undefined) await synced; // never close a descriptor under a call in flight
@@ -282,34 +330,34 @@ export class FileWriter {
    */
   private writeFetched(t: RestoreTodo, tmp: Buffer, f: Fetched): Copied {
     if (!f.ok) {
-      if (f.err.code === 'ENOENT') {
-        (this.disk as DiskRoot).checkMounted();
-        throw new BadObject(`object ${t.hash} is not on this disk (run 'distbackup disk refresh')`);
-      }
+      if (f.err.code === 'ENOENT') throw missingObject(this.disk as DiskRoot, t.hash);
       throw new BadObject(`object ${t.hash}: ${describeError(f.err)}`);
     }
-    const got = f.bytes;
-    if (got.length !== t.sizeBytes) {
-      const what =
-        got.length > t.sizeBytes ? `more than ${t.sizeBytes} bytes` : `${got.length} bytes, not ${t.sizeBytes}`;
-      throw new BadObject(`object ${t.hash} has ${what}: damaged (run 'distbackup verify')`);
-    }
-    const h = sha256Hex(got);
-    if (h !== t.hash) {
-      throw new BadObject(`object ${t.hash} reads back as ${h}: damaged (run 'distbackup verify'); not restored`);
-    }
-    const out = fs.openSync(
-      this.tree.sp(tmp),
-      fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
-      0o600,
-    );
+    const bad = objectProblem(t.hash, t.sizeBytes, f.bytes);
+    if (bad !== undefined) throw new BadObject(bad);
+    const out = fs.openSync(this.tree.sp(tmp), TMP_FLAGS, TMP_MODE);
     try {
-      writeFully(out, got, 0);
+      writeFully(out, f.bytes, 0);
     } catch (err) {
       fs.closeSync(out);
       throw err;
     }
-    return { out, check: undefined, synced: this.writeBack(out, t) };
+    return { out, check: undefined, synced: undefined };
+  }
+
+  /**
+   * Remove the temp name of the file `name` in folder `parent` when an interrupted restore left a
+   * file there: one killed while writing it, or between linking it into place and removing the
+   * temp name (the file is then in place, and found there with the right content). Call it only
+   * for folders this run did not create (nothing else can be in those).
+   */
+  clearStaleTmp(parent: Buffer, name: Buffer): void {
+    const tmp = tmpName(parent, name);
+    const old = lstatOrUndefined(this.tree.sp(tmp));
+    if (old !== undefined) {
+      if (!old.isFile()) throw new PathRefused(`${displayPath(tmp)} is in the way`);
+      fs.unlinkSync(this.tree.sp(tmp)); // left by an interrupted restore
+    }
   }
 
   /**
@@ -354,11 +402,7 @@ export class FileWriter {
           throw err;
         }
       }
-      const out = fs.openSync(
-        this.tree.sp(tmp),
-        fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
-        0o600,
-      );
+      const out = fs.openSync(this.tree.sp(tmp), TMP_FLAGS, TMP_MODE);
       try {
         const got = t.sizeBytes > kernelMax ? await this.pipedCopy(inFd, out) : this.smallCopy(inFd, out);
         if (got.bytes !== t.sizeBytes || got.hash !== t.hash) {
@@ -388,8 +432,7 @@ export class FileWriter {
       return fs.openSync(disk.objectPath(t.hash), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
     } catch (err) {
       if (errnoCode(err) === 'ENOENT' || (err instanceof DistbackupError && err.code === 'ENOENT')) {
-        disk.checkMounted();
-        throw new BadObject(`object ${t.hash} is not on this disk (run 'distbackup disk refresh')`);
+        throw missingObject(disk, t.hash);
       }
       throw new BadObject(`object ${t.hash}: ${describeError(err)}`);
     }
@@ -499,7 +542,7 @@ export class FileWriter {
         fs.linkSync(disk.objectPath(t.hash), this.tree.sp(target));
       } catch (err) {
         const code = errnoCode(err);
-        if (code === 'EEXIST') throw new ExistsError('exists; not overwritten (use --overwrite)');
+        if (code === 'EEXIST') throw new ExistsError(NOT_OVERWRITTEN);
         if (code === 'EXDEV') {
           throw new RefusedError(`${displayPath(target)}: --link cannot cross filesystems (the disk is ${disk.root})`, {
             code: 'cross-device',
@@ -518,25 +561,15 @@ export class FileWriter {
       fs.closeSync(inFd);
     }
   }
+}
 
-  /**
-   * Give the finished temp file its final name without ever replacing a file: link() fails with
-   * EEXIST when the name exists (also a case-insensitive twin). Filesystems without hard links
-   * (exFAT, FAT) get an lstat check and a rename.
-   */
-  private placeNoReplace(tmp: Buffer, target: Buffer): void {
-    try {
-      fs.linkSync(this.tree.sp(tmp), this.tree.sp(target));
-      fs.unlinkSync(this.tree.sp(tmp));
-      return;
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'EEXIST') throw new ExistsError('exists; not overwritten (use --overwrite)');
-      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EMLINK' && code !== 'ENOSYS')
-        throw err;
-    }
-    if (lstatOrUndefined(this.tree.sp(target)) !== undefined)
-      throw new ExistsError('exists; not overwritten (use --overwrite)');
-    fs.renameSync(this.tree.sp(tmp), this.tree.sp(target));
-  }
+/** The temp name of the file `name` in folder `parent`: `.dsb-<16 hex digits of its name's SHA-256>.part`. */
+function tmpName(parent: Buffer, name: Buffer): Buffer {
+  return joinTarget(parent, [Buffer.from(`.dsb-${sha256Hex(name).slice(0, 16)}.part`)]);
+}
+
+/** The error of an object that is not on `disk`, once the disk is known to be still there (throws when it vanished). */
+function missingObject(disk: DiskRoot, hash: string): BadObject {
+  disk.checkMounted();
+  return new BadObject(`object ${hash} is not on this disk (run 'distbackup disk refresh')`);
 }

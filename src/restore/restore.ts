@@ -5,8 +5,9 @@
  * Order of work: folders (created 0700), regular files in object order (one sequential stream
  * on a hard disk; each written 0600 under a temp name, hashed, refused on a mismatch, then
  * given its mode, owner and mtime and linked into place without ever replacing what is there:
- * `file-writer.ts`), symlinks last (targets verbatim, never followed), then folder modes and
- * mtimes, deepest first. Every target is built from checked components (`rows.ts`, `paths.ts`);
+ * `file-writer.ts`; files below 1 MiB of a run of many files on a thread of their own,
+ * `small-files.ts`, this thread keeping every path check and durability step), symlinks last
+ * (targets verbatim, never followed), then folder modes and mtimes, deepest first. Every target is built from checked components (`rows.ts`, `paths.ts`);
  * every existing ancestor is lstat'ed and a symlink or non-folder refuses the path
  * (`dest-tree.ts`). The restore state (`catalog/restore-state.ts`) records what was written,
  * after it is durable (`batch.ts`), so the next disk adds only what is still missing
@@ -39,6 +40,7 @@ import { Pace } from './pace.js';
 import { insideDest, joinTarget, STATE_DIR, splitVpath } from './paths.js';
 import { checkRow, EMPTY_HASH } from './rows.js';
 import { Selection } from './select.js';
+import { LANE_FAILED, SmallFileLane, type SmallFileResult, type SmallFileTask } from './small-files.js';
 import { Survey, survey } from './survey.js';
 
 export type { DryRunEntry, PathProblem, PlanDoc, RestoreDoc, RestoreOptions } from './doc.js';
@@ -53,15 +55,22 @@ export { vpathFilter } from './select.js';
 const IN_FLIGHT_FILES = 4;
 const IN_FLIGHT_BYTES = 512 * 1024 * 1024;
 /**
- * Files looked at ahead of the one being written: their objects, when small, are read whole on
- * libuv's pool meanwhile (`FileWriter.fetch`, `fetch.ts`), so that the main thread neither waits
- * on the disk's latency nor spends its own system calls reading them; the file then only checks
- * the bytes (length and SHA-256) and writes them. Bounded: 32 rows, so at most 32 objects below
- * 1 MiB are held in memory. Before, these objects were only warmed into the page cache and then
- * opened, fstat'ed and read again on this thread: 3,000 small files restored in 1.43× the time
- * of `cp -a && sync` (bench/recovery.ts), 1.18× with the fetch (docs/README-recovery.md).
+ * Files looked at ahead of the one being written when there is no small-file lane: their
+ * objects, when small, are read whole on libuv's pool meanwhile (`FileWriter.fetch`, `fetch.ts`),
+ * so that this thread neither waits on the disk's latency nor spends its own system calls
+ * reading them; the file then only checks the bytes (length and SHA-256) and writes them.
+ * Bounded: 32 rows, so at most 32 objects below 1 MiB are held in memory. Before, these objects
+ * were only warmed into the page cache and then opened, fstat'ed and read again on this thread:
+ * 3,000 small files restored in 1.43× the time of `cp -a && sync` (bench/recovery.ts), 1.18×
+ * with the fetch (docs/README-recovery.md).
  */
 const READ_AHEAD_FILES = 32;
+/**
+ * Files planned from which files below 1 MiB go to the small-file lane (`small-files.ts`), a
+ * thread of their own: below it, starting the thread (about 40 ms of CPU from `dist/`, 150 ms
+ * under tsx) costs about what it saves. See docs/README-recovery.md for the figures.
+ */
+const LANE_MIN_FILES = 10_000;
 /** Symlinks recorded per durability point (their folders fsynced first; bounds the pending records). */
 const LINKS_PER_BATCH = 1024;
 
@@ -143,6 +152,8 @@ class RestoreRun {
   private survey: Survey | undefined;
   /** Files of the todo that failed (they stay missing). */
   private readonly failedFiles: Buffer[] = [];
+  /** The small-file lane, while the files are restored (`restoreFiles`). */
+  private lane: SmallFileLane<LaneEntry> | undefined;
 
   constructor(
     private readonly opts: RestoreOptions,
@@ -398,18 +409,28 @@ class RestoreRun {
 
   private async restoreFiles(): Promise<void> {
     const rows = this.state.iterateTodo(FileKind.file, true);
+    // Started last before the loop, whose `finally` ends it (a thread left running would keep
+    // the process alive). --link reads each object itself (it links the object, not a copy).
+    if (this.opts.link !== true && this.doc.planned.files >= (this.opts.smallFileLaneMinFiles ?? LANE_MIN_FILES)) {
+      try {
+        this.lane = new SmallFileLane((e, task, r) => this.laneResult(e, task, r));
+      } catch {
+        // No thread: every file is written on this thread.
+      }
+    }
     const ahead: { t: RestoreTodo; fetched: Promise<Fetched> | undefined }[] = [];
-    // --link reads each object itself (it links the object, not a copy).
-    const fetch = this.opts.link !== true;
+    // --link reads each object itself (it links the object, not a copy); the lane reads its own.
+    const fetch = this.opts.link !== true && this.lane === undefined;
     let end = false;
     const next = (): { t: RestoreTodo; fetched: Promise<Fetched> | undefined } | undefined => {
-      while (!end && ahead.length <= READ_AHEAD_FILES) {
+      while (!end && ahead.length <= (fetch ? READ_AHEAD_FILES : 0)) {
         const r = rows.next();
         if (r.done === true) end = true;
         else ahead.push({ t: r.value, fetched: fetch ? this.writer.fetch(r.value) : undefined });
       }
       return ahead.shift();
     };
+    let broken = false;
     try {
       for (let a = next(); a !== undefined; a = next()) {
         const t = a.t;
@@ -431,10 +452,34 @@ class RestoreRun {
         this.opts.progress?.update(this.doc.bytesRestored, this.doc.restored);
         if (this.batch.full) await this.commitBatch();
       }
+    } catch (err) {
+      broken = true;
+      throw err;
     } finally {
       rows.return(undefined);
-      // Every file copied is checked and placed (or removed) before the batch is made durable.
-      while (this.inFlight.length > 0) await this.settleOne();
+      try {
+        // Every file written on the lane has its result, then every file copied here is checked
+        // and placed (or removed), before the batch is made durable. After an error the lane's
+        // results are dropped: nothing of the batch is recorded (the run discards it).
+        if (!broken) await this.lane?.drain();
+        while (this.inFlight.length > 0) await this.settleOne();
+      } finally {
+        await this.lane?.close();
+        this.lane = undefined;
+      }
+    }
+  }
+
+  /** A result of the lane: the file counted (recorded at the next durability point) or its problem listed. */
+  private laneResult(e: LaneEntry, task: SmallFileTask, r: SmallFileResult): void {
+    try {
+      if (r.placed === undefined) throw this.writer.laneError(task, r);
+      this.meta.report(r.placed);
+      this.meta.checkTimeKept(e.target, e.t);
+      this.written(e.t, e.target, e.parent);
+    } catch (err) {
+      this.failedFiles.push(e.t.vpath);
+      this.fail(e.t.vpath, err);
     }
   }
 
@@ -443,6 +488,7 @@ class RestoreRun {
    * write-back, abandon the batch instead (nothing recorded, its files removed, the run stops).
    */
   private async commitBatch(): Promise<void> {
+    await this.lane?.drain();
     while (this.inFlight.length > 0) await this.settleOne();
     if (this.writeBackFailed !== undefined) {
       this.batch.abandon(this.state, this.writeBackFailed, this.writeBackFailedAt);
@@ -487,11 +533,18 @@ class RestoreRun {
     const shown = displayPath(vpath);
     if (err instanceof PathRefused) addProblem(this.doc.refused, shown, err.message);
     else if (err instanceof ExistsError) addProblem(this.doc.existing, shown, err.message);
-    else if (err instanceof DistbackupError && (err.code === 'disk-vanished' || err.code === 'cross-device')) throw err;
+    else if (
+      err instanceof DistbackupError &&
+      (err.code === 'disk-vanished' || err.code === 'cross-device' || err.code === LANE_FAILED)
+    )
+      throw err;
     else addProblem(this.doc.errors, shown, err instanceof BadObject ? err.message : describeError(err));
   }
 
-  /** `fetched`: the object of a small file, read ahead (`FileWriter.fetch`). */
+  /**
+   * Restore the file `t`: on the small-file lane when it takes it, else here (`FileWriter.writeFile`;
+   * `fetched`: its object, read ahead by `FileWriter.fetch`).
+   */
   private async restoreFile(t: RestoreTodo, fetched: Promise<Fetched> | undefined): Promise<void> {
     const split = splitVpath(t.vpath);
     if (!split.ok) throw new PathRefused(split.reason);
@@ -508,6 +561,7 @@ class RestoreRun {
     // A folder this run created held nothing but what this run put there: no lstat needed (a
     // case-insensitive twin written earlier in the run still makes link() fail with EEXIST).
     const fresh = this.tree.created(parent);
+    if (!fresh) this.writer.clearStaleTmp(parent, name);
     const existing = fresh ? undefined : lstatOrUndefined(this.tree.sp(target));
     if (existing !== undefined) {
       if (existing.isDirectory()) throw new ExistsError('a folder is in the way');
@@ -534,7 +588,13 @@ class RestoreRun {
       this.written(t, undefined, parent);
       return;
     }
-    const { placed } = await this.writer.writeFile(t, parent, name, target, existing !== undefined, fresh, fetched);
+    const replace = existing !== undefined;
+    const task = this.lane === undefined ? undefined : this.writer.laneTask(t, parent, name, target, replace);
+    if (task !== undefined) {
+      await this.lane?.add({ t, target, parent }, task);
+      return;
+    }
+    const { placed } = await this.writer.writeFile(t, parent, name, target, replace, fetched);
     this.inFlight.push({ t, target, parent, placed });
     this.inFlightBytes += t.sizeBytes;
   }
@@ -605,4 +665,11 @@ class RestoreRun {
       }
     }
   }
+}
+
+/** A file on the small-file lane: what its result needs. */
+interface LaneEntry {
+  readonly t: RestoreTodo;
+  readonly target: Buffer;
+  readonly parent: Buffer;
 }

@@ -175,90 +175,119 @@ test('a damaged object is refused (hashed while written), reported, and left mis
   );
 });
 
-test('small objects read ahead: one grown by a byte, one shrunk, one a folder are refused with their path and cause; the rest is restored', async (t) => {
-  const { base, home, cat, c, disks } = setup(t, ['d1']);
-  const hashes = putObjects(cat, c, 'd1');
-  cat.close();
-  const d1 = disks.d1 as string;
-  const bySize = [...hashes].sort((a, b) => fs.statSync(objectPath(d1, b)).size - fs.statSync(objectPath(d1, a)).size);
-  const [grown, shrunk, folder] = bySize as [string, string, string];
-  for (const h of [grown, shrunk, folder]) fs.chmodSync(objectPath(d1, h), 0o644);
-  fs.appendFileSync(objectPath(d1, grown), 'x');
-  fs.truncateSync(objectPath(d1, shrunk), fs.statSync(objectPath(d1, shrunk)).size - 1);
-  fs.rmSync(objectPath(d1, folder));
-  fs.mkdirSync(objectPath(d1, folder));
-  const dest = path.join(base, 'out');
-  const doc = await runRestore({ dest, vpaths: [], diskPath: d1, dataDir: home, catalogue: 'home' });
-  const byHash = (h: string): string =>
-    doc.errors
-      .filter((e) => e.error.includes(h))
-      .map((e) => `${e.path}: ${e.error}`)
-      .join('\n');
-  assert.match(byHash(grown), /^\/data\/.*: object [0-9a-f]{64} has more than \d+ bytes: damaged/);
-  assert.match(byHash(shrunk), /^\/data\/.*: object [0-9a-f]{64} has \d+ bytes, not \d+: damaged/);
-  assert.match(byHash(folder), /^\/data\/.*: object [0-9a-f]{64}: EISDIR/);
-  assert.equal(doc.errors.length, 3, JSON.stringify(doc.errors));
-  assert.equal(doc.remaining, 3);
-  assert.equal(doc.restored, doc.planned.files - 3);
-  for (const e of doc.errors) assert.ok(!fs.existsSync(path.join(dest, e.path)), `${e.path} not in DEST`);
-  const parts = (dir: string): string[] =>
-    fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((n) => n.endsWith('.part'));
-  assert.deepEqual(parts(path.join(dest, 'data')), [], 'no temp file left');
-});
+for (const [lane, minFiles] of [
+  ['the small-file thread', 0],
+  ['the main thread', Number.POSITIVE_INFINITY],
+] as const) {
+  test(`small objects on ${lane}: one grown by a byte, one shrunk, one a folder are refused with their path and cause; the rest is restored`, async (t) => {
+    const { base, home, cat, c, disks } = setup(t, ['d1']);
+    const hashes = putObjects(cat, c, 'd1');
+    cat.close();
+    const d1 = disks.d1 as string;
+    const bySize = [...hashes].sort(
+      (a, b) => fs.statSync(objectPath(d1, b)).size - fs.statSync(objectPath(d1, a)).size,
+    );
+    const [grown, shrunk, folder] = bySize as [string, string, string];
+    for (const h of [grown, shrunk, folder]) fs.chmodSync(objectPath(d1, h), 0o644);
+    fs.appendFileSync(objectPath(d1, grown), 'x');
+    fs.truncateSync(objectPath(d1, shrunk), fs.statSync(objectPath(d1, shrunk)).size - 1);
+    fs.rmSync(objectPath(d1, folder));
+    fs.mkdirSync(objectPath(d1, folder));
+    const dest = path.join(base, 'out');
+    const doc = await runRestore({
+      dest,
+      vpaths: [],
+      diskPath: d1,
+      dataDir: home,
+      catalogue: 'home',
+      smallFileLaneMinFiles: minFiles,
+    });
+    const byHash = (h: string): string =>
+      doc.errors
+        .filter((e) => e.error.includes(h))
+        .map((e) => `${e.path}: ${e.error}`)
+        .join('\n');
+    assert.match(byHash(grown), /^\/data\/.*: object [0-9a-f]{64} has more than \d+ bytes: damaged/);
+    assert.match(byHash(shrunk), /^\/data\/.*: object [0-9a-f]{64} has \d+ bytes, not \d+: damaged/);
+    assert.match(byHash(folder), /^\/data\/.*: object [0-9a-f]{64}: EISDIR/);
+    assert.equal(doc.errors.length, 3, JSON.stringify(doc.errors));
+    assert.equal(doc.remaining, 3);
+    assert.equal(doc.restored, doc.planned.files - 3);
+    for (const e of doc.errors) assert.ok(!fs.existsSync(path.join(dest, e.path)), `${e.path} not in DEST`);
+    const parts = (dir: string): string[] =>
+      fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((n) => n.endsWith('.part'));
+    assert.deepEqual(parts(path.join(dest, 'data')), [], 'no temp file left');
+  });
+}
 
-test('a crafted disk catalogue restores nothing outside DEST and lists every refused path', async (t) => {
-  const { base, home, cat, c, disks } = setup(t, ['d1']);
-  putObjects(cat, c, 'd1');
-  writeDiskCatalogues(cat);
-  cat.close();
-  const diskCat = path.join(disks.d1 as string, DISK_CATALOGUE);
-  const canaryDir = path.join(base, 'canary');
-  fs.mkdirSync(canaryDir);
-  fs.writeFileSync(path.join(canaryDir, 'keep.txt'), 'canary');
-  const db = new Database(diskCat);
-  const one = db.prepare('SELECT * FROM files WHERE kind = 0 AND size > 0 LIMIT 1').get() as Record<string, unknown>;
-  const evil: Buffer[] = [
-    Buffer.from('/../canary/keep.txt'),
-    Buffer.from('/data/../../canary/keep.txt'),
-    Buffer.from(`/${path.join(base, 'canary/keep.txt')}`.replace('//', '/')),
-    Buffer.from('//abs'),
-    Buffer.from('relative/path'),
-    Buffer.from('/data/./x'),
-    Buffer.concat([Buffer.from('/data/nul'), Buffer.from([0]), Buffer.from('x')]),
-    Buffer.from(`/data/${'n'.repeat(300)}`),
-    Buffer.from('/.distbackup-restore/state.sqlite'),
-    Buffer.from('/data/sym/escape.txt'),
-  ];
-  const ins = db.prepare(
-    `INSERT INTO files (vpath, parent, source_id, kind, size, mtime_ns, mode, object_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
-  for (const v of evil) ins.run(v, Buffer.from('/'), one.source_id, 0, one.size, 0n, 0o644, one.object_id);
-  // A symlink entry pointing out of DEST, and a file "inside" it: the link comes last and the
-  // file never goes through it.
-  ins.run(Buffer.from('/data/sym'), Buffer.from('/data'), one.source_id, 2, 0, 0n, 0o777, null);
-  db.prepare('UPDATE files SET link_target = ? WHERE vpath = ?').run(Buffer.from(canaryDir), Buffer.from('/data/sym'));
-  db.prepare("UPDATE files SET vpath = ? WHERE vpath = '/data/sym'").run(Buffer.from('/data/sym'));
-  db.close();
-  fs.renameSync(home, `${home}.away`);
-  const dest = path.join(base, 'out');
-  const doc = await runRestore({ dest, vpaths: [], diskPath: disks.d1, dataDir: home, catalogue: 'auto' });
-  assert.equal(fs.readFileSync(path.join(canaryDir, 'keep.txt'), 'utf8'), 'canary');
-  assert.deepEqual(fs.readdirSync(canaryDir), ['keep.txt']);
-  assert.ok(!fs.existsSync(path.join(base, 'abs')));
-  const refused = doc.refused.map((r) => r.path);
-  for (const p of ['/../canary/keep.txt', '/data/../../canary/keep.txt', '//abs', 'relative/path', '/data/./x']) {
-    assert.ok(refused.includes(p), `${p} refused: ${JSON.stringify(doc.refused)}`);
-  }
-  assert.ok(refused.some((p) => p.startsWith('/data/nul')));
-  assert.ok(refused.some((p) => p.startsWith('/data/nnnn')));
-  assert.ok(refused.includes('/.distbackup-restore/state.sqlite'), JSON.stringify(doc.refused));
-  assert.ok(doc.remaining >= evil.length - 2, JSON.stringify(doc));
-  // The symlink was restored verbatim (data, never followed); the file "under" it landed in a
-  // real folder created before the link, so the link itself is refused as existing.
-  const st = fs.lstatSync(path.join(dest, 'data/sym'));
-  assert.ok(st.isDirectory() || st.isSymbolicLink());
-  if (st.isDirectory()) assert.ok(fs.existsSync(path.join(dest, 'data/sym/escape.txt')));
-});
+for (const [lane, minFiles] of [
+  ['the small-file thread', 0],
+  ['the main thread', Number.POSITIVE_INFINITY],
+] as const) {
+  test(`a crafted disk catalogue restores nothing outside DEST and lists every refused path (files on ${lane})`, async (t) => {
+    const { base, home, cat, c, disks } = setup(t, ['d1']);
+    putObjects(cat, c, 'd1');
+    writeDiskCatalogues(cat);
+    cat.close();
+    const diskCat = path.join(disks.d1 as string, DISK_CATALOGUE);
+    const canaryDir = path.join(base, 'canary');
+    fs.mkdirSync(canaryDir);
+    fs.writeFileSync(path.join(canaryDir, 'keep.txt'), 'canary');
+    const db = new Database(diskCat);
+    const one = db.prepare('SELECT * FROM files WHERE kind = 0 AND size > 0 LIMIT 1').get() as Record<string, unknown>;
+    const evil: Buffer[] = [
+      Buffer.from('/../canary/keep.txt'),
+      Buffer.from('/data/../../canary/keep.txt'),
+      Buffer.from(`/${path.join(base, 'canary/keep.txt')}`.replace('//', '/')),
+      Buffer.from('//abs'),
+      Buffer.from('relative/path'),
+      Buffer.from('/data/./x'),
+      Buffer.concat([Buffer.from('/data/nul'), Buffer.from([0]), Buffer.from('x')]),
+      Buffer.from(`/data/${'n'.repeat(300)}`),
+      Buffer.from('/.distbackup-restore/state.sqlite'),
+      Buffer.from('/data/sym/escape.txt'),
+    ];
+    const ins = db.prepare(
+      `INSERT INTO files (vpath, parent, source_id, kind, size, mtime_ns, mode, object_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    for (const v of evil) ins.run(v, Buffer.from('/'), one.source_id, 0, one.size, 0n, 0o644, one.object_id);
+    // A symlink entry pointing out of DEST, and a file "inside" it: the link comes last and the
+    // file never goes through it.
+    ins.run(Buffer.from('/data/sym'), Buffer.from('/data'), one.source_id, 2, 0, 0n, 0o777, null);
+    db.prepare('UPDATE files SET link_target = ? WHERE vpath = ?').run(
+      Buffer.from(canaryDir),
+      Buffer.from('/data/sym'),
+    );
+    db.prepare("UPDATE files SET vpath = ? WHERE vpath = '/data/sym'").run(Buffer.from('/data/sym'));
+    db.close();
+    fs.renameSync(home, `${home}.away`);
+    const dest = path.join(base, 'out');
+    const doc = await runRestore({
+      dest,
+      vpaths: [],
+      diskPath: disks.d1,
+      dataDir: home,
+      catalogue: 'auto',
+      smallFileLaneMinFiles: minFiles,
+    });
+    assert.equal(fs.readFileSync(path.join(canaryDir, 'keep.txt'), 'utf8'), 'canary');
+    assert.deepEqual(fs.readdirSync(canaryDir), ['keep.txt']);
+    assert.ok(!fs.existsSync(path.join(base, 'abs')));
+    const refused = doc.refused.map((r) => r.path);
+    for (const p of ['/../canary/keep.txt', '/data/../../canary/keep.txt', '//abs', 'relative/path', '/data/./x']) {
+      assert.ok(refused.includes(p), `${p} refused: ${JSON.stringify(doc.refused)}`);
+    }
+    assert.ok(refused.some((p) => p.startsWith('/data/nul')));
+    assert.ok(refused.some((p) => p.startsWith('/data/nnnn')));
+    assert.ok(refused.includes('/.distbackup-restore/state.sqlite'), JSON.stringify(doc.refused));
+    assert.ok(doc.remaining >= evil.length - 2, JSON.stringify(doc));
+    // The symlink was restored verbatim (data, never followed); the file "under" it landed in a
+    // real folder created before the link, so the link itself is refused as existing.
+    const st = fs.lstatSync(path.join(dest, 'data/sym'));
+    assert.ok(st.isDirectory() || st.isSymbolicLink());
+    if (st.isDirectory()) assert.ok(fs.existsSync(path.join(dest, 'data/sym/escape.txt')));
+  });
+}
 
 test('end to end with real update and sync: one disk restores the source exactly; two small disks restore it together with no home catalogue', async (t) => {
   const { runUpdate } = await import('../../src/update/update.js');

@@ -1,0 +1,36 @@
+/**
+ * Creating a restored file's temp name and giving it its final name, never replacing what is
+ * there: shared by the main thread's writer (file-writer.ts) and the small-file lane
+ * (small-files.ts), so both apply the no-overwrite rule the same way. Paths are ones the kernel
+ * accepts (short, or through a folder descriptor). Any thread.
+ */
+import * as fs from 'node:fs';
+import { errnoCode } from '../core/errors.js';
+import { lstatOrUndefined } from './dest-tree.js';
+import { ExistsError } from './errors.js';
+
+/** A file's temp name is created new (never an existing file, never through a symlink), 0600 while written. */
+export const TMP_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+export const TMP_MODE = 0o600;
+/** The words of an ExistsError for a file in the way. */
+export const NOT_OVERWRITTEN = 'exists; not overwritten (use --overwrite)';
+
+/**
+ * Give the finished temp file `tmp` its final name `target` without ever replacing a file: link()
+ * fails with EEXIST when the name exists (also a case-insensitive twin). Filesystems without hard
+ * links (exFAT, FAT) get an lstat check and a rename. Throws ExistsError, or the errno error.
+ */
+export function placeNoReplace(tmp: Buffer, target: Buffer): void {
+  try {
+    fs.linkSync(tmp, target);
+    fs.unlinkSync(tmp);
+    return;
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'EEXIST') throw new ExistsError(NOT_OVERWRITTEN);
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EMLINK' && code !== 'ENOSYS')
+      throw err;
+  }
+  if (lstatOrUndefined(target) !== undefined) throw new ExistsError(NOT_OVERWRITTEN);
+  fs.renameSync(tmp, target);
+}

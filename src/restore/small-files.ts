@@ -1,0 +1,275 @@
+/**
+ * The small-file lane of `restore` (restore.ts): files below 1 MiB written on a worker thread,
+ * many per message. The thread reads the objects of each message whole as the message arrives,
+ * eight at a time on libuv's pool in the order given (`fetch.ts`: one open and one read of
+ * `size + 1` bytes, so an object that grew or shrank is caught without an fstat); then per file,
+ * in order, it checks the length and SHA-256 against the catalogue, creates the temp file beside
+ * the target (0600, O_EXCL|O_NOFOLLOW), writes it, gives it its mode, mtime and owner
+ * (`applyMeta`), removes the target only when told to, and links it into place without ever
+ * replacing a name (`placeNoReplace`); it answers each message with one result per file.
+ *
+ * The main thread keeps everything that makes the restore safe: it builds and checks every path
+ * (paths.ts, dest-tree.ts; only targets it checked inside DEST reach the thread, as paths the
+ * kernel takes directly), decides whether a target may be replaced, counts and records a file
+ * only once its batch is durable (batch.ts), and reports every problem in the words of the
+ * main-thread writer (file-writer.ts). On the main thread each small file cost two libuv round
+ * trips (its object's open and read) and a dozen synchronous calls between two rows of the
+ * catalogue (3,000 files: about 30 k futex calls, docs/README-recovery.md).
+ *
+ * `SmallFileWriter` holds the logic and runs in-process in tests; small-files.worker.ts is its
+ * thread (`pipeline/batch-thread.ts`, as sync's lane). `SmallFileLane` frames the messages on
+ * the main thread.
+ */
+import * as fs from 'node:fs';
+import { writeFully } from '../core/durable.js';
+import { DistbackupError, describeError, errnoCode } from '../core/errors.js';
+import { sha256Hex } from '../core/sha256.js';
+import { BatchThread } from '../pipeline/batch-thread.js';
+import { ExistsError } from './errors.js';
+import { FETCH_SLOTS, type Fetched, ObjectFetcher } from './fetch.js';
+import { applyMeta, type MetaLost } from './meta.js';
+import { placeNoReplace, TMP_FLAGS, TMP_MODE } from './place.js';
+
+/** One file for the thread: the object to read, the paths to write, the metadata to set. */
+export interface SmallFileTask {
+  readonly hash: string;
+  readonly sizeBytes: number;
+  /** The disk's object (null: an empty file, nothing to read). */
+  readonly object: string | null;
+  /**
+   * The temp name beside the target, and the target: paths the kernel takes as they are, as
+   * latin1 strings (one char a byte, so names that are not UTF-8 cross intact, and a string
+   * crosses to the thread cheaper than a buffer of its own).
+   */
+  readonly tmp: string;
+  readonly target: string;
+  /** Unlink the target before placing the file (`--overwrite`, or a file of an earlier run). */
+  readonly replace: boolean;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly mtimeNs: bigint;
+  /** Read the mode back once set (the run's first file: does this filesystem keep modes?). */
+  readonly checkMode: boolean;
+}
+
+/** A step in DEST that failed: rebuilt on the main thread as that errno error. */
+export interface SmallFileFailure {
+  readonly step: 'create' | 'write' | 'meta' | 'replace' | 'place' | 'close';
+  readonly file: string;
+  readonly code: string | undefined;
+  readonly message: string;
+}
+
+/** What became of one task: exactly one of these is set. */
+export interface SmallFileResult {
+  /** Written, checked and in place; what the filesystem could not keep. */
+  readonly placed?: MetaLost;
+  /** The object is not there (ENOENT): the main thread checks the disk is still mounted. */
+  readonly missing?: true;
+  /** The object is damaged or unreadable: the words of a BadObject. Nothing was created. */
+  readonly bad?: string;
+  /** The target exists and may not be replaced: the words of an ExistsError. */
+  readonly exists?: string;
+  /** A step in DEST failed; the temp file is removed (the file itself, when `close` failed, is in place). */
+  readonly failed?: SmallFileFailure;
+}
+
+/** Why `bytes` are not the object `hash` of `sizeBytes` bytes (a BadObject's words), or undefined. Any thread. */
+export function objectProblem(hash: string, sizeBytes: number, bytes: Buffer): string | undefined {
+  if (bytes.length !== sizeBytes) {
+    const what = bytes.length > sizeBytes ? `more than ${sizeBytes} bytes` : `${bytes.length} bytes, not ${sizeBytes}`;
+    return `object ${hash} has ${what}: damaged (run 'distbackup verify')`;
+  }
+  const h = sha256Hex(bytes);
+  if (h !== hash) return `object ${hash} reads back as ${h}: damaged (run 'distbackup verify'); not restored`;
+  return undefined;
+}
+
+function failure(step: SmallFileFailure['step'], file: Buffer, err: unknown): SmallFileResult {
+  return {
+    failed: {
+      step,
+      file: file.toString(),
+      code: errnoCode(err),
+      message: err instanceof Error ? err.message : String(err),
+    },
+  };
+}
+
+function removeTmp(tmp: Buffer): void {
+  try {
+    fs.rmSync(tmp, { force: true });
+  } catch {
+    // the folder itself is gone or unreachable: nothing to clean
+  }
+}
+
+/** Restore one task whose object was read (`fetched`; undefined: nothing to read), see the module comment. */
+function restoreSmallFile(t: SmallFileTask, fetched: Fetched | undefined): SmallFileResult {
+  let data: Buffer = Buffer.alloc(0);
+  if (fetched !== undefined) {
+    if (!fetched.ok) {
+      if (fetched.err.code === 'ENOENT') return { missing: true };
+      return { bad: `object ${t.hash}: ${describeError(fetched.err)}` };
+    }
+    data = fetched.bytes;
+  }
+  // Checked before anything is created: a damaged object leaves nothing in DEST.
+  const bad = objectProblem(t.hash, t.sizeBytes, data);
+  if (bad !== undefined) return { bad };
+  const tmp = Buffer.from(t.tmp, 'latin1');
+  const target = Buffer.from(t.target, 'latin1');
+  let fd: number;
+  try {
+    fd = fs.openSync(tmp, TMP_FLAGS, TMP_MODE);
+  } catch (err) {
+    return failure('create', tmp, err);
+  }
+  let result: SmallFileResult | undefined;
+  let step: SmallFileFailure['step'] = 'write';
+  try {
+    writeFully(fd, data, 0);
+    step = 'meta';
+    const lost = applyMeta(fd, t, t.checkMode);
+    step = 'replace';
+    if (t.replace) fs.unlinkSync(target);
+    step = 'place';
+    placeNoReplace(tmp, target);
+    result = { placed: lost };
+  } catch (err) {
+    result = err instanceof ExistsError ? { exists: err.message } : failure(step, step === 'place' ? target : tmp, err);
+  }
+  try {
+    fs.closeSync(fd);
+  } catch (err) {
+    // As on the main thread: a file whose close failed is not counted (the next run checks it by its hash).
+    if (result.placed !== undefined) return failure('close', target, err);
+    result ??= failure('close', tmp, err);
+  }
+  if (result.placed === undefined) removeTmp(tmp);
+  return result;
+}
+
+/**
+ * Writes the files of the lane's messages: `write(tasks)` starts reading their objects at once
+ * (behind those of earlier messages), then restores them in order once the earlier messages are
+ * done; one result per task, never rejects. Any thread (the lane's, or in-process in tests).
+ */
+export class SmallFileWriter {
+  private readonly fetcher = new ObjectFetcher(FETCH_SLOTS);
+  private last: Promise<unknown> = Promise.resolve();
+
+  write(tasks: readonly SmallFileTask[]): Promise<SmallFileResult[]> {
+    const fetched = tasks.map((t) => (t.object === null ? undefined : this.fetcher.fetch(t.object, t.sizeBytes)));
+    const after = this.last;
+    const done = (async (): Promise<SmallFileResult[]> => {
+      await after;
+      const out: SmallFileResult[] = [];
+      for (const [i, t] of tasks.entries()) out.push(restoreSmallFile(t, await fetched[i]));
+      return out;
+    })();
+    this.last = done;
+    return done;
+  }
+}
+
+/**
+ * Files per message and bytes per message, as sync's lane measured them (pipeline/copy.ts): 32
+ * files or 2 MiB. At most two messages wait on the thread, so at most 64 files (about 4 MiB of
+ * objects) are read ahead and not yet answered.
+ */
+const MSG_FILES = 32;
+const MSG_BYTES = 2 * 1024 * 1024;
+
+/** The code of the error that stops a run whose lane's thread failed (its files have no result). */
+export const LANE_FAILED = 'small-file-thread';
+
+/** A file waiting on the lane: the caller's entry `e` and its task. */
+interface Queued<E> {
+  readonly e: E;
+  readonly task: SmallFileTask;
+}
+
+/**
+ * The main thread's side of the lane: `add` queues a file and posts a message once it holds
+ * MSG_FILES files or MSG_BYTES bytes (at once when nothing is posted), with at most two messages
+ * posted; each result goes to `onResult`, on this thread, in order, when `add` or `drain` settles
+ * its message. A thread that dies stops the run with an error. Main thread only.
+ */
+export class SmallFileLane<E> {
+  private readonly thread = new BatchThread<SmallFileTask, SmallFileResult>(
+    import.meta.url,
+    'small-files.worker',
+    'small-file restore thread',
+    false,
+  );
+  private msg: Queued<E>[] = [];
+  private msgBytes = 0;
+  private readonly posted: { m: Queued<E>[]; reply: Promise<SmallFileResult[]>; done: boolean }[] = [];
+
+  constructor(private readonly onResult: (e: E, task: SmallFileTask, r: SmallFileResult) => void) {
+    // Booting now while the first files are looked at: about 40 ms of CPU from dist/ (75–85 ms
+    // until a first answer), 150 ms under tsx.
+    this.thread.start();
+  }
+
+  /** Queue `task` (see the class comment); waits while two messages are posted and unanswered. */
+  async add(e: E, task: SmallFileTask): Promise<void> {
+    while (this.posted[0]?.done === true) await this.settleOne();
+    this.msg.push({ e, task });
+    this.msgBytes += task.sizeBytes;
+    if (this.posted.length === 0 || this.msg.length >= MSG_FILES || this.msgBytes >= MSG_BYTES) {
+      while (this.posted.length >= 2) await this.settleOne();
+      this.post();
+    }
+  }
+
+  /** Post what waits and settle every message: each file queued has its result. */
+  async drain(): Promise<void> {
+    this.post();
+    while (this.posted.length > 0) await this.settleOne();
+  }
+
+  /** End the threads (what is queued and not posted is dropped). */
+  async close(): Promise<void> {
+    this.msg = [];
+    await this.thread.close();
+  }
+
+  private post(): void {
+    const m = this.msg;
+    this.msg = [];
+    this.msgBytes = 0;
+    if (m.length === 0) return;
+    const p = { m, reply: this.thread.run(m.map((q) => q.task)), done: false };
+    // Observed by settleOne; `done` lets `add` settle answered messages without waiting.
+    p.reply.then(
+      () => {
+        p.done = true;
+      },
+      () => {
+        p.done = true;
+      },
+    );
+    this.posted.push(p);
+  }
+
+  private async settleOne(): Promise<void> {
+    const p = this.posted.shift();
+    if (p === undefined) return;
+    let results: SmallFileResult[];
+    try {
+      results = await p.reply;
+    } catch (err) {
+      throw new DistbackupError(`the small-file restore thread failed: ${describeError(err)}`, {
+        code: LANE_FAILED,
+        cause: err,
+      });
+    }
+    for (const [i, q] of p.m.entries()) {
+      const r = results[i];
+      if (r !== undefined) this.onResult(q.e, q.task, r);
+    }
+  }
+}

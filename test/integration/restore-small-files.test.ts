@@ -1,0 +1,113 @@
+/**
+ * Restore with the small-file lane (restore/small-files.ts) on, whatever the number of files
+ * (`smallFileLaneMinFiles: 0`): real temp folders, real SQLite, the real worker thread. The tree
+ * comes back equal to the source (bytes, modes, mtimes, symlinks, names that are not UTF-8) and a
+ * second run adds nothing; a missing object, a file in the way and `--overwrite` behave as on the
+ * main thread; on a full destination (a real tmpfs) the file that does not fit is one line with
+ * its errno, no temp file stays, every file the state records is in DEST byte-exact, and a run
+ * into a folder with room completes.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { openCatalog } from '../../src/catalog/db.js';
+import { FileKind } from '../../src/catalog/schema.js';
+import { objectPath } from '../../src/disk/layout.js';
+import { type RestoreOptions, runRestore } from '../../src/restore/restore.js';
+import { hashFile } from '../helpers/invariants.js';
+import { mountTmpfs } from '../helpers/mounts.js';
+import { compareTrees, onePoolDisk, sourceTreeIn } from '../helpers/pool.js';
+import { recorded } from '../helpers/restore-faults.js';
+import { tempDir } from '../helpers/tmp.js';
+
+/** A source tree of `files` photos (and `huge` bytes more in one file) catalogued under /data, every object on disk d1. */
+function setup(t: TestContext, files?: number, huge = 0) {
+  const base = tempDir(t);
+  const src = sourceTreeIn(base, files);
+  if (huge > 0) fs.writeFileSync(path.join(src, 'photos/huge.bin'), randomBytes(huge));
+  const home = path.join(base, 'home');
+  const d1 = path.join(base, 'd1');
+  const cat = openCatalog(home);
+  const hashes = onePoolDisk(cat, src, d1);
+  cat.close();
+  const restore = (dest: string, more: Partial<RestoreOptions> = {}) =>
+    runRestore({ dest, vpaths: [], diskPath: d1, dataDir: home, catalogue: 'home', smallFileLaneMinFiles: 0, ...more });
+  return { base, src, d1, hashes, restore };
+}
+
+function partFiles(dir: string): string[] {
+  return fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((n) => n.endsWith('.part'));
+}
+
+test('the lane restores the tree equal to the source; a second run adds nothing', async (t) => {
+  const { base, src, restore } = setup(t);
+  const dest = path.join(base, 'out');
+  const doc = await restore(dest);
+  assert.deepEqual(doc.errors, []);
+  assert.deepEqual(doc.refused, []);
+  assert.equal(doc.remaining, 0);
+  assert.equal(doc.symlinks, 3);
+  assert.ok(doc.restored >= 20, JSON.stringify(doc));
+  assert.deepEqual(compareTrees(src, path.join(dest, 'data')), []);
+  assert.deepEqual(partFiles(dest), []);
+  const again = await restore(dest);
+  assert.equal(again.restored, 0);
+  assert.equal(again.remaining, 0);
+  assert.deepEqual(compareTrees(src, path.join(dest, 'data')), []);
+});
+
+test('the lane: a missing object is listed and stays missing, a file in the way is kept, --overwrite replaces it', async (t) => {
+  const { base, src, d1, hashes, restore } = setup(t);
+  const gone = hashes.find((h) => fs.statSync(objectPath(d1, h)).size > 1000) as string;
+  fs.rmSync(objectPath(d1, gone));
+  const dest = path.join(base, 'out');
+  fs.mkdirSync(path.join(dest, 'data/docs'), { recursive: true });
+  fs.writeFileSync(path.join(dest, 'data/docs/readme.txt'), 'mine, not the backup');
+  const doc = await restore(dest);
+  const missing = doc.errors.filter((e) => e.error.includes(gone));
+  assert.ok(missing.length >= 1, JSON.stringify(doc.errors));
+  for (const e of missing)
+    assert.match(e.error, /^object [0-9a-f]{64} is not on this disk \(run 'distbackup disk refresh'\)$/);
+  assert.equal(doc.errors.length, missing.length, JSON.stringify(doc.errors));
+  assert.deepEqual(doc.existing, [
+    { path: '/data/docs/readme.txt', error: 'exists; not overwritten (use --overwrite)' },
+  ]);
+  assert.equal(fs.readFileSync(path.join(dest, 'data/docs/readme.txt'), 'utf8'), 'mine, not the backup');
+  assert.equal(doc.remaining, missing.length + 1);
+  assert.deepEqual(partFiles(dest), []);
+  const over = await restore(dest, { overwrite: true });
+  assert.equal(fs.readFileSync(path.join(dest, 'data/docs/readme.txt'), 'utf8'), 'hello\n');
+  assert.deepEqual(over.existing, []);
+  assert.equal(over.remaining, missing.length);
+  const diffs = compareTrees(src, path.join(dest, 'data'));
+  assert.equal(diffs.length, missing.length, diffs.join('\n'));
+});
+
+test('the lane on a full destination: the file that does not fit is one line with its errno, no temp file, the rest is restored and recorded', async (t) => {
+  // 512 KiB: the tree (about 150 KB), its folders and the restore state fit; a file of 700 KiB
+  // (still below 1 MiB, so on the lane) does not.
+  const m = mountTmpfs(t, { sizeBytes: 512 * 1024 });
+  if (m === null) return;
+  const { base, src, restore } = setup(t, 4, 700 * 1024);
+  const dest = path.join(m.dir, 'out');
+  const doc = await restore(dest);
+  assert.deepEqual(doc.errors, [{ path: '/data/photos/huge.bin', error: 'ENOSPC (no space left on device)' }]);
+  assert.equal(doc.remaining, 1);
+  assert.deepEqual(partFiles(dest), [], 'no temp file left');
+  assert.ok(!fs.existsSync(path.join(dest, 'data/photos/huge.bin')));
+  const files = recorded(dest).filter((r) => r.kind === FileKind.file);
+  assert.equal(files.length, doc.restored);
+  for (const r of files) {
+    const inSrc = path.join(src, r.vpath.replace(/^\/data\//, ''));
+    assert.equal(hashFile(path.join(dest, r.vpath)), hashFile(inSrc), `${r.vpath} recorded and byte-exact`);
+  }
+  const diffs = compareTrees(src, path.join(dest, 'data'));
+  assert.equal(diffs.length, 1, diffs.join('\n'));
+  // With room, everything comes back.
+  const roomy = path.join(base, 'roomy');
+  const all = await restore(roomy);
+  assert.equal(all.remaining, 0, JSON.stringify(all.errors));
+  assert.deepEqual(compareTrees(src, path.join(roomy, 'data')), []);
+});
