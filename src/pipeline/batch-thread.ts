@@ -14,46 +14,55 @@ import { parentPort, type Worker, workerData } from 'node:worker_threads';
 import { startModuleWorker } from './module-worker.js';
 
 /** The worker module `name` beside `base` (an `import.meta.url`); `readAhead`: the reading thread. */
-function startWorker(base: string, name: string, readAhead: boolean): Worker {
-  return startModuleWorker(base, name, { readAhead });
+function startWorker(base: string, name: string, readAhead: boolean, data: Record<string, unknown>): Worker {
+  return startModuleWorker(base, name, { ...data, readAhead });
 }
 
 /**
- * The thread (and its reading thread) of one lane: `run(tasks)` posts one message and resolves
- * with its results (answers come in order: one FIFO of resolvers). Started at the first `run`;
- * `close()` ends it. A thread that fails rejects what waits and every later `run`. Main thread only.
+ * The thread (and its reading thread) of one lane: `run(msg)` posts one message and resolves
+ * with its answer (answers come in order: one FIFO of resolvers). Started at the first `run`;
+ * `close()` ends it. A thread that fails rejects what waits and every later `run`. Main thread
+ * only. The lanes of sync and restore post lists of tasks and get one result per task
+ * (`BatchThread<T[], R[]>`); verify's small-object threads post their own messages.
  */
-export class BatchThread<T, R> {
+export class BatchThread<M, A> {
   private worker: Worker | undefined;
   private reader: Worker | undefined;
-  private readonly waiting: { resolve: (r: R[]) => void; reject: (err: Error) => void }[] = [];
+  private readonly waiting: { resolve: (r: A) => void; reject: (err: Error) => void }[] = [];
   private failed: Error | undefined;
 
   /**
    * `base` and `name`: the worker module (see startWorker); `what`: the thread as error lines
-   * name it (`small-file copy thread`); `readAhead`: start the reading thread too.
+   * name it (`small-file copy thread`); `readAhead`: start the reading thread too; `data`: more
+   * `workerData` for the module.
    */
   constructor(
     private readonly base: string,
     private readonly name: string,
     private readonly what: string,
     private readonly readAhead: boolean,
+    private readonly data: Record<string, unknown> = {},
   ) {}
+
+  /** Messages posted and not answered yet. */
+  get pending(): number {
+    return this.waiting.length;
+  }
 
   /** Start the thread now (it starts at the first `run` otherwise): it boots while the caller works. */
   start(): Worker {
     if (this.worker !== undefined) return this.worker;
-    const w = startWorker(this.base, this.name, false);
+    const w = startWorker(this.base, this.name, false, this.data);
     if (this.readAhead) {
       try {
-        this.reader = startWorker(this.base, this.name, true);
+        this.reader = startWorker(this.base, this.name, true, this.data);
         // Reading ahead is a speed-up only: a reader that fails is forgotten.
         this.reader.on('error', () => {});
       } catch {
         this.reader = undefined;
       }
     }
-    w.on('message', (r: R[]) => this.waiting.shift()?.resolve(r));
+    w.on('message', (r: A) => this.waiting.shift()?.resolve(r));
     const die = (err: Error): void => {
       this.failed ??= err;
       for (const p of this.waiting.splice(0)) p.reject(err);
@@ -64,13 +73,13 @@ export class BatchThread<T, R> {
     return w;
   }
 
-  run(tasks: T[]): Promise<R[]> {
+  run(msg: M): Promise<A> {
     if (this.failed !== undefined) return Promise.reject(this.failed);
     const w = this.start();
     return new Promise((resolve, reject) => {
       this.waiting.push({ resolve, reject });
-      this.reader?.postMessage(tasks);
-      w.postMessage(tasks);
+      this.reader?.postMessage(msg);
+      w.postMessage(msg);
     });
   }
 

@@ -221,7 +221,7 @@ export function startSmallCopyThread(): SmallCopyThread | undefined {
 }
 
 /** The thread of the small-file lane (batch-thread.ts): `run(tasks)` resolves with their results. Main thread only. */
-export class SmallCopyThread extends BatchThread<SmallCopyTask, SmallCopyResult> {
+export class SmallCopyThread extends BatchThread<SmallCopyTask[], SmallCopyResult[]> {
   constructor() {
     super(import.meta.url, 'small-copy.worker', 'small-file copy thread', true);
   }

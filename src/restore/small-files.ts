@@ -198,7 +198,7 @@ interface Queued<E> {
  * its message. A thread that dies stops the run with an error. Main thread only.
  */
 export class SmallFileLane<E> {
-  private readonly thread = new BatchThread<SmallFileTask, SmallFileResult>(
+  private readonly thread = new BatchThread<SmallFileTask[], SmallFileResult[]>(
     import.meta.url,
     'small-files.worker',
     'small-file restore thread',

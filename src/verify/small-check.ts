@@ -12,9 +12,8 @@
  * prefix of its tasks, and the objects after it were not started. Nothing here writes.
  */
 import * as fs from 'node:fs';
-import type { Worker } from 'node:worker_threads';
 import { type CheckResult, ObjectChecker } from '../disk/check-object.js';
-import { startModuleWorker } from '../pipeline/module-worker.js';
+import { BatchThread } from '../pipeline/batch-thread.js';
 
 /**
  * One message to a thread: the objects to check in order, and when to stop starting them. Flat,
@@ -122,10 +121,7 @@ export function smallChecker(bufferBytes: number): ObjectChecker {
  * Main thread only.
  */
 export class SmallCheckThreads {
-  private readonly threads: {
-    worker: Worker;
-    waiting: { resolve: (r: SmallCheckAnswer[] | Float64Array) => void; reject: (e: Error) => void }[];
-  }[] = [];
+  private readonly threads: BatchThread<SmallCheckBatch | InodeRequest, SmallCheckAnswer[] | Float64Array>[] = [];
   private readonly stopFlag = new Int32Array(new SharedArrayBuffer(4));
   private failed: Error | undefined;
 
@@ -147,15 +143,14 @@ export class SmallCheckThreads {
       bufferBytes: this.bufferBytes,
     };
     for (let i = 0; i < this.count; i++) {
-      const worker = startModuleWorker(import.meta.url, 'small-check.worker', { ...data });
-      const t: (typeof this.threads)[number] = { worker, waiting: [] };
-      worker.on('message', (r: SmallCheckAnswer[] | Float64Array) => t.waiting.shift()?.resolve(r));
-      const die = (err: Error): void => {
-        this.failed ??= err;
-        for (const p of t.waiting.splice(0)) p.reject(err);
-      };
-      worker.on('error', die);
-      worker.on('exit', (code) => die(new Error(`small-object check thread exited (code ${code})`)));
+      const t = new BatchThread<SmallCheckBatch | InodeRequest, SmallCheckAnswer[] | Float64Array>(
+        import.meta.url,
+        'small-check.worker',
+        'small-object check thread',
+        false,
+        { ...data },
+      );
+      t.start();
       this.threads.push(t);
     }
   }
@@ -178,11 +173,12 @@ export class SmallCheckThreads {
     if (this.failed !== undefined) return Promise.reject(this.failed);
     this.start();
     let t = this.threads[0];
-    for (const u of this.threads) if (t === undefined || u.waiting.length < t.waiting.length) t = u;
-    const to = t as (typeof this.threads)[number];
-    return new Promise((resolve, reject) => {
-      to.waiting.push({ resolve, reject });
-      to.worker.postMessage(msg);
+    for (const u of this.threads) if (t === undefined || u.pending < t.pending) t = u;
+    if (t === undefined) return Promise.reject(new Error('no small-object check thread'));
+    // One thread failing fails every later post, whichever thread it would go to.
+    return t.run(msg).catch((err: Error) => {
+      this.failed ??= err;
+      throw err;
     });
   }
 
@@ -194,10 +190,6 @@ export class SmallCheckThreads {
   /** End the threads. Idempotent. */
   async close(): Promise<void> {
     this.failed ??= new Error('small-object check threads closed');
-    for (const t of this.threads.splice(0)) {
-      t.worker.removeAllListeners('exit');
-      await t.worker.terminate();
-      for (const p of t.waiting.splice(0)) p.reject(this.failed);
-    }
+    for (const t of this.threads.splice(0)) await t.close();
   }
 }

@@ -164,13 +164,7 @@ test('the next sync heals what verify found bad or missing', async (t) => {
   const first = await runSync(cat, { name: 'd1' });
   assert.ok(first.copied > 0);
   const hashes = [...stamps(cat).keys()];
-  const [flipped, truncated, missing] = bigOnes(disk, hashes) as [string, string, string];
-  const fp = objectPath(disk, flipped);
-  const bytes = fs.readFileSync(fp);
-  bytes[7] = (bytes[7] ?? 0) ^ 0x10;
-  fs.writeFileSync(fp, bytes);
-  fs.truncateSync(objectPath(disk, truncated), 1);
-  fs.rmSync(objectPath(disk, missing));
+  damage(disk, hashes);
   const doc = await runVerify(cat, { name: 'd1' });
   assert.equal(doc.bad.length + doc.missing.length, 3);
   assert.equal(runStatus(cat).minCopies, 0);
