@@ -197,6 +197,8 @@ export class FilesWriter {
   private readonly sGoneByInode: Database.Statement;
   private readonly sObject: Database.Statement;
   private readonly sInsertObject: Database.Statement;
+  private readonly sDirSig: Database.Statement;
+  private readonly sPutDirSig: Database.Statement;
 
   constructor(db: Db, opts: FilesWriterOptions = {}) {
     this.db = db;
@@ -264,6 +266,30 @@ export class FilesWriter {
       .pluck();
     this.sObject = db.prepare('SELECT id FROM objects WHERE hash = ?').pluck();
     this.sInsertObject = db.prepare('INSERT INTO objects (hash, size) VALUES (?, ?)');
+    this.sDirSig = db.prepare('SELECT sig FROM dir_sigs WHERE parent = ? AND source_id = ?').pluck();
+    this.sPutDirSig = db.prepare('INSERT OR REPLACE INTO dir_sigs (parent, source_id, sig) VALUES (?, ?, ?)');
+  }
+
+  /**
+   * The stored signature of folder `parent` of source `sourceId` (update/dir-sig.ts), if its
+   * rows have not been written since it was stored.
+   */
+  dirSig(parent: Buffer, sourceId: number): Buffer | undefined {
+    this.flush();
+    return this.sDirSig.get(parent, sourceId) as Buffer | undefined;
+  }
+
+  /**
+   * Store `sig` for folder `parent`: only when its rows equal the scan `sig` was computed from.
+   * Held upserts run first, so a later write to the folder's rows (which deletes the signature
+   * through the triggers of `files`) can never come before it.
+   */
+  putDirSig(parent: Buffer, sourceId: number, sig: Buffer): void {
+    if (this.dryRun) return;
+    this.begin();
+    this.flush();
+    this.sPutDirSig.run(parent, sourceId, sig);
+    this.rows += 1;
   }
 
   /**

@@ -114,4 +114,30 @@ export const MIGRATIONS: readonly string[] = [
     run_stamp_ms INTEGER NOT NULL,
     started_ms   INTEGER NOT NULL
   ) STRICT;`,
+  // 5: the signature of a folder whose catalogued rows equal its last scan (update/dir-sig.ts),
+  // so a no-op update reads no row of an unchanged folder. Every write to a row of the folder,
+  // by any command, deletes it: the triggers keep a stored signature true without the code
+  // that writes `files` having to know of it. No foreign key on source_id: with one, each
+  // trigger's DELETE cost ~1.6 µs a written row (the catalogue writer went from 275,000 to
+  // 190,000 rows per CPU-second); without, the triggers cost under 5 %. Unmapping a source
+  // deletes its signatures through a trigger of its own.
+  `CREATE TABLE dir_sigs (
+    parent    BLOB NOT NULL,
+    source_id INTEGER NOT NULL,
+    sig       BLOB NOT NULL,
+    PRIMARY KEY (parent, source_id)
+  ) STRICT, WITHOUT ROWID;
+  CREATE TRIGGER sources_sig_delete AFTER DELETE ON sources BEGIN
+    DELETE FROM dir_sigs WHERE source_id = OLD.id;
+  END;
+  CREATE TRIGGER files_sig_insert AFTER INSERT ON files BEGIN
+    DELETE FROM dir_sigs WHERE parent = NEW.parent;
+  END;
+  CREATE TRIGGER files_sig_update AFTER UPDATE ON files BEGIN
+    DELETE FROM dir_sigs WHERE parent = OLD.parent;
+    DELETE FROM dir_sigs WHERE parent = NEW.parent;
+  END;
+  CREATE TRIGGER files_sig_delete AFTER DELETE ON files BEGIN
+    DELETE FROM dir_sigs WHERE parent = OLD.parent;
+  END;`,
 ];

@@ -47,6 +47,7 @@ import { createHashPool, createInlineHashPool, defaultHashJobs, type HashPool } 
 import { type DirScan, globPolicy, type ScanEntry, type ScanPolicy, scanTree } from '../pipeline/scan.js';
 import { loadScanPolicy, withPathSettings } from '../sources/scan-policy.js';
 import type { Progress } from '../ui/progress.js';
+import { DirSigner } from './dir-sig.js';
 
 /** A path and what went wrong with it (real path, printable). */
 export interface PathProblem {
@@ -318,6 +319,7 @@ class UpdateRun {
   private readonly pendingInodes = new Map<string, PendingFile>();
   private filesDone = 0;
   private emptyObjectId: number | undefined;
+  private readonly signer = new DirSigner();
 
   constructor(
     private readonly writer: FilesWriter,
@@ -435,10 +437,21 @@ class UpdateRun {
       return;
     }
     const dirVpath = ds.dir.vpath;
+    // Unchanged since its signature was stored (dir-sig.ts): no row to read or compare. Only for
+    // a folder whose every name was examined (no lstat error, nothing kept by the policy).
+    const sig = ds.errors.length === 0 && ds.keepNames.size === 0 ? this.signer.sign(ds.entries) : undefined;
+    if (sig !== undefined && this.writer.dirSig(dirVpath, sourceId)?.equals(sig) === true) {
+      r.scanned += ds.entries.length;
+      r.unchanged += ds.entries.length;
+      this.filesDone += ds.entries.length;
+      return;
+    }
     const nameStart = dirVpath.length === 1 ? 1 : dirVpath.length + 1;
     // A merge of two lists in byte order of name: the folder's listing and its catalogued rows.
     const rows = this.writer.childRows(dirVpath, sourceId);
     const gone: ChildRow[] = [];
+    // Every entry matched its row as it is (settings too): the rows equal the scan.
+    let same = true;
     let j = 0;
     for (const e of ds.entries) {
       let old: ChildRow | undefined;
@@ -458,16 +471,19 @@ class UpdateRun {
         const s = e.settings;
         if (!sameSettings(old, s.priority, s.minCopies, s.maxCopies)) {
           this.writer.setSettings(childId(old), s.priority, s.minCopies, s.maxCopies);
+          same = false;
         }
         r.unchanged += 1;
         this.filesDone += 1;
         continue;
       }
+      same = false;
       this.compareEntry(sourceId, ds, e, old === undefined ? undefined : catalogChild(old));
       // A huge folder is handed out in sorted chunks, so memory and the first hash do not wait for its end.
       if (this.dirQueue.length >= DIR_QUEUE_FILES) yield* this.flushDirQueue();
     }
     for (; j < rows.length; j++) gone.push(rows[j] as ChildRow);
+    if (same && gone.length === 0 && sig !== undefined) this.writer.putDirSig(dirVpath, sourceId, sig);
     yield* this.flushDirQueue();
     // Catalogued, not listed: gone, unless the scan could not tell or the policy keeps it.
     for (const row of gone) {

@@ -223,7 +223,9 @@ export function compareTrees(a: string, b: string, opts: CompareOptions = {}): s
 export function downgradeToSchema3(file: string): void {
   const db = new Database(file);
   try {
-    db.exec('DROP TABLE verify_passes');
+    // What migrations 4 and 5 made, in reverse.
+    db.exec(`DROP TRIGGER files_sig_insert; DROP TRIGGER files_sig_update; DROP TRIGGER files_sig_delete;
+             DROP TRIGGER sources_sig_delete; DROP TABLE dir_sigs; DROP TABLE verify_passes;`);
     db.pragma('user_version = 3');
     db.pragma('wal_checkpoint(TRUNCATE)');
   } finally {

@@ -25,3 +25,16 @@ export function writeTree(root: string, files: Record<string, string | Buffer>):
     fs.writeFileSync(p, content);
   }
 }
+
+/** A time well before any test run: files dated so are clear of update's racy window. */
+export const PAST = new Date('2021-03-04T05:06:07.123Z');
+
+/** Set the mtime of everything under `dir` (and `dir`) to PAST; symlinks keep theirs. */
+export function ageTree(dir: string): void {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) ageTree(p);
+    if (!e.isSymbolicLink()) fs.utimesSync(p, PAST, PAST);
+  }
+  fs.utimesSync(dir, PAST, PAST);
+}
