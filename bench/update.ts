@@ -431,9 +431,11 @@ export async function main(argv: string[]): Promise<void> {
       await datasetRun('small', dir, path.join(base, 'data-small'), size, jobsArgs);
       if (!args.keep) fs.rmSync(dir, { recursive: true, force: true });
     }
-    console.log(
-      `caches: ${canDrop === true ? 'dropped before each command (cold reads)' : 'warm (cannot drop caches here)'}`,
-    );
+    if (args.largeMiB > 0 || args.smallFiles > 0) {
+      console.log(
+        `caches: ${canDrop === true ? 'dropped before each command (cold reads)' : 'warm (cannot drop caches here)'}`,
+      );
+    }
 
     if (args.million > 0) {
       const dir = path.join(base, 'million');
