@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { UsageError } from '../../src/core/errors.js';
-import { allocatedSize, parseDuration, parseRate, parseSize } from '../../src/core/units.js';
+import { allocatedSize, groupThousands, parseDuration, parseRate, parseSize } from '../../src/core/units.js';
 
 test('parseSize accepts decimal, binary and plain byte sizes', () => {
   assert.equal(parseSize('123456'), 123456);
@@ -40,4 +40,28 @@ test('allocatedSize rounds up to 4 KiB and adds 4 KiB, as the Python distbackup 
   assert.equal(allocatedSize(1), 8192);
   assert.equal(allocatedSize(4096), 8192);
   assert.equal(allocatedSize(4097), 12288);
+});
+
+test('groupThousands groups as toLocaleString("en-US") does, without loading ICU for integers', () => {
+  for (const n of [
+    0,
+    7,
+    12,
+    999,
+    1000,
+    12345,
+    123456,
+    1234567,
+    -1,
+    -1234,
+    -999999,
+    2 ** 53 - 1,
+    1.5,
+    -0.25,
+    Number.NaN,
+    1e21,
+  ]) {
+    assert.equal(groupThousands(n), n.toLocaleString('en-US'), String(n));
+  }
+  assert.equal(groupThousands(1234567), '1,234,567');
 });
