@@ -4,6 +4,7 @@
  * a few orphans) planned in process, timed, with the peak memory of this process. No disk I/O:
  * it measures the arithmetic a sync does before copying anything. Not thread-safe.
  */
+import { formatCount } from '../core/units.js';
 import { syntheticPool } from '../planner/fixture.js';
 import { plan } from '../planner/index.js';
 import { readPeakRss } from './exec.js';
@@ -42,7 +43,7 @@ export function runPlannerSuite(
   const runs: PlannerRun[] = [];
   for (const count of counts) {
     if (opts.signal?.aborted === true) break;
-    opts.log?.(`bench: planner: ${count.toLocaleString('en-US')} objects over ${disks} disks`);
+    opts.log?.(`bench: planner: ${formatCount(count)} objects over ${disks} disks`);
     const b0 = process.hrtime.bigint();
     const input = syntheticPool(count, disks, false, seed);
     const p0 = process.hrtime.bigint();
@@ -69,13 +70,13 @@ export function runPlannerSuite(
 /** The human table of a planner report. */
 export function renderPlannerReport(report: PlannerReport): string[] {
   const rows = report.runs.map((r) => [
-    r.objects.toLocaleString('en-US'),
+    formatCount(r.objects),
     String(r.disks),
     r.buildSeconds.toFixed(2),
     r.planSeconds.toFixed(2),
-    Math.round(r.objectsPerSecond).toLocaleString('en-US'),
-    r.copies.toLocaleString('en-US'),
-    r.evictions.toLocaleString('en-US'),
+    formatCount(Math.round(r.objectsPerSecond)),
+    formatCount(r.copies),
+    formatCount(r.evictions),
     `${r.minCopiesBefore} → ${r.minCopiesAfter}`,
     r.peakRssBytes === null ? '' : `${Math.round(r.peakRssBytes / 1e6)} MB`,
   ]);
