@@ -4,8 +4,7 @@
  * a few orphans) planned in process, timed, with the peak memory of this process. No disk I/O:
  * it measures the arithmetic a sync does before copying anything. Not thread-safe.
  */
-
-import { groupThousands } from '../core/units.js';
+import { formatCount } from '../core/units.js';
 import { syntheticPool } from '../planner/fixture.js';
 import { plan } from '../planner/index.js';
 import { readPeakRss } from './exec.js';
@@ -44,7 +43,7 @@ export function runPlannerSuite(
   const runs: PlannerRun[] = [];
   for (const count of counts) {
     if (opts.signal?.aborted === true) break;
-    opts.log?.(`bench: planner: ${groupThousands(count)} objects over ${disks} disks`);
+    opts.log?.(`bench: planner: ${formatCount(count)} objects over ${disks} disks`);
     const b0 = process.hrtime.bigint();
     const input = syntheticPool(count, disks, false, seed);
     const p0 = process.hrtime.bigint();
@@ -71,13 +70,13 @@ export function runPlannerSuite(
 /** The human table of a planner report. */
 export function renderPlannerReport(report: PlannerReport): string[] {
   const rows = report.runs.map((r) => [
-    groupThousands(r.objects),
+    formatCount(r.objects),
     String(r.disks),
     r.buildSeconds.toFixed(2),
     r.planSeconds.toFixed(2),
-    groupThousands(Math.round(r.objectsPerSecond)),
-    groupThousands(r.copies),
-    groupThousands(r.evictions),
+    formatCount(Math.round(r.objectsPerSecond)),
+    formatCount(r.copies),
+    formatCount(r.evictions),
     `${r.minCopiesBefore} → ${r.minCopiesAfter}`,
     r.peakRssBytes === null ? '' : `${Math.round(r.peakRssBytes / 1e6)} MB`,
   ]);

@@ -3,7 +3,7 @@
  * floats, bytes as integers) and its rendering as the human table. Pure.
  */
 import prettyBytes from 'pretty-bytes';
-import { groupThousands } from '../core/units.js';
+import { formatCount } from '../core/units.js';
 import type { DatasetKind } from './dataset.js';
 import type { ReadOrder } from './read-order.js';
 
@@ -139,9 +139,9 @@ export function renderReport(report: BenchReport): string[] {
   for (const ds of report.datasets) {
     out.push('');
     out.push(
-      `${ds.kind} files: ${groupThousands(ds.files)} files, ${prettyBytes(ds.bytes)}` +
+      `${ds.kind} files: ${formatCount(ds.files)} files, ${prettyBytes(ds.bytes)}` +
         (ds.duplicates > 0
-          ? ` (${groupThousands(ds.duplicates)} duplicates; ${prettyBytes(ds.distinctBytes)} distinct)`
+          ? ` (${formatCount(ds.duplicates)} duplicates; ${prettyBytes(ds.distinctBytes)} distinct)`
           : ''),
     );
     const rows: string[][] = [];

@@ -4,12 +4,8 @@
  * message and a SPEC §3 exit code (oclif's own errors default to 2, which the spec reserves
  * for refusals, so they are mapped here).
  */
-// oclif by parts, not its index (which loads every part of oclif and semver at each start).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Command } from '@oclif/core/command';
-import * as Errors from '@oclif/core/errors';
-import * as Flags from '@oclif/core/flags';
 import type * as Interfaces from '@oclif/core/interfaces';
 import {
   CATALOGUE_FILE,
@@ -23,6 +19,7 @@ import {
 } from '../catalog/db.js';
 import { DistbackupError, ExitCode } from '../core/errors.js';
 import { DEFAULT_LOG_PATTERN, RunLog } from './log.js';
+import { Command, Errors, Flags } from './oclif.js';
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof BaseCommand)['baseFlags'] & T['flags']

@@ -2,7 +2,7 @@
  * Flag definitions shared by several commands, so that each is declared once: `-n/--dry-run`
  * for the commands that write, and the copy filters of the `tree` and `ncdu` views.
  */
-import { Flags } from '@oclif/core';
+import { Flags } from './oclif.js';
 
 /**
  * `-n/--dry-run`: the catalogue is opened as a private read-only copy (`BaseCommand.writeMode`),

@@ -1,13 +1,13 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Flags } from '@oclif/core';
 import { guessSuite } from '../bench/device.js';
 import { AbortedError } from '../bench/exec.js';
 import { type PlannerReport, renderPlannerReport, runPlannerSuite } from '../bench/planner-suite.js';
 import { type BenchReport, renderReport } from '../bench/report.js';
 import { runSuite } from '../bench/suite.js';
 import { BaseCommand } from '../cli/base-command.js';
+import { Flags } from '../cli/oclif.js';
 import { UsageError } from '../core/errors.js';
 import { parseDuration, parseSize } from '../core/units.js';
 

@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Args } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
 import { completionModel, fishScript } from '../cli/fish-completion.js';
+import { Args } from '../cli/oclif.js';
 import { DistbackupError, describeError } from '../core/errors.js';
 
 export default class Completion extends BaseCommand<typeof Completion> {

@@ -1,5 +1,5 @@
-import { Errors, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
+import { Errors, Flags } from '../cli/oclif.js';
 import { DistbackupError } from '../core/errors.js';
 import { type CliRun, type DemoResult, runDemo } from '../demo/demo.js';
 

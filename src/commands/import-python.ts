@@ -1,6 +1,6 @@
-import { Args } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
 import { dryRunFlag } from '../cli/flags.js';
+import { Args } from '../cli/oclif.js';
 import { type ImportResult, importPython } from '../import-python/import.js';
 import { openPythonCatalogue } from '../import-python/python-catalogue.js';
 import { counted, formatCount } from '../ui/format.js';

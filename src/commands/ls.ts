@@ -1,6 +1,6 @@
-import { Args, Flags } from '@oclif/core';
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
+import { Args, Flags } from '../cli/oclif.js';
 import { alignRow, counted, formatCount } from '../ui/format.js';
 import { type LsEntry, lsEntries } from '../views/ls.js';
 

@@ -1,5 +1,5 @@
-import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
+import { Args, Flags } from '../cli/oclif.js';
 import { parseSize } from '../core/units.js';
 import { planLines } from '../sync/report.js';
 import { runSync, type SyncDoc } from '../sync/sync.js';

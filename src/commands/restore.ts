@@ -1,6 +1,6 @@
-import { Args, Flags } from '@oclif/core';
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
+import { Args, Flags } from '../cli/oclif.js';
 import { ExitCode } from '../core/errors.js';
 import { type DryRunEntry, type RestoreDoc, runRestore } from '../restore/restore.js';
 import { counted, formatCount } from '../ui/format.js';

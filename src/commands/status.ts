@@ -1,5 +1,5 @@
-import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
+import { Flags } from '../cli/oclif.js';
 import { parseDuration } from '../core/units.js';
 import { renderStatus } from '../status/render.js';
 import { runStatus, type StatusDoc } from '../status/status.js';

@@ -1,6 +1,6 @@
-import { Args, Flags } from '@oclif/core';
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
+import { Args, Flags } from '../cli/oclif.js';
 import { DistbackupError } from '../core/errors.js';
 import { parseRate, parseSize } from '../core/units.js';
 import { planLines, resultLines } from '../sync/report.js';

@@ -1,7 +1,7 @@
-import { Args, Flags } from '@oclif/core';
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
 import { copyFilterFlags, copyFilterOf } from '../cli/flags.js';
+import { Args, Flags } from '../cli/oclif.js';
 import { normalizeVpath } from '../core/vpath.js';
 import { resolveFilter, viewRows } from '../views/rows.js';
 import { buildTree, renderTree, type TreeNode } from '../views/tree.js';

@@ -1,6 +1,6 @@
-import * as Flags from '@oclif/core/flags';
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
+import { Flags } from '../cli/oclif.js';
 import { counted, formatCount } from '../ui/format.js';
 import type { Progress } from '../ui/progress.js';
 import { runUpdate, type UpdateResult } from '../update/update.js';

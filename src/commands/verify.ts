@@ -1,7 +1,7 @@
 import * as path from 'node:path';
-import { Args, Flags } from '@oclif/core';
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
+import { Args, Flags } from '../cli/oclif.js';
 import { ExitCode, UsageError } from '../core/errors.js';
 import { parseDuration } from '../core/units.js';
 import { counted } from '../ui/format.js';

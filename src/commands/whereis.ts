@@ -1,6 +1,6 @@
-import { Args } from '@oclif/core';
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
+import { Args } from '../cli/oclif.js';
 import { ExitCode, UsageError } from '../core/errors.js';
 import { runWhereis, type WhereisEntry } from '../whereis/whereis.js';
 

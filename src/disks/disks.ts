@@ -18,7 +18,7 @@ import {
   updateDisk,
 } from '../catalog/disks.js';
 import { DistbackupError, describeError, errnoCode, RefusedError, UsageError } from '../core/errors.js';
-import { groupThousands } from '../core/units.js';
+import { formatCount } from '../core/units.js';
 import { printable } from '../core/vpath.js';
 import { DISK_NAME_RE, type DiskIdentity, readDiskIdentity, writeDiskIdentity } from '../disk/disk-json.js';
 import { DiskRoot } from '../disk/disk-root.js';
@@ -316,7 +316,7 @@ export function removeDisk(cat: Catalog, name: string): { disk: string; uuid: st
     const n = countDiskCopies(cat.db, d.id);
     if (n > 0) {
       throw new RefusedError(
-        `disk '${d.name}' still holds ${groupThousands(n)} counted ${n === 1 ? 'copy' : 'copies'}; 'distbackup disk drop ${d.name}' first if it is lost or failed`,
+        `disk '${d.name}' still holds ${formatCount(n)} counted ${n === 1 ? 'copy' : 'copies'}; 'distbackup disk drop ${d.name}' first if it is lost or failed`,
         { code: 'disk-has-copies' },
       );
     }

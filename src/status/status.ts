@@ -19,7 +19,7 @@ import {
   totals,
 } from '../catalog/reports.js';
 import { type SaturatedTotals, setAsideSaturated } from '../catalog/saturated.js';
-import { groupThousands } from '../core/units.js';
+import { formatCount } from '../core/units.js';
 
 /** Default of `--stale`: 90 days. */
 export const DEFAULT_STALE_MS = 90 * 86_400_000;
@@ -170,7 +170,7 @@ function add(a: Loss, b: Loss): Loss {
 
 /** A count and its noun, singular for exactly 1 (the verdict is built here, below the ui layer). */
 function counted(x: number, singular: string, plural = `${singular}s`): string {
-  return `${groupThousands(x)} ${x === 1 ? singular : plural}`;
+  return `${formatCount(x)} ${x === 1 ? singular : plural}`;
 }
 
 /** The one-line verdict: the minimum, and what the worst single disk loss would do to it. */

@@ -3,12 +3,9 @@
  * plural, and sizes shown human first with the exact bytes after. Pure; thread-safe.
  */
 import prettyBytes from 'pretty-bytes';
-import { groupThousands } from '../core/units.js';
+import { formatCount } from '../core/units.js';
 
-/** A count with thousands separators: 12345 -> "12,345". */
-export function formatCount(n: number): string {
-  return groupThousands(n);
-}
+export { formatCount };
 
 /** A count and its noun, singular for exactly 1: `counted(1, 'file')` -> "1 file", 2 -> "2 files". */
 export function counted(n: number, singular: string, plural = `${singular}s`): string {

@@ -15,8 +15,9 @@
  *
  * `destroy()` must be called at the end, or idle threads keep the process alive.
  */
+import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { CHECK_CHUNK_BYTES, type CheckResult, ObjectChecker, type ObjectReader } from '../disk/check-object.js';
 
 /** One object to check: its path on the disk, its name, its catalogued size. */
@@ -177,7 +178,7 @@ export function createThreadCheckPool(lanes: number, start: ThreadStartOptions):
         return r;
       }
       if (pool === undefined && destroyed === undefined && worthAThread(leftBytes)) {
-        pool = new Piscina<CheckTask, CheckResult>({
+        pool = new (loadPiscina())<CheckTask, CheckResult>({
           filename: new URL(`./check.worker${ext}`, import.meta.url).href,
           minThreads: threads,
           maxThreads: threads,
@@ -203,4 +204,9 @@ export function createThreadCheckPool(lanes: number, start: ThreadStartOptions):
       return destroyed;
     },
   };
+}
+
+/** piscina, loaded when the first thread starts (~10 ms of start-up that a small verify skips). */
+function loadPiscina(): typeof Piscina {
+  return (createRequire(import.meta.url)('piscina') as { Piscina: typeof Piscina }).Piscina;
 }

@@ -5,8 +5,7 @@
  * deduplicated: an object's size is charged once (to its first path in the view), files are all
  * counted.
  */
-
-import { groupThousands } from '../core/units.js';
+import { formatCount } from '../core/units.js';
 import { displayPath, vpathParent } from '../core/vpath.js';
 import type { ViewRow } from './rows.js';
 
@@ -125,7 +124,7 @@ export function renderTree(root: TreeNode, fmtBytes: (n: number) => string): str
     head.push(`${c === cols && maxCopies > 3 ? `${c}+` : c} ${c === 1 ? 'copy  ' : 'copies'}`.padStart(12));
   const lines = [`${head.join(' ')}  folder`];
   const walk = (n: TreeNode, indent: string, name: string): void => {
-    const cells = [fmtBytes(n.bytes).padStart(10), groupThousands(n.files).padStart(9)];
+    const cells = [fmtBytes(n.bytes).padStart(10), formatCount(n.files).padStart(9)];
     for (let c = 0; c <= cols; c++) {
       let bytes = 0;
       let files = 0;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { UsageError } from '../../src/core/errors.js';
-import { allocatedSize, groupThousands, parseDuration, parseRate, parseSize } from '../../src/core/units.js';
+import { allocatedSize, formatCount, parseDuration, parseRate, parseSize } from '../../src/core/units.js';
 
 test('parseSize accepts decimal, binary and plain byte sizes', () => {
   assert.equal(parseSize('123456'), 123456);
@@ -42,26 +42,9 @@ test('allocatedSize rounds up to 4 KiB and adds 4 KiB, as the Python distbackup 
   assert.equal(allocatedSize(4097), 12288);
 });
 
-test('groupThousands groups as toLocaleString("en-US") does, without loading ICU for integers', () => {
-  for (const n of [
-    0,
-    7,
-    12,
-    999,
-    1000,
-    12345,
-    123456,
-    1234567,
-    -1,
-    -1234,
-    -999999,
-    2 ** 53 - 1,
-    1.5,
-    -0.25,
-    Number.NaN,
-    1e21,
-  ]) {
-    assert.equal(groupThousands(n), n.toLocaleString('en-US'), String(n));
-  }
-  assert.equal(groupThousands(1234567), '1,234,567');
+test('formatCount groups thousands exactly as en-US Intl does', () => {
+  const samples = [0, -0, 1, 7, 12, 999, 1000, -1000, 12345, 123456, 1234567, -987654321, 2 ** 53 - 1, -(2 ** 53) + 1];
+  for (let k = 0; k < 16; k++) samples.push(10 ** k - 1, 10 ** k, -(10 ** k) + 1);
+  samples.push(1.5, 1234.5678, -0.25, 2 ** 60, Number.NaN, Number.POSITIVE_INFINITY);
+  for (const n of samples) assert.equal(formatCount(n), n.toLocaleString('en-US'), String(n));
 });

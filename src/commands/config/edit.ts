@@ -1,6 +1,6 @@
-import { Args } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
 import { dryRunFlag } from '../../cli/flags.js';
+import { Args } from '../../cli/oclif.js';
 import { describeImport } from '../../config/config.js';
 import { type EditResult, type EditSection, editConfig, editorCommand, runEditor } from '../../config/edit.js';
 

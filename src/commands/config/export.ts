@@ -1,5 +1,5 @@
-import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
+import { Args, Flags } from '../../cli/oclif.js';
 import { type ConfigDoc, configText, exportConfig } from '../../config/config.js';
 import { writeFileAtomic } from '../../core/durable.js';
 

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
-import { Args } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
 import { dryRunFlag } from '../../cli/flags.js';
+import { Args } from '../../cli/oclif.js';
 import { describeImport, type ImportSummary, importConfig, parseConfigText } from '../../config/config.js';
 import { describeError, UsageError } from '../../core/errors.js';
 

@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Args } from '@oclif/core';
 import { CATALOGUE_FILE } from '../../catalog/db.js';
 import { BaseCommand } from '../../cli/base-command.js';
+import { Args } from '../../cli/oclif.js';
 import { type DebugHash, debugHash } from '../../sources/debug-info.js';
 import { sizeWithBytes } from '../../ui/format.js';
 

@@ -1,5 +1,5 @@
-import { Args } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
+import { Args } from '../../cli/oclif.js';
 import { type DebugInfo, debugInfo } from '../../sources/debug-info.js';
 import { describeEffective } from '../../sources/settings.js';
 import { counted, sizeWithBytes } from '../../ui/format.js';

@@ -1,6 +1,6 @@
-import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
 import { dryRunFlag } from '../../cli/flags.js';
+import { Args, Flags } from '../../cli/oclif.js';
 import { refreshDisk } from '../../disks/disks.js';
 import type { ReconcileResult } from '../../disks/reconcile.js';
 import { counted, formatCount } from '../../ui/format.js';

@@ -1,6 +1,6 @@
-import { Args } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
 import { dryRunFlag } from '../../cli/flags.js';
+import { Args } from '../../cli/oclif.js';
 import { removeDisk } from '../../disks/disks.js';
 
 export default class DiskRemove extends BaseCommand<typeof DiskRemove> {

@@ -1,7 +1,7 @@
-import { Args, Flags } from '@oclif/core';
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../../cli/base-command.js';
 import { dryRunFlag } from '../../cli/flags.js';
+import { Args, Flags } from '../../cli/oclif.js';
 import { UsageError } from '../../core/errors.js';
 import { parseSize } from '../../core/units.js';
 import { type DiskDoc, setDisk } from '../../disks/disks.js';

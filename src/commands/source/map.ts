@@ -1,6 +1,6 @@
-import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
 import { dryRunFlag } from '../../cli/flags.js';
+import { Args, Flags } from '../../cli/oclif.js';
 import { mapSource, type SourceDoc } from '../../sources/sources.js';
 
 export default class SourceMap extends BaseCommand<typeof SourceMap> {

@@ -1,6 +1,6 @@
-import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
 import { dryRunFlag } from '../../cli/flags.js';
+import { Args, Flags } from '../../cli/oclif.js';
 import { resetPathSettings, type SetResultDoc } from '../../sources/settings.js';
 import { counted } from '../../ui/format.js';
 

@@ -1,6 +1,6 @@
-import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
 import { dryRunFlag } from '../../cli/flags.js';
+import { Args, Flags } from '../../cli/oclif.js';
 import { UsageError } from '../../core/errors.js';
 import { parseRules } from '../../sources/ignore-rules.js';
 import { isEmptyChange, parsePathSettings, type SettingsChange } from '../../sources/path-settings.js';

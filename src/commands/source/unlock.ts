@@ -1,6 +1,6 @@
-import { Args } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
 import { dryRunFlag } from '../../cli/flags.js';
+import { Args } from '../../cli/oclif.js';
 import { setPathSettings } from '../../sources/settings.js';
 
 export default class SourceUnlock extends BaseCommand<typeof SourceUnlock> {
