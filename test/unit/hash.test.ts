@@ -52,9 +52,11 @@ test('a file replaced after the scan (other inode) is refused, not hashed under 
   const p = path.join(dir, 'f');
   fs.writeFileSync(p, 'old');
   const seen = task(p);
-  fs.rmSync(p);
-  fs.writeFileSync(path.join(dir, 'other'), 'keeps the inode busy');
-  fs.writeFileSync(p, 'new');
+  // The new file is made while the old one still exists and renamed over it, so it cannot get
+  // the old inode back (deleting first let the filesystem reuse it when other tests ran beside).
+  fs.writeFileSync(path.join(dir, 'f.new'), 'new');
+  fs.renameSync(path.join(dir, 'f.new'), p);
+  assert.notEqual(fs.statSync(p, { bigint: true }).ino, seen.ino);
   const r = hashFile(seen, Buffer.alloc(1024));
   assert.equal(r.ok, false);
   assert.equal(!r.ok && r.code, 'replaced');
