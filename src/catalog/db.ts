@@ -190,6 +190,8 @@ function setUp(db: Db, file: string, opts: { readonly: boolean; wal: boolean }):
       db.pragma('synchronous = FULL');
     }
     db.pragma('foreign_keys = ON');
+    // A row removed by INSERT OR REPLACE then fires the delete triggers of `files` (schema 5).
+    db.pragma('recursive_triggers = ON');
     db.pragma('trusted_schema = OFF');
     db.pragma('cache_size = -65536');
     migrate(db, file, opts.readonly);

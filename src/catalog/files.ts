@@ -280,9 +280,10 @@ export class FilesWriter {
   }
 
   /**
-   * Store `sig` for folder `parent`: only when its rows equal the scan `sig` was computed from.
-   * Held upserts run first, so a later write to the folder's rows (which deletes the signature
-   * through the triggers of `files`) can never come before it.
+   * Store `sig` for folder `parent`: only when its rows, read by `childRows(…, { forSignature:
+   * true })` in the transaction still open, equal the scan `sig` was computed from. Held upserts
+   * run first, so a later write to the folder's rows (which deletes the signature through the
+   * triggers of `files`) can never come before it.
    */
   putDirSig(parent: Buffer, sourceId: number, sig: Buffer): void {
     if (this.dryRun) return;
@@ -298,7 +299,11 @@ export class FilesWriter {
    * merges them with the sorted listing of the folder: an unchanged entry is compared in place
    * (`sameEntry`) and costs no object and no write; `catalogChild` expands the others.
    */
-  childRows(parent: Buffer, sourceId: number): ChildRow[] {
+  childRows(parent: Buffer, sourceId: number, opts: { forSignature?: boolean } = {}): ChildRow[] {
+    // Rows that may be signed (`putDirSig`) are read inside the write transaction, so that no
+    // other connection can commit between this read and the signature: a signature stored from
+    // rows another process changed meanwhile would hide that change from every later update.
+    if (opts.forSignature === true && !this.dryRun) this.begin();
     this.flush();
     return this.sChildren.all(parent, sourceId) as ChildRow[];
   }

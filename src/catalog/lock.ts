@@ -4,8 +4,10 @@
  * process dies, even by SIGKILL, so a stale lock is taken over without guessing from PIDs
  * (measured on ext4 and exFAT-FUSE, RELIABILITY.md test 15). A second taker is refused at once.
  */
+import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { DistbackupError, RefusedError } from '../core/errors.js';
+import type { Catalog } from './db.js';
 
 /** A held lock; `release()` is idempotent. */
 export interface Lock {
@@ -61,4 +63,13 @@ export function acquireLock(file: string, what: string): Lock {
       }
     },
   };
+}
+
+/**
+ * Take the home catalogue's lock (refused with exit 2 while another run holds it). A dry-run
+ * catalogue is a private copy: it takes no lock and writes no lock file.
+ */
+export function lockCatalogue(cat: Catalog): Lock {
+  if (cat.mode === 'dry-run') return { file: '', release: () => {} };
+  return acquireLock(path.join(cat.dataDir, 'lock'), `the catalogue ${cat.dataDir}`);
 }

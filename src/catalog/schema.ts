@@ -120,7 +120,9 @@ export const MIGRATIONS: readonly string[] = [
   // that writes `files` having to know of it. No foreign key on source_id: with one, each
   // trigger's DELETE cost ~1.6 µs a written row (the catalogue writer went from 275,000 to
   // 190,000 rows per CPU-second); without, the triggers cost under 5 %. Unmapping a source
-  // deletes its signatures through a trigger of its own.
+  // deletes its signatures through a trigger of its own, and a new source (its id may be one
+  // reused) starts with none. `INSERT OR REPLACE` fires the delete trigger of the row it
+  // replaces only with `recursive_triggers`, which every home connection turns on (db.ts).
   `CREATE TABLE dir_sigs (
     parent    BLOB NOT NULL,
     source_id INTEGER NOT NULL,
@@ -129,6 +131,9 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT, WITHOUT ROWID;
   CREATE TRIGGER sources_sig_delete AFTER DELETE ON sources BEGIN
     DELETE FROM dir_sigs WHERE source_id = OLD.id;
+  END;
+  CREATE TRIGGER sources_sig_insert AFTER INSERT ON sources BEGIN
+    DELETE FROM dir_sigs WHERE source_id = NEW.id;
   END;
   CREATE TRIGGER files_sig_insert AFTER INSERT ON files BEGIN
     DELETE FROM dir_sigs WHERE parent = NEW.parent;

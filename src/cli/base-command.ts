@@ -17,6 +17,7 @@ import {
   resolveDataDir,
   sqliteFileError,
 } from '../catalog/db.js';
+import { type Lock, lockCatalogue } from '../catalog/lock.js';
 import { DistbackupError, ExitCode } from '../core/errors.js';
 import { DEFAULT_LOG_PATTERN, RunLog } from './log.js';
 import { Command, Errors, Flags } from './oclif.js';
@@ -75,6 +76,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   /** 0 normal, 1 with `-v`, 2 with `-vv` (or `-v -v`); use-cases may take it as an option. */
   protected verbosity: Verbosity = 0;
   private readonly opened: Catalog[] = [];
+  private readonly locks: Lock[] = [];
   private runLog: RunLog | undefined;
   private lastSummary: string | undefined;
   private fixedSummary: string | undefined;
@@ -124,6 +126,19 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     const cat = openCatalog(this.dataDir, { ...options, create: options.create === true });
     this.trace(`catalogue ${cat.file} opened ${catalogMode(options)}`);
     this.opened.push(cat);
+    return cat;
+  }
+
+  /**
+   * `catalog(options)` for a command that writes the catalogue without a lock of its own (source
+   * map/unmap/set/lock/unlock/reset, config import and edit): opened for writing, it takes the
+   * catalogue lock too, so it is refused (exit 2) while update, sync or verify runs rather than
+   * changing rows under them (an update that read a folder's rows must not sign them after
+   * another process changed them). Released when the command ends.
+   */
+  protected lockedCatalog(options: OpenCatalogOptions = {}): Catalog {
+    const cat = this.catalog(options);
+    if (cat.mode === 'read-write') this.locks.push(lockCatalogue(cat));
     return cat;
   }
 
@@ -195,6 +210,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   protected override async finally(err: Error | undefined): Promise<unknown> {
+    for (const l of this.locks.splice(0)) l.release();
     for (const c of this.opened.splice(0)) c.close();
     if (this.runLog !== undefined) {
       let code = process.exitCode === undefined ? 0 : Number(process.exitCode);

@@ -17,6 +17,7 @@ import {
   listDisks,
   updateDisk,
 } from '../catalog/disks.js';
+import { lockCatalogue } from '../catalog/lock.js';
 import { DistbackupError, describeError, errnoCode, RefusedError, UsageError } from '../core/errors.js';
 import { formatCount } from '../core/units.js';
 import { printable } from '../core/vpath.js';
@@ -25,7 +26,7 @@ import { DiskRoot } from '../disk/disk-root.js';
 import { defaultDiskSize, fsSpace } from '../disk/fsinfo.js';
 import { DISK_FORMAT, DISK_JSON } from '../disk/layout.js';
 import { candidatePaths, type DiskPlace, describePlace } from '../disk/locate.js';
-import { findDisk, lockCatalogue, lockDisk } from './open.js';
+import { findDisk, lockDisk } from './open.js';
 import { type ReconcileResult, reconcileDisk } from './reconcile.js';
 
 /** What `disk add` reports. */

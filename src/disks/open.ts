@@ -28,15 +28,6 @@ export function findDisk(cat: Catalog, opts: { name?: string | undefined; diskPa
   return { row: found.disk, root: found.root, identity: found.identity };
 }
 
-/**
- * Take the home catalogue's lock (refused with exit 2 while another run holds it). A dry-run
- * catalogue is a private copy: it takes no lock and writes no lock file.
- */
-export function lockCatalogue(cat: Catalog): Lock {
-  if (cat.mode === 'dry-run') return { file: '', release: () => {} };
-  return acquireLock(path.join(cat.dataDir, 'lock'), `the catalogue ${cat.dataDir}`);
-}
-
 /** Take the lock of the disk folder `root` (refused with exit 2 while another run holds it). */
 export function lockDisk(root: string, name: string): Lock {
   return acquireLock(path.join(root, DISK_LOCK), `disk '${name}' (${root})`);

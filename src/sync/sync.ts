@@ -8,6 +8,7 @@
 import { addCopies, getObjectById, minCopies, removeCopies } from '../catalog/copies.js';
 import { type Catalog, isSqliteError, sqliteFileError } from '../catalog/db.js';
 import { updateDisk } from '../catalog/disks.js';
+import { lockCatalogue } from '../catalog/lock.js';
 import { buildPlannerInput } from '../catalog/planner-input.js';
 import { FileKind } from '../catalog/schema.js';
 import { DistbackupError, describeError, errnoCode, RefusedError } from '../core/errors.js';
@@ -19,7 +20,7 @@ import { DiskRoot } from '../disk/disk-root.js';
 import { isRotational, syncfsDurable } from '../disk/fsinfo.js';
 import { describePlace } from '../disk/locate.js';
 import { writeDiskCatalogue } from '../disks/disk-catalogue.js';
-import { findDisk, lockCatalogue, lockDisk } from '../disks/open.js';
+import { findDisk, lockDisk } from '../disks/open.js';
 import { type ReconcileResult, reconcileDiskChunks } from '../disks/reconcile.js';
 import { type CopiedObject, type CopyItem, copyObjects } from '../pipeline/copy.js';
 import { type SmallCopyThread, startSmallCopyThread } from '../pipeline/small-copy.js';

@@ -18,64 +18,67 @@ import { createHash } from 'node:crypto';
 import type { ScanEntry } from '../pipeline/scan.js';
 
 /** Bumped when the encoding changes: a stored signature of another encoding never matches. */
-const VERSION = 1;
+const VERSION = 2;
 
 const KIND_NUMBER: Record<ScanEntry['kind'], number> = { file: 0, dir: 1, symlink: 2 };
 
 /** 64-bit words an entry takes: lengths and kind, size, mtime, ctime, inode, three settings. */
 const WORDS = 8;
 
+/** Entries encoded at a time: the buffers stay this small whatever the size of the folder. */
+const CHUNK = 4096;
+
 /**
- * Computes folder signatures. Each entry's fixed fields go to one record of `WORDS` native
- * 64-bit words (typed-array stores: no per-field call), its name and link target to a byte
- * area; the record holds their lengths, so the two areas hashed one after the other are
- * unambiguous. Native byte order: a catalogue moved to a machine of the other order only
- * misses its signatures once.
+ * Computes folder signatures. The hash takes the version and the number of entries, then the
+ * entries CHUNK at a time: each chunk's fixed fields as records of `WORDS` native 64-bit words
+ * (typed-array stores: no per-field call), then its names and link targets. A record holds the
+ * lengths of its name and target and the count fixes every chunk's size, so the bytes decode to
+ * one list of entries only. Native byte order: a catalogue moved to a machine of the other order
+ * only misses its signatures once.
  */
 export class DirSigner {
-  private words = new ArrayBuffer(WORDS * 8 * 1024);
-  private big = new BigInt64Array(this.words);
-  private num = new Float64Array(this.words);
-  private bytes = Buffer.allocUnsafe(64 << 10);
+  private readonly words = new ArrayBuffer(WORDS * 8 * CHUNK);
+  private readonly big = new BigInt64Array(this.words);
+  private readonly num = new Float64Array(this.words);
+  private bytes = Buffer.allocUnsafe(CHUNK * 64);
 
   /** The signature of `entries` (one scanned folder's recorded entries, in name order). */
   sign(entries: readonly ScanEntry[]): Buffer {
-    if (entries.length * WORDS > this.big.length) {
-      this.words = new ArrayBuffer(entries.length * WORDS * 8 * 2);
-      this.big = new BigInt64Array(this.words);
-      this.num = new Float64Array(this.words);
-    }
+    const h = createHash('sha256');
+    const head = new Float64Array([VERSION, entries.length]);
+    h.update(new Uint8Array(head.buffer));
     const big = this.big;
     const num = this.num;
-    let off = 0;
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i] as ScanEntry;
-      const link = e.kind === 'symlink' ? e.linkTarget : null;
-      const need = e.name.length + (link?.length ?? 0);
-      if (off + need > this.bytes.length) {
-        const grown = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, off + need));
-        this.bytes.copy(grown, 0, 0, off);
-        this.bytes = grown;
+    for (let from = 0; from < entries.length; from += CHUNK) {
+      const to = Math.min(entries.length, from + CHUNK);
+      let off = 0;
+      for (let i = from; i < to; i++) {
+        const e = entries[i] as ScanEntry;
+        const link = e.kind === 'symlink' ? e.linkTarget : null;
+        const need = e.name.length + (link?.length ?? 0);
+        if (off + need > this.bytes.length) {
+          const grown = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, off + need));
+          this.bytes.copy(grown, 0, 0, off);
+          this.bytes = grown;
+        }
+        off += e.name.copy(this.bytes, off);
+        if (link !== null) off += link.copy(this.bytes, off);
+        const st = e.stat;
+        const o = (i - from) * WORDS;
+        // Exact in a double: kind < 4, name < 2^16 bytes (NAME_MAX is 255), target + 1 < 2^32.
+        num[o] = KIND_NUMBER[e.kind] + e.name.length * 4 + (link === null ? 0 : link.length + 1) * 2 ** 18;
+        big[o + 1] = e.kind === 'file' ? st.size : 0n;
+        big[o + 2] = st.mtimeNs;
+        big[o + 3] = st.ctimeNs;
+        // Stored modulo 2^64: an inode above 2^63 keeps all its bits.
+        big[o + 4] = st.ino;
+        num[o + 5] = e.settings.priority;
+        num[o + 6] = e.settings.minCopies;
+        num[o + 7] = e.settings.maxCopies;
       }
-      off += e.name.copy(this.bytes, off);
-      if (link !== null) off += link.copy(this.bytes, off);
-      const st = e.stat;
-      const o = i * WORDS;
-      // Exact in a double: kind < 4, name < 2^16 bytes, target length + 1 ("none" is 0) < 2^32.
-      num[o] = KIND_NUMBER[e.kind] + e.name.length * 4 + (link === null ? 0 : link.length + 1) * 2 ** 18;
-      big[o + 1] = e.kind === 'file' ? st.size : 0n;
-      big[o + 2] = st.mtimeNs;
-      big[o + 3] = st.ctimeNs;
-      // Stored modulo 2^64: an inode above 2^63 keeps all its bits.
-      big[o + 4] = st.ino;
-      num[o + 5] = e.settings.priority;
-      num[o + 6] = e.settings.minCopies;
-      num[o + 7] = e.settings.maxCopies;
+      h.update(new Uint8Array(this.words, 0, (to - from) * WORDS * 8));
+      h.update(this.bytes.subarray(0, off));
     }
-    return createHash('sha256')
-      .update(Uint8Array.of(VERSION))
-      .update(new Uint8Array(this.words, 0, entries.length * WORDS * 8))
-      .update(this.bytes.subarray(0, off))
-      .digest();
+    return h.digest();
   }
 }

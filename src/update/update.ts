@@ -448,7 +448,7 @@ class UpdateRun {
     }
     const nameStart = dirVpath.length === 1 ? 1 : dirVpath.length + 1;
     // A merge of two lists in byte order of name: the folder's listing and its catalogued rows.
-    const rows = this.writer.childRows(dirVpath, sourceId);
+    const rows = this.writer.childRows(dirVpath, sourceId, { forSignature: sig !== undefined });
     const gone: ChildRow[] = [];
     // Every entry matched its row as it is (settings too): the rows equal the scan.
     let same = true;

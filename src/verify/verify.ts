@@ -34,7 +34,7 @@ import { performance } from 'node:perf_hooks';
 import { removeCopies } from '../catalog/copies.js';
 import type { Catalog } from '../catalog/db.js';
 import { updateDisk } from '../catalog/disks.js';
-import type { Lock } from '../catalog/lock.js';
+import { type Lock, lockCatalogue } from '../catalog/lock.js';
 import {
   beginPass,
   candidateTotals,
@@ -56,7 +56,7 @@ import { DiskRoot } from '../disk/disk-root.js';
 import { isRotational } from '../disk/fsinfo.js';
 import { HASH_RE } from '../disk/layout.js';
 import { writeDiskCatalogue } from '../disks/disk-catalogue.js';
-import { findDisk, lockCatalogue, lockDisk } from '../disks/open.js';
+import { findDisk, lockDisk } from '../disks/open.js';
 import { boundedMap } from '../pipeline/bounded.js';
 import type { Progress } from '../ui/progress.js';
 import { type CheckPool, createInlineCheckPool, createThreadCheckPool, INLINE_BELOW_BYTES } from './check-pool.js';

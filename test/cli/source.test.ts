@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import Database from 'better-sqlite3';
 import { runCli, runCliJson } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -66,4 +67,39 @@ test('unknown commands and flags are usage errors (exit 1), not exit 2', (t) => 
   const flag = runCli(data, ['source', 'list', '--bogus']);
   assert.equal(flag.code, 1);
   assert.match(flag.stderr, /Nonexistent flag: --bogus/);
+});
+
+test('source and config commands that write are refused with exit 2 while another process holds the catalogue; listings are not', (t) => {
+  const root = tempDir(t);
+  const data = path.join(root, 'data');
+  const real = path.join(root, 'real');
+  fs.mkdirSync(path.join(real, 'sub'), { recursive: true });
+  assert.equal(runCli(data, ['source', 'map', '/r', real]).code, 0);
+  const config = path.join(root, 'config.json');
+  assert.equal(runCli(data, ['config', 'export', config]).code, 0);
+  // What an update, sync or verify holds while it runs (catalog/lock.ts).
+  const lockDb = new Database(path.join(data, 'lock'));
+  lockDb.pragma('locking_mode = EXCLUSIVE');
+  lockDb.exec('BEGIN EXCLUSIVE');
+  try {
+    for (const args of [
+      ['source', 'map', '/s', path.join(real, 'sub')],
+      ['source', 'unmap', '/r'],
+      ['source', 'set', '/r', '--priority', '3'],
+      ['source', 'lock', '/r/sub'],
+      ['source', 'unlock', '/r/sub'],
+      ['source', 'reset', '/r'],
+      ['config', 'import', config],
+    ]) {
+      const r = runCli(data, args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /in use by another distbackup process/);
+    }
+    // Reading needs no lock, nor does a dry run.
+    assert.equal(runCli(data, ['source', 'list']).code, 0);
+    assert.equal(runCli(data, ['source', 'unmap', '/r', '--dry-run']).code, 0);
+  } finally {
+    lockDb.close();
+  }
+  assert.equal(runCli(data, ['source', 'set', '/r', '--priority', '3']).code, 0);
 });

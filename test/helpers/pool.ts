@@ -225,7 +225,7 @@ export function downgradeToSchema3(file: string): void {
   try {
     // What migrations 4 and 5 made, in reverse.
     db.exec(`DROP TRIGGER files_sig_insert; DROP TRIGGER files_sig_update; DROP TRIGGER files_sig_delete;
-             DROP TRIGGER sources_sig_delete; DROP TABLE dir_sigs; DROP TABLE verify_passes;`);
+             DROP TRIGGER sources_sig_delete; DROP TRIGGER sources_sig_insert; DROP TABLE dir_sigs; DROP TABLE verify_passes;`);
     db.pragma('user_version = 3');
     db.pragma('wal_checkpoint(TRUNCATE)');
   } finally {

@@ -8,8 +8,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type TestContext, test } from 'node:test';
+import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { type Catalog, openCatalog } from '../../src/catalog/db.js';
+import { FilesWriter } from '../../src/catalog/files.js';
 import { setPathSettings } from '../../src/sources/settings.js';
 import { mapSource, unmapSource } from '../../src/sources/sources.js';
 import { runUpdate } from '../../src/update/update.js';
@@ -329,4 +331,61 @@ test('property: run after run with signatures, the catalogue equals one built fr
     ),
     { numRuns: 25, seed: Number(process.env.SEED ?? Date.now()) },
   );
+});
+
+test('no other connection can commit between the read of a folder rows and its signature', async (t) => {
+  const { root, cat } = setup(t, { a: 'alpha', b: 'beta', c: 'gamma' });
+  await update(cat);
+  // Another process (a second connection) tries what `source unmap /v` does right after update
+  // read the rows of /v, before their signature is stored (the signing run).
+  const read = FilesWriter.prototype.childRows;
+  const outcomes: string[] = [];
+  FilesWriter.prototype.childRows = function (this: FilesWriter, ...args: Parameters<typeof read>) {
+    const rows = read.apply(this, args);
+    if (outcomes.length === 0) {
+      const other = new Database(cat.file, { timeout: 0 });
+      try {
+        other.pragma('foreign_keys = ON');
+        other.prepare('DELETE FROM sources WHERE id = ?').run(args[1]);
+        outcomes.push('committed');
+      } catch (err) {
+        outcomes.push((err as { code?: string }).code ?? String(err));
+      } finally {
+        other.close();
+      }
+    }
+    return rows;
+  };
+  try {
+    await update(cat);
+  } finally {
+    FilesWriter.prototype.childRows = read;
+  }
+  assert.deepEqual(outcomes, ['SQLITE_BUSY']);
+  // Done after the update, the unmap takes its rows and signatures with it; mapped again (the
+  // same source id), the folder is read and its files catalogued anew.
+  unmapSource(cat, '/v');
+  mapSource(cat, '/v', root);
+  const again = await update(cat);
+  assert.equal(again.new, 3);
+  assert.equal(cat.db.prepare('SELECT count(*) FROM files WHERE kind = 0').pluck().get(), 3);
+});
+
+test('a new source never inherits signatures of an id used before; INSERT OR REPLACE of a row clears both folders', async (t) => {
+  const { cat } = setup(t, { 'd/a': 'alpha', 'e/b': 'beta' });
+  await update(cat);
+  await update(cat);
+  assert.deepEqual(sigs(cat), ['/v', '/v/d', '/v/e']);
+  cat.db.prepare(`INSERT INTO dir_sigs (parent, source_id, sig) VALUES (CAST('/w' AS BLOB), 7, x'00')`).run();
+  cat.db
+    .prepare(`INSERT INTO sources (id, vpath, realpath, created_ms) VALUES (7, '/w', CAST('/nowhere' AS BLOB), 0)`)
+    .run();
+  assert.deepEqual(sigs(cat), ['/v', '/v/d', '/v/e']);
+  // A row moved to another folder by REPLACE: the folder it left loses its signature too.
+  cat.db
+    .prepare(
+      `INSERT OR REPLACE INTO files (vpath, parent, source_id, kind) VALUES (CAST('/v/d/a' AS BLOB), CAST('/v/e' AS BLOB), 1, 1)`,
+    )
+    .run();
+  assert.deepEqual(sigs(cat), ['/v']);
 });

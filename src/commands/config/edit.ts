@@ -35,7 +35,7 @@ export default class ConfigEdit extends BaseCommand<typeof ConfigEdit> {
     let readLine: (() => Promise<string | null>) | undefined;
     try {
       const r = await editConfig(
-        this.catalog(this.createMode),
+        this.lockedCatalog(this.createMode),
         (this.args.section ?? 'all') as EditSection,
         this.args.vpath,
         {

@@ -29,7 +29,7 @@ export default class ConfigImport extends BaseCommand<typeof ConfigImport> {
     } catch (err) {
       throw new UsageError(`${file}: cannot read it: ${describeError(err)}`);
     }
-    const s = importConfig(this.catalog(this.createMode), parseConfigText(text, file === '-' ? 'stdin' : file), {
+    const s = importConfig(this.lockedCatalog(this.createMode), parseConfigText(text, file === '-' ? 'stdin' : file), {
       dryRun: this.flags['dry-run'],
     });
     for (const line of describeImport(s)) this.log(line);

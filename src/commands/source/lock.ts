@@ -30,7 +30,7 @@ export default class SourceLock extends BaseCommand<typeof SourceLock> {
       return locked.map((l) => ({ vpath: l.vpath }));
     }
     const docs = setPathSettings(
-      this.catalog(this.writeMode),
+      this.lockedCatalog(this.writeMode),
       vpaths,
       { lock: true },
       { dryRun: this.flags['dry-run'] },

@@ -29,7 +29,7 @@ export default class SourceMap extends BaseCommand<typeof SourceMap> {
   };
 
   public async run(): Promise<SourceDoc> {
-    const cat = this.catalog(this.createMode);
+    const cat = this.lockedCatalog(this.createMode);
     const doc = mapSource(cat, this.args.vpath, this.args.realpath, {
       ...(this.flags.include === undefined ? {} : { include: this.flags.include }),
       ...(this.flags.exclude === undefined ? {} : { exclude: this.flags.exclude }),

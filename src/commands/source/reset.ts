@@ -22,7 +22,7 @@ export default class SourceReset extends BaseCommand<typeof SourceReset> {
 
   public async run(): Promise<SetResultDoc[]> {
     const { argv } = await this.parse(SourceReset);
-    const docs = resetPathSettings(this.catalog(this.writeMode), argv as string[], {
+    const docs = resetPathSettings(this.lockedCatalog(this.writeMode), argv as string[], {
       recursive: this.flags.recursive,
       dryRun: this.flags['dry-run'],
     });

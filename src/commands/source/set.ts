@@ -127,7 +127,7 @@ Priority, min and max copies of the files already catalogued are updated at once
       for (const doc of showSettings(this.catalog(), vpaths)) for (const line of describeEffective(doc)) this.log(line);
       return undefined;
     }
-    const docs = setPathSettings(this.catalog(this.writeMode), vpaths, change, { dryRun: f['dry-run'] });
+    const docs = setPathSettings(this.lockedCatalog(this.writeMode), vpaths, change, { dryRun: f['dry-run'] });
     for (const doc of docs) {
       for (const line of describeEffective(doc)) this.log(line);
       this.log(`  ${f['dry-run'] ? 'would update' : 'updated'} ${counted(doc.filesUpdated, 'catalogued file')}`);

@@ -18,7 +18,7 @@ export default class SourceUnlock extends BaseCommand<typeof SourceUnlock> {
   public async run(): Promise<Array<{ vpath: string; locked: boolean; lockedAt: string | null }>> {
     const { argv } = await this.parse(SourceUnlock);
     const docs = setPathSettings(
-      this.catalog(this.writeMode),
+      this.lockedCatalog(this.writeMode),
       argv as string[],
       { lock: false },
       { dryRun: this.flags['dry-run'] },

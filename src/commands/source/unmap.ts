@@ -11,7 +11,7 @@ export default class SourceUnmap extends BaseCommand<typeof SourceUnmap> {
   static override flags = { 'dry-run': dryRunFlag() };
 
   public async run(): Promise<{ vpath: string; filesRemoved: number }> {
-    const removed = unmapSource(this.catalog(this.writeMode), this.args.vpath);
+    const removed = unmapSource(this.lockedCatalog(this.writeMode), this.args.vpath);
     this.log(
       `${this.dryRun ? 'would unmap' : 'unmapped'} ${this.args.vpath} (${removed} catalogued files ${this.dryRun ? 'would be ' : ''}dropped)`,
     );
