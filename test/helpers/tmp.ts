@@ -38,3 +38,34 @@ export function ageTree(dir: string): void {
   }
   fs.utimesSync(dir, PAST, PAST);
 }
+
+/** Wait (on the file system, no timer) until the kernel's coarse clock has moved: the next change gets a new ctime. */
+export function nextClockTick(scratch: string): void {
+  fs.writeFileSync(scratch, '');
+  const c0 = fs.statSync(scratch, { bigint: true }).ctimeNs;
+  while (fs.statSync(scratch, { bigint: true }).ctimeNs === c0) fs.chmodSync(scratch, 0o644);
+}
+
+/** The paths of everything but folders under `root`, relative, sorted. */
+export function filesUnder(root: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
+      const r = rel === '' ? e.name : `${rel}/${e.name}`;
+      if (e.isDirectory()) walk(r);
+      else out.push(r);
+    }
+  };
+  walk('');
+  return out.sort();
+}
+
+/** Whether `p` exists, a dangling symlink included. */
+export function lexists(p: string): boolean {
+  try {
+    fs.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}

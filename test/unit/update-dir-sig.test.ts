@@ -15,17 +15,10 @@ import { FilesWriter } from '../../src/catalog/files.js';
 import { setPathSettings } from '../../src/sources/settings.js';
 import { mapSource, unmapSource } from '../../src/sources/sources.js';
 import { runUpdate } from '../../src/update/update.js';
-import { ageTree, PAST, tempDir, writeTree } from '../helpers/tmp.js';
+import { ageTree, filesUnder, lexists, nextClockTick, PAST, tempDir, writeTree } from '../helpers/tmp.js';
 
 /** The scan clock 10 s ahead: files written by the test are clear of the racy window. */
 const update = (cat: Catalog, dryRun = false) => runUpdate(cat, { jobs: 0, now: () => Date.now() + 10_000, dryRun });
-
-/** Wait (on the file system, no timer) until the kernel's coarse clock has moved: the next change gets a new ctime. */
-function nextTick(scratch: string): void {
-  fs.writeFileSync(scratch, '');
-  const c0 = fs.statSync(scratch, { bigint: true }).ctimeNs;
-  while (fs.statSync(scratch, { bigint: true }).ctimeNs === c0) fs.chmodSync(scratch, 0o644);
-}
 
 function sigs(cat: Catalog): string[] {
   return (cat.db.prepare('SELECT parent FROM dir_sigs ORDER BY parent').pluck().all() as Buffer[]).map((b) =>
@@ -90,7 +83,7 @@ test('a file added and removed again between runs is recorded, then removed', as
   assert.equal(added.new, 1);
   fs.rmSync(path.join(root, 'd/new'));
   fs.utimesSync(path.join(root, 'd'), PAST, PAST);
-  nextTick(path.join(base, 'tick'));
+  nextClockTick(path.join(base, 'tick'));
   const removed = await update(cat);
   assert.equal(removed.removed, 1, 'the stored signature of /v/d (taken before the insert) must not match');
   // The same paths and contents as before (the folder's ctime moved).
@@ -194,31 +187,8 @@ type Step =
 
 const DIRS = ['', 'a', 'a/b', 'c'];
 
-function allFiles(root: string): string[] {
-  const out: string[] = [];
-  const walk = (rel: string): void => {
-    for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
-      const r = rel === '' ? e.name : `${rel}/${e.name}`;
-      if (e.isDirectory()) walk(r);
-      else out.push(r);
-    }
-  };
-  walk('');
-  return out.sort();
-}
-
-/** Whether `p` exists, a dangling symlink included. */
-function exists(p: string): boolean {
-  try {
-    fs.lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function apply(root: string, cat: Catalog, s: Step): void {
-  const files = allFiles(root);
+  const files = filesUnder(root);
   const pick = (i: number): string | undefined => (files.length === 0 ? undefined : files[i % files.length]);
   const dirOf = (i: number): string => path.join(root, DIRS[i % DIRS.length] as string);
   switch (s.op) {
@@ -226,9 +196,9 @@ function apply(root: string, cat: Catalog, s: Step): void {
     case 'mkdir':
     case 'symlink': {
       const d = dirOf(s.dir);
-      if (!exists(d)) fs.mkdirSync(d, { recursive: true });
+      if (!lexists(d)) fs.mkdirSync(d, { recursive: true });
       const p = path.join(d, `n${s.name}`);
-      if (exists(p)) return;
+      if (lexists(p)) return;
       if (s.op === 'add') fs.writeFileSync(p, Buffer.alloc(s.size, s.name));
       else if (s.op === 'mkdir') fs.mkdirSync(p);
       else fs.symlinkSync(`t${s.target}`, p);
@@ -256,9 +226,9 @@ function apply(root: string, cat: Catalog, s: Step): void {
         fs.utimesSync(p, st.atime, st.mtime);
       } else {
         const d = dirOf(s.dir);
-        if (!exists(d)) fs.mkdirSync(d, { recursive: true });
+        if (!lexists(d)) fs.mkdirSync(d, { recursive: true });
         const to = path.join(d, `r${s.name}`);
-        if (!exists(to)) fs.renameSync(p, to);
+        if (!lexists(to)) fs.renameSync(p, to);
       }
       return;
     }
@@ -302,7 +272,7 @@ test('property: run after run with signatures, the catalogue equals one built fr
           await update(kept);
           for (const steps of rounds) {
             // Each change lands on a later tick of the coarse clock than the last scan.
-            nextTick(path.join(base, `r${round}`, 'tick'));
+            nextClockTick(path.join(base, `r${round}`, 'tick'));
             for (const s of steps) apply(root, kept, s);
             await update(kept);
             // Twice: the second run is the one that goes by the signatures the first stored.
