@@ -48,9 +48,10 @@ export { checkRow, EMPTY_HASH } from './rows.js';
 export { vpathFilter } from './select.js';
 
 /**
- * Files (and bytes) copied and not yet counted: the check of the last kernel copy runs while the
- * next file is copied (`file-writer.ts`), and what is checked is counted a few files later, so
- * that what waits to be checked is still in the page cache.
+ * Files (and bytes) copied and not yet counted: the checks and write-backs of kernel copies run
+ * behind the copies of the next files (`file-writer.ts`), at most this far, so that the disk
+ * keeps copying while a slower check catches up, and what waits to be checked is still in the
+ * page cache.
  */
 const IN_FLIGHT_FILES = 4;
 const IN_FLIGHT_BYTES = 512 * 1024 * 1024;
@@ -501,7 +502,6 @@ class RestoreRun {
     const f = this.inFlight.shift();
     if (f === undefined) return;
     this.inFlightBytes -= f.t.sizeBytes;
-    this.writer.flush();
     const err = await f.placed;
     if (err === undefined) this.written(f.t, f.target, f.parent, writtenBackEarly(f.t.sizeBytes));
     else if (err instanceof WriteBackError) this.noteWriteBackFailed(f.t, err);
