@@ -33,7 +33,7 @@ export interface RestoreOptions {
   onDryRun?: ((entry: DryRunEntry) => void) | undefined;
   /** Files planned from which files below 1 MiB are written on a thread of their own (default 10,000). */
   smallFileLaneMinFiles?: number | undefined;
-  /** Biggest file copied in one kernel call (default 256 MiB; bigger ones go in 4 MiB chunks). */
+  /** Biggest file copied in one kernel call (default 1 GiB; bigger ones go in 1 MiB chunks). */
   kernelCopyMaxBytes?: number | undefined;
   /** Stop soon after this aborts (Ctrl-C): what is written is made durable and recorded. */
   signal?: AbortSignal | undefined;

@@ -2,9 +2,9 @@
  * Writing one restored file: the disk's object copied to a temp name beside the target (0600,
  * created O_EXCL|O_NOFOLLOW), its SHA-256 checked (a mismatch is a BadObject: the file is not
  * restored), its metadata set, then linked into place without ever replacing what is there.
- * Files of 1-256 MiB are copied in the kernel and hashed from the page cache while the kernel
- * copies the next one (the caller collects the result later through `placed`), bigger ones in
- * 4 MiB chunks whose reads overlap the hashing and writing, small ones on the small-file lane
+ * Files of 1 MiB-1 GiB are copied in the kernel and hashed from the page cache while the kernel
+ * copies the next ones (the caller collects the result later through `placed`), bigger ones in
+ * 1 MiB chunks whose reads overlap the hashing and writing, small ones on the small-file lane
  * (`small-files.ts`, which `laneTask` prepares files for) when the run has one, else read whole
  * ahead on libuv's pool (`fetch.ts`) and checked before they are written (through one reused
  * buffer when they were not read ahead). Files of 8 MiB and more start their write-back (fdatasync on libuv's pool) as soon as
@@ -43,11 +43,21 @@ const CHUNK_BYTES = 1024 * 1024;
 const KERNEL_COPY_MIN = 1024 * 1024;
 /**
  * Up to this size the kernel copy runs in one call. Bigger files go through a pipelined loop of
- * 4 MiB chunks (the read of the next chunk overlaps the hash and write of this one), so Ctrl-C
- * stops within a chunk rather than after a whole file of many gigabytes.
+ * chunks (the read of the next chunk overlaps the hash and write of this one), so Ctrl-C stops
+ * within a chunk rather than after a whole file of many gigabytes; a kernel copy of 1 GiB takes
+ * about a second here. 2 GiB of 512 MiB files, cold, in turns at load 4-7 (/proc/diskstats for
+ * the disk): the chunked loop (256 MiB limit) 5.3-17.5 s with 5-8 s of system time, the kernel
+ * copy 3.9-4.5 s with 1.6-1.8 s; 1 GiB of 64 MiB files all through the loop: 4.4-5.2 s against
+ * 2.0-2.6 s with the kernel copy.
  */
-const KERNEL_COPY_MAX = 256 * 1024 * 1024;
-const BIG_CHUNK_BYTES = 4 * 1024 * 1024;
+const KERNEL_COPY_MAX = 1024 * 1024 * 1024;
+/**
+ * Chunk of that loop. 4 MiB chunks spent 2-3 times the system time of 1 MiB ones in the kernel's
+ * copies to and from the page cache: 2 GiB of 512 MiB files through the loop, in turns at load
+ * 6-7: 12.7-17.5 s (5.1-7.8 s of system time) against 7.7-9.8 s (3.5-4.0 s); one 512 MiB file
+ * read, hashed and written with an fdatasync every 64 MiB: 1.7-2.2 s against 0.8-1.1 s.
+ */
+const BIG_CHUNK_BYTES = 1024 * 1024;
 /**
  * Files from this size up start their write-back as soon as they are written: an fdatasync on
  * libuv's pool while this thread hashes them and the kernel copies the next file, so the
@@ -98,6 +108,28 @@ export function hashOfFd(fd: number, buf: Buffer): string {
   return h.digest('hex');
 }
 
+/**
+ * SHA-256 (hex) of everything in `fd` from its start: reads on libuv's pool into `bufs` in turns,
+ * the next one under way while this thread hashes the last one. Leaves no read in flight when it
+ * settles (the caller may then close `fd`).
+ */
+async function hashOfFdAsync(fd: number, bufs: [Buffer, Buffer]): Promise<string> {
+  const h = createHash('sha256');
+  let pos = 0;
+  let k = 0;
+  let reading = readAsync(fd, bufs[0], 0, bufs[0].length, 0);
+  for (;;) {
+    const n = await reading;
+    if (n === 0) break;
+    const buf = bufs[k % 2] as Buffer;
+    k += 1;
+    pos += n;
+    reading = readAsync(fd, bufs[k % 2] as Buffer, 0, buf.length, pos);
+    h.update(buf.subarray(0, n));
+  }
+  return h.digest('hex');
+}
+
 /** A file copied: its fd, the hash check still running, the write-back under way (see copyObject). */
 interface Copied {
   out: number;
@@ -112,8 +144,12 @@ export class FileWriter {
   disk: DiskRoot | undefined;
   private readonly buf = Buffer.allocUnsafe(CHUNK_BYTES);
   private bigBufs: Buffer[] | undefined;
-  /** The check of the last kernel copy, waiting to run while the next copy runs. */
-  private deferred: (() => void) | undefined;
+  /** The checks of kernel copies, one after the other (see `checkCopy`); never rejects. */
+  private hashing: Promise<unknown> = Promise.resolve();
+  /** The buffers of those checks (two: one being read while the other is hashed). */
+  private hashBufs: [Buffer, Buffer] | undefined;
+  /** The early write-backs of whole files, one after the other (see `writeBack`); never rejects. */
+  private syncing: Promise<unknown> = Promise.resolve();
   /** Reads the objects of upcoming small files whole (see `fetch`). */
   private readonly fetcher = new ObjectFetcher(FETCH_SLOTS);
 
@@ -126,37 +162,26 @@ export class FileWriter {
 
   /**
    * The check of a kernel copy: the SHA-256 of `fd` (read back from the page cache the copy
-   * just filled), compared with `t.hash`. It runs on this thread while the kernel copies the
-   * next file (`copyObject` calls `flush()` once that copy is started), or at `flush()`.
-   * Measured against a hash thread on 1 GiB of 64 MiB files at load 10 on 2 cores: the same wall
-   * time, 0.3 s less CPU (the thread's messages and reads into shared memory cost more than
-   * they overlap on a busy machine).
+   * just filled), compared with `t.hash`; rejects with BadObject on a mismatch. Checks run one
+   * after the other, after the checks already queued, in 1 MiB reads on libuv's pool hashed on
+   * this thread between them: the event loop stays free, so the kernel copy of the next file
+   * starts as soon as this one's is done, while its check runs (up to IN_FLIGHT_FILES files
+   * ahead, restore.ts). Before, the check ran whole and blocking on this thread once the next
+   * copy was started, so a copy that ended first waited for it, and the disk sat idle (1 GiB of
+   * 64 MiB files, strace: 100 ms per file between the end of one copy and the start of the next).
+   * A hash thread was measured before on the same files at load 10: the same wall time, 0.3 s
+   * more CPU (its messages and reads into shared memory cost more than they overlap).
    */
   private checkCopy(fd: number, t: RestoreTodo): Promise<void> {
-    this.flush();
-    return new Promise<void>((resolve, reject) => {
-      this.deferred = () => {
-        try {
-          const h = hashOfFd(fd, this.bigBuf());
-          if (h !== t.hash) {
-            throw new BadObject(`object ${t.hash} reads back as ${h}: damaged (run 'distbackup verify'); not restored`);
-          }
-          resolve();
-        } catch (err) {
-          reject(err);
-        }
-      };
+    this.hashBufs ??= [Buffer.allocUnsafe(CHUNK_BYTES), Buffer.allocUnsafe(CHUNK_BYTES)];
+    const bufs = this.hashBufs;
+    const run = this.hashing.then(() => hashOfFdAsync(fd, bufs));
+    this.hashing = run.catch(() => undefined);
+    return run.then((h) => {
+      if (h !== t.hash) {
+        throw new BadObject(`object ${t.hash} reads back as ${h}: damaged (run 'distbackup verify'); not restored`);
+      }
     });
-  }
-
-  /**
-   * Run the check waiting for the next copy to start (it overlaps that copy), now: call it
-   * before waiting for the last file's `placed`.
-   */
-  flush(): void {
-    const d = this.deferred;
-    this.deferred = undefined;
-    d?.();
   }
 
   /**
@@ -166,9 +191,25 @@ export class FileWriter {
    * (`writeFile` then opens the object itself and reports what it finds).
    */
   fetch(t: RestoreTodo): Promise<Fetched> | undefined {
-    if (t.sizeBytes <= 0 || t.sizeBytes >= KERNEL_COPY_MIN) return undefined;
+    if (t.sizeBytes >= KERNEL_COPY_MIN) {
+      this.warmObject(t.hash);
+      return undefined;
+    }
+    if (t.sizeBytes <= 0) return undefined;
     const object = this.readableObject(t.hash);
     return object === undefined ? undefined : this.fetcher.fetch(object, t.sizeBytes);
+  }
+
+  /**
+   * Bring the inode of a big file's object (and its prefix folder) into memory on libuv's pool,
+   * ahead of its copy: opening it on this thread, where the copy starts, waited 30 ms per cold
+   * object behind the copies and write-backs filling the disk's queue, and the previous file's
+   * check waited with it. Only a stat, whose result is not used: the object is still opened
+   * without following a link, through a checked prefix folder (`openObject`).
+   */
+  private warmObject(hash: string): void {
+    const disk = this.disk;
+    if (disk !== undefined) fs.lstat(disk.objectPath(hash), () => undefined);
   }
 
   /**
@@ -385,8 +426,6 @@ export class FileWriter {
             err ? reject(err) : resolve(),
           );
         });
-        // The previous file's check runs here, on this thread, while the kernel copies this one.
-        this.flush();
         await copying;
         const out = fs.openSync(this.tree.sp(tmp), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
         try {
@@ -420,9 +459,17 @@ export class FileWriter {
     }
   }
 
-  /** The write-back of `out` started now when `t` is big enough (EARLY_SYNC_MIN), else undefined. */
+  /**
+   * The write-back of `out` when `t` is big enough (EARLY_SYNC_MIN), else undefined: started
+   * once the write-backs already queued are done. One at a time: each one fills the disk's queue
+   * on its own, and since copies now run ahead of their checks, several at once would hold
+   * libuv's 4 threads and starve the copy and the checks' reads.
+   */
   private writeBack(out: number, t: RestoreTodo): Promise<unknown> | undefined {
-    return writtenBackEarly(t.sizeBytes) ? startWriteBack(out) : undefined;
+    if (!writtenBackEarly(t.sizeBytes)) return undefined;
+    const run = this.syncing.then(() => startWriteBack(out));
+    this.syncing = run;
+    return run;
   }
 
   /** Open the object of `t` read-only without following a symlink; BadObject when it is not there. */
@@ -471,7 +518,7 @@ export class FileWriter {
   }
 
   /**
-   * Big files: 4 MiB chunks, the read of the next chunk on libuv's pool while this one is
+   * Big files: BIG_CHUNK_BYTES chunks, the read of the next chunk on libuv's pool while this one is
    * hashed and written; checks the abort signal between chunks. Every SYNC_EVERY_BYTES the
    * write-back of what is written starts (one fdatasync in flight at most), so that the dirty
    * pages of a file of many gigabytes go to the disk during the copy.

@@ -48,9 +48,12 @@ export { checkRow, EMPTY_HASH } from './rows.js';
 export { vpathFilter } from './select.js';
 
 /**
- * Files (and bytes) copied and not yet counted: the check of the last kernel copy runs while the
- * next file is copied (`file-writer.ts`), and what is checked is counted a few files later, so
- * that what waits to be checked is still in the page cache.
+ * Files (and bytes) copied and not yet counted: the checks and write-backs of kernel copies run
+ * behind the copies of the next files (`file-writer.ts`), at most this far, so that the disk
+ * keeps copying while a slower check catches up, and what waits to be checked is still in the
+ * page cache. The byte bound never holds back the second file: files over 512 MiB (kernel
+ * copies go up to 1 GiB) were otherwise copied, checked and written back one after the other.
+ * 3 files of 700 MiB, cold, in turns at load 1-2.6: 3.61-4.70 s before, 2.91-2.99 s after.
  */
 const IN_FLIGHT_FILES = 4;
 const IN_FLIGHT_BYTES = 512 * 1024 * 1024;
@@ -447,7 +450,12 @@ class RestoreRun {
           this.failedFiles.push(t.vpath);
           this.fail(t.vpath, err);
         }
-        while (this.inFlight.length > IN_FLIGHT_FILES || this.inFlightBytes > IN_FLIGHT_BYTES) await this.settleOne();
+        // Two files at least, whatever their size: the one being checked and the next one copied.
+        while (
+          this.inFlight.length > IN_FLIGHT_FILES ||
+          (this.inFlightBytes > IN_FLIGHT_BYTES && this.inFlight.length > 1)
+        )
+          await this.settleOne();
         if (this.writeBackFailed !== undefined) return;
         this.opts.progress?.update(this.doc.bytesRestored, this.doc.restored);
         if (this.batch.full) await this.commitBatch();
@@ -501,7 +509,6 @@ class RestoreRun {
     const f = this.inFlight.shift();
     if (f === undefined) return;
     this.inFlightBytes -= f.t.sizeBytes;
-    this.writer.flush();
     const err = await f.placed;
     if (err === undefined) this.written(f.t, f.target, f.parent, writtenBackEarly(f.t.sizeBytes));
     else if (err instanceof WriteBackError) this.noteWriteBackFailed(f.t, err);

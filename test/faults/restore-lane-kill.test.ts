@@ -1,11 +1,12 @@
 /**
- * SIGKILL of a restore of many small files, at random times over a measured run, with the files
- * on the small-file thread (restore/small-files.ts, forced on with `smallFileLaneMinFiles: 0`;
- * the CLI starts it from 10,000 files only) and on the main thread: the restore state never names
- * a file that is not in DEST with its bytes, and the re-run completes equal to the source with no
- * temp file left, also after a kill between linking a file into place and removing its temp name
- * (RELIABILITY.md failure mode 1, "recorded before durable"). The restore runs in a child process
- * of the built code (`dist/`), killed for real.
+ * SIGKILL of a restore at random times over a measured run: many small files on the small-file
+ * thread (restore/small-files.ts, forced on with `smallFileLaneMinFiles: 0`; the CLI starts it
+ * from 10,000 files only) and on the main thread, and large files (kernel copies whose checks
+ * and write-backs run behind the copies of the next files, file-writer.ts): the restore state
+ * never names a file that is not in DEST with its bytes, and the re-run completes equal to the
+ * source with no temp file left, also after a kill between linking a file into place and
+ * removing its temp name (RELIABILITY.md failure mode 1, "recorded before durable"). The restore
+ * runs in a child process of the built code (`dist/`), killed for real.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -15,6 +16,7 @@ import { openCatalog } from '../../src/catalog/db.js';
 import { FileKind } from '../../src/catalog/schema.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { countFault, countViolations, rngFor, SOAK } from '../helpers/faults.js';
+import { seededBytes } from '../helpers/faults-fixture.js';
 import { randomDelays } from '../helpers/faults-kill.js';
 import { hashFile } from '../helpers/invariants.js';
 import { compareTrees, onePoolDisk, sourceTreeIn } from '../helpers/pool.js';
@@ -66,21 +68,38 @@ function partFiles(dir: string): string[] {
   return fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((n) => n.endsWith('.part'));
 }
 
-for (const [lane, minFiles] of [
-  ['the small-file thread', 0],
-  ['the main thread', Number.MAX_SAFE_INTEGER],
+/**
+ * A source tree under `base` of 24 large files (1-12 MiB, 150 MiB in all: kernel copies, most of
+ * them written back early) and a few small ones beside them.
+ */
+function largeTreeIn(base: string): string {
+  const src = path.join(base, 'src');
+  fs.mkdirSync(path.join(src, 'big'), { recursive: true });
+  for (let i = 0; i < 24; i++) {
+    const size = (1 + (i % 12)) * 1024 * 1024 + i;
+    fs.writeFileSync(path.join(src, 'big', `large-${i}.bin`), seededBytes(`restore-kill-large-${i}`, size));
+  }
+  for (let i = 0; i < 8; i++)
+    fs.writeFileSync(path.join(src, `small-${i}.bin`), seededBytes(`restore-kill-small-${i}`, 3000 + i));
+  return src;
+}
+
+for (const [what, minFiles, tree] of [
+  ['small files on the small-file thread', 0, (base: string) => sourceTreeIn(base, 600)],
+  ['small files on the main thread', Number.MAX_SAFE_INTEGER, (base: string) => sourceTreeIn(base, 600)],
+  ['large files', Number.MAX_SAFE_INTEGER, largeTreeIn],
 ] as const) {
-  test(`SIGKILL of a restore with small files on ${lane}: the state names only files in DEST byte-exact; the re-run completes`, {
+  test(`SIGKILL of a restore of ${what}: the state names only files in DEST byte-exact; the re-run completes`, {
     timeout: 180_000,
   }, async (t: TestContext) => {
-    const FAULT = `SIGKILL restore (small files on ${lane})`;
+    const FAULT = `SIGKILL restore (${what})`;
     if (!fs.existsSync(BUILT)) {
       t.skip('dist/ is not built (npm run build)');
       return;
     }
-    const rng = rngFor(`restore-lane-kill-${minFiles}`);
+    const rng = rngFor(`restore-lane-kill-${what === 'large files' ? 'large' : minFiles}`);
     const base = tempDir(t);
-    const src = sourceTreeIn(base, 600);
+    const src = tree(base);
     const home = path.join(base, 'home');
     const d1 = path.join(base, 'd1');
     const cat = openCatalog(home);
@@ -120,7 +139,7 @@ for (const [lane, minFiles] of [
       if (left.length > 0) all.push(`${label}: temp files left: ${left.join(', ')}`);
     }
     t.diagnostic(`reference run ${ref.ms} ms; ${landed} kills landed mid-run`);
-    countFault(FAULT, 'SIGKILL at random times over a measured restore of 600 small files', landed);
+    countFault(FAULT, `SIGKILL at random times over a measured restore of ${what}`, landed);
     countViolations(FAULT, all);
     if (all.length > 0) throw new Error(all.slice(0, 20).join('\n'));
   });

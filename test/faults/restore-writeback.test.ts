@@ -16,10 +16,10 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { countFault, countViolations, expectExit } from '../helpers/faults.js';
+import { countFault, countViolations } from '../helpers/faults.js';
 import { seededBytes } from '../helpers/faults-fixture.js';
 import { sweepStaleMounts } from '../helpers/mounts.js';
-import { recorded, straceRestoreFixture } from '../helpers/restore-faults.js';
+import { bigFilesOnOwnDisk, recorded, straceRestoreFixture } from '../helpers/restore-faults.js';
 
 sweepStaleMounts();
 
@@ -45,8 +45,6 @@ test('restore: the early write-back of a large file fails with EIO: nothing of t
 }, (t) => {
   const fx = straceRestoreFixture(t, 'restore-writeback', { scale: 0.05, only: [] });
   if (fx === null) return;
-  const dir = path.join(fx.src, 'big');
-  fs.mkdirSync(dir);
   const want = new Map<string, Buffer>();
   const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
   let first = 'g';
@@ -61,14 +59,7 @@ test('restore: the early write-back of a large file fails with EIO: nothing of t
     const bytes = seededBytes(`restore-writeback-small-${seed}`, 5000 + seed);
     if (sha(bytes) < first) want.set(`small-${seed}.bin`, bytes);
   }
-  for (const [name, bytes] of want) fs.writeFileSync(path.join(dir, name), bytes);
-  fx.update();
-  // A disk of its own with room for the large files too (d1 is sized for the fixture's tree).
-  const disk = path.join(fx.root, 'mnt', 'wb', 'backup');
-  fs.mkdirSync(disk, { recursive: true });
-  const size = String(fx.allocatedBytes * 2 + LARGE * (LARGE_BYTES + 8192) * 2);
-  expectExit(fx.run(['disk', 'add', 'wb', disk, '--size', size]), 0, 'disk add wb');
-  fx.sync('wb');
+  const disk = bigFilesOnOwnDisk(fx, 'wb', want);
   const dest = path.join(fx.root, 'dest');
   const args = ['restore', '/data/big', '--to', dest, '--disk', disk, '--quiet'];
   countFault(FAULT, `strace -f -e inject=fdatasync:error=EIO:when=1 on a restore of ${LARGE} files of 9 MiB`);

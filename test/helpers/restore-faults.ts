@@ -1,12 +1,12 @@
 /**
- * Shared by the restore fault tests that trace or inject with strace: their common start, and a
- * reader of what the restore state in DEST records.
+ * Shared by the restore fault tests that trace or inject with strace: their common start, large
+ * files on a disk of their own, and a reader of what the restore state in DEST records.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TestContext } from 'node:test';
 import { parseLogLine, STATE_LOG_RE } from '../../src/catalog/restore-state.js';
-import { have, rngFor, skipTest } from './faults.js';
+import { expectExit, have, rngFor, skipTest } from './faults.js';
 import { type Fixture, makeFixture } from './faults-fixture.js';
 import { skipUnlessCommands } from './faults-kill.js';
 
@@ -39,4 +39,29 @@ export function straceRestoreFixture(
     return null;
   }
   return makeFixture(t, { rng: rngFor(name), ...opts });
+}
+
+/**
+ * Write `files` (name to bytes) under `src/big` of `fx`, update, and sync them to a new disk
+ * `name` of their own, sized for them (d1 is sized for the fixture's tree only). Returns the
+ * disk's path; the files restore under `/data/big`.
+ */
+export function bigFilesOnOwnDisk(fx: Fixture, name: string, files: ReadonlyMap<string, Buffer>): string {
+  const dir = path.join(fx.src, 'big');
+  fs.mkdirSync(dir);
+  let bytes = 0;
+  for (const [file, b] of files) {
+    fs.writeFileSync(path.join(dir, file), b);
+    bytes += b.length + 8192;
+  }
+  fx.update();
+  const disk = path.join(fx.root, 'mnt', name, 'backup');
+  fs.mkdirSync(disk, { recursive: true });
+  expectExit(
+    fx.run(['disk', 'add', name, disk, '--size', String(fx.allocatedBytes * 2 + bytes * 2)]),
+    0,
+    `disk add ${name}`,
+  );
+  fx.sync(name);
+  return disk;
 }
