@@ -37,7 +37,8 @@ Exit codes: 0 done; 1 done, but some paths could not be read (listed, and in --j
 
   public async run(): Promise<UpdateResult> {
     const dryRun = this.flags['dry-run'];
-    const cat = this.catalog(dryRun ? { mode: 'read-only' } : {});
+    // A catalogue of an older schema is upgraded in a private copy: a dry run writes nothing.
+    const cat = this.catalog(dryRun ? { mode: 'read-only', upgradeInMemory: true } : {});
     // The progress display (cli-progress, 18 modules) is loaded only when it is shown.
     const progress: Progress | undefined = this.showProgress
       ? (await import('../ui/progress.js')).createProgress({ label: 'update', enabled: true })

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { CLI, runCli, runCliJson, startCli } from '../helpers/cli.js';
+import { downgradeToSchema3 } from '../helpers/pool.js';
 import { tempDir, writeTree } from '../helpers/tmp.js';
 
 interface UpdateDoc {
@@ -258,4 +259,13 @@ test('update -n prints what would change and leaves the catalogue files byte for
   assert.match(human.stdout, /1 new, \d+ changed, 1 removed, .*would read 1 file, 9 B \(dry run/);
   assert.deepEqual(digest(), before, 'the catalogue and its WAL are unchanged');
   assert.equal(count(data, `SELECT count(*) FROM files WHERE vpath = CAST('/s/new' AS BLOB)`), 0);
+  // A catalogue left by an older distbackup (schema 3): the dry run upgrades a private copy, and
+  // the file keeps its bytes.
+  downgradeToSchema3(path.join(data, 'distbackup.sqlite'));
+  const old = digest();
+  const upgraded = runCliJson<UpdateDoc & { dryRun: boolean }>(data, ['update', '-n']);
+  assert.equal(upgraded.code, 0, upgraded.stderr);
+  assert.equal(upgraded.json.new, 1);
+  assert.equal(upgraded.json.removed, 1);
+  assert.deepEqual(digest(), old, 'the older catalogue is unchanged');
 });
