@@ -7,7 +7,7 @@ import { type EditResult, type EditSection, editConfig, editorCommand, runEditor
 export default class ConfigEdit extends BaseCommand<typeof ConfigEdit> {
   static override summary = 'Edit the configuration (or one section) in $VISUAL / $EDITOR, validated when saved.';
   static override description =
-    'Sections: map (mappings), path [VPATH] (path settings, or those at and below VPATH), disks. On a validation error you choose to edit again, revert to the saved configuration, or cancel.';
+    'Sections: map (mappings), path [VPATH] (path settings, or those at and below VPATH), disks. On a validation error you choose to edit again, revert to the saved configuration, or cancel. The catalogue stays locked while the editor is open (update, sync and verify are refused meanwhile), so that what you edit is what gets replaced.';
   static override examples = [
     '<%= config.bin %> config edit',
     '<%= config.bin %> config edit path /photos',
