@@ -4,6 +4,7 @@
  * and directory fsyncs, and delete (committed, synchronous=FULL) before unlinking.
  */
 import type { Db } from './db.js';
+import { FileKind } from './schema.js';
 
 /** Count copies of `objectIds` on disk `diskId`, in one transaction. */
 export function addCopies(db: Db, diskId: number, objectIds: readonly number[]): void {
@@ -85,4 +86,16 @@ export function minCopies(db: Db): number | null {
     .pluck()
     .get() as number | null;
   return r;
+}
+
+/**
+ * Have the next update read again every file whose content is `objectId`: their rows are marked
+ * racily clean (ctime 0, the mark `update` never trusts and never reuses a hash from). For a
+ * source sync found changed under the same size and mtime (a rewrite with its mtime put back,
+ * then a rename, keeps the stat update trusts), which update would otherwise never read again.
+ * Returns the rows marked.
+ */
+export function markForRehash(db: Db, objectId: number): number {
+  return db.prepare(`UPDATE files SET ctime_ns = 0 WHERE object_id = ? AND kind = ${FileKind.file}`).run(objectId)
+    .changes;
 }

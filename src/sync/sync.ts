@@ -5,7 +5,7 @@
  * sync document (with the plan's details added) and throws on refusals and disk failures.
  */
 
-import { addCopies, getObjectById, minCopies, removeCopies } from '../catalog/copies.js';
+import { addCopies, getObjectById, markForRehash, minCopies, removeCopies } from '../catalog/copies.js';
 import { type Catalog, isSqliteError, sqliteFileError } from '../catalog/db.js';
 import { updateDisk } from '../catalog/disks.js';
 import { lockCatalogue } from '../catalog/lock.js';
@@ -335,6 +335,9 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
           },
           onSkip: (s) => {
             const where = s.path === null ? `object ${s.item.hash}` : displayPath(s.path);
+            // Whatever made every source fail, the next update reads those files again
+            // instead of trusting their stat (see markForRehash).
+            markForRehash(cat.db, s.item.objectId);
             doc.skipped.push({ path: where, error: s.error });
             progress?.note(`skipped ${where}: ${s.error}`);
           },

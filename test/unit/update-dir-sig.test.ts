@@ -187,8 +187,8 @@ type Step =
 
 const DIRS = ['', 'a', 'a/b', 'c'];
 
-function apply(root: string, cat: Catalog, s: Step): void {
-  const files = filesUnder(root);
+function apply(root: string, cat: Catalog, s: Step, rewritten: Set<bigint>): void {
+  const files = filesUnder(root).filter((f) => f !== '.keep');
   const pick = (i: number): string | undefined => (files.length === 0 ? undefined : files[i % files.length]);
   const dirOf = (i: number): string => path.join(root, DIRS[i % DIRS.length] as string);
   switch (s.op) {
@@ -224,7 +224,12 @@ function apply(root: string, cat: Catalog, s: Step): void {
         b[0] = (b[0] ?? 0) ^ 0xff;
         fs.writeFileSync(p, b);
         fs.utimesSync(p, st.atime, st.mtime);
+        rewritten.add(fs.statSync(p, { bigint: true }).ino);
       } else {
+        // Not a file rewritten since the last update: renamed too, it would keep its size and
+        // mtime under a new path, which update takes for a plain rename and reuses the old hash
+        // (sync then finds the bytes changed and has it read again: test/integration/sync.test.ts).
+        if (rewritten.has(fs.statSync(p, { bigint: true }).ino)) return;
         const d = dirOf(s.dir);
         if (!lexists(d)) fs.mkdirSync(d, { recursive: true });
         const to = path.join(d, `r${s.name}`);
@@ -265,7 +270,8 @@ test('property: run after run with signatures, the catalogue equals one built fr
       async (rounds) => {
         round += 1;
         const root = path.join(base, `r${round}`, 'src');
-        writeTree(root, { 'a/b/f1': 'one', 'a/f2': 'two', 'c/f3': 'three', f4: 'four' });
+        // `.keep` is never touched: a mapping whose root became empty is refused by design.
+        writeTree(root, { '.keep': '', 'a/b/f1': 'one', 'a/f2': 'two', 'c/f3': 'three', f4: 'four' });
         const kept = openCatalog(path.join(base, `r${round}`, 'kept'));
         try {
           mapSource(kept, '/v', root);
@@ -273,7 +279,8 @@ test('property: run after run with signatures, the catalogue equals one built fr
           for (const steps of rounds) {
             // Each change lands on a later tick of the coarse clock than the last scan.
             nextClockTick(path.join(base, `r${round}`, 'tick'));
-            for (const s of steps) apply(root, kept, s);
+            const rewritten = new Set<bigint>();
+            for (const s of steps) apply(root, kept, s, rewritten);
             await update(kept);
             // Twice: the second run is the one that goes by the signatures the first stored.
             await update(kept);
@@ -299,7 +306,7 @@ test('property: run after run with signatures, the catalogue equals one built fr
         }
       },
     ),
-    { numRuns: 25, seed: Number(process.env.SEED ?? Date.now()) },
+    { numRuns: 25, ...(process.env.SEED === undefined ? {} : { seed: Number(process.env.SEED) }) },
   );
 });
 
