@@ -67,6 +67,11 @@ export interface CopySkip {
   /** The last source tried (null when there was none). */
   readonly path: Buffer | null;
   readonly error: string;
+  /**
+   * A source read at its catalogued size gave other bytes: unlike a size change, its stat may
+   * not show it (a rewrite with its mtime put back, then a rename), so update must read it again.
+   */
+  readonly changed: boolean;
 }
 
 /** What the pipeline needs of the disk (see disk/disk-root.ts). */
@@ -714,7 +719,12 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       }
       if (r.skip !== undefined) {
         result.skipped += 1;
-        opts.onSkip({ item, path: item.sources[r.skip.src] ?? null, error: r.skip.error });
+        opts.onSkip({
+          item,
+          path: item.sources[r.skip.src] ?? null,
+          error: r.skip.error,
+          changed: r.skip.changed === true,
+        });
         continue;
       }
       const src = item.sources[r.ok ?? -1];
@@ -831,6 +841,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
                 item: cur.item,
                 path: cur.src,
                 error: `too large for this disk's filesystem: ${describeError(err)}`,
+                changed: false,
               });
             } else {
               fail(cur !== undefined ? onFile(cur.tmp, 'write', err) : err);
@@ -916,6 +927,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   ): Promise<boolean> => {
     let lastErr = 'no file of the catalogue has this content any more';
     let lastPath: Buffer | null = null;
+    let changed = false;
     for (const [k, src] of item.sources.entries()) {
       lastPath = src;
       const fetched = k === 0 ? pre : undefined;
@@ -1030,6 +1042,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
         }
         if (got !== item.hash) {
           lastErr = `content changed since the last update (hash ${got.slice(0, 12)}…, catalogued ${item.hash.slice(0, 12)}…); run 'distbackup update'`;
+          changed = true;
           await q.push({ t: 'abort' });
           continue;
         }
@@ -1043,7 +1056,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       }
     }
     result.skipped += 1;
-    opts.onSkip({ item, path: lastPath, error: lastErr });
+    opts.onSkip({ item, path: lastPath, error: lastErr, changed });
     return true;
   };
 

@@ -55,7 +55,8 @@ export interface SmallCopyResult {
   /** The `.tmp/` file is written and closed: index of the source it came from. */
   readonly ok?: number;
   /** No source could be used (or EFBIG): the last one tried (-1: none) and why. */
-  readonly skip?: { readonly src: number; readonly error: string };
+  /** `changed`: as CopySkip's (a source of the catalogued size hashed to something else). */
+  readonly skip?: { readonly src: number; readonly error: string; readonly changed?: boolean };
   /** The disk failed: the thread stopped at this task (the tmp file is removed). */
   readonly disk?: SmallCopyDiskError;
 }
@@ -80,7 +81,7 @@ function diskError(what: SmallCopyDiskError['what'], file: string, err: unknown)
  * Read a source of `t` whole into `state.buf` and check it; the bytes read, or why not (the
  * wording of copy.ts's readItem).
  */
-function readSource(t: SmallCopyTask, src: Buffer, state: SmallCopyState): number | string {
+function readSource(t: SmallCopyTask, src: Buffer, state: SmallCopyState): number | string | { changed: string } {
   let fd: number;
   try {
     // As readItem: no link followed, no FIFO waited on, a path over PATH_MAX reached in parts.
@@ -104,7 +105,9 @@ function readSource(t: SmallCopyTask, src: Buffer, state: SmallCopyState): numbe
     }
     const got = sha256Hex(buf.subarray(0, pos));
     if (got !== t.hash) {
-      return `content changed since the last update (hash ${got.slice(0, 12)}…, catalogued ${t.hash.slice(0, 12)}…); run 'distbackup update'`;
+      return {
+        changed: `content changed since the last update (hash ${got.slice(0, 12)}…, catalogued ${t.hash.slice(0, 12)}…); run 'distbackup update'`,
+      };
     }
     return pos;
   } catch (err) {
@@ -184,6 +187,7 @@ function copySmallFile(t: SmallCopyTask, state: SmallCopyState): SmallCopyResult
   let lastErr = 'no file of the catalogue has this content any more';
   let last = -1;
   let n: number | undefined;
+  let changed = false;
   for (const [k, src] of t.sources.entries()) {
     last = k;
     const r = readSource(t, toBuffer(src), state);
@@ -191,9 +195,13 @@ function copySmallFile(t: SmallCopyTask, state: SmallCopyState): SmallCopyResult
       n = r;
       break;
     }
-    lastErr = r;
+    if (typeof r === 'string') lastErr = r;
+    else {
+      lastErr = r.changed;
+      changed = true;
+    }
   }
-  if (n === undefined) return { dir, skip: { src: last, error: lastErr } };
+  if (n === undefined) return { dir, skip: { src: last, error: lastErr, ...(changed ? { changed } : {}) } };
   const w = writeTmp(t.tmp, state.buf.subarray(0, n));
   if (w === undefined) return { dir, ok: last };
   if ('efbig' in w) return { dir, skip: { src: last, error: w.efbig } };

@@ -335,9 +335,10 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
           },
           onSkip: (s) => {
             const where = s.path === null ? `object ${s.item.hash}` : displayPath(s.path);
-            // Whatever made every source fail, the next update reads those files again
-            // instead of trusting their stat (see markForRehash).
-            markForRehash(cat.db, s.item.objectId);
+            // Bytes that changed under an unchanged stat: the next update reads those files
+            // again (see markForRehash). Not for a source gone or unreadable: update sees that
+            // itself, and an unmounted source would otherwise have all its files read again.
+            if (s.changed) markForRehash(cat.db, s.item.objectId);
             doc.skipped.push({ path: where, error: s.error });
             progress?.note(`skipped ${where}: ${s.error}`);
           },

@@ -217,6 +217,18 @@ test('a file rewritten under its old size and mtime, then renamed, is skipped by
   assertObjectsSound(d);
 });
 
+test('a source gone since update is skipped and not marked to be read again (update sees it gone itself)', async (t) => {
+  const w = makeWorld(t);
+  writeTree(w.src, { 'a/one.bin': bytes(1, 8192), 'a/two.bin': bytes(2, 8192) });
+  await runUpdate(w.cat, { jobs: 0, now: () => Date.now() + 10_000 });
+  fs.rmSync(path.join(w.src, 'a', 'one.bin'));
+  addDisk(w.cat, 'd', path.join(w.root, 'd'), { sizeBytes: 1e8 });
+  const r = await runSync(w.cat, { name: 'd' });
+  assert.equal(r.skipped.length, 1);
+  const ctime = w.cat.db.prepare(`SELECT ctime_ns FROM files WHERE vpath = CAST('/data/a/one.bin' AS BLOB)`).pluck();
+  assert.notEqual(ctime.get(), 0);
+});
+
 test('an object whose first source changed is copied from another file with the same content', async (t) => {
   const w = makeWorld(t);
   await fill(w, 5); // dup/a.bin has the content of d0/f1-0.bin

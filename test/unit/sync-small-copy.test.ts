@@ -82,6 +82,11 @@ test('a vanished source, another size, other bytes: skipped in the copy words; t
     error: "changed since the last update (5 bytes, catalogued 12); run 'distbackup update'",
   });
   assert.match(r[2]?.skip?.error ?? '', /^content changed since the last update \(hash [0-9a-f]{12}…, catalogued/);
+  // Only other bytes under the catalogued size mark the files to be read again (sync.ts).
+  assert.deepEqual(
+    r.slice(0, 3).map((x) => x.skip?.changed === true),
+    [false, false, true],
+  );
   assert.equal(r[3]?.ok, 1);
   for (const x of [gone, shrunk, changed]) assert.equal(fs.existsSync(x.tmp), false);
   assert.equal(fs.readFileSync(twoSources.tmp, 'utf8'), 'good copy');
