@@ -210,8 +210,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   protected override async finally(err: Error | undefined): Promise<unknown> {
-    for (const l of this.locks.splice(0)) l.release();
+    // Closed (the last WAL checkpoint) while the lock is still held.
     for (const c of this.opened.splice(0)) c.close();
+    for (const l of this.locks.splice(0)) l.release();
     if (this.runLog !== undefined) {
       let code = process.exitCode === undefined ? 0 : Number(process.exitCode);
       if (err !== undefined) {

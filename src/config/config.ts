@@ -27,7 +27,7 @@ import {
 } from '../catalog/settings.js';
 import { deleteSource, insertSource, listSources, type SourceRow } from '../catalog/sources.js';
 import { UsageError } from '../core/errors.js';
-import { formatCount, parseSize } from '../core/units.js';
+import { counted, formatCount, parseSize } from '../core/units.js';
 import { normalizeVpath, printable } from '../core/vpath.js';
 import { DISK_NAME_RE } from '../disk/disk-json.js';
 import { isEmptySettings, type PathSettings, parsePathSettings, settingsToJson } from '../sources/path-settings.js';
@@ -400,17 +400,16 @@ export function configText(doc: ConfigDoc): string {
 /** Human lines for an import summary. */
 export function describeImport(s: ImportSummary): string[] {
   const would = s.dryRun ? 'would be ' : '';
-  const count = (n: number, noun: string): string => `${formatCount(n)} ${noun}${n === 1 ? '' : 's'}`;
   const lines: string[] = [];
   for (const v of s.sourcesAdded) lines.push(`mapping ${v} ${would}added`);
   for (const v of s.sourcesChanged) lines.push(`mapping ${v} ${would}changed`);
   for (const r of s.sourcesRemoved)
-    lines.push(`mapping ${r.vpath} ${would}removed (${count(r.files, 'catalogued file')} dropped)`);
+    lines.push(`mapping ${r.vpath} ${would}removed (${counted(r.files, 'catalogued file')} dropped)`);
   for (const d of s.disksChanged) lines.push(`disk ${d} ${would}updated`);
   if (s.sourcesAdded.length + s.sourcesChanged.length + s.sourcesRemoved.length + s.disksChanged.length === 0) {
     lines.push('mappings and disks: already as in the file');
   }
-  lines.push(`${count(s.settings, 'path setting')} ${would}stored (${formatCount(s.settingsRemoved)} replaced)`);
-  lines.push(`${count(s.filesUpdated, 'catalogued file')} ${would}updated`);
+  lines.push(`${counted(s.settings, 'path setting')} ${would}stored (${formatCount(s.settingsRemoved)} replaced)`);
+  lines.push(`${counted(s.filesUpdated, 'catalogued file')} ${would}updated`);
   return lines;
 }

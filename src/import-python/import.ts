@@ -19,7 +19,7 @@ import type Database from 'better-sqlite3';
 import type { Catalog, Db } from '../catalog/db.js';
 import { insertDisk } from '../catalog/disks.js';
 import { int64 } from '../catalog/files.js';
-import { acquireLock } from '../catalog/lock.js';
+import { lockCatalogue } from '../catalog/lock.js';
 import { FileKind, NO_CAP } from '../catalog/schema.js';
 import { putPathSettingsJson } from '../catalog/settings.js';
 import { insertSource, listSources, type SourceRow } from '../catalog/sources.js';
@@ -71,8 +71,7 @@ export function importPython(
   const py = typeof source === 'string' ? openPythonCatalogue(source) : source;
   try {
     // A dry-run catalogue (`-n`) is a private copy: no lock to take, no lock file to write.
-    const lock =
-      cat.mode === 'dry-run' ? { release: () => {} } : acquireLock(path.join(cat.dataDir, 'lock'), 'the catalogue');
+    const lock = lockCatalogue(cat);
     try {
       const used = cat.db
         .prepare('SELECT (SELECT count(*) FROM sources) + (SELECT count(*) FROM files) + (SELECT count(*) FROM disks)')

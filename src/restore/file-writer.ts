@@ -26,7 +26,7 @@ import { BadObject, ExistsError, Interrupted, PathRefused, WriteBackError } from
 import { FETCH_SLOTS, type Fetched, ObjectFetcher } from './fetch.js';
 import type { MetaWriter } from './meta.js';
 import { joinTarget } from './paths.js';
-import { NOT_OVERWRITTEN, placeNoReplace, TMP_FLAGS, TMP_MODE } from './place.js';
+import { NOT_OVERWRITTEN, placeFile, TMP_FLAGS, TMP_MODE } from './place.js';
 import { EMPTY_HASH } from './rows.js';
 import { objectProblem, type SmallFileResult, type SmallFileTask } from './small-files.js';
 
@@ -333,8 +333,7 @@ export class FileWriter {
         const err = synced === undefined ? undefined : await synced;
         if (err !== undefined) throw new WriteBackError(err);
         this.meta.apply(out, t);
-        if (replace) fs.unlinkSync(this.tree.sp(target)); // ours, or --overwrite: unlink and recreate
-        placeNoReplace(this.tree.sp(tmp), this.tree.sp(target));
+        placeFile(this.tree.sp(tmp), this.tree.sp(target), replace); // replace: ours, or --overwrite
         kept = true;
       } finally {
         if (synced !== undefined) await synced; // never close a descriptor under a call in flight

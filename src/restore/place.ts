@@ -1,6 +1,6 @@
 /**
- * Creating a restored file's temp name and giving it its final name, never replacing what is
- * there: shared by the main thread's writer (file-writer.ts) and the small-file lane
+ * Creating a restored file's temp name and giving it its final name, replacing what is there
+ * only when asked (atomically): shared by the main thread's writer (file-writer.ts) and the small-file lane
  * (small-files.ts), so both apply the no-overwrite rule the same way. Paths are ones the kernel
  * accepts (short, or through a folder descriptor). Any thread.
  */
@@ -33,4 +33,15 @@ export function placeNoReplace(tmp: Buffer, target: Buffer): void {
   }
   if (lstatOrUndefined(target) !== undefined) throw new ExistsError(NOT_OVERWRITTEN);
   fs.renameSync(tmp, target);
+}
+
+/**
+ * Give `tmp` its final name `target`: with `replace` (a file of ours being redone, or
+ * --overwrite) by one rename, which swaps the new file in atomically, so an error or a kill
+ * never leaves neither the old file nor the new one (an unlink and a link did); else never
+ * replacing anything (`placeNoReplace`).
+ */
+export function placeFile(tmp: Buffer, target: Buffer, replace: boolean): void {
+  if (replace) fs.renameSync(tmp, target);
+  else placeNoReplace(tmp, target);
 }

@@ -469,8 +469,13 @@ class RestoreRun {
         // Every file written on the lane has its result, then every file copied here is checked
         // and placed (or removed), before the batch is made durable. After an error the lane's
         // results are dropped: nothing of the batch is recorded (the run discards it).
-        if (!broken) await this.lane?.drain();
-        while (this.inFlight.length > 0) await this.settleOne();
+        // The main thread's files are settled even when the lane failed: none of their
+        // place() calls may go on in DEST after the run has ended.
+        try {
+          if (!broken) await this.lane?.drain();
+        } finally {
+          while (this.inFlight.length > 0) await this.settleOne();
+        }
       } finally {
         await this.lane?.close();
         this.lane = undefined;

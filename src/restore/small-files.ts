@@ -28,7 +28,7 @@ import { BatchThread } from '../pipeline/batch-thread.js';
 import { ExistsError } from './errors.js';
 import { FETCH_SLOTS, type Fetched, ObjectFetcher } from './fetch.js';
 import { applyMeta, type MetaLost } from './meta.js';
-import { placeNoReplace, TMP_FLAGS, TMP_MODE } from './place.js';
+import { placeFile, TMP_FLAGS, TMP_MODE } from './place.js';
 
 /** One file for the thread: the object to read, the paths to write, the metadata to set. */
 export interface SmallFileTask {
@@ -55,7 +55,7 @@ export interface SmallFileTask {
 
 /** A step in DEST that failed: rebuilt on the main thread as that errno error. */
 export interface SmallFileFailure {
-  readonly step: 'create' | 'write' | 'meta' | 'replace' | 'place' | 'close';
+  readonly step: 'create' | 'write' | 'meta' | 'place' | 'close';
   readonly file: string;
   readonly code: string | undefined;
   readonly message: string;
@@ -132,10 +132,8 @@ function restoreSmallFile(t: SmallFileTask, fetched: Fetched | undefined): Small
     writeFully(fd, data, 0);
     step = 'meta';
     const lost = applyMeta(fd, t, t.checkMode);
-    step = 'replace';
-    if (t.replace) fs.unlinkSync(target);
     step = 'place';
-    placeNoReplace(tmp, target);
+    placeFile(tmp, target, t.replace);
     result = { placed: lost };
   } catch (err) {
     result = err instanceof ExistsError ? { exists: err.message } : failure(step, step === 'place' ? target : tmp, err);

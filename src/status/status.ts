@@ -19,7 +19,7 @@ import {
   totals,
 } from '../catalog/reports.js';
 import { type SaturatedTotals, setAsideSaturated } from '../catalog/saturated.js';
-import { formatCount } from '../core/units.js';
+import { counted } from '../core/units.js';
 
 /** Default of `--stale`: 90 days. */
 export const DEFAULT_STALE_MS = 90 * 86_400_000;
@@ -166,11 +166,6 @@ export function runStatus(cat: Catalog, opts: StatusOptions = {}): StatusDoc {
 
 function add(a: Loss, b: Loss): Loss {
   return { objects: a.objects + b.objects, bytes: a.bytes + b.bytes, files: a.files + b.files };
-}
-
-/** A count and its noun, singular for exactly 1 (the verdict is built here, below the ui layer). */
-function counted(x: number, singular: string, plural = `${singular}s`): string {
-  return `${formatCount(x)} ${x === 1 ? singular : plural}`;
 }
 
 /** The one-line verdict: the minimum, and what the worst single disk loss would do to it. */

@@ -3,14 +3,9 @@
  * plural, and sizes shown human first with the exact bytes after. Pure; thread-safe.
  */
 import prettyBytes from 'pretty-bytes';
-import { formatCount } from '../core/units.js';
+import { counted, formatCount } from '../core/units.js';
 
-export { formatCount };
-
-/** A count and its noun, singular for exactly 1: `counted(1, 'file')` -> "1 file", 2 -> "2 files". */
-export function counted(n: number, singular: string, plural = `${singular}s`): string {
-  return `${formatCount(n)} ${n === 1 ? singular : plural}`;
-}
+export { counted, formatCount };
 
 /** A size human first, then exactly: 3146728 -> "3.15 MB (3,146,728 bytes)". */
 export function sizeWithBytes(bytes: number): string {

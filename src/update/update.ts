@@ -21,7 +21,6 @@
  * are removed only for names absent from a folder that was read.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Catalog } from '../catalog/db.js';
 import {
   type CatalogChild,
@@ -36,7 +35,7 @@ import {
   sameEntry,
   sameSettings,
 } from '../catalog/files.js';
-import { acquireLock } from '../catalog/lock.js';
+import { lockCatalogue } from '../catalog/lock.js';
 import { FileKind, type FileKindValue, NO_CAP } from '../catalog/schema.js';
 import { listSources, type SourceRow } from '../catalog/sources.js';
 import { DistbackupError, describeError, ExitCode, errnoCode, RefusedError } from '../core/errors.js';
@@ -165,7 +164,7 @@ export async function runUpdate(cat: Catalog, opts: UpdateOptions = {}): Promise
   const started = Date.now();
   const dryRun = opts.dryRun ?? false;
   // A dry run writes nothing, so it neither takes the lock nor waits for one.
-  const lock = dryRun ? undefined : acquireLock(path.join(cat.dataDir, 'lock'), 'the catalogue');
+  const lock = dryRun ? undefined : lockCatalogue(cat);
   // The catalogue stays WAL + synchronous=FULL: every commit is durable when COMMIT returns, so
   // after a power cut too the next run reads only what was not committed. NORMAL for the run was
   // measured no faster (bench/update.ts and A/B runs, load 13–22: a first update of 50,000 small

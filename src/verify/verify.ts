@@ -487,10 +487,13 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
     }
     throw err;
   } finally {
-    await small?.close();
-    await pool?.destroy();
-    dlock?.release();
-    lock?.release();
+    try {
+      await small?.close();
+      await pool?.destroy();
+    } finally {
+      dlock?.release();
+      lock?.release();
+    }
   }
 }
 
