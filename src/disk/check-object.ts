@@ -22,11 +22,19 @@ export const CHECK_CHUNK_BYTES = 1024 * 1024;
 
 /** The file operations a check uses; the default is node:fs. Tests wrap it to inject faults. */
 export interface ObjectReader {
-  open(path: string): number;
+  /** The open file, and its length then (fstat). */
+  open(path: string): OpenObject;
   read(fd: number, buf: Buffer, position: number): number;
   /** The same read on libuv's thread pool; when absent, `checkAsync` uses `read`. */
   readAsync?(fd: number, buf: Buffer, position: number): Promise<number>;
   close(fd: number): void;
+}
+
+/** An open object file. */
+export interface OpenObject {
+  readonly fd: number;
+  /** Its length when opened: a small object of the catalogued length is read without a read that finds the end. */
+  readonly size: number;
 }
 
 /**
@@ -36,14 +44,15 @@ export interface ObjectReader {
 export const fsReader: ObjectReader = {
   open: (p) => {
     const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-    let regular = false;
+    let size = -1;
     try {
-      regular = fs.fstatSync(fd).isFile();
+      const st = fs.fstatSync(fd);
+      if (st.isFile()) size = st.size;
     } finally {
-      if (!regular) fs.closeSync(fd);
+      if (size < 0) fs.closeSync(fd);
     }
-    if (!regular) throw new DistbackupError('not a regular file', { code: 'not-regular-file', path: p });
-    return fd;
+    if (size < 0) throw new DistbackupError('not a regular file', { code: 'not-regular-file', path: p });
+    return { fd, size };
   },
   read: (fd, buf, position) => fs.readSync(fd, buf, 0, buf.length, position),
   readAsync: (fd, buf, position) =>
@@ -95,8 +104,13 @@ export class ObjectChecker {
   }
 
   private readOnce(p: string, hash: string, sizeBytes: number): ReadOutcome {
-    const fd = this.open(p);
-    if (typeof fd !== 'number') return fd;
+    const o = this.open(p);
+    if ('ok' in o) return o;
+    const fd = o.fd;
+    // A file of the catalogued length that fits the buffer is read without a last read that
+    // returns 0: one read call instead of two (a seventh of a small check's time). A length
+    // that differs is read to its end, so truncated and grown copies are told apart as ever.
+    const stopAt = o.size === sizeBytes && sizeBytes < this.buf.length ? sizeBytes : -1;
     let pos = 0;
     try {
       // Bytes wait in the buffer until it is full: an object that fits is hashed in one call,
@@ -113,6 +127,7 @@ export class ObjectChecker {
         if (n === 0) break;
         fill += n;
         pos += n;
+        if (pos === stopAt) break;
       }
       const rest = this.buf.subarray(0, fill);
       return judge(h === undefined ? sha256Hex(rest) : h.update(rest).digest('hex'), pos, hash, sizeBytes);
@@ -130,8 +145,9 @@ export class ObjectChecker {
     // (two read calls instead of two trips through the thread pool), unless other checks on
     // this thread must go on meanwhile.
     if (readAsync === undefined || sizeBytes < this.syncBelowBytes) return this.readOnce(p, hash, sizeBytes);
-    const fd = this.open(p);
-    if (typeof fd !== 'number') return fd;
+    const o = this.open(p);
+    if ('ok' in o) return o;
+    const fd = o.fd;
     this.spare ??= Buffer.allocUnsafeSlow(this.buf.length);
     let cur = this.buf;
     let next = this.spare;
@@ -164,7 +180,7 @@ export class ObjectChecker {
     }
   }
 
-  private open(p: string): number | ReadOutcome {
+  private open(p: string): OpenObject | ReadOutcome {
     try {
       return this.reader.open(p);
     } catch (err) {

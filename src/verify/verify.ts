@@ -516,11 +516,7 @@ function commitBatch(ctx: Ctx, batch: Batch, stampMs: number): void {
   if (batch.ok.length === 0 && batch.gone.length === 0) return;
   ctx.disk.checkMounted();
   if (!ctx.dryRun) {
-    recordVerified(
-      ctx.cat.db,
-      ctx.diskId,
-      batch.ok.map((objectId) => ({ objectId, ms: stampMs })),
-    );
+    recordVerified(ctx.cat.db, ctx.diskId, batch.ok, stampMs);
   }
   settle(ctx, batch.gone);
   killPoint('verify-commit');

@@ -63,9 +63,9 @@ test('a read that is wrong once and right the second time is "ok on second read"
   // rotten on every read (restic's errorOnceBackend versus a rotten sector).
   const faulty: ObjectReader = {
     open: (p) => {
-      const fd = fsReader.open(p);
-      reads.set(fd, path.basename(p));
-      return fd;
+      const o = fsReader.open(p);
+      reads.set(o.fd, path.basename(p));
+      return o;
     },
     read: (fd, buf, pos) => {
       const n = fsReader.read(fd, buf, pos);
@@ -203,9 +203,9 @@ test('an object that cannot be read (EIO) is bad, never missing', async (t) => {
   // The real reader, except that reading the victim fails as a dying sector would.
   const eio: ObjectReader = {
     open: (p) => {
-      const fd = fsReader.open(p);
-      names.set(fd, path.basename(p));
-      return fd;
+      const o = fsReader.open(p);
+      names.set(o.fd, path.basename(p));
+      return o;
     },
     read: (fd, buf, pos) => {
       if (names.get(fd) === victim) throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });

@@ -36,6 +36,40 @@ test('the checker tells ok, truncated, grown, altered and missing apart, across 
   assert.equal(c.check(p, hash, data.length).status, 'missing');
 });
 
+test('an object that fits the buffer is read with one call when its length is right, and to its end when not', (t) => {
+  const dir = tempDir(t);
+  const data = Buffer.alloc(7000, 3);
+  const hash = sha(data);
+  const p = path.join(dir, hash);
+  let reads = 0;
+  const counting: ObjectReader = {
+    ...fsReader,
+    read: (fd, buf, pos) => {
+      reads += 1;
+      return fsReader.read(fd, buf, pos);
+    },
+  };
+  const c = new ObjectChecker(counting, 64 * 1024);
+  fs.writeFileSync(p, data);
+  assert.deepEqual(c.check(p, hash, data.length), { status: 'ok', bytesRead: 7000 });
+  assert.equal(reads, 1, 'no read that only finds the end');
+  // Grown by one byte, or cut short: fstat's length differs, so it is read to the end and judged.
+  for (const wrong of [Buffer.concat([data, Buffer.from('x')]), data.subarray(0, 6999)]) {
+    fs.writeFileSync(p, wrong);
+    const r = c.check(p, hash, data.length);
+    assert.equal(r.status, 'bad');
+    assert.match(r.status === 'bad' ? r.problem : '', new RegExp(`${wrong.length} bytes instead of 7000`));
+  }
+  // The right length with other bytes: still one read a check, and bad after the second check.
+  const other = Buffer.alloc(7000, 4);
+  fs.writeFileSync(p, other);
+  reads = 0;
+  const bad = c.check(p, hash, data.length);
+  assert.equal(bad.status, 'bad');
+  assert.match(bad.status === 'bad' ? bad.problem : '', /hashes to/);
+  assert.equal(reads, 2, 'one read for each of the two checks');
+});
+
 test('a symlink in place of an object is never followed', (t) => {
   const dir = tempDir(t);
   const data = Buffer.from('content');
