@@ -32,6 +32,7 @@ import {
   parseTracedOpens,
   probeTool,
   straceWorks,
+  warmTree,
   which,
 } from './exec.js';
 import { type ReadOrder, readOrder } from './read-order.js';
@@ -916,7 +917,11 @@ function measurement(
 /** Before every timed run: flush what earlier runs wrote, and drop the page cache when cold. */
 async function settle(ctx: DatasetContext, step: Step): Promise<void> {
   await execTimed('sync', [], sig(ctx.signal));
-  if (ctx.cache !== 'cold') return;
+  if (ctx.cache !== 'cold') {
+    // Warm means warm for every tool, the first of a stage included.
+    if (step.readRoots !== undefined) warmTree(step.readRoots);
+    return;
+  }
   dropCaches();
   // Cold data, warm programs: load the tool's own files (node_modules, Python modules, the
   // binary) again, so the run measures reading the data from the disk, not starting the tool.
