@@ -4,11 +4,12 @@
 // resolves, reads and compiles each of those ~100 CommonJS modules on every start: one file
 // takes about a fifth off `--version` and a quarter off `status` (docs/README-startup.md).
 // Run by `npm run build` after tsc; the same input always gives the same file.
-import { rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { build } from 'esbuild';
 
 const out = new URL('../dist/cli/oclif.js', import.meta.url).pathname;
-await build({
+const result = await build({
   entryPoints: [new URL('../src/cli/oclif.ts', import.meta.url).pathname],
   outfile: out,
   bundle: true,
@@ -29,7 +30,33 @@ await build({
       'const __dirname = __bundleDirname(__filename);',
     ].join('\n'),
   },
+  metafile: true,
   logLevel: 'warning',
 });
 // tsc's source map is of the re-exports, not of this file.
 rmSync(`${out}.map`, { force: true });
+
+// The licences of the packages bundled in, beside the bundle (their MIT and ISC terms ask that
+// the notice travel with every copy): one section a package, in name order.
+const root = new URL('..', import.meta.url).pathname;
+const packages = new Map();
+for (const input of Object.keys(result.metafile.inputs)) {
+  const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
+  if (m === null) continue;
+  const dir = join(root, m[1]);
+  if (packages.has(dir) || !existsSync(join(dir, 'package.json'))) continue;
+  const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+  const file = readdirSync(dir).find((f) => /^(licen[cs]e|copying)/i.test(f));
+  packages.set(dir, {
+    name: `${pkg.name}@${pkg.version}`,
+    license: typeof pkg.license === 'string' ? pkg.license : 'see the package',
+    text: file === undefined ? '(no licence file in the package)' : readFileSync(join(dir, file), 'utf8').trim(),
+  });
+}
+const sections = [...packages.values()]
+  .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  .map((p) => `${p.name} (${p.license})\n\n${p.text}\n`);
+writeFileSync(
+  `${out}.LICENSES.txt`,
+  `dist/cli/oclif.js bundles these packages; their licences follow.\n\n${sections.join('\n---\n\n')}`,
+);

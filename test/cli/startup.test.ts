@@ -36,3 +36,19 @@ for (const args of [['--version'], ['source', 'list', '--json'], ['status', '--j
     assert.ok(r.files.length < 40, `${r.files.length} CommonJS files: ${r.files.join(' ')}`);
   });
 }
+
+test('the bundle ships the licence of every package it holds', () => {
+  const dist = path.join(import.meta.dirname, '..', '..', 'dist', 'cli');
+  const notices = fs.readFileSync(path.join(dist, 'oclif.js.LICENSES.txt'), 'utf8');
+  // Every package whose code the bundle holds (esbuild heads each module with a comment naming
+  // its file) has a section, with its licence text.
+  const bundle = fs.readFileSync(path.join(dist, 'oclif.js'), 'utf8');
+  const held = new Set(
+    [...bundle.matchAll(/^\/\/ (?:\S*\/)?node_modules\/((?:@[^/]+\/)?[^/\s]+)\/\S*$/gm)].map((m) => m[1] as string),
+  );
+  assert.ok(held.has('@oclif/core'), 'the bundle names its sources');
+  for (const name of held)
+    assert.match(notices, new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}@\\S+ \\(`, 'm'));
+  assert.doesNotMatch(notices, /no licence file/);
+  assert.match(notices, /Permission is hereby granted/);
+});
