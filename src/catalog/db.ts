@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { DistbackupError, fileError, RefusedError } from '../core/errors.js';
-import { MIGRATIONS } from './schema.js';
+import { MIGRATIONS, READ_COMPAT } from './schema.js';
 
 export type Db = Database.Database;
 
@@ -224,12 +224,27 @@ function readCatalogueId(db: Db): string {
 function migrate(db: Db, file: string, readonly: boolean): void {
   const version = db.pragma('user_version', { simple: true }) as number;
   if (version > MIGRATIONS.length) {
-    throw new RefusedError(
-      `${file}: catalogue schema ${version} is newer than this distbackup understands (${MIGRATIONS.length}); upgrade distbackup`,
-      { code: 'schema-newer', path: file },
-    );
+    const problem = newerSchemaProblem(db, version);
+    // A newer catalogue is read when its writer says readers of this schema still read it
+    // right; it is never written (this build would not keep what the newer schema needs).
+    if (!readonly || problem !== undefined) {
+      throw new RefusedError(`${file}: ${problem ?? newerText(version)}; upgrade distbackup`, {
+        code: 'schema-newer',
+        path: file,
+      });
+    }
+    return;
   }
-  if (version === MIGRATIONS.length) return;
+  if (version === MIGRATIONS.length) {
+    if (readonly) return;
+    try {
+      recordReadCompat(db);
+    } catch (err) {
+      // Another writer holds the catalogue: the next open records it.
+      if (!(isSqliteError(err) && err.code.startsWith('SQLITE_BUSY'))) throw err;
+    }
+    return;
+  }
   if (readonly) {
     throw new DistbackupError(
       `${file}: catalogue schema ${version} needs an upgrade; run a command that writes first`,
@@ -243,8 +258,37 @@ function migrate(db: Db, file: string, readonly: boolean): void {
       db.exec(MIGRATIONS[v] ?? '');
       db.pragma(`user_version = ${v + 1}`);
     }
+    recordReadCompat(db);
   });
   apply.immediate();
+}
+
+function newerText(version: number): string {
+  return `catalogue schema ${version} is newer than this distbackup understands (${MIGRATIONS.length})`;
+}
+
+/**
+ * Why this build may not even read a catalogue of the newer schema `version`; undefined when
+ * its `read_compat` (schema.ts READ_COMPAT) is one this build meets.
+ */
+function newerSchemaProblem(db: Db, version: number): string | undefined {
+  let raw: unknown;
+  try {
+    raw = db.prepare(`SELECT value FROM meta WHERE key = 'read_compat'`).pluck().get();
+  } catch {
+    raw = undefined;
+  }
+  const needs = typeof raw === 'string' && /^[1-9][0-9]{0,5}$/.test(raw) ? Number(raw) : undefined;
+  if (needs === undefined) return `${newerText(version)}, and it does not say which older ones may read it`;
+  if (needs > MIGRATIONS.length) return `${newerText(version)}; reading it needs schema ${needs} or later`;
+  return undefined;
+}
+
+/** Keep `read_compat` in `meta` equal to READ_COMPAT (a catalogue written before it existed gets it). */
+function recordReadCompat(db: Db): void {
+  const want = String(READ_COMPAT);
+  const have = db.prepare(`SELECT value FROM meta WHERE key = 'read_compat'`).pluck().get();
+  if (have !== want) db.prepare(`INSERT OR REPLACE INTO meta(key, value) VALUES ('read_compat', ?)`).run(want);
 }
 
 function ensureCatalogueId(db: Db): string {
@@ -286,7 +330,11 @@ export function openUntrustedCatalogue(file: string): Catalog {
     const check = db.pragma('quick_check', { simple: true });
     if (check !== 'ok') throw new Error(`quick_check: ${String(check)}`);
     const version = db.pragma('user_version', { simple: true }) as number;
-    if (version < 1 || version > MIGRATIONS.length) throw new Error(`unsupported catalogue schema ${version}`);
+    if (version < 1) throw new Error(`unsupported catalogue schema ${version}`);
+    if (version > MIGRATIONS.length) {
+      const problem = newerSchemaProblem(db, version);
+      if (problem !== undefined) throw new Error(`${problem}; upgrade distbackup`);
+    }
   } catch (err) {
     db.close();
     cleanup();

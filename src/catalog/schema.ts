@@ -1,6 +1,7 @@
 /**
  * The home catalogue's schema, as an ordered list of migrations. `PRAGMA user_version` holds
- * the number of migrations applied; a catalogue newer than this build is refused.
+ * the number of migrations applied; a catalogue newer than this build is refused, except for
+ * reading when its `read_compat` allows it (READ_COMPAT).
  * Never edit a shipped migration: append a new one.
  */
 
@@ -10,6 +11,16 @@ export type FileKindValue = (typeof FileKind)[keyof typeof FileKind];
 
 /** Cap stored in `files.max_copies` when there is none (SQL `max()` then picks "no cap"). */
 export const NO_CAP = 1_000_000;
+
+/**
+ * The oldest schema whose readers read a catalogue of this schema correctly, kept in `meta` as
+ * `read_compat` by every writer: a build that meets a newer catalogue still opens it read-only
+ * (status, restore from a disk's copy) when its own schema is at least this, and refuses it
+ * otherwise (ext4's read-only-compatible features work the same way). Migrations 2–5 only add
+ * indexes and tables that a reader may ignore, so 1 for now. Raise it to the new schema with
+ * any migration that changes what an existing table or column means.
+ */
+export const READ_COMPAT = 1;
 
 export const MIGRATIONS: readonly string[] = [
   // 1: the whole first schema.

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import Database from 'better-sqlite3';
 import { CATALOGUE_FILE, openCatalog, openUntrustedCatalogue } from '../../src/catalog/db.js';
-import { MIGRATIONS } from '../../src/catalog/schema.js';
+import { MIGRATIONS, READ_COMPAT } from '../../src/catalog/schema.js';
 import { downgradeToSchema3 } from '../helpers/pool.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -112,4 +113,56 @@ test('a disk catalogue copy: TEMP tables work, the disk file is never written', 
   assert.throws(() => cat.db.exec('DROP TABLE probe'), /readonly|read-only/i);
   cat.close();
   assert.deepEqual(fs.readFileSync(diskFile), before);
+});
+
+test('a catalogue of a newer schema is read when its read_compat allows, never written, and refused when it does not', (t) => {
+  const dir = tempDir(t);
+  seed(dir);
+  const file = path.join(dir, CATALOGUE_FILE);
+  const diskFile = path.join(tempDir(t), CATALOGUE_FILE);
+  /** Make the closed home catalogue (and its disk copy) look written by a later build. */
+  const becomeNewer = (readCompat: string | null): void => {
+    const db = new Database(file);
+    try {
+      db.pragma(`user_version = ${MIGRATIONS.length + 1}`);
+      if (readCompat === null) db.prepare(`DELETE FROM meta WHERE key = 'read_compat'`).run();
+      else db.prepare(`INSERT OR REPLACE INTO meta(key, value) VALUES ('read_compat', ?)`).run(readCompat);
+      db.pragma('wal_checkpoint(TRUNCATE)');
+      fs.rmSync(diskFile, { force: true });
+      db.prepare('VACUUM INTO ?').run(diskFile);
+    } finally {
+      db.close();
+    }
+  };
+  // Every writer records it.
+  const raw = new Database(file, { readonly: true });
+  assert.equal(raw.prepare(`SELECT value FROM meta WHERE key = 'read_compat'`).pluck().get(), String(READ_COMPAT));
+  raw.close();
+
+  becomeNewer(String(READ_COMPAT));
+  const before = fs.readFileSync(file);
+  const ro = openCatalog(dir, { mode: 'read-only' });
+  assert.equal(ro.db.prepare('SELECT count(*) FROM probe').pluck().get(), 1);
+  ro.close();
+  const fromDisk = openUntrustedCatalogue(diskFile);
+  assert.equal(fromDisk.db.prepare('SELECT count(*) FROM probe').pluck().get(), 1);
+  fromDisk.close();
+  // A writer of this build would not keep what the newer schema needs.
+  assert.throws(
+    () => openCatalog(dir),
+    (err: Error & { code?: string }) =>
+      err.code === 'schema-newer' && /is newer than this distbackup understands.*upgrade distbackup/.test(err.message),
+  );
+  assert.deepEqual(fs.readFileSync(file), before, 'the refused writer changed nothing');
+
+  const later = String(MIGRATIONS.length + 1);
+  for (const [compat, why] of [
+    [later, new RegExp(`reading it needs schema ${later} or later; upgrade distbackup`)],
+    [null, /does not say which older ones may read it; upgrade distbackup/],
+    ['1; DROP', /does not say which older ones may read it/],
+  ] as const) {
+    becomeNewer(compat);
+    assert.throws(() => openCatalog(dir, { mode: 'read-only' }), why);
+    assert.throws(() => openUntrustedCatalogue(diskFile), why);
+  }
 });
