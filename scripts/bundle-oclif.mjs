@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { build } from 'esbuild';
 
+const root = new URL('..', import.meta.url).pathname;
 const out = new URL('../dist/cli/oclif.js', import.meta.url).pathname;
 const result = await build({
   entryPoints: [new URL('../src/cli/oclif.ts', import.meta.url).pathname],
@@ -31,6 +32,8 @@ const result = await build({
     ].join('\n'),
   },
   metafile: true,
+  // metafile paths are relative to this folder, whichever folder the script runs from.
+  absWorkingDir: root,
   logLevel: 'warning',
 });
 // tsc's source map is of the re-exports, not of this file.
@@ -38,13 +41,13 @@ rmSync(`${out}.map`, { force: true });
 
 // The licences of the packages bundled in, beside the bundle (their MIT and ISC terms ask that
 // the notice travel with every copy): one section a package, in name order.
-const root = new URL('..', import.meta.url).pathname;
 const packages = new Map();
 for (const input of Object.keys(result.metafile.inputs)) {
   const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
   if (m === null) continue;
   const dir = join(root, m[1]);
-  if (packages.has(dir) || !existsSync(join(dir, 'package.json'))) continue;
+  if (packages.has(dir)) continue;
+  if (!existsSync(join(dir, 'package.json'))) throw new Error(`${dir}: bundled, but no package.json to name it`);
   const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
   const file = readdirSync(dir).find((f) => /^(licen[cs]e|copying)/i.test(f));
   packages.set(dir, {
@@ -53,6 +56,7 @@ for (const input of Object.keys(result.metafile.inputs)) {
     text: file === undefined ? '(no licence file in the package)' : readFileSync(join(dir, file), 'utf8').trim(),
   });
 }
+if (packages.size === 0) throw new Error('no bundled package found in the metafile: the licence notice would be empty');
 const sections = [...packages.values()]
   .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   .map((p) => `${p.name} (${p.license})\n\n${p.text}\n`);

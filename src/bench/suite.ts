@@ -916,12 +916,14 @@ function measurement(
 
 /** Before every timed run: flush what earlier runs wrote, and drop the page cache when cold. */
 async function settle(ctx: DatasetContext, step: Step): Promise<void> {
-  await execTimed('sync', [], sig(ctx.signal));
-  if (ctx.cache !== 'cold') {
-    // Warm means warm for every tool, the first of a stage included.
-    if (step.readRoots !== undefined) warmTree(step.readRoots);
-    return;
+  if (ctx.cache !== 'cold' && step.readRoots !== undefined && step.bytes < os.totalmem() / 4) {
+    // Warm means warm for every tool, the first of a stage included (before the flush, so that
+    // what the reads change is not left for the timed run's). Data too big to stay cached
+    // beside the stage's output is left as it is: reading it would only push itself out.
+    await warmTree(step.readRoots, ctx.signal);
   }
+  await execTimed('sync', [], sig(ctx.signal));
+  if (ctx.cache !== 'cold') return;
   dropCaches();
   // Cold data, warm programs: load the tool's own files (node_modules, Python modules, the
   // binary) again, so the run measures reading the data from the disk, not starting the tool.

@@ -235,16 +235,10 @@ function migrate(db: Db, file: string, readonly: boolean): void {
     }
     return;
   }
-  if (version === MIGRATIONS.length) {
-    if (readonly) return;
-    try {
-      recordReadCompat(db);
-    } catch (err) {
-      // Another writer holds the catalogue: the next open records it.
-      if (!(isSqliteError(err) && err.code.startsWith('SQLITE_BUSY'))) throw err;
-    }
-    return;
-  }
+  // At the current schema nothing is written on open (listings open read-write and must never
+  // fail or wait on it): read_compat is recorded by the migration that makes a catalogue newer,
+  // which is the only time a reader can need it.
+  if (version === MIGRATIONS.length) return;
   if (readonly) {
     throw new DistbackupError(
       `${file}: catalogue schema ${version} needs an upgrade; run a command that writes first`,
@@ -284,7 +278,7 @@ function newerSchemaProblem(db: Db, version: number): string | undefined {
   return undefined;
 }
 
-/** Keep `read_compat` in `meta` equal to READ_COMPAT (a catalogue written before it existed gets it). */
+/** Set `read_compat` in `meta` to READ_COMPAT (in the migration's transaction). */
 function recordReadCompat(db: Db): void {
   const want = String(READ_COMPAT);
   const have = db.prepare(`SELECT value FROM meta WHERE key = 'read_compat'`).pluck().get();

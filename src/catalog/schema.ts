@@ -14,7 +14,7 @@ export const NO_CAP = 1_000_000;
 
 /**
  * The oldest schema whose readers read a catalogue of this schema correctly, kept in `meta` as
- * `read_compat` by every writer: a build that meets a newer catalogue still opens it read-only
+ * `read_compat` by the migrations: a build that meets a newer catalogue still opens it read-only
  * (status, restore from a disk's copy) when its own schema is at least this, and refuses it
  * otherwise (ext4's read-only-compatible features work the same way). Migrations 2–5 only add
  * indexes and tables that a reader may ignore, so 1 for now. Raise it to the new schema with

@@ -142,7 +142,7 @@ export class ObjectChecker {
     signal?.throwIfAborted();
     const readAsync = this.reader.readAsync;
     // An object that fits in one chunk gains nothing from overlapping: read it synchronously
-    // (two read calls instead of two trips through the thread pool), unless other checks on
+    // (one or two read calls instead of two trips through the thread pool), unless other checks on
     // this thread must go on meanwhile.
     if (readAsync === undefined || sizeBytes < this.syncBelowBytes) return this.readOnce(p, hash, sizeBytes);
     const o = this.open(p);

@@ -134,7 +134,7 @@ test('a catalogue of a newer schema is read when its read_compat allows, never w
       db.close();
     }
   };
-  // Every writer records it.
+  // The migrations that made the catalogue recorded it.
   const raw = new Database(file, { readonly: true });
   assert.equal(raw.prepare(`SELECT value FROM meta WHERE key = 'read_compat'`).pluck().get(), String(READ_COMPAT));
   raw.close();
