@@ -695,9 +695,10 @@ async function runDataset(
   const dsbRestore = restoreTo('distbackup');
   dsbStep({
     stage: 'restore',
-    label: 'distbackup restore',
+    // The profile of the suite, as for sync and verify: small files written on two threads or one.
+    label: `distbackup restore --profile ${profile}`,
     primary: true,
-    dsbArgs: ['restore', '--disk', disk1, '--to', dsbRestore],
+    dsbArgs: ['restore', '--disk', disk1, '--to', dsbRestore, '--profile', profile],
     readRoots: [objRoot],
     dependsOn: 'distbackup',
     ...all,

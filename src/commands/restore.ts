@@ -50,6 +50,11 @@ export default class Restore extends BaseCommand<typeof Restore> {
         "Hard-link each file to the disk's object instead of copying it (DEST must be on the disk's filesystem). Linked files keep the object's read-only mode and mtime: never edit them in place.",
     }),
     'dry-run': Flags.boolean({ char: 'n', summary: 'Print what would be restored; write nothing.' }),
+    profile: Flags.string({
+      summary:
+        'hdd: small files written on one thread, one stream of reads; ssd: on two. Default from the disk’s device.',
+      options: ['hdd', 'ssd'],
+    }),
   };
 
   public async run(): Promise<RestoreDoc> {
@@ -86,6 +91,7 @@ export default class Restore extends BaseCommand<typeof Restore> {
         existing: f.existing,
         link: f.link,
         dryRun,
+        profile: f.profile === undefined ? undefined : f.profile === 'ssd' ? 'ssd' : 'hdd',
         onDryRun: json ? undefined : (e) => this.log(dryRunLine(e)),
         signal: ac.signal,
         progress,

@@ -31,6 +31,11 @@ export interface RestoreOptions {
   dryRun?: boolean | undefined;
   /** Receives every entry a dry run would restore, in path order. */
   onDryRun?: ((entry: DryRunEntry) => void) | undefined;
+  /**
+   * `--profile`: hdd writes the small files on one thread (the disk's reads stay one stream),
+   * ssd on two. Default from the disk's device: rotational → hdd, else ssd; unknown → hdd.
+   */
+  profile?: 'hdd' | 'ssd' | undefined;
   /** Files planned from which files below 1 MiB are written on a thread of their own (default 10,000). */
   smallFileLaneMinFiles?: number | undefined;
   /** Biggest file copied in one kernel call (default 1 GiB; bigger ones go in 1 MiB chunks). */
@@ -99,6 +104,8 @@ export interface RestoreDoc {
   planned: { files: number; bytes: number };
   /** True for a dry run: nothing was written; `wouldRestore` says what would have been. */
   dryRun: boolean;
+  /** `hdd` or `ssd` (see RestoreOptions.profile); null without a disk (--plan). */
+  profile: 'hdd' | 'ssd' | null;
   wouldRestore: { files: number; bytes: number; symlinks: number; dirs: number };
 }
 
@@ -125,6 +132,7 @@ export function emptyDoc(disk: string | null, dest: string, dryRun: boolean): Re
     errors: [],
     plan: [],
     warnings: [],
+    profile: null,
     interrupted: false,
     planned: { files: 0, bytes: 0 },
     dryRun,

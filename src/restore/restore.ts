@@ -26,6 +26,7 @@ import { DistbackupError, describeError, errnoCode, RefusedError, UsageError } f
 import { displayPath, normalizeVpath, printable } from '../core/vpath.js';
 import { readDiskIdentity } from '../disk/disk-json.js';
 import { DiskRoot } from '../disk/disk-root.js';
+import { isRotational } from '../disk/fsinfo.js';
 import { DISK_CATALOGUE, OBJECTS_DIR } from '../disk/layout.js';
 import { findDisk } from '../disks/open.js';
 import { DurableBatch } from './batch.js';
@@ -170,6 +171,7 @@ class RestoreRun {
     this.tree = new DestTree(Buffer.from(this.destText));
     this.existingDirs = (opts.existing ?? []).map((d) => Buffer.from(path.resolve(d)));
     this.doc = emptyDoc(diskId === undefined ? null : nameOf(diskId), this.destText, opts.dryRun === true);
+    if (diskRoot !== undefined) this.doc.profile = opts.profile ?? (isRotational(diskRoot) === false ? 'ssd' : 'hdd');
     this.meta = new MetaWriter(this.tree, (text) => warnOnce(this.doc, text));
     this.writer = new FileWriter(this.tree, this.meta, opts.kernelCopyMaxBytes, opts.signal);
     this.batch = new DurableBatch(this.tree);
@@ -416,7 +418,7 @@ class RestoreRun {
     // the process alive). --link reads each object itself (it links the object, not a copy).
     if (this.opts.link !== true && this.doc.planned.files >= (this.opts.smallFileLaneMinFiles ?? LANE_MIN_FILES)) {
       try {
-        this.lane = new SmallFileLane((e, task, r) => this.laneResult(e, task, r));
+        this.lane = new SmallFileLane((e, task, r) => this.laneResult(e, task, r), this.doc.profile === 'ssd' ? 2 : 1);
       } catch {
         // No thread: every file is written on this thread.
       }

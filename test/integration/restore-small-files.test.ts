@@ -41,22 +41,29 @@ function partFiles(dir: string): string[] {
   return fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((n) => n.endsWith('.part'));
 }
 
-test('the lane restores the tree equal to the source; a second run adds nothing', async (t) => {
-  const { base, src, restore } = setup(t);
-  const dest = path.join(base, 'out');
-  const doc = await restore(dest);
-  assert.deepEqual(doc.errors, []);
-  assert.deepEqual(doc.refused, []);
-  assert.equal(doc.remaining, 0);
-  assert.equal(doc.symlinks, 3);
-  assert.ok(doc.restored >= 20, JSON.stringify(doc));
-  assert.deepEqual(compareTrees(src, path.join(dest, 'data')), []);
-  assert.deepEqual(partFiles(dest), []);
-  const again = await restore(dest);
-  assert.equal(again.restored, 0);
-  assert.equal(again.remaining, 0);
-  assert.deepEqual(compareTrees(src, path.join(dest, 'data')), []);
-});
+// ssd: two threads, each given messages of its own (300 files make ten messages or more).
+for (const [profile, files] of [
+  ['hdd', undefined],
+  ['ssd', 300],
+] as const) {
+  test(`the lane (${profile} profile) restores the tree equal to the source; a second run adds nothing`, async (t) => {
+    const { base, src, restore } = setup(t, files);
+    const dest = path.join(base, 'out');
+    const doc = await restore(dest, { profile });
+    assert.equal(doc.profile, profile);
+    assert.deepEqual(doc.errors, []);
+    assert.deepEqual(doc.refused, []);
+    assert.equal(doc.remaining, 0);
+    assert.equal(doc.symlinks, 3);
+    assert.ok(doc.restored >= (files ?? 20), JSON.stringify(doc));
+    assert.deepEqual(compareTrees(src, path.join(dest, 'data')), []);
+    assert.deepEqual(partFiles(dest), []);
+    const again = await restore(dest, { profile });
+    assert.equal(again.restored, 0);
+    assert.equal(again.remaining, 0);
+    assert.deepEqual(compareTrees(src, path.join(dest, 'data')), []);
+  });
+}
 
 test('the lane: a missing object is listed and stays missing, a file in the way is kept, --overwrite replaces it', async (t) => {
   const { base, src, d1, hashes, restore } = setup(t);
@@ -85,29 +92,31 @@ test('the lane: a missing object is listed and stays missing, a file in the way 
   assert.equal(diffs.length, missing.length, diffs.join('\n'));
 });
 
-test('the lane on a full destination: the file that does not fit is one line with its errno, no temp file, the rest is restored and recorded', async (t) => {
-  // 512 KiB: the tree (about 150 KB), its folders and the restore state fit; a file of 700 KiB
-  // (still below 1 MiB, so on the lane) does not.
-  const m = mountTmpfs(t, { sizeBytes: 512 * 1024 });
-  if (m === null) return;
-  const { base, src, restore } = setup(t, 4, 700 * 1024);
-  const dest = path.join(m.dir, 'out');
-  const doc = await restore(dest);
-  assert.deepEqual(doc.errors, [{ path: '/data/photos/huge.bin', error: 'ENOSPC (no space left on device)' }]);
-  assert.equal(doc.remaining, 1);
-  assert.deepEqual(partFiles(dest), [], 'no temp file left');
-  assert.ok(!fs.existsSync(path.join(dest, 'data/photos/huge.bin')));
-  const files = recorded(dest).filter((r) => r.kind === FileKind.file);
-  assert.equal(files.length, doc.restored);
-  for (const r of files) {
-    const inSrc = path.join(src, r.vpath.replace(/^\/data\//, ''));
-    assert.equal(hashFile(path.join(dest, r.vpath)), hashFile(inSrc), `${r.vpath} recorded and byte-exact`);
-  }
-  const diffs = compareTrees(src, path.join(dest, 'data'));
-  assert.equal(diffs.length, 1, diffs.join('\n'));
-  // With room, everything comes back.
-  const roomy = path.join(base, 'roomy');
-  const all = await restore(roomy);
-  assert.equal(all.remaining, 0, JSON.stringify(all.errors));
-  assert.deepEqual(compareTrees(src, path.join(roomy, 'data')), []);
-});
+for (const profile of ['hdd', 'ssd'] as const) {
+  test(`the lane (${profile} profile) on a full destination: the file that does not fit is one line with its errno, no temp file, the rest is restored and recorded`, async (t) => {
+    // 512 KiB: the tree (about 150 KB), its folders and the restore state fit; a file of 700 KiB
+    // (still below 1 MiB, so on the lane) does not.
+    const m = mountTmpfs(t, { sizeBytes: 512 * 1024 });
+    if (m === null) return;
+    const { base, src, restore } = setup(t, 4, 700 * 1024);
+    const dest = path.join(m.dir, 'out');
+    const doc = await restore(dest, { profile });
+    assert.deepEqual(doc.errors, [{ path: '/data/photos/huge.bin', error: 'ENOSPC (no space left on device)' }]);
+    assert.equal(doc.remaining, 1);
+    assert.deepEqual(partFiles(dest), [], 'no temp file left');
+    assert.ok(!fs.existsSync(path.join(dest, 'data/photos/huge.bin')));
+    const files = recorded(dest).filter((r) => r.kind === FileKind.file);
+    assert.equal(files.length, doc.restored);
+    for (const r of files) {
+      const inSrc = path.join(src, r.vpath.replace(/^\/data\//, ''));
+      assert.equal(hashFile(path.join(dest, r.vpath)), hashFile(inSrc), `${r.vpath} recorded and byte-exact`);
+    }
+    const diffs = compareTrees(src, path.join(dest, 'data'));
+    assert.equal(diffs.length, 1, diffs.join('\n'));
+    // With room, everything comes back.
+    const roomy = path.join(base, 'roomy');
+    const all = await restore(roomy, { profile });
+    assert.equal(all.remaining, 0, JSON.stringify(all.errors));
+    assert.deepEqual(compareTrees(src, path.join(roomy, 'data')), []);
+  });
+}
