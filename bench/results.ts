@@ -2,12 +2,12 @@
  * Regenerates bench/RESULTS.md: runs every benchmark on this machine, one child process each,
  * and writes their figures with the date, the machine, the load and the exact commands.
  *
- *   npx tsx bench/results.ts [--only default,peers,hdd,planner-suite,planner,update,sync,recovery]
+ *   npx tsx bench/results.ts [--only default,peers,peers-cold,hdd,planner-suite,planner,update,sync,recovery]
  *                            [--part-timeout 15m] [--reuse] [--out bench/RESULTS.md]
  *
  * The parts and their sizes are chosen so that the whole run takes about ten minutes on a
- * 2-core machine, except `peers` (the scale users compare backup tools at, about 20 minutes: run it alone
- * with `--only peers --part-timeout 40m`); each part is time-boxed by --part-timeout. The output of the scripts under
+ * 2-core machine, except `peers` and `peers-cold` (the scale users compare backup tools at, about 10 and 20
+ * minutes: run them alone with `--only peers,peers-cold --part-timeout 40m`); each part is time-boxed by --part-timeout. The output of the scripts under
  * bench/ is kept as they print it. Raw outputs are kept in $TMPDIR/distbackup-results/ (one file
  * per part); `--reuse` renders from them without running anything, and `--only` runs some parts
  * and renders the others from their last raw output. Build first (`npm run build`): the CLI runs
@@ -28,7 +28,17 @@ const CLI = path.join(ROOT, 'bin', 'run.js');
 const RAW = path.join(os.tmpdir(), 'distbackup-results');
 
 /** Every part, in the order of the file. */
-const PARTS = ['default', 'peers', 'hdd', 'planner-suite', 'planner', 'update', 'sync', 'recovery'] as const;
+const PARTS = [
+  'default',
+  'peers',
+  'peers-cold',
+  'hdd',
+  'planner-suite',
+  'planner',
+  'update',
+  'sync',
+  'recovery',
+] as const;
 type Part = (typeof PARTS)[number];
 
 /**
@@ -50,6 +60,8 @@ const COMMANDS: Record<Part, { shown: string; argv: string[] }> = {
   // The scale at which users compare backup tools: about 2 GiB of large files and 110,000 small
   // files (the large and small datasets share --size 5:2), each peer time-boxed at 3 minutes.
   peers: dsb('bench', '--size', '3000M', '--datasets', 'large,small', '--peer-timeout', '3m'),
+  // The same with the page cache dropped before every run: a disk read as a backup reads it.
+  'peers-cold': dsb('bench', '--cold', '--size', '3000M', '--datasets', 'large,small', '--peer-timeout', '3m'),
   // Read order matters most where files are many: small files only, traced (strace is slow).
   hdd: dsb('bench', '--suite', 'hdd', '--size', '16M', '--datasets', 'small', '--json'),
   // 10 million objects: bench/planner.ts below, in a process of its own (its own peak RSS).
@@ -78,9 +90,13 @@ const { values } = parseArgs({
     out: { type: 'string', default: path.join(ROOT, 'bench', 'RESULTS.md') },
   },
 });
-// `peers` (about 20 minutes on this machine) runs only when asked for: `--only peers`. Without
-// --only every other part runs, and the last `peers` figures are kept from its raw output.
-const only = new Set((values.only ?? PARTS.filter((p) => p !== 'peers').join(',')).split(',').map((s) => s.trim()));
+// `peers` and `peers-cold` (10 and 20 minutes on this machine) run only when asked for (`--only
+// peers,peers-cold`). Without --only every other part runs, and their last figures are kept from
+// their raw output.
+const AT_SCALE: readonly Part[] = ['peers', 'peers-cold'];
+const only = new Set(
+  (values.only ?? PARTS.filter((p) => !AT_SCALE.includes(p)).join(',')).split(',').map((s) => s.trim()),
+);
 for (const p of only) {
   if (!(PARTS as readonly string[]).includes(p)) throw new Error(`--only ${p}: expected some of ${PARTS.join(',')}`);
 }
@@ -295,6 +311,7 @@ function textSection(title: string, raw: Raw | undefined): string[] {
 const TITLES: Record<Part, string> = {
   default: '`distbackup bench` with its defaults',
   peers: '`distbackup bench` at scale: 2 GiB of large files, 110,000 small files',
+  'peers-cold': '`distbackup bench --cold` at scale: the same, the page cache dropped before every run',
   hdd: '`distbackup bench --suite hdd` (single reader, read order traced)',
   'planner-suite': '',
   planner: 'Planner, each size in its own process (`bench/planner.ts`)',
