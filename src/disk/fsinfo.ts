@@ -236,6 +236,19 @@ function kernelReportsSyncfsErrors(release = os.release()): boolean {
 }
 
 /**
+ * In-kernel filesystems whose names are case-sensitive (folders made case-insensitive on ext4 or
+ * f2fs with casefold aside) and that have hard links: where two threads may place files side by
+ * side (restore's small-file lane) and each no-replace placement is one link(2).
+ */
+const CASE_SENSITIVE_WITH_LINKS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'tmpfs', 'f2fs', 'zfs']);
+
+/** Whether the filesystem under `p` is one of CASE_SENSITIVE_WITH_LINKS (by /proc/self/mountinfo); false when unknown. */
+export function caseSensitiveWithLinks(p: string, mounts?: MountEntry[]): boolean {
+  const m = mountOf(p, mounts);
+  return m !== undefined && CASE_SENSITIVE_WITH_LINKS.has(m.fsType);
+}
+
+/**
  * Whether syncfs(2) may run at all, as a durability step or as a write-back hint: on Linux, and
  * not with `DISTBACKUP_FSYNC=file` (durability file by file only, and no `sync -f` forked during
  * a copy: under libfiu a fork while other threads are inside it can deadlock the child).

@@ -26,7 +26,7 @@ import { DistbackupError, describeError, errnoCode, RefusedError, UsageError } f
 import { displayPath, normalizeVpath, printable } from '../core/vpath.js';
 import { readDiskIdentity } from '../disk/disk-json.js';
 import { DiskRoot } from '../disk/disk-root.js';
-import { isRotational } from '../disk/fsinfo.js';
+import { caseSensitiveWithLinks, isRotational } from '../disk/fsinfo.js';
 import { DISK_CATALOGUE, OBJECTS_DIR } from '../disk/layout.js';
 import { findDisk } from '../disks/open.js';
 import { DurableBatch } from './batch.js';
@@ -418,7 +418,10 @@ class RestoreRun {
     // the process alive). --link reads each object itself (it links the object, not a copy).
     if (this.opts.link !== true && this.doc.planned.files >= (this.opts.smallFileLaneMinFiles ?? LANE_MIN_FILES)) {
       try {
-        this.lane = new SmallFileLane((e, task, r) => this.laneResult(e, task, r), this.doc.profile === 'ssd' ? 2 : 1);
+        // Two threads only where every no-replace placement is one link(2) and names are
+        // case-sensitive (SmallFileLane); on FAT, exFAT, NTFS or FUSE one, as with hdd.
+        const two = this.doc.profile === 'ssd' && caseSensitiveWithLinks(this.opts.dest);
+        this.lane = new SmallFileLane((e, task, r) => this.laneResult(e, task, r), two ? 2 : 1);
       } catch {
         // No thread: every file is written on this thread.
       }

@@ -25,6 +25,7 @@ import { writeFully } from '../core/durable.js';
 import { DistbackupError, describeError, errnoCode } from '../core/errors.js';
 import { sha256Hex } from '../core/sha256.js';
 import { BatchThread } from '../pipeline/batch-thread.js';
+import { lstatOrUndefined } from './dest-tree.js';
 import { ExistsError } from './errors.js';
 import { FETCH_SLOTS, type Fetched, ObjectFetcher } from './fetch.js';
 import { applyMeta, type MetaLost } from './meta.js';
@@ -105,8 +106,26 @@ function removeTmp(tmp: Buffer): void {
   }
 }
 
-/** Restore one task whose object was read (`fetched`; undefined: nothing to read), see the module comment. */
-function restoreSmallFile(t: SmallFileTask, fetched: Fetched | undefined): SmallFileResult {
+/**
+ * Whether the file at `target` is the one open as `fd`: after two threads placed files side by
+ * side, a name another thread's temp file took could have been placed instead (see
+ * SmallFileLane). Throws when it is not, after removing the name this placement made.
+ */
+export function checkPlaced(fd: number, target: Buffer): void {
+  const mine = fs.fstatSync(fd);
+  const there = lstatOrUndefined(target);
+  if (there !== undefined && there.ino === mine.ino && there.dev === mine.dev) return;
+  if (there !== undefined) fs.rmSync(target, { force: true });
+  throw Object.assign(new Error('placed a file other than the one written (its temp name was taken); not counted'), {
+    code: 'ESTALE',
+  });
+}
+
+/**
+ * Restore one task whose object was read (`fetched`; undefined: nothing to read), see the module
+ * comment; `verify`: check that the file placed is the one written (checkPlaced).
+ */
+function restoreSmallFile(t: SmallFileTask, fetched: Fetched | undefined, verify = false): SmallFileResult {
   let data: Buffer = Buffer.alloc(0);
   if (fetched !== undefined) {
     if (!fetched.ok) {
@@ -134,6 +153,7 @@ function restoreSmallFile(t: SmallFileTask, fetched: Fetched | undefined): Small
     const lost = applyMeta(fd, t, t.checkMode);
     step = 'place';
     placeFile(tmp, target, t.replace);
+    if (verify) checkPlaced(fd, target);
     result = { placed: lost };
   } catch (err) {
     result = err instanceof ExistsError ? { exists: err.message } : failure(step, step === 'place' ? target : tmp, err);
@@ -158,13 +178,16 @@ export class SmallFileWriter {
   private readonly fetcher = new ObjectFetcher(FETCH_SLOTS);
   private last: Promise<unknown> = Promise.resolve();
 
+  /** `checkPlaced`: another thread places files beside this one (checkPlaced after each placement). */
+  constructor(private readonly checkPlaced = false) {}
+
   write(tasks: readonly SmallFileTask[]): Promise<SmallFileResult[]> {
     const fetched = tasks.map((t) => (t.object === null ? undefined : this.fetcher.fetch(t.object, t.sizeBytes)));
     const after = this.last;
     const done = (async (): Promise<SmallFileResult[]> => {
       await after;
       const out: SmallFileResult[] = [];
-      for (const [i, t] of tasks.entries()) out.push(restoreSmallFile(t, await fetched[i]));
+      for (const [i, t] of tasks.entries()) out.push(restoreSmallFile(t, await fetched[i], this.checkPlaced));
       return out;
     })();
     this.last = done;
@@ -190,21 +213,49 @@ interface Queued<E> {
 }
 
 /**
- * The main thread's side of the lane: `add` queues a file and posts a message once it holds
- * MSG_FILES files or MSG_BYTES bytes (at once when nothing is posted), to the thread with the
- * fewest messages waiting, with at most two messages posted per thread; each result goes to
- * `onResult`, on this thread, in the order the files were added, when `add` or `drain` settles
- * its message. A thread that dies stops the run with an error. Main thread only.
+ * The folder of a target as a case-folding filesystem could see it: ASCII letters lowered, and
+ * the dots and spaces FAT drops from the end of each name dropped. Files whose folders fold alike
+ * go to the same thread of the lane, in the order they were added, so two names a folder could
+ * take for one (`A.txt`, `a.txt`; `Dir/x`, `dir/x`) are never placed by two threads at once.
+ */
+export function foldedFolder(target: string): string {
+  const dir = target.slice(0, Math.max(0, target.lastIndexOf('/')));
+  let out = '';
+  for (const part of dir.split('/')) out += `${part.replace(/[. ]+$/, '').toLowerCase()}/`;
+  return out;
+}
+
+/** A thread index in [0, n) for `key` (FNV-1a over its chars). */
+function threadFor(key: string, n: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % n;
+}
+
+/**
+ * The main thread's side of the lane: `add` queues a file for its thread (one, or the one of its
+ * folder, foldedFolder) and posts that thread's message once it holds MSG_FILES files or
+ * MSG_BYTES bytes (at once when nothing is posted), with at most two messages posted per thread;
+ * each result goes to `onResult`, on this thread, when `add` or `drain` settles its message
+ * (messages in the order posted, files in the order added). A thread that dies stops the run
+ * with an error. Main thread only.
  *
  * One thread keeps the disk's reads one stream (the hdd profile); two (ssd) let the files be
  * written on both cores: with one, the thread was the whole restore's bottleneck (100,000 files
- * of 8 KB: it was busy 9.8 s of 13.6 s, the main thread 3.7 s).
+ * of 8 KB: it was busy 9.8 s of 13.6 s, the main thread 3.7 s). The caller asks for two only
+ * where DEST's filesystem is case-sensitive and has hard links (caseSensitiveWithLinks), where
+ * every no-replace placement is one link(2).
  */
 export class SmallFileLane<E> {
   private readonly threads: BatchThread<SmallFileTask[], SmallFileResult[]>[] = [];
-  private msg: Queued<E>[] = [];
-  private msgBytes = 0;
-  private readonly posted: { m: Queued<E>[]; reply: Promise<SmallFileResult[]>; done: boolean }[] = [];
+  /** The files waiting to be posted, per thread. */
+  private readonly msgs: { files: Queued<E>[]; bytes: number }[] = [];
+  private readonly posted: {
+    m: Queued<E>[];
+    thread: number;
+    reply: Promise<SmallFileResult[]>;
+    done: boolean;
+  }[] = [];
 
   constructor(
     private readonly onResult: (e: E, task: SmallFileTask, r: SmallFileResult) => void,
@@ -216,45 +267,52 @@ export class SmallFileLane<E> {
         'small-files.worker',
         'small-file restore thread',
         false,
+        { checkPlaced: threads > 1 },
       );
       // Booting now while the first files are looked at: about 40 ms of CPU from dist/ (75–85 ms
       // until a first answer), 150 ms under tsx.
       t.start();
       this.threads.push(t);
+      this.msgs.push({ files: [], bytes: 0 });
     }
   }
 
-  /** Queue `task` (see the class comment); waits while two messages per thread are posted and unanswered. */
+  /** Queue `task` (see the class comment); waits while two messages of its thread are posted and unanswered. */
   async add(e: E, task: SmallFileTask): Promise<void> {
     while (this.posted[0]?.done === true) await this.settleOne();
-    this.msg.push({ e, task });
-    this.msgBytes += task.sizeBytes;
-    if (this.posted.length === 0 || this.msg.length >= MSG_FILES || this.msgBytes >= MSG_BYTES) {
-      while (this.posted.length >= 2 * this.threads.length) await this.settleOne();
-      this.post();
+    const i = this.threads.length === 1 ? 0 : threadFor(foldedFolder(task.target), this.threads.length);
+    const q = this.msgs[i] as { files: Queued<E>[]; bytes: number };
+    q.files.push({ e, task });
+    q.bytes += task.sizeBytes;
+    if (this.posted.length === 0 || q.files.length >= MSG_FILES || q.bytes >= MSG_BYTES) {
+      while (this.posted.filter((p) => p.thread === i).length >= 2) await this.settleOne();
+      this.post(i);
     }
   }
 
   /** Post what waits and settle every message: each file queued has its result. */
   async drain(): Promise<void> {
-    this.post();
+    for (let i = 0; i < this.threads.length; i++) this.post(i);
     while (this.posted.length > 0) await this.settleOne();
   }
 
   /** End the threads (what is queued and not posted is dropped). */
   async close(): Promise<void> {
-    this.msg = [];
+    for (const q of this.msgs) {
+      q.files = [];
+      q.bytes = 0;
+    }
     for (const t of this.threads) await t.close();
   }
 
-  private post(): void {
-    const m = this.msg;
-    this.msg = [];
-    this.msgBytes = 0;
+  private post(i: number): void {
+    const q = this.msgs[i] as { files: Queued<E>[]; bytes: number };
+    const m = q.files;
+    q.files = [];
+    q.bytes = 0;
     if (m.length === 0) return;
-    let thread = this.threads[0] as BatchThread<SmallFileTask[], SmallFileResult[]>;
-    for (const t of this.threads) if (t.pending < thread.pending) thread = t;
-    const p = { m, reply: thread.run(m.map((q) => q.task)), done: false };
+    const thread = this.threads[i] as BatchThread<SmallFileTask[], SmallFileResult[]>;
+    const p = { m, thread: i, reply: thread.run(m.map((f) => f.task)), done: false };
     // Observed by settleOne; `done` lets `add` settle answered messages without waiting.
     p.reply.then(
       () => {

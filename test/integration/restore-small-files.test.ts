@@ -17,7 +17,7 @@ import { FileKind } from '../../src/catalog/schema.js';
 import { objectPath } from '../../src/disk/layout.js';
 import { type RestoreOptions, runRestore } from '../../src/restore/restore.js';
 import { hashFile } from '../helpers/invariants.js';
-import { mountTmpfs } from '../helpers/mounts.js';
+import { mountFuse, mountTmpfs, sweepStaleMounts } from '../helpers/mounts.js';
 import { compareTrees, onePoolDisk, sourceTreeIn } from '../helpers/pool.js';
 import { recorded } from '../helpers/restore-faults.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -118,5 +118,63 @@ for (const profile of ['hdd', 'ssd'] as const) {
     const all = await restore(roomy, { profile });
     assert.equal(all.remaining, 0, JSON.stringify(all.errors));
     assert.deepEqual(compareTrees(src, path.join(roomy, 'data')), []);
+  });
+}
+
+// Small: fusefat loses the entries of a folder past its first cluster (about 60 long names).
+for (const profile of ['hdd', 'ssd'] as const) {
+  test(`the lane (${profile} profile) onto FAT: of two names FAT takes for one, one file is placed and the other kept out, never one holding the other's bytes`, {
+    timeout: 180_000,
+  }, async (t) => {
+    sweepStaleMounts();
+    const m = mountFuse(t, 'vfat', 32 << 20);
+    if (m === null) return;
+    const base = tempDir(t);
+    const src = path.join(base, 'src');
+    // Twins in one folder (f7 / F7), and folders that are one folder on FAT (Dir / dir).
+    const files = new Map<string, Buffer>();
+    for (let i = 0; i < 12; i++) {
+      files.set(`pairs/f${i}`, randomBytes(100 + i));
+      files.set(`pairs/F${i}`, randomBytes(100 + i));
+      files.set(`Dir/x${i}`, randomBytes(50 + i));
+      files.set(`dir/x${i}`, randomBytes(50 + i));
+    }
+    for (const [rel, bytes] of files) {
+      fs.mkdirSync(path.join(src, path.dirname(rel)), { recursive: true });
+      fs.writeFileSync(path.join(src, rel), bytes);
+    }
+    const home = path.join(base, 'home');
+    const cat = openCatalog(home);
+    onePoolDisk(cat, src, path.join(base, 'd1'));
+    cat.close();
+    const dest = path.join(m.dir, 'out');
+    const doc = await runRestore({
+      dest,
+      vpaths: [],
+      diskPath: path.join(base, 'd1'),
+      dataDir: home,
+      catalogue: 'home',
+      smallFileLaneMinFiles: 0,
+      profile,
+    });
+    const keptOut = new Set([...doc.existing, ...doc.errors].map((e) => e.path.replace(/^\/data\//, '')));
+    // Of each pair FAT folds together, exactly one was kept out; the file there holds the other's bytes.
+    for (let i = 0; i < 12; i++) {
+      for (const [a, b] of [
+        [`pairs/f${i}`, `pairs/F${i}`],
+        [`Dir/x${i}`, `dir/x${i}`],
+      ] as const) {
+        const winners = [a, b].filter((n) => !keptOut.has(n));
+        assert.equal(
+          winners.length,
+          1,
+          `${a} / ${b}: ${JSON.stringify([...keptOut].filter((n) => n === a || n === b))}`,
+        );
+        const won = winners[0] as string;
+        const there = fs.readFileSync(path.join(dest, 'data', won));
+        assert.ok(there.equals(files.get(won) as Buffer), `${won} holds its own bytes`);
+      }
+    }
+    assert.equal(doc.restored, 24);
   });
 }

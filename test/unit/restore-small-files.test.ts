@@ -12,6 +12,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import {
+  checkPlaced,
+  foldedFolder,
   SmallFileLane,
   type SmallFileResult,
   type SmallFileTask,
@@ -163,4 +165,34 @@ test('through the thread: every file answered in order, across messages; close e
   } finally {
     await lane.close();
   }
+});
+
+test('names a case-folding folder could take for one fold alike, so the lane gives them to one thread', () => {
+  assert.equal(foldedFolder('/dest/Dir/A.txt'), foldedFolder('/dest/dir/a.txt'));
+  assert.equal(foldedFolder('/dest/Photos./x'), foldedFolder('/dest/photos/y'));
+  assert.equal(foldedFolder('/dest/a b /x'), foldedFolder('/dest/A B/x'));
+  assert.notEqual(foldedFolder('/dest/one/x'), foldedFolder('/dest/two/x'));
+  assert.notEqual(foldedFolder('/dest/a/b/x'), foldedFolder('/dest/ab/x'));
+});
+
+test('checkPlaced: the file placed must be the one written, else its name is removed and the file not counted', (t) => {
+  const dir = tempDir(t);
+  const mine = path.join(dir, 'mine');
+  const other = path.join(dir, 'other');
+  fs.writeFileSync(mine, 'written here');
+  fs.writeFileSync(other, 'written by another thread');
+  const fd = fs.openSync(mine, 'r');
+  t.after(() => fs.closeSync(fd));
+  // Placed under a second name (a hard link): the same file, kept.
+  fs.linkSync(mine, path.join(dir, 'placed'));
+  checkPlaced(fd, Buffer.from(path.join(dir, 'placed')));
+  assert.equal(fs.readFileSync(path.join(dir, 'placed'), 'utf8'), 'written here');
+  // Another file under the target: refused, and the name removed.
+  assert.throws(
+    () => checkPlaced(fd, Buffer.from(other)),
+    (err: Error & { code?: string }) => err.code === 'ESTALE' && /other than the one written/.test(err.message),
+  );
+  assert.ok(!fs.existsSync(other));
+  // Nothing there at all: refused too.
+  assert.throws(() => checkPlaced(fd, Buffer.from(path.join(dir, 'gone'))), /other than the one written/);
 });
