@@ -99,6 +99,12 @@ export class DurableBatch {
         for (const f of files) fsyncFile(this.tree.sp(f));
         for (const f of found) fsyncFile(this.tree.sp(f));
         for (const d of dirs.values()) fsyncDir(this.tree.sp(d));
+      } else {
+        // DEST's syncfs reaches DEST's filesystem only: what went to a mount below it is fsynced.
+        const foreign = (p: Buffer): boolean => this.tree.foreign(p.subarray(0, p.lastIndexOf(0x2f)));
+        for (const f of files) if (foreign(f)) fsyncFile(this.tree.sp(f));
+        for (const f of found) if (foreign(f)) fsyncFile(this.tree.sp(f));
+        for (const d of dirs.values()) if (this.tree.foreign(d)) fsyncDir(this.tree.sp(d));
       }
     } catch (err) {
       this.abandonFiles(state, files, err);

@@ -32,6 +32,10 @@ export class DestTree {
   private readonly implicitDirs = new Map<string, Buffer>();
   /** Folders created since the last `takeNewDirs()`: their entries are not durable yet. */
   private newDirs: Buffer[] = [];
+  /** Folders checked in this run that are on another filesystem than DEST (a mount below it). */
+  private readonly foreignDirs = new Set<string>();
+  /** DEST's device, once looked at. */
+  private destDev: number | undefined;
   /** The folder reached last through a descriptor (paths longer than PATH_MAX), kept open. */
   private reachCache: { key: string; reach: DirReach } | undefined;
 
@@ -100,9 +104,19 @@ export class DestTree {
       }
       if (st.isSymbolicLink()) throw new PathRefused(`${displayPath(cur)} is a symlink; refusing to write through it`);
       if (!st.isDirectory()) throw new PathRefused(`${displayPath(cur)} is not a folder`);
+      this.destDev ??= fs.statSync(this.sp(this.dest)).dev;
+      if (st.dev !== this.destDev) this.foreignDirs.add(key);
       this.knownDirs.add(key);
     }
     return cur;
+  }
+
+  /**
+   * Whether the folder `dir` (one `ensureDirs` returned) is on another filesystem than DEST: a
+   * syncfs of DEST does not make its files durable, and the small-file lane does not write there.
+   */
+  foreign(dir: Buffer): boolean {
+    return this.foreignDirs.size > 0 && this.foreignDirs.has(dir.toString('latin1'));
   }
 
   /** The folders created since the last call (for the next durability point). */

@@ -235,9 +235,16 @@ export class FileWriter {
    * than PATH_MAX), or an object that cannot be read through a checked prefix folder (no disk, or
    * a prefix folder that is a symlink or on another device: `writeFile` reports what it finds).
    */
-  laneTask(t: RestoreTodo, parent: Buffer, name: Buffer, target: Buffer, replace: boolean): SmallFileTask | undefined {
+  laneTask(
+    t: RestoreTodo,
+    parent: Buffer,
+    name: Buffer,
+    target: Buffer,
+    replace: boolean,
+    clearStale: boolean,
+  ): SmallFileTask | undefined {
     if (t.sizeBytes >= KERNEL_COPY_MIN) return undefined;
-    const tmp = tmpName(parent, name);
+    const tmp = tmpName(parent, name, true);
     if (tmp.length > DIRECT_MAX || target.length > DIRECT_MAX) return undefined;
     let object: string | null = null;
     if (t.sizeBytes > 0 || t.hash !== EMPTY_HASH) {
@@ -252,6 +259,7 @@ export class FileWriter {
       tmp: tmp.toString('latin1'),
       target: target.toString('latin1'),
       replace,
+      clearStale,
       mode: t.mode,
       uid: t.uid,
       gid: t.gid,
@@ -391,12 +399,13 @@ export class FileWriter {
    * temp name (the file is then in place, and found there with the right content). Call it only
    * for folders this run did not create (nothing else can be in those).
    */
-  clearStaleTmp(parent: Buffer, name: Buffer): void {
-    const tmp = tmpName(parent, name);
-    const old = lstatOrUndefined(this.tree.sp(tmp));
-    if (old !== undefined) {
-      if (!old.isFile()) throw new PathRefused(`${displayPath(tmp)} is in the way`);
-      fs.unlinkSync(this.tree.sp(tmp)); // left by an interrupted restore
+  clearStaleTmp(parent: Buffer, name: Buffer, laneToo: boolean): void {
+    for (const tmp of laneToo ? [tmpName(parent, name), tmpName(parent, name, true)] : [tmpName(parent, name)]) {
+      const old = lstatOrUndefined(this.tree.sp(tmp));
+      if (old !== undefined) {
+        if (!old.isFile()) throw new PathRefused(`${displayPath(tmp)} is in the way`);
+        fs.unlinkSync(this.tree.sp(tmp)); // left by an interrupted restore
+      }
     }
   }
 
@@ -609,9 +618,14 @@ export class FileWriter {
   }
 }
 
-/** The temp name of the file `name` in folder `parent`: `.dsb-<16 hex digits of its name's SHA-256>.part`. */
-function tmpName(parent: Buffer, name: Buffer): Buffer {
-  return joinTarget(parent, [Buffer.from(`.dsb-${sha256Hex(name).slice(0, 16)}.part`)]);
+/**
+ * The temp name of the file `name` in folder `parent`: `.dsb-<16 hex digits of its name's SHA-256>.part`,
+ * `.lane.part` for the small-file lane's. The two never meet: a name the main thread clears
+ * (`clearStaleTmp`) is never one a lane thread is writing, even where a case-folding folder
+ * takes two targets for one.
+ */
+function tmpName(parent: Buffer, name: Buffer, lane = false): Buffer {
+  return joinTarget(parent, [Buffer.from(`.dsb-${sha256Hex(name).slice(0, 16)}${lane ? '.lane' : ''}.part`)]);
 }
 
 /** The error of an object that is not on `disk`, once the disk is known to be still there (throws when it vanished). */

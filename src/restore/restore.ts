@@ -418,10 +418,15 @@ class RestoreRun {
     // the process alive). --link reads each object itself (it links the object, not a copy).
     if (this.opts.link !== true && this.doc.planned.files >= (this.opts.smallFileLaneMinFiles ?? LANE_MIN_FILES)) {
       try {
-        // Two threads only where every no-replace placement is one link(2) and names are
-        // case-sensitive (SmallFileLane); on FAT, exFAT, NTFS or FUSE one, as with hdd.
-        const two = this.doc.profile === 'ssd' && caseSensitiveWithLinks(this.opts.dest);
-        this.lane = new SmallFileLane((e, task, r) => this.laneResult(e, task, r), two ? 2 : 1);
+        // Only where every no-replace placement is one link(2) and names are case-sensitive
+        // (SmallFileLane): on FAT, exFAT, NTFS or FUSE an lstat and a rename place a file, and
+        // two writers could both find a name free that the folder takes for one.
+        if (caseSensitiveWithLinks(this.opts.dest)) {
+          this.lane = new SmallFileLane(
+            (e, task, r) => this.laneResult(e, task, r),
+            this.doc.profile === 'ssd' ? 2 : 1,
+          );
+        }
       } catch {
         // No thread: every file is written on this thread.
       }
@@ -578,7 +583,9 @@ class RestoreRun {
     // A folder this run created held nothing but what this run put there: no lstat needed (a
     // case-insensitive twin written earlier in the run still makes link() fail with EEXIST).
     const fresh = this.tree.created(parent);
-    if (!fresh) this.writer.clearStaleTmp(parent, name);
+    // The lane's temp names (`.lane.part`) are cleared by the lane itself, while no lane thread
+    // can be writing them; this thread clears its own, and the lane's too when there is no lane.
+    if (!fresh) this.writer.clearStaleTmp(parent, name, this.lane === undefined);
     const existing = fresh ? undefined : lstatOrUndefined(this.tree.sp(target));
     if (existing !== undefined) {
       if (existing.isDirectory()) throw new ExistsError('a folder is in the way');
@@ -606,7 +613,12 @@ class RestoreRun {
       return;
     }
     const replace = existing !== undefined;
-    const task = this.lane === undefined ? undefined : this.writer.laneTask(t, parent, name, target, replace);
+    // A folder on another filesystem than DEST's (a mount below it) is written here, one file at
+    // a time: the lane's threads run only where DEST's filesystem allows them (restoreFiles).
+    const task =
+      this.lane === undefined || this.tree.foreign(parent)
+        ? undefined
+        : this.writer.laneTask(t, parent, name, target, replace, !fresh);
     if (task !== undefined) {
       await this.lane?.add({ t, target, parent }, task);
       return;

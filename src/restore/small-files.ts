@@ -46,6 +46,8 @@ export interface SmallFileTask {
   readonly target: string;
   /** Unlink the target before placing the file (`--overwrite`, or a file of an earlier run). */
   readonly replace: boolean;
+  /** Remove a temp file an interrupted run left under `tmp` first (the folder was not made by this run). */
+  readonly clearStale: boolean;
   readonly mode: number;
   readonly uid: number;
   readonly gid: number;
@@ -109,13 +111,14 @@ function removeTmp(tmp: Buffer): void {
 /**
  * Whether the file at `target` is the one open as `fd`: after two threads placed files side by
  * side, a name another thread's temp file took could have been placed instead (see
- * SmallFileLane). Throws when it is not, after removing the name this placement made.
+ * SmallFileLane). Throws when it is not, after removing the name this placement made (`remove`:
+ * a link that made a new name; a rename that replaced a file leaves the name to its writer).
  */
-export function checkPlaced(fd: number, target: Buffer): void {
+export function checkPlaced(fd: number, target: Buffer, remove = true): void {
   const mine = fs.fstatSync(fd);
   const there = lstatOrUndefined(target);
   if (there !== undefined && there.ino === mine.ino && there.dev === mine.dev) return;
-  if (there !== undefined) fs.rmSync(target, { force: true });
+  if (there !== undefined && remove) fs.rmSync(target, { force: true });
   throw Object.assign(new Error('placed a file other than the one written (its temp name was taken); not counted'), {
     code: 'ESTALE',
   });
@@ -141,6 +144,12 @@ function restoreSmallFile(t: SmallFileTask, fetched: Fetched | undefined, verify
   const target = Buffer.from(t.target, 'latin1');
   let fd: number;
   try {
+    if (t.clearStale) {
+      const old = lstatOrUndefined(tmp);
+      if (old !== undefined && !old.isFile())
+        throw Object.assign(new Error(`${t.tmp} is in the way (not a file)`), { code: 'EEXIST' });
+      if (old !== undefined) fs.unlinkSync(tmp); // left by an interrupted restore
+    }
     fd = fs.openSync(tmp, TMP_FLAGS, TMP_MODE);
   } catch (err) {
     return failure('create', tmp, err);
@@ -153,7 +162,8 @@ function restoreSmallFile(t: SmallFileTask, fetched: Fetched | undefined, verify
     const lost = applyMeta(fd, t, t.checkMode);
     step = 'place';
     placeFile(tmp, target, t.replace);
-    if (verify) checkPlaced(fd, target);
+    // A rename replaced what was there: the name then holds another writer's file, never ours to remove.
+    if (verify) checkPlaced(fd, target, !t.replace);
     result = { placed: lost };
   } catch (err) {
     result = err instanceof ExistsError ? { exists: err.message } : failure(step, step === 'place' ? target : tmp, err);

@@ -8,6 +8,7 @@
  * into a folder with room completes.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -15,9 +16,10 @@ import { type TestContext, test } from 'node:test';
 import { openCatalog } from '../../src/catalog/db.js';
 import { FileKind } from '../../src/catalog/schema.js';
 import { objectPath } from '../../src/disk/layout.js';
+import { DestTree } from '../../src/restore/dest-tree.js';
 import { type RestoreOptions, runRestore } from '../../src/restore/restore.js';
 import { hashFile } from '../helpers/invariants.js';
-import { mountFuse, mountTmpfs, sweepStaleMounts } from '../helpers/mounts.js';
+import { cannotMount, mountFuse, mountTmpfs, sweepStaleMounts } from '../helpers/mounts.js';
 import { compareTrees, onePoolDisk, sourceTreeIn } from '../helpers/pool.js';
 import { recorded } from '../helpers/restore-faults.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -177,4 +179,52 @@ for (const profile of ['hdd', 'ssd'] as const) {
     }
     assert.equal(doc.restored, 24);
   });
+}
+
+test('a filesystem mounted below DEST: its folders are told apart, and the restore into both is whole', async (t) => {
+  const why = cannotMount();
+  if (why !== null) {
+    t.skip(why);
+    return;
+  }
+  const { base, src, restore } = setup(t);
+  const dest = path.join(base, 'out');
+  const below = path.join(dest, 'data', 'photos');
+  fs.mkdirSync(below, { recursive: true });
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', below], { encoding: 'utf8' });
+  if (m.status !== 0) {
+    t.skip(`mount -t tmpfs failed: ${m.stderr}`);
+    return;
+  }
+  // Unmounted before the temp folder is removed (an after hook would run too late).
+  try {
+    await restoreAcross(dest, below, src, restore);
+  } finally {
+    spawnSync('umount', ['-l', below]);
+  }
+});
+
+async function restoreAcross(
+  dest: string,
+  below: string,
+  src: string,
+  restore: (dest: string, more?: Partial<RestoreOptions>) => ReturnType<typeof runRestore>,
+): Promise<void> {
+  const tree = new DestTree(Buffer.from(dest));
+  const data = Buffer.from('data');
+  assert.equal(tree.foreign(tree.ensureDirs([data], 1)), false);
+  assert.equal(tree.foreign(tree.ensureDirs([data, Buffer.from('photos')], 2)), true);
+  assert.equal(tree.foreign(tree.ensureDirs([data, Buffer.from('photos'), Buffer.from('sub')], 3)), true);
+  fs.rmdirSync(path.join(below, 'sub'));
+  for (const profile of ['hdd', 'ssd'] as const) {
+    fs.rmSync(path.join(dest, '.distbackup-restore'), { recursive: true, force: true });
+    for (const e of fs.readdirSync(below)) fs.rmSync(path.join(below, e), { recursive: true, force: true });
+    for (const e of fs.readdirSync(path.join(dest, 'data'))) {
+      if (e !== 'photos') fs.rmSync(path.join(dest, 'data', e), { recursive: true, force: true });
+    }
+    const doc = await restore(dest, { profile });
+    assert.deepEqual(doc.errors, [], profile);
+    assert.equal(doc.remaining, 0, profile);
+    assert.deepEqual(compareTrees(src, path.join(dest, 'data')), [], profile);
+  }
 }
