@@ -126,7 +126,7 @@ for (const profile of ['hdd', 'ssd'] as const) {
 // Onto FAT the lane does not run (restore.ts): the main thread writes one file at a time. Small:
 // fusefat loses the entries of a folder past its first cluster (about 60 long names).
 for (const profile of ['hdd', 'ssd'] as const) {
-  test(`the lane (${profile} profile) onto FAT: of two names FAT takes for one, one file is placed and the other kept out, never one holding the other's bytes`, {
+  test(`restore (${profile} profile, no lane there) onto FAT: of two names FAT takes for one, one file is placed and the other kept out, never one holding the other's bytes`, {
     timeout: 180_000,
   }, async (t) => {
     sweepStaleMounts();
