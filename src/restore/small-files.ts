@@ -223,15 +223,15 @@ interface Queued<E> {
 }
 
 /**
- * The folder of a target as a case-folding filesystem could see it: ASCII letters lowered, and
- * the dots and spaces FAT drops from the end of each name dropped. Files whose folders fold alike
- * go to the same thread of the lane, in the order they were added, so two names a folder could
- * take for one (`A.txt`, `a.txt`; `Dir/x`, `dir/x`) are never placed by two threads at once.
+ * A target path as a case-folding filesystem could see it: ASCII letters lowered, and the dots
+ * and spaces FAT drops from the end of each name dropped. Files whose paths fold alike go to the
+ * same thread of the lane, in the order they were added, so two names a folder could take for one
+ * (`A.txt`, `a.txt`; `Dir/x`, `dir/x`, which share a temp name too) are never placed by two
+ * threads at once, while the files of one big folder still spread over both.
  */
-export function foldedFolder(target: string): string {
-  const dir = target.slice(0, Math.max(0, target.lastIndexOf('/')));
+export function foldedPath(target: string): string {
   let out = '';
-  for (const part of dir.split('/')) out += `${part.replace(/[. ]+$/, '').toLowerCase()}/`;
+  for (const part of target.split('/')) out += `${part.replace(/[. ]+$/, '').toLowerCase()}/`;
   return out;
 }
 
@@ -244,7 +244,7 @@ function threadFor(key: string, n: number): number {
 
 /**
  * The main thread's side of the lane: `add` queues a file for its thread (one, or the one of its
- * folder, foldedFolder) and posts that thread's message once it holds MSG_FILES files or
+ * path, foldedPath) and posts that thread's message once it holds MSG_FILES files or
  * MSG_BYTES bytes (at once when nothing is posted), with at most two messages posted per thread;
  * each result goes to `onResult`, on this thread, when `add` or `drain` settles its message
  * (messages in the order posted, files in the order added). A thread that dies stops the run
@@ -290,7 +290,7 @@ export class SmallFileLane<E> {
   /** Queue `task` (see the class comment); waits while two messages of its thread are posted and unanswered. */
   async add(e: E, task: SmallFileTask): Promise<void> {
     while (this.posted[0]?.done === true) await this.settleOne();
-    const i = this.threads.length === 1 ? 0 : threadFor(foldedFolder(task.target), this.threads.length);
+    const i = this.threads.length === 1 ? 0 : threadFor(foldedPath(task.target), this.threads.length);
     const q = this.msgs[i] as { files: Queued<E>[]; bytes: number };
     q.files.push({ e, task });
     q.bytes += task.sizeBytes;

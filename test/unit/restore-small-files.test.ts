@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import {
   checkPlaced,
-  foldedFolder,
+  foldedPath,
   SmallFileLane,
   type SmallFileResult,
   type SmallFileTask,
@@ -169,11 +169,13 @@ test('through the thread: every file answered in order, across messages; close e
 });
 
 test('names a case-folding folder could take for one fold alike, so the lane gives them to one thread', () => {
-  assert.equal(foldedFolder('/dest/Dir/A.txt'), foldedFolder('/dest/dir/a.txt'));
-  assert.equal(foldedFolder('/dest/Photos./x'), foldedFolder('/dest/photos/y'));
-  assert.equal(foldedFolder('/dest/a b /x'), foldedFolder('/dest/A B/x'));
-  assert.notEqual(foldedFolder('/dest/one/x'), foldedFolder('/dest/two/x'));
-  assert.notEqual(foldedFolder('/dest/a/b/x'), foldedFolder('/dest/ab/x'));
+  assert.equal(foldedPath('/dest/Dir/A.txt'), foldedPath('/dest/dir/a.txt'));
+  assert.equal(foldedPath('/dest/Photos./x'), foldedPath('/dest/photos/x'));
+  assert.equal(foldedPath('/dest/a b /x.'), foldedPath('/dest/A B/X'));
+  // Other names, even in one folder, may go to either thread.
+  assert.notEqual(foldedPath('/dest/one/x'), foldedPath('/dest/one/y'));
+  assert.notEqual(foldedPath('/dest/one/x'), foldedPath('/dest/two/x'));
+  assert.notEqual(foldedPath('/dest/a/bx'), foldedPath('/dest/ab/x'));
 });
 
 test('checkPlaced: the file placed must be the one written, else its name is removed and the file not counted', (t) => {
