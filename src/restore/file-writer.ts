@@ -235,16 +235,9 @@ export class FileWriter {
    * than PATH_MAX), or an object that cannot be read through a checked prefix folder (no disk, or
    * a prefix folder that is a symlink or on another device: `writeFile` reports what it finds).
    */
-  laneTask(
-    t: RestoreTodo,
-    parent: Buffer,
-    name: Buffer,
-    target: Buffer,
-    replace: boolean,
-    clearStale: boolean,
-  ): SmallFileTask | undefined {
+  laneTask(t: RestoreTodo, parent: Buffer, name: Buffer, target: Buffer, replace: boolean): SmallFileTask | undefined {
     if (t.sizeBytes >= KERNEL_COPY_MIN) return undefined;
-    const tmp = tmpName(parent, name, true);
+    const tmp = tmpName(this.tree.dest, parent, name);
     if (tmp.length > DIRECT_MAX || target.length > DIRECT_MAX) return undefined;
     let object: string | null = null;
     if (t.sizeBytes > 0 || t.hash !== EMPTY_HASH) {
@@ -259,7 +252,6 @@ export class FileWriter {
       tmp: tmp.toString('latin1'),
       target: target.toString('latin1'),
       replace,
-      clearStale,
       mode: t.mode,
       uid: t.uid,
       gid: t.gid,
@@ -318,7 +310,7 @@ export class FileWriter {
     replace: boolean,
     fetched?: Promise<Fetched>,
   ): Promise<{ placed: Promise<unknown> }> {
-    const tmp = tmpName(parent, name);
+    const tmp = tmpName(this.tree.dest, parent, name);
     let copied: Copied;
     try {
       if (fetched !== undefined) copied = this.writeFetched(t, tmp, await fetched);
@@ -399,8 +391,8 @@ export class FileWriter {
    * temp name (the file is then in place, and found there with the right content). Call it only
    * for folders this run did not create (nothing else can be in those).
    */
-  clearStaleTmp(parent: Buffer, name: Buffer, laneToo: boolean): void {
-    for (const tmp of laneToo ? [tmpName(parent, name), tmpName(parent, name, true)] : [tmpName(parent, name)]) {
+  clearStaleTmp(parent: Buffer, name: Buffer): void {
+    for (const tmp of [tmpName(this.tree.dest, parent, name), legacyTmpName(parent, name)]) {
       const old = lstatOrUndefined(this.tree.sp(tmp));
       if (old !== undefined) {
         if (!old.isFile()) throw new PathRefused(`${displayPath(tmp)} is in the way`);
@@ -619,13 +611,21 @@ export class FileWriter {
 }
 
 /**
- * The temp name of the file `name` in folder `parent`: `.dsb-<16 hex digits of its name's SHA-256>.part`,
- * `.lane.part` for the small-file lane's. The two never meet: a name the main thread clears
- * (`clearStaleTmp`) is never one a lane thread is writing, even where a case-folding folder
- * takes two targets for one.
+ * The temp name of the file `name` in folder `parent` of DEST `dest`: `.dsb-<16 hex digits of the
+ * SHA-256 of its path below DEST>.part`. From its whole path, not its name alone: on a filesystem
+ * that folds case, `Dir/x` and `dir/x` are in one folder, and with one temp name between them the
+ * clean-up of one (`clearStaleTmp`) could remove the other's temp file while it was being written,
+ * and the other then placed a file that was not its own. Two files of one run never share a temp
+ * name; a rerun finds its file's temp name again.
  */
-function tmpName(parent: Buffer, name: Buffer, lane = false): Buffer {
-  return joinTarget(parent, [Buffer.from(`.dsb-${sha256Hex(name).slice(0, 16)}${lane ? '.lane' : ''}.part`)]);
+function tmpName(dest: Buffer, parent: Buffer, name: Buffer): Buffer {
+  const rel = Buffer.concat([parent.subarray(dest.length), Buffer.from('/'), name]);
+  return joinTarget(parent, [Buffer.from(`.dsb-${sha256Hex(rel).slice(0, 16)}.part`)]);
+}
+
+/** The temp name of releases before 2026-11-29 (from the name alone), cleared as stale too. */
+function legacyTmpName(parent: Buffer, name: Buffer): Buffer {
+  return joinTarget(parent, [Buffer.from(`.dsb-${sha256Hex(name).slice(0, 16)}.part`)]);
 }
 
 /** The error of an object that is not on `disk`, once the disk is known to be still there (throws when it vanished). */

@@ -583,9 +583,8 @@ class RestoreRun {
     // A folder this run created held nothing but what this run put there: no lstat needed (a
     // case-insensitive twin written earlier in the run still makes link() fail with EEXIST).
     const fresh = this.tree.created(parent);
-    // The lane's temp names (`.lane.part`) are cleared by the lane itself, while no lane thread
-    // can be writing them; this thread clears its own, and the lane's too when there is no lane.
-    if (!fresh) this.writer.clearStaleTmp(parent, name, this.lane === undefined);
+    // Before the file is written here or posted to the lane: no file of this run shares its temp name.
+    if (!fresh) this.writer.clearStaleTmp(parent, name);
     const existing = fresh ? undefined : lstatOrUndefined(this.tree.sp(target));
     if (existing !== undefined) {
       if (existing.isDirectory()) throw new ExistsError('a folder is in the way');
@@ -618,7 +617,7 @@ class RestoreRun {
     const task =
       this.lane === undefined || this.tree.foreign(parent)
         ? undefined
-        : this.writer.laneTask(t, parent, name, target, replace, !fresh);
+        : this.writer.laneTask(t, parent, name, target, replace);
     if (task !== undefined) {
       await this.lane?.add({ t, target, parent }, task);
       return;

@@ -46,8 +46,6 @@ export interface SmallFileTask {
   readonly target: string;
   /** Unlink the target before placing the file (`--overwrite`, or a file of an earlier run). */
   readonly replace: boolean;
-  /** Remove a temp file an interrupted run left under `tmp` first (the folder was not made by this run). */
-  readonly clearStale: boolean;
   readonly mode: number;
   readonly uid: number;
   readonly gid: number;
@@ -144,12 +142,6 @@ function restoreSmallFile(t: SmallFileTask, fetched: Fetched | undefined, verify
   const target = Buffer.from(t.target, 'latin1');
   let fd: number;
   try {
-    if (t.clearStale) {
-      const old = lstatOrUndefined(tmp);
-      if (old !== undefined && !old.isFile())
-        throw Object.assign(new Error(`${t.tmp} is in the way (not a file)`), { code: 'EEXIST' });
-      if (old !== undefined) fs.unlinkSync(tmp); // left by an interrupted restore
-    }
     fd = fs.openSync(tmp, TMP_FLAGS, TMP_MODE);
   } catch (err) {
     return failure('create', tmp, err);

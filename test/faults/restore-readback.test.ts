@@ -4,8 +4,8 @@
  * libuv's pool and hashed before they get their name (`src/restore/file-writer.ts`). The reads
  * run on pool threads, out of reach of a fault aimed at the synchronous read's stack
  * (fiu.test.ts), so the kernel call is made to fail with strace: `-P` keeps the fault to the
- * temp file of one chosen file (its name is known: `.dsb-<16 hex digits of the name's
- * SHA-256>.part` beside the target), `inject=pread64:error=EIO` fails every read of it. That
+ * temp file of one chosen file (its name is known: `.dsb-<16 hex digits of the SHA-256 of its path below DEST
+ * (/data/big/NAME)>.part` beside the target), `inject=pread64:error=EIO` fails every read of it. That
  * file must stay out: not under its name, no temp file left, not recorded, listed as an error
  * (exit 4); every other file is restored and recorded, and the next run completes byte-exact.
  */
@@ -38,7 +38,10 @@ test('restore: the read-back of a large copied file fails with EIO: that file st
   const disk = bigFilesOnOwnDisk(fx, 'rb', want);
   const dest = path.join(fx.root, 'dest');
   const target = path.join(dest, 'data', 'big');
-  const tmp = path.join(target, `.dsb-${createHash('sha256').update(BAD).digest('hex').slice(0, 16)}.part`);
+  const tmp = path.join(
+    target,
+    `.dsb-${createHash('sha256').update(`/data/big/${BAD}`).digest('hex').slice(0, 16)}.part`,
+  );
   const args = ['restore', '/data/big', '--to', dest, '--disk', disk, '--json'];
   countFault(FAULT, `strace -f -P <temp file> -e inject=pread64:error=EIO on a restore of ${SIZES.length} large files`);
   const v: string[] = [];

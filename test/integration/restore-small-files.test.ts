@@ -229,3 +229,68 @@ async function restoreAcross(
     assert.deepEqual(compareTrees(src, path.join(dest, 'data')), [], profile);
   }
 }
+
+// A bind mount shows one folder under two names, as a filesystem that folds case shows Dir and
+// dir: before temp names came from the whole path, the clean-up of dir/x's temp name removed
+// Dir/x's temp file while it waited for its check, and Dir/x was placed with dir/x's bytes.
+for (const profile of ['hdd', 'ssd'] as const) {
+  test(`one folder under two names (${profile} profile): every file recorded holds its own bytes`, {
+    timeout: 120_000,
+  }, async (t) => {
+    const why = cannotMount();
+    if (why !== null) {
+      t.skip(why);
+      return;
+    }
+    const base = tempDir(t);
+    const src = path.join(base, 'src');
+    const files = new Map<string, Buffer>([
+      ['Dir/big', randomBytes(3 << 20)],
+      ['dir/big', randomBytes((3 << 20) + 1)],
+    ]);
+    for (let i = 0; i < 40; i++) {
+      files.set(`Dir/s${i}`, randomBytes(500 + i));
+      files.set(`dir/s${i}`, randomBytes(600 + i));
+    }
+    for (const [rel, bytes] of files) {
+      fs.mkdirSync(path.join(src, path.dirname(rel)), { recursive: true });
+      fs.writeFileSync(path.join(src, rel), bytes);
+    }
+    const home = path.join(base, 'home');
+    const cat = openCatalog(home);
+    onePoolDisk(cat, src, path.join(base, 'd1'));
+    cat.close();
+    const dest = path.join(base, 'out');
+    const one = path.join(dest, 'data', 'Dir');
+    const other = path.join(dest, 'data', 'dir');
+    fs.mkdirSync(one, { recursive: true });
+    fs.mkdirSync(other, { recursive: true });
+    const m = spawnSync('mount', ['--bind', one, other], { encoding: 'utf8' });
+    if (m.status !== 0) {
+      t.skip(`mount --bind failed: ${m.stderr}`);
+      return;
+    }
+    try {
+      const doc = await runRestore({
+        dest,
+        vpaths: [],
+        diskPath: path.join(base, 'd1'),
+        dataDir: home,
+        catalogue: 'home',
+        smallFileLaneMinFiles: 0,
+        profile,
+      });
+      const kept = recorded(dest)
+        .filter((r) => r.kind === FileKind.file)
+        .map((r) => r.vpath.replace(/^\/data\//, ''));
+      // One of each pair is recorded, and the file under the shared name is that one.
+      assert.equal(kept.length, 41, JSON.stringify({ kept, errors: doc.errors, existing: doc.existing }));
+      for (const rel of kept) {
+        const there = fs.readFileSync(path.join(one, path.basename(rel)));
+        assert.ok(there.equals(files.get(rel) as Buffer), `${rel} is recorded and holds its own bytes`);
+      }
+    } finally {
+      spawnSync('umount', ['-l', other]);
+    }
+  });
+}

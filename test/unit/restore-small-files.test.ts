@@ -41,7 +41,6 @@ function task(dir: string, name: string, bytes: Buffer, extra: Partial<SmallFile
     tmp: Buffer.from(path.join(out, `.dsb-${name}.part`)).toString('latin1'),
     target: Buffer.from(path.join(out, name)).toString('latin1'),
     replace: false,
-    clearStale: false,
     mode: 0o640,
     uid: process.getuid?.() ?? 0,
     gid: process.getgid?.() ?? 0,
@@ -198,20 +197,4 @@ test('checkPlaced: the file placed must be the one written, else its name is rem
   assert.ok(!fs.existsSync(other));
   // Nothing there at all: refused too.
   assert.throws(() => checkPlaced(fd, Buffer.from(path.join(dir, 'gone'))), /other than the one written/);
-});
-
-test('a lane task in a folder an earlier run wrote to removes the temp file that run left, and only a file', async (t) => {
-  const dir = tempDir(t);
-  const a = task(dir, 'a.jpg', randomBytes(3000), { clearStale: true });
-  fs.writeFileSync(Buffer.from(a.tmp, 'latin1'), 'left by a killed restore');
-  const b = task(dir, 'b.jpg', randomBytes(3000), { clearStale: true });
-  fs.mkdirSync(Buffer.from(b.tmp, 'latin1'));
-  const [ra, rb] = await new SmallFileWriter().write([a, b]);
-  assert.deepEqual(ra, { placed: {} });
-  assert.equal(sha(fs.readFileSync(Buffer.from(a.target, 'latin1'))), a.hash);
-  // A folder under the temp name is never removed: the file is not restored, and says why.
-  assert.equal(rb?.failed?.step, 'create');
-  assert.match(rb?.failed?.message ?? '', /is in the way/);
-  assert.ok(fs.statSync(Buffer.from(b.tmp, 'latin1')).isDirectory());
-  assert.ok(!fs.existsSync(Buffer.from(b.target, 'latin1')));
 });
