@@ -39,6 +39,19 @@ function setup(t: TestContext, files?: number, huge = 0) {
   return { base, src, d1, hashes, restore };
 }
 
+/** `files` (relative path → bytes) written under `src`, catalogued at /data with every object on disk d1 (`base/d1`); the home folder. */
+function catalogueFiles(base: string, src: string, files: ReadonlyMap<string, Buffer>): string {
+  for (const [rel, bytes] of files) {
+    fs.mkdirSync(path.join(src, path.dirname(rel)), { recursive: true });
+    fs.writeFileSync(path.join(src, rel), bytes);
+  }
+  const home = path.join(base, 'home');
+  const cat = openCatalog(home);
+  onePoolDisk(cat, src, path.join(base, 'd1'));
+  cat.close();
+  return home;
+}
+
 function partFiles(dir: string): string[] {
   return fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((n) => n.endsWith('.part'));
 }
@@ -142,14 +155,7 @@ for (const profile of ['hdd', 'ssd'] as const) {
       files.set(`Dir/x${i}`, randomBytes(50 + i));
       files.set(`dir/x${i}`, randomBytes(50 + i));
     }
-    for (const [rel, bytes] of files) {
-      fs.mkdirSync(path.join(src, path.dirname(rel)), { recursive: true });
-      fs.writeFileSync(path.join(src, rel), bytes);
-    }
-    const home = path.join(base, 'home');
-    const cat = openCatalog(home);
-    onePoolDisk(cat, src, path.join(base, 'd1'));
-    cat.close();
+    const home = catalogueFiles(base, src, files);
     const dest = path.join(m.dir, 'out');
     const doc = await runRestore({
       dest,
@@ -252,14 +258,7 @@ for (const profile of ['hdd', 'ssd'] as const) {
       files.set(`Dir/s${i}`, randomBytes(500 + i));
       files.set(`dir/s${i}`, randomBytes(600 + i));
     }
-    for (const [rel, bytes] of files) {
-      fs.mkdirSync(path.join(src, path.dirname(rel)), { recursive: true });
-      fs.writeFileSync(path.join(src, rel), bytes);
-    }
-    const home = path.join(base, 'home');
-    const cat = openCatalog(home);
-    onePoolDisk(cat, src, path.join(base, 'd1'));
-    cat.close();
+    const home = catalogueFiles(base, src, files);
     const dest = path.join(base, 'out');
     const one = path.join(dest, 'data', 'Dir');
     const other = path.join(dest, 'data', 'dir');
