@@ -215,6 +215,41 @@ export function readAhead(t: SmallCopyTask, state: SmallCopyState): void {
 }
 
 /**
+ * Whether the reading thread reads a message's sources ahead or lets it go. Reading ahead saves
+ * the copy thread its waits on a cold source (100,000 cold files of 8 KB: 11.9 s against 13.7 s
+ * without), but when the sources are in the page cache already it is the same reads done twice,
+ * on a core the copy needs (warm: 7.1 s against 6.5 s). So a message whose reads all came back
+ * at page-cache speed makes the thread let the next `every - 1` messages go, then look again;
+ * one that had to wait keeps it reading every message. Any thread; one per reading thread.
+ */
+export class ReadAheadPacer {
+  private skip = 0;
+
+  /**
+   * `every`: one message in this many is read while the sources are found cached; a read is
+   * cached when it took under `nsPerFile` a file plus a byte per `bytesPerNs` (page-cache reads
+   * of small files take 10–20 µs here; a cold one from a fast SSD, 80 µs and more).
+   */
+  constructor(
+    private readonly every = 8,
+    private readonly nsPerFile = 30_000,
+    private readonly bytesPerNs = 2,
+  ) {}
+
+  /** True when the next message is to be read ahead. */
+  shouldRead(): boolean {
+    if (this.skip === 0) return true;
+    this.skip -= 1;
+    return false;
+  }
+
+  /** A message of `files` files and `bytes` bytes was read ahead in `ns` nanoseconds. */
+  done(files: number, bytes: number, ns: number): void {
+    if (files > 0 && ns < files * this.nsPerFile + bytes / this.bytesPerNs) this.skip = this.every - 1;
+  }
+}
+
+/**
  * A small-file thread booting now (30–50 ms from dist/, 150 under tsx), or undefined when no
  * thread can start: the main thread then copies every file.
  */

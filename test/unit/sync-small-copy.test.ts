@@ -16,6 +16,7 @@ import { objectPath } from '../../src/disk/layout.js';
 import { type CopiedObject, type CopyItem, copyObjects } from '../../src/pipeline/copy.js';
 import {
   copySmallBatch,
+  ReadAheadPacer,
   readAhead,
   type SmallCopyTask,
   SmallCopyThread,
@@ -184,4 +185,39 @@ test('a thread started before the copy is used and closed by it, with or without
     // Closed either way: nothing keeps the process alive after the run.
     await assert.rejects(th.run([]), /closed/);
   }
+});
+
+test('the reading thread reads one message in eight while the sources come back at page-cache speed, every one otherwise', () => {
+  const p = new ReadAheadPacer(8, 30_000, 2);
+  const pattern = (n: number, nsEach: (i: number) => number): string => {
+    let out = '';
+    for (let i = 0; i < n; i++) {
+      if (p.shouldRead()) {
+        out += 'r';
+        p.done(32, 32 * 8192, nsEach(i));
+      } else out += '.';
+    }
+    return out;
+  };
+  // Cold: 32 files took 100 µs each: every message is read.
+  assert.equal(
+    pattern(10, () => 32 * 100_000),
+    'rrrrrrrrrr',
+  );
+  // Cached: 10 µs each: one in eight, looking again after seven.
+  assert.equal(
+    pattern(17, () => 32 * 10_000),
+    'r.......r.......r',
+  );
+  // The sources turn cold again: the next look finds it, and every message is read from then on.
+  assert.equal(
+    pattern(12, () => 32 * 100_000),
+    '.......rrrrr',
+  );
+  // Large files read at memory speed count as cached too; an empty message says nothing.
+  const q = new ReadAheadPacer(4, 30_000, 2);
+  q.done(1, 8 << 20, 3_000_000);
+  assert.deepEqual([q.shouldRead(), q.shouldRead(), q.shouldRead(), q.shouldRead()], [false, false, false, true]);
+  q.done(0, 0, 0);
+  assert.equal(q.shouldRead(), true);
 });
