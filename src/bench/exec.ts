@@ -8,6 +8,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { READ_FLAGS } from '../pipeline/batch-thread.js';
 
 export interface ExecOptions {
   readonly cwd?: string;
@@ -260,16 +261,14 @@ export async function warmTree(roots: readonly string[], signal?: AbortSignal): 
   }
 }
 
-const WARM_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
-
 function readWhole(file: string, buf: Buffer): void {
   let fd: number;
   try {
-    fd = fs.openSync(file, WARM_FLAGS | fs.constants.O_NOATIME);
+    fd = fs.openSync(file, READ_FLAGS | fs.constants.O_NOATIME);
   } catch {
     try {
       // O_NOATIME is for the file's owner (or root) only.
-      fd = fs.openSync(file, WARM_FLAGS);
+      fd = fs.openSync(file, READ_FLAGS);
     } catch {
       return;
     }

@@ -24,11 +24,8 @@ import { compareTrees, onePoolDisk, sourceTreeIn } from '../helpers/pool.js';
 import { recorded } from '../helpers/restore-faults.js';
 import { tempDir } from '../helpers/tmp.js';
 
-/** A source tree of `files` photos (and `huge` bytes more in one file) catalogued under /data, every object on disk d1. */
-function setup(t: TestContext, files?: number, huge = 0) {
-  const base = tempDir(t);
-  const src = sourceTreeIn(base, files);
-  if (huge > 0) fs.writeFileSync(path.join(src, 'photos/huge.bin'), randomBytes(huge));
+/** `src` catalogued under /data with every object on disk d1 (`base/d1`), and a restore from d1 with the lane on. */
+function pool(base: string, src: string) {
   const home = path.join(base, 'home');
   const d1 = path.join(base, 'd1');
   const cat = openCatalog(home);
@@ -36,20 +33,24 @@ function setup(t: TestContext, files?: number, huge = 0) {
   cat.close();
   const restore = (dest: string, more: Partial<RestoreOptions> = {}) =>
     runRestore({ dest, vpaths: [], diskPath: d1, dataDir: home, catalogue: 'home', smallFileLaneMinFiles: 0, ...more });
-  return { base, src, d1, hashes, restore };
+  return { d1, hashes, restore };
 }
 
-/** `files` (relative path → bytes) written under `src`, catalogued at /data with every object on disk d1 (`base/d1`); the home folder. */
-function catalogueFiles(base: string, src: string, files: ReadonlyMap<string, Buffer>): string {
+/** A source tree of `files` photos (and `huge` bytes more in one file) catalogued under /data, every object on disk d1. */
+function setup(t: TestContext, files?: number, huge = 0) {
+  const base = tempDir(t);
+  const src = sourceTreeIn(base, files);
+  if (huge > 0) fs.writeFileSync(path.join(src, 'photos/huge.bin'), randomBytes(huge));
+  return { base, src, ...pool(base, src) };
+}
+
+/** `files` (relative path → bytes) written under `src` and catalogued as `pool` does; its restore. */
+function catalogueFiles(base: string, src: string, files: ReadonlyMap<string, Buffer>) {
   for (const [rel, bytes] of files) {
     fs.mkdirSync(path.join(src, path.dirname(rel)), { recursive: true });
     fs.writeFileSync(path.join(src, rel), bytes);
   }
-  const home = path.join(base, 'home');
-  const cat = openCatalog(home);
-  onePoolDisk(cat, src, path.join(base, 'd1'));
-  cat.close();
-  return home;
+  return pool(base, src).restore;
 }
 
 function partFiles(dir: string): string[] {
@@ -155,17 +156,9 @@ for (const profile of ['hdd', 'ssd'] as const) {
       files.set(`Dir/x${i}`, randomBytes(50 + i));
       files.set(`dir/x${i}`, randomBytes(50 + i));
     }
-    const home = catalogueFiles(base, src, files);
+    const restore = catalogueFiles(base, src, files);
     const dest = path.join(m.dir, 'out');
-    const doc = await runRestore({
-      dest,
-      vpaths: [],
-      diskPath: path.join(base, 'd1'),
-      dataDir: home,
-      catalogue: 'home',
-      smallFileLaneMinFiles: 0,
-      profile,
-    });
+    const doc = await restore(dest, { profile });
     const keptOut = new Set([...doc.existing, ...doc.errors].map((e) => e.path.replace(/^\/data\//, '')));
     // Of each pair FAT folds together, exactly one was kept out; the file there holds the other's bytes.
     for (let i = 0; i < 12; i++) {
@@ -258,7 +251,7 @@ for (const profile of ['hdd', 'ssd'] as const) {
       files.set(`Dir/s${i}`, randomBytes(500 + i));
       files.set(`dir/s${i}`, randomBytes(600 + i));
     }
-    const home = catalogueFiles(base, src, files);
+    const restore = catalogueFiles(base, src, files);
     const dest = path.join(base, 'out');
     const one = path.join(dest, 'data', 'Dir');
     const other = path.join(dest, 'data', 'dir');
@@ -270,15 +263,7 @@ for (const profile of ['hdd', 'ssd'] as const) {
       return;
     }
     try {
-      const doc = await runRestore({
-        dest,
-        vpaths: [],
-        diskPath: path.join(base, 'd1'),
-        dataDir: home,
-        catalogue: 'home',
-        smallFileLaneMinFiles: 0,
-        profile,
-      });
+      const doc = await restore(dest, { profile });
       const kept = recorded(dest)
         .filter((r) => r.kind === FileKind.file)
         .map((r) => r.vpath.replace(/^\/data\//, ''));
