@@ -261,13 +261,17 @@ export async function warmTree(roots: readonly string[], signal?: AbortSignal): 
   }
 }
 
+/** O_NOATIME until an open is refused with EPERM (it is for the file's owner, or root, only). */
+let noAtime = fs.constants.O_NOATIME;
+
 function readWhole(file: string, buf: Buffer): void {
   let fd: number;
   try {
-    fd = fs.openSync(file, READ_FLAGS | fs.constants.O_NOATIME);
-  } catch {
+    fd = fs.openSync(file, READ_FLAGS | noAtime);
+  } catch (err) {
+    if (noAtime === 0 || (err as NodeJS.ErrnoException).code !== 'EPERM') return;
+    noAtime = 0;
     try {
-      // O_NOATIME is for the file's owner (or root) only.
       fd = fs.openSync(file, READ_FLAGS);
     } catch {
       return;

@@ -104,7 +104,7 @@ export interface RestoreDoc {
   planned: { files: number; bytes: number };
   /** True for a dry run: nothing was written; `wouldRestore` says what would have been. */
   dryRun: boolean;
-  /** `hdd` or `ssd` (see RestoreOptions.profile); null without a disk (--plan). */
+  /** `hdd` or `ssd` (see RestoreOptions.profile): as asked, else as found when the small-file lane started; null when neither. */
   profile: 'hdd' | 'ssd' | null;
   wouldRestore: { files: number; bytes: number; symlinks: number; dirs: number };
 }

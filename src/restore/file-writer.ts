@@ -235,9 +235,8 @@ export class FileWriter {
    * than PATH_MAX), or an object that cannot be read through a checked prefix folder (no disk, or
    * a prefix folder that is a symlink or on another device: `writeFile` reports what it finds).
    */
-  laneTask(t: RestoreTodo, parent: Buffer, name: Buffer, target: Buffer, replace: boolean): SmallFileTask | undefined {
+  laneTask(t: RestoreTodo, tmp: Buffer, target: Buffer, replace: boolean): SmallFileTask | undefined {
     if (t.sizeBytes >= KERNEL_COPY_MIN) return undefined;
-    const tmp = tmpName(this.tree.dest, parent, name);
     if (tmp.length > DIRECT_MAX || target.length > DIRECT_MAX) return undefined;
     let object: string | null = null;
     if (t.sizeBytes > 0 || t.hash !== EMPTY_HASH) {
@@ -304,13 +303,11 @@ export class FileWriter {
    */
   async writeFile(
     t: RestoreTodo,
-    parent: Buffer,
-    name: Buffer,
+    tmp: Buffer,
     target: Buffer,
     replace: boolean,
     fetched?: Promise<Fetched>,
   ): Promise<{ placed: Promise<unknown> }> {
-    const tmp = tmpName(this.tree.dest, parent, name);
     let copied: Copied;
     try {
       if (fetched !== undefined) copied = this.writeFetched(t, tmp, await fetched);
@@ -391,12 +388,12 @@ export class FileWriter {
    * temp name (the file is then in place, and found there with the right content). Call it only
    * for folders this run did not create (nothing else can be in those).
    */
-  clearStaleTmp(parent: Buffer, name: Buffer): void {
-    for (const tmp of [tmpName(this.tree.dest, parent, name), legacyTmpName(parent, name)]) {
-      const old = lstatOrUndefined(this.tree.sp(tmp));
+  clearStaleTmp(parent: Buffer, name: Buffer, tmp: Buffer): void {
+    for (const stale of [tmp, legacyTmpName(parent, name)]) {
+      const old = lstatOrUndefined(this.tree.sp(stale));
       if (old !== undefined) {
-        if (!old.isFile()) throw new PathRefused(`${displayPath(tmp)} is in the way`);
-        fs.unlinkSync(this.tree.sp(tmp)); // left by an interrupted restore
+        if (!old.isFile()) throw new PathRefused(`${displayPath(stale)} is in the way`);
+        fs.unlinkSync(this.tree.sp(stale)); // left by an interrupted restore
       }
     }
   }
@@ -618,7 +615,7 @@ export class FileWriter {
  * and the other then placed a file that was not its own. Two files of one run never share a temp
  * name; a rerun finds its file's temp name again.
  */
-function tmpName(dest: Buffer, parent: Buffer, name: Buffer): Buffer {
+export function tmpName(dest: Buffer, parent: Buffer, name: Buffer): Buffer {
   const rel = Buffer.concat([parent.subarray(dest.length), Buffer.from('/'), name]);
   return joinTarget(parent, [Buffer.from(`.dsb-${sha256Hex(rel).slice(0, 16)}.part`)]);
 }

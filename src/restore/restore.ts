@@ -35,7 +35,7 @@ import { addProblem, emptyDoc, type RestoreDoc, type RestoreOptions, warnOnce } 
 import { dryRun } from './dry-run.js';
 import { BadObject, ExistsError, Interrupted, PathRefused, WriteBackError } from './errors.js';
 import type { Fetched } from './fetch.js';
-import { FileWriter, writtenBackEarly } from './file-writer.js';
+import { FileWriter, tmpName, writtenBackEarly } from './file-writer.js';
 import { MetaWriter, secondsOf } from './meta.js';
 import { Pace } from './pace.js';
 import { insideDest, joinTarget, STATE_DIR, splitVpath } from './paths.js';
@@ -171,7 +171,7 @@ class RestoreRun {
     this.tree = new DestTree(Buffer.from(this.destText));
     this.existingDirs = (opts.existing ?? []).map((d) => Buffer.from(path.resolve(d)));
     this.doc = emptyDoc(diskId === undefined ? null : nameOf(diskId), this.destText, opts.dryRun === true);
-    if (diskRoot !== undefined) this.doc.profile = opts.profile ?? (isRotational(diskRoot) === false ? 'ssd' : 'hdd');
+    this.doc.profile = opts.profile ?? null;
     this.meta = new MetaWriter(this.tree, (text) => warnOnce(this.doc, text));
     this.writer = new FileWriter(this.tree, this.meta, opts.kernelCopyMaxBytes, opts.signal);
     this.batch = new DurableBatch(this.tree);
@@ -422,6 +422,9 @@ class RestoreRun {
         // (SmallFileLane): on FAT, exFAT, NTFS or FUSE an lstat and a rename place a file, and
         // two writers could both find a name free that the folder takes for one.
         if (caseSensitiveWithLinks(this.opts.dest)) {
+          // The device is looked at only now: most restores never start the lane.
+          const disk = this.diskRoot;
+          this.doc.profile ??= disk !== undefined && isRotational(disk) === false ? 'ssd' : 'hdd';
           this.lane = new SmallFileLane(
             (e, task, r) => this.laneResult(e, task, r),
             this.doc.profile === 'ssd' ? 2 : 1,
@@ -583,8 +586,9 @@ class RestoreRun {
     // A folder this run created held nothing but what this run put there: no lstat needed (a
     // case-insensitive twin written earlier in the run still makes link() fail with EEXIST).
     const fresh = this.tree.created(parent);
+    const tmp = tmpName(this.tree.dest, parent, name);
     // Before the file is written here or posted to the lane: no file of this run shares its temp name.
-    if (!fresh) this.writer.clearStaleTmp(parent, name);
+    if (!fresh) this.writer.clearStaleTmp(parent, name, tmp);
     const existing = fresh ? undefined : lstatOrUndefined(this.tree.sp(target));
     if (existing !== undefined) {
       if (existing.isDirectory()) throw new ExistsError('a folder is in the way');
@@ -615,14 +619,12 @@ class RestoreRun {
     // A folder on another filesystem than DEST's (a mount below it) is written here, one file at
     // a time: the lane's threads run only where DEST's filesystem allows them (restoreFiles).
     const task =
-      this.lane === undefined || this.tree.foreign(parent)
-        ? undefined
-        : this.writer.laneTask(t, parent, name, target, replace);
+      this.lane === undefined || this.tree.foreign(parent) ? undefined : this.writer.laneTask(t, tmp, target, replace);
     if (task !== undefined) {
       await this.lane?.add({ t, target, parent }, task);
       return;
     }
-    const { placed } = await this.writer.writeFile(t, parent, name, target, replace, fetched);
+    const { placed } = await this.writer.writeFile(t, tmp, target, replace, fetched);
     this.inFlight.push({ t, target, parent, placed });
     this.inFlightBytes += t.sizeBytes;
   }
