@@ -127,6 +127,39 @@ export function readAsync(
   });
 }
 
+/**
+ * SHA-256 (hex) of everything in `fd` from its start: reads on libuv's pool into `bufs` in turns,
+ * the next one under way while this thread hashes the last one. Leaves no read in flight when it
+ * settles (the caller may then close `fd`). Used to check a file the kernel has just copied,
+ * read back from the page cache the copy filled.
+ */
+export async function hashFdAsync(fd: number, bufs: readonly [Buffer, Buffer]): Promise<string> {
+  const h = createHash('sha256');
+  let pos = 0;
+  let k = 0;
+  let reading = readAsync(fd, bufs[0], 0, bufs[0].length, 0);
+  for (;;) {
+    const n = await reading;
+    if (n === 0) break;
+    const buf = bufs[k % 2] as Buffer;
+    k += 1;
+    pos += n;
+    reading = readAsync(fd, bufs[k % 2] as Buffer, 0, buf.length, pos);
+    h.update(buf.subarray(0, n));
+  }
+  return h.digest('hex');
+}
+
+/**
+ * copyFile(3) on libuv's pool, refusing to replace `to` (COPYFILE_EXCL): the kernel copies
+ * (copy_file_range, else sendfile), no byte passes through this process.
+ */
+export function copyFileAsync(from: string, to: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.copyFile(from, to, fs.constants.COPYFILE_EXCL, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
 /** Write all of `buf` at `position`, looping on short writes (the async twin of writeFully). */
 export async function writeFullyAsync(fd: number, buf: Uint8Array, position: number): Promise<void> {
   let off = 0;

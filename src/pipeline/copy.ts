@@ -26,9 +26,11 @@ import { displayPath } from '../core/vpath.js';
 import { syncfsAllowed } from '../disk/fsinfo.js';
 import {
   BoundedQueue,
+  copyFileAsync,
   fsyncAsync,
   fsyncDirAsync,
   HashThread,
+  hashFdAsync,
   openFilesLimit,
   type PrefetchedFile,
   readAsync,
@@ -154,6 +156,36 @@ const SMALL_BYTES = 256 * 1024;
 const HASH_THREAD_BYTES = 1024 * 1024;
 
 /**
+ * Files from this size up are copied by the kernel (copyFile: copy_file_range, else sendfile)
+ * into their `.tmp/` file, then checked by hashing that file read back from the page cache the
+ * copy filled, while the kernel copies the next one: no byte of the copy passes through this
+ * process, and the check covers the bytes written rather than the bytes read. 1 GiB of 64 MiB
+ * files, cold, into an empty folder of the same ext4 (`cp -a && sync`: 1.22-1.25 s): the
+ * buffered loop took 2.83-3.01 s with 4 MiB chunks (hdd profile; 2.0-2.3 s of system time, most
+ * of it in pwrite) and 1.70-2.24 s with four lanes of 1 MiB chunks (ssd), a prototype of this
+ * path 1.37-1.45 s (0.5-0.6 s of system time). Not under `--bwlimit` (the token bucket counts
+ * the buffered loop's chunks).
+ */
+const KERNEL_COPY_MIN = 1024 * 1024;
+/**
+ * A kernel copy cannot be stopped once started, so Ctrl-C waits for the one in flight: files
+ * larger than what this run copies in KERNEL_COPY_SECONDS (its bytes written over the time since
+ * its copy began, once KERNEL_COPY_FLOOR is written; KERNEL_COPY_FIRST before) go through the
+ * buffered loop, which stops within a chunk. At most KERNEL_COPY_MAX whatever the speed, at
+ * least KERNEL_COPY_FLOOR.
+ */
+const KERNEL_COPY_SECONDS = 1;
+const KERNEL_COPY_FIRST = 256 * 1024 * 1024;
+const KERNEL_COPY_FLOOR = 16 * 1024 * 1024;
+const KERNEL_COPY_MAX = 1024 * 1024 * 1024;
+/**
+ * Kernel copies copied or being copied whose check has not ended, for the whole run: one being
+ * checked while the next is copied, and one more ready. They share libuv's four threads with the
+ * checks' reads, the fsyncs and the renames.
+ */
+const KERNEL_COPY_SLOTS = 3;
+
+/**
  * Files below this size go into syncfs batches where the disk allows (`batchSyncfs`); larger
  * ones are fsynced on their own descriptor (one large file's fsync costs what a syncfs does).
  */
@@ -204,7 +236,17 @@ type Msg =
   | { readonly t: 'start'; readonly item: CopyItem; readonly src: Buffer }
   | { readonly t: 'data'; readonly buf: Buffer; readonly n: number; readonly pos: number; readonly release: () => void }
   | { readonly t: 'end' }
-  | { readonly t: 'abort' };
+  | { readonly t: 'abort' }
+  | {
+      /** A kernel copy into `tmp` (open read-only as `fd`), its hash being read back (`check`). */
+      readonly t: 'copied';
+      readonly item: CopyItem;
+      readonly src: Buffer;
+      readonly tmp: string;
+      readonly fd: number;
+      readonly check: Promise<string>;
+      readonly release: () => void;
+    };
 
 interface Pending {
   readonly item: CopyItem;
@@ -296,6 +338,16 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   let flushing: Promise<void> = Promise.resolve();
   const retries: CopyItem[] = [];
   const retried = new Set<number>();
+  /** Objects whose kernel copy did not hash right: copied again through the buffered loop. */
+  const noKernel = new Set<number>();
+  /** Set when a kernel copy cannot be made at all here (no /proc): the rest of the run uses the loop. */
+  let kernelBroken = false;
+  const copyStart = performance.now();
+  let kernelFree = KERNEL_COPY_SLOTS;
+  const kernelWaiters: (() => void)[] = [];
+  /** The checks of kernel copies, one after the other (their reads and hashing); never rejects. */
+  let checking: Promise<unknown> = Promise.resolve();
+  let checkBufs: [Buffer, Buffer] | undefined;
   const hasher = new HashThread();
   let hashIds = 0;
   /** syncfs calls of this run, through one shell started at the first one. */
@@ -649,7 +701,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
 
   /** Queue `item` for the small-file thread; false when the run must stop. */
   const toThread = async (item: CopyItem): Promise<boolean> => {
-    const tmp = path.join(opts.target.tmpDir, `${item.hash}.${runTag}${(tmpSeq++).toString(16)}`);
+    const tmp = newTmp(item);
     const d = opts.target.prefixDirState(item.hash);
     // Own copies of the paths: a pooled Buffer would carry its whole 8 KiB pool across.
     const sources = item.sources.map((s) => new Uint8Array(s));
@@ -739,6 +791,158 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       await addToBatch(p);
     }
     progress();
+  };
+
+  /** A new `.tmp/` name for `item`: its hash, then this run's tag and a counter. */
+  const newTmp = (item: CopyItem): string =>
+    path.join(opts.target.tmpDir, `${item.hash}.${runTag}${(tmpSeq++).toString(16)}`);
+
+  /** Whether `item`, whose source is `size` bytes now, is copied by the kernel (see KERNEL_COPY_MIN). */
+  const kernelCopies = (item: CopyItem, size: number): boolean => {
+    if (kernelBroken || opts.throttle !== undefined || noKernel.has(item.objectId)) return false;
+    // A source that grew since the update is copied by the loop, which stops at the catalogued size.
+    if (item.sizeBytes < KERNEL_COPY_MIN || size !== item.sizeBytes) return false;
+    const rate = (bytesWritten / Math.max(1, performance.now() - copyStart)) * 1000;
+    const max =
+      bytesWritten < KERNEL_COPY_FLOOR
+        ? KERNEL_COPY_FIRST
+        : Math.min(KERNEL_COPY_MAX, Math.max(KERNEL_COPY_FLOOR, rate * KERNEL_COPY_SECONDS));
+    return item.sizeBytes <= max;
+  };
+
+  const takeKernelSlot = async (): Promise<void> => {
+    while (kernelFree === 0) await new Promise<void>((resolve) => kernelWaiters.push(resolve));
+    kernelFree -= 1;
+  };
+  const giveKernelSlot = (): void => {
+    kernelFree += 1;
+    kernelWaiters.shift()?.();
+  };
+
+  /**
+   * The reader's side of a kernel copy of `item` from its source open as `srcFd` (checked: a
+   * regular file of the catalogued size): the kernel copies it into a new `.tmp/` file through
+   * `/proc/self/fd` (the very file that was opened and checked, never a path looked up again),
+   * which is then opened read-only for its check and its fsync, and handed to the writer with
+   * its check under way; the reader goes on with the next item meanwhile. `fallback`: copy this
+   * source through the loop instead (an error of the copy that the loop tells apart: of the
+   * source or of the disk); true/false as readItem's.
+   */
+  const kernelCopy = async (
+    item: CopyItem,
+    src: Buffer,
+    srcFd: number,
+    q: BoundedQueue<Msg>,
+  ): Promise<boolean | 'fallback'> => {
+    await takeKernelSlot();
+    let handed = false;
+    const tmp = newTmp(item);
+    let out = -1;
+    try {
+      if (stopping()) return false;
+      try {
+        // Our descriptor of the file first, made before any byte is written: a write-back error
+        // of the copy is reported to its fsync (errseq samples at open). The copy then fills
+        // that same file (it opens the name without O_EXCL, and truncates nothing: it is empty).
+        out = fs.openSync(tmp, fs.constants.O_RDONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+      } catch (err) {
+        fail(onFile(tmp, 'create', err));
+        return false;
+      }
+      const drop = (): void => {
+        fs.closeSync(out);
+        out = -1;
+        fs.rmSync(tmp, { force: true });
+      };
+      try {
+        await copyFileAsync(`/proc/self/fd/${srcFd}`, tmp);
+        // 0444, as every object (the copy gave it the source's mode).
+        fs.fchmodSync(out, 0o444);
+      } catch (err) {
+        drop();
+        const code = errnoCode(err);
+        if (code === 'ENOSPC' || code === 'EDQUOT') {
+          fail(onFile(tmp, 'write', err));
+          return false;
+        }
+        // No /proc (a container without it): the loop for the rest of the run.
+        if (code === 'ENOENT' && !fs.existsSync('/proc/self/fd')) kernelBroken = true;
+        noKernel.add(item.objectId);
+        return 'fallback';
+      }
+      if (fs.fstatSync(out).size !== item.sizeBytes) {
+        // The source grew or shrank during the copy: the loop reads the catalogued size.
+        drop();
+        noKernel.add(item.objectId);
+        return 'fallback';
+      }
+      checkBufs ??= [Buffer.allocUnsafe(HASH_THREAD_BYTES), Buffer.allocUnsafe(HASH_THREAD_BYTES)];
+      const bufs = checkBufs;
+      const fd = out;
+      const check = checking.then(() => hashFdAsync(fd, bufs));
+      checking = check.catch(() => undefined);
+      handed = true;
+      // (The reader alone closes the queue, after its last push: this push is taken.)
+      return await q.push({ t: 'copied', item, src, tmp, fd, check, release: giveKernelSlot });
+    } finally {
+      if (!handed) giveKernelSlot();
+    }
+  };
+
+  /**
+   * The writer's side of a kernel copy: once its check has ended, a file that hashed right joins
+   * the batch as a written one does; a file that did not is thrown away and its object copied
+   * again, through the loop, once the items are done (the source changed during the copy, or
+   * another source has the content); a read error of the file just written is the disk's.
+   */
+  const onCopied = async (m: Extract<Msg, { t: 'copied' }>): Promise<void> => {
+    const p: Pending = { item: m.item, src: m.src, tmp: m.tmp, fd: m.fd, viaSyncfs: false };
+    let got: string | undefined;
+    let readErr: unknown;
+    try {
+      got = await m.check;
+    } catch (err) {
+      readErr = err;
+    } finally {
+      m.release();
+    }
+    if (fatal !== undefined || opts.signal?.aborted === true) {
+      discard(p);
+      return;
+    }
+    if (readErr !== undefined) {
+      rewrite(p, `read-back failed (${describeError(readErr)})`);
+      return;
+    }
+    if (got !== p.item.hash) {
+      discard(p);
+      noKernel.add(p.item.objectId);
+      retries.push(p.item);
+      return;
+    }
+    try {
+      opts.target.prefixDir(p.item.hash, true);
+    } catch (err) {
+      discard(p);
+      fail(err);
+      return;
+    }
+    if (useSyncfs(p.item)) {
+      // Made durable by the batch's syncfs: the descriptor is not needed any more.
+      try {
+        fs.closeSync(p.fd);
+        p.fd = -1;
+        p.viaSyncfs = true;
+      } catch (err) {
+        discard(p);
+        fail(onFile(p.tmp, 'close', err));
+        return;
+      }
+    }
+    bytesWritten += p.item.sizeBytes;
+    progress();
+    killPoint('after-tmp-write');
+    await addToBatch(p);
   };
 
   const runItems = async (list: Iterable<CopyItem>): Promise<void> => {
@@ -851,7 +1055,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
           }
         } else if (m.t === 'start') {
           broken = false;
-          const tmp = path.join(opts.target.tmpDir, `${m.item.hash}.${runTag}${(tmpSeq++).toString(16)}`);
+          const tmp = newTmp(m.item);
           // 0444 from the start: objects are never modified, only replaced or deleted.
           const create = (): number =>
             fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o444);
@@ -885,6 +1089,8 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
             broken = true;
             fail(onFile(tmp, 'create', err));
           }
+        } else if (m.t === 'copied') {
+          await onCopied(m);
         } else if (m.t === 'abort') {
           if (cur !== undefined && !broken) discard(cur);
           cur = undefined;
@@ -956,6 +1162,10 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
         if (st.size < item.sizeBytes) {
           lastErr = `changed since the last update (${st.size} bytes, catalogued ${item.sizeBytes}); run 'distbackup update'`;
           continue;
+        }
+        if (kernelCopies(item, st.size)) {
+          const r = await kernelCopy(item, src, fd, q);
+          if (r !== 'fallback') return r;
         }
         if (!(await q.push({ t: 'start', item, src }))) return false;
         started = true;
@@ -1063,7 +1273,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   try {
     await runItems(items);
     await flush(true);
-    if (retries.length > 0 && !stopping()) {
+    while (retries.length > 0 && !stopping()) {
       const again = retries.splice(0);
       await runItems(again);
       await flush(true);

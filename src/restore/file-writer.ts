@@ -19,7 +19,7 @@ import { DistbackupError, describeError, errnoCode, RefusedError } from '../core
 import { sha256Hex } from '../core/sha256.js';
 import { displayPath } from '../core/vpath.js';
 import type { DiskRoot } from '../disk/disk-root.js';
-import { readAsync, writeFullyAsync } from '../pipeline/copy-io.js';
+import { hashFdAsync, readAsync, writeFullyAsync } from '../pipeline/copy-io.js';
 import { DIRECT_MAX } from '../pipeline/deep-path.js';
 import { type DestTree, lstatOrUndefined } from './dest-tree.js';
 import { BadObject, ExistsError, Interrupted, PathRefused, WriteBackError } from './errors.js';
@@ -108,28 +108,6 @@ export function hashOfFd(fd: number, buf: Buffer): string {
   return h.digest('hex');
 }
 
-/**
- * SHA-256 (hex) of everything in `fd` from its start: reads on libuv's pool into `bufs` in turns,
- * the next one under way while this thread hashes the last one. Leaves no read in flight when it
- * settles (the caller may then close `fd`).
- */
-async function hashOfFdAsync(fd: number, bufs: [Buffer, Buffer]): Promise<string> {
-  const h = createHash('sha256');
-  let pos = 0;
-  let k = 0;
-  let reading = readAsync(fd, bufs[0], 0, bufs[0].length, 0);
-  for (;;) {
-    const n = await reading;
-    if (n === 0) break;
-    const buf = bufs[k % 2] as Buffer;
-    k += 1;
-    pos += n;
-    reading = readAsync(fd, bufs[k % 2] as Buffer, 0, buf.length, pos);
-    h.update(buf.subarray(0, n));
-  }
-  return h.digest('hex');
-}
-
 /** A file copied: its fd, the hash check still running, the write-back under way (see copyObject). */
 interface Copied {
   out: number;
@@ -175,7 +153,7 @@ export class FileWriter {
   private checkCopy(fd: number, t: RestoreTodo): Promise<void> {
     this.hashBufs ??= [Buffer.allocUnsafe(CHUNK_BYTES), Buffer.allocUnsafe(CHUNK_BYTES)];
     const bufs = this.hashBufs;
-    const run = this.hashing.then(() => hashOfFdAsync(fd, bufs));
+    const run = this.hashing.then(() => hashFdAsync(fd, bufs));
     this.hashing = run.catch(() => undefined);
     return run.then((h) => {
       if (h !== t.hash) {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -132,4 +133,55 @@ test('--bwlimit, --verify readback, --profile ssd and --fsync-batch run to the s
   assert.equal(r.json.copied, 3);
   for (const ok of diskObjects(d1).values()) assert.ok(ok);
   assert.equal(runCli(w.home, ['sync', 'd1', '--bwlimit', 'fast']).code, 1);
+});
+
+test('files of 1 MiB and more, copied by the kernel and checked read back, end as through the buffered loop', async (t) => {
+  const w = makeWorld(t);
+  const twin = bytes(11, 3 << 20);
+  const rewritten = bytes(12, 2 << 20);
+  const intact = bytes(13, (5 << 20) + 7);
+  const grown = bytes(14, 1 << 20);
+  writeTree(w.src, {
+    // One object with two sources: the one rewritten below, and an intact one.
+    'v/a.bin': twin,
+    'v/b.bin': twin,
+    'v/c.bin': rewritten,
+    'v/d.bin': intact,
+    'v/e.bin': grown,
+  });
+  await catalogue(w);
+  // After the update, with sizes kept: the kernel's copy of these hashes to something else.
+  fs.writeFileSync(path.join(w.src, 'v', 'a.bin'), bytes(21, 3 << 20));
+  fs.writeFileSync(path.join(w.src, 'v', 'c.bin'), bytes(22, 2 << 20));
+  // Grown: its catalogued first MiB is the object.
+  fs.appendFileSync(path.join(w.src, 'v', 'e.bin'), 'more');
+  const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+  const want = new Map([
+    [sha(twin), true],
+    [sha(intact), true],
+    [sha(grown), true],
+  ]);
+  // The kernel's copies (the default), then the buffered loop (--bwlimit) on a second disk.
+  for (const [name, extra] of [
+    ['d1', []],
+    ['d2', ['--bwlimit', '1G']],
+  ] as const) {
+    const d = path.join(w.root, name);
+    assert.equal(runCli(w.home, ['disk', 'add', name, d, '--size', '64M']).code, 0);
+    const r = runCliJson<SyncJson>(w.home, ['sync', name, ...extra]);
+    assert.equal(r.code, 1, `${name}: ${r.stderr}`);
+    assert.deepEqual(
+      r.json.skipped.map((s) => path.basename(s.path)),
+      ['c.bin'],
+      name,
+    );
+    assert.match(r.json.skipped[0]?.error ?? '', /content changed since the last update/);
+    assert.equal(r.json.copied, 3, name);
+    assert.deepEqual(diskObjects(d), want, name);
+    for (const h of want.keys()) {
+      const st = fs.statSync(path.join(d, 'distbackup-objects', h.slice(0, 3), h));
+      assert.equal(st.mode & 0o777, 0o444, `${name}: object ${h} is read-only`);
+    }
+    assert.deepEqual(fs.readdirSync(path.join(d, 'distbackup-objects', '.tmp')), [], `${name}: .tmp is empty`);
+  }
 });
