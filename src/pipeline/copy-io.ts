@@ -130,10 +130,11 @@ export function readAsync(
 /**
  * SHA-256 (hex) of everything in `fd` from its start: reads on libuv's pool into `bufs` in turns,
  * the next one under way while this thread hashes the last one. Leaves no read in flight when it
- * settles (the caller may then close `fd`). Used to check a file the kernel has just copied,
- * read back from the page cache the copy filled.
+ * settles (the caller may then close `fd`), also when `stop` says to end early (it then
+ * rejects, code EINTR). Used to check a file the kernel has just copied, read back from the
+ * page cache the copy filled.
  */
-export async function hashFdAsync(fd: number, bufs: readonly [Buffer, Buffer]): Promise<string> {
+export async function hashFdAsync(fd: number, bufs: readonly [Buffer, Buffer], stop?: () => boolean): Promise<string> {
   const h = createHash('sha256');
   let pos = 0;
   let k = 0;
@@ -141,6 +142,8 @@ export async function hashFdAsync(fd: number, bufs: readonly [Buffer, Buffer]): 
   for (;;) {
     const n = await reading;
     if (n === 0) break;
+    // Asked to stop (Ctrl-C): between two reads, none in flight.
+    if (stop?.() === true) throw Object.assign(new Error('interrupted'), { code: 'EINTR' });
     const buf = bufs[k % 2] as Buffer;
     k += 1;
     pos += n;
@@ -151,12 +154,41 @@ export async function hashFdAsync(fd: number, bufs: readonly [Buffer, Buffer]): 
 }
 
 /**
- * copyFile(3) on libuv's pool, refusing to replace `to` (COPYFILE_EXCL): the kernel copies
- * (copy_file_range, else sendfile), no byte passes through this process.
+ * Copy the file open as `srcFd` into `to` (which exists, empty) with coreutils `cp`, which has
+ * the kernel copy it (copy_file_range, no byte through this process) and stops at the end of the
+ * file. Not libuv's copyFile: it copies the size it saw at its start and never ends when the file
+ * shrinks meanwhile (libuv 1.46: a read at the end returns 0 and its loop starts over, spinning
+ * a pool thread forever). `cp` reads the source through its standard input's /proc link (the
+ * file that was opened and checked, never a path looked up again) and never clones
+ * (`--reflink=never`: an object shares no extent with its source). `signal` kills it. Rejects
+ * with the spawn's error (ENOENT: no `cp`) or, when `cp` failed, an error of code ECOPY.
  */
-export function copyFileAsync(from: string, to: string): Promise<void> {
+export function copyFileByKernel(srcFd: number, to: string, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    fs.copyFile(from, to, fs.constants.COPYFILE_EXCL, (err) => (err ? reject(err) : resolve()));
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn('cp', ['--reflink=never', '--', '/proc/self/fd/0', to], { stdio: [srcFd, 'ignore', 'ignore'] });
+    } catch (err) {
+      reject(err);
+      return;
+    }
+    const kill = (): void => {
+      child.kill('SIGKILL');
+    };
+    signal?.addEventListener('abort', kill, { once: true });
+    const done = (err?: Error): void => {
+      signal?.removeEventListener('abort', kill);
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    child.on('error', done);
+    child.on('exit', (code, sig) =>
+      done(
+        code === 0
+          ? undefined
+          : Object.assign(new Error(`cp ended with ${sig ?? `exit code ${code}`}`), { code: 'ECOPY' }),
+      ),
+    );
   });
 }
 

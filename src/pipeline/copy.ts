@@ -26,7 +26,7 @@ import { displayPath } from '../core/vpath.js';
 import { syncfsAllowed } from '../disk/fsinfo.js';
 import {
   BoundedQueue,
-  copyFileAsync,
+  copyFileByKernel,
   fsyncAsync,
   fsyncDirAsync,
   HashThread,
@@ -144,6 +144,8 @@ export interface CopyResult {
   skipped: number;
   /** Objects whose read-back went through the page cache (the filesystem refused O_DIRECT). */
   readbackCached: number;
+  /** Objects copied by the kernel (see KERNEL_COPY_MIN) whose check passed; the rest went through the loop. */
+  kernelCopied: number;
 }
 
 /** Files at most this big are read and written with one synchronous call each. */
@@ -156,28 +158,18 @@ const SMALL_BYTES = 256 * 1024;
 const HASH_THREAD_BYTES = 1024 * 1024;
 
 /**
- * Files from this size up are copied by the kernel (copyFile: copy_file_range, else sendfile)
- * into their `.tmp/` file, then checked by hashing that file read back from the page cache the
- * copy filled, while the kernel copies the next one: no byte of the copy passes through this
- * process, and the check covers the bytes written rather than the bytes read. 1 GiB of 64 MiB
- * files, cold, into an empty folder of the same ext4 (`cp -a && sync`: 1.22-1.25 s): the
- * buffered loop took 2.83-3.01 s with 4 MiB chunks (hdd profile; 2.0-2.3 s of system time, most
- * of it in pwrite) and 1.70-2.24 s with four lanes of 1 MiB chunks (ssd), a prototype of this
- * path 1.37-1.45 s (0.5-0.6 s of system time). Not under `--bwlimit` (the token bucket counts
- * the buffered loop's chunks).
+ * Files from this size up are copied by the kernel (coreutils `cp`: copy_file_range, see
+ * `copyFileByKernel`) into their `.tmp/` file, then checked by hashing that file read back from
+ * the page cache the copy filled, while the kernel copies the next one: no byte of the copy
+ * passes through this process, and the check covers the bytes written rather than the bytes
+ * read. 1 GiB of 64 MiB files, cold, into an empty folder of the same ext4 (`cp -a && sync`:
+ * 1.22-1.34 s): the buffered loop took 2.83-3.01 s with 4 MiB chunks (hdd profile; 2.0-2.3 s of
+ * system time, most of it in pwrite) and 1.70-2.24 s with four lanes of 1 MiB chunks (ssd), the
+ * kernel's copies 1.63-1.75 s (0.6-0.7 s of system time). Each costs a `cp` process (1.6-1.9 ms
+ * of spawn here): smaller files stay in the loop. Not under `--bwlimit` (the token bucket counts
+ * the loop's chunks). Ctrl-C kills the `cp` in flight.
  */
-const KERNEL_COPY_MIN = 1024 * 1024;
-/**
- * A kernel copy cannot be stopped once started, so Ctrl-C waits for the one in flight: files
- * larger than what this run copies in KERNEL_COPY_SECONDS (its bytes written over the time since
- * its copy began, once KERNEL_COPY_FLOOR is written; KERNEL_COPY_FIRST before) go through the
- * buffered loop, which stops within a chunk. At most KERNEL_COPY_MAX whatever the speed, at
- * least KERNEL_COPY_FLOOR.
- */
-const KERNEL_COPY_SECONDS = 1;
-const KERNEL_COPY_FIRST = 256 * 1024 * 1024;
-const KERNEL_COPY_FLOOR = 16 * 1024 * 1024;
-const KERNEL_COPY_MAX = 1024 * 1024 * 1024;
+const KERNEL_COPY_MIN = 8 * 1024 * 1024;
 /**
  * Kernel copies copied or being copied whose check has not ended, for the whole run: one being
  * checked while the next is copied, and one more ready. They share libuv's four threads with the
@@ -328,7 +320,7 @@ class BufferPool {
  * committed first when the disk is still there, then the error is thrown.
  */
 export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions): Promise<CopyResult> {
-  const result: CopyResult = { copied: 0, bytesCopied: 0, skipped: 0, readbackCached: 0 };
+  const result: CopyResult = { copied: 0, bytesCopied: 0, skipped: 0, readbackCached: 0, kernelCopied: 0 };
   let fatal: unknown;
   let bytesWritten = 0;
   let batch: Pending[] = [];
@@ -340,9 +332,8 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   const retried = new Set<number>();
   /** Objects whose kernel copy did not hash right: copied again through the buffered loop. */
   const noKernel = new Set<number>();
-  /** Set when a kernel copy cannot be made at all here (no /proc): the rest of the run uses the loop. */
+  /** Set when a kernel copy cannot be made at all here (no `cp`, no /proc): the rest of the run uses the loop. */
   let kernelBroken = false;
-  const copyStart = performance.now();
   let kernelFree = KERNEL_COPY_SLOTS;
   const kernelWaiters: (() => void)[] = [];
   /** The checks of kernel copies, one after the other (their reads and hashing); never rejects. */
@@ -801,13 +792,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   const kernelCopies = (item: CopyItem, size: number): boolean => {
     if (kernelBroken || opts.throttle !== undefined || noKernel.has(item.objectId)) return false;
     // A source that grew since the update is copied by the loop, which stops at the catalogued size.
-    if (item.sizeBytes < KERNEL_COPY_MIN || size !== item.sizeBytes) return false;
-    const rate = (bytesWritten / Math.max(1, performance.now() - copyStart)) * 1000;
-    const max =
-      bytesWritten < KERNEL_COPY_FLOOR
-        ? KERNEL_COPY_FIRST
-        : Math.min(KERNEL_COPY_MAX, Math.max(KERNEL_COPY_FLOOR, rate * KERNEL_COPY_SECONDS));
-    return item.sizeBytes <= max;
+    return item.sizeBytes >= KERNEL_COPY_MIN && size === item.sizeBytes;
   };
 
   const takeKernelSlot = async (): Promise<void> => {
@@ -821,12 +806,12 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
 
   /**
    * The reader's side of a kernel copy of `item` from its source open as `srcFd` (checked: a
-   * regular file of the catalogued size): the kernel copies it into a new `.tmp/` file through
-   * `/proc/self/fd` (the very file that was opened and checked, never a path looked up again),
-   * which is then opened read-only for its check and its fsync, and handed to the writer with
-   * its check under way; the reader goes on with the next item meanwhile. `fallback`: copy this
-   * source through the loop instead (an error of the copy that the loop tells apart: of the
-   * source or of the disk); true/false as readItem's.
+   * regular file of the catalogued size): a new `.tmp/` file is made (0600) and kept open, so
+   * that its fsync reports any write-back error of the copy (errseq samples at open); the kernel
+   * copies into it (`copyFileByKernel`); it becomes 0444 and, once its size is checked, goes to
+   * the writer with its check (its hash read back) under way, while the reader goes on with the
+   * next item. `fallback`: copy this source through the loop instead, which tells the errors of
+   * the source from those of the disk (the copy's are not told apart); true/false as readItem's.
    */
   const kernelCopy = async (
     item: CopyItem,
@@ -835,57 +820,60 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     q: BoundedQueue<Msg>,
   ): Promise<boolean | 'fallback'> => {
     await takeKernelSlot();
-    let handed = false;
     const tmp = newTmp(item);
     let out = -1;
+    let handed = false;
     try {
       if (stopping()) return false;
       try {
-        // Our descriptor of the file first, made before any byte is written: a write-back error
-        // of the copy is reported to its fsync (errseq samples at open). The copy then fills
-        // that same file (it opens the name without O_EXCL, and truncates nothing: it is empty).
         out = fs.openSync(tmp, fs.constants.O_RDONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
       } catch (err) {
+        const code = errnoCode(err);
+        // Out of descriptors: the loop's create makes what is pending durable and tries again.
+        if (code === 'EMFILE' || code === 'ENFILE') return 'fallback';
         fail(onFile(tmp, 'create', err));
         return false;
       }
-      const drop = (): void => {
-        fs.closeSync(out);
-        out = -1;
-        fs.rmSync(tmp, { force: true });
-      };
       try {
-        await copyFileAsync(`/proc/self/fd/${srcFd}`, tmp);
-        // 0444, as every object (the copy gave it the source's mode).
+        await copyFileByKernel(srcFd, tmp, opts.signal);
+        if (stopping()) return false;
+        // 0444, as every object.
         fs.fchmodSync(out, 0o444);
+        // A source that grew or shrank during the copy: the loop reads the catalogued size.
+        if (fs.fstatSync(out).size !== item.sizeBytes) throw new Error('changed size while being copied');
       } catch (err) {
-        drop();
+        if (stopping()) return false;
         const code = errnoCode(err);
-        if (code === 'ENOSPC' || code === 'EDQUOT') {
-          fail(onFile(tmp, 'write', err));
-          return false;
-        }
-        // No /proc (a container without it): the loop for the rest of the run.
-        if (code === 'ENOENT' && !fs.existsSync('/proc/self/fd')) kernelBroken = true;
-        noKernel.add(item.objectId);
-        return 'fallback';
-      }
-      if (fs.fstatSync(out).size !== item.sizeBytes) {
-        // The source grew or shrank during the copy: the loop reads the catalogued size.
-        drop();
+        // No `cp` to start, or no /proc for it to read the source through: the loop from now on.
+        const noCp = code === 'ENOENT' && (err as { syscall?: string }).syscall?.startsWith('spawn') === true;
+        if (noCp || (code === 'ECOPY' && !fs.existsSync('/proc/self/fd'))) kernelBroken = true;
         noKernel.add(item.objectId);
         return 'fallback';
       }
       checkBufs ??= [Buffer.allocUnsafe(HASH_THREAD_BYTES), Buffer.allocUnsafe(HASH_THREAD_BYTES)];
       const bufs = checkBufs;
       const fd = out;
-      const check = checking.then(() => hashFdAsync(fd, bufs));
+      const check = checking.then(() => hashFdAsync(fd, bufs, stopping));
       checking = check.catch(() => undefined);
       handed = true;
       // (The reader alone closes the queue, after its last push: this push is taken.)
       return await q.push({ t: 'copied', item, src, tmp, fd, check, release: giveKernelSlot });
     } finally {
-      if (!handed) giveKernelSlot();
+      if (!handed) {
+        giveKernelSlot();
+        if (out >= 0) {
+          try {
+            fs.closeSync(out);
+          } catch {
+            // the file goes anyway
+          }
+          try {
+            fs.rmSync(tmp, { force: true });
+          } catch {
+            // .tmp/ is emptied at the next sync
+          }
+        }
+      }
     }
   };
 
@@ -940,6 +928,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       }
     }
     bytesWritten += p.item.sizeBytes;
+    result.kernelCopied += 1;
     progress();
     killPoint('after-tmp-write');
     await addToBatch(p);

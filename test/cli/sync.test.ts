@@ -135,12 +135,12 @@ test('--bwlimit, --verify readback, --profile ssd and --fsync-batch run to the s
   assert.equal(runCli(w.home, ['sync', 'd1', '--bwlimit', 'fast']).code, 1);
 });
 
-test('files of 1 MiB and more, copied by the kernel and checked read back, end as through the buffered loop', async (t) => {
+test('files of 8 MiB and more, copied by the kernel and checked read back, end as through the buffered loop', async (t) => {
   const w = makeWorld(t);
-  const twin = bytes(11, 3 << 20);
-  const rewritten = bytes(12, 2 << 20);
-  const intact = bytes(13, (5 << 20) + 7);
-  const grown = bytes(14, 1 << 20);
+  const twin = bytes(11, 9 << 20);
+  const rewritten = bytes(12, 8 << 20);
+  const intact = bytes(13, (10 << 20) + 7);
+  const grown = bytes(14, 8 << 20);
   writeTree(w.src, {
     // One object with two sources: the one rewritten below, and an intact one.
     'v/a.bin': twin,
@@ -151,9 +151,9 @@ test('files of 1 MiB and more, copied by the kernel and checked read back, end a
   });
   await catalogue(w);
   // After the update, with sizes kept: the kernel's copy of these hashes to something else.
-  fs.writeFileSync(path.join(w.src, 'v', 'a.bin'), bytes(21, 3 << 20));
-  fs.writeFileSync(path.join(w.src, 'v', 'c.bin'), bytes(22, 2 << 20));
-  // Grown: its catalogued first MiB is the object.
+  fs.writeFileSync(path.join(w.src, 'v', 'a.bin'), bytes(21, 9 << 20));
+  fs.writeFileSync(path.join(w.src, 'v', 'c.bin'), bytes(22, 8 << 20));
+  // Grown: its catalogued first 8 MiB are the object.
   fs.appendFileSync(path.join(w.src, 'v', 'e.bin'), 'more');
   const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
   const want = new Map([
