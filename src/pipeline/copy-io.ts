@@ -153,45 +153,6 @@ export async function hashFdAsync(fd: number, bufs: readonly [Buffer, Buffer], s
   return h.digest('hex');
 }
 
-/**
- * Copy the file open as `srcFd` into `to` (which exists, empty) with coreutils `cp`, which has
- * the kernel copy it (copy_file_range, no byte through this process) and stops at the end of the
- * file. Not libuv's copyFile: it copies the size it saw at its start and never ends when the file
- * shrinks meanwhile (libuv 1.46: a read at the end returns 0 and its loop starts over, spinning
- * a pool thread forever). `cp` reads the source through its standard input's /proc link (the
- * file that was opened and checked, never a path looked up again) and never clones
- * (`--reflink=never`: an object shares no extent with its source). `signal` kills it. Rejects
- * with the spawn's error (ENOENT: no `cp`) or, when `cp` failed, an error of code ECOPY.
- */
-export function copyFileByKernel(srcFd: number, to: string, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let child: ReturnType<typeof spawn>;
-    try {
-      child = spawn('cp', ['--reflink=never', '--', '/proc/self/fd/0', to], { stdio: [srcFd, 'ignore', 'ignore'] });
-    } catch (err) {
-      reject(err);
-      return;
-    }
-    const kill = (): void => {
-      child.kill('SIGKILL');
-    };
-    signal?.addEventListener('abort', kill, { once: true });
-    const done = (err?: Error): void => {
-      signal?.removeEventListener('abort', kill);
-      if (err === undefined) resolve();
-      else reject(err);
-    };
-    child.on('error', done);
-    child.on('exit', (code, sig) =>
-      done(
-        code === 0
-          ? undefined
-          : Object.assign(new Error(`cp ended with ${sig ?? `exit code ${code}`}`), { code: 'ECOPY' }),
-      ),
-    );
-  });
-}
-
 /** Write all of `buf` at `position`, looping on short writes (the async twin of writeFully). */
 export async function writeFullyAsync(fd: number, buf: Uint8Array, position: number): Promise<void> {
   let off = 0;
@@ -228,6 +189,7 @@ const STRERROR: Record<string, string> = {
   'No such file or directory': 'ENOENT',
   'Transport endpoint is not connected': 'ENOTCONN',
   'Function not implemented': 'ENOSYS',
+  'File too large': 'EFBIG',
 };
 
 /**
@@ -372,6 +334,131 @@ export class SyncfsRunner {
   }
 
   /** End the shell; requests still waiting are rejected. */
+  close(): void {
+    const child = this.child;
+    this.child = undefined;
+    this.broken = true;
+    child?.stdin.end();
+  }
+}
+
+/**
+ * The shell loop of `KernelCopier`: for each line `S D`, coreutils `cp` copies this process's
+ * descriptor S into its descriptor D through their /proc links ($1 is this process's id), and
+ * the line is answered `ok` or `fail <exit status> <first line of its message>`.
+ */
+const KERNEL_COPY_LOOP = `while read -r s d; do
+  if e=$(cp --reflink=never -T -- "/proc/$1/fd/$s" "/proc/$1/fd/$d" 2>&1 >/dev/null); then echo ok
+  else st=$?; printf 'fail %s %s\\n' "$st" "$(printf '%s' "$e" | tr '\\n' ' ')"; fi
+done`;
+
+/**
+ * Copies of whole files by the kernel's page cache and another process, for `sync`'s large files
+ * (copy.ts): one long-lived `sh` runs coreutils `cp` per request, from a descriptor of this
+ * process to another (the source opened and checked, the `.tmp/` file made and kept open), both
+ * reached through /proc/PID/fd: no name on the disk is looked up, so a link swapped into `.tmp/`
+ * is never written through. Not libuv's copyFile: it copies the size it saw at its start and,
+ * when the file shrinks meanwhile, its loop never ends (libuv 1.46: a read at the end gives 0
+ * bytes and it starts over, a pool thread spinning for good); `cp` stops at the end of the file.
+ * Not a spawn of `cp` from this process per file either: forking a Node process of 536 MB
+ * blocked its main thread 11 ms a spawn here. `--reflink=never`: an object shares no extent with
+ * its source. Requests run one at a time, in order. `kill()` (Ctrl-C, a disk error) ends the
+ * copy in flight at once. Rejects with an errno-coded error (from cp's message: ENOSPC, EDQUOT,
+ * EROFS, EFBIG, EIO; ENOSYS when `cp` is missing or lacks the options; ECOPY otherwise or when
+ * the shell ended). Main thread only.
+ */
+export class KernelCopier {
+  private child: ChildProcessWithoutNullStreams | undefined;
+  private readonly waiting: { resolve: () => void; reject: (err: Error) => void }[] = [];
+  private out = '';
+  private broken = false;
+
+  /**
+   * Start the shell now (it starts at the first request otherwise): before the copy, no other
+   * thread of this process is inside an fsync (see SyncfsRunner.start).
+   */
+  start(): ChildProcessWithoutNullStreams | undefined {
+    if (this.child !== undefined || this.broken) return this.child;
+    let child: ChildProcessWithoutNullStreams;
+    try {
+      // Its own process group, so that kill() ends the cp in flight with the shell; it ends on
+      // its own when this process dies (its stdin closes), after the copy in flight.
+      child = spawn('sh', ['-c', KERNEL_COPY_LOOP, 'sh', String(process.pid)], {
+        stdio: 'pipe',
+        detached: true,
+        env: { ...process.env, LC_ALL: 'C' },
+      });
+    } catch {
+      this.broken = true;
+      return undefined;
+    }
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => {
+      this.out += d;
+      for (let nl = this.out.indexOf('\n'); nl >= 0; nl = this.out.indexOf('\n')) {
+        const line = this.out.slice(0, nl);
+        this.out = this.out.slice(nl + 1);
+        this.answer(line);
+      }
+    });
+    child.stderr.resume();
+    const gone = (why: string): void => {
+      this.broken = true;
+      if (this.child === child) this.child = undefined;
+      for (const w of this.waiting.splice(0)) w.reject(Object.assign(new Error(why), { code: 'ECOPY' }));
+    };
+    child.on('error', (err) => gone(`the copying shell could not run: ${err.message}`));
+    child.on('close', (code, signal) => gone(`the copying shell ended with ${signal ?? `exit ${code}`}`));
+    child.stdin.on('error', () => {
+      // EPIPE when the shell died: its 'close' rejects what waits.
+    });
+    this.child = child;
+    return child;
+  }
+
+  private answer(line: string): void {
+    const w = this.waiting.shift();
+    if (w === undefined) return;
+    if (line === 'ok') {
+      w.resolve();
+      return;
+    }
+    const m = /^fail (\d+) ?(.*)$/.exec(line);
+    const status = m === null ? 1 : Number(m[1]);
+    const msg = (m?.[2] ?? line).trim();
+    // 126/127: the shell could not run `cp` at all; an option it does not know: not coreutils.
+    const missing = status === 126 || status === 127 || /unrecognized|invalid option|unknown option/.test(msg);
+    const known = Object.keys(STRERROR).find((k) => msg.includes(k));
+    const errno = missing ? 'ENOSYS' : known === undefined ? 'ECOPY' : STRERROR[known];
+    w.reject(Object.assign(new Error(msg === '' ? `cp ended with exit ${status}` : msg), { code: errno }));
+  }
+
+  /** Copy all of descriptor `srcFd` into descriptor `dstFd` (an empty file); both stay open until this settles. */
+  copy(srcFd: number, dstFd: number): Promise<void> {
+    const child = this.start();
+    if (child === undefined) {
+      return Promise.reject(Object.assign(new Error('the copying shell could not start'), { code: 'ENOSYS' }));
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      child.stdin.write(`${srcFd} ${dstFd}\n`);
+    });
+  }
+
+  /** End the shell and the copy in flight at once; what waits is rejected (code ECOPY). */
+  kill(): void {
+    const child = this.child;
+    this.broken = true;
+    if (child?.pid !== undefined) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+  }
+
+  /** End the shell once its requests are done. */
   close(): void {
     const child = this.child;
     this.child = undefined;

@@ -26,11 +26,11 @@ import { displayPath } from '../core/vpath.js';
 import { syncfsAllowed } from '../disk/fsinfo.js';
 import {
   BoundedQueue,
-  copyFileByKernel,
   fsyncAsync,
   fsyncDirAsync,
   HashThread,
   hashFdAsync,
+  KernelCopier,
   openFilesLimit,
   type PrefetchedFile,
   readAsync,
@@ -158,18 +158,20 @@ const SMALL_BYTES = 256 * 1024;
 const HASH_THREAD_BYTES = 1024 * 1024;
 
 /**
- * Files from this size up are copied by the kernel (coreutils `cp`: copy_file_range, see
- * `copyFileByKernel`) into their `.tmp/` file, then checked by hashing that file read back from
- * the page cache the copy filled, while the kernel copies the next one: no byte of the copy
- * passes through this process, and the check covers the bytes written rather than the bytes
- * read. 1 GiB of 64 MiB files, cold, into an empty folder of the same ext4 (`cp -a && sync`:
- * 1.22-1.34 s): the buffered loop took 2.83-3.01 s with 4 MiB chunks (hdd profile; 2.0-2.3 s of
- * system time, most of it in pwrite) and 1.70-2.24 s with four lanes of 1 MiB chunks (ssd), the
- * kernel's copies 1.63-1.75 s (0.6-0.7 s of system time). Each costs a `cp` process (1.6-1.9 ms
- * of spawn here): smaller files stay in the loop. Not under `--bwlimit` (the token bucket counts
- * the loop's chunks). Ctrl-C kills the `cp` in flight.
+ * Files from this size up are copied by another process (`KernelCopier`: coreutils `cp`, one at
+ * a time) into their `.tmp/` file, then checked by hashing that file read back from the page
+ * cache the copy filled, while the next one is copied: no byte of the copy passes through this
+ * process, and the check covers the bytes written rather than the bytes read. 1 GiB of 64 MiB
+ * files, cold, into an empty folder of the same ext4: the buffered loop took 2.83-3.01 s with
+ * 4 MiB chunks (hdd profile; 2.0-2.3 s of system time, most of it in pwrite), 2.62-2.97 s with
+ * 1 MiB chunks and 2.33-2.38 s with 256 KiB ones; copies by `cp` 1.64-1.77 s (0.6-0.7 s of
+ * system time), `cp -a && sync` 1.29-2.62 s in the same minutes. A `cp` costs the shell a fork
+ * and an exec (a few ms): smaller files stay in the loop. Not under `--bwlimit` (the token bucket
+ * counts the loop's chunks). Ctrl-C, or a disk error, kills the `cp` in flight.
  */
-const KERNEL_COPY_MIN = 8 * 1024 * 1024;
+const KERNEL_COPY_MIN = 16 * 1024 * 1024;
+/** `cp` failures in a row (of unknown cause) after which the rest of the run uses the loop. */
+const KERNEL_COPY_FAILURES = 3;
 /**
  * Kernel copies copied or being copied whose check has not ended, for the whole run: one being
  * checked while the next is copied, and one more ready. They share libuv's four threads with the
@@ -334,6 +336,10 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   const noKernel = new Set<number>();
   /** Set when a kernel copy cannot be made at all here (no `cp`, no /proc): the rest of the run uses the loop. */
   let kernelBroken = false;
+  let kernelFailures = 0;
+  const copier = new KernelCopier();
+  const killCopy = (): void => copier.kill();
+  opts.signal?.addEventListener('abort', killCopy, { once: true });
   let kernelFree = KERNEL_COPY_SLOTS;
   const kernelWaiters: (() => void)[] = [];
   /** The checks of kernel copies, one after the other (their reads and hashing); never rejects. */
@@ -344,6 +350,8 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   /** syncfs calls of this run, through one shell started at the first one. */
   const syncer = new SyncfsRunner();
   if (opts.batchSyncfs === true) syncer.start();
+  // (Started now for the same reason; a run under --bwlimit copies through the loop only.)
+  if (opts.throttle === undefined) copier.start();
   /** tmp names: the object's hash, then this run's tag and a counter (unique, no RNG per file). */
   const runTag = randomBytes(4).toString('hex');
   let tmpSeq = 0;
@@ -383,6 +391,8 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
 
   const fail = (err: unknown): void => {
     fatal ??= err;
+    // The copy in flight is not waited for.
+    copier.kill();
   };
   const progress = (): void => opts.onProgress?.(bytesWritten, result.copied);
 
@@ -807,11 +817,13 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   /**
    * The reader's side of a kernel copy of `item` from its source open as `srcFd` (checked: a
    * regular file of the catalogued size): a new `.tmp/` file is made (0600) and kept open, so
-   * that its fsync reports any write-back error of the copy (errseq samples at open); the kernel
-   * copies into it (`copyFileByKernel`); it becomes 0444 and, once its size is checked, goes to
-   * the writer with its check (its hash read back) under way, while the reader goes on with the
-   * next item. `fallback`: copy this source through the loop instead, which tells the errors of
-   * the source from those of the disk (the copy's are not told apart); true/false as readItem's.
+   * that its fsync reports any write-back error of the copy (errseq samples at open); `cp` copies
+   * into it (`KernelCopier`, descriptor to descriptor); it becomes 0444 and, once its size is
+   * checked, goes to the writer with its check (its hash read back) under way, while the reader
+   * goes on with the next item. A full or read-only disk stops the run, a file too large for the
+   * disk's filesystem is skipped, as in the loop; `fallback`: copy this source through the loop
+   * instead, which tells the other errors of the source from those of the disk; true/false as
+   * readItem's.
    */
   const kernelCopy = async (
     item: CopyItem,
@@ -835,7 +847,8 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
         return false;
       }
       try {
-        await copyFileByKernel(srcFd, tmp, opts.signal);
+        await copier.copy(srcFd, out);
+        kernelFailures = 0;
         if (stopping()) return false;
         // 0444, as every object.
         fs.fchmodSync(out, 0o444);
@@ -844,9 +857,22 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       } catch (err) {
         if (stopping()) return false;
         const code = errnoCode(err);
-        // No `cp` to start, or no /proc for it to read the source through: the loop from now on.
-        const noCp = code === 'ENOENT' && (err as { syscall?: string }).syscall?.startsWith('spawn') === true;
-        if (noCp || (code === 'ECOPY' && !fs.existsSync('/proc/self/fd'))) kernelBroken = true;
+        if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EROFS') {
+          fail(onFile(tmp, 'write', err));
+          return false;
+        }
+        if (code === 'EFBIG') {
+          result.skipped += 1;
+          opts.onSkip({
+            item,
+            path: src,
+            error: `too large for this disk's filesystem: ${describeError(err)}`,
+            changed: false,
+          });
+          return true;
+        }
+        // No `cp` (or not coreutils'), or failing again and again: the loop from now on.
+        if (code === 'ENOSYS' || (code === 'ECOPY' && ++kernelFailures >= KERNEL_COPY_FAILURES)) kernelBroken = true;
         noKernel.add(item.objectId);
         return 'fallback';
       }
@@ -1269,6 +1295,8 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     }
   } finally {
     syncer.close();
+    copier.close();
+    opts.signal?.removeEventListener('abort', killCopy);
     await hasher.close();
     await thread?.close();
   }

@@ -135,12 +135,12 @@ test('--bwlimit, --verify readback, --profile ssd and --fsync-batch run to the s
   assert.equal(runCli(w.home, ['sync', 'd1', '--bwlimit', 'fast']).code, 1);
 });
 
-test('files of 8 MiB and more, copied by the kernel and checked read back, end as through the buffered loop', async (t) => {
+test('files of 16 MiB and more, copied by the kernel and checked read back, end as through the buffered loop', async (t) => {
   const w = makeWorld(t);
-  const twin = bytes(11, 9 << 20);
-  const rewritten = bytes(12, 8 << 20);
-  const intact = bytes(13, (10 << 20) + 7);
-  const grown = bytes(14, 8 << 20);
+  const twin = bytes(11, 17 << 20);
+  const rewritten = bytes(12, 16 << 20);
+  const intact = bytes(13, (20 << 20) + 7);
+  const grown = bytes(14, 16 << 20);
   writeTree(w.src, {
     // One object with two sources: the one rewritten below, and an intact one.
     'v/a.bin': twin,
@@ -151,9 +151,9 @@ test('files of 8 MiB and more, copied by the kernel and checked read back, end a
   });
   await catalogue(w);
   // After the update, with sizes kept: the kernel's copy of these hashes to something else.
-  fs.writeFileSync(path.join(w.src, 'v', 'a.bin'), bytes(21, 9 << 20));
-  fs.writeFileSync(path.join(w.src, 'v', 'c.bin'), bytes(22, 8 << 20));
-  // Grown: its catalogued first 8 MiB are the object.
+  fs.writeFileSync(path.join(w.src, 'v', 'a.bin'), bytes(21, 17 << 20));
+  fs.writeFileSync(path.join(w.src, 'v', 'c.bin'), bytes(22, 16 << 20));
+  // Grown: its catalogued first 16 MiB are the object.
   fs.appendFileSync(path.join(w.src, 'v', 'e.bin'), 'more');
   const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
   const want = new Map([
@@ -161,14 +161,22 @@ test('files of 8 MiB and more, copied by the kernel and checked read back, end a
     [sha(intact), true],
     [sha(grown), true],
   ]);
+  // A `cp` first on PATH that notes each call, then runs the real one: the kernel's copies ran.
+  const bin = path.join(w.root, 'bin');
+  const calls = path.join(w.root, 'cp-calls');
+  fs.mkdirSync(bin);
+  const real = ['/usr/bin/cp', '/bin/cp'].find((p) => fs.existsSync(p)) ?? 'cp';
+  fs.writeFileSync(path.join(bin, 'cp'), `#!/bin/sh\necho "$@" >> ${calls}\nexec ${real} "$@"\n`, { mode: 0o755 });
+  const env = { PATH: `${bin}:${process.env.PATH ?? ''}` };
   // The kernel's copies (the default), then the buffered loop (--bwlimit) on a second disk.
   for (const [name, extra] of [
     ['d1', []],
     ['d2', ['--bwlimit', '1G']],
   ] as const) {
     const d = path.join(w.root, name);
-    assert.equal(runCli(w.home, ['disk', 'add', name, d, '--size', '64M']).code, 0);
-    const r = runCliJson<SyncJson>(w.home, ['sync', name, ...extra]);
+    assert.equal(runCli(w.home, ['disk', 'add', name, d, '--size', '128M']).code, 0);
+    fs.rmSync(calls, { force: true });
+    const r = runCliJson<SyncJson>(w.home, ['sync', name, ...extra], env);
     assert.equal(r.code, 1, `${name}: ${r.stderr}`);
     assert.deepEqual(
       r.json.skipped.map((s) => path.basename(s.path)),
@@ -183,5 +191,9 @@ test('files of 8 MiB and more, copied by the kernel and checked read back, end a
       assert.equal(st.mode & 0o777, 0o444, `${name}: object ${h} is read-only`);
     }
     assert.deepEqual(fs.readdirSync(path.join(d, 'distbackup-objects', '.tmp')), [], `${name}: .tmp is empty`);
+    // Copied by cp: the intact file and a source of the twin at least (the grown one by the loop).
+    const n = fs.existsSync(calls) ? fs.readFileSync(calls, 'utf8').trim().split('\n').length : 0;
+    if (name === 'd1') assert.ok(n >= 2, `d1: ${n} kernel copies`);
+    else assert.equal(n, 0, 'd2: --bwlimit copies through the loop');
   }
 });

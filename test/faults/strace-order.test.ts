@@ -1,6 +1,6 @@
 /**
  * Durability order, read from the kernel's side (RELIABILITY.md test 3, failure modes 2 and 3):
- * a real small `sync` runs under `strace -f -y` (the `sync -f` children traced too), and the
+ * a real small `sync` runs under `strace -f -y` (the `sync -f` and `cp` children traced too), and the
  * trace must show, for every object,
  * - its `.tmp/` file made durable before it is renamed to its final name: its own fsync
  *   completed, or (a batch of small files on an in-kernel filesystem) a syncfs of the disk's
@@ -136,7 +136,13 @@ test('strace of a real sync: tmp fsync → rename → folder fsync → catalogue
     skipTest(t, 'strace not installed', true);
     return;
   }
-  const fx = makeFixture(t, { rng: rngFor('strace-order'), scale: 0.15, only: ['d1', 'd2'] });
+  // Two files that `cp` copies (16 MiB and more): written by another process, fsynced by sync.
+  const fx = makeFixture(t, {
+    rng: rngFor('strace-order'),
+    scale: 0.15,
+    only: ['d1', 'd2'],
+    largeFiles: [17 << 20, (20 << 20) + 5],
+  });
   if (fx === null) return;
   fx.update();
   const before = groundTruth(fx);

@@ -1,11 +1,13 @@
 /**
- * The kernel copies of `sync` (pipeline/copy.ts, files of 8 MiB and more): in-process, real temp
- * folders, real `cp` children. A copy lands under its hash, read-only, with the catalogued bytes;
- * one whose source was rewritten since the update is copied again through the buffered loop,
- * which takes the next source or reports the changed one; `--bwlimit` keeps the loop; a source
- * truncated while it is copied is reported, and the run ends (libuv's copyFile spins forever
- * there); Ctrl-C (the signal) ends the run with every counted object in place, nothing left in
- * `.tmp/` and no descriptor left open.
+ * The kernel copies of `sync` (pipeline/copy.ts, files of 16 MiB and more, copied by `cp` run
+ * from one shell): in-process, real temp folders, real processes. A copy lands under its hash,
+ * read-only, with the catalogued bytes; one whose source was rewritten since the update is
+ * copied again through the buffered loop, which takes the next source or reports the changed
+ * one; `--bwlimit` keeps the loop; a source truncated during the copy is reported (libuv's
+ * copyFile spins forever there); a full disk stops the run naming the file; no `cp` means the
+ * loop; Ctrl-C (the signal) kills the copy in flight and ends the run at once, with every counted
+ * object in place, nothing left in `.tmp/` and no descriptor left open. Some tests put a `cp` of
+ * their own first on PATH, which does its part and then runs the real one.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -26,6 +28,22 @@ import { TokenBucket } from '../../src/pipeline/throttle.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const MiB = 1024 * 1024;
+const REAL_CP = ['/usr/bin/cp', '/bin/cp'].find((p) => fs.existsSync(p)) ?? 'cp';
+
+/**
+ * A `cp` first on PATH for this test, running `script` (sh; its arguments are cp's: --reflink=never
+ * -T -- SOURCE TARGET, so the source is $4) and then, unless the script exits, the real `cp`.
+ */
+function fakeCp(t: Parameters<typeof tempDir>[0], script: string): void {
+  const dir = path.join(tempDir(t), 'bin');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'cp'), `#!/bin/sh\n${script}\nexec ${REAL_CP} "$@"\n`, { mode: 0o755 });
+  const old = process.env.PATH;
+  process.env.PATH = `${dir}:${old ?? ''}`;
+  t.after(() => {
+    process.env.PATH = old;
+  });
+}
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 /** `size` bytes that differ with `seed` (each MiB is stamped, so no two files alike). */
@@ -107,13 +125,14 @@ function openFiles(root: string): string[] {
   return out.sort();
 }
 
-test('files of 8 MiB and more are copied by the kernel: in place, read-only, the catalogued bytes', async (t) => {
+test('files of 16 MiB and more are copied by the kernel: in place, read-only, the catalogued bytes', async (t) => {
   const w = world(t);
-  // Below, at, and above 16 MiB (those are fsynced on their own, the smaller in a syncfs batch).
   const items = [
-    w.item(0, data(1, 8 * MiB), 'a'),
-    w.item(1, data(2, 9 * MiB + 3), 'b'),
-    w.item(2, data(3, 20 * MiB), 'c'),
+    w.item(0, data(1, 16 * MiB), 'a'),
+    w.item(1, data(2, 17 * MiB + 3), 'b'),
+    w.item(2, data(3, 40 * MiB), 'c'),
+    // Below: the loop.
+    w.item(3, data(9, 3 * MiB), 'd'),
   ];
   const { result, done, skips } = await copy(w, items);
   assert.deepEqual(skips, []);
@@ -128,7 +147,7 @@ test('files of 8 MiB and more are copied by the kernel: in place, read-only, the
   assert.deepEqual(openFiles(w.root), [], 'no descriptor left open');
   // --bwlimit: the buffered loop, same result.
   const w2 = world(t);
-  const again = [w2.item(0, data(1, 8 * MiB), 'a')];
+  const again = [w2.item(0, data(1, 16 * MiB), 'a')];
   const r2 = await copy(w2, again, { throttle: new TokenBucket(1e10) });
   assert.equal(r2.result.kernelCopied, 0);
   assert.equal(r2.result.copied, 1);
@@ -137,12 +156,12 @@ test('files of 8 MiB and more are copied by the kernel: in place, read-only, the
 
 test('a source rewritten since the update: the loop takes its twin, or reports it changed; nothing stored under a wrong name', async (t) => {
   const w = world(t);
-  const twin = w.item(0, data(4, 8 * MiB), 'first', 'second');
-  const alone = w.item(1, data(5, 10 * MiB), 'alone');
-  const intact = w.item(2, data(6, 12 * MiB), 'intact');
+  const twin = w.item(0, data(4, 16 * MiB), 'first', 'second');
+  const alone = w.item(1, data(5, 18 * MiB), 'alone');
+  const intact = w.item(2, data(6, 20 * MiB), 'intact');
   // Same sizes, other bytes: the kernel's copy of these hashes to something else.
-  fs.writeFileSync(path.join(w.root, 'src', 'first'), data(40, 8 * MiB));
-  fs.writeFileSync(path.join(w.root, 'src', 'alone'), data(50, 10 * MiB));
+  fs.writeFileSync(path.join(w.root, 'src', 'first'), data(40, 16 * MiB));
+  fs.writeFileSync(path.join(w.root, 'src', 'alone'), data(50, 18 * MiB));
   const { result, done, skips } = await copy(w, [twin, alone, intact]);
   assert.equal(result.kernelCopied, 1, 'only the intact file passed its kernel copy check');
   assert.deepEqual(done.map((d) => d.hash).sort(), [twin.hash, intact.hash].sort());
@@ -155,14 +174,13 @@ test('a source rewritten since the update: the loop takes its twin, or reports i
   assert.deepEqual(tmpLeft(w), []);
 });
 
-test('a source truncated while it is copied: reported, and the run ends', { timeout: 60_000 }, async (t) => {
+test('a source truncated during the copy: reported, and the run ends', { timeout: 60_000 }, async (t) => {
   const w = world(t);
-  const big = w.item(0, data(7, 96 * MiB), 'shrinking');
-  const after = w.item(1, data(8, 8 * MiB), 'after');
-  const file = path.join(w.root, 'src', 'shrinking');
-  // Cut it down while the copy runs (or just before it starts: either way it ends reported).
-  const cut = setTimeout(() => fs.truncateSync(file, 2 * MiB), 15);
-  t.after(() => clearTimeout(cut));
+  const big = w.item(0, data(7, 32 * MiB), 'shrinking');
+  const after = w.item(1, data(8, 16 * MiB), 'after');
+  // The first copy finds its source cut down after the reader checked its size.
+  const flag = path.join(w.root, 'cut-once');
+  fakeCp(t, `if [ ! -e ${flag} ]; then : > ${flag}; truncate -s 2M "$4"; fi`);
   const { done, skips } = await copy(w, [big, after]);
   assert.deepEqual(
     done.map((d) => d.hash),
@@ -170,27 +188,61 @@ test('a source truncated while it is copied: reported, and the run ends', { time
   );
   assert.equal(skips.length, 1);
   assert.equal(skips[0]?.item.hash, big.hash);
-  assert.match(skips[0]?.error ?? '', /shorter than catalogued|changed since the last update/);
+  assert.match(skips[0]?.error ?? '', /^shorter than catalogued \(2097152 of 33554432 bytes\)/);
   assert.deepEqual(tmpLeft(w), []);
 });
 
-test('Ctrl-C during kernel copies: every counted object in place, .tmp empty, no descriptor left', async (t) => {
+test('a full disk stops the run naming the file; no cp means the loop', async (t) => {
   const w = world(t);
-  const items = Array.from({ length: 12 }, (_, i) => w.item(i, data(100 + i, 24 * MiB), `f${i}`));
+  const items = [w.item(0, data(10, 16 * MiB), 'a'), w.item(1, data(11, 16 * MiB), 'b')];
+  // Done as coreutils says it, in the C locale the copier asks for.
+  fakeCp(t, `echo "cp: error writing '$5': No space left on device" >&2; exit 1`);
+  await assert.rejects(copy(w, items), (err: NodeJS.ErrnoException) => {
+    assert.equal(err.code, 'ENOSPC');
+    assert.match(err.message, /distbackup-objects\/\.tmp\/[0-9a-f]{64}\.[0-9a-f]+/);
+    return true;
+  });
+  assert.deepEqual(tmpLeft(w), []);
+  const w2 = world(t);
+  const more = [w2.item(0, data(12, 16 * MiB), 'a'), w2.item(1, data(13, 16 * MiB), 'b')];
+  fakeCp(t, 'exit 127');
+  const { result, skips } = await copy(w2, more);
+  assert.deepEqual(skips, []);
+  assert.equal(result.kernelCopied, 0);
+  assert.equal(result.copied, 2);
+  for (const it of more) assert.equal(sha(fs.readFileSync(objectPath(w2.diskPath, it.hash))), it.hash);
+});
+
+test('Ctrl-C kills the copy in flight: the run ends at once, every counted object in place, .tmp empty', async (t) => {
+  const w = world(t);
+  const first = w.item(0, data(20, 16 * MiB), 'first');
+  const slow = w.item(1, data(21, 16 * MiB), 'slow');
+  // The second copy would take a minute.
+  fakeCp(
+    t,
+    `case "$4" in */fd/*) [ -e ${path.join(w.root, 'one-done')} ] && sleep 60; : > ${path.join(w.root, 'one-done')};; esac`,
+  );
   const stop = new AbortController();
   const counted: CopiedObject[] = [];
-  const { result } = await copy(w, items, {
+  const t0 = Date.now();
+  // Ctrl-C once the first is counted: by then the second copy has long begun (the reader moves
+  // on as soon as it has handed the first one over).
+  const { result } = await copy(w, [first, slow], {
     signal: stop.signal,
-    fsyncBatchBytes: 24 * MiB,
     commitFiles: 1,
     commit: (b) => {
       counted.push(...b);
       stop.abort();
     },
   });
-  assert.ok(counted.length >= 1 && counted.length < items.length, `stopped early: ${counted.length} counted`);
-  assert.equal(result.copied, counted.length);
-  for (const c of counted) assert.equal(sha(fs.readFileSync(objectPath(w.diskPath, c.hash))), c.hash);
+  const took = Date.now() - t0;
+  assert.ok(took < 20_000, `ended ${took} ms after its start, not after the minute of the copy in flight`);
+  assert.deepEqual(
+    counted.map((c) => c.hash),
+    [first.hash],
+  );
+  assert.equal(result.copied, 1);
+  assert.equal(sha(fs.readFileSync(objectPath(w.diskPath, first.hash))), first.hash);
   assert.deepEqual(tmpLeft(w), []);
   assert.deepEqual(openFiles(w.root), [], 'no descriptor left open');
 });
