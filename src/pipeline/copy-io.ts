@@ -221,8 +221,7 @@ export function syncfs(p: string): Promise<void> {
         return;
       }
       const line = stderr.trim().split('\n')[0] ?? '';
-      const known = Object.keys(STRERROR).find((m) => line.includes(m));
-      const errno = /unrecognized|invalid option/.test(line) ? 'ENOSYS' : known === undefined ? 'EIO' : STRERROR[known];
+      const errno = /unrecognized|invalid option/.test(line) ? 'ENOSYS' : errnoOf(line, 'EIO');
       const why = line === '' ? `sync -f ended with ${signal ?? `exit ${code}`}` : line;
       reject(fileError(p, Object.assign(new Error(why), { code: errno }), 'syncfs'));
     });
@@ -238,155 +237,47 @@ const SYNCFS_LOOP = `while IFS= read -r p; do
   else s=$?; printf 'fail %s %s\\n' "$s" "$(printf '%s' "$e" | tr '\\n' ' ')"; fi
 done`;
 
-/**
- * syncfs(2) through one long-lived `sh` that runs `sync -f` for each request, instead of a
- * spawn of `sync` from this process per call: forking a Node process of a few hundred MB cost
- * 40–55 ms of the main thread per call (30,000 small files: 0.65 s of the sync), forking the
- * small shell under a millisecond. Same answers as `syncfs()`: resolves when the filesystem
- * holding `p` is written back, rejects with an errno-coded error naming `p` (ENOSYS when
- * `sync -f` is missing or too old, EIO when the shell itself ended). Requests are answered in
- * order; a path holding a newline, or a shell that cannot start, goes through `syncfs()`.
- * `close()` ends the shell (it also ends on its own when this process dies: its stdin closes).
- * Main thread only.
- */
-export class SyncfsRunner {
-  private child: ChildProcessWithoutNullStreams | undefined;
-  private readonly waiting: { p: string; resolve: () => void; reject: (err: Error) => void }[] = [];
-  private out = '';
-  private broken = false;
-
-  /**
-   * Start the shell now (it starts at the first request otherwise): before the copy, no other
-   * thread of this process is inside an fsync (under an LD_PRELOAD fault injector such as libfiu,
-   * a fork while one is can leave the child blocked on the injector's lock before its exec).
-   */
-  start(): ChildProcessWithoutNullStreams | undefined {
-    if (this.child !== undefined || this.broken) return this.child;
-    let child: ChildProcessWithoutNullStreams;
-    try {
-      // Its own process group: a Ctrl-C in the terminal reaches this process, which stops
-      // cleanly, and not the shell, whose `sync -f` of a commit group would otherwise fail
-      // and make a durable group look failed. It ends when its stdin closes (this process ends).
-      child = spawn('sh', ['-c', SYNCFS_LOOP], { stdio: 'pipe', detached: true });
-    } catch {
-      this.broken = true;
-      return undefined;
-    }
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (d: string) => {
-      this.out += d;
-      for (let nl = this.out.indexOf('\n'); nl >= 0; nl = this.out.indexOf('\n')) {
-        const line = this.out.slice(0, nl);
-        this.out = this.out.slice(nl + 1);
-        this.answer(line);
-      }
-    });
-    child.stderr.resume();
-    // Every request still waiting fails when the shell goes away (never left unsettled).
-    const gone = (why: string): void => {
-      this.broken = true;
-      if (this.child === child) this.child = undefined;
-      for (const w of this.waiting.splice(0)) {
-        w.reject(fileError(w.p, Object.assign(new Error(why), { code: 'EIO' }), 'syncfs'));
-      }
-    };
-    child.on('error', (err) => gone(`sync -f could not run: ${err.message}`));
-    child.on('close', (code, signal) => gone(`sync -f ended with ${signal ?? `exit ${code}`}`));
-    child.stdin.on('error', () => {
-      // EPIPE when the shell died: its 'close' rejects what waits.
-    });
-    this.child = child;
-    return child;
-  }
-
-  private answer(line: string): void {
-    const w = this.waiting.shift();
-    if (w === undefined) return;
-    if (line === 'ok') {
-      w.resolve();
-      return;
-    }
-    const m = /^fail (\d+) ?(.*)$/.exec(line);
-    const status = m === null ? 1 : Number(m[1]);
-    const msg = (m?.[2] ?? line).trim();
-    // 126/127: the shell could not run `sync` at all.
-    const missing = status === 126 || status === 127 || /unrecognized|invalid option/.test(msg);
-    const known = Object.keys(STRERROR).find((k) => msg.includes(k));
-    const errno = missing ? 'ENOSYS' : known === undefined ? 'EIO' : STRERROR[known];
-    const why = msg === '' ? `sync -f ended with exit ${status}` : msg;
-    w.reject(fileError(w.p, Object.assign(new Error(why), { code: errno }), 'syncfs'));
-  }
-
-  /** Process id of the shell while it runs (for tests). */
-  get pid(): number | undefined {
-    return this.child?.pid;
-  }
-
-  /** syncfs(2) of the filesystem holding `p` (see the class comment). */
-  run(p: string): Promise<void> {
-    if (p.includes('\n')) return syncfs(p);
-    const child = this.start();
-    if (child === undefined) return syncfs(p);
-    return new Promise<void>((resolve, reject) => {
-      this.waiting.push({ p, resolve, reject });
-      child.stdin.write(`${p}\n`);
-    });
-  }
-
-  /** End the shell; requests still waiting are rejected. */
-  close(): void {
-    const child = this.child;
-    this.child = undefined;
-    this.broken = true;
-    child?.stdin.end();
-  }
+/** A request waiting for its line: how to settle it, and the error it gets when it fails. */
+interface ShellRequest {
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+  /** The error of an answer `fail <status> <message>`. */
+  readonly failed: (status: number, message: string) => Error;
+  /** The error when the shell could not run or ended. */
+  readonly gone: (why: string) => Error;
 }
 
 /**
- * The shell loop of `KernelCopier`: for each line `S D`, coreutils `cp` copies this process's
- * descriptor S into its descriptor D through their /proc links ($1 is this process's id), and
- * the line is answered `ok` or `fail <exit status> <first line of its message>`.
+ * One long-lived `sh -c SCRIPT` that answers each line written to it with one line, `ok` or
+ * `fail <exit status> <first line of a message>`, in order: the loops of SyncfsRunner and
+ * KernelCopier. Its own process group: a Ctrl-C in the terminal reaches this process, which
+ * stops cleanly, and not the shell's commands; `kill()` ends the shell and the command in flight.
+ * It ends on its own when this process dies (its stdin closes), after the command in flight.
+ * A request still waiting when the shell goes away is rejected, never left unsettled.
  */
-const KERNEL_COPY_LOOP = `while read -r s d; do
-  if e=$(cp --reflink=never -T -- "/proc/$1/fd/$s" "/proc/$1/fd/$d" 2>&1 >/dev/null); then echo ok
-  else st=$?; printf 'fail %s %s\\n' "$st" "$(printf '%s' "$e" | tr '\\n' ' ')"; fi
-done`;
-
-/**
- * Copies of whole files by the kernel's page cache and another process, for `sync`'s large files
- * (copy.ts): one long-lived `sh` runs coreutils `cp` per request, from a descriptor of this
- * process to another (the source opened and checked, the `.tmp/` file made and kept open), both
- * reached through /proc/PID/fd: no name on the disk is looked up, so a link swapped into `.tmp/`
- * is never written through. Not libuv's copyFile: it copies the size it saw at its start and,
- * when the file shrinks meanwhile, its loop never ends (libuv 1.46: a read at the end gives 0
- * bytes and it starts over, a pool thread spinning for good); `cp` stops at the end of the file.
- * Not a spawn of `cp` from this process per file either: forking a Node process of 536 MB
- * blocked its main thread 11 ms a spawn here. `--reflink=never`: an object shares no extent with
- * its source. Requests run one at a time, in order. `kill()` (Ctrl-C, a disk error) ends the
- * copy in flight at once. Rejects with an errno-coded error (from cp's message: ENOSPC, EDQUOT,
- * EROFS, EFBIG, EIO; ENOSYS when `cp` is missing or lacks the options; ECOPY otherwise or when
- * the shell ended). Main thread only.
- */
-export class KernelCopier {
+class ShellLoop {
   private child: ChildProcessWithoutNullStreams | undefined;
-  private readonly waiting: { resolve: () => void; reject: (err: Error) => void }[] = [];
+  private readonly waiting: ShellRequest[] = [];
   private out = '';
   private broken = false;
 
-  /**
-   * Start the shell now (it starts at the first request otherwise): before the copy, no other
-   * thread of this process is inside an fsync (see SyncfsRunner.start).
-   */
+  constructor(
+    /** Names the shell in messages (`sync -f`, `cp`). */
+    private readonly what: string,
+    private readonly script: string,
+    private readonly args: readonly string[] = [],
+    private readonly env?: NodeJS.ProcessEnv,
+  ) {}
+
+  /** Start the shell now (else at the first request); undefined when it cannot start. */
   start(): ChildProcessWithoutNullStreams | undefined {
     if (this.child !== undefined || this.broken) return this.child;
     let child: ChildProcessWithoutNullStreams;
     try {
-      // Its own process group, so that kill() ends the cp in flight with the shell; it ends on
-      // its own when this process dies (its stdin closes), after the copy in flight.
-      child = spawn('sh', ['-c', KERNEL_COPY_LOOP, 'sh', String(process.pid)], {
+      child = spawn('sh', ['-c', this.script, 'sh', ...this.args], {
         stdio: 'pipe',
         detached: true,
-        env: { ...process.env, LC_ALL: 'C' },
+        ...(this.env === undefined ? {} : { env: this.env }),
       });
     } catch {
       this.broken = true;
@@ -405,10 +296,10 @@ export class KernelCopier {
     const gone = (why: string): void => {
       this.broken = true;
       if (this.child === child) this.child = undefined;
-      for (const w of this.waiting.splice(0)) w.reject(Object.assign(new Error(why), { code: 'ECOPY' }));
+      for (const w of this.waiting.splice(0)) w.reject(w.gone(why));
     };
-    child.on('error', (err) => gone(`the copying shell could not run: ${err.message}`));
-    child.on('close', (code, signal) => gone(`the copying shell ended with ${signal ?? `exit ${code}`}`));
+    child.on('error', (err) => gone(`${this.what} could not run: ${err.message}`));
+    child.on('close', (code, signal) => gone(`${this.what} ended with ${signal ?? `exit ${code}`}`));
     child.stdin.on('error', () => {
       // EPIPE when the shell died: its 'close' rejects what waits.
     });
@@ -424,28 +315,25 @@ export class KernelCopier {
       return;
     }
     const m = /^fail (\d+) ?(.*)$/.exec(line);
-    const status = m === null ? 1 : Number(m[1]);
-    const msg = (m?.[2] ?? line).trim();
-    // 126/127: the shell could not run `cp` at all; an option it does not know: not coreutils.
-    const missing = status === 126 || status === 127 || /unrecognized|invalid option|unknown option/.test(msg);
-    const known = Object.keys(STRERROR).find((k) => msg.includes(k));
-    const errno = missing ? 'ENOSYS' : known === undefined ? 'ECOPY' : STRERROR[known];
-    w.reject(Object.assign(new Error(msg === '' ? `cp ended with exit ${status}` : msg), { code: errno }));
+    w.reject(w.failed(m === null ? 1 : Number(m[1]), (m?.[2] ?? line).trim()));
   }
 
-  /** Copy all of descriptor `srcFd` into descriptor `dstFd` (an empty file); both stay open until this settles. */
-  copy(srcFd: number, dstFd: number): Promise<void> {
+  /** Process id of the shell while it runs (for tests). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Send `line` (no newline in it); undefined when the shell cannot start (the caller does without). */
+  request(line: string, failed: ShellRequest['failed'], gone: ShellRequest['gone']): Promise<void> | undefined {
     const child = this.start();
-    if (child === undefined) {
-      return Promise.reject(Object.assign(new Error('the copying shell could not start'), { code: 'ENOSYS' }));
-    }
+    if (child === undefined) return undefined;
     return new Promise<void>((resolve, reject) => {
-      this.waiting.push({ resolve, reject });
-      child.stdin.write(`${srcFd} ${dstFd}\n`);
+      this.waiting.push({ resolve, reject, failed, gone });
+      child.stdin.write(`${line}\n`);
     });
   }
 
-  /** End the shell and the copy in flight at once; what waits is rejected (code ECOPY). */
+  /** End the shell and the command in flight at once. */
   kill(): void {
     const child = this.child;
     this.broken = true;
@@ -458,12 +346,130 @@ export class KernelCopier {
     }
   }
 
-  /** End the shell once its requests are done. */
+  /** End the shell once its requests are done; no request is taken after. */
   close(): void {
     const child = this.child;
     this.child = undefined;
     this.broken = true;
     child?.stdin.end();
+  }
+}
+
+/** The errno of a command's message: a known strerror text, else `fallback`. */
+function errnoOf(message: string, fallback: string): string {
+  const known = Object.keys(STRERROR).find((k) => message.includes(k));
+  return known === undefined ? fallback : (STRERROR[known] as string);
+}
+
+/**
+ * syncfs(2) through one long-lived `sh` that runs `sync -f` for each request, instead of a
+ * spawn of `sync` from this process per call: forking a Node process of a few hundred MB cost
+ * 40–55 ms of the main thread per call (30,000 small files: 0.65 s of the sync), forking the
+ * small shell under a millisecond. Same answers as `syncfs()`: resolves when the filesystem
+ * holding `p` is written back, rejects with an errno-coded error naming `p` (ENOSYS when
+ * `sync -f` is missing or too old, EIO when the shell itself ended). Requests are answered in
+ * order; a path holding a newline, or a shell that cannot start, goes through `syncfs()`.
+ * `close()` ends the shell. Main thread only.
+ */
+export class SyncfsRunner {
+  private readonly shell = new ShellLoop('sync -f', SYNCFS_LOOP);
+
+  /**
+   * Start the shell now (it starts at the first request otherwise): before the copy, no other
+   * thread of this process is inside an fsync (under an LD_PRELOAD fault injector such as libfiu,
+   * a fork while one is can leave the child blocked on the injector's lock before its exec).
+   */
+  start(): void {
+    this.shell.start();
+  }
+
+  /** Process id of the shell while it runs (for tests). */
+  get pid(): number | undefined {
+    return this.shell.pid;
+  }
+
+  /** syncfs(2) of the filesystem holding `p` (see the class comment). */
+  run(p: string): Promise<void> {
+    if (p.includes('\n')) return syncfs(p);
+    const err = (message: string, code: string): Error =>
+      fileError(p, Object.assign(new Error(message), { code }), 'syncfs');
+    const done = this.shell.request(
+      p,
+      (status, msg) => {
+        // 126/127: the shell could not run `sync` at all.
+        const missing = status === 126 || status === 127 || /unrecognized|invalid option/.test(msg);
+        return err(msg === '' ? `sync -f ended with exit ${status}` : msg, missing ? 'ENOSYS' : errnoOf(msg, 'EIO'));
+      },
+      (why) => err(why, 'EIO'),
+    );
+    return done ?? syncfs(p);
+  }
+
+  /** End the shell; requests still waiting are rejected. */
+  close(): void {
+    this.shell.close();
+  }
+}
+
+/**
+ * The shell loop of `KernelCopier`: for each line `S D`, coreutils `cp` copies this process's
+ * descriptor S into its descriptor D through their /proc links ($1 is this process's id), and
+ * the line is answered as SYNCFS_LOOP's are.
+ */
+const KERNEL_COPY_LOOP = `while read -r s d; do
+  if e=$(cp --reflink=never -T -- "/proc/$1/fd/$s" "/proc/$1/fd/$d" 2>&1 >/dev/null); then echo ok
+  else st=$?; printf 'fail %s %s\\n' "$st" "$(printf '%s' "$e" | tr '\\n' ' ')"; fi
+done`;
+
+/**
+ * Copies of whole files by the kernel's page cache and another process, for `sync`'s large files
+ * (copy.ts): one long-lived `sh` runs coreutils `cp` per request, from a descriptor of this
+ * process to another (the source opened and checked, the `.tmp/` file made and kept open), both
+ * reached through /proc/PID/fd: no name on the disk is looked up, so a link swapped into `.tmp/`
+ * is never written through. Not libuv's copyFile: it copies the size it saw at its start and,
+ * when the file shrinks meanwhile, its loop never ends (libuv 1.46: a read at the end gives 0
+ * bytes and it starts over, a pool thread spinning for good); `cp` stops at the end of the file.
+ * Not a spawn of `cp` from this process per file either: forking a Node process of 536 MB
+ * blocked its main thread 11 ms a spawn here. `--reflink=never`: an object shares no extent with
+ * its source. Requests run one at a time, in order. `kill()` (Ctrl-C, a disk error) ends the
+ * copy in flight at once. Rejects with an errno-coded error (from cp's message, in the C locale:
+ * ENOSPC, EDQUOT, EROFS, EFBIG, EIO; ENOSYS when `cp` is missing or lacks the options; ECOPY
+ * otherwise or when the shell ended). Main thread only.
+ */
+export class KernelCopier {
+  private readonly shell = new ShellLoop('cp', KERNEL_COPY_LOOP, [String(process.pid)], {
+    ...process.env,
+    LC_ALL: 'C',
+  });
+
+  /** Start the shell now (see SyncfsRunner.start). */
+  start(): void {
+    this.shell.start();
+  }
+
+  /** Copy all of descriptor `srcFd` into descriptor `dstFd` (an empty file); both stay open until this settles. */
+  copy(srcFd: number, dstFd: number): Promise<void> {
+    const err = (message: string, code: string): Error => Object.assign(new Error(message), { code });
+    const done = this.shell.request(
+      `${srcFd} ${dstFd}`,
+      (status, msg) => {
+        // 126/127: no `cp` to run; an option it does not know: not coreutils'.
+        const missing = status === 126 || status === 127 || /unrecognized|invalid option|unknown option/.test(msg);
+        return err(msg === '' ? `cp ended with exit ${status}` : msg, missing ? 'ENOSYS' : errnoOf(msg, 'ECOPY'));
+      },
+      (why) => err(why, 'ECOPY'),
+    );
+    return done ?? Promise.reject(err('the copying shell could not start', 'ENOSYS'));
+  }
+
+  /** End the shell and the copy in flight at once; what waits is rejected (code ECOPY). */
+  kill(): void {
+    this.shell.kill();
+  }
+
+  /** End the shell once its requests are done. */
+  close(): void {
+    this.shell.close();
   }
 }
 
