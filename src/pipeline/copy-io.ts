@@ -131,7 +131,7 @@ export function readAsync(
  * SHA-256 (hex) of everything in `fd` from its start: reads on libuv's pool into `bufs` in turns,
  * the next one under way while this thread hashes the last one. Leaves no read in flight when it
  * settles (the caller may then close `fd`), also when `stop` says to end early (it then
- * rejects, code EINTR). Used to check a file the kernel has just copied, read back from the
+ * rejects, code EINTR). Used to check a file just copied by the kernel or by `cp`, read back from the
  * page cache the copy filled.
  */
 export async function hashFdAsync(fd: number, bufs: readonly [Buffer, Buffer], stop?: () => boolean): Promise<string> {
@@ -250,7 +250,7 @@ interface ShellRequest {
 /**
  * One long-lived `sh -c SCRIPT` that answers each line written to it with one line, `ok` or
  * `fail <exit status> <first line of a message>`, in order: the loops of SyncfsRunner and
- * KernelCopier. Its own process group: a Ctrl-C in the terminal reaches this process, which
+ * CpRunner. Its own process group: a Ctrl-C in the terminal reaches this process, which
  * stops cleanly, and not the shell's commands; `kill()` ends the shell and the command in flight.
  * It ends on its own when this process dies (its stdin closes), after the command in flight.
  * A request still waiting when the shell goes away is rejected, never left unsettled.
@@ -262,7 +262,7 @@ class ShellLoop {
   private broken = false;
 
   constructor(
-    /** Names the shell in messages (`sync -f`, `cp`). */
+    /** Names the shell in messages (`sync -f`, `the copying shell`). */
     private readonly what: string,
     private readonly script: string,
     private readonly args: readonly string[] = [],
@@ -296,6 +296,13 @@ class ShellLoop {
     const gone = (why: string): void => {
       this.broken = true;
       if (this.child === child) this.child = undefined;
+      // A command of the shell may outlive it (its output goes elsewhere): it is ended before
+      // what waits is rejected, or a `cp` could open a descriptor number the caller has reused.
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // none left
+      }
       for (const w of this.waiting.splice(0)) w.reject(w.gone(why));
     };
     child.on('error', (err) => gone(`${this.what} could not run: ${err.message}`));
@@ -412,18 +419,19 @@ export class SyncfsRunner {
 }
 
 /**
- * The shell loop of `KernelCopier`: for each line `S D`, coreutils `cp` copies this process's
+ * The shell loop of `CpRunner`: for each line `S D`, coreutils `cp` copies this process's
  * descriptor S into its descriptor D through their /proc links ($1 is this process's id), and
  * the line is answered as SYNCFS_LOOP's are.
  */
-const KERNEL_COPY_LOOP = `while read -r s d; do
+const CP_LOOP = `while read -r s d; do
   if e=$(cp --reflink=never -T -- "/proc/$1/fd/$s" "/proc/$1/fd/$d" 2>&1 >/dev/null); then echo ok
   else st=$?; printf 'fail %s %s\\n' "$st" "$(printf '%s' "$e" | tr '\\n' ' ')"; fi
 done`;
 
 /**
- * Copies of whole files by the kernel's page cache and another process, for `sync`'s large files
- * (copy.ts): one long-lived `sh` runs coreutils `cp` per request, from a descriptor of this
+ * Copies of whole files by another process, for `sync`'s large files (copy.ts): one long-lived
+ * `sh` runs coreutils `cp` per request (its own read/write loop: no byte passes through this
+ * process; with `--reflink=never` cp does not use copy_file_range), from a descriptor of this
  * process to another (the source opened and checked, the `.tmp/` file made and kept open), both
  * reached through /proc/PID/fd: no name on the disk is looked up, so a link swapped into `.tmp/`
  * is never written through. Not libuv's copyFile: it copies the size it saw at its start and,
@@ -436,8 +444,8 @@ done`;
  * ENOSPC, EDQUOT, EROFS, EFBIG, EIO; ENOSYS when `cp` is missing or lacks the options; ECOPY
  * otherwise or when the shell ended). Main thread only.
  */
-export class KernelCopier {
-  private readonly shell = new ShellLoop('cp', KERNEL_COPY_LOOP, [String(process.pid)], {
+export class CpRunner {
+  private readonly shell = new ShellLoop('the copying shell', CP_LOOP, [String(process.pid)], {
     ...process.env,
     LC_ALL: 'C',
   });
@@ -445,6 +453,11 @@ export class KernelCopier {
   /** Start the shell now (see SyncfsRunner.start). */
   start(): void {
     this.shell.start();
+  }
+
+  /** Process id of the shell while it runs (for tests). */
+  get pid(): number | undefined {
+    return this.shell.pid;
   }
 
   /** Copy all of descriptor `srcFd` into descriptor `dstFd` (an empty file); both stay open until this settles. */

@@ -26,11 +26,11 @@ import { displayPath } from '../core/vpath.js';
 import { syncfsAllowed } from '../disk/fsinfo.js';
 import {
   BoundedQueue,
+  CpRunner,
   fsyncAsync,
   fsyncDirAsync,
   HashThread,
   hashFdAsync,
-  KernelCopier,
   openFilesLimit,
   type PrefetchedFile,
   readAsync,
@@ -144,8 +144,8 @@ export interface CopyResult {
   skipped: number;
   /** Objects whose read-back went through the page cache (the filesystem refused O_DIRECT). */
   readbackCached: number;
-  /** Objects copied by the kernel (see KERNEL_COPY_MIN) whose check passed; the rest went through the loop. */
-  kernelCopied: number;
+  /** Objects copied by `cp` (see CP_COPY_MIN) whose check passed; the rest went through the loop. */
+  copiedByCp: number;
 }
 
 /** Files at most this big are read and written with one synchronous call each. */
@@ -158,7 +158,7 @@ const SMALL_BYTES = 256 * 1024;
 const HASH_THREAD_BYTES = 1024 * 1024;
 
 /**
- * Files from this size up are copied by another process (`KernelCopier`: coreutils `cp`, one at
+ * Files from this size up are copied by another process (`CpRunner`: coreutils `cp`, one at
  * a time) into their `.tmp/` file, then checked by hashing that file read back from the page
  * cache the copy filled, while the next one is copied: no byte of the copy passes through this
  * process, and the check covers the bytes written rather than the bytes read. 1 GiB of 64 MiB
@@ -169,15 +169,15 @@ const HASH_THREAD_BYTES = 1024 * 1024;
  * and an exec (a few ms): smaller files stay in the loop. Not under `--bwlimit` (the token bucket
  * counts the loop's chunks). Ctrl-C, or a disk error, kills the `cp` in flight.
  */
-const KERNEL_COPY_MIN = 16 * 1024 * 1024;
-/** `cp` failures in a row (of unknown cause) after which the rest of the run uses the loop. */
-const KERNEL_COPY_FAILURES = 3;
+const CP_COPY_MIN = 16 * 1024 * 1024;
+/** `cp` failures in a row (other than a full, read-only or too small disk) after which the rest of the run uses the loop. */
+const CP_FAILURES = 3;
 /**
- * Kernel copies copied or being copied whose check has not ended, for the whole run: one being
+ * Copies by `cp` made or under way whose check has not ended, for the whole run: one being
  * checked while the next is copied, and one more ready. They share libuv's four threads with the
  * checks' reads, the fsyncs and the renames.
  */
-const KERNEL_COPY_SLOTS = 3;
+const CP_SLOTS = 3;
 
 /**
  * Files below this size go into syncfs batches where the disk allows (`batchSyncfs`); larger
@@ -232,7 +232,7 @@ type Msg =
   | { readonly t: 'end' }
   | { readonly t: 'abort' }
   | {
-      /** A kernel copy into `tmp` (open read-only as `fd`), its hash being read back (`check`). */
+      /** A copy by `cp` into `tmp` (open read-only as `fd`), its hash being read back (`check`). */
       readonly t: 'copied';
       readonly item: CopyItem;
       readonly src: Buffer;
@@ -322,7 +322,7 @@ class BufferPool {
  * committed first when the disk is still there, then the error is thrown.
  */
 export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions): Promise<CopyResult> {
-  const result: CopyResult = { copied: 0, bytesCopied: 0, skipped: 0, readbackCached: 0, kernelCopied: 0 };
+  const result: CopyResult = { copied: 0, bytesCopied: 0, skipped: 0, readbackCached: 0, copiedByCp: 0 };
   let fatal: unknown;
   let bytesWritten = 0;
   let batch: Pending[] = [];
@@ -332,17 +332,17 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   let flushing: Promise<void> = Promise.resolve();
   const retries: CopyItem[] = [];
   const retried = new Set<number>();
-  /** Objects whose kernel copy did not hash right: copied again through the buffered loop. */
-  const noKernel = new Set<number>();
-  /** Set when a kernel copy cannot be made at all here (no `cp`, no /proc): the rest of the run uses the loop. */
-  let kernelBroken = false;
-  let kernelFailures = 0;
-  const copier = new KernelCopier();
+  /** Objects whose copy by `cp` did not hash right: copied again through the buffered loop. */
+  const noCp = new Set<number>();
+  /** Set when `cp` cannot copy at all here (no `cp`, no /proc): the rest of the run uses the loop. */
+  let cpBroken = false;
+  let cpFailures = 0;
+  const copier = new CpRunner();
   const killCopy = (): void => copier.kill();
   opts.signal?.addEventListener('abort', killCopy, { once: true });
-  let kernelFree = KERNEL_COPY_SLOTS;
-  const kernelWaiters: (() => void)[] = [];
-  /** The checks of kernel copies, one after the other (their reads and hashing); never rejects. */
+  let cpFree = CP_SLOTS;
+  const cpWaiters: (() => void)[] = [];
+  /** The checks of the copies by `cp`, one after the other (their reads and hashing); never rejects. */
   let checking: Promise<unknown> = Promise.resolve();
   let checkBufs: [Buffer, Buffer] | undefined;
   const hasher = new HashThread();
@@ -798,40 +798,40 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   const newTmp = (item: CopyItem): string =>
     path.join(opts.target.tmpDir, `${item.hash}.${runTag}${(tmpSeq++).toString(16)}`);
 
-  /** Whether `item`, whose source is `size` bytes now, is copied by the kernel (see KERNEL_COPY_MIN). */
-  const kernelCopies = (item: CopyItem, size: number): boolean => {
-    if (kernelBroken || opts.throttle !== undefined || noKernel.has(item.objectId)) return false;
+  /** Whether `item`, whose source is `size` bytes now, is copied by `cp` (see CP_COPY_MIN). */
+  const viaCp = (item: CopyItem, size: number): boolean => {
+    if (cpBroken || opts.throttle !== undefined || noCp.has(item.objectId)) return false;
     // A source that grew since the update is copied by the loop, which stops at the catalogued size.
-    return item.sizeBytes >= KERNEL_COPY_MIN && size === item.sizeBytes;
+    return item.sizeBytes >= CP_COPY_MIN && size === item.sizeBytes;
   };
 
-  const takeKernelSlot = async (): Promise<void> => {
-    while (kernelFree === 0) await new Promise<void>((resolve) => kernelWaiters.push(resolve));
-    kernelFree -= 1;
+  const takeCpSlot = async (): Promise<void> => {
+    while (cpFree === 0) await new Promise<void>((resolve) => cpWaiters.push(resolve));
+    cpFree -= 1;
   };
-  const giveKernelSlot = (): void => {
-    kernelFree += 1;
-    kernelWaiters.shift()?.();
+  const giveCpSlot = (): void => {
+    cpFree += 1;
+    cpWaiters.shift()?.();
   };
 
   /**
-   * The reader's side of a kernel copy of `item` from its source open as `srcFd` (checked: a
+   * The reader's side of a copy by `cp` of `item` from its source open as `srcFd` (checked: a
    * regular file of the catalogued size): a new `.tmp/` file is made (0600) and kept open, so
    * that its fsync reports any write-back error of the copy (errseq samples at open); `cp` copies
-   * into it (`KernelCopier`, descriptor to descriptor); it becomes 0444 and, once its size is
+   * into it (`CpRunner`, descriptor to descriptor); it becomes 0444 and, once its size is
    * checked, goes to the writer with its check (its hash read back) under way, while the reader
    * goes on with the next item. A full or read-only disk stops the run, a file too large for the
    * disk's filesystem is skipped, as in the loop; `fallback`: copy this source through the loop
    * instead, which tells the other errors of the source from those of the disk; true/false as
    * readItem's.
    */
-  const kernelCopy = async (
+  const copyByCp = async (
     item: CopyItem,
     src: Buffer,
     srcFd: number,
     q: BoundedQueue<Msg>,
   ): Promise<boolean | 'fallback'> => {
-    await takeKernelSlot();
+    await takeCpSlot();
     const tmp = newTmp(item);
     let out = -1;
     let handed = false;
@@ -848,7 +848,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       }
       try {
         await copier.copy(srcFd, out);
-        kernelFailures = 0;
+        cpFailures = 0;
         if (stopping()) return false;
         // 0444, as every object.
         fs.fchmodSync(out, 0o444);
@@ -871,9 +871,10 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
           });
           return true;
         }
-        // No `cp` (or not coreutils'), or failing again and again: the loop from now on.
-        if (code === 'ENOSYS' || (code === 'ECOPY' && ++kernelFailures >= KERNEL_COPY_FAILURES)) kernelBroken = true;
-        noKernel.add(item.objectId);
+        // No `cp` (or not coreutils'), or failing again and again (no /proc to reach the
+        // descriptors through, say): the loop from now on.
+        if (code === 'ENOSYS' || ++cpFailures >= CP_FAILURES) cpBroken = true;
+        noCp.add(item.objectId);
         return 'fallback';
       }
       checkBufs ??= [Buffer.allocUnsafe(HASH_THREAD_BYTES), Buffer.allocUnsafe(HASH_THREAD_BYTES)];
@@ -883,10 +884,10 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       checking = check.catch(() => undefined);
       handed = true;
       // (The reader alone closes the queue, after its last push: this push is taken.)
-      return await q.push({ t: 'copied', item, src, tmp, fd, check, release: giveKernelSlot });
+      return await q.push({ t: 'copied', item, src, tmp, fd, check, release: giveCpSlot });
     } finally {
       if (!handed) {
-        giveKernelSlot();
+        giveCpSlot();
         if (out >= 0) {
           try {
             fs.closeSync(out);
@@ -904,7 +905,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   };
 
   /**
-   * The writer's side of a kernel copy: once its check has ended, a file that hashed right joins
+   * The writer's side of a copy by `cp`: once its check has ended, a file that hashed right joins
    * the batch as a written one does; a file that did not is thrown away and its object copied
    * again, through the loop, once the items are done (the source changed during the copy, or
    * another source has the content); a read error of the file just written is the disk's.
@@ -930,7 +931,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     }
     if (got !== p.item.hash) {
       discard(p);
-      noKernel.add(p.item.objectId);
+      noCp.add(p.item.objectId);
       retries.push(p.item);
       return;
     }
@@ -954,7 +955,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       }
     }
     bytesWritten += p.item.sizeBytes;
-    result.kernelCopied += 1;
+    result.copiedByCp += 1;
     progress();
     killPoint('after-tmp-write');
     await addToBatch(p);
@@ -1178,8 +1179,8 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
           lastErr = `changed since the last update (${st.size} bytes, catalogued ${item.sizeBytes}); run 'distbackup update'`;
           continue;
         }
-        if (kernelCopies(item, st.size)) {
-          const r = await kernelCopy(item, src, fd, q);
+        if (viaCp(item, st.size)) {
+          const r = await copyByCp(item, src, fd, q);
           if (r !== 'fallback') return r;
         }
         if (!(await q.push({ t: 'start', item, src }))) return false;

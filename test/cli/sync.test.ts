@@ -135,7 +135,7 @@ test('--bwlimit, --verify readback, --profile ssd and --fsync-batch run to the s
   assert.equal(runCli(w.home, ['sync', 'd1', '--bwlimit', 'fast']).code, 1);
 });
 
-test('files of 16 MiB and more, copied by the kernel and checked read back, end as through the buffered loop', async (t) => {
+test('files of 16 MiB and more, copied by `cp` and checked read back, end as through the buffered loop', async (t) => {
   const w = makeWorld(t);
   const twin = bytes(11, 17 << 20);
   const rewritten = bytes(12, 16 << 20);
@@ -150,7 +150,7 @@ test('files of 16 MiB and more, copied by the kernel and checked read back, end 
     'v/e.bin': grown,
   });
   await catalogue(w);
-  // After the update, with sizes kept: the kernel's copy of these hashes to something else.
+  // After the update, with sizes kept: the copy by `cp` of these hashes to something else.
   fs.writeFileSync(path.join(w.src, 'v', 'a.bin'), bytes(21, 17 << 20));
   fs.writeFileSync(path.join(w.src, 'v', 'c.bin'), bytes(22, 16 << 20));
   // Grown: its catalogued first 16 MiB are the object.
@@ -161,14 +161,14 @@ test('files of 16 MiB and more, copied by the kernel and checked read back, end 
     [sha(intact), true],
     [sha(grown), true],
   ]);
-  // A `cp` first on PATH that notes each call, then runs the real one: the kernel's copies ran.
+  // A `cp` first on PATH that notes each call, then runs the real one: the copies by `cp` ran.
   const bin = path.join(w.root, 'bin');
   const calls = path.join(w.root, 'cp-calls');
   fs.mkdirSync(bin);
   const real = ['/usr/bin/cp', '/bin/cp'].find((p) => fs.existsSync(p)) ?? 'cp';
   fs.writeFileSync(path.join(bin, 'cp'), `#!/bin/sh\necho "$@" >> ${calls}\nexec ${real} "$@"\n`, { mode: 0o755 });
   const env = { PATH: `${bin}:${process.env.PATH ?? ''}` };
-  // The kernel's copies (the default), then the buffered loop (--bwlimit) on a second disk.
+  // The copies by `cp` (the default), then the buffered loop (--bwlimit) on a second disk.
   for (const [name, extra] of [
     ['d1', []],
     ['d2', ['--bwlimit', '1G']],
@@ -193,7 +193,7 @@ test('files of 16 MiB and more, copied by the kernel and checked read back, end 
     assert.deepEqual(fs.readdirSync(path.join(d, 'distbackup-objects', '.tmp')), [], `${name}: .tmp is empty`);
     // Copied by cp: the intact file and a source of the twin at least (the grown one by the loop).
     const n = fs.existsSync(calls) ? fs.readFileSync(calls, 'utf8').trim().split('\n').length : 0;
-    if (name === 'd1') assert.ok(n >= 2, `d1: ${n} kernel copies`);
+    if (name === 'd1') assert.ok(n >= 2, `d1: ${n} copies by cp`);
     else assert.equal(n, 0, 'd2: --bwlimit copies through the loop');
   }
 });

@@ -1,5 +1,5 @@
 /**
- * The kernel copies of `sync` (pipeline/copy.ts, files of 16 MiB and more, copied by `cp` run
+ * The copies by `cp` of `sync` (pipeline/copy.ts, files of 16 MiB and more, copied by `cp` run
  * from one shell): in-process, real temp folders, real processes. A copy lands under its hash,
  * read-only, with the catalogued bytes; one whose source was rewritten since the update is
  * copied again through the buffered loop, which takes the next source or reports the changed
@@ -24,6 +24,7 @@ import {
   type CopySkip,
   copyObjects,
 } from '../../src/pipeline/copy.js';
+import { CpRunner } from '../../src/pipeline/copy-io.js';
 import { TokenBucket } from '../../src/pipeline/throttle.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -125,7 +126,7 @@ function openFiles(root: string): string[] {
   return out.sort();
 }
 
-test('files of 16 MiB and more are copied by the kernel: in place, read-only, the catalogued bytes', async (t) => {
+test('files of 16 MiB and more are copied by `cp`: in place, read-only, the catalogued bytes', async (t) => {
   const w = world(t);
   const items = [
     w.item(0, data(1, 16 * MiB), 'a'),
@@ -136,7 +137,7 @@ test('files of 16 MiB and more are copied by the kernel: in place, read-only, th
   ];
   const { result, done, skips } = await copy(w, items);
   assert.deepEqual(skips, []);
-  assert.equal(result.kernelCopied, 3);
+  assert.equal(result.copiedByCp, 3);
   assert.deepEqual(done.map((d) => d.hash).sort(), items.map((i) => i.hash).sort());
   for (const it of items) {
     const p = objectPath(w.diskPath, it.hash);
@@ -149,7 +150,7 @@ test('files of 16 MiB and more are copied by the kernel: in place, read-only, th
   const w2 = world(t);
   const again = [w2.item(0, data(1, 16 * MiB), 'a')];
   const r2 = await copy(w2, again, { throttle: new TokenBucket(1e10) });
-  assert.equal(r2.result.kernelCopied, 0);
+  assert.equal(r2.result.copiedByCp, 0);
   assert.equal(r2.result.copied, 1);
   assert.equal(sha(fs.readFileSync(objectPath(w2.diskPath, again[0]?.hash ?? ''))), again[0]?.hash);
 });
@@ -159,11 +160,11 @@ test('a source rewritten since the update: the loop takes its twin, or reports i
   const twin = w.item(0, data(4, 16 * MiB), 'first', 'second');
   const alone = w.item(1, data(5, 18 * MiB), 'alone');
   const intact = w.item(2, data(6, 20 * MiB), 'intact');
-  // Same sizes, other bytes: the kernel's copy of these hashes to something else.
+  // Same sizes, other bytes: the copy by `cp` of these hashes to something else.
   fs.writeFileSync(path.join(w.root, 'src', 'first'), data(40, 16 * MiB));
   fs.writeFileSync(path.join(w.root, 'src', 'alone'), data(50, 18 * MiB));
   const { result, done, skips } = await copy(w, [twin, alone, intact]);
-  assert.equal(result.kernelCopied, 1, 'only the intact file passed its kernel copy check');
+  assert.equal(result.copiedByCp, 1, 'only the intact file passed the check of its copy by `cp`');
   assert.deepEqual(done.map((d) => d.hash).sort(), [twin.hash, intact.hash].sort());
   assert.equal(skips.length, 1);
   assert.equal(skips[0]?.item.hash, alone.hash);
@@ -208,7 +209,7 @@ test('a full disk stops the run naming the file; no cp means the loop', async (t
   fakeCp(t, 'exit 127');
   const { result, skips } = await copy(w2, more);
   assert.deepEqual(skips, []);
-  assert.equal(result.kernelCopied, 0);
+  assert.equal(result.copiedByCp, 0);
   assert.equal(result.copied, 2);
   for (const it of more) assert.equal(sha(fs.readFileSync(objectPath(w2.diskPath, it.hash))), it.hash);
 });
@@ -245,4 +246,38 @@ test('Ctrl-C kills the copy in flight: the run ends at once, every counted objec
   assert.equal(sha(fs.readFileSync(objectPath(w.diskPath, first.hash))), first.hash);
   assert.deepEqual(tmpLeft(w), []);
   assert.deepEqual(openFiles(w.root), [], 'no descriptor left open');
+});
+
+test('the shell of the copies killed alone: the cp it ran ends with it, the copy is rejected', async (t) => {
+  const w = world(t);
+  const marker = path.join(w.root, 'cp-pid');
+  fakeCp(t, `echo $$ > ${marker}; sleep 60`);
+  const src = path.join(w.root, 'src', 'a');
+  fs.writeFileSync(src, data(30, MiB));
+  const dst = path.join(w.root, 'b');
+  const inFd = fs.openSync(src, 'r');
+  const outFd = fs.openSync(dst, fs.constants.O_RDONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+  t.after(() => {
+    fs.closeSync(inFd);
+    fs.closeSync(outFd);
+  });
+  const r = new CpRunner();
+  t.after(() => r.close());
+  const copy = r.copy(inFd, outFd);
+  for (let i = 0; i < 200 && !fs.existsSync(marker); i++) await new Promise((res) => setTimeout(res, 25));
+  const cpPid = Number(fs.readFileSync(marker, 'utf8'));
+  // Someone (the OOM killer, a `kill PID`) ends the shell only, not its group.
+  process.kill(r.pid ?? 0, 'SIGKILL');
+  await assert.rejects(copy, { code: 'ECOPY' });
+  // The cp it ran is gone too: it could otherwise open a descriptor number reused since.
+  let alive = true;
+  for (let i = 0; i < 100 && alive; i++) {
+    try {
+      process.kill(cpPid, 0);
+      await new Promise((res) => setTimeout(res, 20));
+    } catch {
+      alive = false;
+    }
+  }
+  assert.equal(alive, false, 'the cp of the killed shell still runs');
 });
