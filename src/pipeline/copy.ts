@@ -18,6 +18,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import { totalmem } from 'node:os';
 import * as path from 'node:path';
 import { writeFully } from '../core/durable.js';
 import { DistbackupError, describeError, errnoCode, fileError } from '../core/errors.js';
@@ -170,6 +171,14 @@ const HASH_THREAD_BYTES = 1024 * 1024;
  * counts the loop's chunks). Ctrl-C, or a disk error, kills the `cp` in flight.
  */
 const CP_COPY_MIN = 16 * 1024 * 1024;
+/**
+ * Files larger than this go through the loop too (which hashes the source as it reads it): the
+ * check of a copy by `cp` reads the file back, from the page cache while it holds it, and a
+ * file too large for the page cache would be read back from the disk itself, a second pass (on a
+ * hard disk, seeking between that read and the next copy's writes). An eighth of the memory:
+ * 3 GiB here, 512 MiB on a machine of 4 GiB.
+ */
+const CP_COPY_MAX = Math.max(CP_COPY_MIN, Math.floor(totalmem() / 8));
 /** `cp` failures in a row (other than a full, read-only or too small disk) after which the rest of the run uses the loop. */
 const CP_FAILURES = 3;
 /**
@@ -802,7 +811,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   const viaCp = (item: CopyItem, size: number): boolean => {
     if (cpBroken || opts.throttle !== undefined || noCp.has(item.objectId)) return false;
     // A source that grew since the update is copied by the loop, which stops at the catalogued size.
-    return item.sizeBytes >= CP_COPY_MIN && size === item.sizeBytes;
+    return item.sizeBytes >= CP_COPY_MIN && item.sizeBytes <= CP_COPY_MAX && size === item.sizeBytes;
   };
 
   const takeCpSlot = async (): Promise<void> => {
