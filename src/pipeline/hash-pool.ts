@@ -1,9 +1,10 @@
 /**
  * The hash pool of `update`: `threads` hashing lanes, one per core by default (SHA-256 is
  * CPU-bound). The calling thread is one lane and worker threads running hash.worker are the
- * others. A worker costs about 0.2 s of CPU to start (Node's own bootstrap in the thread:
- * 205–211 ms measured for a bare worker, 250–305 ms through piscina, which also took 60–80 ms
- * to load on the main thread), about what the calling thread needs to hash 256 MiB; so the
+ * others. A worker costs up to 0.2 s of CPU to start on a loaded machine (Node's own bootstrap
+ * in the thread: 205–211 ms measured for a bare worker, 250–305 ms through piscina, which also
+ * took 60–80 ms to load on the main thread; on an idle machine, 25 ms for a bare worker and
+ * 36–38 ms for hash.worker.js from dist/), about what the calling thread needs to hash 256 MiB; so the
  * workers are plain `worker_threads` (one batch at a time each, nothing else of a pool is
  * needed), and they start only once there is more work than the calling thread would finish
  * while they boot (see `WORKER_WORTH_S`).
