@@ -1,6 +1,7 @@
 /**
  * Comparing two folder trees byte for byte: names (as bytes), kinds, content, permission bits,
- * mtimes (to the millisecond) and symlink targets. Used by the demo to prove a restore, and by
+ * mtimes (to the microsecond: restore sets times through libuv, which keeps microseconds) and
+ * symlink targets. Used by the demo to prove a restore, and by
  * the tests. Synchronous; reads every file.
  */
 import * as fs from 'node:fs';
@@ -58,16 +59,21 @@ export function compareTrees(a: string, b: string, opts: CompareOptions = {}): T
       if ((sa.mode & 0o777) !== (sb.mode & 0o777)) {
         out.diffs.push(`${displayPath(r)}: mode ${(sa.mode & 0o777).toString(8)} vs ${(sb.mode & 0o777).toString(8)}`);
       }
-      const timeDiffers = Math.abs(sa.mtimeMs - sb.mtimeMs) > 0.001;
+      // In whole microseconds, read as integers: a restored time is the original's microsecond
+      // (libuv drops the rest), up to 999 ns below it, and the difference of two mtimeMs doubles
+      // (a quarter of a microsecond apart at today's dates) could make that look like more.
+      const usA = fs.lstatSync(xa, { bigint: true }).mtimeNs / 1000n;
+      const usB = fs.lstatSync(xb, { bigint: true }).mtimeNs / 1000n;
+      const timeDiffers = usA !== usB;
       if (sa.isFile()) {
         out.files += 1;
         if (!sameContent(xa, xb)) out.diffs.push(`${displayPath(r)}: content differs`);
-        if (timeDiffers) out.diffs.push(`${displayPath(r)}: mtime ${sa.mtimeMs} vs ${sb.mtimeMs}`);
+        if (timeDiffers) out.diffs.push(`${displayPath(r)}: mtime ${usA} µs vs ${usB} µs`);
       } else if (sa.isDirectory()) {
         out.dirs += 1;
         walk(xa, xb, r, false);
         if (opts.dirTimes !== false && timeDiffers) {
-          out.diffs.push(`${displayPath(r)}: folder mtime ${sa.mtimeMs} vs ${sb.mtimeMs}`);
+          out.diffs.push(`${displayPath(r)}: folder mtime ${usA} µs vs ${usB} µs`);
         }
       }
     }
