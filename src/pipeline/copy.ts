@@ -858,11 +858,6 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       try {
         await copier.copy(srcFd, out);
         cpFailures = 0;
-        if (stopping()) return false;
-        // 0444, as every object.
-        fs.fchmodSync(out, 0o444);
-        // A source that grew or shrank during the copy: the loop reads the catalogued size.
-        if (fs.fstatSync(out).size !== item.sizeBytes) throw new Error('changed size while being copied');
       } catch (err) {
         if (stopping()) return false;
         const code = errnoCode(err);
@@ -883,6 +878,22 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
         // No `cp` (or not coreutils'), or failing again and again (no /proc to reach the
         // descriptors through, say): the loop from now on.
         if (code === 'ENOSYS' || ++cpFailures >= CP_FAILURES) cpBroken = true;
+        noCp.add(item.objectId);
+        return 'fallback';
+      }
+      if (stopping()) return false;
+      // 0444, as every object, and the size written (an error here is the disk's).
+      let written: number;
+      try {
+        fs.fchmodSync(out, 0o444);
+        written = fs.fstatSync(out).size;
+      } catch (err) {
+        fail(onFile(tmp, 'chmod', err));
+        return false;
+      }
+      // A source that grew or shrank during the copy (not a failure of cp): the loop reads the
+      // catalogued size.
+      if (written !== item.sizeBytes) {
         noCp.add(item.objectId);
         return 'fallback';
       }
@@ -1054,7 +1065,9 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
             }
             if (cur !== undefined && !broken && fatal === undefined) {
               const data = m.buf.subarray(0, m.n);
-              if (m.n <= SMALL_BYTES && m.pos === 0) writeFully(cur.fd, data, m.pos);
+              // A small file in one synchronous write; a larger one's chunks on the pool, even
+              // its first (the main thread must not wait on a slow disk's write-back there).
+              if (cur.item.sizeBytes <= SMALL_BYTES) writeFully(cur.fd, data, m.pos);
               else await writeFullyAsync(cur.fd, data, m.pos);
               bytesWritten += m.n;
               await opts.throttle?.take(m.n, opts.signal);
@@ -1225,7 +1238,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
             let n: number;
             try {
               n =
-                want <= SMALL_BYTES && pos === 0
+                item.sizeBytes <= SMALL_BYTES
                   ? fs.readSync(fd, buf, 0, want, pos)
                   : await readAsync(fd, buf, 0, want, pos);
             } catch (err) {
