@@ -153,6 +153,28 @@ export async function hashFdAsync(fd: number, bufs: readonly [Buffer, Buffer], s
   return h.digest('hex');
 }
 
+/**
+ * The checks of files just copied (by the kernel or by `cp`), one after the other: each is the
+ * SHA-256 of its file read back (`hashFdAsync`), through two buffers of `chunkBytes` the checks
+ * share, started once the checks queued before it have settled. The caller copies the next file
+ * meanwhile. Main thread only.
+ */
+export class ReadBackChecks {
+  private last: Promise<unknown> = Promise.resolve();
+  private bufs: [Buffer, Buffer] | undefined;
+
+  constructor(private readonly chunkBytes: number) {}
+
+  /** The SHA-256 (hex) of `fd` from its start, after the checks queued before; `stop` as hashFdAsync's. */
+  check(fd: number, stop?: () => boolean): Promise<string> {
+    this.bufs ??= [Buffer.allocUnsafe(this.chunkBytes), Buffer.allocUnsafe(this.chunkBytes)];
+    const bufs = this.bufs;
+    const run = this.last.then(() => hashFdAsync(fd, bufs, stop));
+    this.last = run.catch(() => undefined);
+    return run;
+  }
+}
+
 /** Write all of `buf` at `position`, looping on short writes (the async twin of writeFully). */
 export async function writeFullyAsync(fd: number, buf: Uint8Array, position: number): Promise<void> {
   let off = 0;

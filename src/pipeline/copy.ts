@@ -31,9 +31,9 @@ import {
   fsyncAsync,
   fsyncDirAsync,
   HashThread,
-  hashFdAsync,
   openFilesLimit,
   type PrefetchedFile,
+  ReadBackChecks,
   readAsync,
   readBackHashes,
   renameAsync,
@@ -241,12 +241,9 @@ type Msg =
   | { readonly t: 'end' }
   | { readonly t: 'abort' }
   | {
-      /** A copy by `cp` into `tmp` (open read-only as `fd`), its hash being read back (`check`). */
+      /** A copy by `cp` into `p.tmp` (open read-only as `p.fd`), its hash being read back (`check`). */
       readonly t: 'copied';
-      readonly item: CopyItem;
-      readonly src: Buffer;
-      readonly tmp: string;
-      readonly fd: number;
+      readonly p: Pending;
       readonly check: Promise<string>;
       readonly release: () => void;
     };
@@ -351,9 +348,8 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   opts.signal?.addEventListener('abort', killCopy, { once: true });
   let cpFree = CP_SLOTS;
   const cpWaiters: (() => void)[] = [];
-  /** The checks of the copies by `cp`, one after the other (their reads and hashing); never rejects. */
-  let checking: Promise<unknown> = Promise.resolve();
-  let checkBufs: [Buffer, Buffer] | undefined;
+  /** The checks of the copies by `cp`, one after the other. */
+  const checks = new ReadBackChecks(HASH_THREAD_BYTES);
   const hasher = new HashThread();
   let hashIds = 0;
   /** syncfs calls of this run, through one shell started at the first one. */
@@ -842,12 +838,13 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   ): Promise<boolean | 'fallback'> => {
     await takeCpSlot();
     const tmp = newTmp(item);
-    let out = -1;
+    // Made durable by an fsync of this descriptor, never left to a syncfs batch.
+    const p: Pending = { item, src, tmp, fd: -1, viaSyncfs: false };
     let handed = false;
     try {
       if (stopping()) return false;
       try {
-        out = fs.openSync(tmp, fs.constants.O_RDONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+        p.fd = fs.openSync(tmp, fs.constants.O_RDONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
       } catch (err) {
         const code = errnoCode(err);
         // Out of descriptors: the loop's create makes what is pending durable and tries again.
@@ -856,7 +853,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
         return false;
       }
       try {
-        await copier.copy(srcFd, out);
+        await copier.copy(srcFd, p.fd);
         cpFailures = 0;
       } catch (err) {
         if (stopping()) return false;
@@ -885,8 +882,8 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       // 0444, as every object, and the size written (an error here is the disk's).
       let written: number;
       try {
-        fs.fchmodSync(out, 0o444);
-        written = fs.fstatSync(out).size;
+        fs.fchmodSync(p.fd, 0o444);
+        written = fs.fstatSync(p.fd).size;
       } catch (err) {
         fail(onFile(tmp, 'chmod', err));
         return false;
@@ -897,29 +894,14 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
         noCp.add(item.objectId);
         return 'fallback';
       }
-      checkBufs ??= [Buffer.allocUnsafe(HASH_THREAD_BYTES), Buffer.allocUnsafe(HASH_THREAD_BYTES)];
-      const bufs = checkBufs;
-      const fd = out;
-      const check = checking.then(() => hashFdAsync(fd, bufs, stopping));
-      checking = check.catch(() => undefined);
+      const check = checks.check(p.fd, stopping);
       handed = true;
       // (The reader alone closes the queue, after its last push: this push is taken.)
-      return await q.push({ t: 'copied', item, src, tmp, fd, check, release: giveCpSlot });
+      return await q.push({ t: 'copied', p, check, release: giveCpSlot });
     } finally {
       if (!handed) {
         giveCpSlot();
-        if (out >= 0) {
-          try {
-            fs.closeSync(out);
-          } catch {
-            // the file goes anyway
-          }
-          try {
-            fs.rmSync(tmp, { force: true });
-          } catch {
-            // .tmp/ is emptied at the next sync
-          }
-        }
+        if (p.fd >= 0) discard(p);
       }
     }
   };
@@ -931,7 +913,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
    * another source has the content); a read error of the file just written is the disk's.
    */
   const onCopied = async (m: Extract<Msg, { t: 'copied' }>): Promise<void> => {
-    const p: Pending = { item: m.item, src: m.src, tmp: m.tmp, fd: m.fd, viaSyncfs: false };
+    const { p } = m;
     let got: string | undefined;
     let readErr: unknown;
     try {
@@ -961,18 +943,6 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       discard(p);
       fail(err);
       return;
-    }
-    if (useSyncfs(p.item)) {
-      // Made durable by the batch's syncfs: the descriptor is not needed any more.
-      try {
-        fs.closeSync(p.fd);
-        p.fd = -1;
-        p.viaSyncfs = true;
-      } catch (err) {
-        discard(p);
-        fail(onFile(p.tmp, 'close', err));
-        return;
-      }
     }
     bytesWritten += p.item.sizeBytes;
     result.copiedByCp += 1;

@@ -19,7 +19,7 @@ import { DistbackupError, describeError, errnoCode, RefusedError } from '../core
 import { sha256Hex } from '../core/sha256.js';
 import { displayPath } from '../core/vpath.js';
 import type { DiskRoot } from '../disk/disk-root.js';
-import { hashFdAsync, readAsync, writeFullyAsync } from '../pipeline/copy-io.js';
+import { ReadBackChecks, readAsync, writeFullyAsync } from '../pipeline/copy-io.js';
 import { DIRECT_MAX } from '../pipeline/deep-path.js';
 import { type DestTree, lstatOrUndefined } from './dest-tree.js';
 import { BadObject, ExistsError, Interrupted, PathRefused, WriteBackError } from './errors.js';
@@ -122,10 +122,8 @@ export class FileWriter {
   disk: DiskRoot | undefined;
   private readonly buf = Buffer.allocUnsafe(CHUNK_BYTES);
   private bigBufs: Buffer[] | undefined;
-  /** The checks of kernel copies, one after the other (see `checkCopy`); never rejects. */
-  private hashing: Promise<unknown> = Promise.resolve();
-  /** The buffers of those checks (two: one being read while the other is hashed). */
-  private hashBufs: [Buffer, Buffer] | undefined;
+  /** The checks of kernel copies, one after the other (see `checkCopy`). */
+  private readonly checks = new ReadBackChecks(CHUNK_BYTES);
   /** The early write-backs of whole files, one after the other (see `writeBack`); never rejects. */
   private syncing: Promise<unknown> = Promise.resolve();
   /** Reads the objects of upcoming small files whole (see `fetch`). */
@@ -151,11 +149,7 @@ export class FileWriter {
    * more CPU (its messages and reads into shared memory cost more than they overlap).
    */
   private checkCopy(fd: number, t: RestoreTodo): Promise<void> {
-    this.hashBufs ??= [Buffer.allocUnsafe(CHUNK_BYTES), Buffer.allocUnsafe(CHUNK_BYTES)];
-    const bufs = this.hashBufs;
-    const run = this.hashing.then(() => hashFdAsync(fd, bufs));
-    this.hashing = run.catch(() => undefined);
-    return run.then((h) => {
+    return this.checks.check(fd).then((h) => {
       if (h !== t.hash) {
         throw new BadObject(`object ${t.hash} reads back as ${h}: damaged (run 'distbackup verify'); not restored`);
       }
