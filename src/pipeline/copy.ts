@@ -187,6 +187,8 @@ const CP_FAILURES = 3;
  * checks' reads, the fsyncs and the renames.
  */
 const CP_SLOTS = 3;
+/** While `cp` copies a file, the bytes it has written so far are read (fstat) this often for the progress display. */
+const CP_PROGRESS_MS = 500;
 
 /**
  * Files below this size go into syncfs batches where the disk allows (`batchSyncfs`); larger
@@ -399,7 +401,17 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     // The copy in flight is not waited for.
     copier.kill();
   };
-  const progress = (): void => opts.onProgress?.(bytesWritten, result.copied);
+  /**
+   * Bytes written by the copies by `cp` not counted yet (under way, or being checked), one entry
+   * per copy: progress shows them moving, as the loop's chunks do, instead of a frozen figure
+   * while a file of a few GiB is copied. Dropped when the check ends (counted then if it passed).
+   */
+  const cpLive = new Set<{ bytes: number }>();
+  const progress = (): void => {
+    let live = 0;
+    for (const c of cpLive) live += c.bytes;
+    opts.onProgress?.(bytesWritten + live, result.copied);
+  };
 
   const discard = (p: Pending): void => {
     try {
@@ -840,6 +852,12 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     const tmp = newTmp(item);
     // Made durable by an fsync of this descriptor, never left to a syncfs batch.
     const p: Pending = { item, src, tmp, fd: -1, viaSyncfs: false };
+    const live = { bytes: 0 };
+    cpLive.add(live);
+    const release = (): void => {
+      cpLive.delete(live);
+      giveCpSlot();
+    };
     let handed = false;
     try {
       if (stopping()) return false;
@@ -852,6 +870,14 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
         fail(onFile(tmp, 'create', err));
         return false;
       }
+      const poll = setInterval(() => {
+        try {
+          live.bytes = fs.fstatSync(p.fd).size;
+        } catch {
+          // (an error of the disk is the copy's to report)
+        }
+        progress();
+      }, CP_PROGRESS_MS);
       try {
         await copier.copy(srcFd, p.fd);
         cpFailures = 0;
@@ -877,6 +903,8 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
         if (code === 'ENOSYS' || ++cpFailures >= CP_FAILURES) cpBroken = true;
         noCp.add(item.objectId);
         return 'fallback';
+      } finally {
+        clearInterval(poll);
       }
       if (stopping()) return false;
       // 0444, as every object, and the size written (an error here is the disk's).
@@ -897,10 +925,11 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       const check = checks.check(p.fd, stopping);
       handed = true;
       // (The reader alone closes the queue, after its last push: this push is taken.)
-      return await q.push({ t: 'copied', p, check, release: giveCpSlot });
+      live.bytes = written;
+      return await q.push({ t: 'copied', p, check, release });
     } finally {
       if (!handed) {
-        giveCpSlot();
+        release();
         if (p.fd >= 0) discard(p);
       }
     }

@@ -214,6 +214,26 @@ test('a full disk stops the run naming the file; no cp means the loop', async (t
   for (const it of more) assert.equal(sha(fs.readFileSync(objectPath(w2.diskPath, it.hash))), it.hash);
 });
 
+test('progress moves while `cp` copies a file, and ends at the bytes copied', { timeout: 60_000 }, async (t) => {
+  const w = world(t);
+  const big = w.item(0, data(30, 24 * MiB), 'big');
+  // 6 MiB written, then a pause longer than the progress poll, then the whole file.
+  fakeCp(t, `head -c ${6 * MiB} "$4" > "$5" && sleep 2`);
+  const seen: [number, number][] = [];
+  const { result, done } = await copy(w, [big], { onProgress: (b, f) => seen.push([b, f]) });
+  assert.equal(result.copiedByCp, 1);
+  assert.deepEqual(
+    done.map((d) => d.hash),
+    [big.hash],
+  );
+  const during = seen.filter(([b]) => b >= 6 * MiB && b < 24 * MiB);
+  assert.ok(during.length > 0, `no progress between 6 and 24 MiB while cp ran: ${JSON.stringify(seen)}`);
+  for (let i = 1; i < seen.length; i++) {
+    assert.ok((seen[i]?.[0] ?? 0) >= (seen[i - 1]?.[0] ?? 0), `progress went back: ${JSON.stringify(seen)}`);
+  }
+  assert.equal(seen[seen.length - 1]?.[0], 24 * MiB);
+});
+
 test('Ctrl-C kills the copy in flight: the run ends at once, every counted object in place, .tmp empty', async (t) => {
   const w = world(t);
   const first = w.item(0, data(20, 16 * MiB), 'first');
