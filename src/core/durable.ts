@@ -46,8 +46,15 @@ export function tempNameFor(target: string): string {
 /**
  * Replace `target` atomically and durably with `data`: temp file, fsync, rename, fsync the
  * folder. Readers see the old file or the new one, never a torn one. `mode` defaults to 0o644.
+ * `beforeRename` runs once the data is durable, just before the rename; when it throws, the temp
+ * file goes and nothing is replaced.
  */
-export function writeFileAtomic(target: string, data: string | Uint8Array, mode = 0o644): void {
+export function writeFileAtomic(
+  target: string,
+  data: string | Uint8Array,
+  mode = 0o644,
+  beforeRename?: () => void,
+): void {
   const tmp = tempNameFor(target);
   const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, mode);
@@ -60,6 +67,12 @@ export function writeFileAtomic(target: string, data: string | Uint8Array, mode 
     throw fileError(target, err, 'write');
   }
   fs.closeSync(fd);
+  try {
+    beforeRename?.();
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
   renameDurable(tmp, target);
 }
 

@@ -109,7 +109,7 @@ export function parseDiskIdentity(text: string, file: string): DiskIdentity {
 }
 
 /** Write `<root>/distbackup-disk.json` atomically and durably. */
-export function writeDiskIdentity(root: string, id: DiskIdentity): void {
+export function writeDiskIdentity(root: string, id: DiskIdentity, beforeRename?: () => void): void {
   const doc: DiskIdentity = {
     format: id.format,
     uuid: id.uuid,
@@ -118,5 +118,5 @@ export function writeDiskIdentity(root: string, id: DiskIdentity): void {
     generation: id.generation,
     ...(id.catalogue === undefined ? {} : { catalogue: id.catalogue }),
   };
-  writeFileAtomic(path.join(root, DISK_JSON), `${JSON.stringify(doc)}\n`, 0o644);
+  writeFileAtomic(path.join(root, DISK_JSON), `${JSON.stringify(doc)}\n`, 0o644, beforeRename);
 }

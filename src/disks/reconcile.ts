@@ -8,8 +8,12 @@
  * `.quarantine/` (never deleted); unknown hashes and bad names are left alone and reported.
  */
 
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { addCopies, getObjectByHash, iterateDiskCopies, removeCopies } from '../catalog/copies.js';
 import type { Catalog } from '../catalog/db.js';
+import { fsyncDir } from '../core/durable.js';
+import { errnoCode, fileError } from '../core/errors.js';
 import { ObjectChecker } from '../disk/check-object.js';
 import type { DiskListing, DiskObject, DiskRoot } from '../disk/disk-root.js';
 
@@ -67,6 +71,8 @@ export async function reconcileDiskChunks(
     }
   } catch (err) {
     merge.abandon(); // nothing was changed; the open query must not keep the connection busy
+    // A listing cut short by a disk that went (ENOENT halfway) says so.
+    disk.checkMounted();
     throw err;
   }
   return merge.finish(disk, options.dryRun ?? false);
@@ -128,7 +134,7 @@ class Merge {
   finish(disk: DiskRoot, dryRun: boolean): ReconcileResult {
     const { cat, diskId, uncount, candidates, badSize } = this;
     for (; this.cur !== undefined; this.cur = this.nextCopy()) uncount.push(this.cur.id);
-    const adopt: number[] = [];
+    let adopt: number[] = [];
     // Adopt only what hashes to its name. A dry run reads nothing (its changes are rolled back).
     const checker = dryRun || candidates.length === 0 ? undefined : new ObjectChecker();
     for (const c of candidates) {
@@ -139,6 +145,15 @@ class Merge {
       const r = checker.check(disk.objectPath(c.hash), c.hash, c.size);
       if (r.status === 'ok' || r.status === 'ok-second-read') adopt.push(c.id);
       else if (r.status === 'bad' && r.untouchable !== true) badSize.push(c.hash);
+    }
+    if (!dryRun) {
+      // What was listed and read is the disk's only while it is still there: a disk unmounted
+      // meanwhile left an empty mount point (or another disk) at its path, whose listing would
+      // uncount every copy.
+      disk.checkMounted();
+      // An adopted object is counted only once durable: the rename that put it there may be
+      // one a run killed before its folder's fsync left in the page cache.
+      adopt = makeDurable(disk, candidates, adopt);
     }
     // Uncount first, durably, then move files: a copy is never counted while it is not there.
     cat.db.transaction(() => {
@@ -166,4 +181,42 @@ class Merge {
       tmpRemoved,
     };
   }
+}
+
+/**
+ * fsync the objects `adopt` (ids of `candidates`), their prefix folders and the objects folder;
+ * returns those still there (one gone since it was read is not adopted).
+ */
+function makeDurable(
+  disk: DiskRoot,
+  candidates: readonly { id: number; hash: string }[],
+  adopt: readonly number[],
+): number[] {
+  if (adopt.length === 0) return [];
+  const ids = new Set(adopt);
+  const kept: number[] = [];
+  const prefixes = new Set<string>();
+  for (const c of candidates) {
+    if (!ids.has(c.id)) continue;
+    const p = disk.objectPath(c.hash);
+    let fd: number;
+    try {
+      fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') continue;
+      throw fileError(p, err, 'open');
+    }
+    try {
+      fs.fsyncSync(fd);
+    } catch (err) {
+      throw fileError(p, err, 'fsync');
+    } finally {
+      fs.closeSync(fd);
+    }
+    kept.push(c.id);
+    prefixes.add(path.dirname(p));
+  }
+  for (const d of prefixes) fsyncDir(d);
+  fsyncDir(disk.objectsDir);
+  return kept;
 }

@@ -223,7 +223,11 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
         // The generation moves before anything changes on the disk: an image of the disk taken
         // before this run is then recognisably behind.
         generation = Math.max(found.identity.generation, row.generation) + 1;
-        writeDiskIdentity(found.root, { ...found.identity, name: row.name, generation, catalogue: cat.id });
+        // Renamed into place only while the disk is still mounted: written to the empty mount
+        // point of a disk unplugged meanwhile, it would make the host's folder pass for the disk.
+        writeDiskIdentity(found.root, { ...found.identity, name: row.name, generation, catalogue: cat.id }, () =>
+          disk.checkMounted(),
+        );
         const place = describePlace(found.root);
         updateDisk(cat.db, row.id, {
           generation,

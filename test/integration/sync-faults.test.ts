@@ -95,6 +95,50 @@ test('a disk that vanishes mid-run ends the sync with a clear error and nothing 
   assert.ok(countedOn(w.cat, 'd').size >= 3);
 });
 
+test('a disk unplugged before it is reconciled: nothing uncounted, nothing written where it was', async (t) => {
+  const w = makeWorld(t);
+  writeTree(w.src, { 'a.bin': bytes(1, 5000), 'b.bin': bytes(2, 7000) });
+  await catalogue(w);
+  const d = path.join(w.root, 'disk');
+  addDisk(w.cat, 'd', d, { sizeBytes: 100e6 });
+  await runSync(w.cat, { name: 'd' });
+  // An older image of the disk: the run says so before it lists the disk, and that is when the
+  // disk goes. At its path: first an empty mount point, then (another run) a folder with an
+  // empty objects folder, whose listing reads as a disk that lost every object.
+  const json = path.join(d, 'distbackup-disk.json');
+  fs.writeFileSync(json, JSON.stringify({ ...JSON.parse(fs.readFileSync(json, 'utf8')), generation: 0 }));
+  const counted = countedOn(w.cat, 'd');
+  assert.equal(counted.size, 2);
+  for (const left of [[], ['distbackup-objects']]) {
+    const moved = path.join(w.root, `unplugged-${left.length}`);
+    await assert.rejects(
+      runSync(w.cat, {
+        name: 'd',
+        onNote: (text: string) => {
+          if (/older image/.test(text) && !fs.existsSync(moved)) {
+            fs.renameSync(d, moved);
+            fs.mkdirSync(d);
+            for (const f of left) fs.mkdirSync(path.join(d, f));
+          }
+        },
+      }),
+      (err: unknown) => {
+        assert.ok(err instanceof DistbackupError, String(err));
+        assert.match(err.message, /vanished/);
+        return true;
+      },
+    );
+    assert.ok(fs.existsSync(moved), 'the disk was unplugged during the run');
+    assert.deepEqual(fs.readdirSync(d, { recursive: true }), left, 'nothing was written where the disk was');
+    assert.deepEqual(countedOn(w.cat, 'd'), counted, 'no copy uncounted from the listing of another folder');
+    // Plugged in again: the next sync takes it.
+    fs.rmSync(d, { recursive: true });
+    fs.renameSync(moved, d);
+  }
+  const again = await runSync(w.cat, { name: 'd' });
+  assert.equal(again.reconcile.uncounted, 0);
+});
+
 test('Ctrl-C while the disk is listed changes nothing, and the next sync of the same catalogue runs', async (t) => {
   const w = makeWorld(t);
   writeTree(w.src, { 'a.bin': bytes(1, 5000), 'b.bin': bytes(2, 7000) });
