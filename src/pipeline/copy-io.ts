@@ -466,6 +466,9 @@ done`;
  * ENOSPC, EDQUOT, EROFS, EFBIG, EIO; ENOSYS when `cp` is missing or lacks the options; ECOPY
  * otherwise or when the shell ended). Main thread only.
  */
+/** `cp` failures in a row (other than a full, read-only or too small disk) after which the rest of a run copies through its own loop. */
+export const CP_FAILURES = 3;
+
 export class CpRunner {
   private readonly shell = new ShellLoop('the copying shell', CP_LOOP, [String(process.pid)], {
     ...process.env,

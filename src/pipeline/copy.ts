@@ -27,6 +27,7 @@ import { displayPath } from '../core/vpath.js';
 import { syncfsAllowed } from '../disk/fsinfo.js';
 import {
   BoundedQueue,
+  CP_FAILURES,
   CpRunner,
   fsyncAsync,
   fsyncDirAsync,
@@ -179,8 +180,6 @@ const CP_COPY_MIN = 16 * 1024 * 1024;
  * 3 GiB here, 512 MiB on a machine of 4 GiB.
  */
 const CP_COPY_MAX = Math.max(CP_COPY_MIN, Math.floor(totalmem() / 8));
-/** `cp` failures in a row (other than a full, read-only or too small disk) after which the rest of the run uses the loop. */
-const CP_FAILURES = 3;
 /**
  * Copies by `cp` made or under way whose check has not ended, for the whole run: one being
  * checked while the next is copied, and one more ready. They share libuv's four threads with the

@@ -166,7 +166,7 @@ export class DurableBatch {
 
 /** fsync the regular file at `p` (a path the kernel accepts), never through a symlink; errors thrown. */
 function fsyncFile(p: Buffer): void {
-  const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   try {
     fs.fsyncSync(fd);
   } finally {

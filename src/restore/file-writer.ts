@@ -2,8 +2,9 @@
  * Writing one restored file: the disk's object copied to a temp name beside the target (0600,
  * created O_EXCL|O_NOFOLLOW), its SHA-256 checked (a mismatch is a BadObject: the file is not
  * restored), its metadata set, then linked into place without ever replacing what is there.
- * Files of 1 MiB-1 GiB are copied in the kernel and hashed from the page cache while the kernel
- * copies the next ones (the caller collects the result later through `placed`), bigger ones in
+ * Files of 1 MiB-1 GiB are copied by coreutils `cp` (outside this process, descriptor to
+ * descriptor) and hashed from the page cache while `cp` copies the next ones (the caller collects
+ * the result later through `placed`), bigger ones in
  * 1 MiB chunks whose reads overlap the hashing and writing, small ones on the small-file lane
  * (`small-files.ts`, which `laneTask` prepares files for) when the run has one, else read whole
  * ahead on libuv's pool (`fetch.ts`) and checked before they are written (through one reused
@@ -19,36 +20,42 @@ import { DistbackupError, describeError, errnoCode, RefusedError } from '../core
 import { sha256Hex } from '../core/sha256.js';
 import { displayPath } from '../core/vpath.js';
 import type { DiskRoot } from '../disk/disk-root.js';
-import { ReadBackChecks, readAsync, writeFullyAsync } from '../pipeline/copy-io.js';
+import { CP_FAILURES, CpRunner, ReadBackChecks, readAsync, writeFullyAsync } from '../pipeline/copy-io.js';
 import { DIRECT_MAX } from '../pipeline/deep-path.js';
 import { type DestTree, lstatOrUndefined } from './dest-tree.js';
 import { BadObject, ExistsError, Interrupted, PathRefused, WriteBackError } from './errors.js';
 import { FETCH_SLOTS, type Fetched, ObjectFetcher } from './fetch.js';
 import type { MetaWriter } from './meta.js';
 import { joinTarget } from './paths.js';
-import { NOT_OVERWRITTEN, placeFile, TMP_FLAGS, TMP_MODE } from './place.js';
+import { NOT_OVERWRITTEN, placeFile, TMP_FLAGS, TMP_FLAGS_RW, TMP_MODE } from './place.js';
 import { EMPTY_HASH } from './rows.js';
 import { objectProblem, type SmallFileResult, type SmallFileTask } from './small-files.js';
 
 /** Read size of the reused buffer for small files: 1 MiB (NODE20.md: readSync into one reused 1 MiB buffer). */
 const CHUNK_BYTES = 1024 * 1024;
 /**
- * Files from this size up are copied in the kernel (`copyFile`: copy_file_range, else sendfile)
- * and then hashed from the page cache, instead of read, hashed and written through a buffer.
- * Measured on 1 GiB of 64 MiB objects (bench/recovery.ts, cold cache, load 8–11 on 2 cores):
- * the buffer loop spent 4.3 s of system time and 11.5 s of wall time, the kernel copy plus
- * read-back 1.3 s and 6.0 s (cp -a: 0.55 s and 1.6 s). Below 1 MiB one read and one write are
- * cheaper than a copyFile's extra open, fstat and fchmod.
+ * Files from this size up are copied by `cp` (CpRunner, as sync's large files) and then hashed
+ * from the page cache, instead of read, hashed and written through a buffer. Measured on 1 GiB
+ * of 64 MiB objects (bench/recovery.ts, cold cache, load 8–11 on 2 cores): the buffer loop spent
+ * 4.3 s of system time and 11.5 s of wall time, a copy outside this process (then libuv's
+ * copyFile) plus read-back 1.3 s and 6.0 s (cp -a: 0.55 s and 1.6 s). `cp` replaced copyFile at
+ * the same speed (5 rounds each, load 0.3–1.3: medians 1.37 s and 1.32 s, cp -a 1.23–1.35 s):
+ * copyFile opened the object again by its name (following a link, blocking on a FIFO swapped in
+ * after the check) and, libuv 1.46 copying the size it saw at its start, spun a pool thread
+ * forever on an object that shrank during the copy. Below 1 MiB one read and one write are
+ * cheaper than a request to the shell.
  */
 const KERNEL_COPY_MIN = 1024 * 1024;
 /**
- * Up to this size the kernel copy runs in one call. Bigger files go through a pipelined loop of
- * chunks (the read of the next chunk overlaps the hash and write of this one), so Ctrl-C stops
- * within a chunk rather than after a whole file of many gigabytes; a kernel copy of 1 GiB takes
- * about a second here. 2 GiB of 512 MiB files, cold, in turns at load 4-7 (/proc/diskstats for
- * the disk): the chunked loop (256 MiB limit) 5.3-17.5 s with 5-8 s of system time, the kernel
- * copy 3.9-4.5 s with 1.6-1.8 s; 1 GiB of 64 MiB files all through the loop: 4.4-5.2 s against
- * 2.0-2.6 s with the kernel copy.
+ * Up to this size a file is copied by `cp` and then read back from the page cache. Bigger files
+ * go through a pipelined loop of chunks (the read of the next chunk overlaps the hash and write
+ * of this one) that hashes the object as it reads it: the read-back of a file the page cache
+ * cannot hold would read it from DEST's disk a second time. When it was a kernel copy in one
+ * call, the limit also kept Ctrl-C within a second (Ctrl-C now kills `cp` at once). 2 GiB of
+ * 512 MiB files, cold, in turns at load 4-7 (/proc/diskstats for the disk): the chunked loop
+ * (256 MiB limit) 5.3-17.5 s with 5-8 s of system time, the kernel copy 3.9-4.5 s with
+ * 1.6-1.8 s; 1 GiB of 64 MiB files all through the loop: 4.4-5.2 s against 2.0-2.6 s with the
+ * kernel copy.
  */
 const KERNEL_COPY_MAX = 1024 * 1024 * 1024;
 /**
@@ -122,25 +129,34 @@ export class FileWriter {
   disk: DiskRoot | undefined;
   private readonly buf = Buffer.allocUnsafe(CHUNK_BYTES);
   private bigBufs: Buffer[] | undefined;
-  /** The checks of kernel copies, one after the other (see `checkCopy`). */
+  /** The checks of the copies by `cp`, one after the other (see `checkCopy`). */
   private readonly checks = new ReadBackChecks(CHUNK_BYTES);
   /** The early write-backs of whole files, one after the other (see `writeBack`); never rejects. */
   private syncing: Promise<unknown> = Promise.resolve();
   /** Reads the objects of upcoming small files whole (see `fetch`). */
   private readonly fetcher = new ObjectFetcher(FETCH_SLOTS);
+  /** The shell whose `cp` copies objects of KERNEL_COPY_MIN..kernelCopyMax (started at the first). */
+  private copier: CpRunner | undefined;
+  /** `cp` failures in a row; set `cpBroken` at CP_FAILURES (or at once when there is no `cp`). */
+  private cpFailures = 0;
+  private cpBroken = false;
+  /** Ctrl-C ends the copy in flight at once. */
+  private readonly killCopy = (): void => this.copier?.kill();
 
   constructor(
     private readonly tree: DestTree,
     private readonly meta: MetaWriter,
     private readonly kernelCopyMax: number = KERNEL_COPY_MAX,
     private readonly signal?: AbortSignal | undefined,
-  ) {}
+  ) {
+    signal?.addEventListener('abort', this.killCopy, { once: true });
+  }
 
   /**
-   * The check of a kernel copy: the SHA-256 of `fd` (read back from the page cache the copy
+   * The check of a copy by `cp`: the SHA-256 of `fd` (read back from the page cache the copy
    * just filled), compared with `t.hash`; rejects with BadObject on a mismatch. Checks run one
    * after the other, after the checks already queued, in 1 MiB reads on libuv's pool hashed on
-   * this thread between them: the event loop stays free, so the kernel copy of the next file
+   * this thread between them: the event loop stays free, so the copy of the next file
    * starts as soon as this one's is done, while its check runs (up to IN_FLIGHT_FILES files
    * ahead, restore.ts). Before, the check ran whole and blocking on this thread once the next
    * copy was started, so a copy that ended first waited for it, and the disk sat idle (1 GiB of
@@ -257,7 +273,8 @@ export class FileWriter {
 
   /** SHA-256 (hex) of the regular file at `p` (a path the kernel accepts), never through a symlink. */
   hashFile(p: Buffer): string {
-    const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    // O_NONBLOCK: a FIFO swapped in fails its first read (ESPIPE) instead of blocking the open.
+    const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
     try {
       return hashOfFd(fd, this.buf);
     } finally {
@@ -269,7 +286,7 @@ export class FileWriter {
    * Write `t` under a temp name beside `target`, check it, give it its metadata, link it into
    * place. Resolves once the object is copied; `placed` then settles with undefined once the
    * file is checked and in place, or with the error that kept it out (the temp file removed).
-   * Files copied in the kernel are checked meanwhile, and files of EARLY_SYNC_MIN or more wait
+   * Files copied by `cp` are checked meanwhile, and files of EARLY_SYNC_MIN or more wait
    * for their write-back (a failure settles `placed` with a WriteBackError), so the caller can
    * copy the next one; smaller files copied through the buffer are placed when this resolves.
    */
@@ -372,7 +389,7 @@ export class FileWriter {
 
   /**
    * Copy the object of `t` from the disk to the new file `tmp`, checking its SHA-256; returns
-   * an fd of `tmp` (the caller closes it once `synced` has settled), for a kernel copy the check
+   * an fd of `tmp` (the caller closes it once `synced` has settled), for a copy by `cp` the check
    * still running (it rejects with BadObject on a mismatch), and for a file of EARLY_SYNC_MIN or
    * more its write-back under way. Throws BadObject on a mismatch found while copying,
    * Interrupted on abort, WriteBackError when a write-back during the copy failed.
@@ -380,39 +397,19 @@ export class FileWriter {
   private async copyObject(t: RestoreTodo, tmp: Buffer): Promise<Copied> {
     const disk = this.disk;
     if (disk === undefined) throw new BadObject('no disk connected');
-    const objectPath = disk.objectPath(t.hash);
     const inFd = this.openObject(t, disk);
     try {
-      const st = this.checkObject(t, inFd);
-      const plain = (st.mode & 0o7000) === 0;
+      this.checkObject(t, inFd);
       const kernelMax = this.kernelCopyMax;
-      if (plain && t.sizeBytes >= KERNEL_COPY_MIN && t.sizeBytes <= kernelMax) {
-        // In the kernel (no copy through this process), then hashed from the page cache. The
-        // new file takes the object's permission bits (copyFile copies them); special bits are
-        // excluded above, and the file gets its own mode before it is linked into place.
-        const copying = new Promise<void>((resolve, reject) => {
-          fs.copyFile(objectPath, this.tree.sp(tmp), fs.constants.COPYFILE_EXCL, (err) =>
-            err ? reject(err) : resolve(),
-          );
-        });
-        await copying;
-        const out = fs.openSync(this.tree.sp(tmp), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-        try {
-          const got = fs.fstatSync(out);
-          if (!got.isFile() || got.size !== t.sizeBytes) {
-            throw new BadObject(`object ${t.hash} copied as ${got.size} bytes, not ${t.sizeBytes}; not restored`);
-          }
-          const check = this.checkCopy(out, t);
-          // Started last: nothing after it throws, so `out` stays open until it settles.
-          return { out, check, synced: this.writeBack(out, t) };
-        } catch (err) {
-          fs.closeSync(out);
-          throw err;
-        }
-      }
-      const out = fs.openSync(this.tree.sp(tmp), TMP_FLAGS, TMP_MODE);
+      const byCp = !this.cpBroken && t.sizeBytes >= KERNEL_COPY_MIN && t.sizeBytes <= kernelMax;
+      // Readable too when `cp` copies into it: its check reads it back.
+      const out = fs.openSync(this.tree.sp(tmp), byCp ? TMP_FLAGS_RW : TMP_FLAGS, TMP_MODE);
       try {
-        const got = t.sizeBytes > kernelMax ? await this.pipedCopy(inFd, out) : this.smallCopy(inFd, out);
+        if (byCp) {
+          const copied = await this.copyByCp(t, inFd, out);
+          if (copied !== undefined) return copied;
+        }
+        const got = t.sizeBytes > kernelMax || byCp ? await this.pipedCopy(inFd, out) : this.smallCopy(inFd, out);
         if (got.bytes !== t.sizeBytes || got.hash !== t.hash) {
           throw new BadObject(
             `object ${t.hash} reads back as ${got.hash}: damaged (run 'distbackup verify'); not restored`,
@@ -426,6 +423,47 @@ export class FileWriter {
     } finally {
       fs.closeSync(inFd);
     }
+  }
+
+  /**
+   * Copy the object (`inFd`, opened and checked) into the new file `out` by `cp`, descriptor to
+   * descriptor (CpRunner, as sync's large files): no byte passes through this process, and no
+   * name is looked up again, so an object swapped for a link or a FIFO after its check is never
+   * read. Then the size is checked and the SHA-256 read back from the page cache while `cp`
+   * copies the next file. Undefined when `cp` failed other than by Ctrl-C: `out` is emptied for
+   * the buffered loop, which tells a bad object from a failing DEST as before (and after no `cp`
+   * at all, or after CP_FAILURES failures in a row, takes every file).
+   */
+  private async copyByCp(t: RestoreTodo, inFd: number, out: number): Promise<Copied | undefined> {
+    if (this.copier === undefined) {
+      this.copier = new CpRunner();
+      this.copier.start();
+    }
+    try {
+      await this.copier.copy(inFd, out);
+      this.cpFailures = 0;
+    } catch (err) {
+      if (this.aborted()) throw new Interrupted();
+      if (errnoCode(err) === 'ENOSYS' || ++this.cpFailures >= CP_FAILURES) this.cpBroken = true;
+      fs.ftruncateSync(out, 0);
+      return undefined;
+    }
+    const got = fs.fstatSync(out).size;
+    if (got !== t.sizeBytes) {
+      throw new BadObject(
+        `object ${t.hash} copied as ${got} bytes, not ${t.sizeBytes}: damaged (run 'distbackup verify'); not restored`,
+      );
+    }
+    const check = this.checkCopy(out, t);
+    // Started last: nothing after it throws, so `out` stays open until it settles.
+    return { out, check, synced: this.writeBack(out, t) };
+  }
+
+  /** End the copying shell, once nothing is copied any more (idempotent). */
+  close(): void {
+    this.signal?.removeEventListener('abort', this.killCopy);
+    this.copier?.close();
+    this.copier = undefined;
   }
 
   /**
@@ -445,7 +483,12 @@ export class FileWriter {
   private openObject(t: RestoreTodo, disk: DiskRoot): number {
     try {
       disk.prefixDir(t.hash, false);
-      return fs.openSync(disk.objectPath(t.hash), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      // O_NONBLOCK: a FIFO under an object's name (a hostile disk) fails checkObject instead of
+      // blocking this thread, and Ctrl-C with it, until something writes to it.
+      return fs.openSync(
+        disk.objectPath(t.hash),
+        fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK,
+      );
     } catch (err) {
       if (errnoCode(err) === 'ENOENT' || (err instanceof DistbackupError && err.code === 'ENOENT')) {
         throw missingObject(disk, t.hash);

@@ -11,6 +11,8 @@ import { ExistsError } from './errors.js';
 
 /** A file's temp name is created new (never an existing file, never through a symlink), 0600 while written. */
 export const TMP_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+/** TMP_FLAGS, readable too (a file copied by `cp` is read back for its check). */
+export const TMP_FLAGS_RW = (TMP_FLAGS & ~fs.constants.O_WRONLY) | fs.constants.O_RDWR;
 export const TMP_MODE = 0o600;
 /** The words of an ExistsError for a file in the way. */
 export const NOT_OVERWRITTEN = 'exists; not overwritten (use --overwrite)';

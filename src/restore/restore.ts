@@ -252,6 +252,7 @@ class RestoreRun {
       }
       return this.doc;
     } finally {
+      this.writer.close();
       this.tree.close();
     }
   }
@@ -490,6 +491,7 @@ class RestoreRun {
           while (this.inFlight.length > 0) await this.settleOne();
         }
       } finally {
+        this.writer.close();
         await this.lane?.close();
         this.lane = undefined;
       }

@@ -26,25 +26,10 @@ import {
 } from '../../src/pipeline/copy.js';
 import { CpRunner } from '../../src/pipeline/copy-io.js';
 import { TokenBucket } from '../../src/pipeline/throttle.js';
+import { fakeCp } from '../helpers/fake-cp.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const MiB = 1024 * 1024;
-const REAL_CP = ['/usr/bin/cp', '/bin/cp'].find((p) => fs.existsSync(p)) ?? 'cp';
-
-/**
- * A `cp` first on PATH for this test, running `script` (sh; its arguments are cp's: --reflink=never
- * -T -- SOURCE TARGET, so the source is $4) and then, unless the script exits, the real `cp`.
- */
-function fakeCp(t: Parameters<typeof tempDir>[0], script: string): void {
-  const dir = path.join(tempDir(t), 'bin');
-  fs.mkdirSync(dir);
-  fs.writeFileSync(path.join(dir, 'cp'), `#!/bin/sh\n${script}\nexec ${REAL_CP} "$@"\n`, { mode: 0o755 });
-  const old = process.env.PATH;
-  process.env.PATH = `${dir}:${old ?? ''}`;
-  t.after(() => {
-    process.env.PATH = old;
-  });
-}
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 /** `size` bytes that differ with `seed` (each MiB is stamped, so no two files alike). */
