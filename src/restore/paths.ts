@@ -2,7 +2,8 @@
  * Turning an untrusted catalogue path into a target inside the restore folder (RELIABILITY.md
  * §4): built from components, never from string joins; a component that is empty, `.`, `..`,
  * holds NUL (or `/`, impossible after the split) is refused, and so is a path that is not
- * absolute, too long, or starts with the restore state's folder. Pure functions.
+ * absolute, too long, or starts with the restore state's folder (in any case: DEST may ignore
+ * it). Pure functions.
  */
 
 /** Name of the restore state's folder inside DEST; no catalogue path may use it. */
@@ -43,8 +44,30 @@ export function splitVpath(vpath: Buffer): SplitResult {
     }
   }
   if (parts.length === 0) return { ok: false, reason: 'the root itself is not a file' };
-  if (parts[0]?.toString('latin1') === STATE_DIR) return { ok: false, reason: `${STATE_DIR} is reserved` };
+  if (parts[0] !== undefined && isStateDirName(parts[0])) return { ok: false, reason: `${STATE_DIR} is reserved` };
   return { ok: true, parts };
+}
+
+/**
+ * True when a folder entry named `name` at DEST's root may be the restore state's folder: on a
+ * DEST that ignores case (FAT, exFAT, NTFS with ignore_case) `.DISTBACKUP-RESTORE` is the same
+ * entry, on FAT trailing dots and spaces go too, and exFAT matches by upcasing, where `ı` and `ſ`
+ * are `I` and `S`. A catalogue entry under such a name would write into the state folder and
+ * forge its records.
+ */
+function isStateDirName(name: Buffer): boolean {
+  const folded = name
+    .toString('utf8')
+    .replace(/[. ]+$/, '')
+    .toUpperCase()
+    .toLowerCase();
+  return (
+    folded === STATE_DIR ||
+    name
+      .toString('latin1')
+      .replace(/[. ]+$/, '')
+      .toLowerCase() === STATE_DIR
+  );
 }
 
 /** `dest/p1/p2/…` as bytes; `dest` is an absolute, resolved folder. */

@@ -29,7 +29,15 @@ test('splitVpath refuses every escape: relative, .., ., empty, NUL, too long, th
     [B(`/${'x'.repeat(256)}`), /255/],
     [B(`/${'x/'.repeat(33_000)}y`), /65536/],
     [B('/.distbackup-restore/state.sqlite'), /reserved/],
+    // The same folder on a DEST that ignores case, trailing dots and spaces, or folds by upcasing.
+    [B('/.DISTBACKUP-RESTORE/restored-999999.log'), /reserved/],
+    [B('/.Distbackup-Restore. ./state.sqlite'), /reserved/],
+    [B('/.d\u0131stbackup-restore/x'), /reserved/],
+    [B('/.di\u017ftbackup-re\u017ftore/x'), /reserved/],
   ];
+  for (const ok of ['/.distbackup-restorex/y', '/a/.distbackup-restore/b', '/distbackup-restore/c']) {
+    assert.equal(splitVpath(B(ok)).ok, true, ok);
+  }
   for (const [p, why] of bad) {
     const r = splitVpath(p);
     assert.equal(r.ok, false, p.toString());
