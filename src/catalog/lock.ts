@@ -4,9 +4,10 @@
  * process dies, even by SIGKILL, so a stale lock is taken over without guessing from PIDs
  * (measured on ext4 and exFAT-FUSE, RELIABILITY.md test 15). A second taker is refused at once.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import { DistbackupError, RefusedError } from '../core/errors.js';
+import { DistbackupError, describeError, errnoCode, RefusedError } from '../core/errors.js';
 import type { Catalog } from './db.js';
 
 /** A held lock; `release()` is idempotent. */
@@ -20,6 +21,7 @@ export interface Lock {
  * when another process holds it. Never waits.
  */
 export function acquireLock(file: string, what: string): Lock {
+  checkLockFiles(file, what);
   let db: Database.Database;
   try {
     db = new Database(file, { timeout: 0 });
@@ -63,6 +65,44 @@ export function acquireLock(file: string, what: string): Lock {
       }
     },
   };
+}
+
+/**
+ * The lock file and the journal SQLite writes beside it must be plain files before SQLite opens
+ * them: it follows links, so on a hostile disk a `.distbackup-lock` linked elsewhere would be
+ * made a SQLite file (its journal beside the link's target), and a `-journal` linked elsewhere
+ * would be overwritten with the journal. Refused (a link or anything else in place of the lock
+ * file, exit 2) or removed (in place of a journal: the link itself, never what it points to).
+ */
+function checkLockFiles(file: string, what: string): void {
+  for (const suffix of ['', '-journal', '-wal', '-shm']) {
+    const p = `${file}${suffix}`;
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(p);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') continue;
+      throw new DistbackupError(`${p}: cannot check the lock for ${what}: ${describeError(err)}`, {
+        path: p,
+        cause: err,
+      });
+    }
+    if (st.isFile()) continue;
+    if (suffix === '' || st.isDirectory()) {
+      throw new RefusedError(`${p}: not a regular file where the lock for ${what} is kept; refusing it`, {
+        code: 'hostile-disk',
+        path: p,
+      });
+    }
+    try {
+      fs.unlinkSync(p);
+    } catch (err) {
+      throw new DistbackupError(`${p}: cannot remove it (in the way of the lock for ${what}): ${describeError(err)}`, {
+        path: p,
+        cause: err,
+      });
+    }
+  }
 }
 
 /**

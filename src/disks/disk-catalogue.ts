@@ -45,19 +45,37 @@ export function writeDiskCatalogue(cat: Catalog, disk: string | DiskRoot, diskId
     writeManifest(manifestPath, iterateManifestRows(cat.db, forDisk), check),
   );
   const scriptPath = path.join(root.root, DISK_RESTORE_SCRIPT);
-  let current: string | undefined;
-  try {
-    current = fs.readFileSync(scriptPath, 'utf8');
-  } catch {
-    current = undefined;
-  }
-  if (current !== RESTORE_SCRIPT) {
+  if (!holds(scriptPath, RESTORE_SCRIPT)) {
     check();
     named(scriptPath, 'cannot write the restore script', () => writeFileAtomic(scriptPath, RESTORE_SCRIPT, 0o755));
   }
   const cataloguePath = path.join(root.root, DISK_CATALOGUE);
   named(cataloguePath, 'cannot write the catalogue copy', () => snapshotCatalogue(cat.db, cataloguePath, check));
   return { manifestFiles };
+}
+
+/**
+ * True when `file` is a regular file holding exactly `text`. Read only after an lstat says it is
+ * a file of that length, without following a link or waiting on a FIFO: the disk is untrusted,
+ * and a FIFO, a link to /dev/zero or a huge file there must not hang the run or fill the memory.
+ */
+function holds(file: string, text: string): boolean {
+  const want = Buffer.from(text, 'utf8');
+  try {
+    const st = fs.lstatSync(file);
+    if (!st.isFile() || st.size !== want.length) return false;
+    const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    try {
+      const got = Buffer.alloc(want.length + 1);
+      let n = 0;
+      for (let r = 1; r > 0 && n < got.length; n += r) r = fs.readSync(fd, got, n, got.length - n, n);
+      return n === want.length && got.subarray(0, n).equals(want);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
 }
 
 /**

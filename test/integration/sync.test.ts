@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -6,7 +7,7 @@ import { test } from 'node:test';
 import { getDiskByName } from '../../src/catalog/disks.js';
 import { DistbackupError, ExitCode, RefusedError } from '../../src/core/errors.js';
 import { allocatedSize } from '../../src/core/units.js';
-import { DISK_CATALOGUE, DISK_MANIFEST, DISK_RESTORE_SCRIPT } from '../../src/disk/layout.js';
+import { DISK_CATALOGUE, DISK_LOCK, DISK_MANIFEST, DISK_RESTORE_SCRIPT } from '../../src/disk/layout.js';
 import { addDisk, setDisk } from '../../src/disks/disks.js';
 import { runSync } from '../../src/sync/sync.js';
 import { runUpdate } from '../../src/update/update.js';
@@ -318,6 +319,38 @@ test('a symlinked .tmp on a hostile disk is refused, and nothing outside the dis
     return true;
   });
   assert.equal(fs.readFileSync(path.join(outside, 'canary'), 'utf8'), 'keep me');
+});
+
+test('hostile lock files and restore script: a linked lock is refused, a linked journal removed, a FIFO script replaced; nothing outside written', {
+  timeout: 60_000,
+}, async (t) => {
+  const w = makeWorld(t);
+  await fill(w, 3);
+  const d = path.join(w.root, 'd');
+  addDisk(w.cat, 'd', d, { sizeBytes: 1e8 });
+  const canary = path.join(w.root, 'canary');
+  fs.writeFileSync(canary, 'keep me');
+  const lock = path.join(d, DISK_LOCK);
+  fs.rmSync(lock, { force: true });
+  fs.symlinkSync(canary, lock);
+  await assert.rejects(runSync(w.cat, { name: 'd' }), (err: unknown) => {
+    assert.ok(err instanceof RefusedError, String(err));
+    assert.match(err.message, /\.distbackup-lock: not a regular file/);
+    return true;
+  });
+  assert.equal(fs.readFileSync(canary, 'utf8'), 'keep me');
+  assert.deepEqual(fs.readdirSync(w.root).filter((n) => n.startsWith('canary')), ['canary']);
+  // A link where SQLite writes the lock's journal, a FIFO where the restore script goes.
+  fs.rmSync(lock);
+  fs.symlinkSync(canary, `${lock}-journal`);
+  const script = path.join(d, DISK_RESTORE_SCRIPT);
+  fs.rmSync(script, { force: true });
+  assert.equal(spawnSync('mkfifo', [script]).status, 0);
+  const r = await runSync(w.cat, { name: 'd' });
+  assert.equal(r.copied, 3);
+  assert.equal(fs.readFileSync(canary, 'utf8'), 'keep me');
+  assert.ok(fs.lstatSync(script).isFile());
+  assert.match(fs.readFileSync(script, 'utf8'), /^#!\/bin\/sh/);
 });
 
 test('a disk put back from an older image is reconciled first: nothing it lost is counted, and it is brought up to date', async (t) => {
