@@ -595,7 +595,10 @@ class RestoreRun {
     if (existing !== undefined) {
       if (existing.isDirectory()) throw new ExistsError('a folder is in the way');
       // Looked up only when something is in the way: a fresh restore asks the state nothing here.
-      const ours = this.state.restoredHash(t.vpath) !== undefined;
+      // Ours (replaced by the catalogue's newer content without --overwrite) only while it is
+      // still the file an earlier run restored: one changed in DEST since is the user's.
+      const earlier = this.state.restoredHash(t.vpath);
+      const ours = earlier !== undefined && existing.isFile() && this.writer.hashFile(this.tree.sp(target)) === earlier;
       if (!ours && this.opts.overwrite !== true) {
         if (
           existing.isFile() &&
@@ -656,7 +659,12 @@ class RestoreRun {
         const sp = (p: Buffer): Buffer => this.tree.sp(p);
         const existing = lstatOrUndefined(sp(target));
         if (existing !== undefined) {
-          const ours = this.state.restoredHash(t.vpath) !== undefined;
+          // Ours only while it is still what an earlier run restored there: a link, or the file
+          // of a path that has become a link since (unchanged in DEST). Else it is the user's.
+          const earlier = this.state.restoredHash(t.vpath);
+          const ours =
+            earlier !== undefined &&
+            (existing.isSymbolicLink() || (existing.isFile() && this.writer.hashFile(sp(target)) === earlier));
           if (existing.isDirectory()) throw new ExistsError('a folder is in the way');
           if (!ours && this.opts.overwrite !== true) {
             if (

@@ -411,3 +411,52 @@ test('a folder entry behind a symlink restored earlier gets no mode or time thro
   assert.equal(after.mtimeMs, before.mtimeMs);
   assert.ok(second.refused.some((r) => r.path === '/data/out/sub'));
 });
+
+test("a file restored earlier is brought up to a newer version, unless it was changed in DEST since: then it is the user's and stays", async (t) => {
+  const { runUpdate } = await import('../../src/update/update.js');
+  const { runSync } = await import('../../src/sync/sync.js');
+  const { mapSource } = await import('../../src/sources/sources.js');
+  const base = tempDir(t);
+  const src = path.join(base, 'src');
+  const home = path.join(base, 'home');
+  fs.mkdirSync(src);
+  // Two files get a newer version, two become links; one of each is changed in DEST meanwhile.
+  const names = ['kept.txt', 'edited.txt', 'to-link.txt', 'edited-to-link.txt'];
+  const past = new Date('2021-03-04T05:06:07Z');
+  for (const n of names) {
+    fs.writeFileSync(path.join(src, n), `version 1 of ${n}\n`);
+    fs.utimesSync(path.join(src, n), past, past);
+  }
+  const cat = openCatalog(home);
+  mapSource(cat, '/data', src);
+  const d1 = path.join(base, 'd1');
+  addPoolDisk(cat, 'd1', d1);
+  const cycle = async (): Promise<void> => {
+    assert.deepEqual((await runUpdate(cat, {})).errors, []);
+    await runSync(cat, { name: 'd1' });
+  };
+  await cycle();
+  const dest = path.join(base, 'out');
+  const restore = () => runRestore({ dest, vpaths: [], diskPath: d1, dataDir: home, catalogue: 'home' });
+  assert.equal((await restore()).remaining, 0);
+  for (const n of ['edited.txt', 'edited-to-link.txt']) fs.writeFileSync(path.join(dest, 'data', n), 'my own edit\n');
+  for (const n of ['kept.txt', 'edited.txt']) {
+    fs.writeFileSync(path.join(src, n), `version 2 of ${n}\n`);
+    fs.utimesSync(path.join(src, n), past, new Date('2021-03-05T05:06:07Z'));
+  }
+  for (const n of ['to-link.txt', 'edited-to-link.txt']) {
+    fs.rmSync(path.join(src, n));
+    fs.symlinkSync('kept.txt', path.join(src, n));
+  }
+  await cycle();
+  const doc = await restore();
+  const out = (n: string): string => path.join(dest, 'data', n);
+  assert.equal(fs.readFileSync(out('kept.txt'), 'utf8'), 'version 2 of kept.txt\n');
+  assert.equal(fs.readlinkSync(out('to-link.txt')), 'kept.txt');
+  for (const n of ['edited.txt', 'edited-to-link.txt']) {
+    assert.ok(fs.lstatSync(out(n)).isFile(), n);
+    assert.equal(fs.readFileSync(out(n), 'utf8'), 'my own edit\n', n);
+  }
+  assert.deepEqual(doc.existing.map((e) => e.path).sort(), ['/data/edited-to-link.txt', '/data/edited.txt']);
+  cat.close();
+});
