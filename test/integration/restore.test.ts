@@ -6,6 +6,9 @@ import Database from 'better-sqlite3';
 import { openCatalog } from '../../src/catalog/db.js';
 import { DISK_CATALOGUE, objectPath } from '../../src/disk/layout.js';
 import { runRestore } from '../../src/restore/restore.js';
+import { mapSource } from '../../src/sources/sources.js';
+import { runSync } from '../../src/sync/sync.js';
+import { runUpdate } from '../../src/update/update.js';
 import {
   addPoolDisk,
   catalogueSource,
@@ -290,9 +293,6 @@ for (const [lane, minFiles] of [
 }
 
 test('end to end with real update and sync: one disk restores the source exactly; two small disks restore it together with no home catalogue', async (t) => {
-  const { runUpdate } = await import('../../src/update/update.js');
-  const { runSync } = await import('../../src/sync/sync.js');
-  const { mapSource } = await import('../../src/sources/sources.js');
   const base = tempDir(t);
   const src = path.join(base, 'src');
   const home = path.join(base, 'home');
@@ -413,9 +413,6 @@ test('a folder entry behind a symlink restored earlier gets no mode or time thro
 });
 
 test("a file restored earlier is brought up to a newer version, unless it was changed in DEST since: then it is the user's and stays", async (t) => {
-  const { runUpdate } = await import('../../src/update/update.js');
-  const { runSync } = await import('../../src/sync/sync.js');
-  const { mapSource } = await import('../../src/sources/sources.js');
   const base = tempDir(t);
   const src = path.join(base, 'src');
   const home = path.join(base, 'home');
