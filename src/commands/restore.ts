@@ -131,8 +131,14 @@ export default class Restore extends BaseCommand<typeof Restore> {
           (doc.foundElsewhere > 0 ? `; ${doc.foundElsewhere} found in --existing folders` : ''),
       );
     }
-    if (doc.remaining === 0) this.log('complete: every file is restored');
-    else {
+    // Links, folders and refused paths are not counted in `remaining` (files only), but a run
+    // that could not put them in place has not restored everything either (exit 4).
+    const notPlaced = doc.refused.length + doc.existing.length + doc.errors.length;
+    if (doc.remaining === 0 && notPlaced === 0) this.log('complete: every file is restored');
+    else if (doc.remaining === 0) {
+      this.log(`every file is restored, but ${counted(notPlaced, 'entry', 'entries')} listed above could not be`);
+      this.setExitCode(ExitCode.restoreIncomplete);
+    } else {
       this.log(`${counted(doc.remaining, 'file')} (${prettyBytes(doc.remainingBytes)}) still missing`);
       if (this.flags.plan || dryRun) {
         this.log('disks to connect, in order:');

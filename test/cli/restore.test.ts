@@ -64,6 +64,21 @@ test('restore exits 4 while files are missing and names the next disk; 0 once co
   assert.deepEqual(compareTrees(src, path.join(dest, 'data')), []);
 });
 
+test('a link that cannot be put in place keeps the exit at 4 even when every file is restored', (t) => {
+  const { base, home, d1, d2 } = pool(t);
+  const dest = path.join(base, 'out');
+  // A file of the user's where the catalogue has a link: not overwritten.
+  fs.mkdirSync(path.join(dest, 'data/docs'), { recursive: true });
+  fs.writeFileSync(path.join(dest, 'data/docs/link-to-readme'), 'mine');
+  runCli(home, ['restore', '--to', dest, '--disk', d1]);
+  const r = runCli(home, ['restore', '--to', dest, '--disk', d2]);
+  assert.equal(r.code, 4, r.stderr);
+  assert.match(r.stderr, /^not overwritten: \/data\/docs\/link-to-readme: /m);
+  assert.match(r.stdout, /every file is restored, but 1 entry listed above could not be/);
+  assert.doesNotMatch(r.stdout, /complete/);
+  assert.equal(fs.readFileSync(path.join(dest, 'data/docs/link-to-readme'), 'utf8'), 'mine');
+});
+
 test('restore with no home catalogue uses the disk copy', (t) => {
   const { base, src, d1, d2 } = pool(t);
   const nohome = path.join(base, 'nohome');
