@@ -12,6 +12,11 @@ export const DISK_RESTORE_SCRIPT = 'distbackup-restore.sh';
 export const OBJECTS_DIR = 'distbackup-objects';
 export const TMP_DIR = '.tmp';
 export const QUARANTINE_DIR = '.quarantine';
+/**
+ * Present while the disk's catalogue copy may list objects a sync has evicted since it was
+ * written (removed by the next complete write of the copy, see disks/disk-catalogue.ts).
+ */
+export const DISK_CATALOGUE_STALE = 'distbackup-catalogue-stale';
 /** Lock file of a disk (SQLite exclusive lock, see catalog/lock.ts). */
 export const DISK_LOCK = '.distbackup-lock';
 

@@ -8,11 +8,11 @@ import * as path from 'node:path';
 import { type Catalog, sqliteFileError } from '../catalog/db.js';
 import { getDiskByUuid } from '../catalog/disks.js';
 import { iterateManifestRows, snapshotCatalogue } from '../catalog/snapshot.js';
-import { writeFileAtomic } from '../core/durable.js';
-import { DistbackupError } from '../core/errors.js';
+import { fsyncDir, writeFileAtomic } from '../core/durable.js';
+import { DistbackupError, errnoCode, fileError } from '../core/errors.js';
 import { readDiskIdentity } from '../disk/disk-json.js';
 import { DiskRoot } from '../disk/disk-root.js';
-import { DISK_CATALOGUE, DISK_MANIFEST, DISK_RESTORE_SCRIPT } from '../disk/layout.js';
+import { DISK_CATALOGUE, DISK_CATALOGUE_STALE, DISK_MANIFEST, DISK_RESTORE_SCRIPT } from '../disk/layout.js';
 import { writeManifest } from '../disk/manifest.js';
 import { RESTORE_SCRIPT } from '../disk/restore-script.js';
 
@@ -51,7 +51,48 @@ export function writeDiskCatalogue(cat: Catalog, disk: string | DiskRoot, diskId
   }
   const cataloguePath = path.join(root.root, DISK_CATALOGUE);
   named(cataloguePath, 'cannot write the catalogue copy', () => snapshotCatalogue(cat.db, cataloguePath, check));
+  // The copy is current again.
+  const stale = path.join(root.root, DISK_CATALOGUE_STALE);
+  try {
+    fs.unlinkSync(stale);
+    fsyncDir(root.root);
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw fileError(stale, err, 'cannot remove');
+  }
   return { manifestFiles };
+}
+
+/** The words of the stale marker (for a person who finds it on the disk). */
+const STALE_TEXT =
+  'A sync evicted objects from this disk after its catalogue copy was written and did not write the\n' +
+  'copy again: the copy may list objects that are no longer here (a restore reports them missing).\n' +
+  'The next sync of this disk writes the copy again and removes this file.\n';
+
+/**
+ * Mark the disk's catalogue copy stale, durably, before objects it lists are deleted without the
+ * copy being written first (sync's evictions, made just in time during the copy): the copy may
+ * lag, but never silently (RELIABILITY.md I2). A restore from the copy warns while the mark is
+ * there. Nothing is written when the mark is there already.
+ */
+export function markCatalogueStale(root: DiskRoot): void {
+  const stale = path.join(root.root, DISK_CATALOGUE_STALE);
+  try {
+    if (fs.lstatSync(stale).isFile()) return;
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw fileError(stale, err, 'cannot check');
+  }
+  named(stale, 'cannot mark the catalogue copy stale', () =>
+    writeFileAtomic(stale, STALE_TEXT, 0o644, () => root.checkMounted()),
+  );
+}
+
+/** True when the catalogue copy in the disk folder `root` is marked stale. */
+export function catalogueMarkedStale(root: string): boolean {
+  try {
+    return fs.lstatSync(path.join(root, DISK_CATALOGUE_STALE)).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -28,6 +28,7 @@ import { readDiskIdentity } from '../disk/disk-json.js';
 import { DiskRoot } from '../disk/disk-root.js';
 import { caseSensitiveWithLinks, isRotational } from '../disk/fsinfo.js';
 import { DISK_CATALOGUE, OBJECTS_DIR } from '../disk/layout.js';
+import { catalogueMarkedStale } from '../disks/disk-catalogue.js';
 import { findDisk } from '../disks/open.js';
 import { DurableBatch } from './batch.js';
 import { DestTree, lstatOrUndefined } from './dest-tree.js';
@@ -124,7 +125,14 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreDoc> {
     }
     const nameOf = (id: number): string => printable(names.get(id) ?? `disk #${id}`);
     const engine = new RestoreRun(opts, cat, prefixes, diskRoot, diskId, nameOf);
-    return await engine.run(useHome ? 'home' : 'disk');
+    const doc = await engine.run(useHome ? 'home' : 'disk');
+    if (!useHome && diskRoot !== undefined && catalogueMarkedStale(diskRoot)) {
+      warnOnce(
+        doc,
+        `the catalogue copy on ${diskRoot} is marked stale: a sync evicted objects after writing it and did not finish; what it lists and the disk lacks is counted missing (a sync of the disk writes it again)`,
+      );
+    }
+    return doc;
   } finally {
     if (cat !== undefined && cat !== home) cat.close();
     home?.close();

@@ -19,7 +19,7 @@ import { writeDiskIdentity } from '../disk/disk-json.js';
 import { DiskRoot } from '../disk/disk-root.js';
 import { isRotational, syncfsDurable } from '../disk/fsinfo.js';
 import { describePlace } from '../disk/locate.js';
-import { writeDiskCatalogue } from '../disks/disk-catalogue.js';
+import { markCatalogueStale, writeDiskCatalogue } from '../disks/disk-catalogue.js';
 import { findDisk, lockDisk } from '../disks/open.js';
 import { type ReconcileResult, reconcileDiskChunks } from '../disks/reconcile.js';
 import { type CopiedObject, type CopyItem, copyObjects } from '../pipeline/copy.js';
@@ -554,6 +554,9 @@ class Executor {
         gain += allocatedSize(e.sizeBytes);
       }
       const gone = this.uncount(batch);
+      // Deleted without the catalogue copy written first (too costly per eviction): the copy is
+      // marked stale until step 7 writes it again.
+      if (gone.length > 0) markCatalogueStale(this.disk);
       for (const g of gone) {
         if (this.unlink(g)) {
           this.evicted += 1;

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type TestContext, test } from 'node:test';
+import { DISK_CATALOGUE_STALE } from '../../src/disk/layout.js';
 import { addDisk } from '../../src/disks/disks.js';
 import { runSync } from '../../src/sync/sync.js';
 import { runCli } from '../helpers/cli.js';
@@ -72,10 +73,19 @@ for (const [point, hit] of POINTS) {
     for (const [h, n] of copiesPerObject(w.cat)) {
       if (h !== '') assert.ok(n >= 0);
     }
+    const stale = path.join(b, DISK_CATALOGUE_STALE);
+    if (point === 'mid-eviction') {
+      // Evicted after the catalogue copy was written: the copy says it may lag, and a restore
+      // from it says so too.
+      assert.ok(fs.existsSync(stale), 'the catalogue copy is marked stale before an eviction');
+      const r = runCli(w.home, ['restore', '--to', path.join(w.root, 'out'), '--disk', b, '--catalogue', 'disk']);
+      assert.match(r.stderr, /^warning: the catalogue copy on .* is marked stale/m);
+    }
     const again = runCli(w.home, ['sync', 'b', '--json']);
     assert.equal(again.code, 0, again.stderr);
     assertSound(w, 'b', b);
     assert.equal(fs.readdirSync(path.join(b, 'distbackup-objects', '.tmp')).length, 0);
+    assert.ok(!fs.existsSync(stale), 'a complete sync leaves the catalogue copy current');
     assert.deepEqual([...countedOn(w.cat, 'b')].sort(), [...diskObjects(b).keys()].sort());
     for (const [h, n] of copiesPerObject(w.cat)) assert.ok(n >= 1, `${h} has no copy after the re-run`);
     const replan = JSON.parse(runCli(w.home, ['plan', 'b', '--json']).stdout) as { copied: number; evicted: number };
