@@ -229,8 +229,13 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
           disk.checkMounted(),
         );
         const place = describePlace(found.root);
+        if (row.droppedMs !== null) {
+          // Named, found and reconciled: its copies count again, as after `disk refresh`.
+          note(`disk '${row.name}' was dropped; synced, it is back in the pool with what it really holds`);
+        }
         updateDisk(cat.db, row.id, {
           generation,
+          droppedMs: null,
           lastSeenMs: Date.now(),
           mountPath: place.root,
           ...(place.mountPoint === null ? {} : { mountPoint: place.mountPoint, relPath: place.relPath }),

@@ -86,6 +86,12 @@ test('disk remove is refused (exit 2) while the disk holds counted copies; drop,
   assert.match(dropText.stderr, /warning: 2 objects would have no copy on any disk/);
   const refreshText = runCli(w.home, ['disk', 'refresh', 'd']);
   assert.match(refreshText.stdout, /: 2 objects present, 0 adopted, .*0 entries ignored$/m);
+  // Dropped, then found and synced by name: back in the pool.
+  assert.equal(runCli(w.home, ['disk', 'drop', 'd']).code, 0);
+  const back = runCli(w.home, ['sync', 'd']);
+  assert.equal(back.code, 0, back.stderr);
+  assert.match(back.stderr, /disk 'd' was dropped; synced, it is back in the pool/);
+  assert.equal(runCliJson<DiskDoc[]>(w.home, ['disk', 'list']).json[0]?.dropped, null);
   assert.equal(runCli(w.home, ['disk', 'drop', 'd']).code, 0);
   assert.equal(runCli(w.home, ['disk', 'remove', 'd']).code, 0);
   assert.deepEqual(runCliJson<DiskDoc[]>(w.home, ['disk', 'list']).json, []);
