@@ -51,13 +51,31 @@ export function readDiskIdentity(root: string): DiskIdentity {
       path: file,
     });
   }
-  let text: string;
+  // Read through one descriptor, never a link or a FIFO, and never more than the cap: the file
+  // may have been swapped since the lstat, or a FUSE disk may report one size and serve more.
+  const buf = Buffer.alloc(MAX_JSON_BYTES + 1);
+  let n = 0;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    try {
+      if (!fs.fstatSync(fd).isFile()) {
+        throw new DistbackupError(`${file}: not a regular file`, { code: 'bad-disk-json', path: file });
+      }
+      for (let r = -1; r !== 0 && n < buf.length; n += r) r = fs.readSync(fd, buf, n, buf.length - n, n);
+    } finally {
+      fs.closeSync(fd);
+    }
   } catch (err) {
+    if (err instanceof DistbackupError) throw err;
     throw new DistbackupError(`${file}: ${describeError(err)}`, { path: file, cause: err });
   }
-  return parseDiskIdentity(text, file);
+  if (n > MAX_JSON_BYTES) {
+    throw new DistbackupError(`${file}: larger than the ${MAX_JSON_BYTES} bytes allowed`, {
+      code: 'bad-disk-json',
+      path: file,
+    });
+  }
+  return parseDiskIdentity(buf.toString('utf8', 0, n), file);
 }
 
 /** Validate the text of a disk identity; `file` names it in errors. */
@@ -97,8 +115,14 @@ export function parseDiskIdentity(text: string, file: string): DiskIdentity {
     return bad('"created" is not an ISO-8601 date');
   }
   const generation = o.generation === undefined ? 0 : o.generation;
-  if (typeof generation !== 'number' || !Number.isSafeInteger(generation) || generation < 0) {
-    return bad('"generation" is not a whole number ≥ 0');
+  // Below the largest safe integer by a margin: a sync writes generation + 1, which must parse.
+  if (
+    typeof generation !== 'number' ||
+    !Number.isSafeInteger(generation) ||
+    generation < 0 ||
+    generation >= Number.MAX_SAFE_INTEGER - 1
+  ) {
+    return bad('"generation" is not a whole number from 0 to 2^53 - 3');
   }
   const id: DiskIdentity = { format, uuid: o.uuid.toLowerCase(), name: o.name, created, generation };
   if (o.catalogue !== undefined) {

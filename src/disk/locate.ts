@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DistbackupError, RefusedError, UsageError } from '../core/errors.js';
+import { DistbackupError, describeError, RefusedError, UsageError } from '../core/errors.js';
 import { printable } from '../core/vpath.js';
 import { type DiskIdentity, readDiskIdentity } from './disk-json.js';
 import { fsUuidOf, mountOf, mountPointsOfFsUuid, readMounts } from './fsinfo.js';
@@ -131,7 +131,9 @@ function findConnected<T extends KnownDisk>(
     try {
       if (!fs.existsSync(path.join(root, 'distbackup-disk.json'))) continue;
       identity = readDiskIdentity(root);
-    } catch {
+    } catch (err) {
+      // Said beside "not connected": a damaged identity file is not the same as no disk.
+      wrong ??= describeError(err);
       continue;
     }
     if (identity.uuid === d.uuid) return { located: { root, identity }, wrong };
