@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fsyncDir } from '../core/durable.js';
 import { DistbackupError, describeError, errnoCode, fileError } from '../core/errors.js';
+import { readDiskIdentity } from './disk-json.js';
 import { HASH_RE, OBJECTS_DIR, PREFIX_RE, QUARANTINE_DIR, TMP_DIR } from './layout.js';
 
 /** An object file found on the disk. */
@@ -67,6 +68,19 @@ export class DiskRoot {
     return d;
   }
 
+  /** The uuid the disk's identity file must keep (see `pinIdentity`). */
+  private uuid: string | undefined;
+
+  /**
+   * From now on `checkMounted` also reads the disk's identity file and wants `uuid` there: the
+   * device number and the root's inode alone let another disk pass, when it is mounted at the
+   * same path after this one was pulled, gets the same major:minor (sdb1 again) and has its
+   * root at the same inode (2 on every ext4).
+   */
+  pinIdentity(uuid: string): void {
+    this.uuid = uuid;
+  }
+
   /** Throw unless the disk folder is still the same folder on the same device (not unplugged). */
   checkMounted(): void {
     let st: fs.BigIntStats;
@@ -82,6 +96,23 @@ export class DiskRoot {
     if (st.dev !== this.dev || st.ino !== this.ino) {
       throw new DistbackupError(
         `${this.root}: the disk vanished (the folder is now on another device); was it unplugged or unmounted?`,
+        { code: 'disk-vanished', path: this.root },
+      );
+    }
+    if (this.uuid === undefined) return;
+    let uuid: string;
+    try {
+      uuid = readDiskIdentity(this.root).uuid;
+    } catch (err) {
+      throw new DistbackupError(`${this.root}: the disk vanished (${describeError(err)}); was it unplugged?`, {
+        code: 'disk-vanished',
+        path: this.root,
+        cause: err,
+      });
+    }
+    if (uuid !== this.uuid) {
+      throw new DistbackupError(
+        `${this.root}: the disk vanished (another disk, uuid ${uuid}, is at its place now); was it swapped?`,
         { code: 'disk-vanished', path: this.root },
       );
     }

@@ -179,6 +179,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
     const diskLock = dryRun ? undefined : lockDisk(found.root, row.name);
     try {
       const disk = DiskRoot.open(found.root, { create: !dryRun });
+      disk.pinIdentity(found.identity.uuid);
       const profile: SyncProfile = opts.profile ?? (isRotational(found.root) === false ? 'ssd' : 'hdd');
       const batchSyncfs = syncfsDurable(disk.objectsDir);
       // The small-file copy threads boot (30–50 ms each, more on a busy machine) while the disk

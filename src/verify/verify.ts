@@ -204,6 +204,7 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
     const found = findDisk(cat, { name: opts.name, diskPath: opts.diskPath });
     dlock = dryRun ? undefined : lockDisk(found.root, found.row.name);
     const disk = DiskRoot.open(found.root);
+    disk.pinIdentity(found.identity.uuid);
     const diskId = found.row.id;
     const profile: VerifyProfile = opts.profile ?? (isRotational(found.root) === false ? 'ssd' : 'hdd');
     // New stamps sort after every stamp already there (runStamp); the selection skips what

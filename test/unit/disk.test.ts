@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -64,6 +65,22 @@ test('checkMounted notices a disk folder replaced by another one', (t) => {
   fs.renameSync(root, path.join(dir, 'moved'));
   assert.throws(() => d.checkMounted(), /vanished/);
   fs.mkdirSync(root);
+  assert.throws(() => d.checkMounted(), /vanished/);
+});
+
+test('checkMounted with a pinned identity notices another disk in the same place (same device, same root inode)', (t) => {
+  const root = tempDir(t);
+  const json = (uuid: string): string =>
+    JSON.stringify({ format: 1, uuid, name: 'd1', created: '2026-01-02T03:04:05Z', generation: 1 });
+  const mine = randomUUID();
+  fs.writeFileSync(path.join(root, 'distbackup-disk.json'), json(mine));
+  const d = DiskRoot.open(root, { create: true });
+  d.pinIdentity(mine);
+  d.checkMounted();
+  // What another disk mounted there would show: the same folder, another identity.
+  fs.writeFileSync(path.join(root, 'distbackup-disk.json'), json(randomUUID()));
+  assert.throws(() => d.checkMounted(), /vanished \(another disk, uuid [0-9a-f-]+, is at its place now\)/);
+  fs.rmSync(path.join(root, 'distbackup-disk.json'));
   assert.throws(() => d.checkMounted(), /vanished/);
 });
 
