@@ -440,6 +440,9 @@ export class SyncfsRunner {
   }
 }
 
+/** `cp` failures in a row (other than a full, read-only or too small disk) after which the rest of a run copies through its own loop. */
+export const CP_FAILURES = 3;
+
 /**
  * The shell loop of `CpRunner`: for each line `S D`, coreutils `cp` copies this process's
  * descriptor S into its descriptor D through their /proc links ($1 is this process's id), and
@@ -466,9 +469,6 @@ done`;
  * ENOSPC, EDQUOT, EROFS, EFBIG, EIO; ENOSYS when `cp` is missing or lacks the options; ECOPY
  * otherwise or when the shell ended). Main thread only.
  */
-/** `cp` failures in a row (other than a full, read-only or too small disk) after which the rest of a run copies through its own loop. */
-export const CP_FAILURES = 3;
-
 export class CpRunner {
   private readonly shell = new ShellLoop('the copying shell', CP_LOOP, [String(process.pid)], {
     ...process.env,

@@ -224,6 +224,13 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
         // The generation moves before anything changes on the disk: an image of the disk taken
         // before this run is then recognisably behind.
         generation = Math.max(found.identity.generation, row.generation) + 1;
+        // A counter at 2^53 - 1 (a damaged or hostile identity file) cannot move on and still read back.
+        if (!Number.isSafeInteger(generation)) {
+          throw new DistbackupError(
+            `${found.root}: the disk's generation counter is at its limit (${found.identity.generation}); its distbackup-disk.json is damaged`,
+            { code: 'bad-disk-json', path: found.root },
+          );
+        }
         // Renamed into place only while the disk is still mounted: written to the empty mount
         // point of a disk unplugged meanwhile, it would make the host's folder pass for the disk.
         writeDiskIdentity(found.root, { ...found.identity, name: row.name, generation, catalogue: cat.id }, () =>
