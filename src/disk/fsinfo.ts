@@ -227,6 +227,16 @@ const SYNCFS_DURABLE = new Set([
   'tmpfs',
 ]);
 
+/**
+ * Whether the filesystem under `p` is a local in-kernel one (SYNCFS_DURABLE or
+ * CASE_SENSITIVE_WITH_LINKS, by /proc/self/mountinfo): not FUSE, not a network share, whose
+ * daemon or server could report one size and serve fewer bytes. False when unknown.
+ */
+export function localKernelFs(p: string, mounts?: MountEntry[]): boolean {
+  const m = mountOf(p, mounts);
+  return m !== undefined && (SYNCFS_DURABLE.has(m.fsType) || CASE_SENSITIVE_WITH_LINKS.has(m.fsType));
+}
+
 /** Linux 5.8 is the first to report write-back errors through syncfs(2). */
 function kernelReportsSyncfsErrors(release = os.release()): boolean {
   const m = /^(\d+)\.(\d+)/.exec(release);

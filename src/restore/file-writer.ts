@@ -20,6 +20,7 @@ import { DistbackupError, describeError, errnoCode, RefusedError } from '../core
 import { sha256Hex } from '../core/sha256.js';
 import { displayPath } from '../core/vpath.js';
 import type { DiskRoot } from '../disk/disk-root.js';
+import { localKernelFs } from '../disk/fsinfo.js';
 import { CP_FAILURES, CpRunner, ReadBackChecks, readAsync, writeFullyAsync } from '../pipeline/copy-io.js';
 import { DIRECT_MAX } from '../pipeline/deep-path.js';
 import { type DestTree, lstatOrUndefined } from './dest-tree.js';
@@ -46,6 +47,14 @@ const CHUNK_BYTES = 1024 * 1024;
  * cheaper than a request to the shell.
  */
 const KERNEL_COPY_MIN = 1024 * 1024;
+/**
+ * Files below this size (and from KERNEL_COPY_MIN) are copied by libuv's copyFile when the disk
+ * is a local in-kernel filesystem (copyInKernel), bigger ones by `cp`: a request to the shell
+ * forks and execs `cp` once per file, and on 256 files of 2 MiB restore took 1.24-1.43 s by
+ * `cp` against 0.92-0.99 s by copyFile (and 1.33-1.42 s through the buffered loop), while on
+ * 64 MiB files the two were even. Sync's copies by `cp` start at the same size.
+ */
+const CP_COPY_MIN = 16 * 1024 * 1024;
 /**
  * Up to this size a file is copied by `cp` and then read back from the page cache. Bigger files
  * go through a pipelined loop of chunks (the read of the next chunk overlaps the hash and write
@@ -137,6 +146,8 @@ export class FileWriter {
   private readonly fetcher = new ObjectFetcher(FETCH_SLOTS);
   /** The shell whose `cp` copies objects of KERNEL_COPY_MIN..kernelCopyMax (started at the first). */
   private copier: CpRunner | undefined;
+  /** Whether the disk's filesystem is local and in the kernel (see copyInKernel), per disk root. */
+  private local: { root: string; yes: boolean } | undefined;
   /** `cp` failures in a row; set `cpBroken` at CP_FAILURES (or at once when there is no `cp`). */
   private cpFailures = 0;
   private cpBroken = false;
@@ -399,9 +410,14 @@ export class FileWriter {
     if (disk === undefined) throw new BadObject('no disk connected');
     const inFd = this.openObject(t, disk);
     try {
-      this.checkObject(t, inFd);
+      const st = this.checkObject(t, inFd);
       const kernelMax = this.kernelCopyMax;
-      const byCp = !this.cpBroken && t.sizeBytes >= KERNEL_COPY_MIN && t.sizeBytes <= kernelMax;
+      const outside = t.sizeBytes >= KERNEL_COPY_MIN && t.sizeBytes <= kernelMax;
+      // Special bits excluded: copyFile gives the new file the object's mode until it gets its own.
+      if (outside && t.sizeBytes < CP_COPY_MIN && (st.mode & 0o7000) === 0 && this.localDisk(disk)) {
+        return await this.copyInKernel(t, inFd, tmp);
+      }
+      const byCp = outside && !this.cpBroken;
       // Readable too when `cp` copies into it: its check reads it back.
       const out = fs.openSync(this.tree.sp(tmp), byCp ? TMP_FLAGS_RW : TMP_FLAGS, TMP_MODE);
       try {
@@ -426,6 +442,41 @@ export class FileWriter {
   }
 
   /**
+   * Copy the object (`inFd`, opened and checked) to the new file `tmp` in the kernel (libuv's
+   * copyFile: copy_file_range, else sendfile), from the descriptor's /proc/self/fd name, which is
+   * that same file whatever its name on the disk holds by now; then check the size and start the
+   * SHA-256 read-back, as after a copy by `cp`. Only on a local in-kernel filesystem (libuv 1.46
+   * copies the size it saw at its start and spins forever if the file shrinks meanwhile, which a
+   * FUSE or network disk could make happen).
+   */
+  private async copyInKernel(t: RestoreTodo, inFd: number, tmp: Buffer): Promise<Copied> {
+    await new Promise<void>((resolve, reject) => {
+      fs.copyFile(`/proc/self/fd/${inFd}`, this.tree.sp(tmp), fs.constants.COPYFILE_EXCL, (err) =>
+        err ? reject(err) : resolve(),
+      );
+    });
+    const out = fs.openSync(this.tree.sp(tmp), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    try {
+      const got = fs.fstatSync(out);
+      if (!got.isFile() || got.size !== t.sizeBytes) {
+        throw new BadObject(`object ${t.hash} copied as ${got.size} bytes, not ${t.sizeBytes}; not restored`);
+      }
+      const check = this.checkCopy(out, t);
+      // Started last: nothing after it throws, so `out` stays open until it settles.
+      return { out, check, synced: this.writeBack(out, t) };
+    } catch (err) {
+      fs.closeSync(out);
+      throw err;
+    }
+  }
+
+  /** Whether the connected disk's filesystem is a local in-kernel one (asked once per disk). */
+  private localDisk(disk: DiskRoot): boolean {
+    if (this.local?.root !== disk.root) this.local = { root: disk.root, yes: localKernelFs(disk.root) };
+    return this.local.yes;
+  }
+
+  /**
    * Copy the object (`inFd`, opened and checked) into the new file `out` by `cp`, descriptor to
    * descriptor (CpRunner, as sync's large files): no byte passes through this process, and no
    * name is looked up again, so an object swapped for a link or a FIFO after its check is never
@@ -444,7 +495,10 @@ export class FileWriter {
       this.cpFailures = 0;
     } catch (err) {
       if (this.aborted()) throw new Interrupted();
-      if (errnoCode(err) === 'ENOSYS' || ++this.cpFailures >= CP_FAILURES) this.cpBroken = true;
+      const code = errnoCode(err);
+      // DEST full or read-only: that file's error, as the loop would report it; not cp's failure.
+      if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EROFS') throw err;
+      if (code === 'ENOSYS' || ++this.cpFailures >= CP_FAILURES) this.cpBroken = true;
       fs.ftruncateSync(out, 0);
       return undefined;
     }

@@ -1,5 +1,6 @@
 /**
- * Restore's copies by `cp` (objects of 1 MiB up to 1 GiB, restore/file-writer.ts): in-process,
+ * Restore's copies outside the process (restore/file-writer.ts): objects of 1-16 MiB by libuv's
+ * copyFile from the checked descriptor, of 16 MiB up to 1 GiB by `cp`. In-process,
  * real temp folders, a real `cp` (behind one of the test's own on PATH that logs or misbehaves).
  * The objects are copied descriptor to descriptor, so an object turned into a FIFO or a damaged
  * one never hangs the run nor lands in DEST; no `cp` means the buffered loop; Ctrl-C ends a copy
@@ -18,8 +19,19 @@ import { addPoolDisk, catalogueSource, compareTrees, makeSourceTree, putObjects 
 import { tempDir } from '../helpers/tmp.js';
 
 const MiB = 1024 * 1024;
-/** The large files: at the threshold, odd-sized, above the 8 MiB of the early write-back. */
-const BIG: Record<string, number> = { 'one.bin': MiB, 'three.bin': 3 * MiB + 5, 'nine.bin': 9 * MiB + 1 };
+/**
+ * The large files: copied in the kernel (1 MiB, at its threshold; odd-sized), above the 8 MiB of
+ * the early write-back, and by `cp` (16 MiB, at its threshold; odd-sized).
+ */
+const BIG: Record<string, number> = {
+  'one.bin': MiB,
+  'three.bin': 3 * MiB + 5,
+  'nine.bin': 9 * MiB + 1,
+  'sixteen.bin': 16 * MiB,
+  'seventeen.bin': 17 * MiB + 3,
+};
+/** Those copied by `cp`. */
+const BY_CP = ['sixteen.bin', 'seventeen.bin'];
 
 function setup(t: import('node:test').TestContext) {
   const base = tempDir(t);
@@ -54,7 +66,7 @@ function partsLeft(dir: string): string[] {
   return (fs.readdirSync(dir, { recursive: true }) as string[]).filter((n) => n.endsWith('.part'));
 }
 
-test('objects of 1 MiB and more are copied by `cp`: the restore equals the source', async (t) => {
+test('objects of 16 MiB and more are copied by `cp`, from 1 MiB in the kernel: the restore equals the source', async (t) => {
   const w = setup(t);
   const log = path.join(w.base, 'cp.log');
   fakeCp(t, `echo "$4 $5" >> ${log}`);
@@ -63,31 +75,36 @@ test('objects of 1 MiB and more are copied by `cp`: the restore equals the sourc
   assert.equal(doc.remaining, 0);
   assert.deepEqual(compareTrees(w.src, path.join(w.dest, 'data')), []);
   const calls = fs.readFileSync(log, 'utf8').trim().split('\n');
-  assert.equal(calls.length, Object.keys(BIG).length, calls.join('\n'));
+  assert.equal(calls.length, BY_CP.length, calls.join('\n'));
   for (const c of calls) assert.match(c, /^\/proc\/\d+\/fd\/\d+ \/proc\/\d+\/fd\/\d+$/);
 });
 
-test('a damaged large object and one turned into a FIFO: both refused, neither hangs the run, the rest restored', {
+test('damaged large objects (kernel copy, cp) and one turned into a FIFO: all refused, none hangs the run, the rest restored', {
   timeout: 60_000,
 }, async (t) => {
   const w = setup(t);
-  const flipped = objectPath(w.disk, w.big('three.bin'));
-  fs.chmodSync(flipped, 0o644);
-  const fd = fs.openSync(flipped, 'r+');
-  fs.writeSync(fd, Buffer.from([0xee]), 0, 1, 2 * MiB);
-  fs.closeSync(fd);
-  const fifo = objectPath(w.disk, w.big('nine.bin'));
+  for (const n of ['three.bin', 'sixteen.bin']) {
+    const flipped = objectPath(w.disk, w.big(n));
+    fs.chmodSync(flipped, 0o644);
+    const fd = fs.openSync(flipped, 'r+');
+    fs.writeSync(fd, Buffer.from([0xee]), 0, 1, 2 * MiB);
+    fs.closeSync(fd);
+  }
+  const fifo = objectPath(w.disk, w.big('seventeen.bin'));
   fs.rmSync(fifo);
   const made = spawnMkfifo(fifo);
   if (!made) return t.skip('no mkfifo here');
   const doc = await w.restore();
   const errs = doc.errors.map((e) => `${e.path}: ${e.error}`).sort();
-  assert.equal(errs.length, 2, errs.join('\n'));
-  assert.match(errs[0] ?? '', /^\/data\/big\/nine\.bin: .*not a regular file/);
-  assert.match(errs[1] ?? '', /^\/data\/big\/three\.bin: .*damaged/);
-  assert.equal(doc.remaining, 2);
-  assert.ok(fs.existsSync(path.join(w.dest, 'data/big/one.bin')));
-  for (const n of ['three.bin', 'nine.bin']) assert.ok(!fs.existsSync(path.join(w.dest, 'data/big', n)), n);
+  assert.equal(errs.length, 3, errs.join('\n'));
+  assert.match(errs[0] ?? '', /^\/data\/big\/seventeen\.bin: .*not a regular file/);
+  assert.match(errs[1] ?? '', /^\/data\/big\/sixteen\.bin: .*damaged/);
+  assert.match(errs[2] ?? '', /^\/data\/big\/three\.bin: .*damaged/);
+  assert.equal(doc.remaining, 3);
+  for (const n of ['one.bin', 'nine.bin']) assert.ok(fs.existsSync(path.join(w.dest, 'data/big', n)), n);
+  for (const n of ['three.bin', 'sixteen.bin', 'seventeen.bin']) {
+    assert.ok(!fs.existsSync(path.join(w.dest, 'data/big', n)), n);
+  }
   assert.deepEqual(partsLeft(w.dest), []);
 });
 
