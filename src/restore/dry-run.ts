@@ -10,8 +10,10 @@ import { FileKind } from '../catalog/schema.js';
 import { displayPath } from '../core/vpath.js';
 import type { DestTree } from './dest-tree.js';
 import { addProblem, type DryRunEntry, type RestoreDoc, type RestoreOptions } from './doc.js';
+import { hashOfPath } from './file-writer.js';
 import type { Pace } from './pace.js';
 import { joinTarget } from './paths.js';
+import { stillOurs } from './place.js';
 import { checkRow, EMPTY_HASH } from './rows.js';
 import type { Selection } from './select.js';
 
@@ -62,7 +64,9 @@ export async function dryRun(ctx: DryRunContext): Promise<void> {
     let action: DryRunEntry['action'] = opts.link === true && t.kind === FileKind.file ? 'link' : 'restore';
     const inDest = destExists ? tree.peek(joinTarget(tree.dest, c.parts)) : undefined;
     if (inDest !== undefined) {
-      const ours = ctx.state.restoredHash(t.vpath) !== undefined;
+      const ours = stillOurs(inDest, ctx.state.restoredHash(t.vpath), () =>
+        hashOfPath(tree.sp(joinTarget(tree.dest, c.parts))),
+      );
       if (inDest.isDirectory() || (!ours && opts.overwrite !== true)) action = 'exists';
       else action = 'overwrite';
     }

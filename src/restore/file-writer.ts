@@ -124,6 +124,20 @@ export function hashOfFd(fd: number, buf: Buffer): string {
   return h.digest('hex');
 }
 
+/**
+ * SHA-256 (hex) of the regular file at `p` (a path the kernel accepts), never through a symlink,
+ * read through `buf` (one of CHUNK_BYTES when not given).
+ */
+export function hashOfPath(p: Buffer, buf: Buffer = Buffer.allocUnsafe(CHUNK_BYTES)): string {
+  // O_NONBLOCK: a FIFO swapped in fails its first read (ESPIPE) instead of blocking the open.
+  const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  try {
+    return hashOfFd(fd, buf);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** A file copied: its fd, the hash check still running, the write-back under way (see copyObject). */
 interface Copied {
   out: number;
@@ -284,13 +298,7 @@ export class FileWriter {
 
   /** SHA-256 (hex) of the regular file at `p` (a path the kernel accepts), never through a symlink. */
   hashFile(p: Buffer): string {
-    // O_NONBLOCK: a FIFO swapped in fails its first read (ESPIPE) instead of blocking the open.
-    const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-    try {
-      return hashOfFd(fd, this.buf);
-    } finally {
-      fs.closeSync(fd);
-    }
+    return hashOfPath(p, this.buf);
   }
 
   /**

@@ -47,3 +47,16 @@ export function placeFile(tmp: Buffer, target: Buffer, replace: boolean): void {
   if (replace) fs.renameSync(tmp, target);
   else placeNoReplace(tmp, target);
 }
+
+/**
+ * Whether the entry `existing` in DEST is still what an earlier run restored at its path, so a
+ * run may replace it without --overwrite (with the catalogue's newer content, or with what the
+ * path has become). `earlier` is the hash the restore state recorded for the path ('' for a
+ * link, undefined when none): a link then, or a file whose SHA-256 (`hashOf`) is that hash.
+ * Anything else there (a file edited since, a file put where a link was) is the user's.
+ */
+export function stillOurs(existing: fs.Stats, earlier: string | undefined, hashOf: () => string): boolean {
+  if (earlier === undefined) return false;
+  if (earlier === '') return existing.isSymbolicLink();
+  return existing.isFile() && hashOf() === earlier;
+}

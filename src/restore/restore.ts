@@ -40,6 +40,7 @@ import { FileWriter, tmpName, writtenBackEarly } from './file-writer.js';
 import { MetaWriter, secondsOf } from './meta.js';
 import { Pace } from './pace.js';
 import { insideDest, joinTarget, STATE_DIR, splitVpath } from './paths.js';
+import { stillOurs } from './place.js';
 import { checkRow, EMPTY_HASH } from './rows.js';
 import { Selection } from './select.js';
 import { LANE_FAILED, SmallFileLane, type SmallFileResult, type SmallFileTask } from './small-files.js';
@@ -603,16 +604,15 @@ class RestoreRun {
     if (existing !== undefined) {
       if (existing.isDirectory()) throw new ExistsError('a folder is in the way');
       // Looked up only when something is in the way: a fresh restore asks the state nothing here.
-      // Ours (replaced by the catalogue's newer content without --overwrite) only while it is
-      // still the file an earlier run restored: one changed in DEST since is the user's.
-      const earlier = this.state.restoredHash(t.vpath);
-      const ours = earlier !== undefined && existing.isFile() && this.writer.hashFile(this.tree.sp(target)) === earlier;
+      // The file in the way is hashed once, for both questions.
+      let hash: string | undefined;
+      const hashOf = (): string => {
+        hash ??= this.writer.hashFile(this.tree.sp(target));
+        return hash;
+      };
+      const ours = stillOurs(existing, this.state.restoredHash(t.vpath), hashOf);
       if (!ours && this.opts.overwrite !== true) {
-        if (
-          existing.isFile() &&
-          existing.size === t.sizeBytes &&
-          this.writer.hashFile(this.tree.sp(target)) === t.hash
-        ) {
+        if (existing.isFile() && existing.size === t.sizeBytes && hashOf() === t.hash) {
           // Recorded at the next durability point, which makes it durable too (it may be recent).
           this.batch.addFound(target, parent);
           this.state.markRestored(t.vpath, t.hash, FileKind.file);
@@ -667,12 +667,7 @@ class RestoreRun {
         const sp = (p: Buffer): Buffer => this.tree.sp(p);
         const existing = lstatOrUndefined(sp(target));
         if (existing !== undefined) {
-          // Ours only while it is still what an earlier run restored there: a link, or the file
-          // of a path that has become a link since (unchanged in DEST). Else it is the user's.
-          const earlier = this.state.restoredHash(t.vpath);
-          const ours =
-            earlier !== undefined &&
-            (existing.isSymbolicLink() || (existing.isFile() && this.writer.hashFile(sp(target)) === earlier));
+          const ours = stillOurs(existing, this.state.restoredHash(t.vpath), () => this.writer.hashFile(sp(target)));
           if (existing.isDirectory()) throw new ExistsError('a folder is in the way');
           if (!ours && this.opts.overwrite !== true) {
             if (

@@ -417,13 +417,15 @@ test("a file restored earlier is brought up to a newer version, unless it was ch
   const src = path.join(base, 'src');
   const home = path.join(base, 'home');
   fs.mkdirSync(src);
-  // Two files get a newer version, two become links; one of each is changed in DEST meanwhile.
+  // Two files get a newer version, two become links, and a link becomes a file; one of the
+  // first two pairs is changed in DEST meanwhile.
   const names = ['kept.txt', 'edited.txt', 'to-link.txt', 'edited-to-link.txt'];
   const past = new Date('2021-03-04T05:06:07Z');
   for (const n of names) {
     fs.writeFileSync(path.join(src, n), `version 1 of ${n}\n`);
     fs.utimesSync(path.join(src, n), past, past);
   }
+  fs.symlinkSync('kept.txt', path.join(src, 'link-to-file'));
   const cat = openCatalog(home);
   mapSource(cat, '/data', src);
   const d1 = path.join(base, 'd1');
@@ -445,9 +447,31 @@ test("a file restored earlier is brought up to a newer version, unless it was ch
     fs.rmSync(path.join(src, n));
     fs.symlinkSync('kept.txt', path.join(src, n));
   }
+  fs.rmSync(path.join(src, 'link-to-file'));
+  fs.writeFileSync(path.join(src, 'link-to-file'), 'a file now\n');
+  fs.utimesSync(path.join(src, 'link-to-file'), past, past);
   await cycle();
+  // The dry run says the same as the run.
+  const said = new Map<string, string>();
+  await runRestore({
+    dest,
+    vpaths: [],
+    diskPath: d1,
+    dataDir: home,
+    catalogue: 'home',
+    dryRun: true,
+    onDryRun: (e) => said.set(e.path, e.action),
+  });
+  assert.deepEqual(Object.fromEntries([...said].sort()), {
+    '/data/edited-to-link.txt': 'exists',
+    '/data/edited.txt': 'exists',
+    '/data/kept.txt': 'overwrite',
+    '/data/link-to-file': 'overwrite',
+    '/data/to-link.txt': 'overwrite',
+  });
   const doc = await restore();
   const out = (n: string): string => path.join(dest, 'data', n);
+  assert.equal(fs.readFileSync(out('link-to-file'), 'utf8'), 'a file now\n');
   assert.equal(fs.readFileSync(out('kept.txt'), 'utf8'), 'version 2 of kept.txt\n');
   assert.equal(fs.readlinkSync(out('to-link.txt')), 'kept.txt');
   for (const n of ['edited.txt', 'edited-to-link.txt']) {
