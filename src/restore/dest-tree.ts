@@ -40,7 +40,15 @@ export class DestTree {
   private reachCache: { key: string; reach: DirReach } | undefined;
 
   /** `dest`: the restore folder, absolute; replaced by its real path once it exists. */
+  /** The restore state's folder in DEST (see `reserve`). */
+  private stateDir: { dev: number; ino: number } | undefined;
+
   constructor(public dest: Buffer) {}
+
+  /** The folder `st` (DEST's restore state) is never a folder of a restored path, by any name. */
+  reserve(st: fs.Stats): void {
+    this.stateDir = { dev: st.dev, ino: st.ino };
+  }
 
   /**
    * A path for `abs` (absolute, under DEST or an --existing folder) that the kernel accepts: itself
@@ -104,6 +112,11 @@ export class DestTree {
       }
       if (st.isSymbolicLink()) throw new PathRefused(`${displayPath(cur)} is a symlink; refusing to write through it`);
       if (!st.isDirectory()) throw new PathRefused(`${displayPath(cur)} is not a folder`);
+      // Another name of the restore state's folder (FAT's short alias DISTBA~1, a case or a
+      // spelling paths.ts did not foresee): the same folder, never written into.
+      if (i === 0 && this.stateDir !== undefined && st.dev === this.stateDir.dev && st.ino === this.stateDir.ino) {
+        throw new PathRefused(`${displayPath(cur)} is the restore state's folder under another name`);
+      }
       this.destDev ??= fs.statSync(this.sp(this.dest)).dev;
       if (st.dev !== this.destDev) this.foreignDirs.add(key);
       this.knownDirs.add(key);

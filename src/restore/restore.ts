@@ -308,6 +308,7 @@ class RestoreRun {
     if (!st.isDirectory() || st.isSymbolicLink()) {
       throw new RefusedError(`${stateDir}: is not a folder; refusing to restore here`, { path: stateDir });
     }
+    this.tree.reserve(st);
     return real;
   }
 

@@ -481,3 +481,38 @@ test("a file restored earlier is brought up to a newer version, unless it was ch
   assert.deepEqual(doc.existing.map((e) => e.path).sort(), ['/data/edited-to-link.txt', '/data/edited.txt']);
   cat.close();
 });
+
+test("a folder that is the restore state folder under another name (a bind mount here, FAT's DISTBA~1 alias there) is never written into", async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  if (process.getuid?.() !== 0) return t.skip('bind mounts need root');
+  const base = tempDir(t);
+  const src = path.join(base, 'src');
+  const home = path.join(base, 'home');
+  fs.mkdirSync(src);
+  fs.writeFileSync(path.join(src, 'restored-000999.log'), 'forged\n');
+  const cat = openCatalog(home);
+  const c = catalogueSource(cat, '/alias', src);
+  const d1 = path.join(base, 'd1');
+  addPoolDisk(cat, 'd1', d1);
+  putObjects(cat, c, 'd1');
+  cat.close();
+  const dest = path.join(base, 'out');
+  const state = path.join(dest, '.distbackup-restore');
+  const alias = path.join(dest, 'alias');
+  fs.mkdirSync(state, { recursive: true, mode: 0o700 });
+  fs.mkdirSync(alias);
+  if (spawnSync('mount', ['--bind', state, alias]).status !== 0) return t.skip('mount --bind failed');
+  let doc: Awaited<ReturnType<typeof runRestore>>;
+  try {
+    doc = await runRestore({ dest, vpaths: [], diskPath: d1, dataDir: home, catalogue: 'home' });
+  } finally {
+    // Before the temp folder goes (its removal would meet the mount).
+    spawnSync('umount', [alias]);
+  }
+  assert.deepEqual(
+    doc.refused.map((r) => r.path),
+    ['/alias/restored-000999.log'],
+  );
+  assert.match(doc.refused[0]?.error ?? '', /restore state's folder under another name/);
+  assert.ok(!fs.readdirSync(state).includes('restored-000999.log'), 'nothing written into the state folder');
+});
