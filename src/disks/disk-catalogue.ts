@@ -25,7 +25,12 @@ export interface DiskCatalogueResult {
  * Write the manifest, the restore script and the catalogue copy to the disk at `disk` (a folder
  * or an open DiskRoot). `diskId` defaults to the registered disk whose uuid the folder holds.
  */
-export function writeDiskCatalogue(cat: Catalog, disk: string | DiskRoot, diskId?: number): DiskCatalogueResult {
+export function writeDiskCatalogue(
+  cat: Catalog,
+  disk: string | DiskRoot,
+  diskId?: number,
+  options: { keepStaleMark?: boolean } = {},
+): DiskCatalogueResult {
   const root = typeof disk === 'string' ? DiskRoot.open(disk) : disk;
   let id = diskId;
   if (id === undefined) {
@@ -51,7 +56,8 @@ export function writeDiskCatalogue(cat: Catalog, disk: string | DiskRoot, diskId
   }
   const cataloguePath = path.join(root.root, DISK_CATALOGUE);
   named(cataloguePath, 'cannot write the catalogue copy', () => snapshotCatalogue(cat.db, cataloguePath, check));
-  // The copy is current again.
+  // The copy is current again (unless evictions may still follow: a copy written during a sync).
+  if (options.keepStaleMark === true) return { manifestFiles };
   const stale = path.join(root.root, DISK_CATALOGUE_STALE);
   try {
     fs.unlinkSync(stale);

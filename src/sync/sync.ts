@@ -353,7 +353,8 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
             }
             if (Date.now() - lastCatalogue >= every) {
               lastCatalogue = Date.now();
-              writeDiskCatalogue(cat, disk, row.id);
+              // Evictions may follow: the stale mark stays until step 7.
+              writeDiskCatalogue(cat, disk, row.id, { keepStaleMark: true });
             }
           },
           onSkip: (s) => {
@@ -550,6 +551,9 @@ class Executor {
       if (d.kind === 'surplus') used -= allocatedSize(d.sizeBytes);
     }
     this.freeBytes = capacityBytes - used;
+    // Marked now, while the orphans just deleted left room for the mark, rather than at the
+    // first eviction, when the disk may be too full to write it.
+    if (evictions.length > 0) markCatalogueStale(this.disk);
   }
 
   /** Account for `item` and evict (in the planner's order) until it fits. */
@@ -568,7 +572,7 @@ class Executor {
       }
       const gone = this.uncount(batch);
       // Deleted without the catalogue copy written first (too costly per eviction): the copy is
-      // marked stale until step 7 writes it again.
+      // marked stale (since prepareEvictions; this only checks) until step 7 writes it again.
       if (gone.length > 0) markCatalogueStale(this.disk);
       for (const g of gone) {
         if (this.unlink(g)) {
