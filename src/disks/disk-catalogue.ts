@@ -87,9 +87,19 @@ export function markCatalogueStale(root: DiskRoot): void {
   } catch (err) {
     if (errnoCode(err) !== 'ENOENT') throw fileError(stale, err, 'cannot check');
   }
-  named(stale, 'cannot mark the catalogue copy stale', () =>
-    writeFileAtomic(stale, STALE_TEXT, 0o644, () => root.checkMounted()),
-  );
+  try {
+    writeFileAtomic(stale, STALE_TEXT, 0o644, () => root.checkMounted());
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code !== 'ENOSPC' && code !== 'EDQUOT')
+      throw sqliteFileError(stale, err, 'cannot mark the catalogue copy stale');
+    // A disk full to its last block: an empty mark needs no data block, and says the same.
+    named(stale, 'cannot mark the catalogue copy stale (the disk is full)', () => {
+      root.checkMounted();
+      fs.closeSync(fs.openSync(stale, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o644));
+      fsyncDir(root.root);
+    });
+  }
 }
 
 /** True when the catalogue copy in the disk folder `root` is marked stale. */

@@ -198,7 +198,11 @@ function makeDurable(
 ): number[] {
   if (adopt.length === 0) return [];
   const ids = new Set(adopt);
-  if (syncfsDurable(disk.objectsDir) && spawnSync('sync', ['-f', disk.objectsDir]).status === 0) {
+  // SIGINT ignored: a Ctrl-C at the terminal does not end it halfway (the run hears it after).
+  if (
+    syncfsDurable(disk.objectsDir) &&
+    spawnSync('sh', ['-c', 'trap "" INT; exec sync -f "$1"', 'sh', disk.objectsDir]).status === 0
+  ) {
     return candidates
       .filter((c) => ids.has(c.id) && fs.lstatSync(disk.objectPath(c.hash), { throwIfNoEntry: false })?.isFile())
       .map((c) => c.id);

@@ -64,10 +64,17 @@ export async function dryRun(ctx: DryRunContext): Promise<void> {
     let action: DryRunEntry['action'] = opts.link === true && t.kind === FileKind.file ? 'link' : 'restore';
     const inDest = destExists ? tree.peek(joinTarget(tree.dest, c.parts)) : undefined;
     if (inDest !== undefined) {
-      const ours = stillOurs(inDest, ctx.state.restoredHash(t.vpath), () =>
-        hashOfPath(tree.sp(joinTarget(tree.dest, c.parts))),
-      );
-      if (inDest.isDirectory() || (!ours && opts.overwrite !== true)) action = 'exists';
+      // (A file that cannot be read is not ours, as in the run, where it is that file's error.)
+      const ours =
+        opts.overwrite === true ||
+        stillOurs(inDest, ctx.state.restoredHash(t.vpath), () => {
+          try {
+            return hashOfPath(tree.sp(joinTarget(tree.dest, c.parts)));
+          } catch {
+            return '';
+          }
+        });
+      if (inDest.isDirectory() || !ours) action = 'exists';
       else action = 'overwrite';
     }
     if (action === 'exists') addProblem(doc.existing, shown, 'exists; not overwritten (use --overwrite)');

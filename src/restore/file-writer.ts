@@ -421,8 +421,17 @@ export class FileWriter {
       const st = this.checkObject(t, inFd);
       const kernelMax = this.kernelCopyMax;
       const outside = t.sizeBytes >= KERNEL_COPY_MIN && t.sizeBytes <= kernelMax;
-      // Special bits excluded: copyFile gives the new file the object's mode until it gets its own.
-      if (outside && t.sizeBytes < CP_COPY_MIN && (st.mode & 0o7000) === 0 && this.localDisk(disk)) {
+      // copyFile gives the new file the object's mode until it gets its own: only when that
+      // mode shows others no more than the file's own will (0444 objects for 0644 files, not
+      // for a 0600 one), never lets them write, and has no special bits.
+      const interim = st.mode & 0o7777;
+      if (
+        outside &&
+        t.sizeBytes < CP_COPY_MIN &&
+        (interim & 0o7022) === 0 &&
+        (interim & ~t.mode & 0o077) === 0 &&
+        this.localDisk(disk)
+      ) {
         return await this.copyInKernel(t, inFd, tmp);
       }
       const byCp = outside && !this.cpBroken;
@@ -458,15 +467,16 @@ export class FileWriter {
    * FUSE or network disk could make happen).
    */
   private async copyInKernel(t: RestoreTodo, inFd: number, tmp: Buffer): Promise<Copied> {
-    await new Promise<void>((resolve, reject) => {
-      fs.copyFile(`/proc/self/fd/${inFd}`, this.tree.sp(tmp), fs.constants.COPYFILE_EXCL, (err) =>
-        err ? reject(err) : resolve(),
-      );
-    });
-    const out = fs.openSync(this.tree.sp(tmp), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    // The new file is made here (O_EXCL|O_NOFOLLOW, 0600) and copied into through its
+    // descriptor's name too: `sp` names a deep folder by a descriptor that a later call may
+    // close and reuse while the copy waits for a pool thread, and no name is looked up again.
+    const out = fs.openSync(this.tree.sp(tmp), TMP_FLAGS_RW, TMP_MODE);
     try {
+      await new Promise<void>((resolve, reject) => {
+        fs.copyFile(`/proc/self/fd/${inFd}`, `/proc/self/fd/${out}`, 0, (err) => (err ? reject(err) : resolve()));
+      });
       const got = fs.fstatSync(out);
-      if (!got.isFile() || got.size !== t.sizeBytes) {
+      if (got.size !== t.sizeBytes) {
         throw new BadObject(`object ${t.hash} copied as ${got.size} bytes, not ${t.sizeBytes}; not restored`);
       }
       const check = this.checkCopy(out, t);

@@ -5,9 +5,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { DistbackupError } from '../../src/core/errors.js';
+import { DiskRoot } from '../../src/disk/disk-root.js';
+import { DISK_CATALOGUE_STALE } from '../../src/disk/layout.js';
+import { catalogueMarkedStale, markCatalogueStale } from '../../src/disks/disk-catalogue.js';
 import { addDisk } from '../../src/disks/disks.js';
 import { runSync } from '../../src/sync/sync.js';
-import { writeTree } from '../helpers/tmp.js';
+import { tempDir, writeTree } from '../helpers/tmp.js';
 import { bytes, catalogue, countedOn, diskObjects, makeWorld } from './sync-helpers.js';
 
 test('ENOSPC on a small tmpfs: stops cleanly, what is durable stays counted, the next sync with room completes', async (t) => {
@@ -162,4 +165,33 @@ test('Ctrl-C while the disk is listed changes nothing, and the next sync of the 
   assert.equal(again.copied, 0);
   assert.deepEqual([...countedOn(w.cat, 'd')].sort(), before);
   for (const [h, ok] of diskObjects(disk)) assert.ok(ok, h);
+});
+
+test('a disk full to its last block still takes the stale mark of its catalogue copy (an empty one)', (t) => {
+  const root = tempDir(t);
+  const mnt = path.join(root, 'mnt');
+  fs.mkdirSync(mnt);
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt], { encoding: 'utf8' });
+  if (m.status !== 0) {
+    t.skip(`mount failed: ${m.stderr.trim() || `exit ${m.status}`}`);
+    return;
+  }
+  try {
+    const disk = DiskRoot.open(mnt, { create: true });
+    // Every block taken.
+    const fill = fs.openSync(path.join(mnt, 'fill'), 'w');
+    const chunk = Buffer.alloc(4096, 1);
+    try {
+      for (;;) fs.writeSync(fill, chunk);
+    } catch (err) {
+      assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+    } finally {
+      fs.closeSync(fill);
+    }
+    markCatalogueStale(disk);
+    assert.equal(catalogueMarkedStale(mnt), true);
+    assert.equal(fs.statSync(path.join(mnt, DISK_CATALOGUE_STALE)).size, 0);
+  } finally {
+    if (spawnSync('umount', [mnt]).status !== 0) spawnSync('umount', ['-l', mnt]);
+  }
 });
