@@ -106,10 +106,36 @@ function checkLockFiles(file: string, what: string): void {
 }
 
 /**
+ * Whether another process holds the lock in `file` (a sync or another writer running), found
+ * without taking it or writing anything: its exclusive lock makes a read of the file busy.
+ */
+export function lockHeld(file: string): boolean {
+  let db: Database.Database;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true, timeout: 0 });
+  } catch {
+    return false;
+  }
+  try {
+    db.prepare('SELECT count(*) FROM sqlite_master').get();
+    return false;
+  } catch (err) {
+    return ((err as { code?: string }).code ?? '').startsWith('SQLITE_BUSY');
+  } finally {
+    db.close();
+  }
+}
+
+/**
  * Take the home catalogue's lock (refused with exit 2 while another run holds it). A dry-run
  * catalogue is a private copy: it takes no lock and writes no lock file.
  */
 export function lockCatalogue(cat: Catalog): Lock {
   if (cat.mode === 'dry-run') return { file: '', release: () => {} };
-  return acquireLock(path.join(cat.dataDir, 'lock'), `the catalogue ${cat.dataDir}`);
+  return acquireLock(catalogueLockFile(cat), `the catalogue ${cat.dataDir}`);
+}
+
+/** The file of the home catalogue's lock. */
+export function catalogueLockFile(cat: Catalog): string {
+  return path.join(cat.dataDir, 'lock');
 }

@@ -8,7 +8,7 @@
 import { addCopies, getObjectById, markForRehash, minCopies, removeCopies } from '../catalog/copies.js';
 import { type Catalog, isSqliteError, sqliteFileError } from '../catalog/db.js';
 import { updateDisk } from '../catalog/disks.js';
-import { lockCatalogue } from '../catalog/lock.js';
+import { catalogueLockFile, lockCatalogue, lockHeld } from '../catalog/lock.js';
 import { buildPlannerInput } from '../catalog/planner-input.js';
 import { FileKind } from '../catalog/schema.js';
 import { DistbackupError, describeError, errnoCode, RefusedError } from '../core/errors.js';
@@ -206,7 +206,15 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
         ...(opts.noEvict === undefined ? {} : { noEvict: opts.noEvict }),
       };
       // The listing is streamed one prefix folder at a time into the merge with the catalogue.
-      if (dryRun) {
+      if (dryRun && lockHeld(catalogueLockFile(cat))) {
+        // A sync (or another writer) is running: the dry run's reconcile would hold the
+        // catalogue's write lock through the plan and could make that run's next commit fail.
+        note(
+          'another distbackup run holds the catalogue: this plan is of the catalogue as it stands, without looking at what is on the disk',
+        );
+        reconcile = { present: 0, uncounted: 0, adopted: 0, quarantined: 0, unknown: 0, ignored: 0, tmpRemoved: 0 };
+        input = buildPlannerInput(cat.db, row.id, row.size, inputOptions);
+      } else if (dryRun) {
         cat.db.exec('BEGIN');
         try {
           reconcile = await reconcileDiskChunks(cat, row.id, disk, disk.listObjectChunks(16, opts.signal), {

@@ -52,6 +52,12 @@ test('a second process is refused with exit 2 while a sync runs; a SIGKILLed hol
   // A read command first: it must work, and its time is the yardstick of a refusal that does not wait.
   const status = cli(fx.dataDir, ['status', '--json'], { timeoutMs: 20_000 });
   if (status.code !== 0) v.push(`status while a sync runs: exit ${status.code}: ${status.stderr.slice(0, 200)}`);
+  // A plan works too, from the catalogue as it stands: its reconcile would hold the catalogue's
+  // write lock and could make the running sync's next commit fail.
+  const plan = cli(fx.dataDir, ['plan', 'd1'], { timeoutMs: 20_000 });
+  if (plan.code !== 0) v.push(`plan while a sync runs: exit ${plan.code}: ${plan.stderr.slice(0, 200)}`);
+  if (!/another distbackup run holds the catalogue/.test(plan.stderr))
+    v.push(`plan while a sync runs reconciled the disk: ${plan.stderr.slice(0, 200)}`);
   const refusals: [string, string[]][] = [
     ['a second sync of the same disk', ['sync', 'd1', '--quiet']],
     ['a sync of another disk', ['sync', 'd2', '--quiet']],
