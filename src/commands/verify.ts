@@ -116,7 +116,8 @@ Exit codes: 0 all good; 3 something was bad or missing; 130 interrupted (what wa
       );
       this.setExitCode(ExitCode.verifyBad);
     }
-    if (doc.stoppedBy === 'interrupted') this.setExitCode(EXIT_INTERRUPTED);
+    // Bad or missing copies found before a Ctrl-C say so (3), as SPEC asks of any run that found them.
+    if (doc.stoppedBy === 'interrupted' && gone === 0) this.setExitCode(EXIT_INTERRUPTED);
     return doc;
   }
 }

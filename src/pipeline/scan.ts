@@ -91,6 +91,12 @@ export interface ScanEntry {
   readonly linkTarget: Buffer | null;
   /** Reached through a followed symlink (the hash then opens the path without O_NOFOLLOW). */
   readonly followed: boolean;
+  /**
+   * A symlink that was to be followed but whose target is missing (ENOENT): recorded as the
+   * link it is, unless a folder was catalogued here, which is then kept (an unmounted share or
+   * disk behind the link reads the same way, see update's compareEntry).
+   */
+  readonly unreachable?: boolean;
   readonly settings: FileSettings;
 }
 
@@ -260,6 +266,7 @@ function* scanDir(
     let kind: EntryKind;
     let linkTarget: Buffer | null = null;
     let followed = false;
+    let unreachable = false;
     if (st.isFile()) kind = 'file';
     else if (st.isDirectory()) kind = 'dir';
     else if (st.isSymbolicLink()) {
@@ -278,9 +285,21 @@ function* scanDir(
         try {
           target = fs.statSync(at, { bigint: true });
         } catch (err) {
-          // Dangling or a chain of links that loops (ELOOP): recorded as the link it is.
-          if (errnoCode(err) === 'ELOOP') {
+          // A chain of links that loops (ELOOP): recorded as the link it is; dangling (ENOENT):
+          // the same, marked. Any other error (EIO, EACCES, ENOTCONN of a dead FUSE daemon): we
+          // do not know what is behind it, so what was catalogued at this path is kept.
+          const code = errnoCode(err);
+          if (code === 'ELOOP') {
             skipped.push({ path: displayPath(real), error: 'symbolic link loop; recorded as a link' });
+          } else if (code === 'ENOENT' || code === 'ENOTDIR') {
+            unreachable = true;
+          } else {
+            keepNames.add(name.toString('latin1'));
+            errors.push({
+              path: displayPath(real),
+              error: `cannot follow the symbolic link: ${describeError(err)}; what was catalogued at this path is kept`,
+            });
+            continue;
           }
         }
         if (target?.isDirectory() === true) {
@@ -326,7 +345,15 @@ function* scanDir(
       }
       subdirs.push({ dir: child, chain: [...frame.chain, id] });
     }
-    entries.push({ name, kind, stat: st, linkTarget, followed, settings: policy.settingsFor(dir, name) });
+    entries.push({
+      name,
+      kind,
+      stat: st,
+      linkTarget,
+      followed,
+      ...(unreachable ? { unreachable } : {}),
+      settings: policy.settingsFor(dir, name),
+    });
   }
   yield { dir, entries, readError: null, kept: false, keepNames, skipped, errors };
   for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i] as Frame);

@@ -149,8 +149,11 @@ export function loadScanPolicy(db: Db): ScanPolicy {
 export function readSidecar(file: Buffer): { sidecar: Sidecar } | { warning: string } {
   let text: string;
   try {
-    const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    // O_NONBLOCK: a FIFO under a sidecar's name does not block the run (refused as not a file).
+    const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
     try {
+      if (!fs.fstatSync(fd).isFile())
+        return { warning: `${displayPath(file)}: sidecar is not a regular file, ignored` };
       const buf = Buffer.alloc(SIDECAR_MAX_BYTES + 1);
       const n = fs.readSync(fd, buf, 0, buf.length, 0);
       if (n > SIDECAR_MAX_BYTES) return { warning: `${displayPath(file)}: sidecar larger than 64 KiB, ignored` };

@@ -55,7 +55,7 @@ import type { CheckResult, ObjectReader } from '../disk/check-object.js';
 import { DiskRoot } from '../disk/disk-root.js';
 import { isRotational } from '../disk/fsinfo.js';
 import { HASH_RE } from '../disk/layout.js';
-import { writeDiskCatalogue } from '../disks/disk-catalogue.js';
+import { markCatalogueStale, writeDiskCatalogue } from '../disks/disk-catalogue.js';
 import { findDisk, lockDisk } from '../disks/open.js';
 import { boundedMap } from '../pipeline/bounded.js';
 import type { Progress } from '../ui/progress.js';
@@ -648,6 +648,9 @@ function settle(ctx: Ctx, gone: Batch['gone']): void {
   if (gone.length === 0) return;
   const { doc, progress, disk } = ctx;
   if (!ctx.dryRun) {
+    // The disk's catalogue copy lists these until the run's end writes it again: marked stale
+    // first, so a run killed or failing meanwhile leaves a copy that says it may lag.
+    markCatalogueStale(disk);
     removeCopies(
       ctx.cat.db,
       ctx.diskId,

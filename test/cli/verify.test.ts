@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type TestContext, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { objectPath } from '../../src/disk/layout.js';
+import { DISK_CATALOGUE_STALE, objectPath } from '../../src/disk/layout.js';
 import type { VerifyDoc } from '../../src/verify/verify.js';
 import { runCli, runCliJson } from '../helpers/cli.js';
 import { cliPool, downgradeToSchema3, makeSourceTree } from '../helpers/pool.js';
@@ -63,6 +63,31 @@ test('verify killed with SIGKILL after its second commit: the next run checks on
   const third = runCliJson<VerifyDoc>(home, ['verify', 'd1', '--quiet']);
   assert.equal(third.json.checked, hashes.length);
   assert.equal(third.json.resumedPassMs, null);
+});
+
+test('bad copies: the disk catalogue copy is marked stale until verify writes it again; Ctrl-C after them still exits 3', (t) => {
+  const { home, disk, hashes } = pool(t);
+  for (const h of hashes) {
+    const p = objectPath(disk, h);
+    const b = fs.readFileSync(p);
+    if (b.length === 0) continue;
+    b[0] = (b[0] ?? 0) ^ 0xff;
+    fs.chmodSync(p, 0o644);
+    fs.writeFileSync(p, b);
+  }
+  const stale = path.join(disk, DISK_CATALOGUE_STALE);
+  const killed = runCli(home, ['verify', 'd1', '--quiet', '--commit-every', '5', '--profile', 'hdd'], {
+    DISTBACKUP_TEST_KILL: 'verify-commit:1',
+  });
+  assert.equal(killed.code, -1, `expected a SIGKILL, got exit ${killed.code}: ${killed.stderr}`);
+  assert.ok(fs.existsSync(stale), 'uncounted before the copy on the disk was written again: marked stale');
+  const stopped = runCli(home, ['verify', 'd1', '--commit-every', '5', '--profile', 'hdd'], {
+    DISTBACKUP_TEST_KILL: 'verify-commit:1:SIGINT',
+  });
+  assert.equal(stopped.code, 3, stopped.stderr);
+  assert.match(stopped.stderr, /verify interrupted/);
+  runCli(home, ['verify', 'd1', '--quiet']);
+  assert.ok(!fs.existsSync(stale), 'the copy written again at the end of a run is current');
 });
 
 test('Ctrl-C (SIGINT) ends verify with exit 130 and one line saying how far it got; what it checked is kept', (t) => {

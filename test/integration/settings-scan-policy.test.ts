@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import type { SourceRow } from '../../src/catalog/sources.js';
@@ -89,6 +90,11 @@ test('a sidecar gives a trusted hash, a priority and a cap; an invalid one is a 
   assert.equal(p.fileSettings(folder, B('c.jpg'), path.join(root, 'c.jpg'), true).maxCopies, null);
   const gone = p.fileSettings(folder, B('d.jpg'), path.join(root, 'd.jpg'), true);
   assert.match(gone.warnings[0] ?? '', /cannot read the sidecar: ENOENT/);
+  // A FIFO under a sidecar's name: a warning, not a run blocked on it.
+  writeTree(root, { 'e.jpg': 'e' });
+  assert.equal(spawnSync('mkfifo', [path.join(root, 'e.jpg.meta-inf')]).status, 0);
+  const fifo = p.fileSettings(folder, B('e.jpg'), path.join(root, 'e.jpg'), true);
+  assert.match(fifo.warnings[0] ?? '', /e\.jpg\.meta-inf: sidecar is not a regular file, ignored/);
 });
 
 test('sidecar validation', () => {

@@ -339,7 +339,10 @@ test('hostile lock files and restore script: a linked lock is refused, a linked 
     return true;
   });
   assert.equal(fs.readFileSync(canary, 'utf8'), 'keep me');
-  assert.deepEqual(fs.readdirSync(w.root).filter((n) => n.startsWith('canary')), ['canary']);
+  assert.deepEqual(
+    fs.readdirSync(w.root).filter((n) => n.startsWith('canary')),
+    ['canary'],
+  );
   // A link where SQLite writes the lock's journal, a FIFO where the restore script goes.
   fs.rmSync(lock);
   fs.symlinkSync(canary, `${lock}-journal`);

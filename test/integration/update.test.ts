@@ -120,3 +120,45 @@ test('update catalogues an awkward tree exactly, with the real worker pool', asy
   );
   assert.equal(cat.db.pragma('integrity_check', { simple: true }), 'ok');
 });
+
+test('--follow-symlinks: a followed folder whose target goes missing (unmounted) keeps what was catalogued below it', async (t) => {
+  const base = tempDir(t);
+  const tree = path.join(base, 'tree');
+  const share = path.join(base, 'share');
+  fs.mkdirSync(tree);
+  fs.mkdirSync(share);
+  fs.writeFileSync(path.join(share, 'a.jpg'), 'photo a');
+  fs.writeFileSync(path.join(share, 'b.jpg'), 'photo b');
+  fs.symlinkSync(share, path.join(tree, 'nas'));
+  fs.symlinkSync(path.join(base, 'never-there'), path.join(tree, 'dangling'));
+  const cat = openCatalog(path.join(base, 'home'));
+  t.after(() => cat.close());
+  mapSource(cat, '/s', tree, { followSymlinks: true });
+  const under = (): string[] =>
+    (cat.db.prepare('SELECT vpath FROM files ORDER BY vpath').pluck().all() as Buffer[])
+      .map((v) => v.toString())
+      .filter((v) => v.startsWith('/s/nas/'));
+  const first = await runUpdate(cat, {});
+  assert.deepEqual(first.errors, []);
+  assert.deepEqual(under(), ['/s/nas/a.jpg', '/s/nas/b.jpg']);
+  const dangling = cat.db.prepare("SELECT kind FROM files WHERE vpath = CAST('/s/dangling' AS BLOB)").pluck().get();
+  assert.ok(dangling !== undefined, 'a link to nothing is recorded as the link it is');
+  // The share is unmounted: its link now points at nothing.
+  fs.renameSync(share, `${share}.away`);
+  const gone = await runUpdate(cat, {});
+  assert.equal(gone.removed, 0);
+  assert.equal(gone.errors.length, 1, JSON.stringify(gone.errors));
+  assert.match(gone.errors[0]?.error ?? '', /target is missing \(unmounted\?\); what was catalogued below it is kept/);
+  assert.deepEqual(under(), ['/s/nas/a.jpg', '/s/nas/b.jpg']);
+  // Back: nothing to do. The link removed: its folder's files go.
+  fs.renameSync(`${share}.away`, share);
+  const back = await runUpdate(cat, {});
+  assert.deepEqual(back.errors, []);
+  // (The folder itself may count as changed: moving it back changed its ctime.)
+  assert.equal(back.removed + back.new, 0);
+  assert.deepEqual(under(), ['/s/nas/a.jpg', '/s/nas/b.jpg']);
+  fs.rmSync(path.join(tree, 'nas'));
+  const removed = await runUpdate(cat, {});
+  assert.equal(removed.removed, 3);
+  assert.deepEqual(under(), []);
+});
