@@ -24,7 +24,8 @@ export function acquireLock(file: string, what: string): Lock {
   checkLockFiles(file, what);
   let db: Database.Database;
   try {
-    db = new Database(file, { timeout: 0 });
+    // 100 ms: a `lockHeld` probe reads the file for a moment; a holder refuses as before.
+    db = new Database(file, { timeout: 100 });
   } catch (err) {
     throw new DistbackupError(`${file}: cannot create the lock for ${what}: ${(err as Error).message}`, {
       path: file,

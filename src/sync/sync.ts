@@ -213,7 +213,13 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
           'another distbackup run holds the catalogue: this plan is of the catalogue as it stands, without looking at what is on the disk',
         );
         reconcile = { present: 0, uncounted: 0, adopted: 0, quarantined: 0, unknown: 0, ignored: 0, tmpRemoved: 0 };
-        input = buildPlannerInput(cat.db, row.id, row.size, inputOptions);
+        // One snapshot for all of the plan's queries (a read transaction: the writer goes on).
+        cat.db.exec('BEGIN');
+        try {
+          input = buildPlannerInput(cat.db, row.id, row.size, inputOptions);
+        } finally {
+          cat.db.exec('COMMIT');
+        }
       } else if (dryRun) {
         cat.db.exec('BEGIN');
         try {

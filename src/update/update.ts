@@ -511,13 +511,13 @@ class UpdateRun {
     const s = e.settings;
     // Unchanged entries never get here (compareDir matched them in place).
     const vpath = old?.vpath ?? vpathJoin(ds.dir.vpath, e.name);
-    // A followed link to a folder whose target is missing now: an unmounted share or disk
-    // reads exactly so. What was catalogued below it is kept (the sync would otherwise delete
-    // its backups as orphans) until the link goes or its target is back.
-    if (old !== undefined && old.kind === FileKind.dir && e.unreachable === true) {
+    // A followed link to a folder or file whose target is missing now: a link into an unmounted
+    // share or disk reads so. What was catalogued there is kept (the sync would otherwise
+    // delete its backups as orphans) until the link goes or its target is back.
+    if (old !== undefined && (old.kind === FileKind.dir || old.kind === FileKind.file) && e.unreachable === true) {
       r.errors.push({
         path: displayPath(Buffer.concat([ds.dir.realPath, Buffer.from('/'), e.name])),
-        error: 'a followed symbolic link whose target is missing (unmounted?); what was catalogued below it is kept',
+        error: 'a followed symbolic link whose target is missing (unmounted?); what was catalogued there is kept',
       });
       this.filesDone += 1;
       r.unchanged += 1;

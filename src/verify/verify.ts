@@ -649,8 +649,14 @@ function settle(ctx: Ctx, gone: Batch['gone']): void {
   const { doc, progress, disk } = ctx;
   if (!ctx.dryRun) {
     // The disk's catalogue copy lists these until the run's end writes it again: marked stale
-    // first, so a run killed or failing meanwhile leaves a copy that says it may lag.
-    markCatalogueStale(disk);
+    // first, so a run killed or failing meanwhile leaves a copy that says it may lag. A disk
+    // that cannot take the mark (read-only after I/O errors) still has its bad copies uncounted.
+    try {
+      markCatalogueStale(disk);
+    } catch (err) {
+      if (err instanceof DistbackupError && err.code === 'disk-vanished') throw err;
+      progress?.note(`could not mark the catalogue copy on the disk stale: ${describeError(err)}`);
+    }
     removeCopies(
       ctx.cat.db,
       ctx.diskId,

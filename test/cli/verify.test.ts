@@ -12,7 +12,8 @@ import { type TestContext, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { DISK_CATALOGUE_STALE, objectPath } from '../../src/disk/layout.js';
 import type { VerifyDoc } from '../../src/verify/verify.js';
-import { runCli, runCliJson } from '../helpers/cli.js';
+import { runCli, runCliJson, startCli } from '../helpers/cli.js';
+import { forceReadOnly, mountExt4 } from '../helpers/mounts.js';
 import { cliPool, downgradeToSchema3, makeSourceTree } from '../helpers/pool.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -88,6 +89,47 @@ test('bad copies: the disk catalogue copy is marked stale until verify writes it
   assert.match(stopped.stderr, /verify interrupted/);
   runCli(home, ['verify', 'd1', '--quiet']);
   assert.ok(!fs.existsSync(stale), 'the copy written again at the end of a run is current');
+});
+
+test('a disk gone read-only mid-run: verify still uncounts its bad copies and exits 3, the mark and the quarantine only noted', {
+  timeout: 120_000,
+}, async (t) => {
+  // An ext4 loop image mounted errors=remount-ro, made read-only while the run is stopped.
+  const m = mountExt4(t, { sizeBytes: 64 << 20, options: ['errors=remount-ro'] });
+  if (m === null) return;
+  const base = tempDir(t);
+  const src = path.join(base, 'src');
+  const home = path.join(base, 'home');
+  fs.mkdirSync(src);
+  makeSourceTree(src, { files: 40 });
+  const disk = path.join(m.dir, 'd1');
+  const hashes = cliPool(home, src, disk);
+  // The copy read last (the hdd profile reads in inode order) is the bad one, so the first
+  // commit, where the run stops itself, holds only good ones and no stale mark is written yet.
+  const byInode = hashes
+    .filter((h) => fs.statSync(objectPath(disk, h)).size > 0)
+    .sort((a, b) => fs.statSync(objectPath(disk, a)).ino - fs.statSync(objectPath(disk, b)).ino);
+  const victim = byInode[byInode.length - 1] as string;
+  const p = objectPath(disk, victim);
+  const b = fs.readFileSync(p);
+  b[0] = (b[0] ?? 0) ^ 0xff;
+  fs.chmodSync(p, 0o644);
+  fs.writeFileSync(p, b);
+  const run = startCli(home, ['verify', 'd1', '--commit-every', '1', '--profile', 'hdd'], {
+    DISTBACKUP_TEST_KILL: 'verify-commit:1:SIGSTOP',
+  });
+  const pid = run.child.pid as number;
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline && !/\) T /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  forceReadOnly(m);
+  process.kill(pid, 'SIGCONT');
+  const r = await run.done;
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /could not mark the catalogue copy on the disk stale: .*EROFS/);
+  assert.match(r.stdout, /: 1 bad, 0 missing/);
+  assert.ok(!stamps(home).has(victim), 'the bad copy no longer counts');
 });
 
 test('Ctrl-C (SIGINT) ends verify with exit 130 and one line saying how far it got; what it checked is kept', (t) => {
