@@ -17,6 +17,7 @@ interface DiskDoc {
   path: string | null;
   lastSync: string | null;
   lastVerify: string | null;
+  dropped: string | null;
 }
 
 test('disk add prints its identity; disk list --json has the SPEC fields', (t) => {
