@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
+import { writeFully } from '../core/durable.js';
 import { DistbackupError, fileError, RefusedError } from '../core/errors.js';
 import { MIGRATIONS, READ_COMPAT } from './schema.js';
 
@@ -294,6 +295,33 @@ function ensureCatalogueId(db: Db): string {
 }
 
 /**
+ * Copy the disk's file `file` to the new private file `copy` (0600): opened without following a
+ * link or waiting on a FIFO, checked to be a regular file, read to its end in 1 MiB chunks. Not
+ * copyFileSync: it follows a link (to /dev/zero, say, read without end), blocks on a FIFO, and
+ * spins forever on a file that shrinks during the copy (libuv copies the size it saw first).
+ */
+function copyUntrusted(file: string, copy: string): void {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  try {
+    if (!fs.fstatSync(fd).isFile()) throw new Error('not a regular file');
+    const out = fs.openSync(copy, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    try {
+      const buf = Buffer.allocUnsafe(1 << 20);
+      for (let pos = 0; ; ) {
+        const n = fs.readSync(fd, buf, 0, buf.length, pos);
+        if (n === 0) break;
+        writeFully(out, buf.subarray(0, n), pos);
+        pos += n;
+      }
+    } finally {
+      fs.closeSync(out);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
  * Open a SQLite file that came from a disk (untrusted input, RELIABILITY.md §4): copied to a
  * private temp file first, opened read-only (SQLITE_OPEN_READONLY) with trusted_schema OFF and
  * cell_size_check, then quick_check'ed. The caller closes it; the temp copy is removed on close.
@@ -308,8 +336,7 @@ export function openUntrustedCatalogue(file: string): Catalog {
   const cleanup = (): void => fs.rmSync(dir, { recursive: true, force: true });
   let db: Db;
   try {
-    fs.copyFileSync(file, copy);
-    fs.chmodSync(copy, 0o600);
+    copyUntrusted(file, copy);
     db = new Database(copy, { readonly: true, fileMustExist: true });
   } catch (err) {
     cleanup();

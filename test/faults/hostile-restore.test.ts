@@ -6,6 +6,7 @@
  * path is refused and listed (not silently skipped), and the honest files are still restored.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -229,6 +230,26 @@ test('hostile disk json and catalogue: oversized, not JSON, a catalogue that is 
       },
       codes: [1, 2],
       match: /distbackup\.sqlite|symlink|not in/,
+    },
+    {
+      // Opened as it was, it would block the run until something wrote to it.
+      what: 'catalogue copy is a FIFO',
+      mutate: (d) => {
+        fs.rmSync(path.join(d, 'distbackup.sqlite'));
+        execFileSync('mkfifo', [path.join(d, 'distbackup.sqlite')]);
+      },
+      codes: [1],
+      match: /distbackup\.sqlite: cannot read the disk's catalogue copy: not a regular file/,
+    },
+    {
+      // Followed, it would be read without end into the private copy.
+      what: 'catalogue copy is a symlink to /dev/zero',
+      mutate: (d) => {
+        fs.rmSync(path.join(d, 'distbackup.sqlite'));
+        fs.symlinkSync('/dev/zero', path.join(d, 'distbackup.sqlite'));
+      },
+      codes: [1],
+      match: /distbackup\.sqlite: cannot read the disk's catalogue copy/,
     },
   ];
   const v: string[] = [];
