@@ -251,10 +251,13 @@ export class RestoreState {
     return this.getStmt.get(vpath) as RestoredEntry | undefined;
   }
 
-  /** The hash distbackup wrote at `vpath` ('' for a dir or link), or undefined when it wrote nothing there. */
-  restoredHash(vpath: Buffer): string | undefined {
+  /**
+   * What distbackup wrote at `vpath` (its kind and hash: a file's content, a link's target, '' for
+   * a dir or a link of an older run), or undefined when it wrote nothing there.
+   */
+  restoredEntry(vpath: Buffer): RestoredEntry | undefined {
     const e = this.entry(vpath);
-    return e === undefined || e.kind === KIND_FOUND_ELSEWHERE ? undefined : e.hash;
+    return e === undefined || e.kind === KIND_FOUND_ELSEWHERE ? undefined : e;
   }
 
   /**

@@ -67,7 +67,7 @@ export async function dryRun(ctx: DryRunContext): Promise<void> {
       // (A file that cannot be read is not ours, as in the run, where it is that file's error.)
       const ours =
         opts.overwrite === true ||
-        stillOurs(inDest, ctx.state.restoredHash(t.vpath), () => {
+        stillOurs(inDest, ctx.state.restoredEntry(t.vpath), () => {
           try {
             return hashOfPath(tree.sp(joinTarget(tree.dest, c.parts)));
           } catch {

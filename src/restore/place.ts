@@ -5,6 +5,8 @@
  * accepts (short, or through a folder descriptor). Any thread.
  */
 import * as fs from 'node:fs';
+import type { RestoredEntry } from '../catalog/restore-state.js';
+import { FileKind } from '../catalog/schema.js';
 import { errnoCode } from '../core/errors.js';
 import { lstatOrUndefined } from './dest-tree.js';
 import { ExistsError } from './errors.js';
@@ -51,12 +53,14 @@ export function placeFile(tmp: Buffer, target: Buffer, replace: boolean): void {
 /**
  * Whether the entry `existing` in DEST is still what an earlier run restored at its path, so a
  * run may replace it without --overwrite (with the catalogue's newer content, or with what the
- * path has become). `earlier` is the hash the restore state recorded for the path ('' for a
- * link, undefined when none): a link then, or a file whose SHA-256 (`hashOf`) is that hash.
- * Anything else there (a file edited since, a file put where a link was) is the user's.
+ * path has become). `earlier` is what the restore state recorded there (undefined: nothing): a
+ * link, while a link is there; a file, while a file is there whose SHA-256 (`hashOf`) is the
+ * recorded one. Anything else (a file edited since, a file put where a link was, anything where
+ * a folder was) is the user's.
  */
-export function stillOurs(existing: fs.Stats, earlier: string | undefined, hashOf: () => string): boolean {
+export function stillOurs(existing: fs.Stats, earlier: RestoredEntry | undefined, hashOf: () => string): boolean {
   if (earlier === undefined) return false;
-  if (earlier === '') return existing.isSymbolicLink();
-  return existing.isFile() && hashOf() === earlier;
+  if (earlier.kind === FileKind.symlink) return existing.isSymbolicLink();
+  if (earlier.kind === FileKind.file) return existing.isFile() && hashOf() === earlier.hash;
+  return false;
 }

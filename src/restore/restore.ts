@@ -41,7 +41,7 @@ import { MetaWriter, secondsOf } from './meta.js';
 import { Pace } from './pace.js';
 import { insideDest, joinTarget, STATE_DIR, splitVpath } from './paths.js';
 import { stillOurs } from './place.js';
-import { checkRow, EMPTY_HASH } from './rows.js';
+import { checkRow, EMPTY_HASH, linkHash } from './rows.js';
 import { Selection } from './select.js';
 import { LANE_FAILED, SmallFileLane, type SmallFileResult, type SmallFileTask } from './small-files.js';
 import { Survey, survey } from './survey.js';
@@ -611,7 +611,7 @@ class RestoreRun {
         hash ??= this.writer.hashFile(this.tree.sp(target));
         return hash;
       };
-      const ours = stillOurs(existing, this.state.restoredHash(t.vpath), hashOf);
+      const ours = stillOurs(existing, this.state.restoredEntry(t.vpath), hashOf);
       if (!ours && this.opts.overwrite !== true) {
         if (existing.isFile() && existing.size === t.sizeBytes && hashOf() === t.hash) {
           // Recorded at the next durability point, which makes it durable too (it may be recent).
@@ -668,14 +668,14 @@ class RestoreRun {
         const sp = (p: Buffer): Buffer => this.tree.sp(p);
         const existing = lstatOrUndefined(sp(target));
         if (existing !== undefined) {
-          const ours = stillOurs(existing, this.state.restoredHash(t.vpath), () => this.writer.hashFile(sp(target)));
+          const ours = stillOurs(existing, this.state.restoredEntry(t.vpath), () => this.writer.hashFile(sp(target)));
           if (existing.isDirectory()) throw new ExistsError('a folder is in the way');
           if (!ours && this.opts.overwrite !== true) {
             if (
               existing.isSymbolicLink() &&
               fs.readlinkSync(sp(target), { encoding: 'buffer' }).equals(t.linkTarget ?? Buffer.alloc(0))
             ) {
-              this.state.markRestored(t.vpath, '', FileKind.symlink);
+              this.state.markRestored(t.vpath, linkHash(t.linkTarget), FileKind.symlink);
               this.batch.add(undefined, parent, 0);
               links += 1;
               this.doc.alreadyRestored += 1;
@@ -700,7 +700,7 @@ class RestoreRun {
         } catch {
           // some filesystems cannot time a link
         }
-        this.state.markRestored(t.vpath, '', FileKind.symlink);
+        this.state.markRestored(t.vpath, linkHash(t.linkTarget), FileKind.symlink);
         this.batch.add(undefined, parent, 0);
         links += 1;
         this.doc.symlinks += 1;

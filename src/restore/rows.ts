@@ -3,6 +3,7 @@
  * untrusted input (RELIABILITY.md §4). Every value is type- and range-checked and the path split
  * into safe components (`paths.ts`); a row that fails is refused with its reason. Pure functions.
  */
+import { createHash } from 'node:crypto';
 import type { FileReportRow } from '../catalog/reports.js';
 import type { RestoreTodo } from '../catalog/restore-state.js';
 import { displayPath } from '../core/vpath.js';
@@ -11,6 +12,17 @@ import { splitVpath } from './paths.js';
 
 /** SHA-256 of no bytes: an empty file needs no object. */
 export const EMPTY_HASH = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+/**
+ * What the restore state records for a link: the SHA-256 of its target bytes, so that a later
+ * run sees a link whose target changed in the catalogue as not done (records of older runs have
+ * '' there: target unknown, taken as unchanged).
+ */
+export function linkHash(target: Buffer | null): string {
+  return createHash('sha256')
+    .update(target ?? Buffer.alloc(0))
+    .digest('hex');
+}
 
 /** A row of the catalogue, checked: a restorable entry, or the reason it is refused. */
 export type Checked =

@@ -9,6 +9,7 @@ import { KIND_FOUND_ELSEWHERE, type RestoreState, type RestoreTodo } from '../ca
 import { FileKind } from '../catalog/schema.js';
 import { type DestTree, lstatOrUndefined } from './dest-tree.js';
 import { joinTarget } from './paths.js';
+import { linkHash } from './rows.js';
 
 /**
  * The `--filter` test: true when one of `patterns` matches the virtual path or one of its
@@ -62,12 +63,16 @@ export class Selection {
   /** Whether a state record means "done" for `t` in this run. */
   done(t: RestoreTodo): boolean {
     const e = this.state.entry(t.vpath);
-    if (e === undefined || e.hash !== t.hash) return false;
+    if (e === undefined) return false;
     if (t.kind === FileKind.file) {
+      if (e.hash !== t.hash) return false;
       // Found in an --existing folder counts only in runs that are given --existing again.
       return e.kind === FileKind.file || (e.kind === KIND_FOUND_ELSEWHERE && this.existingDirs.length > 0);
     }
-    return t.kind === FileKind.symlink && e.kind === FileKind.symlink;
+    // A link: done while recorded with the same target ('' from older runs: taken as the same).
+    return (
+      t.kind === FileKind.symlink && e.kind === FileKind.symlink && (e.hash === '' || e.hash === linkHash(t.linkTarget))
+    );
   }
 
   /**

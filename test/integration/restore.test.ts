@@ -417,8 +417,8 @@ test("a file restored earlier is brought up to a newer version, unless it was ch
   const src = path.join(base, 'src');
   const home = path.join(base, 'home');
   fs.mkdirSync(src);
-  // Two files get a newer version, two become links, and a link becomes a file; one of the
-  // first two pairs is changed in DEST meanwhile.
+  // Two files get a newer version, two become links, a link becomes a file and another one
+  // gets a new target; one of the first two pairs is changed in DEST meanwhile.
   const names = ['kept.txt', 'edited.txt', 'to-link.txt', 'edited-to-link.txt'];
   const past = new Date('2021-03-04T05:06:07Z');
   for (const n of names) {
@@ -426,6 +426,7 @@ test("a file restored earlier is brought up to a newer version, unless it was ch
     fs.utimesSync(path.join(src, n), past, past);
   }
   fs.symlinkSync('kept.txt', path.join(src, 'link-to-file'));
+  fs.symlinkSync('kept.txt', path.join(src, 'retargeted'));
   const cat = openCatalog(home);
   mapSource(cat, '/data', src);
   const d1 = path.join(base, 'd1');
@@ -449,6 +450,8 @@ test("a file restored earlier is brought up to a newer version, unless it was ch
   }
   fs.rmSync(path.join(src, 'link-to-file'));
   fs.writeFileSync(path.join(src, 'link-to-file'), 'a file now\n');
+  fs.rmSync(path.join(src, 'retargeted'));
+  fs.symlinkSync('edited.txt', path.join(src, 'retargeted'));
   fs.utimesSync(path.join(src, 'link-to-file'), past, past);
   await cycle();
   // The dry run says the same as the run.
@@ -467,11 +470,13 @@ test("a file restored earlier is brought up to a newer version, unless it was ch
     '/data/edited.txt': 'exists',
     '/data/kept.txt': 'overwrite',
     '/data/link-to-file': 'overwrite',
+    '/data/retargeted': 'overwrite',
     '/data/to-link.txt': 'overwrite',
   });
   const doc = await restore();
   const out = (n: string): string => path.join(dest, 'data', n);
   assert.equal(fs.readFileSync(out('link-to-file'), 'utf8'), 'a file now\n');
+  assert.equal(fs.readlinkSync(out('retargeted')), 'edited.txt', 'a link with a new target is brought up to date');
   assert.equal(fs.readFileSync(out('kept.txt'), 'utf8'), 'version 2 of kept.txt\n');
   assert.equal(fs.readlinkSync(out('to-link.txt')), 'kept.txt');
   for (const n of ['edited.txt', 'edited-to-link.txt']) {

@@ -30,20 +30,20 @@ test('the state survives in the log only: reopened, it knows what was committed,
   s.markRestored(Buffer.from('/done'), H, 0);
   s.commit();
   s.markRestored(Buffer.from('/pending'), H, 0);
-  assert.equal(s.restoredHash(Buffer.from('/pending')), H, 'pending records are seen by this run');
+  assert.equal(s.restoredEntry(Buffer.from('/pending'))?.hash, H, 'pending records are seen by this run');
   // A crash: the process ends without commit() or close(); the segment ends with a torn line.
   const seg = path.join(dir, 'restored-000001.log');
   const copy = fs.readFileSync(seg);
   s.close();
   fs.writeFileSync(seg, Buffer.concat([copy, Buffer.from('0 abc')]));
   const again = RestoreState.open(dir);
-  assert.equal(again.restoredHash(Buffer.from('/done')), H);
-  assert.equal(again.restoredHash(Buffer.from('/pending')), undefined);
+  assert.equal(again.restoredEntry(Buffer.from('/done'))?.hash, H);
+  assert.equal(again.restoredEntry(Buffer.from('/pending'))?.hash, undefined);
   again.markRestored(Buffer.from('/next'), H, 0);
   again.close();
   const third = RestoreState.open(dir, { readonly: true });
-  assert.equal(third.restoredHash(Buffer.from('/next')), H);
-  assert.equal(third.restoredHash(Buffer.from('/done')), H);
+  assert.equal(third.restoredEntry(Buffer.from('/next'))?.hash, H);
+  assert.equal(third.restoredEntry(Buffer.from('/done'))?.hash, H);
   third.close();
   // One segment per run that wrote something (a file is never extended by a later run: fusefat
   // refuses that), and nothing else in DEST.
@@ -60,7 +60,7 @@ test('many runs: the segments are compacted into one, with every record kept', (
   const segs = fs.readdirSync(dir).filter((n) => STATE_LOG_RE.test(n));
   assert.ok(segs.length <= 33, `${segs.length} segments`);
   const s = RestoreState.open(dir, { readonly: true });
-  for (let i = 0; i < 40; i++) assert.equal(s.restoredHash(Buffer.from(`/f${i}`)), H, `/f${i}`);
+  for (let i = 0; i < 40; i++) assert.equal(s.restoredEntry(Buffer.from(`/f${i}`))?.hash, H, `/f${i}`);
   s.close();
 });
 
