@@ -198,8 +198,34 @@ class Importer {
       this.r.symlinks += 1;
       if (++done % 10_000 === 0) onProgress?.(done, total);
     }
+    this.settleObjectSizes();
     onProgress?.(done, total);
     return this.r;
+  }
+
+  /**
+   * Objects the Python catalogue gave no size (NULL read as 0) take the size of a file that
+   * holds them; one that no file holds keeps no copies and goes. An object listed at the wrong
+   * size would make the first sync of each disk call its real copies damaged (reconcile compares
+   * sizes) and move them to quarantine.
+   */
+  private settleObjectSizes(): void {
+    this.db
+      .prepare(
+        `UPDATE objects SET size = (SELECT f.size FROM files f WHERE f.object_id = objects.id LIMIT 1)
+         WHERE size = 0 AND hash != ? AND EXISTS (SELECT 1 FROM files f WHERE f.object_id = objects.id)`,
+      )
+      .run(EMPTY_SHA256);
+    const unknown = this.db.prepare('SELECT id, hash FROM objects WHERE size = 0 AND hash != ?').all(EMPTY_SHA256) as {
+      id: number;
+      hash: string;
+    }[];
+    for (const o of unknown) {
+      this.warn(`object ${o.hash}: no size recorded and no file holds it; its copies are not counted`);
+      this.r.copies -= this.db.prepare('DELETE FROM copies WHERE object_id = ?').run(o.id).changes;
+      this.db.prepare('DELETE FROM objects WHERE id = ?').run(o.id);
+      this.r.objects -= 1;
+    }
   }
 
   private importSources(rows: ReturnType<ReturnType<typeof openPythonCatalogue>['pathMaps']>): void {
@@ -354,7 +380,9 @@ class Importer {
     const mtimeMs =
       typeof row.last_modified === 'number' && Number.isSafeInteger(row.last_modified) ? row.last_modified : 0;
     let objectId: number | null = null;
-    if (row.hash === '') {
+    // No hash: not hashed yet, unless the file is empty (the Python distbackup stored no hash
+    // for the empty file); never the empty object for a file of some bytes.
+    if (row.hash === '' || (row.hash === null && size > 0)) {
       this.r.filesNotHashed += 1;
     } else {
       const hash = row.hash === null ? EMPTY_SHA256 : typeof row.hash === 'string' ? row.hash.toLowerCase() : '';

@@ -250,3 +250,25 @@ test('an imported Python disk syncs without copying anything', async (t) => {
   assert.equal(a.disk, 'pyA');
   assert.ok(fs.existsSync(path.join(w.diskA, 'distbackup.sqlite')));
 });
+
+test("objects without a size take their file's, one no file holds is dropped, a file of some bytes without a hash is not hashed yet", (t) => {
+  const sized = 'ef'.repeat(32);
+  const orphan = '12'.repeat(32);
+  const w = pythonWorld(t, (d) => {
+    d.files.push({ vpath: '/data/sized-by-file', mtimeMs: 0, hash: sized, size: 5 });
+    d.objects.push({ hash: sized, size: null, nexus: '1' });
+    d.objects.push({ hash: orphan, size: null, nexus: '1' });
+    d.files.push({ vpath: '/data/no-hash', mtimeMs: 0, hash: null, size: 7 });
+  });
+  const cat = openCatalog(w.home);
+  t.after(() => cat.close());
+  const r = importPython(cat, w.pyFile);
+  const sizeOf = (h: string) => cat.db.prepare('SELECT size FROM objects WHERE hash = ?').pluck().get(h);
+  assert.equal(sizeOf(sized), 5, 'the size of the file that holds it, not 0');
+  assert.equal(sizeOf(orphan), undefined);
+  assert.match(r.warnings.join('\n'), new RegExp(`object ${orphan}: no size recorded and no file holds it`));
+  const noHash = cat.db.prepare("SELECT object_id FROM files WHERE vpath = CAST('/data/no-hash' AS BLOB)").get() as {
+    object_id: number | null;
+  };
+  assert.equal(noHash.object_id, null, 'not hashed yet, never the empty object');
+});
