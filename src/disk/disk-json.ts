@@ -84,6 +84,15 @@ export function readDiskIdentity(root: string): DiskIdentity {
   return parseDiskIdentity(text, file);
 }
 
+/**
+ * A uuid in the one form the catalogue keeps: lowercase, with its dashes (the Python distbackup
+ * may have written it without them, and its import stores the dashed form).
+ */
+export function canonicalUuid(u: string): string {
+  const h = u.toLowerCase().replace(/-/g, '');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
 /** Validate the text of a disk identity; `file` names it in errors. */
 export function parseDiskIdentity(text: string, file: string): DiskIdentity {
   let raw: unknown;
@@ -124,10 +133,10 @@ export function parseDiskIdentity(text: string, file: string): DiskIdentity {
   if (typeof generation !== 'number' || !Number.isSafeInteger(generation) || generation < 0) {
     return bad('"generation" is not a whole number ≥ 0');
   }
-  const id: DiskIdentity = { format, uuid: o.uuid.toLowerCase(), name: o.name, created, generation };
+  const id: DiskIdentity = { format, uuid: canonicalUuid(o.uuid), name: o.name, created, generation };
   if (o.catalogue !== undefined) {
     if (typeof o.catalogue !== 'string' || !UUID_RE.test(o.catalogue)) return bad('"catalogue" is not a UUID');
-    id.catalogue = o.catalogue;
+    id.catalogue = canonicalUuid(o.catalogue);
   }
   return id;
 }

@@ -23,6 +23,14 @@ test('generation: a whole number, up to the largest safe integer', () => {
   }
 });
 
+test("a uuid written without dashes or in capitals (the Python distbackup) reads in the catalogue's form", () => {
+  const u = randomUUID();
+  const bare = u.replace(/-/g, '').toUpperCase();
+  const id = parseDiskIdentity(doc({ uuid: bare, catalogue: bare }), 'f');
+  assert.equal(id.uuid, u);
+  assert.equal(id.catalogue, u);
+});
+
 test('the identity file is read as a regular file only (no link, no FIFO), within its size cap', (t) => {
   const root = tempDir(t);
   const file = path.join(root, 'distbackup-disk.json');
