@@ -18,6 +18,7 @@ import {
   updateDisk,
 } from '../catalog/disks.js';
 import { lockCatalogue } from '../catalog/lock.js';
+import { listSources } from '../catalog/sources.js';
 import { DistbackupError, describeError, errnoCode, RefusedError, UsageError } from '../core/errors.js';
 import { formatCount } from '../core/units.js';
 import { printable } from '../core/vpath.js';
@@ -61,6 +62,48 @@ function checkName(name: string, hint = ''): void {
  * and the objects on it are counted. With a dry-run catalogue (`-n`) the folder is only read:
  * nothing is created or written on the disk.
  */
+/** `abs` resolved, or its resolved parent and its name when it does not exist yet; undefined when neither resolves. */
+function resolvedOrUndefined(abs: string): string | undefined {
+  try {
+    return fs.existsSync(abs)
+      ? fs.realpathSync(abs)
+      : path.join(fs.realpathSync(path.dirname(abs)), path.basename(abs));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `p` is the folder `dir` or lies below it (resolved paths). */
+function within(p: string, dir: string): boolean {
+  return p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+}
+
+/**
+ * Refuse (exit 2) a disk folder that is, holds or lies inside the folder of a registered disk
+ * (one drive would count as two disks, each copy twice) or a source's folder (the disk would be
+ * backed up onto itself, or a source's files stored as objects among its own).
+ */
+function refuseOverlap(cat: Catalog, abs: string, real: string): void {
+  for (const d of listDisks(cat.db)) {
+    if (d.mountPath === null) continue;
+    if (within(real, d.mountPath) || within(d.mountPath, real)) {
+      throw new RefusedError(
+        `${abs}: ${real === d.mountPath ? 'is' : within(real, d.mountPath) ? 'lies inside' : 'holds'} the folder of disk '${d.name}' (${d.mountPath}); one drive is one disk`,
+        { code: 'disk-overlap', path: abs },
+      );
+    }
+  }
+  for (const s of listSources(cat.db)) {
+    const src = s.realpath.toString();
+    if (within(real, src) || within(src, real)) {
+      throw new RefusedError(
+        `${abs}: overlaps the folder of source ${s.vpath} (${src}); a disk is never inside a source, nor a source inside a disk`,
+        { code: 'disk-overlap', path: abs },
+      );
+    }
+  }
+}
+
 export function addDisk(cat: Catalog, name: string, diskPath: string, opts: { sizeBytes?: number } = {}): DiskAddDoc {
   // `disk add /media/usb1 backup-01`: the name comes first.
   const swapped = name.includes('/') && DISK_NAME_RE.test(diskPath);
@@ -73,6 +116,9 @@ export function addDisk(cat: Catalog, name: string, diskPath: string, opts: { si
   // A dry run does not create a missing folder: its parent stands in for it below.
   const absent = dryRun && !fs.existsSync(abs);
   refuseMissingOnRoot(abs, opts.sizeBytes);
+  // Before a missing folder is made: a refused one is not left behind inside another disk.
+  const early = resolvedOrUndefined(abs);
+  if (early !== undefined) refuseOverlap(cat, abs, early);
   try {
     if (!fs.existsSync(abs) && !dryRun) fs.mkdirSync(abs, { mode: 0o755 });
     if (!fs.statSync(absent ? path.dirname(abs) : abs).isDirectory()) {
@@ -87,6 +133,7 @@ export function addDisk(cat: Catalog, name: string, diskPath: string, opts: { si
   if (dataReal === real || dataReal.startsWith(`${real}/`)) {
     throw new UsageError(`${abs}: holds the distbackup data folder; choose another folder`, { path: abs });
   }
+  refuseOverlap(cat, abs, real);
   const lock = lockCatalogue(cat);
   try {
     const place = absent ? placeBelow(describePlace(path.dirname(real)), real) : describePlace(real);

@@ -46,11 +46,11 @@ test('disk add prints its identity; disk list --json has the SPEC fields', (t) =
   assert.equal(human.code, 0, human.stderr);
   assert.match(human.stdout, /^disk +size +used +objects +state +last sync +last verify +folder\n/);
   assert.match(human.stdout, /^disk1 +10 MB +0 B +0 +connected +never +never +\/\S+$/m);
-  // A second disk under the same name is a usage error; the same folder again too.
+  // A second disk under the same name is a usage error; the same folder again is refused.
   assert.equal(runCli(w.home, ['disk', 'add', 'disk1', path.join(w.root, 'other')]).code, 1);
   const again = runCli(w.home, ['disk', 'add', 'disk2', d]);
-  assert.equal(again.code, 1);
-  assert.match(again.stderr, /already registered as 'disk1'/);
+  assert.equal(again.code, 2);
+  assert.match(again.stderr, /is the folder of disk 'disk1'/);
   // Bad names are refused before anything is written.
   assert.equal(runCli(w.home, ['disk', 'add', '../evil', path.join(w.root, 'evil')]).code, 1);
   assert.ok(!fs.existsSync(path.join(w.root, 'evil', 'distbackup-disk.json')));
@@ -60,6 +60,27 @@ test('disk add prints its identity; disk list --json has the SPEC fields', (t) =
   assert.equal(swapped.code, 1);
   assert.match(swapped.stderr, /invalid disk name .*\(the name comes first: disk add backup-02 .*usb\)/);
   assert.ok(!fs.existsSync(usb));
+});
+
+test('disk add refuses (exit 2) a folder that is, holds or lies inside another disk or a source, and makes nothing there', (t) => {
+  const w = makeWorld(t);
+  const d1 = path.join(w.root, 'usb1');
+  assert.equal(runCli(w.home, ['disk', 'add', 'd1', d1, '--size', '10M']).code, 0);
+  const cases: [string, string, RegExp][] = [
+    ['inside', path.join(d1, 'sub'), /lies inside the folder of disk 'd1'/],
+    ['holding', w.root, /holds the folder of disk 'd1'/],
+    ['the same, its identity lost', d1, /is the folder of disk 'd1'/],
+    ['in a source', path.join(w.src, 'backup'), /overlaps the folder of source/],
+  ];
+  fs.rmSync(path.join(d1, 'distbackup-disk.json'));
+  for (const [what, where, why] of cases) {
+    const r = runCli(w.home, ['disk', 'add', `x${cases.findIndex((c) => c[0] === what)}`, where, '--size', '10M']);
+    assert.equal(r.code, 2, `${what}: ${r.stderr}`);
+    assert.match(r.stderr, why, what);
+  }
+  assert.ok(!fs.existsSync(path.join(d1, 'sub')), 'no folder made inside the other disk');
+  assert.ok(!fs.existsSync(path.join(w.src, 'backup')), 'no folder made inside the source');
+  assert.equal(runCliJson<DiskDoc[]>(w.home, ['disk', 'list']).json.length, 1);
 });
 
 test('disk remove is refused (exit 2) while the disk holds counted copies; drop, then remove', async (t) => {
