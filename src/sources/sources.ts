@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Catalog } from '../catalog/db.js';
+import { listDisks } from '../catalog/disks.js';
 import { deleteSource, getSource, insertSource, listSources, type SourceRow } from '../catalog/sources.js';
 import { describeError, UsageError } from '../core/errors.js';
 import { normalizeVpath } from '../core/vpath.js';
@@ -51,6 +52,15 @@ export function mapSource(cat: Catalog, vpathText: string, realPath: string, opt
       `${abs}: contains the distbackup data folder ${cat.dataDir}; exclude it by mapping a subfolder or move the data folder with -d`,
       { path: abs },
     );
+  }
+  const within = (p: string, dir: string): boolean => p === dir || p.startsWith(dir === '/' ? '/' : `${dir}/`);
+  for (const d of listDisks(cat.db)) {
+    if (d.mountPath !== null && (within(d.mountPath, real) || within(real, d.mountPath))) {
+      throw new UsageError(
+        `${abs}: overlaps the folder of disk '${d.name}' (${d.mountPath}); a source never holds a disk, nor lies inside one`,
+        { path: abs },
+      );
+    }
   }
   const minCopies = opts.minCopies ?? 1;
   if (!Number.isInteger(minCopies) || minCopies < 0) throw new UsageError(`--min-copies must be a whole number ≥ 0`);

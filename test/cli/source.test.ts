@@ -57,6 +57,17 @@ test('source map refuses bad input with one line and exit 1', (t) => {
   const dup = runCli(data, ['source', 'map', '/x', real]);
   assert.equal(dup.code, 1);
   assert.match(dup.stderr, /already mapped/);
+  // A folder that holds a registered disk, or lies inside one.
+  const drawer = path.join(root, 'drawer');
+  const usb = path.join(drawer, 'usb');
+  fs.mkdirSync(drawer);
+  assert.equal(runCli(data, ['disk', 'add', 'd1', usb, '--size', '10M']).code, 0);
+  for (const where of [drawer, path.join(usb, 'inside')]) {
+    if (where !== drawer) fs.mkdirSync(where);
+    const r = runCli(data, ['source', 'map', '/y', where]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /overlaps the folder of disk 'd1'/);
+  }
 });
 
 test('unknown commands and flags are usage errors (exit 1), not exit 2', (t) => {
