@@ -300,7 +300,7 @@ function ensureCatalogueId(db: Db): string {
  * copyFileSync: it follows a link (to /dev/zero, say, read without end), blocks on a FIFO, and
  * spins forever on a file that shrinks during the copy (libuv copies the size it saw first).
  */
-function copyUntrusted(file: string, copy: string): void {
+export function copyUntrusted(file: string, copy: string): void {
   const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   try {
     if (!fs.fstatSync(fd).isFile()) throw new Error('not a regular file');

@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
+import { copyUntrusted } from '../catalog/db.js';
 import { DistbackupError, describeError, RefusedError } from '../core/errors.js';
 
 /** The schema version this importer reads (`PRAGMA user_version` of the Python catalogue). */
@@ -94,8 +95,10 @@ export function openPythonCatalogue(fileOrDir: string): PythonCatalogue {
   const copy = path.join(dir, 'python.sqlite');
   let db: Database.Database;
   try {
-    fs.copyFileSync(file, copy);
-    if (fs.existsSync(`${file}-wal`)) fs.copyFileSync(`${file}-wal`, `${copy}-wal`);
+    // Resolved first (a link the user names is followed), then read as a regular file only: a
+    // FIFO there (a borrowed disk) would block the run.
+    copyUntrusted(fs.realpathSync(file), copy);
+    if (fs.existsSync(`${file}-wal`)) copyUntrusted(fs.realpathSync(`${file}-wal`), `${copy}-wal`);
     // Our private copy, opened read-write only so that SQLite may fold the copied WAL into it.
     db = new Database(copy, { fileMustExist: true });
   } catch (err) {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -173,6 +174,10 @@ test('import refuses a catalogue that is not empty, another schema version, a fi
   const junk = path.join(w2.root, 'junk.sqlite');
   fs.writeFileSync(junk, 'not sqlite at all, just text');
   assert.throws(() => importPython(cat2, junk), /not a readable SQLite catalogue|cannot read/);
+  // A FIFO in its place (a borrowed disk): refused, never waited on.
+  const fifo = path.join(w2.root, 'fifo.sqlite');
+  execFileSync('mkfifo', [fifo]);
+  assert.throws(() => importPython(cat2, fifo), /fifo\.sqlite: cannot read the Python catalogue: not a regular file/);
   assert.equal(cat2.db.prepare('SELECT count(*) FROM files').pluck().get(), 0);
 });
 
