@@ -117,8 +117,18 @@ for (const profile of ['hdd', 'ssd'] as const) {
     const { base, src, restore } = setup(t, 4, 700 * 1024);
     const dest = path.join(m.dir, 'out');
     const doc = await restore(dest, { profile });
-    assert.deepEqual(doc.errors, [{ path: '/data/photos/huge.bin', error: 'ENOSPC (no space left on device)' }]);
-    assert.equal(doc.remaining, 1);
+    // With two writing threads (ssd) a small file written while the other thread's huge one
+    // fills the disk, before that one fails and is removed, can meet ENOSPC too: one line each.
+    const huge = { path: '/data/photos/huge.bin', error: 'ENOSPC (no space left on device)' };
+    if (profile === 'hdd') assert.deepEqual(doc.errors, [huge]);
+    else {
+      assert.ok(
+        doc.errors.some((e) => e.path === huge.path),
+        JSON.stringify(doc.errors),
+      );
+      for (const e of doc.errors) assert.equal(e.error, huge.error, JSON.stringify(e));
+    }
+    assert.equal(doc.remaining, doc.errors.length);
     assert.deepEqual(partFiles(dest), [], 'no temp file left');
     assert.ok(!fs.existsSync(path.join(dest, 'data/photos/huge.bin')));
     const files = recorded(dest).filter((r) => r.kind === FileKind.file);
@@ -128,7 +138,7 @@ for (const profile of ['hdd', 'ssd'] as const) {
       assert.equal(hashFile(path.join(dest, r.vpath)), hashFile(inSrc), `${r.vpath} recorded and byte-exact`);
     }
     const diffs = compareTrees(src, path.join(dest, 'data'));
-    assert.equal(diffs.length, 1, diffs.join('\n'));
+    assert.equal(diffs.length, doc.errors.length, diffs.join('\n'));
     // With room, everything comes back.
     const roomy = path.join(base, 'roomy');
     const all = await restore(roomy, { profile });
