@@ -1,6 +1,10 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CATALOGUE_FILE } from '../catalog/db.js';
 import { BaseCommand } from '../cli/base-command.js';
 import { dryRunFlag } from '../cli/flags.js';
 import { Args } from '../cli/oclif.js';
+import { UsageError } from '../core/errors.js';
 import { type ImportResult, importPython } from '../import-python/import.js';
 import { openPythonCatalogue } from '../import-python/python-catalogue.js';
 import { counted, formatCount } from '../ui/format.js';
@@ -32,6 +36,15 @@ The home catalogue must be new (use -d DIR for a fresh data folder). The Python 
     const py = openPythonCatalogue(this.args.catalogue);
     let r: ImportResult;
     try {
+      // Both tools default to ~/.config/distbackup: the file to import must not be the home
+      // catalogue itself (opened as home, it would be converted, then refused as too new).
+      const home = path.join(this.dataDir, CATALOGUE_FILE);
+      if (fs.existsSync(home) && fs.realpathSync(home) === fs.realpathSync(py.file)) {
+        throw new UsageError(
+          `${py.file}: this is the home catalogue's own file; give another data folder with -d (or DISTBACKUP_PATH) to import it into`,
+          { path: py.file },
+        );
+      }
       r = importPython(this.catalog(this.createMode), py, { dryRun: this.flags['dry-run'] });
     } finally {
       py.close();

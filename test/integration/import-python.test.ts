@@ -277,3 +277,17 @@ test("objects without a size take their file's, one no file holds is dropped, a 
   };
   assert.equal(noHash.object_id, null, 'not hashed yet, never the empty object');
 });
+
+test("import-python refuses the home catalogue's own file (both tools default to the same folder), changing nothing", (t) => {
+  const w = pythonWorld(t);
+  const data = path.join(w.root, 'shared-config');
+  fs.mkdirSync(data);
+  const file = path.join(data, 'distbackup.sqlite');
+  fs.copyFileSync(w.pyFile, file);
+  const before = fs.readFileSync(file);
+  const r = runCli(data, ['import-python', file]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /this is the home catalogue's own file; give another data folder with -d/);
+  assert.ok(fs.readFileSync(file).equals(before), 'the Python file is left as it was');
+  assert.ok(!fs.existsSync(`${file}-wal`));
+});
