@@ -309,22 +309,21 @@ export function setDisk(cat: Catalog, name: string, opts: { sizeBytes?: number; 
   }
   const lock = lockCatalogue(cat);
   try {
-    updateDisk(cat.db, d.id, {
-      ...(opts.sizeBytes === undefined ? {} : { size: opts.sizeBytes }),
-      ...(opts.rename === undefined ? {} : { name: opts.rename }),
-    });
-    // The name inside a connected disk's json follows at once; otherwise at its next sync.
+    // The name inside a connected disk's json follows at once; otherwise at its next sync. Its
+    // lock is taken before the catalogue changes: refused (exit 2), the rename changes nothing.
     // A dry run (`-n`) leaves the disk as it is.
-    if (opts.rename !== undefined && cat.mode !== 'dry-run') {
-      const where = connectedPath(d);
-      if (where !== undefined) {
-        const dlock = lockDisk(where, opts.rename);
-        try {
-          writeDiskIdentity(where, { ...readDiskIdentity(where), name: opts.rename });
-        } finally {
-          dlock.release();
-        }
+    const where = opts.rename !== undefined && cat.mode !== 'dry-run' ? connectedPath(d) : undefined;
+    const dlock = where === undefined ? undefined : lockDisk(where, d.name);
+    try {
+      updateDisk(cat.db, d.id, {
+        ...(opts.sizeBytes === undefined ? {} : { size: opts.sizeBytes }),
+        ...(opts.rename === undefined ? {} : { name: opts.rename }),
+      });
+      if (where !== undefined && opts.rename !== undefined) {
+        writeDiskIdentity(where, { ...readDiskIdentity(where), name: opts.rename });
       }
+    } finally {
+      dlock?.release();
     }
   } finally {
     lock.release();

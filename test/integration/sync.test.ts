@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { getDiskByName } from '../../src/catalog/disks.js';
+import { acquireLock } from '../../src/catalog/lock.js';
 import { DistbackupError, ExitCode, RefusedError } from '../../src/core/errors.js';
 import { allocatedSize } from '../../src/core/units.js';
 import { DISK_CATALOGUE, DISK_LOCK, DISK_MANIFEST, DISK_RESTORE_SCRIPT } from '../../src/disk/layout.js';
@@ -391,4 +392,21 @@ test('a clone of a registered disk cannot be added as a new disk (it would be co
   const clone = path.join(w.root, 'clone');
   fs.cpSync(d, clone, { recursive: true });
   assert.throws(() => addDisk(w.cat, 'clone', clone), /already registered as 'd'/);
+});
+
+test('disk set --rename while another run holds the disk: refused (exit 2) before the catalogue changes', async (t) => {
+  const w = makeWorld(t);
+  const d = path.join(w.root, 'd');
+  addDisk(w.cat, 'd', d, { sizeBytes: 1e8 });
+  const held = acquireLock(path.join(d, DISK_LOCK), 'the test');
+  t.after(() => held.release());
+  assert.throws(
+    () => setDisk(w.cat, 'd', { rename: 'e' }),
+    (err: unknown) => err instanceof RefusedError && /in use by another distbackup process/.test(err.message),
+  );
+  assert.ok(getDiskByName(w.cat.db, 'd') !== undefined, 'still named d in the catalogue');
+  assert.match(fs.readFileSync(path.join(d, 'distbackup-disk.json'), 'utf8'), /"name":"d"/);
+  held.release();
+  setDisk(w.cat, 'd', { rename: 'e' });
+  assert.match(fs.readFileSync(path.join(d, 'distbackup-disk.json'), 'utf8'), /"name":"e"/);
 });
