@@ -28,7 +28,7 @@ import {
 import { deleteSource, insertSource, listSources, type SourceRow } from '../catalog/sources.js';
 import { UsageError } from '../core/errors.js';
 import { counted, formatCount, parseSize } from '../core/units.js';
-import { normalizeVpath, printable } from '../core/vpath.js';
+import { normalizeVpath, printable, vpathContains } from '../core/vpath.js';
 import { DISK_NAME_RE } from '../disk/disk-json.js';
 import { isEmptySettings, type PathSettings, parsePathSettings, settingsToJson } from '../sources/path-settings.js';
 import { loadSettingsMap, refreshFiles } from '../sources/settings.js';
@@ -186,7 +186,7 @@ function validateSources(cat: Catalog, map: unknown): ValidSource[] {
       throw new UsageError(`path_map ${vpath}: the real path must be an absolute path`);
     }
     const real = path.resolve(e.path);
-    if (dataReal === real || dataReal.startsWith(real === '/' ? '/' : `${real}/`)) {
+    if (vpathContains(real, dataReal)) {
       throw new UsageError(`path_map ${vpath}: ${real} contains the distbackup data folder ${cat.dataDir}`);
     }
     if (e.follow_symlinks !== undefined && typeof e.follow_symlinks !== 'boolean') {

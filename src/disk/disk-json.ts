@@ -32,55 +32,37 @@ export const DISK_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/;
  */
 export function readDiskIdentity(root: string): DiskIdentity {
   const file = path.join(root, DISK_JSON);
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(file);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') {
-      throw new RefusedError(`${root}: not a distbackup disk (no ${DISK_JSON}); is the disk mounted?`, {
-        code: 'not-a-disk',
-        path: root,
-      });
-    }
-    throw new DistbackupError(`${file}: ${describeError(err)}`, { path: file, cause: err });
-  }
-  if (!st.isFile()) throw new DistbackupError(`${file}: not a regular file`, { code: 'bad-disk-json', path: file });
-  if (st.size > MAX_JSON_BYTES) {
-    throw new DistbackupError(`${file}: ${st.size} bytes, larger than the ${MAX_JSON_BYTES} allowed`, {
-      code: 'bad-disk-json',
-      path: file,
-    });
-  }
-  // Read through a descriptor opened without following a link or waiting on a FIFO, and checked
-  // again (the file may have been swapped since the lstat); by its /proc/self/fd name, which is
-  // that same file whatever the folder holds by now. (readFileSync's one-call read, not a loop
-  // of readSync: the fault suite aims its read errors at readSync, the objects' reads.)
+  const bad = (what: string): DistbackupError =>
+    new DistbackupError(`${file}: ${what}`, { code: 'bad-disk-json', path: file });
+  // One descriptor, opened without following a link (ELOOP) or waiting on a FIFO, checked a
+  // regular file within the cap, read by its /proc/self/fd name (that same file, whatever the
+  // folder holds by now) in readFileSync's one call (the fault suite aims its read errors at
+  // readSync, the objects' reads).
   let text: string;
   try {
     const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
     try {
-      const st2 = fs.fstatSync(fd);
-      if (!st2.isFile() || st2.size > MAX_JSON_BYTES) {
-        throw new DistbackupError(`${file}: not a regular file of at most ${MAX_JSON_BYTES} bytes`, {
-          code: 'bad-disk-json',
-          path: file,
-        });
-      }
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) throw bad('not a regular file');
+      if (st.size > MAX_JSON_BYTES) throw bad(`${st.size} bytes, larger than the ${MAX_JSON_BYTES} allowed`);
       text = fs.readFileSync(`/proc/self/fd/${fd}`, 'utf8');
     } finally {
       fs.closeSync(fd);
     }
   } catch (err) {
     if (err instanceof DistbackupError) throw err;
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new RefusedError(`${root}: not a distbackup disk (no ${DISK_JSON}); is the disk mounted?`, {
+        code: 'not-a-disk',
+        path: root,
+      });
+    }
+    if (code === 'ELOOP') throw bad('not a regular file (a symbolic link)');
     throw new DistbackupError(`${file}: ${describeError(err)}`, { path: file, cause: err });
   }
   // Grown since its fstat (something writes to it): refused, not parsed.
-  if (text.length > MAX_JSON_BYTES) {
-    throw new DistbackupError(`${file}: larger than the ${MAX_JSON_BYTES} bytes allowed`, {
-      code: 'bad-disk-json',
-      path: file,
-    });
-  }
+  if (text.length > MAX_JSON_BYTES) throw bad(`larger than the ${MAX_JSON_BYTES} bytes allowed`);
   return parseDiskIdentity(text, file);
 }
 

@@ -91,8 +91,7 @@ export function markCatalogueStale(root: DiskRoot): void {
     writeFileAtomic(stale, STALE_TEXT, 0o644, () => root.checkMounted());
   } catch (err) {
     const code = errnoCode(err);
-    if (code !== 'ENOSPC' && code !== 'EDQUOT')
-      throw sqliteFileError(stale, err, 'cannot mark the catalogue copy stale');
+    if (code !== 'ENOSPC' && code !== 'EDQUOT') throw fileError(stale, err, 'cannot mark the catalogue copy stale');
     // A disk full to its last block: an empty mark needs no data block, and says the same.
     named(stale, 'cannot mark the catalogue copy stale (the disk is full)', () => {
       root.checkMounted();
@@ -112,17 +111,18 @@ export function catalogueMarkedStale(root: string): boolean {
 }
 
 /**
- * True when `file` is a regular file holding exactly `text`. Read only after an lstat says it is
- * a file of that length, without following a link or waiting on a FIFO: the disk is untrusted,
- * and a FIFO, a link to /dev/zero or a huge file there must not hang the run or fill the memory.
+ * True when `file` is a regular file holding exactly `text`: opened without following a link or
+ * waiting on a FIFO, read only when fstat says it is a file of that length. The disk is
+ * untrusted: a FIFO, a link to /dev/zero or a huge file there must not hang the run or fill the
+ * memory.
  */
 function holds(file: string, text: string): boolean {
   const want = Buffer.from(text, 'utf8');
   try {
-    const st = fs.lstatSync(file);
-    if (!st.isFile() || st.size !== want.length) return false;
     const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
     try {
+      const st = fs.fstatSync(fd);
+      if (!st.isFile() || st.size !== want.length) return false;
       const got = Buffer.alloc(want.length + 1);
       let n = 0;
       for (let r = 1; r > 0 && n < got.length; n += r) r = fs.readSync(fd, got, n, got.length - n, n);

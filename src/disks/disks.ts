@@ -21,7 +21,7 @@ import { lockCatalogue } from '../catalog/lock.js';
 import { listSources } from '../catalog/sources.js';
 import { DistbackupError, describeError, errnoCode, RefusedError, UsageError } from '../core/errors.js';
 import { formatCount } from '../core/units.js';
-import { printable } from '../core/vpath.js';
+import { printable, vpathContains } from '../core/vpath.js';
 import { DISK_NAME_RE, type DiskIdentity, readDiskIdentity, writeDiskIdentity } from '../disk/disk-json.js';
 import { DiskRoot } from '../disk/disk-root.js';
 import { defaultDiskSize, fsSpace } from '../disk/fsinfo.js';
@@ -55,13 +55,6 @@ function checkName(name: string, hint = ''): void {
   }
 }
 
-/**
- * Register the folder `diskPath` as disk `name` (SPEC §3 `disk add`): writes
- * distbackup-disk.json with the catalogue id, creates distbackup-objects/. A folder that already
- * is a distbackup disk of no other catalogue (a Python-written one) is adopted with its uuid,
- * and the objects on it are counted. With a dry-run catalogue (`-n`) the folder is only read:
- * nothing is created or written on the disk.
- */
 /** `abs` resolved, or its resolved parent and its name when it does not exist yet; undefined when neither resolves. */
 function resolvedOrUndefined(abs: string): string | undefined {
   try {
@@ -73,11 +66,6 @@ function resolvedOrUndefined(abs: string): string | undefined {
   }
 }
 
-/** Whether `p` is the folder `dir` or lies below it (resolved paths). */
-function within(p: string, dir: string): boolean {
-  return p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
-}
-
 /**
  * Refuse (exit 2) a disk folder that is, holds or lies inside the folder of a registered disk
  * (one drive would count as two disks, each copy twice) or a source's folder (the disk would be
@@ -86,16 +74,16 @@ function within(p: string, dir: string): boolean {
 function refuseOverlap(cat: Catalog, abs: string, real: string): void {
   for (const d of listDisks(cat.db)) {
     if (d.mountPath === null) continue;
-    if (within(real, d.mountPath) || within(d.mountPath, real)) {
+    if (vpathContains(d.mountPath, real) || vpathContains(real, d.mountPath)) {
       throw new RefusedError(
-        `${abs}: ${real === d.mountPath ? 'is' : within(real, d.mountPath) ? 'lies inside' : 'holds'} the folder of disk '${d.name}' (${d.mountPath}); one drive is one disk`,
+        `${abs}: ${real === d.mountPath ? 'is' : vpathContains(d.mountPath, real) ? 'lies inside' : 'holds'} the folder of disk '${d.name}' (${d.mountPath}); one drive is one disk`,
         { code: 'disk-overlap', path: abs },
       );
     }
   }
   for (const s of listSources(cat.db)) {
     const src = s.realpath.toString();
-    if (within(real, src) || within(src, real)) {
+    if (vpathContains(src, real) || vpathContains(real, src)) {
       throw new RefusedError(
         `${abs}: overlaps the folder of source ${s.vpath} (${src}); a disk is never inside a source, nor a source inside a disk`,
         { code: 'disk-overlap', path: abs },
@@ -104,6 +92,13 @@ function refuseOverlap(cat: Catalog, abs: string, real: string): void {
   }
 }
 
+/**
+ * Register the folder `diskPath` as disk `name` (SPEC §3 `disk add`): writes
+ * distbackup-disk.json with the catalogue id, creates distbackup-objects/. A folder that already
+ * is a distbackup disk of no other catalogue (a Python-written one) is adopted with its uuid,
+ * and the objects on it are counted. With a dry-run catalogue (`-n`) the folder is only read:
+ * nothing is created or written on the disk.
+ */
 export function addDisk(cat: Catalog, name: string, diskPath: string, opts: { sizeBytes?: number } = {}): DiskAddDoc {
   // `disk add /media/usb1 backup-01`: the name comes first.
   const swapped = name.includes('/') && DISK_NAME_RE.test(diskPath);
@@ -130,7 +125,7 @@ export function addDisk(cat: Catalog, name: string, diskPath: string, opts: { si
   }
   const dataReal = fs.existsSync(cat.dataDir) ? fs.realpathSync(cat.dataDir) : cat.dataDir;
   const real = absent ? path.join(fs.realpathSync(path.dirname(abs)), path.basename(abs)) : fs.realpathSync(abs);
-  if (dataReal === real || dataReal.startsWith(`${real}/`)) {
+  if (vpathContains(real, dataReal)) {
     throw new UsageError(`${abs}: holds the distbackup data folder; choose another folder`, { path: abs });
   }
   refuseOverlap(cat, abs, real);

@@ -243,7 +243,7 @@ export function syncfs(p: string): Promise<void> {
         return;
       }
       const line = stderr.trim().split('\n')[0] ?? '';
-      const errno = /unrecognized|invalid option/.test(line) ? 'ENOSYS' : errnoOf(line, 'EIO');
+      const errno = commandMissing(null, line) ? 'ENOSYS' : errnoOf(line, 'EIO');
       const why = line === '' ? `sync -f ended with ${signal ?? `exit ${code}`}` : line;
       reject(fileError(p, Object.assign(new Error(why), { code: errno }), 'syncfs'));
     });
@@ -384,6 +384,15 @@ class ShellLoop {
   }
 }
 
+/**
+ * Whether a command that failed with `status` (null: unknown) and `message` was not there to run:
+ * 126/127 from the shell (no such command), or an option it does not know (not coreutils', or
+ * too old).
+ */
+function commandMissing(status: number | null, message: string): boolean {
+  return status === 126 || status === 127 || /unrecognized|invalid option|unknown option/.test(message);
+}
+
 /** The errno of a command's message: a known strerror text, else `fallback`. */
 function errnoOf(message: string, fallback: string): string {
   const known = Object.keys(STRERROR).find((k) => message.includes(k));
@@ -425,8 +434,7 @@ export class SyncfsRunner {
     const done = this.shell.request(
       p,
       (status, msg) => {
-        // 126/127: the shell could not run `sync` at all.
-        const missing = status === 126 || status === 127 || /unrecognized|invalid option/.test(msg);
+        const missing = commandMissing(status, msg);
         return err(msg === '' ? `sync -f ended with exit ${status}` : msg, missing ? 'ENOSYS' : errnoOf(msg, 'EIO'));
       },
       (why) => err(why, 'EIO'),
@@ -440,8 +448,15 @@ export class SyncfsRunner {
   }
 }
 
-/** `cp` failures in a row (other than a full, read-only or too small disk) after which the rest of a run copies through its own loop. */
-export const CP_FAILURES = 3;
+/**
+ * Files from this size up are worth a copy by `cp` (sync's and restore's): below it, the fork and
+ * exec of a `cp` per file cost more than they save (copy.ts and file-writer.ts have the figures).
+ */
+export const CP_COPY_MIN = 16 * 1024 * 1024;
+/** `cp` failures in a row (other than the target's, see CpRunner) after which a run gives up on `cp`. */
+const CP_FAILURES = 3;
+/** Errors of a copy that are the target's (full, read-only, a file too big for it), not a failure of `cp`. */
+const TARGET_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EFBIG']);
 
 /**
  * The shell loop of `CpRunner`: for each line `S D`, coreutils `cp` copies this process's
@@ -454,7 +469,8 @@ const CP_LOOP = `while read -r s d; do
 done`;
 
 /**
- * Copies of whole files by another process, for `sync`'s large files (copy.ts): one long-lived
+ * Copies of whole files by another process, for the large files of `sync` (copy.ts) and
+ * `restore` (file-writer.ts): one long-lived
  * `sh` runs coreutils `cp` per request (its own read/write loop: no byte passes through this
  * process; with `--reflink=never` cp does not use copy_file_range), from a descriptor of this
  * process to another (the source opened and checked, the `.tmp/` file made and kept open), both
@@ -474,6 +490,17 @@ export class CpRunner {
     ...process.env,
     LC_ALL: 'C',
   });
+  private failures = 0;
+  private givenUp = false;
+
+  /**
+   * False once copies by `cp` are not worth asking for any more in this run: there is no `cp`
+   * (or not coreutils', or no /proc to reach the descriptors through), or CP_FAILURES copies
+   * in a row failed other than by the target's fault. The caller then copies by itself.
+   */
+  get usable(): boolean {
+    return !this.givenUp;
+  }
 
   /** Start the shell now (see SyncfsRunner.start). */
   start(): void {
@@ -491,13 +518,21 @@ export class CpRunner {
     const done = this.shell.request(
       `${srcFd} ${dstFd}`,
       (status, msg) => {
-        // 126/127: no `cp` to run; an option it does not know: not coreutils'.
-        const missing = status === 126 || status === 127 || /unrecognized|invalid option|unknown option/.test(msg);
+        const missing = commandMissing(status, msg);
         return err(msg === '' ? `cp ended with exit ${status}` : msg, missing ? 'ENOSYS' : errnoOf(msg, 'ECOPY'));
       },
       (why) => err(why, 'ECOPY'),
     );
-    return done ?? Promise.reject(err('the copying shell could not start', 'ENOSYS'));
+    return (done ?? Promise.reject(err('the copying shell could not start', 'ENOSYS'))).then(
+      () => {
+        this.failures = 0;
+      },
+      (e: Error) => {
+        const code = errnoCode(e) ?? '';
+        if (code === 'ENOSYS' || (!TARGET_ERRORS.has(code) && ++this.failures >= CP_FAILURES)) this.givenUp = true;
+        throw e;
+      },
+    );
   }
 
   /** End the shell and the copy in flight at once; what waits is rejected (code ECOPY). */

@@ -27,7 +27,7 @@ import { displayPath } from '../core/vpath.js';
 import { syncfsAllowed } from '../disk/fsinfo.js';
 import {
   BoundedQueue,
-  CP_FAILURES,
+  CP_COPY_MIN,
   CpRunner,
   fsyncAsync,
   fsyncDirAsync,
@@ -159,8 +159,8 @@ const SMALL_BYTES = 256 * 1024;
  */
 const HASH_THREAD_BYTES = 1024 * 1024;
 
-/**
- * Files from this size up are copied by another process (`CpRunner`: coreutils `cp`, one at
+/*
+ * Files from CP_COPY_MIN (16 MiB) up are copied by another process (`CpRunner`: coreutils `cp`, one at
  * a time) into their `.tmp/` file, then checked by hashing that file read back from the page
  * cache the copy filled, while the next one is copied: no byte of the copy passes through this
  * process, and the check covers the bytes written rather than the bytes read. 1 GiB of 64 MiB
@@ -171,7 +171,6 @@ const HASH_THREAD_BYTES = 1024 * 1024;
  * and an exec (a few ms): smaller files stay in the loop. Not under `--bwlimit` (the token bucket
  * counts the loop's chunks). Ctrl-C, or a disk error, kills the `cp` in flight.
  */
-const CP_COPY_MIN = 16 * 1024 * 1024;
 /**
  * Files larger than this go through the loop too (which hashes the source as it reads it): the
  * check of a copy by `cp` reads the file back, from the page cache while it holds it, and a
@@ -341,9 +340,6 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   const retried = new Set<number>();
   /** Objects whose copy by `cp` did not hash right: copied again through the buffered loop. */
   const noCp = new Set<number>();
-  /** Set when `cp` cannot copy at all here (no `cp`, no /proc): the rest of the run uses the loop. */
-  let cpBroken = false;
-  let cpFailures = 0;
   const copier = new CpRunner();
   const killCopy = (): void => copier.kill();
   opts.signal?.addEventListener('abort', killCopy, { once: true });
@@ -816,7 +812,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
 
   /** Whether `item`, whose source is `size` bytes now, is copied by `cp` (see CP_COPY_MIN). */
   const viaCp = (item: CopyItem, size: number): boolean => {
-    if (cpBroken || opts.throttle !== undefined || noCp.has(item.objectId)) return false;
+    if (!copier.usable || opts.throttle !== undefined || noCp.has(item.objectId)) return false;
     // A source that grew since the update is copied by the loop, which stops at the catalogued size.
     return item.sizeBytes >= CP_COPY_MIN && item.sizeBytes <= CP_COPY_MAX && size === item.sizeBytes;
   };
@@ -879,7 +875,6 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       }, CP_PROGRESS_MS);
       try {
         await copier.copy(srcFd, p.fd);
-        cpFailures = 0;
       } catch (err) {
         if (stopping()) return false;
         const code = errnoCode(err);
@@ -897,9 +892,8 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
           });
           return true;
         }
-        // No `cp` (or not coreutils'), or failing again and again (no /proc to reach the
-        // descriptors through, say): the loop from now on.
-        if (code === 'ENOSYS' || ++cpFailures >= CP_FAILURES) cpBroken = true;
+        // Anything else: this source through the loop (after no `cp`, or failures again and
+        // again, every source: CpRunner.usable).
         noCp.add(item.objectId);
         return 'fallback';
       } finally {

@@ -39,10 +39,10 @@ export class DestTree {
   /** The folder reached last through a descriptor (paths longer than PATH_MAX), kept open. */
   private reachCache: { key: string; reach: DirReach } | undefined;
 
-  /** `dest`: the restore folder, absolute; replaced by its real path once it exists. */
   /** The restore state's folder in DEST (see `reserve`). */
   private stateDir: { dev: number; ino: number } | undefined;
 
+  /** `dest`: the restore folder, absolute; replaced by its real path once it exists. */
   constructor(public dest: Buffer) {}
 
   /** The folder `st` (DEST's restore state) is never a folder of a restored path, by any name. */

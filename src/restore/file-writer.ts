@@ -2,9 +2,9 @@
  * Writing one restored file: the disk's object copied to a temp name beside the target (0600,
  * created O_EXCL|O_NOFOLLOW), its SHA-256 checked (a mismatch is a BadObject: the file is not
  * restored), its metadata set, then linked into place without ever replacing what is there.
- * Files of 1 MiB-1 GiB are copied by coreutils `cp` (outside this process, descriptor to
- * descriptor) and hashed from the page cache while `cp` copies the next ones (the caller collects
- * the result later through `placed`), bigger ones in
+ * Files of 1 MiB-1 GiB are copied outside this process (libuv's copyFile or coreutils `cp`, from
+ * the descriptor checked) and hashed from the page cache while the next ones are copied (the
+ * caller collects the result later through `placed`), bigger ones in
  * 1 MiB chunks whose reads overlap the hashing and writing, small ones on the small-file lane
  * (`small-files.ts`, which `laneTask` prepares files for) when the run has one, else read whole
  * ahead on libuv's pool (`fetch.ts`) and checked before they are written (through one reused
@@ -21,7 +21,7 @@ import { sha256Hex } from '../core/sha256.js';
 import { displayPath } from '../core/vpath.js';
 import type { DiskRoot } from '../disk/disk-root.js';
 import { localKernelFs } from '../disk/fsinfo.js';
-import { CP_FAILURES, CpRunner, ReadBackChecks, readAsync, writeFullyAsync } from '../pipeline/copy-io.js';
+import { CP_COPY_MIN, CpRunner, ReadBackChecks, readAsync, writeFullyAsync } from '../pipeline/copy-io.js';
 import { DIRECT_MAX } from '../pipeline/deep-path.js';
 import { type DestTree, lstatOrUndefined } from './dest-tree.js';
 import { BadObject, ExistsError, Interrupted, PathRefused, WriteBackError } from './errors.js';
@@ -35,26 +35,21 @@ import { objectProblem, type SmallFileResult, type SmallFileTask } from './small
 /** Read size of the reused buffer for small files: 1 MiB (NODE20.md: readSync into one reused 1 MiB buffer). */
 const CHUNK_BYTES = 1024 * 1024;
 /**
- * Files from this size up are copied by `cp` (CpRunner, as sync's large files) and then hashed
- * from the page cache, instead of read, hashed and written through a buffer. Measured on 1 GiB
- * of 64 MiB objects (bench/recovery.ts, cold cache, load 8–11 on 2 cores): the buffer loop spent
- * 4.3 s of system time and 11.5 s of wall time, a copy outside this process (then libuv's
- * copyFile) plus read-back 1.3 s and 6.0 s (cp -a: 0.55 s and 1.6 s). `cp` replaced copyFile at
- * the same speed (5 rounds each, load 0.3–1.3: medians 1.37 s and 1.32 s, cp -a 1.23–1.35 s):
- * copyFile opened the object again by its name (following a link, blocking on a FIFO swapped in
- * after the check) and, libuv 1.46 copying the size it saw at its start, spun a pool thread
- * forever on an object that shrank during the copy. Below 1 MiB one read and one write are
- * cheaper than a request to the shell.
+ * Files from this size up are copied outside this process, and then hashed from the page cache,
+ * instead of read, hashed and written through a buffer: by libuv's copyFile below CP_COPY_MIN
+ * when the disk is a local in-kernel filesystem (copyInKernel), else by `cp` (copyByCp).
+ * Measured on 1 GiB of 64 MiB objects (bench/recovery.ts, cold cache, load 8–11 on 2 cores): the
+ * buffer loop spent 4.3 s of system time and 11.5 s of wall time, a copy outside this process
+ * plus read-back 1.3 s and 6.0 s (cp -a: 0.55 s and 1.6 s). On those files `cp` and copyFile were
+ * even (5 rounds each, load 0.3–1.3: medians 1.37 s and 1.32 s, cp -a 1.23–1.35 s); on 256 files
+ * of 2 MiB a `cp` per file (its fork and exec) took 1.24–1.43 s against copyFile's 0.92–0.99 s
+ * (and 1.33–1.42 s through the buffered loop). copyFile is read from the checked descriptor's
+ * /proc/self/fd name: by the object's name it would follow a link or block on a FIFO swapped in
+ * after the check; and since libuv 1.46 copies the size it saw at its start and spins forever on
+ * a file that shrinks meanwhile, which a FUSE or network disk could make happen, those disks get
+ * `cp`. Below 1 MiB one read and one write are cheaper.
  */
 const KERNEL_COPY_MIN = 1024 * 1024;
-/**
- * Files below this size (and from KERNEL_COPY_MIN) are copied by libuv's copyFile when the disk
- * is a local in-kernel filesystem (copyInKernel), bigger ones by `cp`: a request to the shell
- * forks and execs `cp` once per file, and on 256 files of 2 MiB restore took 1.24-1.43 s by
- * `cp` against 0.92-0.99 s by copyFile (and 1.33-1.42 s through the buffered loop), while on
- * 64 MiB files the two were even. Sync's copies by `cp` start at the same size.
- */
-const CP_COPY_MIN = 16 * 1024 * 1024;
 /**
  * Up to this size a file is copied by `cp` and then read back from the page cache. Bigger files
  * go through a pipelined loop of chunks (the read of the next chunk overlaps the hash and write
@@ -158,13 +153,10 @@ export class FileWriter {
   private syncing: Promise<unknown> = Promise.resolve();
   /** Reads the objects of upcoming small files whole (see `fetch`). */
   private readonly fetcher = new ObjectFetcher(FETCH_SLOTS);
-  /** The shell whose `cp` copies objects of KERNEL_COPY_MIN..kernelCopyMax (started at the first). */
+  /** The shell whose `cp` copies the objects copyInKernel does not take (started at the first). */
   private copier: CpRunner | undefined;
   /** Whether the disk's filesystem is local and in the kernel (see copyInKernel), per disk root. */
   private local: { root: string; yes: boolean } | undefined;
-  /** `cp` failures in a row; set `cpBroken` at CP_FAILURES (or at once when there is no `cp`). */
-  private cpFailures = 0;
-  private cpBroken = false;
   /** Ctrl-C ends the copy in flight at once. */
   private readonly killCopy = (): void => this.copier?.kill();
 
@@ -434,7 +426,7 @@ export class FileWriter {
       ) {
         return await this.copyInKernel(t, inFd, tmp);
       }
-      const byCp = outside && !this.cpBroken;
+      const byCp = outside && this.copier?.usable !== false;
       // Readable too when `cp` copies into it: its check reads it back.
       const out = fs.openSync(this.tree.sp(tmp), byCp ? TMP_FLAGS_RW : TMP_FLAGS, TMP_MODE);
       try {
@@ -475,13 +467,7 @@ export class FileWriter {
       await new Promise<void>((resolve, reject) => {
         fs.copyFile(`/proc/self/fd/${inFd}`, `/proc/self/fd/${out}`, 0, (err) => (err ? reject(err) : resolve()));
       });
-      const got = fs.fstatSync(out);
-      if (got.size !== t.sizeBytes) {
-        throw new BadObject(`object ${t.hash} copied as ${got.size} bytes, not ${t.sizeBytes}; not restored`);
-      }
-      const check = this.checkCopy(out, t);
-      // Started last: nothing after it throws, so `out` stays open until it settles.
-      return { out, check, synced: this.writeBack(out, t) };
+      return this.copied(t, out);
     } catch (err) {
       fs.closeSync(out);
       throw err;
@@ -500,8 +486,8 @@ export class FileWriter {
    * name is looked up again, so an object swapped for a link or a FIFO after its check is never
    * read. Then the size is checked and the SHA-256 read back from the page cache while `cp`
    * copies the next file. Undefined when `cp` failed other than by Ctrl-C: `out` is emptied for
-   * the buffered loop, which tells a bad object from a failing DEST as before (and after no `cp`
-   * at all, or after CP_FAILURES failures in a row, takes every file).
+   * the buffered loop, which tells a bad object from a failing DEST as before (and takes every
+   * file once `cp` is not usable any more: CpRunner.usable).
    */
   private async copyByCp(t: RestoreTodo, inFd: number, out: number): Promise<Copied | undefined> {
     if (this.copier === undefined) {
@@ -510,16 +496,22 @@ export class FileWriter {
     }
     try {
       await this.copier.copy(inFd, out);
-      this.cpFailures = 0;
     } catch (err) {
       if (this.aborted()) throw new Interrupted();
       const code = errnoCode(err);
-      // DEST full or read-only: that file's error, as the loop would report it; not cp's failure.
+      // DEST full or read-only: that file's error, as the loop would report it.
       if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EROFS') throw err;
-      if (code === 'ENOSYS' || ++this.cpFailures >= CP_FAILURES) this.cpBroken = true;
       fs.ftruncateSync(out, 0);
       return undefined;
     }
+    return this.copied(t, out);
+  }
+
+  /**
+   * A file copied outside this process into `out`: its size checked, then its SHA-256 read back
+   * (`checkCopy`, under way when this returns) and, for a big one, its write-back started.
+   */
+  private copied(t: RestoreTodo, out: number): Copied {
     const got = fs.fstatSync(out).size;
     if (got !== t.sizeBytes) {
       throw new BadObject(

@@ -5,7 +5,7 @@ import type { Catalog } from '../catalog/db.js';
 import { listDisks } from '../catalog/disks.js';
 import { deleteSource, getSource, insertSource, listSources, type SourceRow } from '../catalog/sources.js';
 import { describeError, UsageError } from '../core/errors.js';
-import { normalizeVpath } from '../core/vpath.js';
+import { normalizeVpath, vpathContains } from '../core/vpath.js';
 
 /** What `source list --json` prints per mapping (SPEC §3a). */
 export interface SourceDoc {
@@ -47,15 +47,14 @@ export function mapSource(cat: Catalog, vpathText: string, realPath: string, opt
     throw new UsageError(`${vpath} is already mapped (use 'distbackup source unmap ${vpath}' first)`);
   }
   const dataReal = fs.existsSync(cat.dataDir) ? fs.realpathSync(cat.dataDir) : cat.dataDir;
-  if (dataReal === real || dataReal.startsWith(real === '/' ? '/' : `${real}/`)) {
+  if (vpathContains(real, dataReal)) {
     throw new UsageError(
       `${abs}: contains the distbackup data folder ${cat.dataDir}; exclude it by mapping a subfolder or move the data folder with -d`,
       { path: abs },
     );
   }
-  const within = (p: string, dir: string): boolean => p === dir || p.startsWith(dir === '/' ? '/' : `${dir}/`);
   for (const d of listDisks(cat.db)) {
-    if (d.mountPath !== null && (within(d.mountPath, real) || within(real, d.mountPath))) {
+    if (d.mountPath !== null && (vpathContains(real, d.mountPath) || vpathContains(d.mountPath, real))) {
       throw new UsageError(
         `${abs}: overlaps the folder of disk '${d.name}' (${d.mountPath}); a source never holds a disk, nor lies inside one`,
         { path: abs },

@@ -206,26 +206,22 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
         ...(opts.noEvict === undefined ? {} : { noEvict: opts.noEvict }),
       };
       // The listing is streamed one prefix folder at a time into the merge with the catalogue.
-      if (dryRun && lockHeld(catalogueLockFile(cat))) {
-        // A sync (or another writer) is running: the dry run's reconcile would hold the
-        // catalogue's write lock through the plan and could make that run's next commit fail.
-        note(
-          'another distbackup run holds the catalogue: this plan is of the catalogue as it stands, without looking at what is on the disk',
-        );
-        reconcile = { present: 0, uncounted: 0, adopted: 0, quarantined: 0, unknown: 0, ignored: 0, tmpRemoved: 0 };
-        // One snapshot for all of the plan's queries (a read transaction: the writer goes on).
-        cat.db.exec('BEGIN');
-        try {
-          input = buildPlannerInput(cat.db, row.id, row.size, inputOptions);
-        } finally {
-          cat.db.exec('COMMIT');
+      if (dryRun) {
+        // One transaction, rolled back: the reconcile's changes are the plan's only, and every
+        // query of the plan sees one snapshot. While another run holds the catalogue (a sync), no
+        // reconcile: it would hold the catalogue's write lock through the plan and could make
+        // that run's next commit fail; the plan is then of the catalogue as it stands.
+        const busy = lockHeld(catalogueLockFile(cat));
+        if (busy) {
+          note(
+            'another distbackup run holds the catalogue: this plan is of the catalogue as it stands, without looking at what is on the disk',
+          );
         }
-      } else if (dryRun) {
         cat.db.exec('BEGIN');
         try {
-          reconcile = await reconcileDiskChunks(cat, row.id, disk, disk.listObjectChunks(16, opts.signal), {
-            dryRun: true,
-          });
+          reconcile = busy
+            ? { present: 0, uncounted: 0, adopted: 0, quarantined: 0, unknown: 0, ignored: 0, tmpRemoved: 0 }
+            : await reconcileDiskChunks(cat, row.id, disk, disk.listObjectChunks(16, opts.signal), { dryRun: true });
           lap('reconcile');
           input = buildPlannerInput(cat.db, row.id, row.size, inputOptions);
         } finally {
@@ -584,10 +580,9 @@ class Executor {
         batch.push(e);
         gain += allocatedSize(e.sizeBytes);
       }
+      // Deleted without the catalogue copy written first (too costly per eviction): marked stale
+      // by prepareEvictions, until step 7 writes it again.
       const gone = this.uncount(batch);
-      // Deleted without the catalogue copy written first (too costly per eviction): the copy is
-      // marked stale (since prepareEvictions; this only checks) until step 7 writes it again.
-      if (gone.length > 0) markCatalogueStale(this.disk);
       for (const g of gone) {
         if (this.unlink(g)) {
           this.evicted += 1;

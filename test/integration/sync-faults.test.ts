@@ -98,13 +98,21 @@ test('a disk that vanishes mid-run ends the sync with a clear error and nothing 
   assert.ok(countedOn(w.cat, 'd').size >= 3);
 });
 
-test('a disk unplugged before it is reconciled: nothing uncounted, nothing written where it was', async (t) => {
+/** Two files catalogued and synced to disk `d` (in `disk/` of the world's root). */
+async function twoFilesSynced(
+  t: import('node:test').TestContext,
+): Promise<{ w: ReturnType<typeof makeWorld>; d: string }> {
   const w = makeWorld(t);
   writeTree(w.src, { 'a.bin': bytes(1, 5000), 'b.bin': bytes(2, 7000) });
   await catalogue(w);
   const d = path.join(w.root, 'disk');
   addDisk(w.cat, 'd', d, { sizeBytes: 100e6 });
   await runSync(w.cat, { name: 'd' });
+  return { w, d };
+}
+
+test('a disk unplugged before it is reconciled: nothing uncounted, nothing written where it was', async (t) => {
+  const { w, d } = await twoFilesSynced(t);
   // An older image of the disk: the run says so before it lists the disk, and that is when the
   // disk goes. At its path: first an empty mount point, then (another run) a folder with an
   // empty objects folder, whose listing reads as a disk that lost every object.
@@ -143,12 +151,7 @@ test('a disk unplugged before it is reconciled: nothing uncounted, nothing writt
 });
 
 test('Ctrl-C while the disk is listed changes nothing, and the next sync of the same catalogue runs', async (t) => {
-  const w = makeWorld(t);
-  writeTree(w.src, { 'a.bin': bytes(1, 5000), 'b.bin': bytes(2, 7000) });
-  await catalogue(w);
-  const disk = path.join(w.root, 'disk');
-  addDisk(w.cat, 'd', disk, { sizeBytes: 10e6 });
-  await runSync(w.cat, { name: 'd' });
+  const { w, d: disk } = await twoFilesSynced(t);
   const before = [...countedOn(w.cat, 'd')].sort();
   assert.equal(before.length, 2);
   const ac = new AbortController();
