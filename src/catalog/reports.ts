@@ -172,24 +172,30 @@ export interface DiskCopyFigures {
   diskId: number;
   objects: number;
   bytes: number;
-  /** Copies whose last verify is older than the stale cutoff (or never verified and the disk last synced before it). */
+  /**
+   * Copies whose last verify is older than the stale cutoff, or stamped in the future (by a clock
+   * set ahead: their age is unknown), or never verified and the disk last synced before the cutoff.
+   */
   staleCopies: number;
   neverVerified: number;
 }
 
-/** Objects, bytes and stale copies per disk. `cutoffMs`: copies verified before it are stale. */
-export function diskCopyFigures(db: Db, cutoffMs: number): Map<number, DiskCopyFigures> {
+/**
+ * Objects, bytes and stale copies per disk. `cutoffMs`: copies verified before it are stale;
+ * `futureMs`: and those stamped after it.
+ */
+export function diskCopyFigures(db: Db, cutoffMs: number, futureMs: number): Map<number, DiskCopyFigures> {
   const rows = db
     .prepare(
       `SELECT c.disk_id AS diskId, count(*) AS objects, coalesce(sum(o.size), 0) AS bytes,
-              coalesce(sum(CASE WHEN c.verified_ms IS NOT NULL AND c.verified_ms < @cut THEN 1
+              coalesce(sum(CASE WHEN c.verified_ms IS NOT NULL AND (c.verified_ms < @cut OR c.verified_ms > @future) THEN 1
                                 WHEN c.verified_ms IS NULL AND coalesce(d.last_sync_ms, 0) < @cut THEN 1
                                 ELSE 0 END), 0) AS staleCopies,
               coalesce(sum(c.verified_ms IS NULL), 0) AS neverVerified
        FROM copies c JOIN objects o ON o.id = c.object_id JOIN disks d ON d.id = c.disk_id
        GROUP BY c.disk_id`,
     )
-    .all({ cut: cutoffMs }) as DiskCopyFigures[];
+    .all({ cut: cutoffMs, future: futureMs }) as DiskCopyFigures[];
   return new Map(rows.map((r) => [r.diskId, r]));
 }
 

@@ -27,12 +27,58 @@ export interface VerifySelection {
   olderThanMs?: number | undefined;
 }
 
-/** The first stamp of a run on `diskId`: now, or one past the newest stamp on the disk. */
+/**
+ * The first stamp of a run on `diskId`: now, or one past the newest stamp on the disk, and never
+ * below the run stamp of the disk's open pass (its copies at or after that stamp count as
+ * checked: a run that stamped below it would select its own copies again, and chase them).
+ */
 export function runStamp(db: Db, diskId: number, nowMs: number): number {
-  const newest = db.prepare('SELECT max(verified_ms) FROM copies WHERE disk_id = ?').pluck().get(diskId) as
+  const newest = newestStamp(db, diskId);
+  return newest === null ? nowMs : Math.max(nowMs, newest + 1);
+}
+
+/** The newest stamp of a disk: its copies' and its open pass's run stamp; null when it has none. */
+function newestStamp(db: Db, diskId: number): number | null {
+  const copies = db.prepare('SELECT max(verified_ms) FROM copies WHERE disk_id = ?').pluck().get(diskId) as
     | number
     | null;
-  return newest === null ? nowMs : Math.max(nowMs, newest + 1);
+  const pass = openPass(db, diskId)?.runStampMs ?? null;
+  return copies === null ? pass : pass === null ? copies : Math.max(copies, pass);
+}
+
+/**
+ * How far past the clock a stamp may be before it is taken as written under a clock that was set
+ * ahead (`rebaseFutureStamps`): more than any drift a synchronised clock corrects.
+ */
+export const FUTURE_STAMP_SLACK_MS = 60 * 60 * 1000;
+
+/** How far `rebaseFutureStamps` would move the stamps of `diskId` back (0: not at all); writes nothing. */
+export function futureStampShift(db: Db, diskId: number, nowMs: number): number {
+  const newest = newestStamp(db, diskId);
+  return newest === null || newest <= nowMs + FUTURE_STAMP_SLACK_MS ? 0 : newest - nowMs;
+}
+
+/**
+ * When the newest stamp of a disk lies more than FUTURE_STAMP_SLACK_MS ahead of `nowMs` (a run
+ * under a clock set ahead, since put right), move every stamp of the disk, and its open pass,
+ * back by as much, in one transaction: the order is unchanged, the newest becomes now, and the
+ * rest look older than they are, so they come up sooner, never later. Left as they were,
+ * `--older-than` would select none of them, and each new stamp would be pushed past them, until
+ * the real clock caught up. Returns the shift in ms (0 when none).
+ */
+export function rebaseFutureStamps(db: Db, diskId: number, nowMs: number): number {
+  const shift = futureStampShift(db, diskId, nowMs);
+  if (shift === 0) return 0;
+  db.transaction(() => {
+    db.prepare(
+      'UPDATE copies SET verified_ms = verified_ms - @shift WHERE disk_id = @disk AND verified_ms IS NOT NULL',
+    ).run({ shift, disk: diskId });
+    db.prepare(
+      `UPDATE verify_passes SET run_stamp_ms = run_stamp_ms - @shift, started_ms = min(started_ms, @now)
+       WHERE disk_id = @disk`,
+    ).run({ shift, now: nowMs, disk: diskId });
+  })();
+  return shift;
 }
 
 function where(sel: VerifySelection): { sql: string; params: Record<string, number> } {

@@ -78,7 +78,7 @@ export function allocatedSize(sizeBytes: number): number {
   return Math.ceil(sizeBytes / 4096) * 4096 + 4096;
 }
 
-/** Human-readable duration for progress lines: `1h02m`, `3m05s`, `12s`. */
+/** Human-readable duration for progress lines: `3d04h`, `1h02m`, `3m05s`, `12s`. */
 export function formatDuration(ms: number): string {
   if (!Number.isFinite(ms) || ms < 0) return '--';
   const s = Math.round(ms / 1000);
@@ -86,7 +86,8 @@ export function formatDuration(ms: number): string {
   const m = Math.floor(s / 60);
   if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
   const h = Math.floor(m / 60);
-  return `${h}h${String(m % 60).padStart(2, '0')}m`;
+  if (h < 48) return `${h}h${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
 }
 
 /**

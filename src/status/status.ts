@@ -19,6 +19,7 @@ import {
   totals,
 } from '../catalog/reports.js';
 import { type SaturatedTotals, setAsideSaturated } from '../catalog/saturated.js';
+import { FUTURE_STAMP_SLACK_MS } from '../catalog/verify-state.js';
 import { counted } from '../core/units.js';
 
 /** Default of `--stale`: 90 days. */
@@ -94,7 +95,7 @@ export function runStatus(cat: Catalog, opts: StatusOptions = {}): StatusDoc {
     buildObjectCopies(db);
     const t = totals(db);
     const rows = listDisks(db);
-    const figures = diskCopyFigures(db, cutoff);
+    const figures = diskCopyFigures(db, cutoff, now + FUTURE_STAMP_SLACK_MS);
     // Losses count every object, saturated or not: a capped file on a dead disk is still lost.
     const groups = lowCopyGroups(db);
     const saturated = opts.noSaturated === true ? setAsideSaturated(db) : null;

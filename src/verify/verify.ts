@@ -41,8 +41,10 @@ import {
   copiesOnDisk,
   endPass,
   fileOfObject,
+  futureStampShift,
   nextCandidates,
   openPass,
+  rebaseFutureStamps,
   recordVerified,
   runStamp,
   type VerifyCandidate,
@@ -51,6 +53,7 @@ import {
 } from '../catalog/verify-state.js';
 import { DistbackupError, describeError, UsageError } from '../core/errors.js';
 import { killPoint } from '../core/kill-points.js';
+import { formatDuration } from '../core/units.js';
 import type { CheckResult, ObjectReader } from '../disk/check-object.js';
 import { DiskRoot } from '../disk/disk-root.js';
 import { isRotational } from '../disk/fsinfo.js';
@@ -207,14 +210,22 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
     disk.pinIdentity(found.identity.uuid);
     const diskId = found.row.id;
     const profile: VerifyProfile = opts.profile ?? (isRotational(found.root) === false ? 'ssd' : 'hdd');
-    // New stamps sort after every stamp already there (runStamp); the selection skips what
-    // the open pass of an interrupted run already checked, or nothing when there is none.
+    // Stamps left by a clock that was set ahead are moved back first (a dry run only reckons
+    // with the move). New stamps sort after every stamp already there (runStamp); the
+    // selection skips what the open pass of an interrupted run already checked, or nothing
+    // when there is none.
+    const shift = dryRun ? futureStampShift(cat.db, diskId, started) : rebaseFutureStamps(cat.db, diskId, started);
+    if (shift > 0) {
+      opts.progress?.note(
+        `the last verify stamps of this disk were up to ${formatDuration(shift)} ahead of the clock: they are taken as that much older`,
+      );
+    }
     const stampBase = runStamp(cat.db, diskId, started);
     const pass = openPass(cat.db, diskId);
     const sel: VerifySelection = {
       diskId,
       runStampMs: pass?.runStampMs ?? stampBase,
-      olderThanMs: opts.olderThanMs === undefined ? undefined : started - opts.olderThanMs,
+      olderThanMs: opts.olderThanMs === undefined ? undefined : started - opts.olderThanMs + (dryRun ? shift : 0),
     };
     if (!dryRun && pass === undefined) beginPass(cat.db, diskId, { runStampMs: stampBase, startedMs: started });
     const totalCopies = copiesOnDisk(cat.db, diskId);

@@ -3,8 +3,10 @@
  * libfaketime (`faketime '+N days'`, with FAKETIME_NO_CACHE=1 and DONT_FAKE_MONOTONIC=1 so node's
  * timers still run). Copies verified 41 days before the faked now are re-verified by
  * `verify --older-than 30d` and counted stale by `status --stale 30d`, copies verified a day before
- * are not; back on the real clock (a backward jump of 41 days) nothing has a negative age that
- * hides it: a full `verify` still checks every copy.
+ * are not. Back on the real clock (a backward jump of 41 days) every stamp is in the future:
+ * `status` counts those copies stale (their age is unknown), `verify` moves the stamps back by the
+ * 41 days of the newest, so `--older-than` selects again the copies stamped a day before it, and
+ * a full `verify` still checks every copy.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -79,16 +81,23 @@ test('verify --older-than and status --stale with the clock moved 40 and 41 days
     v.push(`verify --older-than 30d at +41 d checked ${old.checked}, not the ${all - half} verified 41 days ago`);
   const staleAfter = stale(at(41));
   if (staleAfter !== 0) v.push(`status --stale 30d at +41 d after verifying: ${staleAfter} stale copies, not 0`);
-  // Back to the real clock: every stamp is now in the future. Nothing is stale, and a full verify
-  // still checks every copy (no copy starves behind a future stamp).
+  // Back to the real clock: every stamp is now 40 or 41 days in the future, so every copy's age
+  // is unknown and counted stale. verify moves the stamps back by the newest one's lead: the
+  // copies stamped at +40 d then look a day old, those at +41 d new.
   countFault(FAULT, HOW);
   const staleNow = stale();
-  if (staleNow !== 0) v.push(`status --stale 30d back on the real clock: ${staleNow} stale copies`);
+  if (staleNow !== all) v.push(`status --stale 30d back on the real clock: ${staleNow} stale copies, not ${all}`);
+  const back = verify(['--older-than', '12h']);
+  if (back !== undefined && back.checked !== half)
+    v.push(`verify --older-than 12h back on the real clock checked ${back.checked}, not the ${half} stamped at +40 d`);
+  const staleBack = stale();
+  if (staleBack !== 0) v.push(`status --stale 30d back on the real clock, after verify: ${staleBack} stale copies`);
+  // A full verify still checks every copy (no copy starves behind a future stamp).
   const full = verify([]);
   if (full !== undefined && full.checked !== all)
     v.push(`a full verify back on the real clock checked ${full.checked} of ${all}`);
   process.stdout.write(
-    `# faketime: ${all} copies; +40 d --percent 50 → ${p?.checked}; +41 d stale ${staleBefore}, --older-than 30d → ${old?.checked}; real clock full → ${full?.checked}\n`,
+    `# faketime: ${all} copies; +40 d --percent 50 → ${p?.checked}; +41 d stale ${staleBefore}, --older-than 30d → ${old?.checked}; real clock stale ${staleNow}, --older-than 12h → ${back?.checked}, full → ${full?.checked}\n`,
   );
   v.push(...checkInvariants(fx, { before, disksWithCatalogue: ['d1'] }).violations);
   countViolations(FAULT, v);

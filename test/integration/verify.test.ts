@@ -135,15 +135,22 @@ test('--max-time stops and the next run goes on from there; --older-than skips r
   assert.equal(covered.size, hashes.length);
   const recent = await runVerify(cat, { name: 'd1', olderThanMs: 30 * 86_400_000, now });
   assert.equal(recent.checked, 0);
-  // Clock jumps back a year: the new stamps still sort after the old ones.
+  // Clock jumps back a year: the stamps, now a year ahead, are moved back by as much (in their
+  // order), and the new stamps still sort after the old ones.
   clock -= 365 * 86_400_000;
   const before = stamps(cat);
-  const maxBefore = Math.max(...[...before.values()].map((v) => v ?? 0));
   await runVerify(cat, { name: 'd1', percent: 50, now });
   const after = stamps(cat);
-  const changed = [...after].filter(([h, v]) => v !== before.get(h));
-  assert.ok(changed.length > 0);
-  for (const [, v] of changed) assert.ok((v ?? 0) > maxBefore, 'stamps stay monotonic');
+  // The copies not checked moved back by one and the same shift; the ones checked did not.
+  const moved = [...after].map(([h, v]) => [h, (before.get(h) ?? 0) - (v ?? 0)] as const);
+  const shift = Math.max(...moved.map(([, d]) => d));
+  assert.ok(shift > 360 * 86_400_000, `moved back by about a year, not ${shift} ms`);
+  const changed = moved.filter(([, d]) => d !== shift).map(([h]) => [h, after.get(h)] as const);
+  const rest = moved.filter(([, d]) => d === shift).map(([h]) => after.get(h) ?? 0);
+  assert.equal(changed.length, Math.ceil(hashes.length / 2), 'half of the copies checked');
+  const maxRest = Math.max(...rest);
+  assert.ok(maxRest <= clock, 'no stamp is left ahead of the clock');
+  for (const [, v] of changed) assert.ok((v ?? 0) > maxRest, 'stamps stay monotonic');
   await runVerify(cat, { name: 'd1', percent: 50, now });
   const third = stamps(cat);
   const again = [...third].filter(([h, v]) => v !== after.get(h)).map(([h]) => h);
@@ -325,6 +332,36 @@ test('the ssd profile (two lanes, in process and on worker threads) finds the sa
     assert.deepEqual(doc.missing, [missing], mode);
     for (const [h, v] of stamps(cat)) assert.ok(v !== null, `${h} stamped (${mode})`);
   }
+});
+
+test('a run stopped before its first commit under a clock a little ahead is resumed without checking a copy twice', async (t) => {
+  const { cat, hashes } = setup(t, 20);
+  // Half an hour ahead: within what is taken for drift, so the stamps are not moved back.
+  let clock = Date.now() + 30 * 60_000;
+  const now = (): number => {
+    clock += 1000;
+    return clock;
+  };
+  const ac = new AbortController();
+  ac.abort(new Error('interrupted'));
+  const first = await runVerify(cat, { name: 'd1', now, signal: ac.signal });
+  assert.equal(first.stoppedBy, 'interrupted');
+  assert.equal(first.checked, 0);
+  // The clock put right: the open pass's run stamp is ahead of it. The new stamps must not sort
+  // below it, or the run would select the copies it has just checked again.
+  clock -= 30 * 60_000;
+  let opened = 0;
+  const reader: ObjectReader = {
+    ...fsReader,
+    open: (p) => {
+      opened += 1;
+      return fsReader.open(p);
+    },
+  };
+  const second = await runVerify(cat, { name: 'd1', now, reader, commitObjects: 4 });
+  assert.equal(second.stoppedBy, 'done');
+  assert.equal(second.checked, hashes.length);
+  assert.equal(opened, hashes.length, 'each copy read once');
 });
 
 test('an aborted run commits what it checked, says so, and the next run checks only the rest', async (t) => {

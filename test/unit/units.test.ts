@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { UsageError } from '../../src/core/errors.js';
-import { allocatedSize, formatCount, parseDuration, parseRate, parseSize } from '../../src/core/units.js';
+import {
+  allocatedSize,
+  formatCount,
+  formatDuration,
+  parseDuration,
+  parseRate,
+  parseSize,
+} from '../../src/core/units.js';
 
 test('parseSize accepts decimal, binary and plain byte sizes', () => {
   assert.equal(parseSize('123456'), 123456);
@@ -47,4 +54,13 @@ test('formatCount groups thousands exactly as en-US Intl does', () => {
   for (let k = 0; k < 16; k++) samples.push(10 ** k - 1, 10 ** k, -(10 ** k) + 1);
   samples.push(1.5, 1234.5678, -0.25, 2 ** 60, Number.NaN, Number.POSITIVE_INFINITY);
   for (const n of samples) assert.equal(formatCount(n), n.toLocaleString('en-US'), String(n));
+});
+
+test('formatDuration writes seconds, minutes, hours, and days past two days', () => {
+  assert.equal(formatDuration(12_400), '12s');
+  assert.equal(formatDuration(185_000), '3m05s');
+  assert.equal(formatDuration(3_720_000), '1h02m');
+  assert.equal(formatDuration(47 * 3_600_000), '47h00m');
+  assert.equal(formatDuration(3 * 86_400_000 + 4 * 3_600_000), '3d04h');
+  assert.equal(formatDuration(-1), '--');
 });
