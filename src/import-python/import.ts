@@ -114,6 +114,7 @@ class Importer {
   /** Folders written so far (one string per folder: bounded by the folder count, not the file count). */
   private readonly folders = new Set<string>();
   private readonly insDir;
+  private readonly kindAt;
 
   constructor(
     private readonly db: Db,
@@ -124,6 +125,7 @@ class Importer {
     this.insDir = db.prepare(
       `INSERT OR IGNORE INTO files (vpath, parent, source_id, kind, mode) VALUES (?, ?, ?, ${FileKind.dir}, ${0o755})`,
     );
+    this.kindAt = db.prepare('SELECT kind FROM files WHERE vpath = ?').pluck();
     this.r = {
       catalogue: file,
       schemaVersion,
@@ -175,6 +177,7 @@ class Importer {
         this.warn(`symbolic_link ${where.vpath}: bad target, skipped`);
         continue;
       }
+      if (!this.free(where.vpath, where.source, 'symbolic_link')) continue;
       this.ensureFolders(where.vpath, where.source);
       insFile.run(
         Buffer.from(where.vpath),
@@ -377,6 +380,7 @@ class Importer {
       this.warn(`file_tree ${vpath}: bad size, skipped`);
       return;
     }
+    if (!this.free(vpath, source, 'file_tree')) return;
     const mtimeMs =
       typeof row.last_modified === 'number' && Number.isSafeInteger(row.last_modified) ? row.last_modified : 0;
     let objectId: number | null = null;
@@ -456,6 +460,30 @@ class Importer {
       maxCopies,
     );
     this.r.files += 1;
+  }
+
+  /**
+   * Whether `vpath` can take a file or link row: no row holds the path yet (two rows that
+   * normalise to one path, a file where another row's folder is), and no file or link holds one
+   * of its folders. Warns and skips the row when not: one bad row never stops the import.
+   */
+  private free(vpath: string, source: SourceRow, table: string): boolean {
+    if (this.folders.has(vpath) || this.kindAt.get(Buffer.from(vpath)) !== undefined) {
+      this.warn(`${table} ${vpath}: the path has a row already, skipped`);
+      return false;
+    }
+    for (
+      let dir = vpath.slice(0, vpath.lastIndexOf('/'));
+      dir.length > source.vpath.length && !this.folders.has(dir);
+      dir = dir.slice(0, dir.lastIndexOf('/'))
+    ) {
+      const kind = this.kindAt.get(Buffer.from(dir));
+      if (kind !== undefined && kind !== FileKind.dir) {
+        this.warn(`${table} ${vpath}: ${dir} is a file or link in the catalogue, skipped`);
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Folder rows for every folder between the mapping root and `vpath` (update fills their stats). */

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { openCatalog } from '../../src/catalog/db.js';
-import { NO_CAP } from '../../src/catalog/schema.js';
+import { FileKind, NO_CAP } from '../../src/catalog/schema.js';
 import { importPython } from '../../src/import-python/import.js';
 import { showSettings } from '../../src/sources/settings.js';
 import { runSync } from '../../src/sync/sync.js';
@@ -235,6 +235,35 @@ test('untrusted rows are skipped with a warning; a dry run writes nothing', (t) 
   assert.match(text, /object nothex: not a SHA-256/);
   assert.match(text, /bad nexus/);
   assert.match(text, /disk weird: bad uuid/);
+});
+
+test('rows that clash on a path (twice the same, a file under a file, a link over a file) are skipped with a warning, the first kept', (t) => {
+  const w = pythonWorld(t, (d) => {
+    // The same path written another way, a file under a file, and a file where a folder is.
+    d.files.push({ vpath: '/data/docs//notes.txt', mtimeMs: 0, hash: 'ab'.repeat(32), size: 1 });
+    d.files.push({ vpath: '/data/docs/notes.txt/inner', mtimeMs: 0, hash: 'ab'.repeat(32), size: 1 });
+    d.files.push({ vpath: '/data/docs/deep', mtimeMs: 0, hash: 'ab'.repeat(32), size: 1 });
+    d.links?.push(['/data/photos/a.jpg', 'b.jpg']);
+  });
+  const cat = openCatalog(w.home);
+  t.after(() => cat.close());
+  const r = importPython(cat, w.pyFile);
+  // Rows come in path order, and the first row of a path is kept: the file /data/docs/deep
+  // comes before /data/docs/deep/er/x.txt, which is skipped.
+  assert.equal(r.files, 6, 'five of the six real files, and /data/docs/deep');
+  assert.equal(r.symlinks, 1);
+  const text = r.warnings.join('\n');
+  assert.match(text, /file_tree \/data\/docs\/notes\.txt: the path has a row already, skipped/);
+  assert.match(text, /file_tree \/data\/docs\/notes\.txt\/inner: \/data\/docs\/notes\.txt is a file or link/);
+  assert.match(text, /file_tree \/data\/docs\/deep\/er\/x\.txt: \/data\/docs\/deep is a file or link/);
+  assert.match(text, /symbolic_link \/data\/photos\/a\.jpg: the path has a row already, skipped/);
+  const kind = (v: string) => cat.db.prepare('SELECT kind FROM files WHERE vpath = ?').pluck().get(Buffer.from(v));
+  assert.equal(kind('/data/docs/deep'), FileKind.file);
+  assert.equal(kind('/data/photos/a.jpg'), FileKind.file);
+  // The objects: the four Python ones (x.txt's stays, with its copy), the empty file's and the
+  // kept row's; a skipped row added none.
+  assert.equal(r.objects, 6);
+  assert.equal(cat.db.prepare('SELECT count(*) FROM objects').pluck().get(), 6);
 });
 
 test('an imported Python disk syncs without copying anything', async (t) => {
