@@ -16,7 +16,8 @@ export interface SaturatedTotals {
 
 /**
  * Move the saturated objects out of `temp.status_obj` (built by `buildObjectCopies`) and return
- * their totals. Figures read from `status_obj` afterwards (histogram, minimum) leave them out.
+ * their totals. A cap of 0 counts as 1, as the planner reads it (plan.ts `capOf`): an object
+ * without a copy is never "at its cap". Figures read from `status_obj` afterwards (histogram, minimum) leave them out.
  * One grouped pass over the files of referenced objects (index `files_object`).
  */
 export function setAsideSaturated(db: Db): SaturatedTotals {
@@ -24,7 +25,7 @@ export function setAsideSaturated(db: Db): SaturatedTotals {
   db.exec('DELETE FROM temp.status_sat');
   db.exec(`INSERT INTO temp.status_sat
            SELECT s.oid FROM temp.status_obj s JOIN files f ON f.object_id = s.oid AND f.kind = ${FileKind.file}
-           GROUP BY s.oid HAVING s.k >= max(f.max_copies)`);
+           GROUP BY s.oid HAVING s.k >= max(max(f.max_copies), 1)`);
   const t = db
     .prepare(
       `SELECT count(*) AS objects, coalesce(sum(size), 0) AS bytes, coalesce(sum(nfiles), 0) AS files

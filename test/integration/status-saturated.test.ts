@@ -63,3 +63,19 @@ test('objects at their cap leave the histogram and the minimum, not the losses',
   putObjects(cat, c, 'b', (h) => h === [...docsHashes][0]);
   assert.equal(runStatus(cat, { noSaturated: true }).saturated?.objects, docsHashes.size);
 });
+
+test('a cap of 0 is read as 1: an object without a copy is never set aside as at its cap', (t) => {
+  const base = tempDir(t);
+  const src = path.join(base, 'src');
+  fs.mkdirSync(src);
+  makeSourceTree(src, { files: 6 });
+  const cat = openCatalog(path.join(base, 'home'));
+  t.after(() => cat.close());
+  catalogueSource(cat, '/data', src);
+  setPathSettings(cat, ['/data'], { maxcopies: 0 });
+  const s = runStatus(cat, { noSaturated: true });
+  assert.equal(s.saturated?.objects, 0);
+  assert.equal(s.minCopies, 0);
+  assert.equal(s.histogram[0]?.objects, s.objects, 'every object at 0 copies, in the histogram');
+  assert.doesNotMatch(s.verdict, /at its cap/);
+});
