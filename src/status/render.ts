@@ -4,7 +4,7 @@
  */
 import prettyBytes from 'pretty-bytes';
 import { alignColumns, counted, formatCount, formatWhen } from '../ui/format.js';
-import type { StatusDoc } from './status.js';
+import { type StatusDoc, staleText } from './status.js';
 
 const BAR_WIDTH = 30;
 
@@ -72,7 +72,7 @@ export function renderStatus(doc: StatusDoc, opts: { detail?: boolean } = {}): s
     for (const d of doc.disks) {
       const parts = [
         `${counted(d.neverVerified, 'copy', 'copies')} never verified`,
-        `${formatCount(d.staleCopies)} not verified for over ${doc.staleDays} days`,
+        `${formatCount(d.staleCopies)} not verified for over ${staleText(doc.staleMs)}`,
       ];
       if (min !== null && min >= 1) {
         const left = min - 1;

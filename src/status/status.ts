@@ -20,7 +20,7 @@ import {
 } from '../catalog/reports.js';
 import { type SaturatedTotals, setAsideSaturated } from '../catalog/saturated.js';
 import { FUTURE_STAMP_SLACK_MS } from '../catalog/verify-state.js';
-import { counted } from '../core/units.js';
+import { counted, formatDuration } from '../core/units.js';
 
 /** Default of `--stale`: 90 days. */
 export const DEFAULT_STALE_MS = 90 * 86_400_000;
@@ -77,7 +77,9 @@ export interface StatusDoc {
   disks: StatusDisk[];
   /** The two disks whose loss together costs the most, and what it costs. */
   worstPair: { disks: [string, string]; objects: number; bytes: number; files: number } | null;
+  /** `--stale` in whole days (rounded); `staleMs` exactly. */
   staleDays: number;
+  staleMs: number;
   verdict: string;
 }
 
@@ -158,6 +160,7 @@ export function runStatus(cat: Catalog, opts: StatusOptions = {}): StatusDoc {
       disks,
       worstPair,
       staleDays: Math.round(staleMs / 86_400_000),
+      staleMs,
       verdict: '',
     };
     doc.verdict = verdictOf(doc);
@@ -167,6 +170,12 @@ export function runStatus(cat: Catalog, opts: StatusOptions = {}): StatusDoc {
 
 function add(a: Loss, b: Loss): Loss {
   return { objects: a.objects + b.objects, bytes: a.bytes + b.bytes, files: a.files + b.files };
+}
+
+/** The `--stale` period in words: whole days as days, anything else as a duration (`12h00m`). */
+export function staleText(ms: number): string {
+  if (ms > 0 && ms % 86_400_000 === 0) return counted(ms / 86_400_000, 'day');
+  return formatDuration(ms);
 }
 
 /** The one-line verdict: the minimum, and what the worst single disk loss would do to it. */
@@ -188,7 +197,9 @@ export function verdictOf(doc: StatusDoc): string {
       .filter((d) => d.dropped === null)
       .sort((a, b) => b.degradedIfDead.files - a.degradedIfDead.files || (a.name < b.name ? -1 : 1))[0];
     const below = doc.saturated !== null && doc.saturated.objects > 0 ? ' below its cap' : '';
-    const head = `every file${below} has at least ${min} ${min === 1 ? 'copy' : 'copies'}`;
+    // Files not hashed yet have no object, and no copy: the claim is about the others.
+    const hashed = doc.unhashed > 0 ? ' hashed' : '';
+    const head = `every${hashed} file${below} has at least ${min} ${min === 1 ? 'copy' : 'copies'}`;
     if (worst === undefined || worst.degradedIfDead.files === 0) parts.push(head);
     else if (min === 1)
       parts.push(`${head}; losing ${worst.name} would lose ${counted(worst.degradedIfDead.files, 'file')}`);
@@ -201,9 +212,9 @@ export function verdictOf(doc: StatusDoc): string {
   }
   if (doc.unhashed > 0) parts.push(`${counted(doc.unhashed, 'file')} not hashed yet (run update)`);
   const away = doc.disks.filter((d) => d.notSeenStale).map((d) => d.name);
-  if (away.length > 0) parts.push(`not seen for over ${doc.staleDays} days: ${away.join(', ')}`);
+  if (away.length > 0) parts.push(`not seen for over ${staleText(doc.staleMs)}: ${away.join(', ')}`);
   const stale = doc.disks.reduce((s, d) => s + d.staleCopies, 0);
   if (stale > 0)
-    parts.push(`${counted(stale, 'copy', 'copies')} not verified for over ${doc.staleDays} days (run verify)`);
+    parts.push(`${counted(stale, 'copy', 'copies')} not verified for over ${staleText(doc.staleMs)} (run verify)`);
   return parts.join('; ');
 }

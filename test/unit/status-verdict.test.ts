@@ -39,6 +39,7 @@ function doc(min: number | null, disks: StatusDisk[], zeroFiles = 0): StatusDoc 
     disks,
     worstPair: null,
     staleDays: 90,
+    staleMs: 90 * 86_400_000,
     verdict: '',
   };
 }
@@ -56,6 +57,22 @@ test('the verdict says what has no copy, and what a single copy puts at risk', (
   );
   assert.equal(verdictOf(doc(3, [disk('a', 0)])), 'every file has at least 3 copies');
   assert.equal(verdictOf({ ...doc(null, []), files: 0 }), 'nothing catalogued yet: map a source and run update');
+});
+
+test('the verdict claims only the hashed files when some are not, and gives the stale period as given', () => {
+  assert.equal(
+    verdictOf({ ...doc(2, [disk('a', 0)]), unhashed: 3 }),
+    'every hashed file has at least 2 copies; 3 files not hashed yet (run update)',
+  );
+  const d = { ...disk('a', 0), staleCopies: 4 };
+  assert.equal(
+    verdictOf({ ...doc(2, [d]), staleDays: 1, staleMs: 12 * 3_600_000 }),
+    'every file has at least 2 copies; 4 copies not verified for over 12h00m (run verify)',
+  );
+  assert.equal(
+    verdictOf({ ...doc(2, [d]), staleDays: 1, staleMs: 86_400_000 }),
+    'every file has at least 2 copies; 4 copies not verified for over 1 day (run verify)',
+  );
 });
 
 test('the rendered status has a bar per copy count and a row per disk', () => {
