@@ -6,12 +6,18 @@
 import type { Db } from './db.js';
 import { FileKind } from './schema.js';
 
-/** Count copies of `objectIds` on disk `diskId`, in one transaction. */
-export function addCopies(db: Db, diskId: number, objectIds: readonly number[]): void {
+/**
+ * Count copies of `objectIds` on disk `diskId`, in one transaction. `writtenMs`: when they were
+ * written (a copy never verified ages from then in `status`), null when that is not known (an
+ * object found on the disk): such a copy counts as not verified for too long until verified.
+ */
+export function addCopies(db: Db, diskId: number, objectIds: readonly number[], writtenMs: number | null): void {
   if (objectIds.length === 0) return;
-  const ins = db.prepare('INSERT OR IGNORE INTO copies (object_id, disk_id, verified_ms) VALUES (?, ?, NULL)');
+  const ins = db.prepare(
+    'INSERT OR IGNORE INTO copies (object_id, disk_id, verified_ms, written_ms) VALUES (?, ?, NULL, ?)',
+  );
   db.transaction(() => {
-    for (const id of objectIds) ins.run(id, diskId);
+    for (const id of objectIds) ins.run(id, diskId, writtenMs);
   })();
 }
 

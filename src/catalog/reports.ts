@@ -174,7 +174,8 @@ export interface DiskCopyFigures {
   bytes: number;
   /**
    * Copies whose last verify is older than the stale cutoff, or stamped in the future (by a clock
-   * set ahead: their age is unknown), or never verified and the disk last synced before the cutoff.
+   * set ahead: their age is unknown), or never verified and written before the cutoff or at an
+   * unknown time.
    */
   staleCopies: number;
   neverVerified: number;
@@ -189,10 +190,10 @@ export function diskCopyFigures(db: Db, cutoffMs: number, futureMs: number): Map
     .prepare(
       `SELECT c.disk_id AS diskId, count(*) AS objects, coalesce(sum(o.size), 0) AS bytes,
               coalesce(sum(CASE WHEN c.verified_ms IS NOT NULL AND (c.verified_ms < @cut OR c.verified_ms > @future) THEN 1
-                                WHEN c.verified_ms IS NULL AND coalesce(d.last_sync_ms, 0) < @cut THEN 1
+                                WHEN c.verified_ms IS NULL AND (coalesce(c.written_ms, 0) < @cut OR c.written_ms > @future) THEN 1
                                 ELSE 0 END), 0) AS staleCopies,
               coalesce(sum(c.verified_ms IS NULL), 0) AS neverVerified
-       FROM copies c JOIN objects o ON o.id = c.object_id JOIN disks d ON d.id = c.disk_id
+       FROM copies c JOIN objects o ON o.id = c.object_id
        GROUP BY c.disk_id`,
     )
     .all({ cut: cutoffMs, future: futureMs }) as DiskCopyFigures[];

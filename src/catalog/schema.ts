@@ -16,8 +16,8 @@ export const NO_CAP = 1_000_000;
  * The oldest schema whose readers read a catalogue of this schema correctly, kept in `meta` as
  * `read_compat` by the migrations: a build that meets a newer catalogue still opens it read-only
  * (status, restore from a disk's copy) when its own schema is at least this, and refuses it
- * otherwise (ext4's read-only-compatible features work the same way). Migrations 2–5 only add
- * indexes and tables that a reader may ignore, so 1 for now. Raise it to the new schema with
+ * otherwise (ext4's read-only-compatible features work the same way). Migrations 2–6 only add
+ * indexes, tables and columns that a reader may ignore, so 1 for now. Raise it to the new schema with
  * any migration that changes what an existing table or column means.
  */
 export const READ_COMPAT = 1;
@@ -156,4 +156,11 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER files_sig_delete AFTER DELETE ON files BEGIN
     DELETE FROM dir_sigs WHERE parent = OLD.parent;
   END;`,
+  // 6: when a copy was written (ms; NULL = not known: an object found on the disk), so that a
+  // copy never verified ages from its writing in status, not from the disk's last sync (which
+  // every sync moves on, so such copies were never flagged). Copies never verified that are
+  // already there take their disk's last sync: written then at the latest.
+  `ALTER TABLE copies ADD COLUMN written_ms INTEGER;
+  UPDATE copies SET written_ms = (SELECT d.last_sync_ms FROM disks d WHERE d.id = copies.disk_id)
+  WHERE verified_ms IS NULL;`,
 ];

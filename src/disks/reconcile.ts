@@ -160,7 +160,7 @@ class Merge {
     // Uncount first, durably, then move files: a copy is never counted while it is not there.
     cat.db.transaction(() => {
       removeCopies(cat.db, diskId, uncount);
-      addCopies(cat.db, diskId, adopt);
+      addCopies(cat.db, diskId, adopt, null);
     })();
     let quarantined = 0;
     let tmpRemoved = 0;

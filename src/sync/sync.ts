@@ -356,6 +356,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
               cat.db,
               row.id,
               batch.map((b) => b.objectId),
+              Date.now(),
             );
             for (const b of batch) {
               copied.objects += 1;
@@ -679,7 +680,7 @@ class Executor {
       return true;
     } catch (err) {
       this.note(`${this.disk.objectPath(g.hash)}: cannot delete it: ${describeError(err)}; it stays counted`);
-      addCopies(this.cat.db, this.diskId, [g.objectId]);
+      addCopies(this.cat.db, this.diskId, [g.objectId], null);
       return false;
     }
   }

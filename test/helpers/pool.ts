@@ -157,7 +157,7 @@ export function putObjects(
     ids.push(o.id);
     written.push(o.hash);
   });
-  addCopies(cat.db, d.id, ids);
+  addCopies(cat.db, d.id, ids, Date.now());
   cat.db.prepare('UPDATE disks SET last_sync_ms = ?, last_seen_ms = ? WHERE id = ?').run(Date.now(), Date.now(), d.id);
   return written;
 }
@@ -223,8 +223,9 @@ export function compareTrees(a: string, b: string, opts: CompareOptions = {}): s
 export function downgradeToSchema3(file: string): void {
   const db = new Database(file);
   try {
-    // What migrations 4 and 5 made, in reverse.
-    db.exec(`DROP TRIGGER files_sig_insert; DROP TRIGGER files_sig_update; DROP TRIGGER files_sig_delete;
+    // What migrations 4 to 6 made, in reverse.
+    db.exec(`ALTER TABLE copies DROP COLUMN written_ms;
+             DROP TRIGGER files_sig_insert; DROP TRIGGER files_sig_update; DROP TRIGGER files_sig_delete;
              DROP TRIGGER sources_sig_delete; DROP TRIGGER sources_sig_insert; DROP TABLE dir_sigs; DROP TABLE verify_passes;`);
     db.pragma('user_version = 3');
     db.pragma('wal_checkpoint(TRUNCATE)');

@@ -97,6 +97,30 @@ test('read-only with upgradeInMemory: an older schema is migrated in a private c
   ro.close();
 });
 
+test("migration 6: copies never verified take their disk's last sync as when they were written", (t) => {
+  const dir = tempDir(t);
+  const cat = openCatalog(dir);
+  cat.db.exec(`INSERT INTO objects (id, hash, size) VALUES (1, '${'a'.repeat(64)}', 1), (2, '${'b'.repeat(64)}', 1);`);
+  const disk = cat.db
+    .prepare(
+      `INSERT INTO disks (uuid, name, size, created, generation, last_sync_ms)
+       VALUES ('00000000-0000-4000-8000-000000000001', 'd1', 100, 'x', 0, 1234)`,
+    )
+    .run().lastInsertRowid;
+  cat.db
+    .prepare('INSERT INTO copies (object_id, disk_id, verified_ms) VALUES (1, ?, NULL), (2, ?, 99)')
+    .run(disk, disk);
+  cat.close();
+  downgradeToSchema3(path.join(dir, CATALOGUE_FILE));
+  const again = openCatalog(dir);
+  t.after(() => again.close());
+  const written = again.db.prepare('SELECT object_id, written_ms FROM copies ORDER BY object_id').raw().all();
+  assert.deepEqual(written, [
+    [1, 1234],
+    [2, null],
+  ]);
+});
+
 test('a disk catalogue copy: TEMP tables work, the disk file is never written', (t) => {
   const dir = tempDir(t);
   seed(dir);

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { openCatalog } from '../../src/catalog/db.js';
+import { getDiskByName } from '../../src/catalog/disks.js';
 import { dropDisk } from '../../src/disks/disks.js';
 import { renderStatus } from '../../src/status/render.js';
 import { runStatus } from '../../src/status/status.js';
@@ -113,6 +114,19 @@ test('status verdict names the disk whose loss hurts most, and flags stale disks
   assert.ok(later.disks.every((d) => d.notSeenStale));
   assert.match(later.verdict, /not seen for over 90 days: backup-01, backup-02, backup-03/);
   assert.match(later.verdict, /copies not verified for over 90 days/);
+  // A copy never verified ages from its writing, not from the disk's last sync: a later sync
+  // that copies nothing leaves it stale. One written at an unknown time (found on the disk) is
+  // stale at once.
+  const d1 = getDiskByName(cat.db, 'backup-01')?.id as number;
+  const day = 86_400_000;
+  cat.db.prepare('UPDATE copies SET written_ms = ? WHERE disk_id = ?').run(Date.now() - 100 * day, d1);
+  cat.db.prepare('UPDATE disks SET last_sync_ms = ? WHERE id = ?').run(Date.now(), d1);
+  const copiesOf1 = later.disks.find((d) => d.name === 'backup-01')?.objects;
+  const old = runStatus(cat, { staleMs: 90 * day });
+  assert.equal(old.disks.find((d) => d.name === 'backup-01')?.staleCopies, copiesOf1);
+  assert.equal(old.disks.find((d) => d.name === 'backup-02')?.staleCopies, 0);
+  cat.db.prepare('UPDATE copies SET written_ms = NULL WHERE disk_id = ?').run(d1);
+  assert.equal(runStatus(cat).disks.find((d) => d.name === 'backup-01')?.staleCopies, copiesOf1);
   dropDisk(cat, 'backup-01');
   const dropped = runStatus(cat);
   assert.equal(dropped.minCopies, 1);
