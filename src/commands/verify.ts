@@ -94,7 +94,9 @@ Exit codes: 0 all good; 3 something was bad or missing; 130 interrupted (what wa
     }
     for (const m of doc.missing) this.logToStderr(`missing: ${m}`);
     const found = `${doc.bad.length} bad, ${doc.missing.length} missing`;
-    const second = doc.okOnSecondRead.length > 0 ? `, ${doc.okOnSecondRead.length} ok on second read` : '';
+    const second =
+      (doc.okOnSecondRead.length > 0 ? `, ${doc.okOnSecondRead.length} ok on second read` : '') +
+      (doc.unreadable.length > 0 ? `, ${doc.unreadable.length} could not be checked (still counted)` : '');
     const checked = `${counted(doc.checked, 'object')} (${prettyBytes(doc.bytesChecked)}) on ${doc.disk}`;
     if (doc.stoppedBy === 'interrupted') {
       this.logToStderr(
@@ -116,6 +118,14 @@ Exit codes: 0 all good; 3 something was bad or missing; 130 interrupted (what wa
       );
       this.setExitCode(ExitCode.verifyBad);
     }
+    if (doc.stoppedBy === 'unreadable') {
+      const last = doc.unreadable[doc.unreadable.length - 1];
+      this.logToStderr(
+        `verify stopped: copies in a row could not be checked (last: ${last?.problem ?? '?'}); nothing was judged of them`,
+      );
+    }
+    // Copies that could not be checked are an error (1), unless some were bad or missing (3).
+    if (gone === 0 && doc.unreadable.length > 0) this.setExitCode(ExitCode.error);
     // Bad or missing copies found before a Ctrl-C say so (3), as SPEC asks of any run that found them.
     if (doc.stoppedBy === 'interrupted' && gone === 0) this.setExitCode(EXIT_INTERRUPTED);
     return doc;

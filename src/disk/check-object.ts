@@ -2,9 +2,13 @@
  * Checking one object file against its name: read it, hash it with node:crypto, compare hash
  * and length. A failed check is read once more before it is called bad (restic's rule,
  * RELIABILITY.md failure mode 9): a transient glitch that reads right the second time is "ok on
- * second read" and the copy is kept. ENOENT is "missing"; every other error (EIO above all) is
- * "bad", never "missing". Anything but a regular file (a FIFO, a folder, a device planted on a
- * hostile disk) is bad without being read, so it can never hang the check.
+ * second read" and the copy is kept. ENOENT is "missing". An error that says nothing of the
+ * bytes (`LOCAL_ERRORS`: no descriptor left, no memory, no permission, the device gone) is
+ * "unreadable": the check could not be made, and the copy is neither kept nor judged. Every
+ * other error (EIO above all) is "bad", never "missing". Anything but a regular file (a FIFO, a
+ * folder, a device planted on a hostile disk) is bad without being read, so it can never hang
+ * the check; so is a file whose length is not the catalogued one, and a read never goes past
+ * that length (a file that grows as it is read, through FUSE, ends at once).
  *
  * `check` is synchronous (reconcile). `checkAsync` overlaps reading and hashing: the next chunk
  * is read on libuv's thread pool into a second buffer while this thread hashes the current one,
@@ -67,9 +71,40 @@ export type CheckResult =
   | { status: 'ok'; bytesRead: number }
   | { status: 'ok-second-read'; bytesRead: number; firstProblem: string }
   | { status: 'bad'; bytesRead: number; problem: string; untouchable?: boolean }
-  | { status: 'missing'; bytesRead: number };
+  | { status: 'missing'; bytesRead: number }
+  /** The check could not be made (an error of this machine, not of the bytes): nothing is known. */
+  | { status: 'unreadable'; bytesRead: number; problem: string };
 
-type ReadOutcome = { ok: true; bytes: number } | { ok: false; bytes: number; problem: string; missing: boolean };
+/**
+ * Errors of an open, read or lstat that say nothing of the bytes on the disk: this process out
+ * of descriptors or memory, no permission to read, or the device gone (the caller's mount check
+ * tells which). A copy met with one is not judged.
+ */
+const LOCAL_ERRORS = new Set([
+  'EMFILE',
+  'ENFILE',
+  'ENOMEM',
+  'ENOBUFS',
+  'EAGAIN',
+  'EINTR',
+  'EACCES',
+  'EPERM',
+  'ENXIO',
+  'ENODEV',
+  'ESHUTDOWN',
+  'ENOTCONN',
+  'ESTALE',
+]);
+
+/** Whether `err` is one that says nothing of the bytes (LOCAL_ERRORS). */
+export function isLocalError(err: unknown): boolean {
+  const code = errnoCode(err);
+  return code !== undefined && LOCAL_ERRORS.has(code);
+}
+
+type ReadOutcome =
+  | { ok: true; bytes: number }
+  | { ok: false; bytes: number; problem: string; missing: boolean; local?: boolean };
 
 /** Reads and hashes objects with reused buffers (one for `check`, two for `checkAsync`). */
 export class ObjectChecker {
@@ -107,6 +142,10 @@ export class ObjectChecker {
     const o = this.open(p);
     if ('ok' in o) return o;
     const fd = o.fd;
+    if (o.size !== sizeBytes) {
+      this.close(fd);
+      return wrongLength(o.size, sizeBytes);
+    }
     // A file of the catalogued length that fits the buffer is read without a last read that
     // returns 0: one read call instead of two (a seventh of a small check's time). A length
     // that differs is read to its end, so truncated and grown copies are told apart as ever.
@@ -127,12 +166,12 @@ export class ObjectChecker {
         if (n === 0) break;
         fill += n;
         pos += n;
-        if (pos === stopAt) break;
+        if (pos === stopAt || pos > sizeBytes) break;
       }
       const rest = this.buf.subarray(0, fill);
       return judge(h === undefined ? sha256Hex(rest) : h.update(rest).digest('hex'), pos, hash, sizeBytes);
     } catch (err) {
-      return { ok: false, bytes: pos, problem: `unreadable: ${describeError(err)}`, missing: false };
+      return unreadable(err, pos);
     } finally {
       this.close(fd);
     }
@@ -148,6 +187,10 @@ export class ObjectChecker {
     const o = this.open(p);
     if ('ok' in o) return o;
     const fd = o.fd;
+    if (o.size !== sizeBytes) {
+      this.close(fd);
+      return wrongLength(o.size, sizeBytes);
+    }
     this.spare ??= Buffer.allocUnsafeSlow(this.buf.length);
     let cur = this.buf;
     let next = this.spare;
@@ -165,6 +208,7 @@ export class ObjectChecker {
         cur = next;
         next = filled;
         pos += n;
+        if (pos > sizeBytes) break;
         // Read the next chunk into the other buffer while this thread hashes this one.
         pending = readAsync.call(this.reader, fd, cur, pos);
         h.update(filled.subarray(0, n));
@@ -172,7 +216,7 @@ export class ObjectChecker {
       return judge(h.digest('hex'), pos, hash, sizeBytes);
     } catch (err) {
       if (signal?.aborted === true) throw signal.reason;
-      return { ok: false, bytes: pos, problem: `unreadable: ${describeError(err)}`, missing: false };
+      return unreadable(err, pos);
     } finally {
       // Never close a descriptor that a read in flight still uses (it could be reused meanwhile).
       if (pending !== undefined) await pending.catch(() => 0);
@@ -185,7 +229,13 @@ export class ObjectChecker {
       return this.reader.open(p);
     } catch (err) {
       const code = errnoCode(err);
-      return { ok: false, bytes: 0, problem: `cannot open: ${describeError(err)}`, missing: code === 'ENOENT' };
+      return {
+        ok: false,
+        bytes: 0,
+        problem: `cannot open: ${describeError(err)}`,
+        missing: code === 'ENOENT',
+        local: isLocalError(err),
+      };
     }
   }
 
@@ -206,13 +256,27 @@ function decide(first: ReadOutcome, second: ReadOutcome | (() => ReadOutcome)): 
   const bytesRead = first.bytes + again.bytes;
   if (again.ok) return { status: 'ok-second-read', bytesRead, firstProblem: first.problem };
   if (again.missing) return { status: 'missing', bytesRead };
+  if (again.local === true) return { status: 'unreadable', bytesRead, problem: again.problem };
   return { status: 'bad', bytesRead, problem: again.problem };
 }
 
+/** The outcome of a read that failed with `err` after `bytes` bytes. */
+function unreadable(err: unknown, bytes: number): ReadOutcome {
+  return { ok: false, bytes, problem: `unreadable: ${describeError(err)}`, missing: false, local: isLocalError(err) };
+}
+
+/** A file of `bytes` bytes where `sizeBytes` are catalogued (from its length, or as far as it was read). */
+function wrongLength(bytes: number, sizeBytes: number): ReadOutcome {
+  return {
+    ok: false,
+    bytes: 0,
+    problem: `${bytes} bytes instead of ${sizeBytes} (truncated or grown)`,
+    missing: false,
+  };
+}
+
 function judge(got: string, bytes: number, hash: string, sizeBytes: number): ReadOutcome {
-  if (bytes !== sizeBytes) {
-    return { ok: false, bytes, problem: `${bytes} bytes instead of ${sizeBytes} (truncated or grown)`, missing: false };
-  }
+  if (bytes !== sizeBytes) return { ...wrongLength(bytes, sizeBytes), bytes };
   if (got !== hash) return { ok: false, bytes, problem: `content hashes to ${got}`, missing: false };
   return { ok: true, bytes };
 }

@@ -54,7 +54,7 @@ import {
 import { DistbackupError, describeError, UsageError } from '../core/errors.js';
 import { killPoint } from '../core/kill-points.js';
 import { formatDuration } from '../core/units.js';
-import type { CheckResult, ObjectReader } from '../disk/check-object.js';
+import { type CheckResult, isLocalError, type ObjectReader } from '../disk/check-object.js';
 import { DiskRoot } from '../disk/disk-root.js';
 import { isRotational } from '../disk/fsinfo.js';
 import { HASH_RE } from '../disk/layout.js';
@@ -166,11 +166,18 @@ export interface VerifyDoc {
   badDetails: BadObjectDoc[];
   /** Read wrong once, right the second time: kept (a transient glitch). */
   okOnSecondRead: string[];
+  /**
+   * Copies that could not be checked, for a reason of this machine that says nothing of their
+   * bytes (no descriptor left, no permission, ...): still counted, not stamped, so first in
+   * line next time.
+   */
+  unreadable: { hash: string; problem: string }[];
   /** Copies this run did not reach (max-time, percent, interrupted, or not old enough). */
   remaining: number;
   /** Copies on the disk now counted. */
   copies: number;
-  stoppedBy: 'done' | 'max-time' | 'percent' | 'interrupted';
+  /** `unreadable`: UNREADABLE_STOP copies in a row could not be checked. */
+  stoppedBy: 'done' | 'max-time' | 'percent' | 'interrupted' | 'unreadable';
   profile: VerifyProfile;
   /** Worker threads this run started (ssd profile: 0 while little checking is planned, else 1). */
   workerThreads: number;
@@ -185,8 +192,11 @@ export interface VerifyDoc {
 /** What a batch holds until it is committed. */
 interface Batch {
   ok: number[];
-  gone: { c: VerifyCandidate; r: Exclude<CheckResult, { status: 'ok' | 'ok-second-read' }> }[];
+  gone: { c: VerifyCandidate; r: Extract<CheckResult, { status: 'bad' | 'missing' }> }[];
 }
+
+/** Copies in a row that could not be checked after which a run stops: the cause is not one copy's. */
+const UNREADABLE_STOP = 16;
 
 /** Verify one disk; see the module comment. */
 export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<VerifyDoc> {
@@ -268,6 +278,7 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
       missing: [],
       badDetails: [],
       okOnSecondRead: [],
+      unreadable: [],
       remaining: 0,
       copies: 0,
       stoppedBy: 'done',
@@ -288,6 +299,7 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
     const signal = opts.signal;
     let left = budget ?? Number.POSITIVE_INFINITY;
     let lastStamp = 0;
+    let unreadableInARow = 0;
     let cursor: VerifyCursor | undefined;
     let lastYield = performance.now();
     let progressBytes = 0;
@@ -337,7 +349,7 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
       let at = 0;
       /** The next object to start, or undefined: the budget, the deadline or Ctrl-C says stop. */
       const pull = (to: number): VerifyCandidate | undefined => {
-        if (at >= to || left <= 0 || signal?.aborted === true) return undefined;
+        if (at >= to || left <= 0 || signal?.aborted === true || doc.stoppedBy !== 'done') return undefined;
         if (deadline !== undefined && now() >= deadline) {
           doc.stoppedBy = 'max-time';
           return undefined;
@@ -347,6 +359,25 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
       };
       /** Count one result; true when the event loop should get a turn now. */
       const take = (c: VerifyCandidate, r: CheckResult): boolean => {
+        if (r.status === 'unreadable') {
+          // Not judged: still counted, not stamped. Many in a row: this machine's problem, stop.
+          doc.unreadable.push({ hash: c.hash, problem: r.problem });
+          opts.progress?.note(`${c.hash}: could not be checked (${r.problem}); still counted`);
+          ctx.errors?.add({
+            disk: doc.disk,
+            object: path.relative(disk.root, disk.objectPath(c.hash)),
+            sizeBytes: c.sizeBytes,
+            vpath: fileOfObject(cat.db, c.objectId),
+            problem: `could not be checked (${r.problem}); still counted`,
+          });
+          unreadableInARow += 1;
+          if (unreadableInARow >= UNREADABLE_STOP && doc.stoppedBy === 'done') {
+            disk.checkMounted(); // a disk that went away says so
+            doc.stoppedBy = 'unreadable';
+          }
+          return false;
+        }
+        unreadableInARow = 0;
         doc.checked += 1;
         doc.bytesChecked += r.bytesRead;
         if (r.status === 'ok' || r.status === 'ok-second-read') {
@@ -557,6 +588,7 @@ function prefixProblem(disk: DiskRoot, c: VerifyCandidate): CheckResult | undefi
     return undefined;
   } catch (err) {
     if (err instanceof DistbackupError && err.code === 'ENOENT') return { status: 'missing', bytesRead: 0 };
+    if (isLocalError(err)) return { status: 'unreadable', bytesRead: 0, problem: describeError(err) };
     return { status: 'bad', bytesRead: 0, problem: `${describeError(err)} (not moved)`, untouchable: true };
   }
 }

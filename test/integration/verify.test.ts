@@ -229,6 +229,72 @@ test('an object that cannot be read (EIO) is bad, never missing', async (t) => {
   assert.match(doc.badDetails[0]?.problem ?? '', /unreadable: EIO/);
 });
 
+test('a copy that cannot be opened or read for a reason of this machine (EMFILE, EACCES) is not judged: still counted, not stamped, not moved', async (t) => {
+  const { cat, disk, hashes } = setup(t, 24);
+  assert.ok(hashes.length > 16);
+  const [noFd, noAccess] = hashes as [string, string];
+  const fail = (code: string) => Object.assign(new Error(`${code}: failed`), { code });
+  const names = new Map<number, string>();
+  const reader: ObjectReader = {
+    open: (p) => {
+      if (path.basename(p) === noFd) throw fail('EMFILE');
+      const o = fsReader.open(p);
+      names.set(o.fd, path.basename(p));
+      return o;
+    },
+    read: (fd, buf, pos) => {
+      if (names.get(fd) === noAccess) throw fail('EACCES');
+      return fsReader.read(fd, buf, pos);
+    },
+    close: (fd) => {
+      names.delete(fd);
+      fsReader.close(fd);
+    },
+  };
+  const doc = await runVerify(cat, { name: 'd1', reader });
+  assert.deepEqual(doc.bad, []);
+  assert.deepEqual(doc.missing, []);
+  assert.deepEqual(doc.unreadable.map((u) => u.hash).sort(), [noFd, noAccess].sort());
+  assert.equal(doc.checked, hashes.length - 2);
+  const s = stamps(cat);
+  assert.equal(s.get(noFd), null, 'still counted, not stamped');
+  assert.equal(s.get(noAccess), null, 'still counted, not stamped');
+  assert.ok(fs.existsSync(objectPath(disk, noFd)) && fs.existsSync(objectPath(disk, noAccess)));
+  assert.equal(fs.existsSync(quarantineDir(disk)) ? fs.readdirSync(quarantineDir(disk)).length : 0, 0);
+  // Every open failing: the run stops after a few in a row, having judged none.
+  const many = await runVerify(cat, {
+    name: 'd1',
+    reader: {
+      ...fsReader,
+      open: () => {
+        throw fail('ENFILE');
+      },
+    },
+  });
+  assert.equal(many.stoppedBy, 'unreadable');
+  assert.equal(many.checked, 0);
+  assert.ok(many.unreadable.length < hashes.length, 'stopped before the end');
+  assert.equal(stamps(cat).size, hashes.length, 'every copy still counted');
+});
+
+test('an object longer than catalogued is bad from its length, without reading it to its end', async (t) => {
+  const { cat, disk, hashes } = setup(t, 3);
+  const [grown] = hashes as [string];
+  fs.appendFileSync(objectPath(disk, grown), Buffer.alloc(4 << 20));
+  let reads = 0;
+  const reader: ObjectReader = {
+    ...fsReader,
+    read: (fd, buf, pos) => {
+      reads += 1;
+      return fsReader.read(fd, buf, pos);
+    },
+  };
+  const doc = await runVerify(cat, { name: 'd1', reader });
+  assert.deepEqual(doc.bad, [grown]);
+  assert.match(doc.badDetails[0]?.problem ?? '', /bytes instead of .* \(truncated or grown\)/);
+  assert.ok(reads <= (hashes.length - 1) * 2, `${reads} reads: the grown object was not read`);
+});
+
 /** Flip a byte of the biggest object, truncate the next, delete the third; returns their hashes. */
 test('--errors writes one TSV line per bad or missing object after a header, with a file that has the content', async (t) => {
   const { base, cat, disk, hashes } = setup(t);
