@@ -486,10 +486,16 @@ interface Gone {
 
 /** Deletions uncounted per transaction (bounds the memory of a disk that loses millions). */
 const DELETE_CHUNK = 10_000;
+/** Unlinks between two checks that the disk is still the one pinned (`DiskRoot.checkMounted`). */
+const UNLINK_CHECK_EVERY = 256;
+/** Unlink errors after which the file is known to be still there (so it is counted again). */
+const STILL_THERE = new Set(['EPERM', 'EACCES', 'EROFS', 'EBUSY']);
 
 /** Deletions and copy items of one sync, against one disk. */
 class Executor {
   evicted = 0;
+  /** Unlinks so far (see `unlink`). */
+  private unlinks = 0;
   private freeBytes = 0;
   private plan: Plan | undefined;
   /** Step numbers of the evictions, in the planner's order; `evictNext` is the next one. */
@@ -582,7 +588,9 @@ class Executor {
         gain += allocatedSize(e.sizeBytes);
       }
       // Deleted without the catalogue copy written first (too costly per eviction): marked stale
-      // by prepareEvictions, until step 7 writes it again.
+      // by prepareEvictions, until step 7 writes it again. The disk is checked first: the copy
+      // pipeline checks it per batch, and an unplugged disk's path may hold another one now.
+      this.disk.checkMounted();
       const gone = this.uncount(batch);
       for (const g of gone) {
         if (this.unlink(g)) {
@@ -673,14 +681,28 @@ class Executor {
     return gone;
   }
 
-  /** Unlink an uncounted object; when that fails, the file is still there: count it again. */
+  /**
+   * Unlink an uncounted object. The disk is checked again every UNLINK_CHECK_EVERY unlinks (its
+   * uuid too: another disk mounted at the path after an unplug can have the same device number).
+   * When the unlink fails for want of permission or of a writable disk, the file is still there
+   * and is counted again; after any other failure (not a regular file any more, an I/O error, the
+   * disk gone) nothing is known of it: the disk is checked, and it stays uncounted for the next
+   * reconcile to look at.
+   */
   private unlink(g: Gone): boolean {
+    if (++this.unlinks % UNLINK_CHECK_EVERY === 0) this.disk.checkMounted();
     try {
       this.disk.unlinkObject(g.hash);
       return true;
     } catch (err) {
-      this.note(`${this.disk.objectPath(g.hash)}: cannot delete it: ${describeError(err)}; it stays counted`);
-      addCopies(this.cat.db, this.diskId, [g.objectId], null);
+      const where = `${this.disk.objectPath(g.hash)}: cannot delete it: ${describeError(err)}`;
+      if (STILL_THERE.has(errnoCode(err) ?? '')) {
+        this.note(`${where}; it stays counted`);
+        addCopies(this.cat.db, this.diskId, [g.objectId], null);
+      } else {
+        this.disk.checkMounted();
+        this.note(`${where}; no longer counted (the next sync looks at it again)`);
+      }
       return false;
     }
   }

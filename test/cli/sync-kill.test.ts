@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type TestContext, test } from 'node:test';
-import { DISK_CATALOGUE_STALE } from '../../src/disk/layout.js';
+import { DISK_CATALOGUE_STALE, objectPath } from '../../src/disk/layout.js';
 import { addDisk } from '../../src/disks/disks.js';
 import { runSync } from '../../src/sync/sync.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, startCli } from '../helpers/cli.js';
 import { writeTree } from '../helpers/tmp.js';
 import {
   bytes,
@@ -97,3 +97,28 @@ for (const [point, hit] of POINTS) {
     );
   });
 }
+
+test('an orphan that is no longer a regular file when its unlink comes is left uncounted, never counted again', async (t) => {
+  const { w, b } = await scenario(t);
+  const before = countedOn(w.cat, 'b');
+  // The run stops itself after its first orphan's unlink: every orphan is uncounted by then.
+  const run = startCli(w.home, ['sync', 'b'], { DISTBACKUP_TEST_KILL: 'after-orphan-delete:1:SIGSTOP' });
+  const pid = run.child.pid as number;
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline && !/\) T /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const counted = countedOn(w.cat, 'b');
+  const swapped = [...before].filter((h) => !counted.has(h) && fs.existsSync(objectPath(b, h)));
+  assert.ok(swapped.length > 0, 'orphans wait for their unlink');
+  for (const h of swapped) {
+    fs.rmSync(objectPath(b, h));
+    fs.mkdirSync(objectPath(b, h));
+  }
+  process.kill(pid, 'SIGCONT');
+  const r = await run.done;
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /not a regular file on the disk; refusing to delete it; no longer counted/);
+  const after = countedOn(w.cat, 'b');
+  for (const h of swapped) assert.ok(!after.has(h), `${h} (a folder now) is not counted`);
+});
