@@ -30,6 +30,7 @@ import {
   CP_COPY_MIN,
   CpRunner,
   fsyncAsync,
+  fsyncByName,
   fsyncDirAsync,
   HashThread,
   openFilesLimit,
@@ -256,6 +257,8 @@ interface Pending {
   fd: number;
   /** Closed once written: made durable by the batch's syncfs, not by an fsync of its own. */
   viaSyncfs: boolean;
+  /** For a file closed for a syncfs: the run's count of failed syncfs calls when it was closed. */
+  failuresAtClose?: number;
 }
 
 /** An item taken ahead from the list, with its first source being read ahead (small files). */
@@ -359,6 +362,13 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   let tmpSeq = 0;
   /** Set when a syncfs failed: the rest of the run fsyncs file by file (that finds the bad one). */
   let syncfsBroken = false;
+  /**
+   * syncfs calls of this run that failed. A syncfs reports a write-back error once for the whole
+   * filesystem (Linux 5.8+): the call that failed may have reported the error of a file of the
+   * next batch, closed already, whose own syncfs then succeeds. So a file closed before a failure
+   * is fsynced by name instead (its own error record is still there for a new descriptor).
+   */
+  let syncfsFailures = 0;
   // Two batches may hold descriptors at once (one flushing, one filling): keep both under the
   // process's limit, whatever `ulimit -n` the user runs with (issue: EMFILE under a low limit).
   const fdLimit = openFilesLimit();
@@ -445,9 +455,10 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
    * the rest of the run fsyncs file by file, which tells the bad file from the good ones.
    */
   const syncfsFailed = (list: readonly Pending[], err: unknown, placed: boolean): void => {
+    syncfsFailures += 1;
+    syncfsBroken = true;
     opts.target.checkMounted();
     const code = errnoCode(err);
-    syncfsBroken = true;
     for (const p of list) {
       if (placed) {
         try {
@@ -511,11 +522,34 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       // reports a write-back error of any of them (Linux 5.8+). Not begun after Ctrl-C.
       if (opts.signal?.aborted === true) for (const p of shared) discard(p);
       else {
-        try {
-          await syncer.run(opts.target.tmpDir);
-          ok.push(...shared);
-        } catch (err) {
-          syncfsFailed(shared, err, false);
+        // A file closed before a syncfs failed: its error may have been reported there already.
+        const suspect = shared.filter((p) => p.failuresAtClose !== syncfsFailures);
+        let fine = shared.filter((p) => p.failuresAtClose === syncfsFailures);
+        if (fine.length > 0) {
+          const before = syncfsFailures;
+          try {
+            await syncer.run(opts.target.tmpDir);
+            if (syncfsFailures !== before) {
+              suspect.push(...fine);
+              fine = [];
+            }
+            ok.push(...fine);
+          } catch (err) {
+            syncfsFailed(fine, err, false);
+          }
+        }
+        for (let i = 0; i < suspect.length; i += width) {
+          const part = suspect.slice(i, i + width);
+          const res = await Promise.allSettled(part.map((p) => fsyncByName(p.tmp)));
+          res.forEach((r, j) => {
+            const p = part[j];
+            if (p === undefined) return;
+            if (r.status === 'fulfilled') ok.push(p);
+            else if (errnoCode(r.reason) === 'ENOSPC' || errnoCode(r.reason) === 'EDQUOT') {
+              discard(p);
+              fail(onFile(p.tmp, 'fsync', r.reason));
+            } else rewrite(p, `fsync failed (${describeError(r.reason)})`);
+          });
         }
       }
     }
@@ -592,9 +626,14 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       }
     } else {
       // (Not after Ctrl-C: a whole-filesystem write-back may take seconds on a busy disk.)
-      // A speed hint only (errors ignored): every folder is still fsynced on its own below.
+      // A speed hint only: every folder is still fsynced on its own below. Its failure is not
+      // this group's (their files are fsynced), but may be that of a file closed for the next
+      // syncfs batch, which that batch must then fsync by name.
       if (dirs.length > 1 && opts.signal?.aborted !== true && syncfsAllowed()) {
-        await syncer.run(opts.target.tmpDir).catch(() => {});
+        await syncer.run(opts.target.tmpDir).catch(() => {
+          syncfsFailures += 1;
+          syncfsBroken = true;
+        });
       }
       for (let i = 0; i < dirs.length; i += width) {
         await Promise.all(dirs.slice(i, i + width).map((d) => fsyncDirAsync(d)));
@@ -695,11 +734,13 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     msgBytes = 0;
     if (m.length === 0 || thread === undefined) return;
     posted += 1;
+    // The thread closes these files after this: a syncfs failing from now on may report them.
+    const closedAt = syncfsFailures;
     const reply = thread.run(m.map((x) => x.task));
     handled = handled
       .then(() => reply)
       .then(
-        (r) => onThreadResults(m, r),
+        (r) => onThreadResults(m, r, closedAt),
         (err: unknown) => fail(err),
       )
       .catch((err: unknown) => fail(err))
@@ -750,6 +791,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   const onThreadResults = async (
     m: readonly { readonly item: CopyItem; readonly task: SmallCopyTask }[],
     results: readonly SmallCopyResult[],
+    closedAt: number,
   ): Promise<void> => {
     for (const [i, r] of results.entries()) {
       const entry = m[i];
@@ -794,7 +836,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       }
       const src = item.sources[r.ok ?? -1];
       if (src === undefined) continue;
-      const p: Pending = { item, src, tmp: task.tmp, fd: -1, viaSyncfs: true };
+      const p: Pending = { item, src, tmp: task.tmp, fd: -1, viaSyncfs: true, failuresAtClose: closedAt };
       if (fatal !== undefined) {
         discard(p);
         continue;
@@ -1131,6 +1173,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
               fs.closeSync(cur.fd);
               cur.fd = -1;
               cur.viaSyncfs = true;
+              cur.failuresAtClose = syncfsFailures;
             } catch (err) {
               broken = true;
               discard(cur);

@@ -70,6 +70,17 @@ function checkCopyOrder(
         .map((c) => c.seq)
     : [];
   const syncfsAfter = (after: number): number | undefined => syncfsDone.find((s) => s > after);
+  // Failed ones: a syncfs reports a write-back error once for the whole filesystem, so one that
+  // failed may have reported the error of a file closed before it, and a later syncfs that
+  // succeeds proves nothing of that file.
+  const syncfsFailed = calls
+    .filter((c) => c.name === 'syncfs' && !succeeded(c) && /\/distbackup-objects(\/|$)/.test(c.fdPath ?? ''))
+    .map((c) => c.seq);
+  /** The first syncfs after `after` that proves a file written at `after` durable. */
+  const syncfsProof = (after: number): number | undefined => {
+    const s = syncfsAfter(after);
+    return s !== undefined && syncfsFailed.some((f) => f > after && f < s) ? undefined : s;
+  };
   for (const c of calls) {
     if ((c.name === 'write' || c.name === 'pwrite64') && c.fdPath !== undefined && TMP_RE.test(c.fdPath))
       lastWrite.set(c.fdPath, c.seq);
@@ -105,9 +116,10 @@ function checkCopyOrder(
     if (tmp[1] !== h) v.push(`${h.slice(0, 12)}…: renamed from the tmp file of another object`);
     const fsynced = fileSync.get(from);
     // A syncfs proves the file durable when it completed after the file's last write and before
-    // the rename (an empty object has no write: its creation is covered the same way).
+    // the rename, with no syncfs failing in between (an empty object has no write: its creation
+    // is covered the same way).
     const written = lastWrite.get(from) ?? calls.find((x) => x.name === 'openat' && x.strings[0] === from)?.seq ?? 0;
-    const viaSyncfs = syncfsAfter(written);
+    const viaSyncfs = syncfsProof(written);
     if (fsynced !== undefined && fsynced > c.seq && (viaSyncfs === undefined || viaSyncfs > c.seq))
       v.push(`${h.slice(0, 12)}…: its tmp file's fsync completed after the rename`);
     else if (fsynced === undefined && (viaSyncfs === undefined || viaSyncfs > c.seq))
