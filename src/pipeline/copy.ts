@@ -482,6 +482,19 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
   let renamed: Pending[] = [];
   const renamedDirs = new Set<string>();
 
+  /** The fsyncs of `part`, in order: a file fsynced joins `ok`; full stops the run; else it is written again. */
+  const settleFsyncs = (part: readonly Pending[], res: PromiseSettledResult<void>[], ok: Pending[]): void => {
+    res.forEach((r, j) => {
+      const p = part[j];
+      if (p === undefined) return;
+      if (r.status === 'fulfilled') ok.push(p);
+      else if (errnoCode(r.reason) === 'ENOSPC' || errnoCode(r.reason) === 'EDQUOT') {
+        discard(p);
+        fail(onFile(p.tmp, 'fsync', r.reason));
+      } else rewrite(p, `fsync failed (${describeError(r.reason)})`);
+    });
+  };
+
   /**
    * Stage 1 of durability, per fsync batch: fsync every file (in parallel: the filesystem groups
    * them in one journal commit), close it (an fsync error is seen on the fd that wrote), read it
@@ -502,16 +515,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
         for (const p of part) discard(p);
         continue;
       }
-      const res = await Promise.allSettled(part.map((p) => fsyncAsync(p.fd)));
-      res.forEach((r, j) => {
-        const p = part[j];
-        if (p === undefined) return;
-        if (r.status === 'fulfilled') ok.push(p);
-        else if (errnoCode(r.reason) === 'ENOSPC' || errnoCode(r.reason) === 'EDQUOT') {
-          discard(p);
-          fail(onFile(p.tmp, 'fsync', r.reason));
-        } else rewrite(p, `fsync failed (${describeError(r.reason)})`);
-      });
+      settleFsyncs(part, await Promise.allSettled(part.map((p) => fsyncAsync(p.fd))), ok);
     }
     for (const p of ok) {
       fs.closeSync(p.fd);
@@ -540,16 +544,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
         }
         for (let i = 0; i < suspect.length; i += width) {
           const part = suspect.slice(i, i + width);
-          const res = await Promise.allSettled(part.map((p) => fsyncByName(p.tmp)));
-          res.forEach((r, j) => {
-            const p = part[j];
-            if (p === undefined) return;
-            if (r.status === 'fulfilled') ok.push(p);
-            else if (errnoCode(r.reason) === 'ENOSPC' || errnoCode(r.reason) === 'EDQUOT') {
-              discard(p);
-              fail(onFile(p.tmp, 'fsync', r.reason));
-            } else rewrite(p, `fsync failed (${describeError(r.reason)})`);
-          });
+          settleFsyncs(part, await Promise.allSettled(part.map((p) => fsyncByName(p.tmp))), ok);
         }
       }
     }
