@@ -488,6 +488,8 @@ interface Gone {
 const DELETE_CHUNK = 10_000;
 /** Unlinks between two checks that the disk is still the one pinned (`DiskRoot.checkMounted`). */
 const UNLINK_CHECK_EVERY = 256;
+/** Error codes of a write that found no room (SQLite's own for VACUUM INTO). */
+const NO_ROOM = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL']);
 /** Unlink errors after which the file is known to be still there (so it is counted again). */
 const STILL_THERE = new Set(['EPERM', 'EACCES', 'EROFS', 'EBUSY']);
 
@@ -532,7 +534,9 @@ class Executor {
   /**
    * Delete the steps `ks` of `p` (orphans and surplus): uncount them in committed transactions,
    * rewrite the disk's catalogue copy so it no longer lists them, then unlink. Returns how many
-   * were deleted.
+   * were deleted. A disk without room for a second catalogue copy while it writes the new one
+   * gets the stale mark instead (RELIABILITY.md I2: the copy may lag, never silently): the
+   * deletions are what makes room, and step 7 writes the copy again.
    */
   deleteFront(p: Plan, ks: Uint32Array): number {
     if (ks.length === 0) return 0;
@@ -540,7 +544,15 @@ class Executor {
       this.uncount(Array.from(ks.subarray(i, i + DELETE_CHUNK), (k) => Executor.deletion(p, k)));
     }
     this.disk.checkMounted();
-    writeDiskCatalogue(this.cat, this.disk, this.diskId);
+    try {
+      writeDiskCatalogue(this.cat, this.disk, this.diskId);
+    } catch (err) {
+      if (!NO_ROOM.has(errnoCode(err) ?? '')) throw err;
+      markCatalogueStale(this.disk);
+      this.note(
+        `no room on the disk to write its catalogue copy before deleting (${describeError(err)}): marked stale instead; it is written again at the end`,
+      );
+    }
     let deleted = 0;
     for (let i = 0; i < ks.length; i += DELETE_CHUNK) {
       const gone = this.gone(Array.from(ks.subarray(i, i + DELETE_CHUNK), (k) => Executor.deletion(p, k)));

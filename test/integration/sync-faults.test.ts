@@ -198,3 +198,45 @@ test('a disk full to its last block still takes the stale mark of its catalogue 
     if (spawnSync('umount', [mnt]).status !== 0) spawnSync('umount', ['-l', mnt]);
   }
 });
+
+test('orphans on a disk too full for a second catalogue copy are deleted: the copy is marked stale first, then written at the end', async (t) => {
+  const w = makeWorld(t);
+  const files: Record<string, Buffer> = {};
+  for (let i = 0; i < 6; i++) files[`f${i}.bin`] = bytes(i + 40, 150_000);
+  writeTree(w.src, files);
+  await catalogue(w);
+  const mnt = path.join(w.root, 'mnt');
+  fs.mkdirSync(mnt);
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt], { encoding: 'utf8' });
+  if (m.status !== 0) {
+    t.skip(`SKIPPED: a full tmpfs (mount failed: ${m.stderr.trim() || `exit ${m.status}`})`);
+    return;
+  }
+  try {
+    const d = path.join(mnt, 'disk');
+    addDisk(w.cat, 'd', d, { sizeBytes: 100e6 });
+    await runSync(w.cat, { name: 'd' });
+    assert.equal(countedOn(w.cat, 'd').size, 6);
+    // Three files go: their objects are orphans on the disk. Then the disk fills up, all but a
+    // few blocks: no room for a second catalogue copy beside the first.
+    for (let i = 0; i < 3; i++) fs.rmSync(path.join(w.src, `f${i}.bin`));
+    await catalogue(w);
+    const st = fs.statfsSync(mnt);
+    fs.writeFileSync(path.join(mnt, 'filler'), Buffer.alloc(Math.max(0, (st.bavail - 2) * st.bsize)));
+    const notes: string[] = [];
+    const r = await runSync(w.cat, { name: 'd', onNote: (text: string) => notes.push(text) });
+    assert.equal(r.deleted, 3);
+    assert.ok(
+      notes.some((n) =>
+        /no room on the disk to write its catalogue copy before deleting .*marked stale instead/.test(n),
+      ),
+      notes.join('\n'),
+    );
+    assert.equal(countedOn(w.cat, 'd').size, 3);
+    assert.equal(diskObjects(d).size, 3, 'the orphans are gone from the disk');
+    // The deletions made room: the copy was written at the end, and the mark is gone.
+    assert.ok(!fs.existsSync(path.join(d, DISK_CATALOGUE_STALE)));
+  } finally {
+    if (spawnSync('umount', [mnt]).status !== 0) spawnSync('umount', ['-l', mnt]);
+  }
+});
