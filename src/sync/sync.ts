@@ -5,6 +5,7 @@
  * sync document (with the plan's details added) and throws on refusals and disk failures.
  */
 
+import * as fs from 'node:fs';
 import { addCopies, getObjectById, markForRehash, minCopies, removeCopies } from '../catalog/copies.js';
 import { type Catalog, isSqliteError, sqliteFileError } from '../catalog/db.js';
 import { updateDisk } from '../catalog/disks.js';
@@ -23,6 +24,7 @@ import { markCatalogueStale, writeDiskCatalogue } from '../disks/disk-catalogue.
 import { findDisk, lockDisk } from '../disks/open.js';
 import { type ReconcileResult, reconcileDiskChunks } from '../disks/reconcile.js';
 import { type CopiedObject, type CopyItem, copyObjects } from '../pipeline/copy.js';
+import { withShortPath } from '../pipeline/deep-path.js';
 import { type SmallCopyThread, startSmallCopyThread } from '../pipeline/small-copy.js';
 import { TokenBucket } from '../pipeline/throttle.js';
 import { assertSafeDelete, plan as makePlan } from '../planner/index.js';
@@ -488,6 +490,16 @@ interface Gone {
 const DELETE_CHUNK = 10_000;
 /** Unlinks between two checks that the disk is still the one pinned (`DiskRoot.checkMounted`). */
 const UNLINK_CHECK_EVERY = 256;
+/** Whether `p` is a regular file (links followed, as the copy opens it) of `sizeBytes` bytes. */
+function isFileOfSize(p: Buffer, sizeBytes: number): boolean {
+  try {
+    const st = withShortPath(p, (short) => fs.statSync(short));
+    return st.isFile() && st.size === sizeBytes;
+  } catch {
+    return false;
+  }
+}
+
 /** Error codes of a write that found no room (SQLite's own for VACUUM INTO). */
 const NO_ROOM = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL']);
 /** Unlink errors after which the file is known to be still there (so it is counted again). */
@@ -585,13 +597,19 @@ class Executor {
     if (evictions.length > 0) markCatalogueStale(this.disk);
   }
 
-  /** Account for `item` and evict (in the planner's order) until it fits. */
+  /**
+   * Account for `item` and evict (in the planner's order) until it fits. Nothing is evicted for
+   * an item none of whose sources is there as a regular file of its size (a source folder
+   * unmounted since `update`): its copy will be skipped, and the copies evicted for it would be
+   * lost for nothing.
+   */
   makeRoom(item: CopyItem): void {
     if (this.accounted[item.index] === 1) return;
     this.accounted[item.index] = 1;
     const need = allocatedSize(item.sizeBytes);
     const p = this.plan;
     if (this.freeBytes < need && p !== undefined && this.evictNext < this.evictQueue.length) {
+      if (!item.sources.some((src) => isFileOfSize(src, item.sizeBytes))) return;
       const batch: SafeDelete[] = [];
       let gain = 0;
       while (this.freeBytes + gain < need && this.evictNext < this.evictQueue.length) {

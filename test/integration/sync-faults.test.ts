@@ -240,3 +240,33 @@ test('orphans on a disk too full for a second catalogue copy are deleted: the co
     if (spawnSync('umount', [mnt]).status !== 0) spawnSync('umount', ['-l', mnt]);
   }
 });
+
+test('nothing is evicted for copies whose sources are gone since update (an unmounted source folder)', async (t) => {
+  const w = makeWorld(t);
+  const old: Record<string, Buffer> = {};
+  for (let i = 0; i < 20; i++) old[`old/f${i}.bin`] = bytes(i + 300, 20_000);
+  writeTree(w.src, old);
+  await catalogue(w);
+  const a = path.join(w.root, 'a');
+  const b = path.join(w.root, 'b');
+  addDisk(w.cat, 'a', a, { sizeBytes: 50e6 });
+  addDisk(w.cat, 'b', b, { sizeBytes: 300_000 });
+  await runSync(w.cat, { name: 'a' });
+  await runSync(w.cat, { name: 'b' });
+  const before = countedOn(w.cat, 'b');
+  assert.ok(before.size > 5, 'b holds second copies');
+  // New files, with no copy anywhere: the plan for b evicts second copies to make room. Then
+  // their folder goes away before the sync.
+  const added: Record<string, Buffer> = {};
+  for (let i = 0; i < 8; i++) added[`new/n${i}.bin`] = bytes(i + 500, 30_000);
+  writeTree(w.src, added);
+  await catalogue(w);
+  const plan = await runSync(w.cat, { name: 'b', dryRun: true });
+  assert.ok(plan.plan.evictions > 0, 'the plan evicts for the new files');
+  fs.renameSync(path.join(w.src, 'new'), path.join(w.root, 'new-elsewhere'));
+  const r = await runSync(w.cat, { name: 'b' });
+  assert.equal(r.copied, 0);
+  assert.equal(r.skipped.length, 8);
+  assert.equal(r.evicted, 0, 'no copy was evicted for files that could not be read');
+  assert.deepEqual([...countedOn(w.cat, 'b')].sort(), [...before].sort());
+});
