@@ -13,6 +13,8 @@ export interface PlannerInputOptions {
   readonly maxCopies?: number;
   readonly limitBytes?: number;
   readonly noEvict?: boolean;
+  /** Delete nothing on the disk (PlannerInput's keepCopies). */
+  readonly keepCopies?: boolean;
   readonly noBalance?: boolean;
 }
 
@@ -93,10 +95,17 @@ export function buildPlannerInput(
     sizeBytes: Float64Array.from(orphanRows, (r) => r[1]),
   };
 
-  const opts: { maxCopies?: number; limitBytes?: number; noEvict?: boolean; noBalance?: boolean } = {};
+  const opts: {
+    maxCopies?: number;
+    limitBytes?: number;
+    noEvict?: boolean;
+    keepCopies?: boolean;
+    noBalance?: boolean;
+  } = {};
   if (options.maxCopies !== undefined) opts.maxCopies = options.maxCopies;
   if (options.limitBytes !== undefined) opts.limitBytes = options.limitBytes;
   if (options.noEvict !== undefined) opts.noEvict = options.noEvict;
+  if (options.keepCopies !== undefined) opts.keepCopies = options.keepCopies;
   if (options.noBalance !== undefined) opts.noBalance = options.noBalance;
   const n = i;
   return {

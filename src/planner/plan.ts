@@ -88,7 +88,9 @@ export function assertSafeDelete(v: unknown): asserts v is SafeDelete {
 
 /** Object states after classification (one byte per object). */
 const NONE = 0; // not on this disk and not to be copied (not backed up, or at its cap)
-const PINNED = 1; // on this disk and kept whatever happens (last copy, or noEvict)
+const PINNED = 1; // on this disk and kept whatever happens (last copy, noEvict or keepCopies)
+/** The orphans of a plan that deletes none (keepCopies). */
+const NO_ORPHANS = { objectId: new Float64Array(0), sizeBytes: new Float64Array(0) } as const;
 const CAND = 2; // on this disk, may be evicted for an object strictly ahead of it
 const SURPLUS = 3; // on this disk, the other disks already hold its cap: deleted
 const COPY = 4; // not on this disk, may be copied
@@ -121,7 +123,8 @@ export function plan(input: PlannerInput): Plan {
   const opts = input.options ?? {};
   const capacity = input.capacityBytes;
   const runCap = opts.maxCopies ?? UNCAPPED;
-  const noEvict = opts.noEvict === true;
+  const keepCopies = opts.keepCopies === true;
+  const noEvict = opts.noEvict === true || keepCopies;
   const balance = opts.noBalance !== true && input.holderSets.length > 1;
   const { sizeBytes, copiesElsewhere, onThisDisk, priority, minCopies, maxCopies, holderSet } = input;
 
@@ -130,6 +133,8 @@ export function plan(input: PlannerInput): Plan {
   // push out is ordered before it, since it may not be evicted for it (see levelOf).
   const state = new Uint8Array(n);
   let pinnedBytes = 0;
+  // Orphans kept (keepCopies) take their room like any copy that stays.
+  if (keepCopies) for (const size of input.orphans.sizeBytes) pinnedBytes += allocatedSize(size);
   let lastCopyBytes = 0;
   let lastCopies = 0;
   let candidateBytes = 0;
@@ -150,7 +155,7 @@ export function plan(input: PlannerInput): Plan {
         pinnedBytes += a;
         lastCopyBytes += a;
         lastCopies++;
-      } else if (c >= capOf(maxCopies[i] as number, UNCAPPED)) {
+      } else if (c >= capOf(maxCopies[i] as number, UNCAPPED) && !keepCopies) {
         // Surplus by the object's own cap only: a cap for one run stops copies, it does not
         // undo copies that the settings allow.
         s = SURPLUS;
@@ -353,7 +358,7 @@ export function plan(input: PlannerInput): Plan {
   // 4. Execution order. Orphans and surplus copies first (they free room and need no proof
   // beyond "unreferenced" / "the cap is held elsewhere"), then copies in the order of need,
   // each preceded by the evictions that make its room, lowest-ranked candidate first.
-  const orphans = input.orphans;
+  const orphans = keepCopies ? NO_ORPHANS : input.orphans;
   let surplusCount = 0;
   for (let i = 0; i < n; i++) if (state[i] === SURPLUS) surplusCount++;
   const log = new StepLog(input, orphans.objectId.length + surplusCount + fill.evictable, fill.eventCount);

@@ -48,6 +48,11 @@ export interface PlannerInput {
     readonly limitBytes?: number;
     /** Never evict (`sync --no-evict`). */
     readonly noEvict?: boolean;
+    /**
+     * Delete nothing on this disk: no eviction, no surplus copy, no orphan (whose room then
+     * counts as used). For a disk the home catalogue may not know well enough to delete from.
+     */
+    readonly keepCopies?: boolean;
     /** Turn off the balancing tie-break (for measuring what it buys). */
     readonly noBalance?: boolean;
   };

@@ -192,6 +192,14 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
         note(
           `disk '${row.name}' is at generation ${found.identity.generation}, the catalogue expected ${row.generation}: an older image or a clone; reconciling from what it really holds`,
         );
+      } else if (found.identity.generation > row.generation + 1) {
+        // One ahead is a run stopped between the disk's identity and the catalogue's row. More
+        // is a catalogue older than the disk's last sync (restored from a backup, an old copy):
+        // its files and its counts of the other disks may be out of date, and a deletion here
+        // could take a copy that some file, or some disk's count, still relies on.
+        note(
+          `disk '${row.name}' is at generation ${found.identity.generation}, ${found.identity.generation - row.generation} syncs ahead of the catalogue (${row.generation}): the catalogue is older than this disk's last sync (restored from a backup?). This sync deletes nothing on the disk; run 'distbackup update' and sync each disk once, so the catalogue knows again what they hold`,
+        );
       } else if (found.identity.generation > row.generation) {
         note(
           `disk '${row.name}' is at generation ${found.identity.generation}, ahead of the catalogue (${row.generation}): reconciling from what it really holds`,
@@ -206,6 +214,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
         ...(opts.maxCopies === undefined ? {} : { maxCopies: opts.maxCopies }),
         ...(opts.limitBytes === undefined ? {} : { limitBytes: opts.limitBytes }),
         ...(opts.noEvict === undefined ? {} : { noEvict: opts.noEvict }),
+        ...(found.identity.generation > row.generation + 1 ? { keepCopies: true } : {}),
       };
       // The listing is streamed one prefix folder at a time into the merge with the catalogue.
       if (dryRun) {

@@ -270,3 +270,27 @@ test('nothing is evicted for copies whose sources are gone since update (an unmo
   assert.equal(r.evicted, 0, 'no copy was evicted for files that could not be read');
   assert.deepEqual([...countedOn(w.cat, 'b')].sort(), [...before].sort());
 });
+
+test('a disk several syncs ahead of the catalogue (a catalogue restored from a backup) has nothing deleted; the next sync deletes', async (t) => {
+  const { w, d } = await twoFilesSynced(t);
+  fs.rmSync(path.join(w.src, 'a.bin'));
+  await catalogue(w);
+  // The disk says it was synced three times since the catalogue last saw it.
+  const json = path.join(d, 'distbackup-disk.json');
+  const identity = JSON.parse(fs.readFileSync(json, 'utf8')) as { generation: number };
+  fs.writeFileSync(json, JSON.stringify({ ...identity, generation: identity.generation + 3 }));
+  const notes: string[] = [];
+  const plan = await runSync(w.cat, { name: 'd', dryRun: true, onNote: (n: string) => notes.push(n) });
+  assert.equal(plan.deleted, 0, 'the plan deletes nothing');
+  const r = await runSync(w.cat, { name: 'd', onNote: (n: string) => notes.push(n) });
+  assert.equal(r.deleted, 0);
+  assert.ok(
+    notes.some((n) => /3 syncs ahead of the catalogue .*This sync deletes nothing on the disk/.test(n)),
+    notes.join('\n'),
+  );
+  assert.equal(countedOn(w.cat, 'd').size, 2, 'the orphan stays');
+  // The gap is closed by that sync: the next one deletes the orphan.
+  const next = await runSync(w.cat, { name: 'd' });
+  assert.equal(next.deleted, 1);
+  assert.equal(countedOn(w.cat, 'd').size, 1);
+});

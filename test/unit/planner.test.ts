@@ -132,6 +132,24 @@ describe('caps, limits and options', () => {
     assert.deepEqual(kept(p), [0, 1]);
   });
 
+  test('keepCopies deletes nothing: no orphan, no surplus, no eviction, and the orphans take their room', () => {
+    // Here: a surplus copy (cap 2, two elsewhere), an evictable one, an orphan of 3 blocks.
+    const rows = [
+      o(2, { copiesElsewhere: 2, maxCopies: 2, onThisDisk: true }),
+      o(4, { copiesElsewhere: 3, onThisDisk: true }),
+      o(2),
+      o(2),
+    ];
+    const extra = { orphans: [{ id: 77, sizeBytes: sz(3) }] };
+    const normal = run(rows, 12, extra);
+    assert.ok(normal.orphanDeletes + normal.surplusDeletes + normal.evictions > 0);
+    const p = run(rows, 12, { ...extra, options: { keepCopies: true } });
+    assert.deepEqual(deleted(p), []);
+    assert.equal(p.orphanDeletes + p.surplusDeletes + p.evictions, 0);
+    // 12 blocks of room, 2 + 4 + 3 held: one of the two new copies of 2 blocks fits, not both.
+    assert.equal(copied(p).length, 1);
+  });
+
   test('orphans are always deleted first', () => {
     const p = run([o(2)], 2, { orphans: [{ id: 77, sizeBytes: sz(3) }] });
     assert.equal(p.steps[0]?.op, 'delete');
