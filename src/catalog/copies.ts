@@ -79,15 +79,16 @@ export function dropAllCopies(db: Db, diskId: number): number {
 }
 
 /**
- * Smallest number of copies over the referenced objects (0 when one has none; null when there
- * are no referenced objects).
+ * Smallest number of copies over the referenced objects to back up (some file of priority above
+ * 0, as the planner counts them): 0 when one has none; null when there are none.
  */
 export function minCopies(db: Db): number | null {
   const r = db
     .prepare(
       `SELECT min(n) FROM (
          SELECT (SELECT count(*) FROM copies c WHERE c.object_id = r.object_id) AS n
-         FROM (SELECT DISTINCT object_id FROM files WHERE kind = 0 AND object_id IS NOT NULL) r)`,
+         FROM (SELECT object_id FROM files WHERE kind = 0 AND object_id IS NOT NULL
+               GROUP BY object_id HAVING max(priority) > 0) r)`,
     )
     .pluck()
     .get() as number | null;

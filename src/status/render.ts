@@ -40,6 +40,12 @@ export function renderStatus(doc: StatusDoc, opts: { detail?: boolean } = {}): s
     const byteCol = `${bar(h.bytes, maxBytes).padEnd(BAR_WIDTH)} ${prettyBytes(h.bytes).padStart(9)}`;
     out.push(`  ${label.padEnd(5)} ${objCol}  ${byteCol}`);
   }
+  if (doc.notBackedUp.objects > 0) {
+    const s = doc.notBackedUp;
+    out.push(
+      `  not backed up (priority 0), not counted above: ${counted(s.objects, 'object')}, ${prettyBytes(s.bytes)} (${counted(s.files, 'file')})`,
+    );
+  }
   if (doc.saturated !== null) {
     const s = doc.saturated;
     out.push(

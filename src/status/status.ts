@@ -18,7 +18,7 @@ import {
   minCopiesOfReferenced,
   totals,
 } from '../catalog/reports.js';
-import { type SaturatedTotals, setAsideSaturated } from '../catalog/saturated.js';
+import { type SaturatedTotals, setAsideNotBackedUp, setAsideSaturated } from '../catalog/saturated.js';
 import { FUTURE_STAMP_SLACK_MS } from '../catalog/verify-state.js';
 import { counted, formatDuration } from '../core/units.js';
 
@@ -74,6 +74,11 @@ export interface StatusDoc {
    * of `histogram` and `minCopies`; null without it.
    */
   saturated: SaturatedTotals | null;
+  /**
+   * Objects that no file wants backed up (priority 0): never copied by sync, so left out of the
+   * histogram, the minimum and the losses (counted in `objects` and `bytes`).
+   */
+  notBackedUp: SaturatedTotals;
   disks: StatusDisk[];
   /** The two disks whose loss together costs the most, and what it costs. */
   worstPair: { disks: [string, string]; objects: number; bytes: number; files: number } | null;
@@ -96,6 +101,7 @@ export function runStatus(cat: Catalog, opts: StatusOptions = {}): StatusDoc {
   return db.transaction(() => {
     buildObjectCopies(db);
     const t = totals(db);
+    const notBackedUp = setAsideNotBackedUp(db);
     const rows = listDisks(db);
     const figures = diskCopyFigures(db, cutoff, now + FUTURE_STAMP_SLACK_MS);
     // Losses count every object, saturated or not: a capped file on a dead disk is still lost.
@@ -157,6 +163,7 @@ export function runStatus(cat: Catalog, opts: StatusOptions = {}): StatusDoc {
       unhashed: t.unhashed,
       histogram: hist,
       saturated,
+      notBackedUp,
       disks,
       worstPair,
       staleDays: Math.round(staleMs / 86_400_000),
@@ -182,7 +189,9 @@ export function staleText(ms: number): string {
 export function verdictOf(doc: StatusDoc): string {
   const parts: string[] = [];
   if (doc.files === 0) return 'nothing catalogued yet: map a source and run update';
-  if (doc.objects > 0 && doc.minCopies === null && doc.saturated !== null) {
+  if (doc.objects > 0 && doc.minCopies === null && doc.notBackedUp.objects === doc.objects) {
+    parts.push('no file is to be backed up (every one has priority 0)');
+  } else if (doc.objects > 0 && doc.minCopies === null && doc.saturated !== null) {
     parts.push(`every object is at its cap`);
   } else if (doc.objects === 0 || doc.minCopies === null) {
     parts.push(`no file is hashed yet: run update`);
@@ -199,7 +208,8 @@ export function verdictOf(doc: StatusDoc): string {
     const below = doc.saturated !== null && doc.saturated.objects > 0 ? ' below its cap' : '';
     // Files not hashed yet have no object, and no copy: the claim is about the others.
     const hashed = doc.unhashed > 0 ? ' hashed' : '';
-    const head = `every${hashed} file${below} has at least ${min} ${min === 1 ? 'copy' : 'copies'}`;
+    const toBackUp = doc.notBackedUp.objects > 0 ? ' to back up' : '';
+    const head = `every${hashed} file${toBackUp}${below} has at least ${min} ${min === 1 ? 'copy' : 'copies'}`;
     if (worst === undefined || worst.degradedIfDead.files === 0) parts.push(head);
     else if (min === 1)
       parts.push(`${head}; losing ${worst.name} would lose ${counted(worst.degradedIfDead.files, 'file')}`);
@@ -211,6 +221,9 @@ export function verdictOf(doc: StatusDoc): string {
     }
   }
   if (doc.unhashed > 0) parts.push(`${counted(doc.unhashed, 'file')} not hashed yet (run update)`);
+  if (doc.notBackedUp.files > 0 && doc.notBackedUp.objects < doc.objects) {
+    parts.push(`${counted(doc.notBackedUp.files, 'file')} not backed up (priority 0)`);
+  }
   const away = doc.disks.filter((d) => d.notSeenStale).map((d) => d.name);
   if (away.length > 0) parts.push(`not seen for over ${staleText(doc.staleMs)}: ${away.join(', ')}`);
   const stale = doc.disks.reduce((s, d) => s + d.staleCopies, 0);

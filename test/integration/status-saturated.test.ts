@@ -79,3 +79,33 @@ test('a cap of 0 is read as 1: an object without a copy is never set aside as at
   assert.equal(s.histogram[0]?.objects, s.objects, 'every object at 0 copies, in the histogram');
   assert.doesNotMatch(s.verdict, /at its cap/);
 });
+
+test('objects no file wants backed up (priority 0) are apart: not in the histogram, the minimum or the losses', (t) => {
+  const base = tempDir(t);
+  const src = path.join(base, 'src');
+  fs.mkdirSync(src);
+  makeSourceTree(src, { files: 12 });
+  const cat = openCatalog(path.join(base, 'home'));
+  t.after(() => cat.close());
+  const c = catalogueSource(cat, '/data', src);
+  setPathSettings(cat, ['/data/docs'], { priority: 0 });
+  const zero = new Set(
+    cat.db
+      .prepare(
+        `SELECT o.hash FROM files f JOIN objects o ON o.id = f.object_id WHERE f.kind = 0 GROUP BY o.id HAVING max(f.priority) = 0`,
+      )
+      .pluck()
+      .all() as string[],
+  );
+  assert.ok(zero.size > 0, 'the fixture has objects at priority 0');
+  addPoolDisk(cat, 'a', path.join(base, 'a'));
+  putObjects(cat, c, 'a', (h) => !zero.has(h));
+  const s = runStatus(cat);
+  assert.equal(s.notBackedUp.objects, zero.size);
+  assert.equal(s.minCopies, 1, 'the objects at priority 0 do not pin the minimum at 0');
+  assert.equal(s.histogram[0]?.objects, 0);
+  assert.equal(s.histogram.reduce((n, h) => n + h.objects, 0) + s.notBackedUp.objects, s.objects);
+  assert.equal(s.disks[0]?.lossIfDead.objects, s.histogram[1]?.objects);
+  assert.match(s.verdict, /^every file to back up has at least 1 copy; .*\d+ files? not backed up \(priority 0\)/);
+  assert.ok(renderStatus(s).some((l) => /not backed up \(priority 0\), not counted above/.test(l)));
+});

@@ -36,6 +36,7 @@ function doc(min: number | null, disks: StatusDisk[], zeroFiles = 0): StatusDoc 
       { copies: 3, objects: 0, bytes: 0, files: 0 },
     ],
     saturated: null,
+    notBackedUp: { objects: 0, bytes: 0, files: 0 },
     disks,
     worstPair: null,
     staleDays: 90,
