@@ -39,7 +39,12 @@ export default class Whereis extends BaseCommand<typeof Whereis> {
               .join(', ');
       this.log(`${e.path}\t${prettyBytes(e.size)}\t${e.hash ?? 'not hashed yet'}\t${where}`);
     });
-    if (result.notFound.length > 0 && result.entries.length === 0) {
+    for (const v of result.noFiles) {
+      this.logToStderr(
+        `${v}: a link or a folder without files: restore rebuilds it from the catalogue, no disk holds a copy`,
+      );
+    }
+    if (result.notFound.length > 0 && result.entries.length === 0 && result.noFiles.length === 0) {
       // One line for the whole failure, naming every path (not a line each and a summary).
       throw new UsageError(`${result.notFound.join(', ')}: not in the catalogue (see 'distbackup ls')`);
     }

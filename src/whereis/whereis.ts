@@ -4,7 +4,7 @@
  * the catalogue; read-only.
  */
 import type { Catalog } from '../catalog/db.js';
-import { diskNames, iterateWhereis } from '../catalog/reports.js';
+import { diskNames, hasEntriesUnder, iterateWhereis } from '../catalog/reports.js';
 import { displayPath, normalizeVpath } from '../core/vpath.js';
 
 /** One copy of a file's object. */
@@ -27,6 +27,11 @@ export interface WhereisEntry {
 export interface WhereisResult {
   entries: WhereisEntry[];
   notFound: string[];
+  /**
+   * Virtual paths in the catalogue with no regular file at or below them (a symbolic link, an
+   * empty folder): restore rebuilds them from the catalogue alone, no disk holds anything of them.
+   */
+  noFiles: string[];
 }
 
 /** Look up `vpaths` (files or folders) in `cat`; `onEntry` sees each entry as it streams. */
@@ -38,6 +43,7 @@ export function runWhereis(
   const names = diskNames(cat.db);
   const entries: WhereisEntry[] = [];
   const notFound: string[] = [];
+  const noFiles: string[] = [];
   for (const text of vpaths.length === 0 ? ['/'] : vpaths) {
     const v = normalizeVpath(text);
     let found = 0;
@@ -62,7 +68,7 @@ export function runWhereis(
       entries.push(e);
       onEntry?.(e);
     }
-    if (found === 0) notFound.push(v);
+    if (found === 0) (hasEntriesUnder(cat.db, Buffer.from(v, 'utf8')) ? noFiles : notFound).push(v);
   }
-  return { entries, notFound };
+  return { entries, notFound, noFiles };
 }

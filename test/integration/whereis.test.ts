@@ -23,6 +23,10 @@ test('whereis lists every file of a subtree with its disks and when each copy wa
   await runVerify(cat, { name: 'a' });
   const r = runWhereis(cat, ['/data/docs', '/data/photos/img-000.jpg', '/nothing/here']);
   assert.deepEqual(r.notFound, ['/nothing/here']);
+  // A catalogued link is not "not in the catalogue": it has no copy, restore makes it anyway.
+  const link = runWhereis(cat, ['/data/docs/link-to-readme', '/data/empty-dir']);
+  assert.deepEqual(link.notFound, []);
+  assert.deepEqual(link.noFiles, ['/data/docs/link-to-readme', '/data/empty-dir']);
   const paths = r.entries.map((e) => e.path);
   assert.ok(paths.includes('/data/docs/readme.txt'));
   assert.ok(paths.includes('/data/docs/deep/er/script.sh'), 'subtrees too');
