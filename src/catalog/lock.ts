@@ -113,6 +113,8 @@ function checkLockFiles(file: string, what: string): void {
 export function lockHeld(file: string): boolean {
   let db: Database.Database;
   try {
+    // Only a regular file is opened (SQLite follows links; a FIFO would block the open).
+    if (!fs.lstatSync(file).isFile()) return false;
     db = new Database(file, { readonly: true, fileMustExist: true, timeout: 0 });
   } catch {
     return false;

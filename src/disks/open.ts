@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import type { Catalog } from '../catalog/db.js';
 import { type DiskRow, listDisks } from '../catalog/disks.js';
-import { acquireLock, type Lock } from '../catalog/lock.js';
+import { acquireLock, type Lock, lockHeld } from '../catalog/lock.js';
 import type { DiskIdentity } from '../disk/disk-json.js';
 import { DiskRoot } from '../disk/disk-root.js';
 import { DISK_LOCK } from '../disk/layout.js';
@@ -31,6 +31,11 @@ export function findDisk(cat: Catalog, opts: { name?: string | undefined; diskPa
 /** Take the lock of the disk folder `root` (refused with exit 2 while another run holds it). */
 export function lockDisk(root: string, name: string): Lock {
   return acquireLock(path.join(root, DISK_LOCK), `disk '${name}' (${root})`);
+}
+
+/** Whether another run holds the lock of the disk at `root`, found without taking it (lockHeld). */
+export function diskLockHeld(root: string): boolean {
+  return lockHeld(path.join(root, DISK_LOCK));
 }
 
 /** Open a found disk's folder with the hostile-disk checks (see DiskRoot). */

@@ -59,7 +59,7 @@ import { DiskRoot } from '../disk/disk-root.js';
 import { isRotational } from '../disk/fsinfo.js';
 import { HASH_RE } from '../disk/layout.js';
 import { markCatalogueStale, writeDiskCatalogue } from '../disks/disk-catalogue.js';
-import { findDisk, lockDisk } from '../disks/open.js';
+import { diskLockHeld, findDisk, lockDisk } from '../disks/open.js';
 import { boundedMap } from '../pipeline/bounded.js';
 import type { Progress } from '../ui/progress.js';
 import { type CheckPool, createInlineCheckPool, createThreadCheckPool, INLINE_BELOW_BYTES } from './check-pool.js';
@@ -216,6 +216,11 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
   try {
     const found = findDisk(cat, { name: opts.name, diskPath: opts.diskPath });
     dlock = dryRun ? undefined : lockDisk(found.root, found.row.name);
+    if (dryRun && diskLockHeld(found.root)) {
+      opts.progress?.note(
+        `another distbackup run holds disk '${found.row.name}': objects it deletes or moves meanwhile read as missing here`,
+      );
+    }
     const disk = DiskRoot.open(found.root);
     disk.pinIdentity(found.identity.uuid);
     const diskId = found.row.id;

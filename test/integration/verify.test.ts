@@ -7,6 +7,7 @@ import { getDiskByName } from '../../src/catalog/disks.js';
 import { percentDecode } from '../../src/core/vpath.js';
 import { fsReader, type ObjectReader } from '../../src/disk/check-object.js';
 import { objectPath, quarantineDir } from '../../src/disk/layout.js';
+import { lockDisk } from '../../src/disks/open.js';
 import { runStatus } from '../../src/status/status.js';
 import { runVerify } from '../../src/verify/verify.js';
 import { addPoolDisk, catalogueSource, makeSourceTree, putObjects } from '../helpers/pool.js';
@@ -358,12 +359,26 @@ test('a dry run on a read-only catalogue checks everything, says what it would d
   for (const b of doc.badDetails) assert.equal(b.quarantinedTo, null);
   assert.equal(doc.remaining, 0);
   assert.ok(notes.some((n) => n.includes(`${flipped}: BAD`) && n.includes('would be moved to quarantine')));
+  assert.ok(!notes.some((n) => /another distbackup run holds/.test(n)));
   assert.match(fs.readFileSync(file, 'utf8'), /would no longer count as a copy/);
   // Nothing recorded, nothing moved.
   assert.deepEqual(stamps(cat), before);
   assert.ok(fs.existsSync(objectPath(disk, flipped)));
   assert.ok(!fs.existsSync(quarantineDir(disk)) || fs.readdirSync(quarantineDir(disk)).length === 0);
   assert.equal(getDiskByName(cat.db, 'd1')?.lastVerifyMs, null);
+  // With another run holding the disk, the dry run says its missing ones may be that run's doing.
+  const held = lockDisk(disk, 'd1');
+  const beside: string[] = [];
+  await runVerify(ro, {
+    name: 'd1',
+    dryRun: true,
+    progress: { ...progress, note: (l: string) => beside.push(l) },
+  });
+  held.release();
+  assert.ok(
+    beside.some((n) => /another distbackup run holds disk 'd1'/.test(n)),
+    beside.join('\n'),
+  );
   // The real run then does what the dry run said.
   const real = await runVerify(cat, { name: 'd1' });
   assert.deepEqual([...real.bad].sort(), [...doc.bad].sort());
