@@ -19,8 +19,9 @@ export function planLines(doc: SyncDoc): string[] {
     `  evict    ${counted(p.evictions, 'copy', 'copies')} of objects that have others`,
     `  copy     ${counted(p.copies, 'object')}, ${prettyBytes(p.bytesToCopy)}`,
   ];
+  // Why they are not placed (no room, --limit, a disk over its size) is the plan's warning's to say.
   if (p.unplaced > 0)
-    lines.push(`  unplaced ${counted(p.unplaced, 'object')} with no copy anywhere do not fit on this disk`);
+    lines.push(`  unplaced ${counted(p.unplaced, 'object')} with no copy anywhere are not copied here`);
   lines.push(`  copies before  ${histogram(p.histogramBefore)}`);
   lines.push(`  copies after   ${histogram(p.histogramAfter)}`);
   lines.push(
