@@ -52,31 +52,48 @@ function newestStamp(db: Db, diskId: number): number | null {
  */
 export const FUTURE_STAMP_SLACK_MS = 60 * 60 * 1000;
 
-/** How far `rebaseFutureStamps` would move the stamps of `diskId` back (0: not at all); writes nothing. */
+/**
+ * A clock before this is wrong (this build is later): no stamp is moved under it. Moving them
+ * would age every stamp by the clock's error once it is put right (an RTC reset before NTP).
+ */
+const CLOCK_FLOOR_MS = Date.UTC(2026, 10, 1);
+
+/** How far `rebaseFutureStamps` would move the newest stamp of `diskId` back (0: not at all); writes nothing. */
 export function futureStampShift(db: Db, diskId: number, nowMs: number): number {
+  if (nowMs < CLOCK_FLOOR_MS) return 0;
   const newest = newestStamp(db, diskId);
   return newest === null || newest <= nowMs + FUTURE_STAMP_SLACK_MS ? 0 : newest - nowMs;
 }
 
 /**
  * When the newest stamp of a disk lies more than FUTURE_STAMP_SLACK_MS ahead of `nowMs` (a run
- * under a clock set ahead, since put right), move every stamp of the disk, and its open pass,
- * back by as much, in one transaction: the order is unchanged, the newest becomes now, and the
- * rest look older than they are, so they come up sooner, never later. Left as they were,
- * `--older-than` would select none of them, and each new stamp would be pushed past them, until
- * the real clock caught up. Returns the shift in ms (0 when none).
+ * under a clock set ahead, since put right), move the stamps that far ahead, and its open pass's,
+ * back by the newest one's lead, in one transaction, but not below the newest stamp that is not
+ * ahead (those keep their age): the order is unchanged (stamps moved to that bound tie), the
+ * newest becomes now, and the rest look older than they are, so they come up sooner, never
+ * later. Left as they were, `--older-than` would select none of them, and each new stamp would
+ * be pushed past them, until the real clock caught up. Nothing moves under a clock before
+ * CLOCK_FLOOR_MS. Returns the shift in ms (0 when none).
  */
 export function rebaseFutureStamps(db: Db, diskId: number, nowMs: number): number {
   const shift = futureStampShift(db, diskId, nowMs);
   if (shift === 0) return 0;
+  const limit = nowMs + FUTURE_STAMP_SLACK_MS;
   db.transaction(() => {
+    const kept = db
+      .prepare('SELECT max(verified_ms) FROM copies WHERE disk_id = ? AND verified_ms <= ?')
+      .pluck()
+      .get(diskId, limit) as number | null;
+    const floor = kept === null ? 0 : kept + 1;
     db.prepare(
-      'UPDATE copies SET verified_ms = verified_ms - @shift WHERE disk_id = @disk AND verified_ms IS NOT NULL',
-    ).run({ shift, disk: diskId });
+      'UPDATE copies SET verified_ms = max(verified_ms - @shift, @floor) WHERE disk_id = @disk AND verified_ms > @limit',
+    ).run({ shift, floor, limit, disk: diskId });
     db.prepare(
-      `UPDATE verify_passes SET run_stamp_ms = run_stamp_ms - @shift, started_ms = min(started_ms, @now)
+      `UPDATE verify_passes SET run_stamp_ms = CASE WHEN run_stamp_ms > @limit THEN max(run_stamp_ms - @shift, @floor)
+                                                    ELSE run_stamp_ms END,
+                                started_ms = min(started_ms, @now)
        WHERE disk_id = @disk`,
-    ).run({ shift, now: nowMs, disk: diskId });
+    ).run({ shift, floor, limit, now: nowMs, disk: diskId });
   })();
   return shift;
 }

@@ -412,10 +412,16 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
    * while a file of a few GiB is copied. Dropped when the check ends (counted then if it passed).
    */
   const cpLive = new Set<{ bytes: number }>();
+  /**
+   * The bytes shown so far: progress never goes back, also when a copy by `cp` is dropped and
+   * done again by the loop (its bytes are then shown once, and the figure waits for the redo).
+   */
+  let shownBytes = 0;
   const progress = (): void => {
     let live = 0;
     for (const c of cpLive) live += c.bytes;
-    opts.onProgress?.(bytesWritten + live, result.copied);
+    shownBytes = Math.max(shownBytes, bytesWritten + live);
+    opts.onProgress?.(shownBytes, result.copied);
   };
 
   const discard = (p: Pending): void => {

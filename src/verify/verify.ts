@@ -225,14 +225,13 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
     disk.pinIdentity(found.identity.uuid);
     const diskId = found.row.id;
     const profile: VerifyProfile = opts.profile ?? (isRotational(found.root) === false ? 'ssd' : 'hdd');
-    // Stamps left by a clock that was set ahead are moved back first (a dry run only reckons
-    // with the move). New stamps sort after every stamp already there (runStamp); the
-    // selection skips what the open pass of an interrupted run already checked, or nothing
-    // when there is none.
+    // Stamps left by a clock that was set ahead are moved back first (a dry run only says so).
+    // New stamps sort after every stamp already there (runStamp); the selection skips what
+    // the open pass of an interrupted run already checked, or nothing when there is none.
     const shift = dryRun ? futureStampShift(cat.db, diskId, started) : rebaseFutureStamps(cat.db, diskId, started);
     if (shift > 0) {
       opts.progress?.note(
-        `the last verify stamps of this disk were up to ${formatDuration(shift)} ahead of the clock: they are taken as that much older`,
+        `the last verify stamps of this disk were up to ${formatDuration(shift)} ahead of the clock: ${dryRun ? 'a run without --dry-run moves them back' : 'moved back, they are taken as that much older'}`,
       );
     }
     const stampBase = runStamp(cat.db, diskId, started);
@@ -240,7 +239,7 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
     const sel: VerifySelection = {
       diskId,
       runStampMs: pass?.runStampMs ?? stampBase,
-      olderThanMs: opts.olderThanMs === undefined ? undefined : started - opts.olderThanMs + (dryRun ? shift : 0),
+      olderThanMs: opts.olderThanMs === undefined ? undefined : started - opts.olderThanMs,
     };
     if (!dryRun && pass === undefined) beginPass(cat.db, diskId, { runStampMs: stampBase, startedMs: started });
     const totalCopies = copiesOnDisk(cat.db, diskId);

@@ -121,7 +121,7 @@ test('repeated --percent runs cover every object before any is checked again, le
 
 test('--max-time stops and the next run goes on from there; --older-than skips recent copies; a clock that jumps back starves nothing', async (t) => {
   const { cat, hashes } = setup(t, 20);
-  let clock = 1_700_000_000_000;
+  let clock = Date.UTC(2028, 0, 1);
   // Every clock read advances one second: a 5 s budget checks a handful of objects.
   const now = (): number => {
     clock += 1000;
@@ -413,6 +413,28 @@ test('the ssd profile (two lanes, in process and on worker threads) finds the sa
     assert.deepEqual(doc.missing, [missing], mode);
     for (const [h, v] of stamps(cat)) assert.ok(v !== null, `${h} stamped (${mode})`);
   }
+});
+
+test('a clock before this build (an RTC reset) moves no stamp: they stay as they were, new ones sort after them', async (t) => {
+  const { cat, hashes } = setup(t, 8);
+  let clock = Date.UTC(2028, 0, 1);
+  const now = (): number => {
+    clock += 1000;
+    return clock;
+  };
+  await runVerify(cat, { name: 'd1', now });
+  const before = stamps(cat);
+  clock = Date.UTC(2001, 0, 1);
+  const notes: string[] = [];
+  const progress = { update: () => {}, setTotals: () => {}, note: (l: string) => notes.push(l), stop: () => {} };
+  const half = await runVerify(cat, { name: 'd1', now, percent: 50, progress });
+  assert.ok(!notes.some((n) => /ahead of the clock/.test(n)), notes.join('\n'));
+  const after = stamps(cat);
+  const changed = [...after].filter(([h, v]) => v !== before.get(h));
+  assert.equal(changed.length, half.checked, 'only the copies checked have new stamps');
+  const maxBefore = Math.max(...[...before.values()].map((v) => v ?? 0));
+  for (const [, v] of changed) assert.ok((v ?? 0) > maxBefore, 'and they sort after the others');
+  assert.ok(hashes.length > half.checked);
 });
 
 test('a run stopped before its first commit under a clock a little ahead is resumed without checking a copy twice', async (t) => {
