@@ -229,13 +229,10 @@ export class ObjectChecker {
       return this.reader.open(p);
     } catch (err) {
       const code = errnoCode(err);
-      return {
-        ok: false,
-        bytes: 0,
-        problem: `cannot open: ${describeError(err)}`,
-        missing: code === 'ENOENT',
-        local: isLocalError(err),
-      };
+      // A socket (ENXIO) or a device node (EACCES on a nodev mount) fails to open with an error
+      // of the local kind: it is no object whatever the error, so it is bad, never unreadable.
+      const local = isLocalError(err) && isRegularFile(p);
+      return { ok: false, bytes: 0, problem: `cannot open: ${describeError(err)}`, missing: code === 'ENOENT', local };
     }
   }
 
@@ -258,6 +255,15 @@ function decide(first: ReadOutcome, second: ReadOutcome | (() => ReadOutcome)): 
   if (again.missing) return { status: 'missing', bytesRead };
   if (again.local === true) return { status: 'unreadable', bytesRead, problem: again.problem };
   return { status: 'bad', bytesRead, problem: again.problem };
+}
+
+/** Whether `p` is a regular file (lstat; false when that fails too). */
+function isRegularFile(p: string): boolean {
+  try {
+    return fs.lstatSync(p).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** The outcome of a read that failed with `err` after `bytes` bytes. */

@@ -513,6 +513,9 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
       ? Math.max(0, candidateTotals(cat.db, sel).count - doc.checked)
       : candidateTotals(cat.db, sel).count;
     doc.copies = copiesOnDisk(cat.db, diskId);
+    // Copies not checked for want of a device record nothing: a disk gone meanwhile says so
+    // here rather than get a verify date.
+    if (doc.unreadable.length > 0) disk.checkMounted();
     if (!dryRun) {
       updateDisk(cat.db, diskId, { lastVerifyMs: now(), lastSeenMs: now() });
       // Reaching its end (or its budget) closes the pass; an interrupted run leaves it open.
