@@ -449,7 +449,9 @@ export function plan(input: PlannerInput): Plan {
   let unplacedBytes = 0;
   let notBackedUp = 0;
   let notBackedUpBytes = 0;
+  // Orphans kept (keepCopies) stay on the disk too.
   let usedAfter = 0;
+  if (keepCopies) for (const size of input.orphans.sizeBytes) usedAfter += allocatedSize(size);
   for (let i = 0; i < n; i++) {
     const size = sizeBytes[i] as number;
     if (keep[i] === 1) usedAfter += allocatedSize(size);

@@ -190,7 +190,7 @@ export function verdictOf(doc: StatusDoc): string {
   const parts: string[] = [];
   if (doc.files === 0) return 'nothing catalogued yet: map a source and run update';
   if (doc.objects > 0 && doc.minCopies === null && doc.notBackedUp.objects === doc.objects) {
-    parts.push('no file is to be backed up (every one has priority 0)');
+    parts.push(`no ${doc.unhashed > 0 ? 'hashed ' : ''}file is to be backed up (every one has priority 0)`);
   } else if (doc.objects > 0 && doc.minCopies === null && doc.saturated !== null) {
     parts.push(`every object is at its cap`);
   } else if (doc.objects === 0 || doc.minCopies === null) {

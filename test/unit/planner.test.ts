@@ -148,6 +148,7 @@ describe('caps, limits and options', () => {
     assert.equal(p.orphanDeletes + p.surplusDeletes + p.evictions, 0);
     // 12 blocks of room, 2 + 4 + 3 held: one of the two new copies of 2 blocks fits, not both.
     assert.equal(copied(p).length, 1);
+    assert.equal(p.usedAfterBytes, cap(2 + 4 + 3 + 2), 'the orphan kept is counted as used');
   });
 
   test('orphans are always deleted first', () => {
