@@ -6,6 +6,7 @@
  */
 
 import * as fs from 'node:fs';
+import { catalogueBehind, markCatalogueBehind } from '../catalog/behind.js';
 import { addCopies, getObjectById, markForRehash, minCopies, removeCopies } from '../catalog/copies.js';
 import { type Catalog, isSqliteError, sqliteFileError } from '../catalog/db.js';
 import { updateDisk } from '../catalog/disks.js';
@@ -192,17 +193,22 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
         note(
           `disk '${row.name}' is at generation ${found.identity.generation}, the catalogue expected ${row.generation}: an older image or a clone; reconciling from what it really holds`,
         );
-      } else if (found.identity.generation > row.generation + 1) {
-        // One ahead is a run stopped between the disk's identity and the catalogue's row. More
-        // is a catalogue older than the disk's last sync (restored from a backup, an old copy):
-        // its files and its counts of the other disks may be out of date, and a deletion here
-        // could take a copy that some file, or some disk's count, still relies on.
-        note(
-          `disk '${row.name}' is at generation ${found.identity.generation}, ${found.identity.generation - row.generation} syncs ahead of the catalogue (${row.generation}): the catalogue is older than this disk's last sync (restored from a backup?). This sync deletes nothing on the disk; run 'distbackup update' and sync each disk once, so the catalogue knows again what they hold`,
-        );
       } else if (found.identity.generation > row.generation) {
+        // The catalogue's generation moves first (below), so a disk ahead means the catalogue
+        // went back: catalog/behind.ts.
         note(
-          `disk '${row.name}' is at generation ${found.identity.generation}, ahead of the catalogue (${row.generation}): reconciling from what it really holds`,
+          `disk '${row.name}' is at generation ${found.identity.generation}, ahead of the catalogue (${row.generation}): the catalogue is older than this disk's last sync (restored from a backup?); reconciling from what it really holds`,
+        );
+        if (!dryRun) markCatalogueBehind(cat.db, Date.now());
+      }
+      // A catalogue found behind a disk deletes nothing until every disk is synced again.
+      const behind =
+        catalogueBehind(cat.db, dryRun) ??
+        (found.identity.generation > row.generation ? { sinceMs: Date.now(), disksLeft: [row.name] } : undefined);
+      if (behind !== undefined) {
+        const left = behind.disksLeft.filter((n) => n !== row.name);
+        note(
+          `the catalogue was found older than a disk's last sync: syncs delete nothing until every disk holding copies is synced again (${left.length === 0 ? 'this is the last' : `left after this one: ${left.join(', ')}`}); run 'distbackup update' first if you have not`,
         );
       }
 
@@ -214,7 +220,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
         ...(opts.maxCopies === undefined ? {} : { maxCopies: opts.maxCopies }),
         ...(opts.limitBytes === undefined ? {} : { limitBytes: opts.limitBytes }),
         ...(opts.noEvict === undefined ? {} : { noEvict: opts.noEvict }),
-        ...(found.identity.generation > row.generation + 1 ? { keepCopies: true } : {}),
+        ...(behind === undefined ? {} : { keepCopies: true }),
       };
       // The listing is streamed one prefix folder at a time into the merge with the catalogue.
       if (dryRun) {
@@ -252,16 +258,14 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
             { code: 'bad-disk-json', path: found.root },
           );
         }
-        // Renamed into place only while the disk is still mounted: written to the empty mount
-        // point of a disk unplugged meanwhile, it would make the host's folder pass for the disk.
-        writeDiskIdentity(found.root, { ...found.identity, name: row.name, generation, catalogue: cat.id }, () =>
-          disk.checkMounted(),
-        );
         const place = describePlace(found.root);
         if (row.droppedMs !== null) {
           // Named, found and reconciled: its copies count again, as after `disk refresh`.
           note(`disk '${row.name}' was dropped; synced, it is back in the pool with what it really holds`);
         }
+        // The catalogue's generation first (committed, synchronous=FULL), then the disk's: a
+        // run stopped between them leaves the disk behind (reconciled next time), never ahead,
+        // which is kept for a catalogue that went back (catalog/behind.ts).
         updateDisk(cat.db, row.id, {
           generation,
           droppedMs: null,
@@ -271,6 +275,11 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
           ...(place.fsUuid === null ? {} : { fsUuid: place.fsUuid }),
           ...(place.fsType === null ? {} : { fsType: place.fsType }),
         });
+        // Renamed into place only while the disk is still mounted: written to the empty mount
+        // point of a disk unplugged meanwhile, it would make the host's folder pass for the disk.
+        writeDiskIdentity(found.root, { ...found.identity, name: row.name, generation, catalogue: cat.id }, () =>
+          disk.checkMounted(),
+        );
         input = buildPlannerInput(cat.db, row.id, row.size, inputOptions);
       }
       if (reconcile.uncounted > 0) note(`${reconcile.uncounted} copies counted on '${row.name}' were not there`);

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { CATALOGUE_FILE, openCatalog } from '../../src/catalog/db.js';
 import { DistbackupError } from '../../src/core/errors.js';
 import { DiskRoot } from '../../src/disk/disk-root.js';
 import { DISK_CATALOGUE_STALE } from '../../src/disk/layout.js';
@@ -271,26 +272,45 @@ test('nothing is evicted for copies whose sources are gone since update (an unmo
   assert.deepEqual([...countedOn(w.cat, 'b')].sort(), [...before].sort());
 });
 
-test('a disk several syncs ahead of the catalogue (a catalogue restored from a backup) has nothing deleted; the next sync deletes', async (t) => {
-  const { w, d } = await twoFilesSynced(t);
-  fs.rmSync(path.join(w.src, 'a.bin'));
+test('a catalogue restored from a backup: the disk found ahead of it, and every sync after, delete nothing until each disk is synced again', async (t) => {
+  const w = makeWorld(t);
+  writeTree(w.src, { 'a.bin': bytes(1, 5000), 'b.bin': bytes(2, 7000), 'c.bin': bytes(3, 9000) });
   await catalogue(w);
-  // The disk says it was synced three times since the catalogue last saw it.
-  const json = path.join(d, 'distbackup-disk.json');
-  const identity = JSON.parse(fs.readFileSync(json, 'utf8')) as { generation: number };
-  fs.writeFileSync(json, JSON.stringify({ ...identity, generation: identity.generation + 3 }));
+  const da = path.join(w.root, 'a');
+  const db = path.join(w.root, 'b');
+  addDisk(w.cat, 'a', da, { sizeBytes: 100e6 });
+  addDisk(w.cat, 'b', db, { sizeBytes: 100e6 });
+  await runSync(w.cat, { name: 'a' });
+  await runSync(w.cat, { name: 'b' });
+  // The backup; then disk a is synced once more, and the backup is put back.
+  const backup = path.join(w.root, 'backup.sqlite');
+  w.cat.db.exec(`VACUUM INTO '${backup}'`);
+  await runSync(w.cat, { name: 'a' });
+  w.cat.close();
+  for (const f of ['', '-wal', '-shm']) fs.rmSync(path.join(w.home, `${CATALOGUE_FILE}${f}`), { force: true });
+  fs.copyFileSync(backup, path.join(w.home, CATALOGUE_FILE));
+  const cat = openCatalog(w.home);
+  t.after(() => cat.close());
+  const w2 = { ...w, cat };
+  // A file goes: its object is an orphan on both disks.
+  fs.rmSync(path.join(w.src, 'a.bin'));
+  await catalogue(w2);
   const notes: string[] = [];
-  const plan = await runSync(w.cat, { name: 'd', dryRun: true, onNote: (n: string) => notes.push(n) });
-  assert.equal(plan.deleted, 0, 'the plan deletes nothing');
-  const r = await runSync(w.cat, { name: 'd', onNote: (n: string) => notes.push(n) });
-  assert.equal(r.deleted, 0);
+  const onNote = (n: string) => notes.push(n);
+  const first = await runSync(cat, { name: 'a', onNote });
+  assert.equal(first.deleted, 0, 'the disk found ahead: nothing deleted');
   assert.ok(
-    notes.some((n) => /3 syncs ahead of the catalogue .*This sync deletes nothing on the disk/.test(n)),
-    notes.join('\n'),
+    notes.some((n) => /ahead of the catalogue \(\d+\): the catalogue is older than this disk's last sync/.test(n)),
   );
-  assert.equal(countedOn(w.cat, 'd').size, 2, 'the orphan stays');
-  // The gap is closed by that sync: the next one deletes the orphan.
-  const next = await runSync(w.cat, { name: 'd' });
-  assert.equal(next.deleted, 1);
-  assert.equal(countedOn(w.cat, 'd').size, 1);
+  assert.ok(
+    notes.some((n) =>
+      /syncs delete nothing until every disk holding copies is synced again \(left after this one: b\)/.test(n),
+    ),
+  );
+  assert.equal((await runSync(cat, { name: 'a' })).deleted, 0, 'b is not synced yet');
+  assert.equal((await runSync(cat, { name: 'b' })).deleted, 0, 'b, the last, is reconciled first');
+  // Every disk synced since: deletions again.
+  assert.equal((await runSync(cat, { name: 'a' })).deleted, 1);
+  assert.equal((await runSync(cat, { name: 'b' })).deleted, 1);
+  assert.equal(countedOn(cat, 'a').size, 2);
 });
