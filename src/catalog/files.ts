@@ -211,7 +211,7 @@ export class FilesWriter {
     // row, 30× slower measured on 20,000 rows). The temp tables below live in memory too.
     db.pragma('temp_store = MEMORY');
     db.exec(`
-      CREATE TEMP TABLE IF NOT EXISTS update_gone (dev INTEGER, ino INTEGER, size INTEGER, mtime_ns INTEGER, object_id INTEGER);
+      CREATE TEMP TABLE IF NOT EXISTS update_gone (dev INTEGER, ino INTEGER, size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, object_id INTEGER);
       CREATE INDEX IF NOT EXISTS temp.update_gone_ino ON update_gone(ino);
       CREATE TEMP TABLE IF NOT EXISTS update_gc (object_id INTEGER PRIMARY KEY);
       DELETE FROM temp.update_gone;
@@ -239,15 +239,15 @@ export class FilesWriter {
     this.sSettings = db.prepare('UPDATE files SET priority = ?, min_copies = ?, max_copies = ? WHERE id = ?');
     this.sDelete = db.prepare('DELETE FROM files WHERE id = ?');
     this.sGone = db.prepare(
-      'INSERT INTO temp.update_gone (dev, ino, size, mtime_ns, object_id) VALUES (?, ?, ?, ?, ?)',
+      'INSERT INTO temp.update_gone (dev, ino, size, mtime_ns, ctime_ns, object_id) VALUES (?, ?, ?, ?, ?, ?)',
     );
     this.sGc = db.prepare('INSERT OR IGNORE INTO temp.update_gc (object_id) VALUES (?)');
     // The unary + keeps SQLite off the files_source index (every row of a source matches it):
     // without statistics it would pick it and read the whole source per folder.
     const subtree = 'vpath >= ? AND vpath < ? AND +source_id = ?';
     this.sGoneSubtree = db.prepare(
-      `INSERT INTO temp.update_gone (dev, ino, size, mtime_ns, object_id)
-       SELECT dev, ino, size, mtime_ns, object_id FROM files
+      `INSERT INTO temp.update_gone (dev, ino, size, mtime_ns, ctime_ns, object_id)
+       SELECT dev, ino, size, mtime_ns, ctime_ns, object_id FROM files
        WHERE ${subtree} AND kind = ${FileKind.file} AND object_id IS NOT NULL AND ctime_ns != 0`,
     );
     this.sGcSubtree = db.prepare(
@@ -257,12 +257,14 @@ export class FilesWriter {
     this.sCountSubtree = db.prepare(`SELECT count(*) FROM files WHERE ${subtree}`).pluck();
     this.sByInode = db
       .prepare(
-        `SELECT object_id FROM files WHERE ino = ? AND dev = ? AND size = ? AND mtime_ns = ?
+        `SELECT object_id FROM files WHERE ino = ? AND dev = ? AND size = ? AND mtime_ns = ? AND ctime_ns = ?
          AND kind = ${FileKind.file} AND object_id IS NOT NULL AND ctime_ns != 0 LIMIT 1`,
       )
       .pluck();
     this.sGoneByInode = db
-      .prepare('SELECT object_id FROM temp.update_gone WHERE ino = ? AND dev = ? AND size = ? AND mtime_ns = ? LIMIT 1')
+      .prepare(
+        'SELECT object_id FROM temp.update_gone WHERE ino = ? AND dev = ? AND size = ? AND mtime_ns = ? AND ctime_ns = ? LIMIT 1',
+      )
       .pluck();
     this.sObject = db.prepare('SELECT id FROM objects WHERE hash = ?').pluck();
     this.sInsertObject = db.prepare('INSERT INTO objects (hash, size) VALUES (?, ?)');
@@ -367,7 +369,7 @@ export class FilesWriter {
     this.flush();
     if (child.objectId !== null) {
       if (child.kind === FileKind.file && child.ctimeNs !== 0n) {
-        this.sGone.run(child.dev, child.ino, child.sizeBytes, child.mtimeNs, child.objectId);
+        this.sGone.run(child.dev, child.ino, child.sizeBytes, child.mtimeNs, child.ctimeNs, child.objectId);
       }
       this.sGc.run(child.objectId);
     }
@@ -396,19 +398,24 @@ export class FilesWriter {
 
   /**
    * The object of a catalogued (or removed in this run) regular file with this device, inode,
-   * size and mtime: a rename or a hard link whose hash can be reused. Racily clean rows never match.
+   * size, mtime and ctime: another link of the same unchanged inode, whose hash can be reused.
+   * The ctime too: an inode number, size and mtime alone also match a file rewritten in place
+   * with its mtime put back and then moved (a tagger's "keep timestamps"), and, where inode
+   * numbers are handed out anew at each mount (vfat, exfat, FUSE without use_ino), another file
+   * of the same size and time. A rename moves the ctime on Linux filesystems, so a renamed file
+   * is read again. Racily clean rows never match.
    */
-  objectByInode(dev: bigint, ino: bigint, sizeBytes: number, mtimeNs: bigint): number | undefined {
+  objectByInode(dev: bigint, ino: bigint, sizeBytes: number, mtimeNs: bigint, ctimeNs: bigint): number | undefined {
     const d = int64(dev);
     const i = int64(ino);
     // Rows held back by `upsert` are looked at here rather than run first: a first update asks
     // this of every new file, and running the held rows each time wrote them one statement per
     // row instead of UPSERT_ROWS per statement.
-    const held = this.heldByInode(d, i, sizeBytes, mtimeNs);
+    const held = this.heldByInode(d, i, sizeBytes, mtimeNs, ctimeNs);
     if (held !== undefined) return held;
-    const hit = this.sByInode.get(i, d, sizeBytes, mtimeNs) as number | bigint | undefined;
+    const hit = this.sByInode.get(i, d, sizeBytes, mtimeNs, ctimeNs) as number | bigint | undefined;
     if (hit !== undefined) return Number(hit);
-    const gone = this.sGoneByInode.get(i, d, sizeBytes, mtimeNs) as number | bigint | undefined;
+    const gone = this.sGoneByInode.get(i, d, sizeBytes, mtimeNs, ctimeNs) as number | bigint | undefined;
     return gone === undefined ? undefined : Number(gone);
   }
 
@@ -416,7 +423,13 @@ export class FilesWriter {
    * `objectByInode` over the rows held back by `upsert` (the last match wins, as it would in the
    * table). `dev` and `ino` as stored (`int64`).
    */
-  private heldByInode(dev: bigint, ino: bigint, sizeBytes: number, mtimeNs: bigint): number | undefined {
+  private heldByInode(
+    dev: bigint,
+    ino: bigint,
+    sizeBytes: number,
+    mtimeNs: bigint,
+    ctimeNs: bigint,
+  ): number | undefined {
     const p = this.pending;
     for (let at = p.length - UPSERT_COLUMNS; at >= 0; at -= UPSERT_COLUMNS) {
       if (p[at + HELD_INO] !== ino || p[at + HELD_DEV] !== dev) continue;
@@ -427,6 +440,7 @@ export class FilesWriter {
         p[at + HELD_SIZE] === sizeBytes &&
         p[at + HELD_MTIME] === mtimeNs &&
         p[at + HELD_CTIME] !== 0n &&
+        p[at + HELD_CTIME] === ctimeNs &&
         objectId !== null;
       if (ok) return objectId;
     }

@@ -550,16 +550,17 @@ class UpdateRun {
       this.recordFile(pending, this.emptyObjectId, statMeta(st));
       return;
     }
-    // Renamed or hard-linked: same device, inode, size and mtime as a row hashed before. Not when
-    // this path already held this inode: then the inode itself changed (ctime moved) and must be
-    // read, or an in-place rewrite with its mtime put back would keep the stale hash.
+    // Hard-linked: same device, inode, size, mtime and ctime as a row hashed before (see
+    // objectByInode). Not when this path already held this inode: then the inode itself changed
+    // (ctime moved) and must be read, or an in-place rewrite with its mtime put back would keep
+    // the stale hash.
     if (s.hash !== undefined) {
       // A trusted hash from a `.meta-inf` sidecar: recorded without reading the file.
       this.recordFile(pending, this.writer.object(s.hash, sizeBytes), statMeta(st));
       return;
     }
     if (!racy && !e.followed && old?.ino !== int64(st.ino)) {
-      const reuse = this.writer.objectByInode(st.dev, st.ino, sizeBytes, st.mtimeNs);
+      const reuse = this.writer.objectByInode(st.dev, st.ino, sizeBytes, st.mtimeNs, st.ctimeNs);
       if (reuse !== undefined) {
         this.recordFile(pending, reuse, statMeta(st));
         return;

@@ -115,18 +115,34 @@ test('size and mtime changes are detected', async (t) => {
   assert.equal(r.unchanged, 1 + 0);
 });
 
-test('a renamed file reuses its hash, whichever folder is scanned first', async (t) => {
+test('a renamed file is read again (a rename moves its ctime), whichever folder is scanned first', async (t) => {
   const env = setup(t, { 'a/early': 'moved down', 'z/late': 'moved up' });
   await env.update();
   fs.renameSync(path.join(env.root, 'a/early'), path.join(env.root, 'z/early'));
   fs.renameSync(path.join(env.root, 'z/late'), path.join(env.root, 'a/late'));
   const r = await env.update();
-  assert.equal(r.bytesHashed, 0);
+  assert.equal(r.bytesHashed, 'moved down'.length + 'moved up'.length);
   assert.equal(r.new, 2);
   assert.equal(r.removed, 2);
   assert.equal(env.rows().get('/v/z/early'), sha('moved down'));
   assert.equal(env.rows().get('/v/a/late'), sha('moved up'));
   assert.equal(env.rows().has('/v/a/early'), false);
+});
+
+test('a file rewritten in place with its mtime put back, then moved, gets the hash of its new bytes', async (t) => {
+  const env = setup(t, { 'in/song': 'tag v1 + audio' });
+  ageTree(env.root);
+  await env.update();
+  const p = path.join(env.root, 'in/song');
+  const before = fs.statSync(p);
+  // A tagger: the same size, written in place, its times put back; then the file is moved.
+  fs.writeFileSync(p, 'tag v2 + audio', { flag: 'r+' });
+  fs.utimesSync(p, before.atime, before.mtime);
+  fs.mkdirSync(path.join(env.root, 'out'));
+  fs.renameSync(p, path.join(env.root, 'out/song'));
+  const r = await env.update();
+  assert.equal(r.bytesHashed, 'tag v2 + audio'.length);
+  assert.equal(env.rows().get('/v/out/song'), sha('tag v2 + audio'));
 });
 
 test('hard links: one object, read once, every path recorded', async (t) => {
