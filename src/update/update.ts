@@ -226,32 +226,9 @@ function checkRoots(cat: Catalog, sources: SourceRow[]): { errors: PathProblem[]
   const errors: PathProblem[] = [];
   const unreadable = new Set<number>();
   for (const s of sources) {
-    let state: 'ok' | 'missing' | 'empty' | 'not a folder' = 'ok';
-    let cause = '';
-    try {
-      const st = fs.statSync(s.realpath);
-      if (!st.isDirectory()) state = 'not a folder';
-      else {
-        const d = fs.opendirSync(s.realpath);
-        try {
-          if (d.readSync() === null) state = 'empty';
-        } finally {
-          d.closeSync();
-        }
-      }
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'ENOENT' || code === 'ENOTDIR') state = 'missing';
-      else if (code !== 'EACCES' && code !== 'EPERM') {
-        // EIO, ENOTCONN (a FUSE source gone): as good as missing, and never "all deleted".
-        state = 'missing';
-        cause = describeError(err);
-      }
-      // EACCES: the scan reports it as an unreadable folder and keeps its rows.
-    }
+    const { state, what } = rootState(s.realpath);
     if (state === 'ok') continue;
     const where = `${s.vpath} -> ${displayPath(s.realpath)}`;
-    const what = state === 'missing' ? `missing${cause === '' ? '' : ` (${cause})`}` : state;
     if (hasRows.get(s.id) !== undefined) refused.push(`${where} is ${what}`);
     else if (state !== 'empty') {
       errors.push({ path: displayPath(s.realpath), error: `source ${s.vpath} is ${what}; not scanned` });
@@ -265,6 +242,37 @@ function checkRoots(cat: Catalog, sources: SourceRow[]): { errors: PathProblem[]
     );
   }
   return { errors, unreadable };
+}
+
+/**
+ * The state of a mapping's root folder: a folder with entries (`ok`), missing (or unreachable:
+ * EIO, ENOTCONN of a FUSE source gone), empty, or not a folder; `what` in words. EACCES is `ok`:
+ * the scan reports it as an unreadable folder and keeps its rows.
+ */
+function rootState(realpath: Buffer | string): { state: 'ok' | 'missing' | 'empty' | 'not a folder'; what: string } {
+  let state: 'ok' | 'missing' | 'empty' | 'not a folder' = 'ok';
+  let cause = '';
+  try {
+    const st = fs.statSync(realpath);
+    if (!st.isDirectory()) state = 'not a folder';
+    else {
+      const d = fs.opendirSync(realpath);
+      try {
+        if (d.readSync() === null) state = 'empty';
+      } finally {
+        d.closeSync();
+      }
+    }
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT' || code === 'ENOTDIR') state = 'missing';
+    else if (code !== 'EACCES' && code !== 'EPERM') {
+      // As good as missing, and never "all deleted".
+      state = 'missing';
+      cause = describeError(err);
+    }
+  }
+  return { state, what: state === 'missing' ? `missing${cause === '' ? '' : ` (${cause})`}` : state };
 }
 
 /** What a file row records of a stat (`size` of a regular file; mode without the type bits). */
@@ -357,7 +365,18 @@ class UpdateRun {
     // Path settings (`source set`: lock, hide, priority, copies, ignore rules), the
     // `.distbackup.skip` marker and `.meta-inf` sidecars, in front of each mapping's globs.
     const settings = loadScanPolicy(this.writer.db);
+    const hasRows = this.writer.db.prepare('SELECT 1 FROM files WHERE source_id = ? LIMIT 1').pluck();
     for (const src of sources) {
+      // Checked again as its turn comes (the run's start may be hours ago): a source unmounted
+      // meanwhile is skipped with its rows kept, never read as everything deleted.
+      const root = rootState(src.realpath);
+      if (root.state !== 'ok' && (root.state !== 'empty' || hasRows.get(src.id) !== undefined)) {
+        this.result.errors.push({
+          path: displayPath(src.realpath),
+          error: `source ${src.vpath} is ${root.what} since the run began; not scanned, its files kept`,
+        });
+        continue;
+      }
       const globs = globPolicy(src.include, src.exclude, {
         priority: 1,
         minCopies: src.minCopies,

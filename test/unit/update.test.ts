@@ -222,6 +222,35 @@ test('objects still held by a disk stay when no file references them any more', 
   assert.deepEqual(env.objects(), [sha('on a disk'), sha('x')].sort());
 });
 
+test('a source unmounted after the run began, before its turn, is skipped with its rows kept', async (t) => {
+  const env = setup(t, { a: 'a', b: 'b' });
+  const second = path.join(path.dirname(env.root), 'second');
+  writeTree(second, { x: 'x', 'd/y': 'y' });
+  ageTree(second);
+  mapSource(env.cat, '/w', second);
+  await env.update();
+  const before = env.rows();
+  assert.equal(before.get('/w/d/y'), sha('y'));
+  // The second source's disk goes while the first is scanned: an empty mount point is left.
+  let pulled = false;
+  const progress = {
+    setTotals: () => {},
+    note: () => {},
+    stop: () => {},
+    update: () => {
+      if (pulled) return;
+      pulled = true;
+      fs.renameSync(second, `${second}.away`);
+      fs.mkdirSync(second);
+    },
+  };
+  const r = await env.update({ progress });
+  assert.ok(pulled);
+  assert.equal(r.removed, 0);
+  assert.ok(r.errors.some((e) => /source \/w is empty since the run began; not scanned, its files kept/.test(e.error)));
+  assert.deepEqual(env.rows(), before);
+});
+
 test('a mapping whose root is gone, or empty, is refused and nothing is removed', async (t) => {
   const env = setup(t, { a: 'a', 'd/b': 'b' });
   await env.update();
