@@ -76,6 +76,11 @@ export interface ScanPolicy {
   listed?(dir: DirContext, names: readonly Buffer[]): void;
   filter(dir: DirContext, name: Buffer, isDir: boolean): boolean;
   settingsFor(dir: DirContext, name: Buffer): FileSettings;
+  /**
+   * Optional: whether symbolic links inside `dir` are followed (a folder's own setting,
+   * `source set --follow`/`--nofollow`); the mapping's `followSymlinks` without it.
+   */
+  follows?(dir: DirContext): boolean;
 }
 
 /** Kinds recorded in the catalogue. */
@@ -242,6 +247,7 @@ function* scanDir(
   const { dir } = frame;
   names.sort(Buffer.compare);
   policy.listed?.(dir, names);
+  const follow = policy.follows?.(dir) ?? root.followSymlinks;
   const entries: ScanEntry[] = [];
   const keepNames = new Set<string>();
   const skipped: ScanProblem[] = [];
@@ -280,7 +286,7 @@ function* scanDir(
         }
         continue;
       }
-      if (root.followSymlinks) {
+      if (follow) {
         let target: fs.BigIntStats | undefined;
         try {
           target = fs.statSync(at, { bigint: true });

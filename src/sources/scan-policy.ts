@@ -266,6 +266,9 @@ export function withPathSettings(
           : policy.keepsName(d, name);
       return keep && base.filter(dir, name, isDir);
     },
+    follows(dir: DirContext): boolean {
+      return decide(dir).follow;
+    },
     settingsFor(dir: DirContext, name: Buffer): EntrySettings {
       const d = decide(dir);
       const listed = listedDir === dir;

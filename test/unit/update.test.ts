@@ -11,6 +11,7 @@ import { type Catalog, openCatalog } from '../../src/catalog/db.js';
 import { FilesWriter } from '../../src/catalog/files.js';
 import { acquireLock } from '../../src/catalog/lock.js';
 import { RefusedError } from '../../src/core/errors.js';
+import { setPathSettings } from '../../src/sources/settings.js';
 import { mapSource } from '../../src/sources/sources.js';
 import { runUpdate, type UpdateOptions } from '../../src/update/update.js';
 import { ageTree, PAST, tempDir, writeTree } from '../helpers/tmp.js';
@@ -249,6 +250,26 @@ test('a source unmounted after the run began, before its turn, is skipped with i
   assert.equal(r.removed, 0);
   assert.ok(r.errors.some((e) => /source \/w is empty since the run began; not scanned, its files kept/.test(e.error)));
   assert.deepEqual(env.rows(), before);
+});
+
+test("a folder's own follow setting (source set --follow / --nofollow) decides whether its links are followed", async (t) => {
+  const env = setup(t, { 'plain/keep': 'k' });
+  const outside = path.join(path.dirname(env.root), 'outside.txt');
+  fs.writeFileSync(outside, 'behind the link');
+  fs.mkdirSync(path.join(env.root, 'linked'));
+  fs.symlinkSync(outside, path.join(env.root, 'linked/l'));
+  fs.symlinkSync(outside, path.join(env.root, 'plain/l'));
+  ageTree(env.root);
+  setPathSettings(env.cat, ['/v/linked'], { follow_symlinks: true });
+  await env.update();
+  const kind = env.cat.db.prepare('SELECT kind FROM files WHERE vpath = ?').pluck();
+  assert.equal(kind.get(Buffer.from('/v/linked/l')), 0, 'followed: the file behind it');
+  assert.equal(env.rows().get('/v/linked/l'), sha('behind the link'));
+  assert.equal(kind.get(Buffer.from('/v/plain/l')), 2, 'not followed: a link');
+  // And back: --nofollow records it as the link it is.
+  setPathSettings(env.cat, ['/v/linked'], { follow_symlinks: false });
+  await env.update();
+  assert.equal(kind.get(Buffer.from('/v/linked/l')), 2);
 });
 
 test('a mapping whose root is gone, or empty, is refused and nothing is removed', async (t) => {
