@@ -324,6 +324,12 @@ class UpdateRun {
   private batchBytes = 0;
   /** Files with more than one link waiting for a hash, by `dev:ino`. */
   private readonly pendingInodes = new Map<string, PendingFile>();
+  /**
+   * Folders found on another device than their row says (a mount point whose disk went away, or
+   * came), by vpath (latin1): their rows are written only once their own listing is seen (see
+   * compareDir). Mount points only, so few.
+   */
+  private readonly devMoved = new Map<string, FileRow>();
   private filesDone = 0;
   private emptyObjectId: number | undefined;
   private readonly signer = new DirSigner();
@@ -455,6 +461,21 @@ class UpdateRun {
       return;
     }
     const dirVpath = ds.dir.vpath;
+    // A folder on another device than its row says, now empty while files are catalogued in it:
+    // a mount point whose disk went away reads so. Its rows, its own included, are kept.
+    const moved = this.devMoved.get(dirVpath.toString('latin1'));
+    if (moved !== undefined) {
+      this.devMoved.delete(dirVpath.toString('latin1'));
+      if (ds.entries.length === 0 && this.writer.childRows(dirVpath, sourceId).length > 0) {
+        r.errors.push({
+          path: displayPath(ds.dir.realPath),
+          error:
+            'on another device than when it was catalogued, and empty: a mount point whose disk is not mounted? Its files are kept (mount it again, or remove the folder if they are gone for good)',
+        });
+        return;
+      }
+      this.writer.upsert(moved);
+    }
     // Unchanged since its signature was stored (dir-sig.ts): no row to read or compare. Only for
     // a folder whose every name was examined (no lstat error, nothing kept by the policy).
     const sig = ds.errors.length === 0 && ds.keepNames.size === 0 ? this.signer.sign(ds.entries) : undefined;
@@ -545,6 +566,11 @@ class UpdateRun {
     // A folder that became something else: what was catalogued below it is gone.
     if (old !== undefined && old.kind === FileKind.dir && kind !== FileKind.dir) {
       r.removed += this.writer.removeSubtree(subtreeRange(old.vpath), sourceId);
+    }
+    if (old !== undefined && old.kind === FileKind.dir && kind === FileKind.dir && old.dev !== int64(st.dev)) {
+      this.devMoved.set(vpath.toString('latin1'), this.row(sourceId, vpath, ds.dir.vpath, e, null, st.ctimeNs));
+      this.count(old, undefined);
+      return;
     }
     if (kind !== FileKind.file) {
       if (old?.objectId != null) this.writer.gcCandidate(old.objectId);

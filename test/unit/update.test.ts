@@ -3,6 +3,7 @@
  * temp trees and a real catalogue.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -270,6 +271,35 @@ test("a folder's own follow setting (source set --follow / --nofollow) decides w
   setPathSettings(env.cat, ['/v/linked'], { follow_symlinks: false });
   await env.update();
   assert.equal(kind.get(Buffer.from('/v/linked/l')), 2);
+});
+
+test('a mount point inside a source whose disk is not mounted any more keeps its files; removed, they go', async (t) => {
+  const env = setup(t, { top: 't' });
+  const mnt = path.join(env.root, 'mnt');
+  fs.mkdirSync(mnt);
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { encoding: 'utf8' });
+  if (m.status !== 0) {
+    t.skip(`SKIPPED: a mount inside a source (mount failed: ${m.stderr.trim() || `exit ${m.status}`})`);
+    return;
+  }
+  try {
+    writeTree(mnt, { 'photo.jpg': 'pixels', 'sub/raw.nef': 'raw' });
+    ageTree(env.root);
+    await env.update();
+    assert.equal(env.rows().get('/v/mnt/sub/raw.nef'), sha('raw'));
+  } finally {
+    if (spawnSync('umount', [mnt]).status !== 0) spawnSync('umount', ['-l', mnt]);
+  }
+  // Unmounted: an empty folder on the source's own device is left.
+  const before = env.rows();
+  const r = await env.update();
+  assert.equal(r.removed, 0);
+  assert.ok(r.errors.some((e) => /on another device than when it was catalogued, and empty/.test(e.error)));
+  assert.deepEqual(env.rows(), before);
+  // The folder removed: its files are gone for good.
+  fs.rmdirSync(mnt);
+  const gone = await env.update();
+  assert.equal(gone.removed, 4, 'mnt, mnt/photo.jpg, mnt/sub, mnt/sub/raw.nef');
 });
 
 test('a mapping whose root is gone, or empty, is refused and nothing is removed', async (t) => {
