@@ -22,7 +22,7 @@ import { acquireLock, type Lock } from '../catalog/lock.js';
 import { diskIdByUuid, diskNames, hasEntriesUnder, iterateFilesUnder } from '../catalog/reports.js';
 import { KIND_FOUND_ELSEWHERE, RestoreState, type RestoreTodo } from '../catalog/restore-state.js';
 import { FileKind } from '../catalog/schema.js';
-import { DistbackupError, describeError, errnoCode, RefusedError, UsageError } from '../core/errors.js';
+import { DistbackupError, describeError, RefusedError, UsageError } from '../core/errors.js';
 import { displayPath, normalizeVpath, printable } from '../core/vpath.js';
 import { readDiskIdentity } from '../disk/disk-json.js';
 import { DiskRoot } from '../disk/disk-root.js';
@@ -38,6 +38,7 @@ import { BadObject, ExistsError, Interrupted, PathRefused, WriteBackError } from
 import type { Fetched } from './fetch.js';
 import { FileWriter, tmpName, writtenBackEarly } from './file-writer.js';
 import { MetaWriter, secondsOf } from './meta.js';
+import { ensureStateDir, newestCatalogue } from './newest.js';
 import { Pace } from './pace.js';
 import { insideDest, joinTarget, STATE_DIR, splitVpath } from './paths.js';
 import { stillOurs } from './place.js';
@@ -80,6 +81,15 @@ const LANE_MIN_FILES = 10_000;
 /** Symlinks recorded per durability point (their folders fsynced first; bounds the pending records). */
 const LINKS_PER_BATCH = 1024;
 
+/** DEST's state folder when DEST exists (plans and dry runs create nothing), else undefined. */
+function existingStateDir(destText: string): string | undefined {
+  try {
+    return path.join(fs.realpathSync(destText), STATE_DIR);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Restore (or, with `planOnly`, plan) as described in the module comment. */
 export async function runRestore(opts: RestoreOptions): Promise<RestoreDoc> {
   const prefixes = opts.vpaths.map((v) => Buffer.from(normalizeVpath(v), 'utf8'));
@@ -110,8 +120,16 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreDoc> {
     } else {
       throw new UsageError('no home catalogue: connect a backup disk and give --disk PATH');
     }
+    let catalogueNote: string | undefined;
     if (useHome) cat = home;
-    else if (diskRoot !== undefined) cat = openUntrustedCatalogue(path.join(diskRoot, DISK_CATALOGUE));
+    else if (diskRoot !== undefined) {
+      // The newest catalogue copy this restore has seen, this disk's or one kept in DEST.
+      const readOnly = opts.planOnly === true || opts.dryRun === true;
+      const stateDir = readOnly ? existingStateDir(opts.dest) : ensureStateDir(opts.dest).stateDir;
+      const picked = newestCatalogue(openUntrustedCatalogue(path.join(diskRoot, DISK_CATALOGUE)), stateDir, !readOnly);
+      cat = picked.cat;
+      catalogueNote = picked.note;
+    }
     if (cat === undefined) throw new UsageError('no catalogue to restore from');
     const names = diskNames(cat.db);
     const diskId = diskUuid === undefined ? undefined : diskIdByUuid(cat.db, diskUuid);
@@ -127,6 +145,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreDoc> {
     const nameOf = (id: number): string => printable(names.get(id) ?? `disk #${id}`);
     const engine = new RestoreRun(opts, cat, prefixes, diskRoot, diskId, nameOf);
     const doc = await engine.run(useHome ? 'home' : 'disk');
+    if (catalogueNote !== undefined) warnOnce(doc, catalogueNote);
     if (!useHome && diskRoot !== undefined && catalogueMarkedStale(diskRoot)) {
       warnOnce(
         doc,
@@ -286,28 +305,9 @@ class RestoreRun {
 
   /** Create DEST (0700) if needed and resolve it; the state folder inside it too. */
   private prepareDest(): string {
-    try {
-      fs.mkdirSync(this.destText, { recursive: true, mode: 0o700 });
-    } catch (err) {
-      throw new DistbackupError(`${this.destText}: cannot create the restore folder: ${describeError(err)}`, {
-        path: this.destText,
-        cause: err,
-      });
-    }
-    const real = fs.realpathSync(this.destText);
-    if (!fs.statSync(real).isDirectory()) throw new UsageError(`${this.destText}: not a folder`);
+    const { real, st } = ensureStateDir(this.destText);
     // Every target is built under the resolved DEST: a symlink given as DEST is the user's choice.
     this.tree.dest = Buffer.from(real);
-    const stateDir = path.join(real, STATE_DIR);
-    try {
-      fs.mkdirSync(stateDir, { mode: 0o700 });
-    } catch (err) {
-      if (errnoCode(err) !== 'EEXIST') throw err;
-    }
-    const st = fs.lstatSync(stateDir);
-    if (!st.isDirectory() || st.isSymbolicLink()) {
-      throw new RefusedError(`${stateDir}: is not a folder; refusing to restore here`, { path: stateDir });
-    }
     this.tree.reserve(st);
     return real;
   }

@@ -521,3 +521,37 @@ test("a folder that is the restore state folder under another name (a bind mount
   assert.match(doc.refused[0]?.error ?? '', /restore state's folder under another name/);
   assert.ok(!fs.readdirSync(state).includes('restored-000999.log'), 'nothing written into the state folder');
 });
+
+test('with no home catalogue, a disk whose catalogue copy is older never puts older versions back: the newest copy seen is used', async (t) => {
+  const base = tempDir(t);
+  const src = path.join(base, 'src');
+  const home = path.join(base, 'home');
+  fs.mkdirSync(src);
+  fs.writeFileSync(path.join(src, 'x.txt'), 'version 1');
+  const cat = openCatalog(home);
+  mapSource(cat, '/data', src);
+  const later = { now: () => Date.now() + 10_000 };
+  await runUpdate(cat, later);
+  const a = path.join(base, 'a');
+  const b = path.join(base, 'b');
+  addPoolDisk(cat, 'a', a);
+  addPoolDisk(cat, 'b', b);
+  await runSync(cat, { name: 'a' });
+  await runSync(cat, { name: 'b' });
+  // x changes and y is added; only disk a is synced after that: b's copy is the older one.
+  fs.writeFileSync(path.join(src, 'x.txt'), 'version 2, longer');
+  fs.writeFileSync(path.join(src, 'y.txt'), 'new');
+  await runUpdate(cat, later);
+  await runSync(cat, { name: 'a' });
+  cat.close();
+  fs.renameSync(home, `${home}.away`);
+  const dest = path.join(base, 'out');
+  const first = await runRestore({ dest, vpaths: [], diskPath: a, dataDir: home, catalogue: 'auto' });
+  assert.equal(first.remaining, 0, JSON.stringify(first));
+  assert.equal(fs.readFileSync(path.join(dest, 'data/x.txt'), 'utf8'), 'version 2, longer');
+  const second = await runRestore({ dest, vpaths: [], diskPath: b, dataDir: home, catalogue: 'auto' });
+  assert.equal(fs.readFileSync(path.join(dest, 'data/x.txt'), 'utf8'), 'version 2, longer', 'never rolled back');
+  assert.equal(fs.readFileSync(path.join(dest, 'data/y.txt'), 'utf8'), 'new');
+  assert.equal(second.remaining, 0);
+  assert.ok(second.warnings.some((w) => /this disk's catalogue copy is older than the one an earlier run/.test(w)));
+});

@@ -1,0 +1,109 @@
+/**
+ * With no home catalogue, a guided restore reads each disk's own catalogue copy, and disks are
+ * synced one at a time, so their copies are of different ages. An older copy lists older
+ * versions of files a newer one restored, and does not know files the newer one added: used in
+ * a later run into the same DEST, it would put the older versions back (the files are still
+ * "ours") and end "complete" while files only the newer copy knows are missing. So the newest
+ * copy a restore into DEST has used is kept in its state folder, and each run uses whichever is
+ * newer, that one or the connected disk's (objects are found by hash, on any disk).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type Catalog, openUntrustedCatalogue } from '../catalog/db.js';
+import { snapshotCatalogue } from '../catalog/snapshot.js';
+import { DistbackupError, describeError, errnoCode, RefusedError } from '../core/errors.js';
+import { STATE_DIR } from './paths.js';
+
+/** The copy kept in DEST's state folder. */
+export const SAVED_CATALOGUE = 'catalogue.sqlite';
+
+/** How recent a catalogue is: its newest sync of any disk, then the syncs it counted. */
+function ageOf(cat: Catalog): [number, number] {
+  const r = cat.db
+    .prepare('SELECT coalesce(max(last_sync_ms), 0) AS ms, coalesce(total(generation), 0) AS gens FROM disks')
+    .get() as { ms: number; gens: number };
+  return [r.ms, r.gens];
+}
+
+function newerThan(a: [number, number], b: [number, number]): boolean {
+  return a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
+}
+
+/**
+ * Create DEST (0700) and its state folder when missing; returns DEST resolved, the state folder
+ * and its lstat (a folder, never a link: refused otherwise).
+ */
+export function ensureStateDir(destText: string): { real: string; stateDir: string; st: fs.Stats } {
+  try {
+    fs.mkdirSync(destText, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new DistbackupError(`${destText}: cannot create the restore folder: ${describeError(err)}`, {
+      path: destText,
+      cause: err,
+    });
+  }
+  const real = fs.realpathSync(destText);
+  if (!fs.statSync(real).isDirectory()) throw new RefusedError(`${destText}: not a folder`, { path: destText });
+  const stateDir = path.join(real, STATE_DIR);
+  try {
+    fs.mkdirSync(stateDir, { mode: 0o700 });
+  } catch (err) {
+    if (errnoCode(err) !== 'EEXIST') throw err;
+  }
+  const st = fs.lstatSync(stateDir);
+  if (!st.isDirectory() || st.isSymbolicLink()) {
+    throw new RefusedError(`${stateDir}: is not a folder; refusing to restore here`, { path: stateDir });
+  }
+  return { real, stateDir, st };
+}
+
+/**
+ * The catalogue a run from a disk's copy `diskCat` uses: the copy kept in `stateDir` when it is
+ * of the same catalogue and newer (`diskCat` is then closed), else `diskCat`, which is kept in
+ * `stateDir` (when `save`) if it is the newer one. `note` says which, when it matters.
+ */
+export function newestCatalogue(
+  diskCat: Catalog,
+  stateDir: string | undefined,
+  save: boolean,
+): { cat: Catalog; note?: string } {
+  if (stateDir === undefined) return { cat: diskCat };
+  const file = path.join(stateDir, SAVED_CATALOGUE);
+  let saved: Catalog | undefined;
+  let unusable: string | undefined;
+  try {
+    if (fs.lstatSync(file).isFile()) saved = openUntrustedCatalogue(file);
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') unusable = describeError(err);
+  }
+  if (saved !== undefined && saved.id !== diskCat.id) {
+    saved.close();
+    return {
+      cat: diskCat,
+      note: `${stateDir} holds a restore from another catalogue than this disk's: this disk's copy is used, and the other is kept`,
+    };
+  }
+  if (saved !== undefined && newerThan(ageOf(saved), ageOf(diskCat))) {
+    diskCat.close();
+    return {
+      cat: saved,
+      note: `this disk's catalogue copy is older than the one an earlier run of this restore used: that one (kept in ${stateDir}) is used, so newer files are never replaced by older versions`,
+    };
+  }
+  saved?.close();
+  if (save) {
+    try {
+      snapshotCatalogue(diskCat.db, file);
+    } catch (err) {
+      // The restore goes on (a filesystem of DEST may refuse it: fusefat, full): only the
+      // protection against a later older copy is lost, and said.
+      return {
+        cat: diskCat,
+        note: `${file}: cannot keep this disk's catalogue copy in DEST (${describeError(err)}); a later run from a disk with an older copy could put older versions back`,
+      };
+    }
+  }
+  return unusable === undefined
+    ? { cat: diskCat }
+    : { cat: diskCat, note: `${file}: unusable (${unusable}); this disk's catalogue copy is used` };
+}
