@@ -231,7 +231,7 @@ export class ObjectChecker {
       const code = errnoCode(err);
       // A socket (ENXIO) or a device node (EACCES on a nodev mount) fails to open with an error
       // of the local kind: it is no object whatever the error, so it is bad, never unreadable.
-      const local = isLocalError(err) && isRegularFile(p);
+      const local = isLocalError(err) && !isOtherThanFile(p);
       return { ok: false, bytes: 0, problem: `cannot open: ${describeError(err)}`, missing: code === 'ENOENT', local };
     }
   }
@@ -257,10 +257,10 @@ function decide(first: ReadOutcome, second: ReadOutcome | (() => ReadOutcome)): 
   return { status: 'bad', bytesRead, problem: again.problem };
 }
 
-/** Whether `p` is a regular file (lstat; false when that fails too). */
-function isRegularFile(p: string): boolean {
+/** Whether an lstat shows `p` is something else than a regular file (false when the lstat fails too). */
+function isOtherThanFile(p: string): boolean {
   try {
-    return fs.lstatSync(p).isFile();
+    return !fs.lstatSync(p).isFile();
   } catch {
     return false;
   }

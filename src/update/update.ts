@@ -604,7 +604,9 @@ class UpdateRun {
       this.recordFile(pending, this.writer.object(s.hash, sizeBytes), statMeta(st));
       return;
     }
-    if (!racy && !e.followed && old?.ino !== int64(st.ino)) {
+    // Only an inode with another link: on exfat the ctime is a copy of the mtime and inode
+    // numbers are handed out anew at each mount, so a lone file could match another's row.
+    if (!racy && !e.followed && st.nlink > 1n && old?.ino !== int64(st.ino)) {
       const reuse = this.writer.objectByInode(st.dev, st.ino, sizeBytes, st.mtimeNs, st.ctimeNs);
       if (reuse !== undefined) {
         this.recordFile(pending, reuse, statMeta(st));

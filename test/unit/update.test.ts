@@ -147,6 +147,21 @@ test('a file rewritten in place with its mtime put back, then moved, gets the ha
   assert.equal(env.rows().get('/v/out/song'), sha('tag v2 + audio'));
 });
 
+test('a lone file never takes the hash of another row with its inode, size and times (inode numbers handed out anew, as on exfat)', async (t) => {
+  const env = setup(t, { p: 'content of p', q: 'content of q' });
+  await env.update();
+  fs.renameSync(path.join(env.root, 'p'), path.join(env.root, 'p2'));
+  // q's row now says what p2's stat says: the state a remount of an exfat source can leave,
+  // where inode numbers are new and the ctime is a copy of the mtime.
+  const st = fs.statSync(path.join(env.root, 'p2'), { bigint: true });
+  env.cat.db
+    .prepare('UPDATE files SET dev = ?, ino = ?, mtime_ns = ?, ctime_ns = ? WHERE vpath = ?')
+    .run(BigInt.asIntN(64, st.dev), BigInt.asIntN(64, st.ino), st.mtimeNs, st.ctimeNs, Buffer.from('/v/q'));
+  await env.update();
+  assert.equal(env.rows().get('/v/p2'), sha('content of p'));
+  assert.equal(env.rows().get('/v/q'), sha('content of q'));
+});
+
 test('hard links: one object, read once, every path recorded', async (t) => {
   const env = setup(t, { a: 'linked content' });
   fs.linkSync(path.join(env.root, 'a'), path.join(env.root, 'b'));
