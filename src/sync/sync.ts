@@ -199,12 +199,12 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
         note(
           `disk '${row.name}' is at generation ${found.identity.generation}, ahead of the catalogue (${row.generation}): the catalogue is older than this disk's last sync (restored from a backup?); reconciling from what it really holds`,
         );
-        if (!dryRun) markCatalogueBehind(cat.db, Date.now());
+        if (!dryRun) markCatalogueBehind(cat.db);
       }
       // A catalogue found behind a disk deletes nothing until every disk is synced again.
       const behind =
         catalogueBehind(cat.db, dryRun) ??
-        (found.identity.generation > row.generation ? { sinceMs: Date.now(), disksLeft: [row.name] } : undefined);
+        (found.identity.generation > row.generation ? { disksLeft: [row.name] } : undefined);
       if (behind !== undefined) {
         const left = behind.disksLeft.filter((n) => n !== row.name);
         note(
