@@ -461,16 +461,21 @@ class UpdateRun {
       return;
     }
     const dirVpath = ds.dir.vpath;
-    // A folder on another device than its row says, now empty while files are catalogued in it:
-    // a mount point whose disk went away reads so. Its rows, its own included, are kept.
+    // A folder on another device than its row says, now empty or holding less than half the
+    // names catalogued in it (a stray file written into the mount point): a mount point whose
+    // disk went away reads so. Its rows, its own included, are kept.
     const moved = this.devMoved.get(dirVpath.toString('latin1'));
     if (moved !== undefined) {
       this.devMoved.delete(dirVpath.toString('latin1'));
-      if (ds.entries.length === 0 && this.writer.childRows(dirVpath, sourceId).length > 0) {
+      const listed = new Set(ds.entries.map((e) => e.name.toString('latin1')));
+      const rows = this.writer.childRows(dirVpath, sourceId);
+      const nameStart = dirVpath.length === 1 ? 1 : dirVpath.length + 1;
+      const still = rows.filter((row) => listed.has(childName(row, nameStart).toString('latin1'))).length;
+      if (still * 2 < rows.length) {
         r.errors.push({
           path: displayPath(ds.dir.realPath),
           error:
-            'on another device than when it was catalogued, and empty: a mount point whose disk is not mounted? Its files are kept (mount it again, or remove the folder if they are gone for good)',
+            'on another device than when it was catalogued, and most of its files are not there: a mount point whose disk is not mounted? Its files are kept (mount it again, or remove the folder if they are gone for good)',
         });
         return;
       }
@@ -567,7 +572,14 @@ class UpdateRun {
     if (old !== undefined && old.kind === FileKind.dir && kind !== FileKind.dir) {
       r.removed += this.writer.removeSubtree(subtreeRange(old.vpath), sourceId);
     }
-    if (old !== undefined && old.kind === FileKind.dir && kind === FileKind.dir && old.dev !== int64(st.dev)) {
+    // (A device of 0 is unknown: folder rows of the Python import.)
+    if (
+      old !== undefined &&
+      old.kind === FileKind.dir &&
+      kind === FileKind.dir &&
+      old.dev !== 0n &&
+      old.dev !== int64(st.dev)
+    ) {
       this.devMoved.set(vpath.toString('latin1'), this.row(sourceId, vpath, ds.dir.vpath, e, null, st.ctimeNs));
       this.count(old, undefined);
       return;
