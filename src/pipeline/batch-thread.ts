@@ -136,6 +136,20 @@ export function toBuffer(p: Uint8Array): Buffer {
 export const READ_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 
 /**
+ * Open the source file `src` to copy it: not through a link (READ_FLAGS), except that a source
+ * which is one (ELOOP) is opened through it: update records a link it follows (`--follow`) as
+ * the file behind it, and the copy's hash check keeps anything but the catalogued bytes out.
+ */
+export function openSource(src: Buffer, open: (p: Buffer, flags: number) => number): number {
+  try {
+    return open(src, READ_FLAGS);
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 'ELOOP') throw err;
+    return open(src, READ_FLAGS & ~fs.constants.O_NOFOLLOW);
+  }
+}
+
+/**
  * Read the first `sizeBytes` of `file` into the page cache through `state.buf` (grown when too
  * small); errors ignored: the answering thread meets them and reports them.
  */

@@ -25,6 +25,7 @@ import { DistbackupError, describeError, errnoCode, fileError } from '../core/er
 import { killPoint } from '../core/kill-points.js';
 import { displayPath } from '../core/vpath.js';
 import { syncfsAllowed } from '../disk/fsinfo.js';
+import { openSource } from './batch-thread.js';
 import {
   BoundedQueue,
   CP_COPY_MIN,
@@ -1217,10 +1218,11 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
       if (fetched !== undefined) fd = fetched.fd;
       else {
         try {
-          // O_NOFOLLOW: a file swapped for a link since the scan is not followed (RELIABILITY.md
-          // §2.17); O_NONBLOCK: a FIFO in its place does not block the open; a path longer than
-          // PATH_MAX is opened through a descriptor of a folder above it.
-          fd = openDeep(src, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+          // O_NOFOLLOW, except for a source that is a link update followed (openSource: the
+          // hash check keeps any other bytes out); O_NONBLOCK: a FIFO in its place does not
+          // block the open; a path longer than PATH_MAX is opened through a descriptor of a
+          // folder above it.
+          fd = openSource(src, openDeep);
         } catch (err) {
           lastErr = describeError(err);
           continue;

@@ -22,7 +22,7 @@
 import * as fs from 'node:fs';
 import { describeError, errnoCode } from '../core/errors.js';
 import { sha256Hex } from '../core/sha256.js';
-import { BatchThread, READ_FLAGS, toBuffer, warmFile } from './batch-thread.js';
+import { BatchThread, openSource, toBuffer, warmFile } from './batch-thread.js';
 import { openDeep } from './deep-path.js';
 
 /** One file to copy. */
@@ -84,8 +84,9 @@ function diskError(what: SmallCopyDiskError['what'], file: string, err: unknown)
 function readSource(t: SmallCopyTask, src: Buffer, state: SmallCopyState): number | string | { changed: string } {
   let fd: number;
   try {
-    // As readItem: no link followed, no FIFO waited on, a path over PATH_MAX reached in parts.
-    fd = openDeep(src, READ_FLAGS);
+    // As readItem: no FIFO waited on, a link followed only when the source is one (openSource),
+    // a path over PATH_MAX reached in parts.
+    fd = openSource(src, openDeep);
   } catch (err) {
     return describeError(err);
   }

@@ -10,6 +10,7 @@ import { DistbackupError, ExitCode, RefusedError } from '../../src/core/errors.j
 import { allocatedSize } from '../../src/core/units.js';
 import { DISK_CATALOGUE, DISK_LOCK, DISK_MANIFEST, DISK_RESTORE_SCRIPT } from '../../src/disk/layout.js';
 import { addDisk, setDisk } from '../../src/disks/disks.js';
+import { mapSource } from '../../src/sources/sources.js';
 import { runSync } from '../../src/sync/sync.js';
 import { runUpdate } from '../../src/update/update.js';
 import { writeTree } from '../helpers/tmp.js';
@@ -403,4 +404,28 @@ test('disk set --rename while another run holds the disk: refused (exit 2) befor
   held.release();
   setDisk(w.cat, 'd', { rename: 'e' });
   assert.match(fs.readFileSync(path.join(d, 'distbackup-disk.json'), 'utf8'), /"name":"e"/);
+});
+
+test('files behind links that update followed (--follow-symlinks) are copied, small and large', async (t) => {
+  const w = makeWorld(t);
+  const outside = path.join(w.root, 'outside');
+  const linked = path.join(w.root, 'linked');
+  fs.mkdirSync(outside);
+  fs.mkdirSync(linked);
+  const small = bytes(71, 3000);
+  const large = bytes(72, 9 << 20);
+  fs.writeFileSync(path.join(outside, 'small.bin'), small);
+  fs.writeFileSync(path.join(outside, 'large.bin'), large);
+  fs.symlinkSync(path.join(outside, 'small.bin'), path.join(linked, 'small.bin'));
+  fs.symlinkSync(path.join(outside, 'large.bin'), path.join(linked, 'large.bin'));
+  mapSource(w.cat, '/linked', linked, { followSymlinks: true });
+  await catalogue(w);
+  const d = path.join(w.root, 'd');
+  addDisk(w.cat, 'd', d, { sizeBytes: 1e8 });
+  const r = await runSync(w.cat, { name: 'd' });
+  assert.deepEqual(r.skipped, []);
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  assert.equal(diskObjects(d).get(sha(small)), true);
+  assert.equal(diskObjects(d).get(sha(large)), true);
+  assertObjectsSound(d);
 });
