@@ -1,22 +1,25 @@
 /**
  * `distbackup-restore.sh` (SPEC §2): restores a disk's files with POSIX `sh`, `mkdir`, `cp`,
- * `touch`, `chmod` and `sha256sum` alone. It embeds no path: it reads the manifest beside it,
- * decodes `%XX` with octal printf escapes (`\x` is not POSIX), refuses absolute and `..` paths,
- * never overwrites an existing file, checks every restored file's hash, and sets its mode
- * (permission bits only) and mtime (`touch -t` in UTC, computed with shell arithmetic).
+ * `touch`, `chmod`, `mv`, `rm`, `sync` and `sha256sum` alone. It embeds no path: it reads the
+ * manifest beside it, decodes `%XX` with octal printf escapes (`\x` is not POSIX), refuses
+ * absolute and `..` paths and a link on the way below DEST, never overwrites an existing file
+ * (it checks its hash: another content counts as failed), copies each file to a temp name beside
+ * it, checks its hash there, sets its mode (permission bits only) and mtime (`touch -t` in UTC,
+ * computed with shell arithmetic), and only then gives it its name; `sync` at the end.
  */
 
 /** The script's text; identical on every disk. */
 export const RESTORE_SCRIPT = `#!/bin/sh
 # distbackup-restore.sh - restore the files held by this distbackup disk, with POSIX sh and
-# coreutils only (sh, mkdir, cp, touch, chmod, sha256sum).
+# coreutils only (sh, mkdir, cp, mv, rm, touch, chmod, sync, sha256sum).
 #
 #   sh distbackup-restore.sh DEST [MANIFEST]
 #
 # Reads distbackup-manifest.txt beside this script: one line per file,
 # sha256 TAB size TAB mtime(unix s) TAB mode(octal) TAB path (percent-encoded, %XX = one byte).
 # The content of a file is distbackup-objects/<first 3 hex>/<sha256>. A file that already exists
-# in DEST is never overwritten. Exit status 1 when a file could not be restored or checked.
+# in DEST is never overwritten: it counts as present when it has the right content, else as
+# failed. Exit status 1 when a file could not be restored or checked.
 set -u
 LC_ALL=C
 export LC_ALL
@@ -112,37 +115,72 @@ while IFS=$TAB read -r hash size mtime mode enc; do
   case /$rel/ in
     // | */../* | */./* | *//*) warn "refusing path $enc"; failed=$((failed + 1)); continue ;;
   esac
+  # No link on the way below DEST: mkdir and cp would follow it out of DEST.
+  d=$DEST
+  r=$rel
+  linked=
+  while :; do
+    case $r in */*) c=\${r%%/*}; r=\${r#*/} ;; *) break ;; esac
+    d=$d/$c
+    if [ -L "$d" ]; then linked=$d; break; fi
+  done
+  if [ -n "$linked" ]; then
+    warn "refusing $enc: $linked is a symbolic link"
+    failed=$((failed + 1))
+    continue
+  fi
   target=$DEST/$rel
   if [ -e "$target" ] || [ -L "$target" ]; then
-    present=$((present + 1))
+    got=
+    if [ -f "$target" ] && [ ! -L "$target" ]; then
+      got=$(sha256sum < "$target")
+      got=\${got%% *}
+    fi
+    if [ "$got" = "$hash" ]; then
+      present=$((present + 1))
+    else
+      warn "$enc exists with other content; not replaced"
+      failed=$((failed + 1))
+    fi
     continue
   fi
   obj=$OBJECTS/\${hash%"\${hash#???}"}/$hash
-  if [ ! -f "$obj" ]; then
+  if [ -L "$obj" ] || [ ! -f "$obj" ]; then
     warn "missing object $hash for $enc"
     failed=$((failed + 1))
     continue
   fi
   mkdir -p -- "\${target%/*}" || { failed=$((failed + 1)); continue; }
-  if ! cp -- "$obj" "$target"; then
+  # A temp name beside it until it is checked: a bad or half-copied file never has the name.
+  tmp=\${target%/*}/.distbackup-restore.$$.tmp
+  if ! cp -- "$obj" "$tmp"; then
     warn "cannot copy $enc"
+    rm -f -- "$tmp"
     failed=$((failed + 1))
     continue
   fi
-  got=$(sha256sum < "$target")
+  got=$(sha256sum < "$tmp")
   got=\${got%% *}
   if [ "$got" != "$hash" ]; then
     warn "wrong content for $enc: $got instead of $hash"
+    rm -f -- "$tmp"
     failed=$((failed + 1))
     continue
   fi
   m=$mode
   while [ \${#m} -gt 3 ]; do m=\${m#?}; done
-  chmod -- "$m" "$target" || warn "cannot set mode of $enc"
-  TZ=UTC0 touch -t "$(stamp "$mtime")" -- "$target" || warn "cannot set mtime of $enc"
+  chmod -- "$m" "$tmp" || warn "cannot set mode of $enc"
+  TZ=UTC0 touch -t "$(stamp "$mtime")" -- "$tmp" || warn "cannot set mtime of $enc"
+  if ! mv -- "$tmp" "$target"; then
+    warn "cannot name $enc"
+    rm -f -- "$tmp"
+    failed=$((failed + 1))
+    continue
+  fi
   restored=$((restored + 1))
 done < "$MANIFEST"
 
+sync
 printf 'distbackup-restore: %s restored, %s already present, %s failed\\n' "$restored" "$present" "$failed" >&2
 [ "$failed" -eq 0 ]
 `;

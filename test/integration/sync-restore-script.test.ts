@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { DISK_MANIFEST, DISK_RESTORE_SCRIPT } from '../../src/disk/layout.js';
 import { addDisk } from '../../src/disks/disks.js';
 import { runSync } from '../../src/sync/sync.js';
+import { writeTree } from '../helpers/tmp.js';
 import { bytes, catalogue, makeWorld } from './sync-helpers.js';
 
 /** Every regular file below `root` as (path bytes in hex) → sha256, plus mode and mtime. */
@@ -121,4 +122,41 @@ test('distbackup-restore.sh refuses absolute, relative and .. paths of a tampere
   assert.match(res.stderr, /1 restored, 0 already present, 6 failed/);
   assert.deepEqual(fs.readdirSync(work), ['dest']);
   assert.deepEqual(fs.readdirSync(path.join(work, 'dest')), ['data']);
+});
+
+test('distbackup-restore.sh never leaves a bad file under its name, never counts a different file as present, and never goes through a link', async (t) => {
+  const w = makeWorld(t);
+  writeTree(w.src, { 'a.txt': 'alpha', 'b.txt': 'bravo!', 'c.txt': 'charlie', 'sub/d.txt': 'delta' });
+  await catalogue(w);
+  const d = path.join(w.root, 'disk');
+  addDisk(w.cat, 'd', d, { sizeBytes: 1e8 });
+  await runSync(w.cat, { name: 'd' });
+  const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+  const obj = (s: string) => path.join(d, 'distbackup-objects', sha(s).slice(0, 3), sha(s));
+  // a: its object rotten; c: its object a link to a file outside the disk.
+  fs.chmodSync(obj('alpha'), 0o644);
+  fs.writeFileSync(obj('alpha'), 'alphX');
+  const secret = path.join(w.root, 'secret');
+  fs.writeFileSync(secret, 'not yours');
+  fs.rmSync(obj('charlie'));
+  fs.symlinkSync(secret, obj('charlie'));
+  const work = path.join(w.root, 'work');
+  const dest = path.join(work, 'dest');
+  fs.mkdirSync(path.join(dest, 'data'), { recursive: true });
+  // b: a different file already there; sub: a link out of DEST.
+  fs.writeFileSync(path.join(dest, 'data/b.txt'), 'mine!!');
+  const outside = path.join(work, 'outside');
+  fs.mkdirSync(outside);
+  fs.symlinkSync(outside, path.join(dest, 'data/sub'));
+  const run = () => spawnSync('sh', [path.join(d, DISK_RESTORE_SCRIPT), dest], { cwd: work, encoding: 'utf8' });
+  for (const round of [1, 2]) {
+    const res = run();
+    assert.equal(res.status, 1, `round ${round}: ${res.stderr}`);
+    assert.match(res.stderr, /0 restored, 0 already present, 4 failed/, `round ${round}`);
+    assert.ok(!fs.existsSync(path.join(dest, 'data/a.txt')), 'a bad copy never gets the name');
+    assert.equal(fs.readFileSync(path.join(dest, 'data/b.txt'), 'utf8'), 'mine!!', 'never replaced');
+    assert.ok(!fs.existsSync(path.join(dest, 'data/c.txt')), 'an object that is a link is not one');
+    assert.deepEqual(fs.readdirSync(outside), [], 'nothing written through the link');
+    assert.deepEqual(fs.readdirSync(path.join(dest, 'data')).sort(), ['b.txt', 'sub'], 'no temp file left behind');
+  }
 });
