@@ -660,9 +660,20 @@ export class FileWriter {
       if (h !== t.hash) {
         throw new BadObject(`object ${t.hash} reads back as ${h}: damaged (run 'distbackup verify'); not restored`);
       }
-      if (replace) fs.unlinkSync(this.tree.sp(target));
+      if ((st.mode & 0o222) !== 0) {
+        // Linked, an edit in DEST would change the backup itself (objects sync writes are 0444;
+        // one adopted from elsewhere may not be).
+        throw new BadObject(`object ${t.hash} is writable on the disk; not linked (restore it without --link)`);
+      }
+      // Replacing: linked at a temp name beside it, then renamed over it, so the file in the
+      // way stays until the link is made (a link refused with EXDEV leaves it as it was).
+      const slash = target.lastIndexOf(0x2f);
+      const at = replace
+        ? tmpName(this.tree.dest, target.subarray(0, slash), target.subarray(slash + 1))
+        : target;
+      if (replace) fs.rmSync(this.tree.sp(at), { force: true });
       try {
-        fs.linkSync(disk.objectPath(t.hash), this.tree.sp(target));
+        fs.linkSync(disk.objectPath(t.hash), this.tree.sp(at));
       } catch (err) {
         const code = errnoCode(err);
         if (code === 'EEXIST') throw new ExistsError(NOT_OVERWRITTEN);
@@ -675,11 +686,12 @@ export class FileWriter {
         throw err;
       }
       // The name linked must be the object just checked (not one swapped in meanwhile).
-      const now = fs.lstatSync(this.tree.sp(target));
+      const now = fs.lstatSync(this.tree.sp(at));
       if (now.ino !== st.ino || now.dev !== st.dev) {
-        fs.unlinkSync(this.tree.sp(target));
+        fs.unlinkSync(this.tree.sp(at));
         throw new BadObject(`object ${t.hash} changed while it was linked; not restored`);
       }
+      if (replace) fs.renameSync(this.tree.sp(at), this.tree.sp(target));
     } finally {
       fs.closeSync(inFd);
     }

@@ -154,6 +154,7 @@ export function putObjects(
     const p = objectPath(root, o.hash);
     fs.mkdirSync(path.dirname(p), { recursive: true });
     fs.copyFileSync(srcFile, p);
+    fs.chmodSync(p, 0o444); // as sync leaves an object
     ids.push(o.id);
     written.push(o.hash);
   });

@@ -154,6 +154,23 @@ test('--link hard-links objects without changing them; refused across filesystem
     assert.equal(now.mtimeMs, o.mtimeMs);
     assert.equal(sha(fs.readFileSync(objectPath(disk, h))), h);
   }
+  // A writable object (one adopted from elsewhere) is not linked: an edit in DEST would change it.
+  const [writable] = [...objectStat.keys()] as [string];
+  const holders = fs
+    .readdirSync(path.join(dest, 'data', 'photos'))
+    .filter((n) => sha(fs.readFileSync(path.join(dest, 'data', 'photos', n))) === writable).length;
+  fs.chmodSync(objectPath(disk, writable), 0o644);
+  const two = await runRestore({
+    dest: path.join(base, 'out2'),
+    vpaths: ['/data/photos'],
+    diskPath: disk,
+    dataDir: home,
+    catalogue: 'home',
+    link: true,
+  });
+  assert.equal(two.restored, 12 - holders);
+  assert.ok(JSON.stringify(two).includes('is writable on the disk; not linked'), JSON.stringify(two).slice(0, 400));
+  fs.chmodSync(objectPath(disk, writable), 0o444);
   const shm = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'dsb-link-'));
   t.after(() => fs.rmSync(shm, { recursive: true, force: true }));
   if (fs.statSync(shm).dev === fs.statSync(disk).dev) {
