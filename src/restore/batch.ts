@@ -164,10 +164,28 @@ export class DurableBatch {
   }
 }
 
-/** fsync the regular file at `p` (a path the kernel accepts), never through a symlink; errors thrown. */
+const FSYNC_OPEN = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+
+/**
+ * fsync the regular file at `p` (a path the kernel accepts), never through a symlink; errors
+ * thrown. A file whose restored mode lets its owner not read it (000, 200: a restore not run as
+ * root cannot open it) is opened with its owner's read bit for the moment, then given its mode
+ * back.
+ */
 function fsyncFile(p: Buffer): void {
-  const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  let fd: number;
+  let mode: number | undefined;
   try {
+    fd = fs.openSync(p, FSYNC_OPEN);
+  } catch (err) {
+    const st = errnoCode(err) === 'EACCES' ? fs.lstatSync(p) : undefined;
+    if (st === undefined || !st.isFile() || (st.mode & 0o400) !== 0) throw err;
+    mode = st.mode & 0o7777;
+    fs.chmodSync(p, mode | 0o400);
+    fd = fs.openSync(p, FSYNC_OPEN);
+  }
+  try {
+    if (mode !== undefined) fs.fchmodSync(fd, mode);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);

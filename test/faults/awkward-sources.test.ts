@@ -208,3 +208,58 @@ test('a file and a folder without read permission, checked as nobody: reported, 
   countViolations(FAULT, v);
   assert.deepEqual(v, []);
 });
+
+test('a file its owner may not read (mode 000, 200), restored by nobody from the disk alone, ends with its bytes and its mode', {
+  timeout: 90_000,
+}, (t) => {
+  if (skipUnlessCommands(t, ['update', 'sync', 'restore'])) return;
+  if (!IS_ROOT || !have('setpriv')) {
+    skipTest(t, 'needs root and setpriv to restore as nobody', have('setpriv'));
+    return;
+  }
+  const root = faultDir(t, 'modes');
+  fs.chmodSync(root, 0o755);
+  const home = path.join(root, 'home');
+  const src = path.join(root, 'src');
+  fs.mkdirSync(src);
+  const files: Record<string, [Buffer, number]> = {
+    'none.bin': [seededBytes('none', 5000), 0o000],
+    'write-only.bin': [seededBytes('write', 7000), 0o200],
+    'plain.bin': [seededBytes('plain', 3000), 0o644],
+  };
+  for (const [name, [bytes, mode]] of Object.entries(files)) {
+    fs.writeFileSync(path.join(src, name), bytes);
+    fs.chmodSync(path.join(src, name), mode);
+  }
+  const disk = path.join(root, 'disk');
+  expectExit(cli(home, ['source', 'map', '/s', src]), 0, 'source map');
+  expectExit(cli(home, ['update']), 0, 'update');
+  expectExit(cli(home, ['disk', 'add', 'd', disk, '--size', '1G']), 0, 'disk add');
+  expectExit(cli(home, ['sync', 'd']), 0, 'sync');
+  // The disk as another machine's user finds it: readable by all, the home catalogue gone.
+  spawnSync('chmod', ['-R', 'a+rX', disk]);
+  const out = path.join(root, 'out');
+  fs.mkdirSync(out);
+  fs.chownSync(out, 65534, 65534);
+  const nobody = { prefix: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'], timeoutMs: 60_000 };
+  const r = cli(
+    path.join(root, 'no-home'),
+    ['restore', '--disk', disk, '--catalogue', 'disk', '--to', path.join(out, 'dest')],
+    nobody,
+  );
+  countFault('restore of unreadable modes', 'files of mode 000 and 200 restored as nobody (setpriv)', 2);
+  const v: string[] = [];
+  if (r.code !== 0) v.push(`restore as nobody exited ${r.code}: ${r.stderr.slice(0, 300)}`);
+  for (const [name, [bytes, mode]] of Object.entries(files)) {
+    const p = path.join(out, 'dest', 's', name);
+    if (!fs.existsSync(p)) {
+      v.push(`${name} not restored`);
+      continue;
+    }
+    if (!fs.readFileSync(p).equals(bytes)) v.push(`${name}: other bytes`);
+    const got = fs.statSync(p).mode & 0o7777;
+    if (got !== mode) v.push(`${name}: mode ${got.toString(8)}, not ${mode.toString(8)}`);
+  }
+  countViolations('restore of unreadable modes', v);
+  assert.deepEqual(v, []);
+});
