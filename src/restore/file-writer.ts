@@ -668,9 +668,7 @@ export class FileWriter {
       // Replacing: linked at a temp name beside it, then renamed over it, so the file in the
       // way stays until the link is made (a link refused with EXDEV leaves it as it was).
       const slash = target.lastIndexOf(0x2f);
-      const at = replace
-        ? tmpName(this.tree.dest, target.subarray(0, slash), target.subarray(slash + 1))
-        : target;
+      const at = replace ? tmpName(this.tree.dest, target.subarray(0, slash), target.subarray(slash + 1)) : target;
       if (replace) fs.rmSync(this.tree.sp(at), { force: true });
       try {
         fs.linkSync(disk.objectPath(t.hash), this.tree.sp(at));
