@@ -146,7 +146,9 @@ export default class Restore extends BaseCommand<typeof Restore> {
           this.log(`  ${i + 1}. ${s.disk}: ${counted(s.files, 'file')}, ${prettyBytes(s.bytes)}`);
       } else if (doc.next !== null) {
         this.log(
-          `connect ${doc.next.disk} next: it adds ${counted(doc.next.files, 'file')} (${prettyBytes(doc.next.bytes)})`,
+          doc.next.disk === doc.disk
+            ? `${doc.disk} still holds ${counted(doc.next.files, 'file')} (${prettyBytes(doc.next.bytes)}) that failed here: fix what is said above, then run it again with this disk`
+            : `connect ${doc.next.disk} next: it adds ${counted(doc.next.files, 'file')} (${prettyBytes(doc.next.bytes)})`,
         );
         if (doc.plan.length > 1)
           this.log(

@@ -183,7 +183,8 @@ class RestoreRun {
   /** What is missing, counted while collecting (`survey.ts`); the files that fail are added at the end. */
   private survey: Survey | undefined;
   /** Files of the todo that failed (they stay missing). */
-  private readonly failedFiles: Buffer[] = [];
+  /** Files this run failed to restore, and whether the disk's copy was at fault (BadObject). */
+  private readonly failedFiles: { vpath: Buffer; diskFault: boolean }[] = [];
   /** The small-file lane, while the files are restored (`restoreFiles`). */
   private lane: SmallFileLane<LaneEntry> | undefined;
 
@@ -266,7 +267,9 @@ class RestoreRun {
           }
           this.finishDirs();
           const s = this.survey as Survey;
-          for (const vpath of this.failedFiles) s.again(this.cat.db, vpath);
+          // A file that failed for a reason of DEST (full, refused, in the way) is still on this
+          // disk: the guidance names it again rather than another disk, or none.
+          for (const f of this.failedFiles) s.again(this.cat.db, f.vpath, !f.diskFault);
           s.finish(this.doc, this.nameOf);
         } catch (err) {
           // Stopped by an error: what waits to be recorded was never made durable.
@@ -471,7 +474,7 @@ class RestoreRun {
             this.noteWriteBackFailed(t, err);
             return;
           }
-          this.failedFiles.push(t.vpath);
+          this.failedFiles.push({ vpath: t.vpath, diskFault: err instanceof BadObject });
           this.fail(t.vpath, err);
         }
         // Two files at least, whatever their size: the one being checked and the next one copied.
@@ -516,7 +519,7 @@ class RestoreRun {
       this.meta.checkTimeKept(e.target, e.t);
       this.written(e.t, e.target, e.parent);
     } catch (err) {
-      this.failedFiles.push(e.t.vpath);
+      this.failedFiles.push({ vpath: e.t.vpath, diskFault: err instanceof BadObject });
       this.fail(e.t.vpath, err);
     }
   }
@@ -543,7 +546,7 @@ class RestoreRun {
     if (err === undefined) this.written(f.t, f.target, f.parent, writtenBackEarly(f.t.sizeBytes));
     else if (err instanceof WriteBackError) this.noteWriteBackFailed(f.t, err);
     else {
-      this.failedFiles.push(f.t.vpath);
+      this.failedFiles.push({ vpath: f.t.vpath, diskFault: err instanceof BadObject });
       this.fail(f.t.vpath, err);
     }
   }

@@ -29,8 +29,12 @@ export class Survey {
     private readonly exclude: number | undefined,
   ) {}
 
-  /** Count `row` (checked as `c`) when it is a file of the selection that is not restored. */
-  row(row: FileReportRow, c: Checked): void {
+  /**
+   * Count `row` (checked as `c`) when it is a file of the selection that is not restored.
+   * `onThisDisk`: the disk just used still counts as holding it (it failed for a reason of DEST,
+   * not of the disk's copy).
+   */
+  row(row: FileReportRow, c: Checked, onThisDisk = false): void {
     if (!c.ok) {
       // Files never hashed are not backed up: not "missing" unless they should have been.
       if (c.reason.startsWith('never hashed')) return;
@@ -47,17 +51,14 @@ export class Survey {
     this.remaining += 1;
     this.remainingBytes += t.sizeBytes;
     if (t.hash === EMPTY_HASH) return;
-    this.tally.add(
-      c.diskIds.filter((d) => d !== this.exclude),
-      t.sizeBytes,
-    );
+    this.tally.add(onThisDisk ? c.diskIds : c.diskIds.filter((d) => d !== this.exclude), t.sizeBytes);
   }
 
   /** Count the file at `vpath` again from the catalogue (a file this run failed to restore). */
-  again(db: Db, vpath: Buffer): void {
+  again(db: Db, vpath: Buffer, onThisDisk = false): void {
     for (const row of iterateFilesUnder(db, [vpath])) {
       const c = checkRow(row);
-      if (c.ok && c.todo.vpath.equals(vpath)) this.row(row, c);
+      if (c.ok && c.todo.vpath.equals(vpath)) this.row(row, c, onThisDisk);
     }
   }
 

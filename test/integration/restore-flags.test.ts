@@ -381,3 +381,16 @@ test('an abort keeps what was restored; the next run restores only the rest', as
   assert.equal(next.alreadyRestored, 0);
   assert.deepEqual(compareTrees(src, path.join(dest, 'data')), []);
 });
+
+test('a file that failed for a reason of DEST (another file in the way) is still on the disk used: no "cannot be restored"', async (t) => {
+  const { base, home, cat, disk } = oneDisk(t);
+  cat.close();
+  const dest = path.join(base, 'out');
+  fs.mkdirSync(path.join(dest, 'data', 'docs'), { recursive: true });
+  fs.writeFileSync(path.join(dest, 'data', 'docs', 'readme.txt'), 'the user wrote this');
+  const doc = await runRestore({ dest, vpaths: [], diskPath: disk, dataDir: home, catalogue: 'home' });
+  assert.equal(doc.remaining, 1);
+  assert.equal(doc.unavailable, 0, 'the disk used still holds it');
+  assert.equal(doc.next?.disk, 'd1');
+  assert.equal(fs.readFileSync(path.join(dest, 'data', 'docs', 'readme.txt'), 'utf8'), 'the user wrote this');
+});
