@@ -8,7 +8,7 @@ import picomatch from 'picomatch';
 import { KIND_FOUND_ELSEWHERE, type RestoreState, type RestoreTodo } from '../catalog/restore-state.js';
 import { FileKind } from '../catalog/schema.js';
 import { type DestTree, lstatOrUndefined } from './dest-tree.js';
-import { joinTarget } from './paths.js';
+import { joinTarget, splitVpath } from './paths.js';
 import { linkHash } from './rows.js';
 
 /**
@@ -66,13 +66,28 @@ export class Selection {
     if (e === undefined) return false;
     if (t.kind === FileKind.file) {
       if (e.hash !== t.hash) return false;
-      // Found in an --existing folder counts only in runs that are given --existing again.
-      return e.kind === FileKind.file || (e.kind === KIND_FOUND_ELSEWHERE && this.existingDirs.length > 0);
+      if (e.kind === FileKind.file) return true;
+      // Found in an --existing folder: counts only while a folder given in this run still holds
+      // it (the folder may be another one, or the file gone or changed since).
+      return e.kind === KIND_FOUND_ELSEWHERE && this.stillFoundElsewhere(t);
     }
     // A link: done while recorded with the same target ('' from older runs: taken as the same).
     return (
       t.kind === FileKind.symlink && e.kind === FileKind.symlink && (e.hash === '' || e.hash === linkHash(t.linkTarget))
     );
+  }
+
+  /** The last answer of `stillFoundElsewhere` (a file is asked about twice in a row). */
+  private lastFound: { vpath: Buffer; found: boolean } | undefined;
+
+  /** `foundElsewhere` for a file recorded as found in an `--existing` folder by an earlier run. */
+  private stillFoundElsewhere(t: RestoreTodo): boolean {
+    if (this.existingDirs.length === 0) return false;
+    if (this.lastFound?.vpath.equals(t.vpath) === true) return this.lastFound.found;
+    const split = splitVpath(t.vpath);
+    const found = split.ok && this.foundElsewhere(split.parts, t);
+    this.lastFound = { vpath: t.vpath, found };
+    return found;
   }
 
   /**

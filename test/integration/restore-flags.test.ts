@@ -118,9 +118,22 @@ test('--existing skips files an existing folder holds with the same content, res
     fs.readFileSync(path.join(dest, 'data', 'photos', 'img-001.jpg')),
     fs.readFileSync(path.join(src, 'photos', 'img-001.jpg')),
   );
+  // A run with --existing again, after a file found there went away: that one is restored now.
+  fs.rmSync(same);
+  const next = await runRestore({
+    dest,
+    vpaths: ['/data/photos'],
+    diskPath: disk,
+    dataDir: home,
+    catalogue: 'home',
+    existing: [old],
+  });
+  assert.equal(next.restored, 1);
+  assert.equal(next.remaining, 0);
+  assert.ok(fs.existsSync(path.join(dest, 'data', 'photos', 'img-000.jpg')));
   // A later run without --existing restores what was only found elsewhere.
   const again = await runRestore({ dest, vpaths: ['/data/photos'], diskPath: disk, dataDir: home, catalogue: 'home' });
-  assert.equal(again.restored, 10);
+  assert.equal(again.restored, 9);
   assert.deepEqual(compareTrees(path.join(src, 'photos'), path.join(dest, 'data', 'photos')), []);
 });
 
