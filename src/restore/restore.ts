@@ -341,6 +341,24 @@ class RestoreRun {
   }
 
   /**
+   * Whether the connected disk holds the object of `t` although the catalogue lists it on no
+   * disk: a catalogue copy written before a sync that copied it died, or lagging behind it. Its
+   * hash is checked when it is restored, as any object's. Asked only of files the catalogue
+   * lists nowhere (they would be "cannot be restored"): an lstat each.
+   */
+  private unlistedHere(t: RestoreTodo): boolean {
+    const disk = this.writer.disk;
+    if (disk === undefined || t.hash === EMPTY_HASH) return false;
+    try {
+      disk.prefixDir(t.hash, false);
+      const st = fs.lstatSync(disk.objectPath(t.hash));
+      return st.isFile() && st.size === t.sizeBytes;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
    * The one pass over the catalogue: what this run restores goes into the state's scratch table,
    * and everything else is counted by the survey now (files it restores only if they fail).
    */
@@ -360,7 +378,9 @@ class RestoreRun {
       const t = c.todo;
       if (!this.sel.selected(t)) continue;
       if (t.kind === FileKind.file) {
-        const here = this.diskId !== undefined && c.diskIds.includes(this.diskId);
+        const here =
+          this.diskId !== undefined &&
+          (c.diskIds.includes(this.diskId) || (c.diskIds.length === 0 && this.unlistedHere(t)));
         if (this.sel.done(t) || (!here && t.hash !== EMPTY_HASH)) {
           s.row(row, c);
           continue;

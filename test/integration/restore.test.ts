@@ -555,3 +555,34 @@ test('with no home catalogue, a disk whose catalogue copy is older never puts ol
   assert.equal(second.remaining, 0);
   assert.ok(second.warnings.some((w) => /this disk's catalogue copy is older than the one an earlier run/.test(w)));
 });
+
+test("an object on the disk that the disk's catalogue copy lists on no disk (a copy written before the sync that copied it) is restored", async (t) => {
+  const { writeDiskCatalogue } = await import('../../src/disks/disk-catalogue.js');
+  const base = tempDir(t);
+  const src = path.join(base, 'src');
+  const home = path.join(base, 'home');
+  fs.mkdirSync(src);
+  fs.writeFileSync(path.join(src, 'old.txt'), 'backed up long ago');
+  const cat = openCatalog(home);
+  mapSource(cat, '/data', src);
+  const later = { now: () => Date.now() + 10_000 };
+  await runUpdate(cat, later);
+  const d = path.join(base, 'd');
+  addPoolDisk(cat, 'd', d);
+  await runSync(cat, { name: 'd' });
+  // A new file, catalogued: a copy written now (as a long sync writes one every few minutes)
+  // lists it on no disk; then the sync copies it and dies before writing the copy again.
+  fs.writeFileSync(path.join(src, 'new.txt'), 'copied in the last sync');
+  await runUpdate(cat, later);
+  writeDiskCatalogue(cat, d);
+  const early = fs.readFileSync(path.join(d, DISK_CATALOGUE));
+  await runSync(cat, { name: 'd' });
+  cat.close();
+  fs.chmodSync(path.join(d, DISK_CATALOGUE), 0o600);
+  fs.writeFileSync(path.join(d, DISK_CATALOGUE), early);
+  fs.renameSync(home, `${home}.away`);
+  const dest = path.join(base, 'out');
+  const doc = await runRestore({ dest, vpaths: [], diskPath: d, dataDir: home, catalogue: 'auto' });
+  assert.equal(doc.remaining, 0, JSON.stringify(doc));
+  assert.equal(fs.readFileSync(path.join(dest, 'data', 'new.txt'), 'utf8'), 'copied in the last sync');
+});
