@@ -126,30 +126,55 @@ export interface VerifyCursor {
   objectId: number;
 }
 
+/** The two classes of copies a run takes windows from in turn (see `nextCandidates`). */
+export type VerifyClass = 'never' | 'stamped';
+
 /**
- * The next `limit` copies to check, least recently verified first (NULLs sort first in SQLite),
- * after `after` when given: a range scan of the copies_verify index that stops after `limit`
- * rows. The cursor lets a run that records nothing (a dry run) walk the whole order once.
+ * The next `limit` copies of class `cls` to check, after `after` when given: never verified (by
+ * object id) or stamped (least recently verified first, ties by object id, so runs are
+ * reproducible). A range scan of the copies_verify index that stops after `limit` rows. The
+ * caller takes windows of the two classes in turn (verify.ts), so that copies synced between
+ * partial runs, never verified, cannot hold back the stamped ones for good.
  */
-export function nextCandidates(db: Db, sel: VerifySelection, limit: number, after?: VerifyCursor): VerifyCandidate[] {
+export function nextCandidates(
+  db: Db,
+  sel: VerifySelection,
+  cls: VerifyClass,
+  limit: number,
+  after?: VerifyCursor,
+  stampedBefore?: number,
+): VerifyCandidate[] {
   const w = where(sel);
   const select = `SELECT c.object_id AS objectId, o.hash AS hash, o.size AS sizeBytes, c.verified_ms AS verifiedMs
        FROM copies c JOIN objects o ON o.id = c.object_id WHERE ${w.sql}`;
   const order = 'ORDER BY c.verified_ms, c.object_id LIMIT @limit';
-  if (after === undefined) return db.prepare(`${select} ${order}`).all({ ...w.params, limit }) as VerifyCandidate[];
-  if (after.verifiedMs === null) {
-    // The rest of the never-verified class, then (only when it is done) the stamped ones.
-    const rest = db
-      .prepare(`${select} AND c.verified_ms IS NULL AND c.object_id > @after ${order}`)
-      .all({ ...w.params, after: after.objectId, limit }) as VerifyCandidate[];
-    if (rest.length > 0) return rest;
+  if (cls === 'never') {
+    const from = after === undefined ? '' : ' AND c.object_id > @after';
     return db
-      .prepare(`${select} AND c.verified_ms IS NOT NULL ${order}`)
-      .all({ ...w.params, limit }) as VerifyCandidate[];
+      .prepare(`${select} AND c.verified_ms IS NULL${from} ${order}`)
+      .all({ ...w.params, limit, ...(after === undefined ? {} : { after: after.objectId }) }) as VerifyCandidate[];
   }
-  return db
-    .prepare(`${select} AND (c.verified_ms, c.object_id) > (@afterMs, @after) ${order}`)
-    .all({ ...w.params, afterMs: after.verifiedMs, after: after.objectId, limit }) as VerifyCandidate[];
+  const from = after === undefined ? '' : ' AND (c.verified_ms, c.object_id) > (@afterMs, @after)';
+  const before = stampedBefore === undefined ? '' : ' AND c.verified_ms < @before';
+  return db.prepare(`${select} AND c.verified_ms IS NOT NULL${from}${before} ${order}`).all({
+    ...w.params,
+    limit,
+    ...(after === undefined ? {} : { afterMs: after.verifiedMs, after: after.objectId }),
+    ...(stampedBefore === undefined ? {} : { before: stampedBefore }),
+  }) as VerifyCandidate[];
+}
+
+/**
+ * When the oldest never-verified copy of `diskId` was written (ms; 0 when one was found on the
+ * disk, of unknown age), or undefined when there is none: stamped copies verified before it are
+ * older than every never-verified one, and take their turn beside them.
+ */
+export function neverVerifiedSince(db: Db, diskId: number): number | undefined {
+  const r = db
+    .prepare('SELECT min(coalesce(written_ms, 0)) FROM copies WHERE disk_id = ? AND verified_ms IS NULL')
+    .pluck()
+    .get(diskId) as number | null;
+  return r ?? undefined;
 }
 
 /** One virtual path (bytes) of a current file whose content is `objectId`, if any. */

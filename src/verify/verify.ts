@@ -42,12 +42,14 @@ import {
   endPass,
   fileOfObject,
   futureStampShift,
+  neverVerifiedSince,
   nextCandidates,
   openPass,
   rebaseFutureStamps,
   recordVerified,
   runStamp,
   type VerifyCandidate,
+  type VerifyClass,
   type VerifyCursor,
   type VerifySelection,
 } from '../catalog/verify-state.js';
@@ -304,7 +306,14 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
     let left = budget ?? Number.POSITIVE_INFINITY;
     let lastStamp = 0;
     let unreadableInARow = 0;
-    let cursor: VerifyCursor | undefined;
+    /** Where each class stands (the last copy taken), and which class the next window is of. */
+    const cursors: Record<VerifyClass, VerifyCursor | undefined> = { never: undefined, stamped: undefined };
+    const exhausted: Record<VerifyClass, boolean> = { never: false, stamped: false };
+    let turn: VerifyClass = 'never';
+    /** While never-verified copies are left, stamped ones take turns only if verified before the oldest of them was written. */
+    const neverSince = neverVerifiedSince(cat.db, diskId);
+    /** No stamped copy older than that is left (the rest wait for the never-verified ones). */
+    let stampedHeld = false;
     let lastYield = performance.now();
     let progressBytes = 0;
     /** Prefix folders found to be real folders of the disk in this run (the small-object threads' path). */
@@ -316,10 +325,30 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
      * the checks they hold.
      */
     const prepare = (): Promise<VerifyCandidate[]> | undefined => {
-      const window = cutWindow(nextCandidates(cat.db, sel, Math.min(VERIFY_DEFAULTS.windowObjects, left), cursor));
-      const last = window[window.length - 1];
-      if (last === undefined) return undefined;
-      cursor = { verifiedMs: last.verifiedMs, objectId: last.objectId };
+      // Windows of the two classes in turn: never verified first, then the least recently
+      // verified (while never-verified copies are left, only those verified before the oldest
+      // of them was written), then never verified again... A budget is shared while both have
+      // copies, so copies synced between partial runs never hold back older ones for good.
+      let window: VerifyCandidate[] = [];
+      while (window.length === 0) {
+        const open: Record<VerifyClass, boolean> = {
+          never: !exhausted.never,
+          stamped: !exhausted.stamped && !(stampedHeld && !exhausted.never),
+        };
+        if (!open.never && !open.stamped) break;
+        const cls: VerifyClass = open[turn] ? turn : turn === 'never' ? 'stamped' : 'never';
+        const share = open.never && open.stamped && Number.isFinite(left) ? Math.ceil(left / 2) : left;
+        const before = cls === 'stamped' && !exhausted.never ? neverSince : undefined;
+        window = cutWindow(
+          nextCandidates(cat.db, sel, cls, Math.min(VERIFY_DEFAULTS.windowObjects, share), cursors[cls], before),
+        );
+        const last = window[window.length - 1];
+        if (last !== undefined) cursors[cls] = { verifiedMs: last.verifiedMs, objectId: last.objectId };
+        else if (before !== undefined) stampedHeld = true;
+        else exhausted[cls] = true;
+        turn = cls === 'never' ? 'stamped' : 'never';
+      }
+      if (window.length === 0) return undefined;
       if (profile !== 'hdd') return Promise.resolve(window);
       if (small === undefined) return inodeOrder(disk, window, signal);
       const sorted = small

@@ -92,7 +92,9 @@ test('a read that is wrong once and right the second time is "ok on second read"
 
 test('repeated --percent runs cover every object before any is checked again, least recently verified first', async (t) => {
   const { cat, hashes } = setup(t, 37);
-  let clock = 1_700_000_000_000;
+  // The real clock: the copies were written just before (a clock behind their writing would let
+  // the stamped ones take turns beside them).
+  let clock = Date.now();
   const now = (): number => clock;
   const runs: string[][] = [];
   let prev = stamps(cat);
@@ -118,6 +120,28 @@ test('repeated --percent runs cover every object before any is checked again, le
   for (let i = 0; i + cover <= runs.length; i++) {
     assert.equal(new Set(runs.slice(i, i + cover).flat()).size, total, `runs ${i}..${i + cover - 1} cover all`);
   }
+});
+
+test('partial runs reach the stamped copies although new, never verified copies keep coming between them', async (t) => {
+  const { base, cat, hashes } = setup(t, 20);
+  // Verified ten days ago; the new copies below are written now.
+  let clock = Date.now() - 10 * 86_400_000;
+  const now = (): number => clock;
+  await runVerify(cat, { name: 'd1', now });
+  const old = new Set(stamps(cat).keys());
+  const firstStamp = new Map(stamps(cat));
+  const budget = Math.ceil(((hashes.length + 12) * 10) / 100);
+  // Each round, a sync brings more new copies than a run's budget, then a partial run.
+  for (let round = 0; round < 4; round++) {
+    clock += 60_000;
+    const dir = path.join(base, `new${round}`);
+    fs.mkdirSync(dir);
+    for (let i = 0; i < budget + 2; i++) fs.writeFileSync(path.join(dir, `f${i}`), `round ${round} file ${i}`);
+    putObjects(cat, catalogueSource(cat, `/new${round}`, dir), 'd1');
+    await runVerify(cat, { name: 'd1', now, percent: 10 });
+  }
+  const reached = [...old].filter((h) => stamps(cat).get(h) !== firstStamp.get(h));
+  assert.ok(reached.length > 0, 'some copies verified before the new ones came were verified again');
 });
 
 test('--max-time stops and the next run goes on from there; --older-than skips recent copies; a clock that jumps back starves nothing', async (t) => {
