@@ -37,6 +37,9 @@ if [ ! -r "$MANIFEST" ]; then
   exit 1
 fi
 mkdir -p -- "$DEST" || exit 1
+# A folder of this run's own for the temp files (made here, so nothing planted can be in it).
+WORK=$DEST/.distbackup-restore-sh.$$
+mkdir -m 700 -- "$WORK" || exit 1
 TAB=$(printf '\\t')
 restored=0
 failed=0
@@ -133,8 +136,13 @@ while IFS=$TAB read -r hash size mtime mode enc; do
   if [ -e "$target" ] || [ -L "$target" ]; then
     got=
     if [ -f "$target" ] && [ ! -L "$target" ]; then
-      got=$(sha256sum < "$target")
-      got=\${got%% *}
+      if [ -r "$target" ]; then
+        got=$(sha256sum < "$target")
+        got=\${got%% *}
+      else
+        # Not readable by this user (its restored mode, 000 or 200): taken as present.
+        got=$hash
+      fi
     fi
     if [ "$got" = "$hash" ]; then
       present=$((present + 1))
@@ -151,8 +159,9 @@ while IFS=$TAB read -r hash size mtime mode enc; do
     continue
   fi
   mkdir -p -- "\${target%/*}" || { failed=$((failed + 1)); continue; }
-  # A temp name beside it until it is checked: a bad or half-copied file never has the name.
-  tmp=\${target%/*}/.distbackup-restore.$$.tmp
+  # A temp name in this run's folder until it is checked: a bad or half-copied file never has
+  # the name.
+  tmp=$WORK/file
   if ! cp -- "$obj" "$tmp"; then
     warn "cannot copy $enc"
     rm -f -- "$tmp"
@@ -180,6 +189,7 @@ while IFS=$TAB read -r hash size mtime mode enc; do
   restored=$((restored + 1))
 done < "$MANIFEST"
 
+rmdir -- "$WORK"
 sync
 printf 'distbackup-restore: %s restored, %s already present, %s failed\\n' "$restored" "$present" "$failed" >&2
 [ "$failed" -eq 0 ]

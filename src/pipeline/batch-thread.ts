@@ -145,8 +145,18 @@ export function openSource(src: Buffer, open: (p: Buffer, flags: number) => numb
     return open(src, READ_FLAGS);
   } catch (err) {
     if ((err as { code?: unknown }).code !== 'ELOOP') throw err;
-    return open(src, READ_FLAGS & ~fs.constants.O_NOFOLLOW);
   }
+  // Through the link only to a regular file (a device or FIFO there is never opened), and the
+  // file opened must be the one looked at.
+  const st = fs.statSync(src);
+  if (!st.isFile()) throw Object.assign(new Error('a symbolic link to something else than a file'), { code: 'ELOOP' });
+  const fd = open(src, READ_FLAGS & ~fs.constants.O_NOFOLLOW);
+  const now = fs.fstatSync(fd);
+  if (now.dev !== st.dev || now.ino !== st.ino) {
+    fs.closeSync(fd);
+    throw Object.assign(new Error('the file behind the symbolic link changed while it was opened'), { code: 'ELOOP' });
+  }
+  return fd;
 }
 
 /**

@@ -663,7 +663,7 @@ export class FileWriter {
       if ((st.mode & 0o222) !== 0) {
         // Linked, an edit in DEST would change the backup itself (objects sync writes are 0444;
         // one adopted from elsewhere may not be).
-        throw new BadObject(`object ${t.hash} is writable on the disk; not linked (restore it without --link)`);
+        throw new PathRefused(`object ${t.hash} is writable on the disk; not linked (restore it without --link)`);
       }
       // Replacing: linked at a temp name beside it, then renamed over it, so the file in the
       // way stays until the link is made (a link refused with EXDEV leaves it as it was).

@@ -17,16 +17,27 @@ import { STATE_DIR } from './paths.js';
 /** The copy kept in DEST's state folder. */
 export const SAVED_CATALOGUE = 'catalogue.sqlite';
 
-/** How recent a catalogue is: its newest sync of any disk, then the syncs it counted. */
-function ageOf(cat: Catalog): [number, number] {
-  const r = cat.db
-    .prepare('SELECT coalesce(max(last_sync_ms), 0) AS ms, coalesce(total(generation), 0) AS gens FROM disks')
-    .get() as { ms: number; gens: number };
-  return [r.ms, r.gens];
+/** How far a catalogue has seen each disk: its generation of every disk, by uuid. */
+function generationsOf(cat: Catalog): Map<string, number> {
+  const rows = cat.db.prepare('SELECT uuid, generation FROM disks').all() as { uuid: string; generation: number }[];
+  return new Map(rows.map((r) => [r.uuid, r.generation]));
 }
 
-function newerThan(a: [number, number], b: [number, number]): boolean {
-  return a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
+/**
+ * Whether catalogue `a` is newer than `b`: it has seen every disk `b` knows at least as far, and
+ * one further (or one `b` does not know). Generations, not times: a clock set wrong on the
+ * machine that synced would make an older copy look newer. Copies that each saw some disk
+ * further than the other are neither.
+ */
+function newerThan(a: Map<string, number>, b: Map<string, number>): boolean {
+  let further = false;
+  for (const [uuid, gb] of b) {
+    const ga = a.get(uuid);
+    if (ga === undefined || ga < gb) return false;
+    if (ga > gb) further = true;
+  }
+  for (const uuid of a.keys()) if (!b.has(uuid)) further = true;
+  return further;
 }
 
 /**
@@ -66,6 +77,7 @@ export function newestCatalogue(
   diskCat: Catalog,
   stateDir: string | undefined,
   save: boolean,
+  diskUuid: string | undefined,
 ): { cat: Catalog; note?: string } {
   if (stateDir === undefined) return { cat: diskCat };
   const file = path.join(stateDir, SAVED_CATALOGUE);
@@ -83,7 +95,22 @@ export function newestCatalogue(
       note: `${stateDir} holds a restore from another catalogue than this disk's: this disk's copy is used, and the other is kept`,
     };
   }
-  if (saved !== undefined && newerThan(ageOf(saved), ageOf(diskCat))) {
+  let savedNewer = false;
+  let apart = false;
+  if (saved !== undefined) {
+    try {
+      const g = generationsOf(saved);
+      const d = generationsOf(diskCat);
+      // The kept copy must know the connected disk (a disk added or registered again since).
+      savedNewer = newerThan(g, d) && (diskUuid === undefined || g.has(diskUuid));
+      // Copies of one catalogue only move forward; neither newer nor the same: it forked.
+      const same = g.size === d.size && [...g].every(([u, n]) => d.get(u) === n);
+      apart = !savedNewer && !newerThan(d, g) && !same;
+    } catch (err) {
+      unusable = describeError(err);
+    }
+  }
+  if (saved !== undefined && savedNewer) {
     diskCat.close();
     return {
       cat: saved,
@@ -91,6 +118,14 @@ export function newestCatalogue(
     };
   }
   saved?.close();
+  if (apart) {
+    // Each saw some disk further (a catalogue put back from a backup in between): this disk's
+    // copy is used, the kept one stays.
+    return {
+      cat: diskCat,
+      note: `this disk's catalogue copy and the one kept in ${stateDir} each know a sync the other does not (the catalogue was put back in between?): this disk's copy is used, and where it lists an older version of a file an earlier run restored, that version is put back`,
+    };
+  }
   if (save) {
     try {
       snapshotCatalogue(diskCat.db, file);

@@ -22,7 +22,7 @@ import { acquireLock, type Lock } from '../catalog/lock.js';
 import { diskIdByUuid, diskNames, hasEntriesUnder, iterateFilesUnder } from '../catalog/reports.js';
 import { KIND_FOUND_ELSEWHERE, RestoreState, type RestoreTodo } from '../catalog/restore-state.js';
 import { FileKind } from '../catalog/schema.js';
-import { DistbackupError, describeError, RefusedError, UsageError } from '../core/errors.js';
+import { DistbackupError, describeError, errnoCode, RefusedError, UsageError } from '../core/errors.js';
 import { displayPath, normalizeVpath, printable } from '../core/vpath.js';
 import { readDiskIdentity } from '../disk/disk-json.js';
 import { DiskRoot } from '../disk/disk-root.js';
@@ -81,6 +81,17 @@ const LANE_MIN_FILES = 10_000;
 /** Symlinks recorded per durability point (their folders fsynced first; bounds the pending records). */
 const LINKS_PER_BATCH = 1024;
 
+/**
+ * Whether a file's failure is DEST's (full, read-only, refused, something in the way), so the
+ * disk used still counts as holding it; any other (a read of the object failing, a bad object)
+ * is taken as the disk's, and the guidance looks for it on another disk.
+ */
+function destFault(err: unknown): boolean {
+  if (err instanceof PathRefused || err instanceof ExistsError) return true;
+  if (err instanceof BadObject) return false;
+  return ['ENOSPC', 'EDQUOT', 'EROFS', 'EFBIG', 'ENAMETOOLONG'].includes(errnoCode(err) ?? '');
+}
+
 /** DEST's state folder when DEST exists (plans and dry runs create nothing), else undefined. */
 function existingStateDir(destText: string): string | undefined {
   try {
@@ -126,7 +137,12 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreDoc> {
       // The newest catalogue copy this restore has seen, this disk's or one kept in DEST.
       const readOnly = opts.planOnly === true || opts.dryRun === true;
       const stateDir = readOnly ? existingStateDir(opts.dest) : ensureStateDir(opts.dest).stateDir;
-      const picked = newestCatalogue(openUntrustedCatalogue(path.join(diskRoot, DISK_CATALOGUE)), stateDir, !readOnly);
+      const picked = newestCatalogue(
+        openUntrustedCatalogue(path.join(diskRoot, DISK_CATALOGUE)),
+        stateDir,
+        !readOnly,
+        diskUuid,
+      );
       cat = picked.cat;
       catalogueNote = picked.note;
     }
@@ -183,7 +199,7 @@ class RestoreRun {
   /** What is missing, counted while collecting (`survey.ts`); the files that fail are added at the end. */
   private survey: Survey | undefined;
   /** Files of the todo that failed (they stay missing). */
-  /** Files this run failed to restore, and whether the disk's copy was at fault (BadObject). */
+  /** Files this run failed to restore, and whether the disk's copy was at fault (not DEST: destFault). */
   private readonly failedFiles: { vpath: Buffer; diskFault: boolean }[] = [];
   /** The small-file lane, while the files are restored (`restoreFiles`). */
   private lane: SmallFileLane<LaneEntry> | undefined;
@@ -494,7 +510,7 @@ class RestoreRun {
             this.noteWriteBackFailed(t, err);
             return;
           }
-          this.failedFiles.push({ vpath: t.vpath, diskFault: err instanceof BadObject });
+          this.failedFiles.push({ vpath: t.vpath, diskFault: !destFault(err) });
           this.fail(t.vpath, err);
         }
         // Two files at least, whatever their size: the one being checked and the next one copied.
@@ -539,7 +555,7 @@ class RestoreRun {
       this.meta.checkTimeKept(e.target, e.t);
       this.written(e.t, e.target, e.parent);
     } catch (err) {
-      this.failedFiles.push({ vpath: e.t.vpath, diskFault: err instanceof BadObject });
+      this.failedFiles.push({ vpath: e.t.vpath, diskFault: !destFault(err) });
       this.fail(e.t.vpath, err);
     }
   }
@@ -566,7 +582,7 @@ class RestoreRun {
     if (err === undefined) this.written(f.t, f.target, f.parent, writtenBackEarly(f.t.sizeBytes));
     else if (err instanceof WriteBackError) this.noteWriteBackFailed(f.t, err);
     else {
-      this.failedFiles.push({ vpath: f.t.vpath, diskFault: err instanceof BadObject });
+      this.failedFiles.push({ vpath: f.t.vpath, diskFault: !destFault(err) });
       this.fail(f.t.vpath, err);
     }
   }

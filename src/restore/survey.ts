@@ -51,7 +51,13 @@ export class Survey {
     this.remaining += 1;
     this.remainingBytes += t.sizeBytes;
     if (t.hash === EMPTY_HASH) return;
-    this.tally.add(onThisDisk ? c.diskIds : c.diskIds.filter((d) => d !== this.exclude), t.sizeBytes);
+    // (A file the catalogue lists on no disk may have been found on the disk used: unlistedHere.)
+    const holders = !onThisDisk
+      ? c.diskIds.filter((d) => d !== this.exclude)
+      : this.exclude !== undefined && !c.diskIds.includes(this.exclude)
+        ? [...c.diskIds, this.exclude]
+        : c.diskIds;
+    this.tally.add(holders, t.sizeBytes);
   }
 
   /** Count the file at `vpath` again from the catalogue (a file this run failed to restore). */
