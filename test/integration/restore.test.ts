@@ -586,3 +586,39 @@ test("an object on the disk that the disk's catalogue copy lists on no disk (a c
   assert.equal(doc.remaining, 0, JSON.stringify(doc));
   assert.equal(fs.readFileSync(path.join(dest, 'data', 'new.txt'), 'utf8'), 'copied in the last sync');
 });
+
+test('the newer catalogue copy is told by its disks generations, not by sync times (a clock that was ahead on the home machine)', async (t) => {
+  const base = tempDir(t);
+  const src = path.join(base, 'src');
+  const home = path.join(base, 'home');
+  fs.mkdirSync(src);
+  fs.writeFileSync(path.join(src, 'x.txt'), 'version 1');
+  const cat = openCatalog(home);
+  mapSource(cat, '/data', src);
+  const later = { now: () => Date.now() + 10_000 };
+  await runUpdate(cat, later);
+  const a = path.join(base, 'a');
+  const b = path.join(base, 'b');
+  addPoolDisk(cat, 'a', a);
+  addPoolDisk(cat, 'b', b);
+  await runSync(cat, { name: 'a' });
+  await runSync(cat, { name: 'b' });
+  fs.writeFileSync(path.join(src, 'x.txt'), 'version 2, longer');
+  fs.writeFileSync(path.join(src, 'y.txt'), 'new');
+  await runUpdate(cat, later);
+  await runSync(cat, { name: 'a' });
+  cat.close();
+  // b's copy, the older one, says a sync happened far in the future (the clock was ahead then).
+  fs.chmodSync(path.join(b, DISK_CATALOGUE), 0o600);
+  const bc = new Database(path.join(b, DISK_CATALOGUE));
+  bc.prepare('UPDATE disks SET last_sync_ms = ?').run(Date.UTC(2040, 0, 1));
+  bc.close();
+  fs.renameSync(home, `${home}.away`);
+  const dest = path.join(base, 'out');
+  await runRestore({ dest, vpaths: [], diskPath: b, dataDir: home, catalogue: 'auto' });
+  assert.equal(fs.readFileSync(path.join(dest, 'data/x.txt'), 'utf8'), 'version 1');
+  const second = await runRestore({ dest, vpaths: [], diskPath: a, dataDir: home, catalogue: 'auto' });
+  assert.equal(second.remaining, 0, JSON.stringify(second));
+  assert.equal(fs.readFileSync(path.join(dest, 'data/x.txt'), 'utf8'), 'version 2, longer', "a's newer copy is used");
+  assert.equal(fs.readFileSync(path.join(dest, 'data/y.txt'), 'utf8'), 'new');
+});
