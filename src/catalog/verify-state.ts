@@ -165,16 +165,28 @@ export function nextCandidates(
 }
 
 /**
- * When the oldest never-verified copy of `diskId` was written (ms; 0 when one was found on the
- * disk, of unknown age), or undefined when there is none: stamped copies verified before it are
- * older than every never-verified one, and take their turn beside them.
+ * When the oldest never-verified copy of `diskId` of known age was written (ms), or undefined
+ * when there is none: stamped copies verified before it are older than those never-verified
+ * ones, and take their turn beside them. Copies of unknown age (found on the disk) hold none
+ * back: with only those, 0 (no stamped copy takes a turn before them, as ever).
  */
 export function neverVerifiedSince(db: Db, diskId: number): number | undefined {
   const r = db
-    .prepare('SELECT min(coalesce(written_ms, 0)) FROM copies WHERE disk_id = ? AND verified_ms IS NULL')
-    .pluck()
-    .get(diskId) as number | null;
-  return r ?? undefined;
+    .prepare(`SELECT min(written_ms) AS known, count(*) AS n FROM copies WHERE disk_id = ? AND verified_ms IS NULL`)
+    .get(diskId) as { known: number | null; n: number };
+  if (r.n === 0) return undefined;
+  return r.known ?? 0;
+}
+
+/** The class a verify run of `diskId` starts with: runs alternate, so a short run of each still reaches both. */
+export function verifyTurn(db: Db, diskId: number): VerifyClass {
+  const v = db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(`verify_turn_${diskId}`);
+  return v === 'stamped' ? 'stamped' : 'never';
+}
+
+/** Record the class the next verify run of `diskId` starts with. */
+export function setVerifyTurn(db: Db, diskId: number, cls: VerifyClass): void {
+  db.prepare('INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)').run(`verify_turn_${diskId}`, cls);
 }
 
 /** One virtual path (bytes) of a current file whose content is `objectId`, if any. */

@@ -48,10 +48,12 @@ import {
   rebaseFutureStamps,
   recordVerified,
   runStamp,
+  setVerifyTurn,
   type VerifyCandidate,
   type VerifyClass,
   type VerifyCursor,
   type VerifySelection,
+  verifyTurn,
 } from '../catalog/verify-state.js';
 import { DistbackupError, describeError, UsageError } from '../core/errors.js';
 import { killPoint } from '../core/kill-points.js';
@@ -309,7 +311,10 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
     /** Where each class stands (the last copy taken), and which class the next window is of. */
     const cursors: Record<VerifyClass, VerifyCursor | undefined> = { never: undefined, stamped: undefined };
     const exhausted: Record<VerifyClass, boolean> = { never: false, stamped: false };
-    let turn: VerifyClass = 'never';
+    // Runs start with each class in turn: a run that gets through less than one window (a short
+    // --max-time, a budget of one) still reaches both over two runs.
+    const firstTurn = verifyTurn(cat.db, diskId);
+    let turn: VerifyClass = firstTurn;
     /** While never-verified copies are left, stamped ones take turns only if verified before the oldest of them was written. */
     const neverSince = neverVerifiedSince(cat.db, diskId);
     /** No stamped copy older than that is left (the rest wait for the never-verified ones). */
@@ -547,6 +552,7 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
     if (doc.unreadable.length > 0) disk.checkMounted();
     if (!dryRun) {
       updateDisk(cat.db, diskId, { lastVerifyMs: now(), lastSeenMs: now() });
+      setVerifyTurn(cat.db, diskId, firstTurn === 'never' ? 'stamped' : 'never');
       // Reaching its end (or its budget) closes the pass; an interrupted run leaves it open.
       if (doc.stoppedBy !== 'interrupted') endPass(cat.db, diskId);
     }

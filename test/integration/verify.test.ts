@@ -533,3 +533,22 @@ test('an aborted run commits what it checked, says so, and the next run checks o
     assert.equal(second.stoppedBy, 'done');
   }
 });
+
+test('runs of a budget of one copy still reach the older copies: runs start with each class in turn', async (t) => {
+  const { base, cat } = setup(t, 20);
+  let clock = Date.now() - 10 * 86_400_000;
+  const now = (): number => clock;
+  await runVerify(cat, { name: 'd1', now });
+  const first = new Map(stamps(cat));
+  for (let round = 0; round < 4; round++) {
+    clock += 60_000;
+    const dir = path.join(base, `one${round}`);
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'f'), `one more, round ${round}`);
+    putObjects(cat, catalogueSource(cat, `/one${round}`, dir), 'd1');
+    const doc = await runVerify(cat, { name: 'd1', now, percent: 1 });
+    assert.equal(doc.checked, 1);
+  }
+  const reached = [...first.keys()].filter((h) => stamps(cat).get(h) !== first.get(h));
+  assert.ok(reached.length >= 1, 'an older copy was checked again');
+});
