@@ -37,9 +37,29 @@ if [ ! -r "$MANIFEST" ]; then
   exit 1
 fi
 mkdir -p -- "$DEST" || exit 1
-# A folder of this run's own for the temp files (made here, so nothing planted can be in it).
-WORK=$DEST/.distbackup-restore-sh.$$
-mkdir -m 700 -- "$WORK" || exit 1
+# A folder of this run's own for the temp files, made at the first copy (so nothing planted can
+# be in it; a name a stopped run left is never reused), removed at the end or on a signal.
+WORK=
+work() {
+  [ -n "$WORK" ] && return 0
+  n=0
+  while [ "$n" -lt 100 ]; do
+    if mkdir -m 700 -- "$DEST/.distbackup-restore-sh.$$.$n" 2>/dev/null; then
+      WORK=$DEST/.distbackup-restore-sh.$$.$n
+      return 0
+    fi
+    n=$((n + 1))
+  done
+  return 1
+}
+cleanup() {
+  if [ -n "$WORK" ]; then
+    rm -f -- "$WORK/file"
+    rmdir -- "$WORK" 2>/dev/null
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' HUP INT TERM
 TAB=$(printf '\\t')
 restored=0
 failed=0
@@ -139,9 +159,11 @@ while IFS=$TAB read -r hash size mtime mode enc; do
       if [ -r "$target" ]; then
         got=$(sha256sum < "$target")
         got=\${got%% *}
-      else
-        # Not readable by this user (its restored mode, 000 or 200): taken as present.
-        got=$hash
+      elif chmod u+r -- "$target" 2>/dev/null; then
+        # Not readable by its owner (its restored mode, 000 or 200): read, then the mode back.
+        got=$(sha256sum < "$target")
+        got=\${got%% *}
+        chmod u-r -- "$target"
       fi
     fi
     if [ "$got" = "$hash" ]; then
@@ -159,6 +181,11 @@ while IFS=$TAB read -r hash size mtime mode enc; do
     continue
   fi
   mkdir -p -- "\${target%/*}" || { failed=$((failed + 1)); continue; }
+  if ! work; then
+    warn "cannot make a temp folder in $DEST"
+    failed=$((failed + 1))
+    continue
+  fi
   # A temp name in this run's folder until it is checked: a bad or half-copied file never has
   # the name.
   tmp=$WORK/file
@@ -189,7 +216,8 @@ while IFS=$TAB read -r hash size mtime mode enc; do
   restored=$((restored + 1))
 done < "$MANIFEST"
 
-rmdir -- "$WORK"
+cleanup
+WORK=
 sync
 printf 'distbackup-restore: %s restored, %s already present, %s failed\\n' "$restored" "$present" "$failed" >&2
 [ "$failed" -eq 0 ]

@@ -11,6 +11,7 @@
  */
 import * as fs from 'node:fs';
 import { parentPort, type Worker, workerData } from 'node:worker_threads';
+import { withShortPath } from './deep-path.js';
 import { startModuleWorker } from './module-worker.js';
 
 /** The worker module `name` beside `base` (an `import.meta.url`); `readAhead`: the reading thread. */
@@ -148,7 +149,7 @@ export function openSource(src: Buffer, open: (p: Buffer, flags: number) => numb
   }
   // Through the link only to a regular file (a device or FIFO there is never opened), and the
   // file opened must be the one looked at.
-  const st = fs.statSync(src);
+  const st = withShortPath(src, (short) => fs.statSync(short));
   if (!st.isFile()) throw Object.assign(new Error('a symbolic link to something else than a file'), { code: 'ELOOP' });
   const fd = open(src, READ_FLAGS & ~fs.constants.O_NOFOLLOW);
   const now = fs.fstatSync(fd);

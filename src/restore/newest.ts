@@ -24,20 +24,26 @@ function generationsOf(cat: Catalog): Map<string, number> {
 }
 
 /**
- * Whether catalogue `a` is newer than `b`: it has seen every disk `b` knows at least as far, and
- * one further (or one `b` does not know). Generations, not times: a clock set wrong on the
- * machine that synced would make an older copy look newer. Copies that each saw some disk
- * further than the other are neither.
+ * Whether catalogue `a` is newer than `b`: over the disks both know, it has seen each at least as
+ * far and one further; or it has seen them all as far and knows a disk `b` does not (one added
+ * since) while `b` knows none it does not (`disk remove` takes a disk out of every later copy).
+ * Generations, not times: a clock set wrong on the machine that synced would make an older copy
+ * look newer. Copies that each saw some disk further than the other are neither.
  */
 function newerThan(a: Map<string, number>, b: Map<string, number>): boolean {
   let further = false;
+  let common = 0;
   for (const [uuid, gb] of b) {
     const ga = a.get(uuid);
-    if (ga === undefined || ga < gb) return false;
+    if (ga === undefined) continue;
+    common += 1;
+    if (ga < gb) return false;
     if (ga > gb) further = true;
   }
-  for (const uuid of a.keys()) if (!b.has(uuid)) further = true;
-  return further;
+  if (further) return true;
+  const aOnly = a.size - common;
+  const bOnly = b.size - common;
+  return aOnly > 0 && bOnly === 0;
 }
 
 /**

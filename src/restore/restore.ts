@@ -22,7 +22,7 @@ import { acquireLock, type Lock } from '../catalog/lock.js';
 import { diskIdByUuid, diskNames, hasEntriesUnder, iterateFilesUnder } from '../catalog/reports.js';
 import { KIND_FOUND_ELSEWHERE, RestoreState, type RestoreTodo } from '../catalog/restore-state.js';
 import { FileKind } from '../catalog/schema.js';
-import { DistbackupError, describeError, errnoCode, RefusedError, UsageError } from '../core/errors.js';
+import { DistbackupError, describeError, RefusedError, UsageError } from '../core/errors.js';
 import { displayPath, normalizeVpath, printable } from '../core/vpath.js';
 import { readDiskIdentity } from '../disk/disk-json.js';
 import { DiskRoot } from '../disk/disk-root.js';
@@ -82,14 +82,13 @@ const LANE_MIN_FILES = 10_000;
 const LINKS_PER_BATCH = 1024;
 
 /**
- * Whether a file's failure is DEST's (full, read-only, refused, something in the way), so the
- * disk used still counts as holding it; any other (a read of the object failing, a bad object)
- * is taken as the disk's, and the guidance looks for it on another disk.
+ * Whether a file's failure is DEST's, so the disk used still counts as holding it: anything but a
+ * bad or missing object (BadObject). An error not known to be the object's is taken as DEST's:
+ * counted the other way, a file whose only copy is on this disk would be called "cannot be
+ * restored".
  */
 function destFault(err: unknown): boolean {
-  if (err instanceof PathRefused || err instanceof ExistsError) return true;
-  if (err instanceof BadObject) return false;
-  return ['ENOSPC', 'EDQUOT', 'EROFS', 'EFBIG', 'ENAMETOOLONG'].includes(errnoCode(err) ?? '');
+  return !(err instanceof BadObject);
 }
 
 /** DEST's state folder when DEST exists (plans and dry runs create nothing), else undefined. */

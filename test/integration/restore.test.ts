@@ -622,3 +622,36 @@ test('the newer catalogue copy is told by its disks generations, not by sync tim
   assert.equal(fs.readFileSync(path.join(dest, 'data/x.txt'), 'utf8'), 'version 2, longer', "a's newer copy is used");
   assert.equal(fs.readFileSync(path.join(dest, 'data/y.txt'), 'utf8'), 'new');
 });
+
+test('a disk removed from the pool between two catalogue copies does not make the older copy win', async (t) => {
+  const { dropDisk, removeDisk } = await import('../../src/disks/disks.js');
+  const base = tempDir(t);
+  const src = path.join(base, 'src');
+  const home = path.join(base, 'home');
+  fs.mkdirSync(src);
+  fs.writeFileSync(path.join(src, 'x.txt'), 'version 1');
+  const cat = openCatalog(home);
+  mapSource(cat, '/data', src);
+  const later = { now: () => Date.now() + 10_000 };
+  await runUpdate(cat, later);
+  const [a, b, c] = ['a', 'b', 'c'].map((n) => path.join(base, n)) as [string, string, string];
+  addPoolDisk(cat, 'a', a);
+  addPoolDisk(cat, 'b', b);
+  addPoolDisk(cat, 'c', c);
+  await runSync(cat, { name: 'a' });
+  await runSync(cat, { name: 'b' });
+  await runSync(cat, { name: 'c' });
+  // c is lost and forgotten; then x changes and only a is synced: a's copy is the newer, and
+  // does not know c; b's, older, does.
+  dropDisk(cat, 'c');
+  removeDisk(cat, 'c');
+  fs.writeFileSync(path.join(src, 'x.txt'), 'version 2, longer');
+  await runUpdate(cat, later);
+  await runSync(cat, { name: 'a' });
+  cat.close();
+  fs.renameSync(home, `${home}.away`);
+  const dest = path.join(base, 'out');
+  await runRestore({ dest, vpaths: [], diskPath: a, dataDir: home, catalogue: 'auto' });
+  await runRestore({ dest, vpaths: [], diskPath: b, dataDir: home, catalogue: 'auto' });
+  assert.equal(fs.readFileSync(path.join(dest, 'data/x.txt'), 'utf8'), 'version 2, longer');
+});
