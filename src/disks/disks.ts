@@ -18,6 +18,7 @@ import {
   updateDisk,
 } from '../catalog/disks.js';
 import { lockCatalogue } from '../catalog/lock.js';
+import { recordRemovedDisk } from '../catalog/removed-disks.js';
 import { listSources } from '../catalog/sources.js';
 import { DistbackupError, describeError, errnoCode, RefusedError, UsageError } from '../core/errors.js';
 import { formatCount } from '../core/units.js';
@@ -350,7 +351,11 @@ export function dropDisk(cat: Catalog, name: string): { disk: string; copiesDrop
   }
 }
 
-/** `disk remove NAME`: forget a disk; refused (exit 2) while it still holds counted copies. */
+/**
+ * `disk remove NAME`: forget a disk; refused (exit 2) while it still holds counted copies. Its
+ * uuid and last generation are kept (catalog/removed-disks.ts), so a later catalogue copy still
+ * shows it saw that disk as far as an earlier one.
+ */
 export function removeDisk(cat: Catalog, name: string): { disk: string; uuid: string } {
   const d = mustGet(cat, name);
   const lock = lockCatalogue(cat);
@@ -362,7 +367,10 @@ export function removeDisk(cat: Catalog, name: string): { disk: string; uuid: st
         { code: 'disk-has-copies' },
       );
     }
-    deleteDisk(cat.db, d.id);
+    cat.db.transaction(() => {
+      recordRemovedDisk(cat.db, d.uuid, d.generation);
+      deleteDisk(cat.db, d.id);
+    })();
     return { disk: d.name, uuid: d.uuid };
   } finally {
     lock.release();

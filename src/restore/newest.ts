@@ -10,6 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type Catalog, openUntrustedCatalogue } from '../catalog/db.js';
+import { removedDisks } from '../catalog/removed-disks.js';
 import { snapshotCatalogue } from '../catalog/snapshot.js';
 import { DistbackupError, describeError, errnoCode, RefusedError } from '../core/errors.js';
 import { STATE_DIR } from './paths.js';
@@ -17,33 +18,29 @@ import { STATE_DIR } from './paths.js';
 /** The copy kept in DEST's state folder. */
 export const SAVED_CATALOGUE = 'catalogue.sqlite';
 
-/** How far a catalogue has seen each disk: its generation of every disk, by uuid. */
+/** How far a catalogue has seen each disk: its generation of every disk, removed ones too, by uuid. */
 function generationsOf(cat: Catalog): Map<string, number> {
+  const out = removedDisks(cat.db);
   const rows = cat.db.prepare('SELECT uuid, generation FROM disks').all() as { uuid: string; generation: number }[];
-  return new Map(rows.map((r) => [r.uuid, r.generation]));
+  for (const r of rows) out.set(r.uuid, Math.max(r.generation, out.get(r.uuid) ?? 0));
+  return out;
 }
 
 /**
- * Whether catalogue `a` is newer than `b`: over the disks both know, it has seen each at least as
- * far and one further; or it has seen them all as far and knows a disk `b` does not (one added
- * since) while `b` knows none it does not (`disk remove` takes a disk out of every later copy).
- * Generations, not times: a clock set wrong on the machine that synced would make an older copy
- * look newer. Copies that each saw some disk further than the other are neither.
+ * Whether catalogue `a` is newer than `b`: it has seen every disk `b` knows (removed ones too:
+ * catalog/removed-disks.ts) at least as far, and one further or one `b` never saw (a disk
+ * added since). Generations, not times: a clock set wrong on the machine that synced would make
+ * an older copy look newer. Copies that each saw something the other did not are neither.
  */
 function newerThan(a: Map<string, number>, b: Map<string, number>): boolean {
   let further = false;
-  let common = 0;
   for (const [uuid, gb] of b) {
     const ga = a.get(uuid);
-    if (ga === undefined) continue;
-    common += 1;
-    if (ga < gb) return false;
+    if (ga === undefined || ga < gb) return false;
     if (ga > gb) further = true;
   }
-  if (further) return true;
-  const aOnly = a.size - common;
-  const bOnly = b.size - common;
-  return aOnly > 0 && bOnly === 0;
+  for (const uuid of a.keys()) if (!b.has(uuid)) further = true;
+  return further;
 }
 
 /**

@@ -655,3 +655,34 @@ test('a disk removed from the pool between two catalogue copies does not make th
   await runRestore({ dest, vpaths: [], diskPath: b, dataDir: home, catalogue: 'auto' });
   assert.equal(fs.readFileSync(path.join(dest, 'data/x.txt'), 'utf8'), 'version 2, longer');
 });
+
+test("a dead disk replaced by a new one: the new disk's newer catalogue copy wins over an older disk's", async (t) => {
+  const { dropDisk, removeDisk } = await import('../../src/disks/disks.js');
+  const base = tempDir(t);
+  const src = path.join(base, 'src');
+  const home = path.join(base, 'home');
+  fs.mkdirSync(src);
+  fs.writeFileSync(path.join(src, 'x.txt'), 'version 1');
+  const cat = openCatalog(home);
+  mapSource(cat, '/data', src);
+  const later = { now: () => Date.now() + 10_000 };
+  await runUpdate(cat, later);
+  const [a, b, c] = ['a', 'b', 'c'].map((n) => path.join(base, n)) as [string, string, string];
+  addPoolDisk(cat, 'a', a);
+  addPoolDisk(cat, 'b', b);
+  await runSync(cat, { name: 'a' });
+  await runSync(cat, { name: 'b' });
+  // b dies and is forgotten; c takes its place, synced right after x changed.
+  dropDisk(cat, 'b');
+  removeDisk(cat, 'b');
+  fs.writeFileSync(path.join(src, 'x.txt'), 'version 2, longer');
+  await runUpdate(cat, later);
+  addPoolDisk(cat, 'c', c);
+  await runSync(cat, { name: 'c' });
+  cat.close();
+  fs.renameSync(home, `${home}.away`);
+  const dest = path.join(base, 'out');
+  await runRestore({ dest, vpaths: [], diskPath: c, dataDir: home, catalogue: 'auto' });
+  await runRestore({ dest, vpaths: [], diskPath: a, dataDir: home, catalogue: 'auto' });
+  assert.equal(fs.readFileSync(path.join(dest, 'data/x.txt'), 'utf8'), 'version 2, longer');
+});
