@@ -40,16 +40,22 @@ mkdir -p -- "$DEST" || exit 1
 # A folder of this run's own for the temp files, made at the first copy (so nothing planted can
 # be in it; a name a stopped run left is never reused), removed at the end or on a signal.
 WORK=
+NOWORK=
 work() {
   [ -n "$WORK" ] && return 0
+  [ -n "$NOWORK" ] && return 1
   n=0
   while [ "$n" -lt 100 ]; do
-    if mkdir -m 700 -- "$DEST/.distbackup-restore-sh.$$.$n" 2>/dev/null; then
-      WORK=$DEST/.distbackup-restore-sh.$$.$n
+    w=$DEST/.distbackup-restore-sh.$$.$n
+    if mkdir -m 700 -- "$w"; then
+      WORK=$w
       return 0
     fi
+    # Only a name taken is tried again; any other failure (full, read-only) is final.
+    [ -e "$w" ] || [ -L "$w" ] || break
     n=$((n + 1))
   done
+  NOWORK=1
   return 1
 }
 cleanup() {
@@ -64,6 +70,7 @@ TAB=$(printf '\\t')
 restored=0
 failed=0
 present=0
+unchecked=0
 
 warn() {
   printf 'distbackup-restore: %s\\n' "$1" >&2
@@ -159,11 +166,12 @@ while IFS=$TAB read -r hash size mtime mode enc; do
       if [ -r "$target" ]; then
         got=$(sha256sum < "$target")
         got=\${got%% *}
-      elif chmod u+r -- "$target" 2>/dev/null; then
-        # Not readable by its owner (its restored mode, 000 or 200): read, then the mode back.
-        got=$(sha256sum < "$target")
-        got=\${got%% *}
-        chmod u-r -- "$target"
+      else
+        # Not readable by this user (a restored mode of 000 or 200, another owner): kept, and
+        # said, without a check.
+        warn "$enc exists and cannot be read to check it; kept"
+        unchecked=$((unchecked + 1))
+        continue
       fi
     fi
     if [ "$got" = "$hash" ]; then
@@ -220,5 +228,8 @@ cleanup
 WORK=
 sync
 printf 'distbackup-restore: %s restored, %s already present, %s failed\\n' "$restored" "$present" "$failed" >&2
+if [ "$unchecked" -gt 0 ]; then
+  printf 'distbackup-restore: %s already there and not readable, not checked\\n' "$unchecked" >&2
+fi
 [ "$failed" -eq 0 ]
 `;

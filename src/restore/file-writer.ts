@@ -583,7 +583,7 @@ export class FileWriter {
     const h = createHash('sha256');
     let pos = 0;
     for (;;) {
-      const n = fs.readSync(inFd, this.buf, 0, CHUNK_BYTES, pos);
+      const n = readObject(() => fs.readSync(inFd, this.buf, 0, CHUNK_BYTES, pos));
       if (n === 0) break;
       const chunk = this.buf.subarray(0, n);
       h.update(chunk);
@@ -605,7 +605,7 @@ export class FileWriter {
     const h = createHash('sha256');
     let pos = 0;
     let k = 0;
-    let reading = readAsync(inFd, bufs[0] as Buffer, 0, BIG_CHUNK_BYTES, 0);
+    let reading = readAsync(inFd, bufs[0] as Buffer, 0, BIG_CHUNK_BYTES, 0).catch(objectReadFailed);
     let writing: Promise<void> = Promise.resolve();
     let syncing: Promise<void> | undefined;
     let syncError: unknown;
@@ -617,7 +617,7 @@ export class FileWriter {
         const chunk = (bufs[k % 3] as Buffer).subarray(0, n);
         k += 1;
         // Three buffers: one being read, one being written, one free for the next read.
-        reading = readAsync(inFd, bufs[k % 3] as Buffer, 0, BIG_CHUNK_BYTES, pos + n);
+        reading = readAsync(inFd, bufs[k % 3] as Buffer, 0, BIG_CHUNK_BYTES, pos + n).catch(objectReadFailed);
         h.update(chunk);
         await writing;
         writing = writeFullyAsync(out, chunk, pos);
@@ -712,6 +712,23 @@ export function tmpName(dest: Buffer, parent: Buffer, name: Buffer): Buffer {
 /** The temp name of releases before 2026-11-29 (from the name alone), cleared as stale too. */
 function legacyTmpName(parent: Buffer, name: Buffer): Buffer {
   return joinTarget(parent, [Buffer.from(`.dsb-${sha256Hex(name).slice(0, 16)}.part`)]);
+}
+
+/**
+ * A read of the disk's object failed (EIO of a bad sector, …): the object's fault, so the
+ * guidance looks for the file on another disk (restore.ts destFault).
+ */
+function objectReadFailed(err: unknown): never {
+  throw new BadObject(`cannot read the object: ${describeError(err)}`);
+}
+
+/** `read()` of the object, its failure as objectReadFailed's. */
+function readObject(read: () => number): number {
+  try {
+    return read();
+  } catch (err) {
+    return objectReadFailed(err);
+  }
 }
 
 /** The error of an object that is not on `disk`, once the disk is known to be still there (throws when it vanished). */
