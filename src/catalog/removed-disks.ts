@@ -28,6 +28,9 @@ export function removedDisks(db: Db): Map<string, number> {
 
 /** Keep `uuid` at `generation` among the removed disks. */
 export function recordRemovedDisk(db: Db, uuid: string, generation: number): void {
+  const raw = db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(KEY) as string | undefined;
+  // A record that cannot be read is kept as it is, not overwritten with this disk alone.
+  if (raw !== undefined && removedDisks(db).size === 0 && raw !== '{}') return;
   const all = removedDisks(db);
   all.set(uuid, Math.max(generation, all.get(uuid) ?? 0));
   db.prepare('INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)').run(KEY, JSON.stringify(Object.fromEntries(all)));

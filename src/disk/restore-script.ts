@@ -19,7 +19,8 @@ export const RESTORE_SCRIPT = `#!/bin/sh
 # sha256 TAB size TAB mtime(unix s) TAB mode(octal) TAB path (percent-encoded, %XX = one byte).
 # The content of a file is distbackup-objects/<first 3 hex>/<sha256>. A file that already exists
 # in DEST is never overwritten: it counts as present when it has the right content, else as
-# failed. Exit status 1 when a file could not be restored or checked.
+# failed. Exit status 1 when a file could not be restored or checked (except one its own mode
+# keeps its owner from reading, 000 or 200: counted apart, unchecked).
 set -u
 LC_ALL=C
 export LC_ALL
@@ -47,12 +48,16 @@ work() {
   n=0
   while [ "$n" -lt 100 ]; do
     w=$DEST/.distbackup-restore-sh.$$.$n
-    if mkdir -m 700 -- "$w"; then
+    if mkdir -m 700 -- "$w" 2>/dev/null; then
       WORK=$w
       return 0
     fi
     # Only a name taken is tried again; any other failure (full, read-only) is final.
-    [ -e "$w" ] || [ -L "$w" ] || break
+    if [ ! -e "$w" ] && [ ! -L "$w" ]; then
+      mkdir -m 700 -- "$w" || break
+      WORK=$w
+      return 0
+    fi
     n=$((n + 1))
   done
   NOWORK=1
@@ -167,10 +172,19 @@ while IFS=$TAB read -r hash size mtime mode enc; do
         got=$(sha256sum < "$target")
         got=\${got%% *}
       else
-        # Not readable by this user (a restored mode of 000 or 200, another owner): kept, and
-        # said, without a check.
-        warn "$enc exists and cannot be read to check it; kept"
-        unchecked=$((unchecked + 1))
+        # Not readable by this user. A file whose own mode lets its owner not read it (000, 200:
+        # as a restore leaves it) is kept and said, unchecked; any other fails the run.
+        o=$mode
+        while [ \${#o} -gt 3 ]; do o=\${o#?}; done
+        o=\${o%??}
+        case $o in
+          [0123])
+            warn "$enc exists and cannot be read to check it; kept"
+            unchecked=$((unchecked + 1)) ;;
+          *)
+            warn "$enc exists and cannot be read to check it"
+            failed=$((failed + 1)) ;;
+        esac
         continue
       fi
     fi

@@ -583,7 +583,7 @@ export class FileWriter {
     const h = createHash('sha256');
     let pos = 0;
     for (;;) {
-      const n = readObject(() => fs.readSync(inFd, this.buf, 0, CHUNK_BYTES, pos));
+      const n = this.readObject(() => fs.readSync(inFd, this.buf, 0, CHUNK_BYTES, pos));
       if (n === 0) break;
       const chunk = this.buf.subarray(0, n);
       h.update(chunk);
@@ -605,7 +605,11 @@ export class FileWriter {
     const h = createHash('sha256');
     let pos = 0;
     let k = 0;
-    let reading = readAsync(inFd, bufs[0] as Buffer, 0, BIG_CHUNK_BYTES, 0).catch(objectReadFailed);
+    const failed = (err: unknown): never => this.objectReadFailed(err);
+    let reading = readAsync(inFd, bufs[0] as Buffer, 0, BIG_CHUNK_BYTES, 0).catch(failed);
+    // Seen as handled at once: a read failing while a write is awaited (and the reverse) is
+    // thrown where it is awaited, never as an unhandled rejection.
+    reading.catch(() => {});
     let writing: Promise<void> = Promise.resolve();
     let syncing: Promise<void> | undefined;
     let syncError: unknown;
@@ -617,10 +621,12 @@ export class FileWriter {
         const chunk = (bufs[k % 3] as Buffer).subarray(0, n);
         k += 1;
         // Three buffers: one being read, one being written, one free for the next read.
-        reading = readAsync(inFd, bufs[k % 3] as Buffer, 0, BIG_CHUNK_BYTES, pos + n).catch(objectReadFailed);
+        reading = readAsync(inFd, bufs[k % 3] as Buffer, 0, BIG_CHUNK_BYTES, pos + n).catch(failed);
+        reading.catch(() => {});
         h.update(chunk);
         await writing;
         writing = writeFullyAsync(out, chunk, pos);
+        writing.catch(() => {});
         pos += n;
         if (syncing === undefined && pos - syncedTo >= SYNC_EVERY_BYTES) {
           syncedTo = pos;
@@ -643,6 +649,25 @@ export class FileWriter {
       throw err;
     }
     return { bytes: pos, hash: h.digest('hex') };
+  }
+
+  /**
+   * A read of the disk's object failed (EIO of a bad sector, …): the object's fault, so the
+   * guidance looks for the file on another disk (restore.ts destFault); but a disk gone (pulled,
+   * its FUSE daemon dead) says so and stops the run.
+   */
+  private objectReadFailed(err: unknown): never {
+    this.disk?.checkMounted();
+    throw new BadObject(`cannot read the object: ${describeError(err)}`);
+  }
+
+  /** `read()` of the object, its failure as objectReadFailed's. */
+  private readObject(read: () => number): number {
+    try {
+      return read();
+    } catch (err) {
+      return this.objectReadFailed(err);
+    }
   }
 
   /**
@@ -712,23 +737,6 @@ export function tmpName(dest: Buffer, parent: Buffer, name: Buffer): Buffer {
 /** The temp name of releases before 2026-11-29 (from the name alone), cleared as stale too. */
 function legacyTmpName(parent: Buffer, name: Buffer): Buffer {
   return joinTarget(parent, [Buffer.from(`.dsb-${sha256Hex(name).slice(0, 16)}.part`)]);
-}
-
-/**
- * A read of the disk's object failed (EIO of a bad sector, …): the object's fault, so the
- * guidance looks for the file on another disk (restore.ts destFault).
- */
-function objectReadFailed(err: unknown): never {
-  throw new BadObject(`cannot read the object: ${describeError(err)}`);
-}
-
-/** `read()` of the object, its failure as objectReadFailed's. */
-function readObject(read: () => number): number {
-  try {
-    return read();
-  } catch (err) {
-    return objectReadFailed(err);
-  }
 }
 
 /** The error of an object that is not on `disk`, once the disk is known to be still there (throws when it vanished). */

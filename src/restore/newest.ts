@@ -27,20 +27,25 @@ function generationsOf(cat: Catalog): Map<string, number> {
 }
 
 /**
- * Whether catalogue `a` is newer than `b`: it has seen every disk `b` knows (removed ones too:
- * catalog/removed-disks.ts) at least as far, and one further or one `b` never saw (a disk
- * added since). Generations, not times: a clock set wrong on the machine that synced would make
- * an older copy look newer. Copies that each saw something the other did not are neither.
+ * Whether catalogue `a` is newer than `b`: over the disks both have seen (removed ones too:
+ * catalog/removed-disks.ts), it saw each at least as far and one further; or it saw them all as
+ * far and knows a disk `b` does not while `b` knows none it does not. A removal that left no
+ * record (an older build, a damaged record) only makes a disk known to one side, which decides
+ * nothing by itself. Generations, not times: a clock set wrong on the machine that synced would
+ * make an older copy look newer. Copies that each saw some disk further are neither.
  */
 function newerThan(a: Map<string, number>, b: Map<string, number>): boolean {
   let further = false;
+  let common = 0;
   for (const [uuid, gb] of b) {
     const ga = a.get(uuid);
-    if (ga === undefined || ga < gb) return false;
+    if (ga === undefined) continue;
+    common += 1;
+    if (ga < gb) return false;
     if (ga > gb) further = true;
   }
-  for (const uuid of a.keys()) if (!b.has(uuid)) further = true;
-  return further;
+  if (further) return true;
+  return a.size > common && b.size === common;
 }
 
 /**
@@ -105,7 +110,9 @@ export function newestCatalogue(
       const g = generationsOf(saved);
       const d = generationsOf(diskCat);
       // The kept copy must know the connected disk (a disk added or registered again since).
-      savedNewer = newerThan(g, d) && (diskUuid === undefined || g.has(diskUuid));
+      const knows =
+        diskUuid === undefined || saved.db.prepare('SELECT 1 FROM disks WHERE uuid = ?').get(diskUuid) !== undefined;
+      savedNewer = newerThan(g, d) && knows;
       // Copies of one catalogue only move forward; neither newer nor the same: it forked.
       const same = g.size === d.size && [...g].every(([u, n]) => d.get(u) === n);
       apart = !savedNewer && !newerThan(d, g) && !same;

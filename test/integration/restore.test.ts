@@ -686,3 +686,32 @@ test("a dead disk replaced by a new one: the new disk's newer catalogue copy win
   await runRestore({ dest, vpaths: [], diskPath: a, dataDir: home, catalogue: 'auto' });
   assert.equal(fs.readFileSync(path.join(dest, 'data/x.txt'), 'utf8'), 'version 2, longer');
 });
+
+test('a disk removed from the pool but still readable can be restored from after a newer copy was kept', async (t) => {
+  const { dropDisk, removeDisk } = await import('../../src/disks/disks.js');
+  const base = tempDir(t);
+  const src = path.join(base, 'src');
+  const home = path.join(base, 'home');
+  fs.mkdirSync(src);
+  fs.writeFileSync(path.join(src, 'x.txt'), 'only on the old disk');
+  const cat = openCatalog(home);
+  mapSource(cat, '/data', src);
+  const later = { now: () => Date.now() + 10_000 };
+  await runUpdate(cat, later);
+  const [a, b] = ['a', 'b'].map((n) => path.join(base, n)) as [string, string];
+  addPoolDisk(cat, 'b', b);
+  await runSync(cat, { name: 'b' });
+  dropDisk(cat, 'b');
+  removeDisk(cat, 'b');
+  fs.writeFileSync(path.join(src, 'y.txt'), 'on the new disk');
+  await runUpdate(cat, later);
+  addPoolDisk(cat, 'a', a);
+  await runSync(cat, { name: 'a' });
+  cat.close();
+  fs.renameSync(home, `${home}.away`);
+  const dest = path.join(base, 'out');
+  await runRestore({ dest, vpaths: [], diskPath: a, dataDir: home, catalogue: 'auto' });
+  const old = await runRestore({ dest, vpaths: [], diskPath: b, dataDir: home, catalogue: 'auto' });
+  assert.equal(old.disk, 'b');
+  assert.equal(fs.readFileSync(path.join(dest, 'data/y.txt'), 'utf8'), 'on the new disk');
+});
