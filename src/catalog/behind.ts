@@ -13,6 +13,7 @@
  * early or make it last. Each disk found ahead takes the record anew.
  */
 import type { Db } from './db.js';
+import { deleteMeta, getCountsMeta, setCountsMeta } from './meta.js';
 
 const KEY = 'behind_generations';
 
@@ -28,32 +29,18 @@ function holders(db: Db): { id: number; name: string; generation: number }[] {
 }
 
 /** The catalogue's generation of every disk holding copies, by id. */
-function generations(db: Db): Record<string, number> {
-  const record: Record<string, number> = {};
-  for (const d of holders(db)) record[String(d.id)] = d.generation;
-  return record;
+function generations(db: Db): Map<string, number> {
+  return new Map(holders(db).map((d) => [String(d.id), d.generation]));
 }
 
 /** Record that the catalogue was found behind a disk: every disk holding copies waits for a sync. */
 export function markCatalogueBehind(db: Db): void {
-  db.prepare('INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)').run(KEY, JSON.stringify(generations(db)));
+  setCountsMeta(db, KEY, generations(db));
 }
 
 /** The disks still to be synced since the catalogue was found behind. */
 export interface CatalogueBehind {
   disksLeft: string[];
-}
-
-/** The record, or undefined when it is not an object of whole numbers. */
-function parseRecord(raw: string): Record<string, number> | undefined {
-  try {
-    const parsed: unknown = JSON.parse(raw);
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
-    const values = Object.values(parsed as Record<string, unknown>);
-    return values.every((v) => Number.isSafeInteger(v)) ? (parsed as Record<string, number>) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -62,21 +49,20 @@ function parseRecord(raw: string): Record<string, number> | undefined {
  * is taken anew: every disk holding copies waits for a sync from now (the safe side).
  */
 export function catalogueBehind(db: Db, readonly = false): CatalogueBehind | undefined {
-  const raw = db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(KEY) as string | undefined;
-  if (raw === undefined) return undefined;
-  let record = parseRecord(raw);
-  if (record === undefined) {
+  let record = getCountsMeta(db, KEY);
+  if (record === undefined) return undefined;
+  if (record === null) {
     record = generations(db);
-    if (!readonly) markCatalogueBehind(db);
+    if (!readonly) setCountsMeta(db, KEY, record);
   }
   const recorded = record;
   const disksLeft = holders(db)
     .filter((d) => {
-      const then = recorded[String(d.id)];
+      const then = recorded.get(String(d.id));
       return then !== undefined && d.generation <= then;
     })
     .map((d) => d.name);
   if (disksLeft.length > 0) return { disksLeft };
-  if (!readonly) db.prepare('DELETE FROM meta WHERE key = ?').run(KEY);
+  if (!readonly) deleteMeta(db, KEY);
   return undefined;
 }

@@ -9,6 +9,7 @@
  * (RELIABILITY.md test 18).
  */
 import type { Db } from './db.js';
+import { getMeta, setMeta } from './meta.js';
 
 /** A copy to verify. */
 export interface VerifyCandidate {
@@ -180,13 +181,13 @@ export function neverVerifiedSince(db: Db, diskId: number): number | undefined {
 
 /** The class a verify run of `diskId` starts with: runs alternate, so a short run of each still reaches both. */
 export function verifyTurn(db: Db, diskId: number): VerifyClass {
-  const v = db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(`verify_turn_${diskId}`);
+  const v = getMeta(db, `verify_turn_${diskId}`);
   return v === 'stamped' ? 'stamped' : 'never';
 }
 
 /** Record the class the next verify run of `diskId` starts with. */
 export function setVerifyTurn(db: Db, diskId: number, cls: VerifyClass): void {
-  db.prepare('INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)').run(`verify_turn_${diskId}`, cls);
+  setMeta(db, `verify_turn_${diskId}`, cls);
 }
 
 /** One virtual path (bytes) of a current file whose content is `objectId`, if any. */
