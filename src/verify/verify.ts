@@ -400,14 +400,9 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
         if (r.status === 'unreadable') {
           // Not judged: still counted, not stamped. Many in a row: this machine's problem, stop.
           doc.unreadable.push({ hash: c.hash, problem: r.problem });
-          opts.progress?.note(`${c.hash}: could not be checked (${r.problem}); still counted`);
-          ctx.errors?.add({
-            disk: doc.disk,
-            object: path.relative(disk.root, disk.objectPath(c.hash)),
-            sizeBytes: c.sizeBytes,
-            vpath: fileOfObject(cat.db, c.objectId),
-            problem: `could not be checked (${r.problem}); still counted`,
-          });
+          const line = `could not be checked (${r.problem}); still counted`;
+          opts.progress?.note(`${c.hash}: ${line}`);
+          errorLine(ctx, c, line);
           unreadableInARow += 1;
           if (unreadableInARow >= UNREADABLE_STOP && doc.stoppedBy === 'done') {
             disk.checkMounted(); // a disk that went away says so
@@ -623,6 +618,17 @@ async function checkOne(
   );
 }
 
+/** The `--errors` line of copy `c` (none without `--errors`). */
+function errorLine(ctx: Ctx, c: VerifyCandidate, problem: string): void {
+  ctx.errors?.add({
+    disk: ctx.doc.disk,
+    object: path.relative(ctx.disk.root, ctx.disk.objectPath(c.hash)),
+    sizeBytes: c.sizeBytes,
+    vpath: fileOfObject(ctx.cat.db, c.objectId),
+    problem,
+  });
+}
+
 /** The result of a copy whose prefix folder is missing or not a real folder; undefined when it is fine. */
 function prefixProblem(disk: DiskRoot, c: VerifyCandidate): CheckResult | undefined {
   try {
@@ -777,12 +783,6 @@ function settle(ctx: Ctx, gone: Batch['gone']): void {
       line = `BAD (${problem}); ${what}`;
       progress?.note(`${c.hash}: ${line}`);
     }
-    ctx.errors?.add({
-      disk: doc.disk,
-      object: path.relative(disk.root, disk.objectPath(c.hash)),
-      sizeBytes: c.sizeBytes,
-      vpath: fileOfObject(ctx.cat.db, c.objectId),
-      problem: line,
-    });
+    errorLine(ctx, c, line);
   }
 }
