@@ -19,6 +19,23 @@ import {
 } from '../helpers/pool.js';
 import { tempDir } from '../helpers/tmp.js';
 
+/**
+ * A source of one file (`name`, `content`) mapped at /data and catalogued by a real update whose
+ * clock runs 10 s ahead (nothing written here is racy); `later` is that clock, for later updates.
+ */
+async function oneFileWorld(t: import('node:test').TestContext, name: string, content: string) {
+  const base = tempDir(t);
+  const src = path.join(base, 'src');
+  const home = path.join(base, 'home');
+  fs.mkdirSync(src);
+  fs.writeFileSync(path.join(src, name), content);
+  const cat = openCatalog(home);
+  mapSource(cat, '/data', src);
+  const later = { now: () => Date.now() + 10_000 };
+  await runUpdate(cat, later);
+  return { base, src, home, cat, later };
+}
+
 function setup(t: import('node:test').TestContext, diskNames: string[]) {
   const base = tempDir(t);
   const src = path.join(base, 'src');
@@ -523,15 +540,7 @@ test("a folder that is the restore state folder under another name (a bind mount
 });
 
 test('with no home catalogue, a disk whose catalogue copy is older never puts older versions back: the newest copy seen is used', async (t) => {
-  const base = tempDir(t);
-  const src = path.join(base, 'src');
-  const home = path.join(base, 'home');
-  fs.mkdirSync(src);
-  fs.writeFileSync(path.join(src, 'x.txt'), 'version 1');
-  const cat = openCatalog(home);
-  mapSource(cat, '/data', src);
-  const later = { now: () => Date.now() + 10_000 };
-  await runUpdate(cat, later);
+  const { base, src, home, cat, later } = await oneFileWorld(t, 'x.txt', 'version 1');
   const a = path.join(base, 'a');
   const b = path.join(base, 'b');
   addPoolDisk(cat, 'a', a);
@@ -558,15 +567,7 @@ test('with no home catalogue, a disk whose catalogue copy is older never puts ol
 
 test("an object on the disk that the disk's catalogue copy lists on no disk (a copy written before the sync that copied it) is restored", async (t) => {
   const { writeDiskCatalogue } = await import('../../src/disks/disk-catalogue.js');
-  const base = tempDir(t);
-  const src = path.join(base, 'src');
-  const home = path.join(base, 'home');
-  fs.mkdirSync(src);
-  fs.writeFileSync(path.join(src, 'old.txt'), 'backed up long ago');
-  const cat = openCatalog(home);
-  mapSource(cat, '/data', src);
-  const later = { now: () => Date.now() + 10_000 };
-  await runUpdate(cat, later);
+  const { base, src, home, cat, later } = await oneFileWorld(t, 'old.txt', 'backed up long ago');
   const d = path.join(base, 'd');
   addPoolDisk(cat, 'd', d);
   await runSync(cat, { name: 'd' });
@@ -588,15 +589,7 @@ test("an object on the disk that the disk's catalogue copy lists on no disk (a c
 });
 
 test('the newer catalogue copy is told by its disks generations, not by sync times (a clock that was ahead on the home machine)', async (t) => {
-  const base = tempDir(t);
-  const src = path.join(base, 'src');
-  const home = path.join(base, 'home');
-  fs.mkdirSync(src);
-  fs.writeFileSync(path.join(src, 'x.txt'), 'version 1');
-  const cat = openCatalog(home);
-  mapSource(cat, '/data', src);
-  const later = { now: () => Date.now() + 10_000 };
-  await runUpdate(cat, later);
+  const { base, src, home, cat, later } = await oneFileWorld(t, 'x.txt', 'version 1');
   const a = path.join(base, 'a');
   const b = path.join(base, 'b');
   addPoolDisk(cat, 'a', a);
@@ -625,15 +618,7 @@ test('the newer catalogue copy is told by its disks generations, not by sync tim
 
 test('a disk removed from the pool between two catalogue copies does not make the older copy win', async (t) => {
   const { dropDisk, removeDisk } = await import('../../src/disks/disks.js');
-  const base = tempDir(t);
-  const src = path.join(base, 'src');
-  const home = path.join(base, 'home');
-  fs.mkdirSync(src);
-  fs.writeFileSync(path.join(src, 'x.txt'), 'version 1');
-  const cat = openCatalog(home);
-  mapSource(cat, '/data', src);
-  const later = { now: () => Date.now() + 10_000 };
-  await runUpdate(cat, later);
+  const { base, src, home, cat, later } = await oneFileWorld(t, 'x.txt', 'version 1');
   const [a, b, c] = ['a', 'b', 'c'].map((n) => path.join(base, n)) as [string, string, string];
   addPoolDisk(cat, 'a', a);
   addPoolDisk(cat, 'b', b);
@@ -658,15 +643,7 @@ test('a disk removed from the pool between two catalogue copies does not make th
 
 test("a dead disk replaced by a new one: the new disk's newer catalogue copy wins over an older disk's", async (t) => {
   const { dropDisk, removeDisk } = await import('../../src/disks/disks.js');
-  const base = tempDir(t);
-  const src = path.join(base, 'src');
-  const home = path.join(base, 'home');
-  fs.mkdirSync(src);
-  fs.writeFileSync(path.join(src, 'x.txt'), 'version 1');
-  const cat = openCatalog(home);
-  mapSource(cat, '/data', src);
-  const later = { now: () => Date.now() + 10_000 };
-  await runUpdate(cat, later);
+  const { base, src, home, cat, later } = await oneFileWorld(t, 'x.txt', 'version 1');
   const [a, b, c] = ['a', 'b', 'c'].map((n) => path.join(base, n)) as [string, string, string];
   addPoolDisk(cat, 'a', a);
   addPoolDisk(cat, 'b', b);
@@ -689,15 +666,7 @@ test("a dead disk replaced by a new one: the new disk's newer catalogue copy win
 
 test('a disk removed from the pool but still readable can be restored from after a newer copy was kept', async (t) => {
   const { dropDisk, removeDisk } = await import('../../src/disks/disks.js');
-  const base = tempDir(t);
-  const src = path.join(base, 'src');
-  const home = path.join(base, 'home');
-  fs.mkdirSync(src);
-  fs.writeFileSync(path.join(src, 'x.txt'), 'only on the old disk');
-  const cat = openCatalog(home);
-  mapSource(cat, '/data', src);
-  const later = { now: () => Date.now() + 10_000 };
-  await runUpdate(cat, later);
+  const { base, src, home, cat, later } = await oneFileWorld(t, 'x.txt', 'only on the old disk');
   const [a, b] = ['a', 'b'].map((n) => path.join(base, n)) as [string, string];
   addPoolDisk(cat, 'b', b);
   await runSync(cat, { name: 'b' });
