@@ -27,7 +27,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { dropCaches, warmTree } from '../src/bench/exec.js';
+import { dropCaches, inTurns, median, warmTree } from '../src/bench/exec.js';
 import { openCatalog } from '../src/catalog/db.js';
 import { OBJECTS_DIR } from '../src/disk/layout.js';
 import { addDisk } from '../src/disks/disks.js';
@@ -158,11 +158,6 @@ function openssl(objs: string[], n: number): Promise<void> {
   ).then(() => undefined);
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((x, y) => x - y);
-  return s[Math.floor(s.length / 2)] ?? Number.NaN;
-};
-
 /**
  * Verify of every object with each profile beside openssl with as many processes as lanes,
  * `a.repeat` rounds in alternating order; prints every run and returns the ratio lines.
@@ -204,16 +199,7 @@ async function benchVerify(
         theirs.push(r);
         return r;
       };
-      // Alternate who goes first: the second run of a round may find the machine in another state.
-      let d: { wall: number; cpu: number };
-      let o: { wall: number; cpu: number };
-      if (round % 2 === 0) {
-        d = await runOurs();
-        o = await runTheirs();
-      } else {
-        o = await runTheirs();
-        d = await runOurs();
-      }
+      const [d, o] = await inTurns(round, runOurs, runTheirs);
       ratios.push(d.wall / o.wall);
       console.log(
         `  round ${round + 1}: distbackup ${d.wall.toFixed(2)} s (cpu ${d.cpu.toFixed(2)} s, ${(mb / d.wall).toFixed(0)} MB/s)  ` +

@@ -326,3 +326,22 @@ export function parseTracedOpens(traceText: string, roots: readonly string[]): s
 function unescapeStrace(s: string): string {
   return s.replace(/\\x([0-9a-f]{2})/gi, (_m, h: string) => String.fromCharCode(Number.parseInt(h, 16)));
 }
+
+/** The median of `xs` (the upper one of an even count); NaN when empty. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((x, y) => x - y);
+  return s[Math.floor(s.length / 2)] ?? Number.NaN;
+}
+
+/**
+ * Run `ours` and `theirs` one after the other, who goes first alternating with `round`: the
+ * second run of a round may find the machine in another state (caches, write-back, load).
+ */
+export async function inTurns<T>(round: number, ours: () => Promise<T>, theirs: () => Promise<T>): Promise<[T, T]> {
+  if (round % 2 === 0) {
+    const d = await ours();
+    return [d, await theirs()];
+  }
+  const o = await theirs();
+  return [await ours(), o];
+}

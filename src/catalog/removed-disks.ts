@@ -5,20 +5,45 @@
  * newer (restore/newest.ts). A few bytes a disk, and disks are few.
  */
 import type { Db } from './db.js';
-import { getCountsMeta, setCountsMeta } from './meta.js';
+import { getMeta, setMeta } from './meta.js';
 
 const KEY = 'removed_disks';
+/** Where a damaged record is set aside when a removal is recorded (it is never lost). */
+const DAMAGED_KEY = 'removed_disks_damaged';
 
-/** The removed disks' last generations, by uuid (empty when none, or the record is damaged). */
-export function removedDisks(db: Db): Map<string, number> {
-  return getCountsMeta(db, KEY) ?? new Map();
+/** The entries of a record that are a whole number by name, and whether any part was not. */
+function parse(raw: string | undefined): { disks: Map<string, number>; damaged: boolean } {
+  const disks = new Map<string, number>();
+  if (raw === undefined) return { disks, damaged: false };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return { disks, damaged: true };
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { disks, damaged: true };
+  let damaged = false;
+  for (const [uuid, generation] of Object.entries(parsed as Record<string, unknown>)) {
+    if (Number.isSafeInteger(generation)) disks.set(uuid, generation as number);
+    else damaged = true;
+  }
+  return { disks, damaged };
 }
 
-/** Keep `uuid` at `generation` among the removed disks; a damaged record is kept as it is. */
+/** The removed disks' last generations, by uuid: every sound entry of the record (none when there is none). */
+export function removedDisks(db: Db): Map<string, number> {
+  return parse(getMeta(db, KEY)).disks;
+}
+
+/**
+ * Keep `uuid` at `generation` among the removed disks. A damaged record is set aside as it is
+ * (meta `removed_disks_damaged`) and its sound entries carried over, so every later removal is
+ * still recorded.
+ */
 export function recordRemovedDisk(db: Db, uuid: string, generation: number): void {
-  const all = getCountsMeta(db, KEY);
-  if (all === null) return;
-  const next = all ?? new Map<string, number>();
-  next.set(uuid, Math.max(generation, next.get(uuid) ?? 0));
-  setCountsMeta(db, KEY, next);
+  const raw = getMeta(db, KEY);
+  const { disks, damaged } = parse(raw);
+  if (damaged && raw !== undefined) setMeta(db, DAMAGED_KEY, raw);
+  disks.set(uuid, Math.max(generation, disks.get(uuid) ?? 0));
+  setMeta(db, KEY, JSON.stringify(Object.fromEntries(disks)));
 }

@@ -19,8 +19,8 @@ export const RESTORE_SCRIPT = `#!/bin/sh
 # sha256 TAB size TAB mtime(unix s) TAB mode(octal) TAB path (percent-encoded, %XX = one byte).
 # The content of a file is distbackup-objects/<first 3 hex>/<sha256>. A file that already exists
 # in DEST is never overwritten: it counts as present when it has the right content, else as
-# failed. Exit status 1 when a file could not be restored or checked (except one its own mode
-# keeps its owner from reading, 000 or 200: counted apart, unchecked).
+# failed. Exit status 1 when a file could not be restored or checked (except a file of the user
+# running this that its own mode, 000 or 200, keeps from being read: counted apart, unchecked).
 set -u
 LC_ALL=C
 export LC_ALL
@@ -79,6 +79,17 @@ unchecked=0
 
 warn() {
   printf 'distbackup-restore: %s\\n' "$1" >&2
+}
+
+me=$(id -u)
+# Whether the file $1 belongs to this user and its mode keeps its owner from reading it.
+owner_unreadable() {
+  set -f
+  set -- $(ls -ldn -- "$1" 2>/dev/null) x x x
+  set +f
+  [ "$3" = "$me" ] || return 1
+  case $1 in -?r*) return 1 ;; -*) return 0 ;; esac
+  return 1
 }
 
 # Print the bytes of a percent-encoded path: %XX becomes an octal printf escape; a literal
@@ -172,19 +183,22 @@ while IFS=$TAB read -r hash size mtime mode enc; do
         got=$(sha256sum < "$target")
         got=\${got%% *}
       else
-        # Not readable by this user. A file whose own mode lets its owner not read it (000, 200:
-        # as a restore leaves it) is kept and said, unchecked; any other fails the run.
-        o=$mode
+        # Not readable by this user. A file of this user that its own mode keeps from being read
+        # by its owner (000, 200: as a restore leaves a file listed so) is kept and said,
+        # unchecked; any other fails the run.
+        o=00$mode
         while [ \${#o} -gt 3 ]; do o=\${o#?}; done
         o=\${o%??}
         case $o in
           [0123])
-            warn "$enc exists and cannot be read to check it; kept"
-            unchecked=$((unchecked + 1)) ;;
-          *)
-            warn "$enc exists and cannot be read to check it"
-            failed=$((failed + 1)) ;;
+            if owner_unreadable "$target"; then
+              warn "$enc exists and cannot be read to check it; kept"
+              unchecked=$((unchecked + 1))
+              continue
+            fi ;;
         esac
+        warn "$enc exists and cannot be read to check it"
+        failed=$((failed + 1))
         continue
       fi
     fi

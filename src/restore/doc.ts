@@ -40,6 +40,12 @@ export interface RestoreOptions {
   smallFileLaneMinFiles?: number | undefined;
   /** Biggest file copied in one kernel call (default 1 GiB; bigger ones go in 1 MiB chunks). */
   kernelCopyMaxBytes?: number | undefined;
+  /**
+   * Keep every file and link an earlier run into DEST restored where this catalogue lists another
+   * version, --overwrite or not: set when the catalogue used is older than the one an earlier run
+   * used (restore/newest.ts), so nothing newer is replaced by an older version.
+   */
+  keepRestored?: boolean | undefined;
   /** Stop soon after this aborts (Ctrl-C): what is written is made durable and recorded. */
   signal?: AbortSignal | undefined;
   progress?: Progress | undefined;

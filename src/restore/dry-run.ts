@@ -65,15 +65,16 @@ export async function dryRun(ctx: DryRunContext): Promise<void> {
     const inDest = destExists ? tree.peek(joinTarget(tree.dest, c.parts)) : undefined;
     if (inDest !== undefined) {
       // (A file that cannot be read is not ours, as in the run, where it is that file's error.)
-      const ours =
-        opts.overwrite === true ||
-        stillOurs(inDest, ctx.state.restoredEntry(t.vpath), () => {
-          try {
-            return hashOfPath(tree.sp(joinTarget(tree.dest, c.parts)));
-          } catch {
-            return '';
-          }
-        });
+      const earlier = stillOurs(inDest, ctx.state.restoredEntry(t.vpath), () => {
+        try {
+          return hashOfPath(tree.sp(joinTarget(tree.dest, c.parts)));
+        } catch {
+          return '';
+        }
+      });
+      // Kept as an earlier run restored it (restore/newest.ts), as the run would.
+      if (earlier && opts.keepRestored === true) continue;
+      const ours = opts.overwrite === true || earlier;
       if (inDest.isDirectory() || !ours) action = 'exists';
       else action = 'overwrite';
     }

@@ -273,7 +273,7 @@ export class FileWriter {
     // The file that was to read the mode back did not: the next one does.
     if (task.checkMode) this.meta.takeModeCheck(true);
     if (r.missing === true) return missingObject(this.disk as DiskRoot, task.hash);
-    if (r.bad !== undefined) return new BadObject(r.bad);
+    if (r.bad !== undefined) return this.badObject(r.bad);
     if (r.exists !== undefined) return new ExistsError(r.exists);
     const f = r.failed;
     if (f === undefined) return new Error('not restored');
@@ -368,7 +368,7 @@ export class FileWriter {
   private writeFetched(t: RestoreTodo, tmp: Buffer, f: Fetched): Copied {
     if (!f.ok) {
       if (f.err.code === 'ENOENT') throw missingObject(this.disk as DiskRoot, t.hash);
-      throw new BadObject(`object ${t.hash}: ${describeError(f.err)}`);
+      throw this.badObject(`object ${t.hash}: ${describeError(f.err)}`);
     }
     const bad = objectProblem(t.hash, t.sizeBytes, f.bytes);
     if (bad !== undefined) throw new BadObject(bad);
@@ -470,6 +470,8 @@ export class FileWriter {
       return this.copied(t, out);
     } catch (err) {
       fs.closeSync(out);
+      // The kernel does not say which side failed: a disk that vanished is said so first.
+      this.disk?.checkMounted();
       throw err;
     }
   }
@@ -557,7 +559,7 @@ export class FileWriter {
       if (errnoCode(err) === 'ENOENT' || (err instanceof DistbackupError && err.code === 'ENOENT')) {
         throw missingObject(disk, t.hash);
       }
-      throw new BadObject(`object ${t.hash}: ${describeError(err)}`);
+      throw this.badObject(`object ${t.hash}: ${describeError(err)}`);
     }
   }
 
@@ -657,8 +659,16 @@ export class FileWriter {
    * its FUSE daemon dead) says so and stops the run.
    */
   private objectReadFailed(err: unknown): never {
+    throw this.badObject(`cannot read the object: ${describeError(err)}`);
+  }
+
+  /**
+   * A failure to read the disk's object, as the object's fault; but a disk that is no longer
+   * there is said so first (throws), not called a bad object file after file.
+   */
+  private badObject(message: string): BadObject {
     this.disk?.checkMounted();
-    throw new BadObject(`cannot read the object: ${describeError(err)}`);
+    return new BadObject(message);
   }
 
   /** `read()` of the object, its failure as objectReadFailed's. */

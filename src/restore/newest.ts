@@ -21,8 +21,12 @@ export const SAVED_CATALOGUE = 'catalogue.sqlite';
 /** How far a catalogue has seen each disk: its generation of every disk, removed ones too, by uuid. */
 function generationsOf(cat: Catalog): Map<string, number> {
   const out = removedDisks(cat.db);
-  const rows = cat.db.prepare('SELECT uuid, generation FROM disks').all() as { uuid: string; generation: number }[];
-  for (const r of rows) out.set(r.uuid, Math.max(r.generation, out.get(r.uuid) ?? 0));
+  const rows = cat.db.prepare('SELECT uuid, generation FROM disks').all() as { uuid: unknown; generation: unknown }[];
+  for (const r of rows) {
+    // A copy is untrusted: a row that is not a uuid and a whole number says nothing.
+    if (typeof r.uuid !== 'string' || !Number.isSafeInteger(r.generation)) continue;
+    out.set(r.uuid, Math.max(r.generation as number, out.get(r.uuid) ?? 0));
+  }
   return out;
 }
 
@@ -86,7 +90,7 @@ export function newestCatalogue(
   stateDir: string | undefined,
   save: boolean,
   diskUuid: string | undefined,
-): { cat: Catalog; note?: string } {
+): { cat: Catalog; note?: string; keepRestored?: true } {
   if (stateDir === undefined) return { cat: diskCat };
   const file = path.join(stateDir, SAVED_CATALOGUE);
   let saved: Catalog | undefined;
@@ -105,6 +109,7 @@ export function newestCatalogue(
   }
   let savedNewer = false;
   let apart = false;
+  let removedSince = false;
   if (saved !== undefined) {
     try {
       const g = generationsOf(saved);
@@ -112,10 +117,14 @@ export function newestCatalogue(
       // The kept copy must know the connected disk (a disk added or registered again since).
       const knows =
         diskUuid === undefined || saved.db.prepare('SELECT 1 FROM disks WHERE uuid = ?').get(diskUuid) !== undefined;
-      savedNewer = newerThan(g, d) && knows;
+      const keptNewer = newerThan(g, d);
+      savedNewer = keptNewer && knows;
+      // Newer, but the connected disk was removed from the pool since: its own copy is the only
+      // one that lists what it holds, and it is the older one.
+      removedSince = keptNewer && !knows;
       // Copies of one catalogue only move forward; neither newer nor the same: it forked.
       const same = g.size === d.size && [...g].every(([u, n]) => d.get(u) === n);
-      apart = !savedNewer && !newerThan(d, g) && !same;
+      apart = !keptNewer && !newerThan(d, g) && !same;
     } catch (err) {
       unusable = describeError(err);
     }
@@ -128,6 +137,13 @@ export function newestCatalogue(
     };
   }
   saved?.close();
+  if (removedSince) {
+    return {
+      cat: diskCat,
+      keepRestored: true,
+      note: `this disk was removed from the pool after the catalogue copy an earlier run of this restore used (kept in ${stateDir}) was written: this disk's own, older copy is used for what it holds, and every file an earlier run restored is kept as it is, never replaced by an older version`,
+    };
+  }
   if (apart) {
     // Each saw some disk further (a catalogue put back from a backup in between): this disk's
     // copy is used, the kept one stays.

@@ -131,6 +131,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreDoc> {
       throw new UsageError('no home catalogue: connect a backup disk and give --disk PATH');
     }
     let catalogueNote: string | undefined;
+    let keepRestored = false;
     if (useHome) cat = home;
     else if (diskRoot !== undefined) {
       // The newest catalogue copy this restore has seen, this disk's or one kept in DEST.
@@ -144,6 +145,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreDoc> {
       );
       cat = picked.cat;
       catalogueNote = picked.note;
+      keepRestored = picked.keepRestored === true;
     }
     if (cat === undefined) throw new UsageError('no catalogue to restore from');
     const names = diskNames(cat.db);
@@ -158,7 +160,14 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreDoc> {
       if (!hasEntriesUnder(cat.db, p)) throw new UsageError(`${displayPath(p)}: not in the catalogue`);
     }
     const nameOf = (id: number): string => printable(names.get(id) ?? `disk #${id}`);
-    const engine = new RestoreRun(opts, cat, prefixes, diskRoot, diskId, nameOf);
+    const engine = new RestoreRun(
+      keepRestored ? { ...opts, keepRestored } : opts,
+      cat,
+      prefixes,
+      diskRoot,
+      diskId,
+      nameOf,
+    );
     const doc = await engine.run(useHome ? 'home' : 'disk');
     if (catalogueNote !== undefined) warnOnce(doc, catalogueNote);
     if (!useHome && diskRoot !== undefined && catalogueMarkedStale(diskRoot)) {
@@ -650,6 +659,10 @@ class RestoreRun {
         return hash;
       };
       const ours = stillOurs(existing, this.state.restoredEntry(t.vpath), hashOf);
+      if (ours && this.opts.keepRestored === true) {
+        this.doc.alreadyRestored += 1;
+        return;
+      }
       if (!ours && this.opts.overwrite !== true) {
         if (existing.isFile() && existing.size === t.sizeBytes && hashOf() === t.hash) {
           // Recorded at the next durability point, which makes it durable too (it may be recent).
@@ -708,6 +721,10 @@ class RestoreRun {
         if (existing !== undefined) {
           const ours = stillOurs(existing, this.state.restoredEntry(t.vpath), () => this.writer.hashFile(sp(target)));
           if (existing.isDirectory()) throw new ExistsError('a folder is in the way');
+          if (ours && this.opts.keepRestored === true) {
+            this.doc.alreadyRestored += 1;
+            continue;
+          }
           if (!ours && this.opts.overwrite !== true) {
             if (
               existing.isSymbolicLink() &&

@@ -664,23 +664,55 @@ test("a dead disk replaced by a new one: the new disk's newer catalogue copy win
   assert.equal(fs.readFileSync(path.join(dest, 'data/x.txt'), 'utf8'), 'version 2, longer');
 });
 
-test('a disk removed from the pool but still readable can be restored from after a newer copy was kept', async (t) => {
+test('a disk removed from the pool but still readable can be restored from after a newer copy was kept, and puts no older version back', async (t) => {
   const { dropDisk, removeDisk } = await import('../../src/disks/disks.js');
-  const { base, src, home, cat, later } = await oneFileWorld(t, 'x.txt', 'only on the old disk');
+  const { base, src, home, cat, later } = await oneFileWorld(t, 'x.txt', 'version 1');
+  fs.writeFileSync(path.join(src, 'gone.txt'), 'deleted since');
+  fs.symlinkSync('x.txt', path.join(src, 'l'));
+  await runUpdate(cat, later);
   const [a, b] = ['a', 'b'].map((n) => path.join(base, n)) as [string, string];
   addPoolDisk(cat, 'b', b);
   await runSync(cat, { name: 'b' });
   dropDisk(cat, 'b');
   removeDisk(cat, 'b');
+  // Since b's copy: x and the link changed, gone.txt was deleted, y.txt is new.
+  fs.writeFileSync(path.join(src, 'x.txt'), 'version 2, longer');
+  fs.rmSync(path.join(src, 'l'));
+  fs.symlinkSync('y.txt', path.join(src, 'l'));
+  fs.rmSync(path.join(src, 'gone.txt'));
   fs.writeFileSync(path.join(src, 'y.txt'), 'on the new disk');
-  await runUpdate(cat, later);
+  await runUpdate(cat, { now: () => Date.now() + 20_000 });
   addPoolDisk(cat, 'a', a);
   await runSync(cat, { name: 'a' });
   cat.close();
   fs.renameSync(home, `${home}.away`);
   const dest = path.join(base, 'out');
   await runRestore({ dest, vpaths: [], diskPath: a, dataDir: home, catalogue: 'auto' });
+  const entries: { path: string; action: string }[] = [];
+  const dry = await runRestore({
+    dest,
+    vpaths: [],
+    diskPath: b,
+    dataDir: home,
+    catalogue: 'auto',
+    dryRun: true,
+    onDryRun: (e) => entries.push({ path: e.path, action: e.action }),
+  });
+  assert.deepEqual(entries, [{ path: '/data/gone.txt', action: 'restore' }], JSON.stringify(dry));
   const old = await runRestore({ dest, vpaths: [], diskPath: b, dataDir: home, catalogue: 'auto' });
   assert.equal(old.disk, 'b');
+  assert.equal(old.errors.length + old.existing.length, 0, JSON.stringify(old));
+  assert.ok(
+    old.warnings.some((w) => w.includes('removed from the pool')),
+    JSON.stringify(old.warnings),
+  );
+  assert.equal(
+    fs.readFileSync(path.join(dest, 'data/x.txt'), 'utf8'),
+    'version 2, longer',
+    'no older version put back',
+  );
+  assert.equal(fs.readlinkSync(path.join(dest, 'data/l')), 'y.txt');
   assert.equal(fs.readFileSync(path.join(dest, 'data/y.txt'), 'utf8'), 'on the new disk');
+  // What only b's copy lists is added (a restore never deletes).
+  assert.equal(fs.readFileSync(path.join(dest, 'data/gone.txt'), 'utf8'), 'deleted since');
 });

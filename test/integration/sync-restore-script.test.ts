@@ -160,3 +160,40 @@ test('distbackup-restore.sh never leaves a bad file under its name, never counts
     assert.deepEqual(fs.readdirSync(path.join(dest, 'data')).sort(), ['b.txt', 'sub'], 'no temp file left behind');
   }
 });
+
+test('distbackup-restore.sh, run by a user who cannot read a file already there, keeps it unchecked only when it is that user’s own file listed with a mode its owner cannot read', async (t) => {
+  const w = makeWorld(t);
+  writeTree(w.src, { 'e.txt': 'echo', 'f.txt': 'foxtrot', 'g.txt': 'golf' });
+  fs.chmodSync(path.join(w.src, 'e.txt'), 0o044);
+  fs.chmodSync(path.join(w.src, 'f.txt'), 0o200);
+  await catalogue(w);
+  const d = path.join(w.root, 'disk');
+  addDisk(w.cat, 'd', d, { sizeBytes: 1e8 });
+  await runSync(w.cat, { name: 'd' });
+  // Run as nobody: the disk readable by all, DEST nobody's.
+  for (let p = d; p !== path.dirname(p); p = path.dirname(p)) fs.chmodSync(p, fs.statSync(p).mode | 0o005);
+  spawnSync('chmod', ['-R', 'o+rX', d]);
+  const dest = path.join(w.root, 'dest');
+  fs.mkdirSync(dest);
+  fs.chownSync(dest, 65534, 65534);
+  const run = () =>
+    spawnSync(
+      'setpriv',
+      ['--reuid=65534', '--regid=65534', '--clear-groups', 'sh', path.join(d, DISK_RESTORE_SCRIPT), dest],
+      { cwd: dest, encoding: 'utf8' },
+    );
+  const first = run();
+  assert.equal(first.status, 0, first.stderr);
+  assert.equal(fs.statSync(path.join(dest, 'data/e.txt')).mode & 0o777, 0o044);
+  // Again: e (mode 044, its owner cannot read it) and f (200) are this user's and unreadable to it.
+  const again = run();
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stderr, /2 already there and not readable, not checked/);
+  // f.txt replaced by another user's file that this user cannot read: not its own, so a failure.
+  fs.rmSync(path.join(dest, 'data/f.txt'));
+  fs.writeFileSync(path.join(dest, 'data/f.txt'), 'not foxtrot', { mode: 0o600 });
+  const foreign = run();
+  assert.equal(foreign.status, 1, foreign.stderr);
+  assert.match(foreign.stderr, /f\.txt exists and cannot be read to check it\n/);
+  assert.match(foreign.stderr, /1 already there and not readable, not checked/);
+});
