@@ -35,10 +35,13 @@ export function acquireLock(file: string, what: string): Lock {
   try {
     db.pragma('journal_mode = DELETE');
     db.pragma('locking_mode = EXCLUSIVE');
+    // The file is made a database once, the first time (a table written and committed); from
+    // then on taking the lock writes nothing, no journal either, so a disk filled to its last
+    // block or inode can still be locked, and the sync that frees room can run.
+    if (db.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'holder'").pluck().get() === 0) {
+      db.exec('CREATE TABLE IF NOT EXISTS holder (pid INTEGER, since_ms INTEGER)');
+    }
     db.exec('BEGIN EXCLUSIVE');
-    db.exec(`CREATE TABLE IF NOT EXISTS holder (pid INTEGER, since_ms INTEGER)`);
-    db.prepare('DELETE FROM holder').run();
-    db.prepare('INSERT INTO holder VALUES (?, ?)').run(process.pid, Date.now());
   } catch (err) {
     db.close();
     const code = (err as { code?: string }).code ?? '';

@@ -140,3 +140,42 @@ test('the objects fit but the new catalogue copy does not: the old copy stays wh
   countViolations(FAULT, v);
   assert.deepEqual(v, []);
 });
+
+test('a disk filled to its last block by the leftovers of an interrupted sync can still be locked: the next sync empties them and completes', {
+  timeout: 90_000,
+}, (t) => {
+  const fx = setup(t, 'enospc-full-lock');
+  if (fx === null) return;
+  const m = mountTmpfs(t, { sizeBytes: fx.allocatedBytes * 3 });
+  if (m === null) return;
+  const d = addDisk(fx, 'full', m);
+  expectExit(fx.run(['sync', d.name, '--quiet']), 0, 'first sync');
+  const before = groundTruth(fx);
+  // A temp object as an interrupted sync leaves it, grown until the filesystem has no block left.
+  const litter = path.join(d.path, 'distbackup-objects', '.tmp', 'interrupted');
+  fs.mkdirSync(path.dirname(litter), { recursive: true });
+  const fd = fs.openSync(litter, 'w');
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  try {
+    for (;;) fs.writeSync(fd, chunk);
+  } catch (err) {
+    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+  }
+  for (;;) {
+    try {
+      fs.writeSync(fd, chunk.subarray(0, 512));
+    } catch {
+      break;
+    }
+  }
+  fs.closeSync(fd);
+  countFault(FAULT, 'a disk with no block left before the sync takes its lock');
+  const r = fx.run(['sync', d.name, '--quiet']);
+  const v: string[] = [];
+  if (r.code !== 0) v.push(`sync of a full disk exited ${r.code}: ${r.stderr.slice(0, 300)}`);
+  if (fs.existsSync(litter)) v.push('the leftover temp object is still there');
+  const after = checkInvariants(fx, { before, disksWithCatalogue: [d.name] });
+  v.push(...after.violations, ...checkClean(after.truth));
+  countViolations(FAULT, v);
+  assert.deepEqual(v, []);
+});

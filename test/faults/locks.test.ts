@@ -5,9 +5,11 @@
  * stale and the next sync takes them over and completes.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { DISK_LOCK } from '../../src/disk/layout.js';
 import { cli, countFault, countViolations, rngFor, sleep, startCli } from '../helpers/faults.js';
 import { makeFixture } from '../helpers/faults-fixture.js';
 import { skipUnlessCommands } from '../helpers/faults-kill.js';
@@ -81,6 +83,47 @@ test('a second process is refused with exit 2 while a sync runs; a SIGKILLed hol
   if (again.code !== 0) v.push(`sync after the SIGKILL exited ${again.code}: ${again.stderr.slice(0, 300)}`);
   const after = checkInvariants(fx, { before, disksWithCatalogue: ['d1'] });
   v.push(...after.violations, ...checkClean(after.truth));
+  countViolations(FAULT, v);
+  assert.deepEqual(v, []);
+});
+
+test("a disk's own lock, held by another process alone, refuses a sync and a verify of that disk with exit 2", {
+  timeout: 60_000,
+}, async (t) => {
+  if (skipUnlessCommands(t, ['update', 'sync', 'verify'])) return;
+  const fx = makeFixture(t, { rng: rngFor('disk-lock'), scale: 0.1, only: ['d1'] });
+  if (fx === null) return;
+  fx.update();
+  // Another process (a run of another catalogue that found the same disk) holds only the disk's lock.
+  const holder = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '-e',
+      `const { acquireLock } = await import(${JSON.stringify(path.resolve('src/catalog/lock.ts'))}); acquireLock(${JSON.stringify(path.join(fx.disk('d1').path, DISK_LOCK))}, 'd1'); console.log('held'); setInterval(() => {}, 1000);`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  t.after(() => holder.kill('SIGKILL'));
+  await new Promise<void>((resolve, reject) => {
+    holder.stdout.once('data', () => resolve());
+    holder.once('exit', (code) => reject(new Error(`the lock holder exited ${code}`)));
+  });
+  const v: string[] = [];
+  for (const args of [
+    ['sync', 'd1', '--quiet'],
+    ['verify', 'd1', '--quiet'],
+  ]) {
+    const r = cli(fx.dataDir, args, { timeoutMs: 20_000 });
+    countFault(FAULT, "another process holding the disk's lock only");
+    if (r.code !== 2 || !/in use by another distbackup process/.test(r.stderr))
+      v.push(`${args[0]} while another process holds the disk's lock: exit ${r.code}: ${r.stderr.slice(0, 200)}`);
+  }
+  holder.kill('SIGKILL');
+  await new Promise((r) => holder.once('exit', r));
+  const again = cli(fx.dataDir, ['sync', 'd1', '--quiet'], { timeoutMs: 60_000 });
+  if (again.code !== 0) v.push(`sync after the holder died exited ${again.code}: ${again.stderr.slice(0, 300)}`);
   countViolations(FAULT, v);
   assert.deepEqual(v, []);
 });
