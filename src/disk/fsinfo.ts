@@ -94,10 +94,15 @@ let lsblkCache: BlockDevice[] | undefined;
 /** Block devices from `lsblk --json` (cached per process); empty when lsblk is missing. */
 export function listBlockDevices(refresh = false): BlockDevice[] {
   if (lsblkCache !== undefined && !refresh) return lsblkCache;
-  const r = spawnSync('lsblk', ['--json', '-o', 'NAME,PATH,UUID,FSTYPE,MAJ:MIN,ROTA,MOUNTPOINTS'], {
-    encoding: 'utf8',
-    timeout: 5000,
-  });
+  const lsblk = (mountColumn: string) =>
+    spawnSync('lsblk', ['--json', '-o', `NAME,PATH,UUID,FSTYPE,MAJ:MIN,ROTA,${mountColumn}`], {
+      encoding: 'utf8',
+      timeout: 5000,
+    });
+  // MOUNTPOINTS (every mount point of a device) came with util-linux 2.37; an older lsblk
+  // refuses the column, and the whole call: it is asked for MOUNTPOINT (the first one) instead.
+  let r = lsblk('MOUNTPOINTS');
+  if (r.status !== 0 && r.error === undefined) r = lsblk('MOUNTPOINT');
   const out: BlockDevice[] = [];
   if (r.status === 0) {
     try {
@@ -109,7 +114,9 @@ export function listBlockDevices(refresh = false): BlockDevice[] {
           const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
           const mps = Array.isArray(o.mountpoints)
             ? o.mountpoints.filter((m): m is string => typeof m === 'string')
-            : [];
+            : typeof o.mountpoint === 'string'
+              ? [o.mountpoint]
+              : [];
           out.push({
             name: str(o.name) ?? '',
             path: str(o.path),
@@ -148,7 +155,30 @@ export function fsUuidOf(source: string, majorMinor?: string): string | undefine
   } catch {
     // No by-uuid folder, or the source is not a device (tmpfs, overlay).
   }
-  return undefined;
+  return blkidUuid(source);
+}
+
+const blkidCache = new Map<string, string | undefined>();
+
+/**
+ * The UUID in the superblock of the block device `source`, read by `blkid` (util-linux): where
+ * udev keeps no database (a container, a minimal system), lsblk and /dev/disk/by-uuid know no
+ * UUID, and blkid, run as root, probes the device itself (-p: its cache may name the
+ * filesystem a loop or USB device held before). Undefined when it cannot.
+ */
+function blkidUuid(source: string): string | undefined {
+  if (!source.startsWith('/dev/')) return undefined;
+  if (blkidCache.has(source)) return blkidCache.get(source);
+  let uuid: string | undefined;
+  for (const cmd of ['blkid', '/sbin/blkid', '/usr/sbin/blkid']) {
+    const r = spawnSync(cmd, ['-p', '-o', 'value', '-s', 'UUID', source], { encoding: 'utf8', timeout: 5000 });
+    if (r.error !== undefined) continue;
+    const out = r.status === 0 ? r.stdout.trim() : '';
+    uuid = /^[0-9A-Fa-f-]{4,64}$/.test(out) ? out : undefined;
+    break;
+  }
+  blkidCache.set(source, uuid);
+  return uuid;
 }
 
 /** Mount points of every mounted filesystem whose UUID is `fsUuid`. */
@@ -165,6 +195,12 @@ export function mountPointsOfFsUuid(fsUuid: string, mounts: MountEntry[] = readM
     for (const m of mounts) if (m.source === dev) out.add(m.mountPoint);
   } catch {
     // Not known to udev.
+  }
+  // Devices neither lsblk nor udev knows a UUID of: their superblock, through blkid.
+  const known = new Set(listBlockDevices().flatMap((b) => (b.uuid === undefined ? [] : [b.majorMinor, b.path])));
+  for (const m of mounts) {
+    if (known.has(m.majorMinor) || known.has(m.source)) continue;
+    if (blkidUuid(m.source)?.toLowerCase() === fsUuid.toLowerCase()) out.add(m.mountPoint);
   }
   return [...out];
 }

@@ -67,20 +67,60 @@ function resolvedOrUndefined(abs: string): string | undefined {
   }
 }
 
+/** Where `real` sits (its parent's place when it does not exist yet); null when that cannot be told. */
+function placeOf(real: string): DiskPlace | null {
+  try {
+    return fs.existsSync(real) ? describePlace(real) : placeBelow(describePlace(path.dirname(real)), real);
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Refuse (exit 2) a disk folder that is, holds or lies inside the folder of a registered disk
  * (one drive would count as two disks, each copy twice) or a source's folder (the disk would be
- * backed up onto itself, or a source's files stored as objects among its own).
+ * backed up onto itself, or a source's files stored as objects among its own). Disks take turns
+ * at one mount point: a folder at or inside a registered disk's is refused only while it is on
+ * that disk's filesystem, or either filesystem's UUID is unknown. A folder of the same
+ * filesystem mounted elsewhere, at or inside the registered one, is refused too, and so is one
+ * inside any distbackup disk folder.
  */
 function refuseOverlap(cat: Catalog, abs: string, real: string): void {
+  const place = placeOf(real);
+  const lower = (u: string | null | undefined): string | null => (u == null ? null : u.toLowerCase());
   for (const d of listDisks(cat.db)) {
-    if (d.mountPath === null) continue;
-    if (vpathContains(d.mountPath, real) || vpathContains(real, d.mountPath)) {
+    const sameFs =
+      lower(d.fsUuid) !== null && lower(place?.fsUuid) !== null ? lower(d.fsUuid) === lower(place?.fsUuid) : undefined;
+    let how: string | undefined;
+    if (d.mountPath !== null && vpathContains(real, d.mountPath)) {
+      how = real === d.mountPath ? 'is' : 'holds';
+      // Another filesystem mounted where the disk was: a disk of its own.
+      if (real === d.mountPath && sameFs === false) how = undefined;
+    } else if (d.mountPath !== null && vpathContains(d.mountPath, real) && sameFs !== false) how = 'lies inside';
+    else if (sameFs === true && d.relPath !== null && place?.relPath != null) {
+      // The same filesystem at another mount point: compared below the filesystem's root.
+      const [a, b] = [`/${d.relPath}`, `/${place.relPath}`].map((x) => path.posix.normalize(x));
+      if (a === b) how = 'is';
+      else if (vpathContains(a as string, b as string)) how = 'lies inside';
+      else if (vpathContains(b as string, a as string)) how = 'holds';
+    }
+    if (how !== undefined) {
       throw new RefusedError(
-        `${abs}: ${real === d.mountPath ? 'is' : vpathContains(d.mountPath, real) ? 'lies inside' : 'holds'} the folder of disk '${d.name}' (${d.mountPath}); one drive is one disk`,
+        `${abs}: ${how} the folder of disk '${d.name}' (${d.mountPath ?? `/${d.relPath ?? ''} on filesystem ${d.fsUuid}`}); one drive is one disk`,
         { code: 'disk-overlap', path: abs },
       );
     }
+  }
+  // A distbackup disk folder above it, up to its filesystem's mount point (registered or not).
+  const top = place?.mountPoint ?? '/';
+  for (let dir = path.dirname(real); vpathContains(top, dir); dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, DISK_JSON))) {
+      throw new RefusedError(`${abs}: lies inside the distbackup disk folder ${dir}; one drive is one disk`, {
+        code: 'disk-overlap',
+        path: abs,
+      });
+    }
+    if (dir === path.dirname(dir)) break;
   }
   for (const s of listSources(cat.db)) {
     const src = s.realpath.toString();
