@@ -258,8 +258,10 @@ export class DiskRoot {
         let st: fs.BigIntStats;
         try {
           st = fs.lstatSync(p, { bigint: true });
-        } catch {
-          continue; // removed while listing
+        } catch (err) {
+          // Removed while listing; any other failure (EIO) must not read as the object gone.
+          if (errnoCode(err) === 'ENOENT') continue;
+          throw fileError(p, err, 'cannot list');
         }
         if (!st.isFile() || st.dev !== this.dev) {
           ignored.push(p);

@@ -70,13 +70,15 @@ export function writeDiskCatalogue(
 
 /** The words of the stale marker (for a person who finds it on the disk). */
 const STALE_TEXT =
-  'A sync evicted objects from this disk after its catalogue copy was written and did not write the\n' +
-  'copy again: the copy may list objects that are no longer here (a restore reports them missing).\n' +
+  'Objects were removed from this disk (evicted by a sync, or set aside as damaged) after its\n' +
+  'catalogue copy was written, and the copy was not written again: it may list objects that are no\n' +
+  'longer here (a restore reports them missing).\n' +
   'The next sync of this disk writes the copy again and removes this file.\n';
 
 /**
- * Mark the disk's catalogue copy stale, durably, before objects it lists are deleted without the
- * copy being written first (sync's evictions, made just in time during the copy): the copy may
+ * Mark the disk's catalogue copy stale, durably, before objects it lists are deleted or moved
+ * aside without the copy being written first (sync's evictions, made just in time during the
+ * copy; damaged objects quarantined by verify or a reconcile): the copy may
  * lag, but never silently (RELIABILITY.md I2). A restore from the copy warns while the mark is
  * there. Nothing is written when the mark is there already.
  */

@@ -29,7 +29,7 @@ import { defaultDiskSize, fsSpace } from '../disk/fsinfo.js';
 import { DISK_FORMAT, DISK_JSON } from '../disk/layout.js';
 import { candidatePaths, type DiskPlace, describePlace } from '../disk/locate.js';
 import { findDisk, lockDisk } from './open.js';
-import { type ReconcileResult, reconcileDisk } from './reconcile.js';
+import { type ReconcileResult, reconcileDisk, reconcileDiskChunks } from './reconcile.js';
 
 /** What `disk add` reports. */
 export interface DiskAddDoc {
@@ -179,9 +179,11 @@ export function addDisk(cat: Catalog, name: string, diskPath: string, opts: { si
       existing = readDiskIdentity(real);
       const known = getDiskByUuid(cat.db, existing.uuid);
       if (known !== undefined) {
-        throw new UsageError(`${real}: this disk is already registered as '${known.name}' (uuid ${existing.uuid})`, {
-          path: real,
-        });
+        // The disk itself, or a copy of it (cp -a, dd): one identity is one disk (exit 2).
+        throw new RefusedError(
+          `${real}: this disk is already registered as '${known.name}' (uuid ${existing.uuid}); a copy of a disk is not a new disk`,
+          { code: 'disk-known', path: real },
+        );
       }
       if (existing.catalogue !== undefined && existing.catalogue !== cat.id) {
         throw new RefusedError(
@@ -207,6 +209,7 @@ export function addDisk(cat: Catalog, name: string, diskPath: string, opts: { si
     try {
       const root = dryRun ? undefined : DiskRoot.open(real, { create: true });
       if (!dryRun) writeDiskIdentity(real, identity);
+      root?.pinIdentity(identity.uuid);
       const id = insertDisk(cat.db, {
         uuid: identity.uuid,
         name,
@@ -225,7 +228,17 @@ export function addDisk(cat: Catalog, name: string, diskPath: string, opts: { si
       });
       let objectsAdopted = 0;
       if (existing !== undefined) {
-        const r = reconcileDisk(cat, id, root ?? DiskRoot.open(real), { dryRun });
+        let r: ReconcileResult;
+        try {
+          r = reconcileDisk(cat, id, root ?? DiskRoot.open(real), { dryRun });
+        } catch (err) {
+          if (dryRun || !(err instanceof Error)) throw err;
+          // Registered already: what could not be counted is counted by a refresh.
+          throw new DistbackupError(
+            `${real}: registered as disk '${name}', but the objects on it could not be counted: ${describeError(err)}; run 'distbackup disk refresh ${name}' once the cause is fixed`,
+            { path: real, cause: err, ...(err instanceof DistbackupError ? { exitCode: err.exitCode } : {}) },
+          );
+        }
         objectsAdopted = r.adopted;
         if (r.unknown > 0) warnings.push(`${r.unknown} objects on the disk are not in this catalogue (left in place)`);
       }
@@ -351,13 +364,16 @@ export function setDisk(cat: Catalog, name: string, opts: { sizeBytes?: number; 
     const where = opts.rename !== undefined && cat.mode !== 'dry-run' ? connectedPath(d) : undefined;
     const dlock = where === undefined ? undefined : lockDisk(where, d.name);
     try {
+      // The disk first: a write that fails there leaves the catalogue as it was, and the
+      // command's error is the whole story (a name on the disk ahead of the catalogue's is put
+      // back by the next sync).
+      if (where !== undefined && opts.rename !== undefined) {
+        writeDiskIdentity(where, { ...readDiskIdentity(where), name: opts.rename });
+      }
       updateDisk(cat.db, d.id, {
         ...(opts.sizeBytes === undefined ? {} : { size: opts.sizeBytes }),
         ...(opts.rename === undefined ? {} : { name: opts.rename }),
       });
-      if (where !== undefined && opts.rename !== undefined) {
-        writeDiskIdentity(where, { ...readDiskIdentity(where), name: opts.rename });
-      }
     } finally {
       dlock?.release();
     }
@@ -417,11 +433,14 @@ export function removeDisk(cat: Catalog, name: string): { disk: string; uuid: st
   }
 }
 
-/** `disk refresh NAME`: rebuild what the catalogue knows of a disk from the objects on it. */
-export function refreshDisk(
+/**
+ * `disk refresh NAME`: rebuild what the catalogue knows of a disk from the objects on it, listed
+ * one prefix folder at a time (memory bounded whatever the number of objects).
+ */
+export async function refreshDisk(
   cat: Catalog,
   opts: { name?: string | undefined; diskPath?: string | undefined },
-): ReconcileResult & { disk: string; path: string } {
+): Promise<ReconcileResult & { disk: string; path: string }> {
   const dryRun = cat.mode === 'dry-run';
   const lock = lockCatalogue(cat);
   try {
@@ -430,7 +449,9 @@ export function refreshDisk(
     const dlock = dryRun ? undefined : lockDisk(found.root, found.row.name);
     try {
       const root = DiskRoot.open(found.root, { create: !dryRun });
-      const r = reconcileDisk(cat, found.row.id, root, { dryRun });
+      // Another disk mounted at the same path meanwhile must not pass for this one (DiskRoot).
+      root.pinIdentity(found.identity.uuid);
+      const r = await reconcileDiskChunks(cat, found.row.id, root, root.listObjectChunks(16), { dryRun });
       const place = describePlace(found.root);
       updateDisk(cat.db, found.row.id, {
         lastSeenMs: Date.now(),

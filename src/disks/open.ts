@@ -20,10 +20,13 @@ export interface FoundDisk {
 
 /**
  * Find a connected registered disk by `--disk PATH` and/or NAME (or the only connected one
- * when neither is given). See `locateDisk` for the refusals (exit 2).
+ * when neither is given). A dropped disk is found only when named or given by its folder, never
+ * as the only one connected. See `locateDisk` for the refusals (exit 2).
  */
 export function findDisk(cat: Catalog, opts: { name?: string | undefined; diskPath?: string | undefined }): FoundDisk {
-  const rows = listDisks(cat.db).filter((d) => d.droppedMs === null || opts.name === d.name);
+  const rows = listDisks(cat.db).filter(
+    (d) => d.droppedMs === null || opts.name === d.name || opts.diskPath !== undefined,
+  );
   const found = locateDisk(rows, { name: opts.name, diskPath: opts.diskPath, catalogueId: cat.id });
   return { row: found.disk, root: found.root, identity: found.identity };
 }

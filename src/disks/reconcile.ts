@@ -18,6 +18,7 @@ import { errnoCode, fileError } from '../core/errors.js';
 import { ObjectChecker } from '../disk/check-object.js';
 import type { DiskListing, DiskObject, DiskRoot } from '../disk/disk-root.js';
 import { syncfsDurable } from '../disk/fsinfo.js';
+import { markCatalogueStale } from './disk-catalogue.js';
 
 /** What reconciling changed. */
 export interface ReconcileResult {
@@ -165,6 +166,8 @@ class Merge {
     let quarantined = 0;
     let tmpRemoved = 0;
     if (!dryRun) {
+      // The disk's catalogue copy may list them: said on the disk first (I2), as sync and verify do.
+      if (badSize.length > 0) markCatalogueStale(disk);
       for (const h of badSize) {
         disk.quarantine(h);
         quarantined += 1;

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { DISK_CATALOGUE_STALE } from '../../src/disk/layout.js';
 import { runCli, runCliJson } from '../helpers/cli.js';
 import { writeTree } from '../helpers/tmp.js';
 import { bytes, catalogue, makeWorld } from '../integration/sync-helpers.js';
@@ -98,8 +99,8 @@ test('disk remove is refused (exit 2) while the disk holds counted copies; drop,
   assert.equal(drop.code, 0);
   assert.equal(drop.json.copiesDropped, 2);
   assert.equal(drop.json.objectsAtZero, 2);
-  // refresh counts what is really on the disk again
-  const refresh = runCliJson<{ adopted: number }>(w.home, ['disk', 'refresh', 'd']);
+  // refresh counts what is really on the disk again (a dropped disk is found by its folder too)
+  const refresh = runCliJson<{ adopted: number }>(w.home, ['disk', 'refresh', '--disk', d]);
   assert.equal(refresh.code, 0, refresh.stderr);
   assert.equal(refresh.json.adopted, 2);
   const dropText = runCli(w.home, ['disk', 'drop', 'd', '-n']);
@@ -154,4 +155,26 @@ test('disk add refuses (exit 2) to create a missing folder on the root filesyste
   const made = path.join(w.root, 'made');
   fs.mkdirSync(made);
   assert.equal(runCli(w.home, ['disk', 'add', 'made', made]).code, 0);
+});
+
+test('disk refresh quarantines an object of the wrong size and marks the catalogue copy on the disk stale first; the next sync writes it again', async (t) => {
+  const w = makeWorld(t);
+  writeTree(w.src, { 'a.bin': bytes(1, 5000), 'b.bin': bytes(2, 7000) });
+  await catalogue(w);
+  const d = path.join(w.root, 'd');
+  assert.equal(runCli(w.home, ['disk', 'add', 'd', d, '--size', '10M']).code, 0);
+  assert.equal(runCli(w.home, ['sync', 'd', '-q']).code, 0);
+  const objects = path.join(d, 'distbackup-objects');
+  const prefix = fs.readdirSync(objects).find((p) => p !== '.tmp') as string;
+  const victim = path.join(objects, prefix, fs.readdirSync(path.join(objects, prefix))[0] as string);
+  fs.chmodSync(victim, 0o644);
+  fs.truncateSync(victim, 10);
+  const stale = path.join(d, DISK_CATALOGUE_STALE);
+  assert.ok(!fs.existsSync(stale));
+  const refresh = runCliJson<{ quarantined: number }>(w.home, ['disk', 'refresh', 'd']);
+  assert.equal(refresh.code, 0, refresh.stderr);
+  assert.equal(refresh.json.quarantined, 1);
+  assert.ok(fs.existsSync(stale), 'the copy on the disk, which lists the object, is marked stale');
+  assert.equal(runCli(w.home, ['sync', 'd', '-q']).code, 0);
+  assert.ok(!fs.existsSync(stale));
 });

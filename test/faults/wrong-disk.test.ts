@@ -119,6 +119,8 @@ test('a disk of another catalogue, a cp -a clone and a rolled-back image are nev
   fs.cpSync(p1, clone, { recursive: true, preserveTimestamps: true });
   const add = fx.run(['disk', 'add', 'clone', clone, '--size', String(fx.sizes.d1)]);
   countFault(FAULT, 'a cp -a clone registered as a new disk');
+  if (add.code !== 2 || !/already registered as 'd1'/.test(add.stderr))
+    v.push(`disk add of a clone: exit ${add.code}, expected 2: ${add.stderr.slice(0, 200)}`);
   const list = fx.json<{ name: string; uuid: string }[]>(['disk', 'list']);
   const uuids = (list.json ?? []).map((d) => d.uuid);
   if (new Set(uuids).size !== uuids.length) v.push(`two registered disks share a uuid: ${uuids.join(', ')}`);

@@ -24,7 +24,7 @@ export default class DiskRefresh extends BaseCommand<typeof DiskRefresh> {
   };
 
   public async run(): Promise<ReconcileResult & { disk: string; path: string }> {
-    const doc = refreshDisk(this.catalog(this.writeMode), { name: this.args.name, diskPath: this.flags.disk });
+    const doc = await refreshDisk(this.catalog(this.writeMode), { name: this.args.name, diskPath: this.flags.disk });
     this.log(
       `${this.dryRun ? 'would refresh ' : ''}disk ${doc.disk} at ${doc.path}: ${counted(doc.present, 'object')} present, ${formatCount(doc.adopted)} adopted, ${formatCount(doc.uncounted)} no longer counted, ${formatCount(doc.quarantined)} quarantined, ${formatCount(doc.unknown)} unknown, ${counted(doc.ignored, 'entry', 'entries')} ignored`,
     );
