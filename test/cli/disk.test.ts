@@ -84,13 +84,19 @@ test('disk add refuses (exit 2) a folder that is, holds or lies inside another d
   assert.equal(runCliJson<DiskDoc[]>(w.home, ['disk', 'list']).json.length, 1);
 });
 
-test('disk remove is refused (exit 2) while the disk holds counted copies; drop, then remove', async (t) => {
+/** Two files catalogued and synced to disk 'd' (10 MB), through the CLI. */
+async function twoFilesSynced(t: import('node:test').TestContext) {
   const w = makeWorld(t);
   writeTree(w.src, { 'a.bin': bytes(1, 5000), 'b.bin': bytes(2, 7000) });
   await catalogue(w);
   const d = path.join(w.root, 'd');
   assert.equal(runCli(w.home, ['disk', 'add', 'd', d, '--size', '10M']).code, 0);
   assert.equal(runCli(w.home, ['sync', 'd', '-q']).code, 0);
+  return { w, d };
+}
+
+test('disk remove is refused (exit 2) while the disk holds counted copies; drop, then remove', async (t) => {
+  const { w, d } = await twoFilesSynced(t);
   const refused = runCli(w.home, ['disk', 'remove', 'd']);
   assert.equal(refused.code, 2);
   assert.match(refused.stderr, /still holds 2 counted copies.*disk drop d/);
@@ -158,12 +164,7 @@ test('disk add refuses (exit 2) to create a missing folder on the root filesyste
 });
 
 test('disk refresh quarantines an object of the wrong size and marks the catalogue copy on the disk stale first; the next sync writes it again', async (t) => {
-  const w = makeWorld(t);
-  writeTree(w.src, { 'a.bin': bytes(1, 5000), 'b.bin': bytes(2, 7000) });
-  await catalogue(w);
-  const d = path.join(w.root, 'd');
-  assert.equal(runCli(w.home, ['disk', 'add', 'd', d, '--size', '10M']).code, 0);
-  assert.equal(runCli(w.home, ['sync', 'd', '-q']).code, 0);
+  const { w, d } = await twoFilesSynced(t);
   const objects = path.join(d, 'distbackup-objects');
   const prefix = fs.readdirSync(objects).find((p) => p !== '.tmp') as string;
   const victim = path.join(objects, prefix, fs.readdirSync(path.join(objects, prefix))[0] as string);
