@@ -616,6 +616,32 @@ test('the newer catalogue copy is told by its disks generations, not by sync tim
   assert.equal(fs.readFileSync(path.join(dest, 'data/y.txt'), 'utf8'), 'new');
 });
 
+test("a disk's catalogue copy whose generation of a disk is not a number does not pass for as new as the kept one", async (t) => {
+  const { base, src, home, cat, later } = await oneFileWorld(t, 'x.txt', 'version 1');
+  const a = path.join(base, 'a');
+  const b = path.join(base, 'b');
+  addPoolDisk(cat, 'a', a);
+  addPoolDisk(cat, 'b', b);
+  await runSync(cat, { name: 'a' });
+  await runSync(cat, { name: 'b' });
+  fs.writeFileSync(path.join(src, 'x.txt'), 'version 2, longer');
+  await runUpdate(cat, later);
+  await runSync(cat, { name: 'a' });
+  cat.close();
+  // b's copy, the older one, crafted: its disks table no longer STRICT, its generation of a text.
+  fs.chmodSync(path.join(b, DISK_CATALOGUE), 0o600);
+  const bc = new Database(path.join(b, DISK_CATALOGUE));
+  bc.pragma('foreign_keys = OFF');
+  bc.exec('CREATE TABLE loose AS SELECT * FROM disks; DROP TABLE disks; ALTER TABLE loose RENAME TO disks');
+  bc.prepare("UPDATE disks SET generation = 'x' WHERE name = 'a'").run();
+  bc.close();
+  fs.renameSync(home, `${home}.away`);
+  const dest = path.join(base, 'out');
+  await runRestore({ dest, vpaths: [], diskPath: a, dataDir: home, catalogue: 'auto' });
+  await runRestore({ dest, vpaths: [], diskPath: b, dataDir: home, catalogue: 'auto' });
+  assert.equal(fs.readFileSync(path.join(dest, 'data/x.txt'), 'utf8'), 'version 2, longer');
+});
+
 test('a disk removed from the pool between two catalogue copies does not make the older copy win', async (t) => {
   const { dropDisk, removeDisk } = await import('../../src/disks/disks.js');
   const { base, src, home, cat, later } = await oneFileWorld(t, 'x.txt', 'version 1');
