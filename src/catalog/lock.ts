@@ -37,10 +37,14 @@ export function acquireLock(file: string, what: string): Lock {
     db.pragma('locking_mode = EXCLUSIVE');
     // The file is made a database once, the first time (a table written and committed); from
     // then on taking the lock writes nothing, no journal either, so a disk filled to its last
-    // block or inode can still be locked, and the sync that frees room can run.
+    // block or inode can still be locked, and the sync that frees room can run. The first
+    // BEGIN EXCLUSIVE takes the lock before anything is read (two takers at once: one wins,
+    // the other is refused), and exclusive locking mode keeps it past the COMMIT.
+    db.exec('BEGIN EXCLUSIVE');
     if (db.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'holder'").pluck().get() === 0) {
-      db.exec('CREATE TABLE IF NOT EXISTS holder (pid INTEGER, since_ms INTEGER)');
+      db.exec('CREATE TABLE holder (pid INTEGER, since_ms INTEGER)');
     }
+    db.exec('COMMIT');
     db.exec('BEGIN EXCLUSIVE');
   } catch (err) {
     db.close();
@@ -50,6 +54,13 @@ export function acquireLock(file: string, what: string): Lock {
         code: 'lock-held',
         path: file,
       });
+    }
+    if (code.startsWith('SQLITE_FULL')) {
+      // Only the first lock of a lock file writes (an older build left it empty).
+      throw new DistbackupError(
+        `${file}: cannot take the lock for ${what}: the filesystem is full, and the lock file needs a few KiB once; free some room there (on a backup disk, what distbackup-objects/.tmp/ holds may go) and run again`,
+        { code: 'ENOSPC', path: file, cause: err },
+      );
     }
     throw new DistbackupError(`${file}: cannot take the lock for ${what}: ${(err as Error).message}`, {
       path: file,

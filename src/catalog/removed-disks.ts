@@ -43,7 +43,8 @@ export function removedDisks(db: Db): Map<string, number> {
 export function recordRemovedDisk(db: Db, uuid: string, generation: number): void {
   const raw = getMeta(db, KEY);
   const { disks, damaged } = parse(raw);
-  if (damaged && raw !== undefined) setMeta(db, DAMAGED_KEY, raw);
+  // The first damaged record is the one kept: a later one holds no more than what was carried over.
+  if (damaged && raw !== undefined && getMeta(db, DAMAGED_KEY) === undefined) setMeta(db, DAMAGED_KEY, raw);
   disks.set(uuid, Math.max(generation, disks.get(uuid) ?? 0));
   setMeta(db, KEY, JSON.stringify(Object.fromEntries(disks)));
 }

@@ -155,7 +155,16 @@ export function fsUuidOf(source: string, majorMinor?: string): string | undefine
   } catch {
     // No by-uuid folder, or the source is not a device (tmpfs, overlay).
   }
-  return blkidUuid(source);
+  return udevKnowsNoUuid() ? blkidUuid(source) : undefined;
+}
+
+/**
+ * True where lsblk knows no filesystem UUID at all: udev keeps no database (a container, a
+ * minimal system), so blkid is asked. Elsewhere a device lsblk lists without one has none (a
+ * squashfs of a snap), and no process is started for it.
+ */
+function udevKnowsNoUuid(): boolean {
+  return !listBlockDevices().some((b) => b.uuid !== undefined);
 }
 
 const blkidCache = new Map<string, string | undefined>();
@@ -196,11 +205,11 @@ export function mountPointsOfFsUuid(fsUuid: string, mounts: MountEntry[] = readM
   } catch {
     // Not known to udev.
   }
-  // Devices neither lsblk nor udev knows a UUID of: their superblock, through blkid.
-  const known = new Set(listBlockDevices().flatMap((b) => (b.uuid === undefined ? [] : [b.majorMinor, b.path])));
-  for (const m of mounts) {
-    if (known.has(m.majorMinor) || known.has(m.source)) continue;
-    if (blkidUuid(m.source)?.toLowerCase() === fsUuid.toLowerCase()) out.add(m.mountPoint);
+  // No UUID known to udev at all: each mounted device's superblock, through blkid.
+  if (udevKnowsNoUuid()) {
+    for (const m of mounts) {
+      if (blkidUuid(m.source)?.toLowerCase() === fsUuid.toLowerCase()) out.add(m.mountPoint);
+    }
   }
   return [...out];
 }

@@ -103,23 +103,28 @@ export function locateDisk<T extends KnownDisk>(registered: readonly T[], opts: 
   );
 }
 
-/** The places where a registered disk may be, most likely first (SPEC §3 order). */
-export function candidatePaths(d: KnownDisk): string[] {
-  const out: string[] = [];
-  const add = (p: string): void => {
-    if (!out.includes(p)) out.push(p);
-  };
-  if (d.mountPath !== null) add(d.mountPath);
+/**
+ * The places where a registered disk may be, most likely first (SPEC §3 order), each once. A
+ * generator: the mount table and the UUIDs are looked up only when the last known folder is not
+ * the disk's.
+ */
+export function* candidatePaths(d: KnownDisk): Generator<string, void, undefined> {
+  const seen = new Set<string>();
+  function* once(p: string): Generator<string, void, undefined> {
+    if (seen.has(p)) return;
+    seen.add(p);
+    yield p;
+  }
+  if (d.mountPath !== null) yield* once(d.mountPath);
   const rel = d.relPath ?? '';
-  if (d.fsUuid !== null) for (const mp of mountPointsOfFsUuid(d.fsUuid)) add(path.join(mp, rel));
+  if (d.fsUuid !== null) for (const mp of mountPointsOfFsUuid(d.fsUuid)) yield* once(path.join(mp, rel));
   if (d.relPath !== null) {
     for (const m of readMounts()) {
       // Pseudo filesystems never hold a disk; skipping them keeps the search quiet and fast.
       if (/^(proc|sysfs|cgroup2?|devpts|mqueue|debugfs|tracefs|securityfs|pstore|bpf|autofs)$/.test(m.fsType)) continue;
-      add(path.join(m.mountPoint, rel));
+      yield* once(path.join(m.mountPoint, rel));
     }
   }
-  return out;
 }
 
 function findConnected<T extends KnownDisk>(
@@ -157,6 +162,8 @@ export interface DiskPlace {
   readonly relPath: string | null;
   readonly fsUuid: string | null;
   readonly fsType: string | null;
+  /** The folder of the filesystem mounted at the mount point (`/` but for bind mounts and subvolumes). */
+  readonly mountRoot?: string | null;
 }
 
 /** Describe where the existing folder `root` sits in the mount table. */
@@ -175,5 +182,6 @@ export function describePlace(root: string): DiskPlace {
     relPath: path.relative(m.mountPoint, real),
     fsUuid: fsUuidOf(m.source, m.majorMinor) ?? null,
     fsType: m.fsType,
+    mountRoot: m.root,
   };
 }

@@ -1,6 +1,6 @@
 /**
  * `distbackup-restore.sh` (SPEC §2): restores a disk's files with POSIX `sh`, `mkdir`, `cp`,
- * `touch`, `chmod`, `mv`, `rm`, `sync` and `sha256sum` alone. It embeds no path: it reads the
+ * `touch`, `chmod`, `mv`, `rm`, `sync`, `sha256sum`, `ls` and `id` alone. It embeds no path: it reads the
  * manifest beside it, decodes `%XX` with octal printf escapes (`\x` is not POSIX), refuses
  * absolute and `..` paths and a link on the way below DEST, never overwrites an existing file
  * (it checks its hash: another content counts as failed), copies each file to a temp name beside
@@ -11,7 +11,7 @@
 /** The script's text; identical on every disk. */
 export const RESTORE_SCRIPT = `#!/bin/sh
 # distbackup-restore.sh - restore the files held by this distbackup disk, with POSIX sh and
-# coreutils only (sh, mkdir, cp, mv, rm, touch, chmod, sync, sha256sum).
+# coreutils only (sh, mkdir, cp, mv, rm, touch, chmod, sync, sha256sum, ls, id).
 #
 #   sh distbackup-restore.sh DEST [MANIFEST]
 #
@@ -88,7 +88,7 @@ owner_unreadable() {
   set -- $(ls -ldn -- "$1" 2>/dev/null) x x x
   set +f
   [ "$3" = "$me" ] || return 1
-  case $1 in -?r*) return 1 ;; -*) return 0 ;; esac
+  case $1 in -r*) return 1 ;; -*) return 0 ;; esac
   return 1
 }
 

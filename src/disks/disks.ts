@@ -80,25 +80,36 @@ function placeOf(real: string): DiskPlace | null {
  * Refuse (exit 2) a disk folder that is, holds or lies inside the folder of a registered disk
  * (one drive would count as two disks, each copy twice) or a source's folder (the disk would be
  * backed up onto itself, or a source's files stored as objects among its own). Disks take turns
- * at one mount point: a folder at or inside a registered disk's is refused only while it is on
- * that disk's filesystem, or either filesystem's UUID is unknown. A folder of the same
+ * at one mount point: a folder at, in or around a registered disk's is refused only while it is
+ * on that disk's filesystem, either filesystem's UUID is unknown, or it is on the root
+ * filesystem (an empty mount point, the drive not plugged in). A folder of the same
  * filesystem mounted elsewhere, at or inside the registered one, is refused too, and so is one
  * inside any distbackup disk folder.
  */
 function refuseOverlap(cat: Catalog, abs: string, real: string): void {
   const place = placeOf(real);
   const lower = (u: string | null | undefined): string | null => (u == null ? null : u.toLowerCase());
+  // On a mounted filesystem of its own (not the root filesystem, where an empty mount point is).
+  const mounted = place?.mountPoint != null && place.mountPoint !== '/';
   for (const d of listDisks(cat.db)) {
     const sameFs =
       lower(d.fsUuid) !== null && lower(place?.fsUuid) !== null ? lower(d.fsUuid) === lower(place?.fsUuid) : undefined;
     let how: string | undefined;
     if (d.mountPath !== null && vpathContains(real, d.mountPath)) {
       how = real === d.mountPath ? 'is' : 'holds';
-      // Another filesystem mounted where the disk was: a disk of its own.
-      if (real === d.mountPath && sameFs === false) how = undefined;
-    } else if (d.mountPath !== null && vpathContains(d.mountPath, real) && sameFs !== false) how = 'lies inside';
-    else if (sameFs === true && d.relPath !== null && place?.relPath != null) {
-      // The same filesystem at another mount point: compared below the filesystem's root.
+    } else if (d.mountPath !== null && vpathContains(d.mountPath, real)) how = 'lies inside';
+    // Another filesystem mounted where the disk was, or around it: a drive of its own.
+    if (how !== undefined && sameFs === false && mounted) how = undefined;
+    else if (
+      how === undefined &&
+      sameFs === true &&
+      d.relPath !== null &&
+      place?.relPath != null &&
+      place.mountRoot === '/'
+    ) {
+      // The same filesystem at another mount point: compared below the filesystem's root, so
+      // only for a place mounted from that root (a bind mount or a subvolume names its folders
+      // from elsewhere).
       const [a, b] = [`/${d.relPath}`, `/${place.relPath}`].map((x) => path.posix.normalize(x));
       if (a === b) how = 'is';
       else if (vpathContains(a as string, b as string)) how = 'lies inside';

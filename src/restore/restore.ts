@@ -195,6 +195,8 @@ class RestoreRun {
   private readonly pace: Pace;
   /** Catalogue folders checked and in place in this run (vpath as latin1). */
   private readonly readyDirs = new Set<string>();
+  /** Folders an earlier run restored, kept as they were (RestoreOptions.keepRestored): their mode and times. */
+  private readonly keptDirs = new Map<string, { mode: number; atime: Date; mtime: Date }>();
   private readonly doc: RestoreDoc;
   private readonly existingDirs: Buffer[];
   /** Files copied whose check and placing may still run, oldest first. */
@@ -314,8 +316,13 @@ class RestoreRun {
 
   private openState(stateDir: string, readonly: boolean): void {
     this.state = RestoreState.open(stateDir, { readonly });
-    this.sel = new Selection(this.state, this.opts.filters ?? [], this.existingDirs, this.tree, (p) =>
-      this.writer.hashFile(p),
+    this.sel = new Selection(
+      this.state,
+      this.opts.filters ?? [],
+      this.existingDirs,
+      this.tree,
+      (p) => this.writer.hashFile(p),
+      this.opts.keepRestored === true,
     );
   }
 
@@ -436,6 +443,14 @@ class RestoreRun {
         const target = this.tree.ensureDirs(split.parts, split.parts.length);
         this.tree.described(target);
         if (!insideDest(this.tree.dest, target)) throw new PathRefused('outside the restore folder');
+        // A folder an earlier run restored keeps its mode and times (RestoreOptions.keepRestored):
+        // taken before it is opened up, put back by finishDirs.
+        if (this.opts.keepRestored === true && this.state.entry(t.vpath)?.kind === FileKind.dir) {
+          this.tree.withDir(target, (fd) => {
+            const st = fs.fstatSync(fd);
+            this.keptDirs.set(t.vpath.toString('latin1'), { mode: st.mode & 0o7777, atime: st.atime, mtime: st.mtime });
+          });
+        }
         // A folder restored by an earlier run may be read-only by now: open it up while we work.
         if (this.meta.isRoot === false) this.tree.withDir(target, (fd) => fs.fchmodSync(fd, 0o700));
         this.readyDirs.add(t.vpath.toString('latin1'));
@@ -460,8 +475,16 @@ class RestoreRun {
       const split = splitVpath(t.vpath);
       if (!split.ok) continue;
       const target = joinTarget(this.tree.dest, split.parts);
+      const kept = this.keptDirs.get(t.vpath.toString('latin1'));
       try {
-        this.tree.withDir(target, (fd) => this.meta.apply(fd, t));
+        this.tree.withDir(target, (fd) => {
+          if (kept === undefined) {
+            this.meta.apply(fd, t);
+            return;
+          }
+          fs.fchmodSync(fd, kept.mode);
+          fs.futimesSync(fd, kept.atime, kept.mtime);
+        });
       } catch (err) {
         addProblem(this.doc.errors, displayPath(t.vpath), `cannot set mode or time: ${describeError(err)}`);
       }

@@ -51,6 +51,11 @@ export class Selection {
     private readonly tree: DestTree,
     /** SHA-256 (hex) of the regular file at a path the kernel accepts. */
     private readonly hashFile: (p: Buffer) => string,
+    /**
+     * RestoreOptions.keepRestored: a file or link an earlier run restored is done whatever
+     * version this catalogue lists (it is kept as it is).
+     */
+    private readonly keepRestored = false,
   ) {
     this.wanted = vpathFilter(filters);
   }
@@ -64,6 +69,8 @@ export class Selection {
   done(t: RestoreTodo): boolean {
     const e = this.state.entry(t.vpath);
     if (e === undefined) return false;
+    if (this.keepRestored && e.kind === t.kind && (t.kind === FileKind.file || t.kind === FileKind.symlink))
+      return true;
     if (t.kind === FileKind.file) {
       if (e.hash !== t.hash) return false;
       if (e.kind === FileKind.file) return true;

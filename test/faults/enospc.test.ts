@@ -176,6 +176,21 @@ test('a disk filled to its last block by the leftovers of an interrupted sync ca
   if (fs.existsSync(litter)) v.push('the leftover temp object is still there');
   const after = checkInvariants(fx, { before, disksWithCatalogue: [d.name] });
   v.push(...after.violations, ...checkClean(after.truth));
+  // The empty lock file an older build left, on a disk as full: the one write the lock needs
+  // fails with a message that says what to do, and the sync after room is made completes.
+  fs.truncateSync(path.join(d.path, '.distbackup-lock'), 0);
+  const fill = path.join(m.dir, 'fill');
+  try {
+    fs.writeFileSync(fill, Buffer.alloc(fx.allocatedBytes * 4));
+  } catch (err) {
+    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+  }
+  const full = fx.run(['sync', d.name, '--quiet']);
+  if (full.code !== 1 || !/the filesystem is full.*free some room/.test(full.stderr))
+    v.push(`sync with an empty lock file on a full disk: exit ${full.code}: ${full.stderr.slice(0, 300)}`);
+  fs.rmSync(fill);
+  const freed = fx.run(['sync', d.name, '--quiet']);
+  if (freed.code !== 0) v.push(`sync after room was made: exit ${freed.code}: ${freed.stderr.slice(0, 300)}`);
   countViolations(FAULT, v);
   assert.deepEqual(v, []);
 });

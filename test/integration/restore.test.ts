@@ -695,6 +695,8 @@ test('a disk removed from the pool but still readable can be restored from after
   const { base, src, home, cat, later } = await oneFileWorld(t, 'x.txt', 'version 1');
   fs.writeFileSync(path.join(src, 'gone.txt'), 'deleted since');
   fs.symlinkSync('x.txt', path.join(src, 'l'));
+  fs.mkdirSync(path.join(src, 'sub'), { mode: 0o755 });
+  fs.writeFileSync(path.join(src, 'sub', 'z.txt'), 'zulu');
   await runUpdate(cat, later);
   const [a, b] = ['a', 'b'].map((n) => path.join(base, n)) as [string, string];
   addPoolDisk(cat, 'b', b);
@@ -707,6 +709,7 @@ test('a disk removed from the pool but still readable can be restored from after
   fs.symlinkSync('y.txt', path.join(src, 'l'));
   fs.rmSync(path.join(src, 'gone.txt'));
   fs.writeFileSync(path.join(src, 'y.txt'), 'on the new disk');
+  fs.chmodSync(path.join(src, 'sub'), 0o700);
   await runUpdate(cat, { now: () => Date.now() + 20_000 });
   addPoolDisk(cat, 'a', a);
   await runSync(cat, { name: 'a' });
@@ -741,4 +744,10 @@ test('a disk removed from the pool but still readable can be restored from after
   assert.equal(fs.readFileSync(path.join(dest, 'data/y.txt'), 'utf8'), 'on the new disk');
   // What only b's copy lists is added (a restore never deletes).
   assert.equal(fs.readFileSync(path.join(dest, 'data/gone.txt'), 'utf8'), 'deleted since');
+  assert.equal(fs.statSync(path.join(dest, 'data/sub')).mode & 0o777, 0o700, "a folder keeps the newer copy's mode");
+  // Nothing is left to restore, and the plan says so: the kept files are not missing.
+  assert.equal(old.remaining, 0, JSON.stringify(old));
+  const plan = await runRestore({ dest, vpaths: [], diskPath: b, dataDir: home, catalogue: 'auto', planOnly: true });
+  assert.equal(plan.remaining, 0, JSON.stringify(plan));
+  assert.deepEqual(plan.plan, []);
 });

@@ -26,5 +26,9 @@ test('the record of removed disks: sound entries of a damaged record are read, t
   assert.deepEqual([...removedDisks(cat.db)], []);
   recordRemovedDisk(cat.db, 'u5', 1);
   assert.deepEqual([...removedDisks(cat.db)], [['u5', 1]]);
-  assert.equal(getMeta(cat.db, 'removed_disks_damaged'), 'not json');
+  assert.equal(
+    getMeta(cat.db, 'removed_disks_damaged'),
+    '{"u1":5,"u2":"x","u3":2.5}',
+    'the first damaged record is kept',
+  );
 });
