@@ -202,20 +202,6 @@ export function fsyncAsync(fd: number): Promise<void> {
   });
 }
 
-/**
- * fsync the file `p` through a new descriptor (read-only, not following a link): it reports a
- * write-back error of the file that no fsync of the file has reported yet, even one a syncfs has
- * (the file's error record and the filesystem's are apart).
- */
-export async function fsyncByName(p: string): Promise<void> {
-  const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  try {
-    await fsyncAsync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 /** errno names of the messages `sync` prints (strerror), for the errors a disk can give. */
 const STRERROR: Record<string, string> = {
   'Input/output error': 'EIO',
