@@ -40,14 +40,16 @@ export class TokenBucket {
 
   /**
    * `rateBytesPerS` > 0; `burstBytes` is how much may pass at once after an idle time
-   * (default: a quarter of a second's worth, at least 64 KiB).
+   * (default: a quarter of a second's worth, at least 64 KiB); none at the start.
    */
   constructor(rateBytesPerS: number, options: { burstBytes?: number; clock?: ThrottleClock } = {}) {
     if (!(rateBytesPerS > 0)) throw new RangeError('rate must be above 0');
     this.clock = options.clock ?? realClock;
     this.rate = rateBytesPerS;
     this.burst = options.burstBytes ?? Math.max(64 * 1024, rateBytesPerS / 4);
-    this.tokens = this.burst;
+    // Empty at the start: a full bucket let a run's first quarter second pass at once, and a
+    // short copy then averaged above the limit (100 MB at 50 MB/s: 57 MB/s).
+    this.tokens = 0;
     this.last = this.clock.now();
   }
 
