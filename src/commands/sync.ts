@@ -15,7 +15,7 @@ const EXIT_INTERRUPTED = 130;
 export default class Sync extends BaseCommand<typeof Sync> {
   static override summary = 'Bring a connected disk up to date and raise the pool’s redundancy (the main job).';
   static override description =
-    'Reconciles the disk with the catalogue, plans what it should hold so that the minimum number of copies of every file is as high as the pool allows, deletes orphans, copies (evicting only for objects with fewer copies), and writes the catalogue copy, manifest and restore script to the disk. Interrupting it at any moment leaves every named object correct; the next sync goes on. Ctrl-C stops within about a second: the file being copied is dropped, what is complete is kept and recorded, and the exit code is 130.';
+    'Reconciles the disk with the catalogue, plans what it should hold so that the minimum number of copies of every file is as high as the pool allows, deletes orphans, copies (evicting only for objects with fewer copies), and writes the catalogue copy, manifest and restore script to the disk. Interrupting it at any moment leaves every named object correct; the next sync goes on. Ctrl-C stops within about a second: the file being copied is dropped, what is complete is kept and recorded, the catalogue copy on the disk is left as last written (the next sync writes it), and the exit code is 130.';
   static override examples = [
     '<%= config.bin %> sync backup3',
     '<%= config.bin %> sync --disk /media/backup3 --bwlimit 50M',
@@ -99,7 +99,7 @@ export default class Sync extends BaseCommand<typeof Sync> {
     }
     if (doc.interrupted) {
       this.logToStderr(
-        `sync of disk '${doc.disk}' interrupted: ${counted(doc.copied, 'object')} (${prettyBytes(doc.bytesCopied)}) copied, made durable and recorded, ${doc.deleted} deleted, ${doc.evicted} evicted; run it again to go on`,
+        `sync of disk '${doc.disk}' interrupted: ${counted(doc.copied, 'object')} (${prettyBytes(doc.bytesCopied)}) copied, made durable and recorded, ${doc.deleted} deleted, ${doc.evicted} evicted; the catalogue copy on the disk is left as it was; run it again to go on`,
       );
       this.setExitCode(EXIT_INTERRUPTED);
       return doc;

@@ -437,13 +437,20 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
               cause: copyError,
             });
       }
-      // Step 7: the catalogue copy, manifest and restore script.
+      // Step 7: the catalogue copy, manifest and restore script. Not after Ctrl-C: writing them
+      // takes time in proportion to the catalogue (seconds for a million files), and the run
+      // must end within a second. The copy there stays as it was, as after a kill: it lists no
+      // object that is not there (evictions marked it stale first), and the next sync writes it.
       let catalogueError: unknown;
-      try {
-        disk.checkMounted();
-        writeDiskCatalogue(cat, disk, row.id);
-      } catch (err) {
-        catalogueError = err;
+      // (read through a function: the check before the copy narrowed `aborted` to false)
+      const stoppedEarly = isAborted(opts.signal) && copied.objects + doc.skipped.length < p.copies;
+      if (!stoppedEarly) {
+        try {
+          disk.checkMounted();
+          writeDiskCatalogue(cat, disk, row.id);
+        } catch (err) {
+          catalogueError = err;
+        }
       }
       lap('catalogue');
       updateDisk(cat.db, row.id, { lastSyncMs: Date.now(), lastSeenMs: Date.now() });
@@ -464,8 +471,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
           { code: errnoCode(catalogueError) ?? 'runtime', path: found.root, cause: catalogueError },
         );
       }
-      // (read through a function: the check before the copy narrowed `aborted` to false)
-      doc.interrupted = isAborted(opts.signal) && copied.objects + doc.skipped.length < p.copies;
+      doc.interrupted = stoppedEarly;
       return doc;
     } finally {
       diskLock?.release();

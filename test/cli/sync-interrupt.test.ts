@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { OBJECTS_DIR } from '../../src/disk/layout.js';
+import { DISK_CATALOGUE, OBJECTS_DIR } from '../../src/disk/layout.js';
 import { addDisk } from '../../src/disks/disks.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { writeTree } from '../helpers/tmp.js';
@@ -78,6 +78,8 @@ test('SIGINT mid-copy: exit 130, one line saying what was kept, every counted co
   assert.ok(counted.size < 48, 'the run was really interrupted mid-copy');
   for (const [hash, ok] of onDisk) assert.ok(ok, `${hash} on the disk does not hash to its name`);
   for (const h of counted) assert.equal(onDisk.get(h), true, `${h} is counted but not on the disk`);
+  // The catalogue copy is not written after Ctrl-C (this first sync wrote none before it).
+  assert.ok(!fs.existsSync(path.join(disk, DISK_CATALOGUE)), 'no catalogue copy written after Ctrl-C');
 
   const again = runCli(w.home, ['sync', 'd', '-q']);
   assert.equal(again.code, 0, again.stderr);
