@@ -130,8 +130,11 @@ export interface CopyOptions {
   /** Re-read each object after its fsync and check its hash (`--verify readback`). */
   readonly readback: boolean;
   readonly throttle?: TokenBucket | undefined;
-  /** Called, synchronously, just before an item is started (evictions make room here). */
-  readonly beforeItem?: ((item: CopyItem) => void) | undefined;
+  /**
+   * Called, synchronously, just before an item is started (evictions make room here); false:
+   * the item is not copied in this call (the caller keeps it for later).
+   */
+  readonly beforeItem?: ((item: CopyItem) => boolean) | undefined;
   /** Record a durable batch in the catalogue (one transaction). */
   readonly commit: (batch: readonly CopiedObject[]) => void;
   readonly onSkip: (skip: CopySkip) => void;
@@ -366,7 +369,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
    * syncfs calls of this run that failed. A syncfs reports a write-back error once for the whole
    * filesystem (Linux 5.8+): the call that failed may have reported the error of a file of the
    * next batch, closed already, whose own syncfs then succeeds. So a file closed before a failure
-   * is fsynced by name instead (its own error record is still there for a new descriptor).
+   * is thrown away and written again (an fsync through a new descriptor may not see its error).
    */
   let syncfsFailures = 0;
   // Two batches may hold descriptors at once (one flushing, one filling): keep both under the
@@ -1031,6 +1034,22 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
     const prefetch = new SmallFilePrefetch(prefetchFiles, SMALL_BYTES);
     let done = false;
     const next = (): Ahead | undefined => {
+      for (;;) {
+        const a = pull();
+        if (a === undefined) return undefined;
+        let go: boolean;
+        try {
+          go = opts.beforeItem?.(a.item) ?? true;
+        } catch (err) {
+          dropPrefetch(a.pre);
+          fail(err);
+          return undefined;
+        }
+        if (go) return a;
+        dropPrefetch(a.pre);
+      }
+    };
+    const pull = (): Ahead | undefined => {
       if (fatal !== undefined || opts.signal?.aborted === true) return undefined;
       while (!done && ahead.length <= AHEAD_ITEMS) {
         const r = it.next();
@@ -1046,16 +1065,7 @@ export async function copyObjects(items: Iterable<CopyItem>, opts: CopyOptions):
           });
         }
       }
-      const a = ahead.shift();
-      if (a === undefined) return undefined;
-      try {
-        opts.beforeItem?.(a.item);
-      } catch (err) {
-        dropPrefetch(a.pre);
-        fail(err);
-        return undefined;
-      }
-      return a;
+      return ahead.shift();
     };
     const lanes: Promise<void>[] = [];
     for (let i = 0; i < Math.max(1, opts.lanes); i++) lanes.push(runLane(next));

@@ -15,7 +15,7 @@ import { buildPlannerInput } from '../catalog/planner-input.js';
 import { FileKind } from '../catalog/schema.js';
 import { DistbackupError, describeError, errnoCode, RefusedError } from '../core/errors.js';
 import { killPoint } from '../core/kill-points.js';
-import { allocatedSize } from '../core/units.js';
+import { allocatedSize, formatCount } from '../core/units.js';
 import { displayPath } from '../core/vpath.js';
 import { writeDiskIdentity } from '../disk/disk-json.js';
 import { DiskRoot } from '../disk/disk-root.js';
@@ -24,7 +24,7 @@ import { describePlace } from '../disk/locate.js';
 import { markCatalogueStale, writeDiskCatalogue } from '../disks/disk-catalogue.js';
 import { findDisk, lockDisk } from '../disks/open.js';
 import { type ReconcileResult, reconcileDiskChunks } from '../disks/reconcile.js';
-import { type CopiedObject, type CopyItem, copyObjects } from '../pipeline/copy.js';
+import { type CopiedObject, type CopyItem, type CopyOptions, copyObjects } from '../pipeline/copy.js';
 import { withShortPath } from '../pipeline/deep-path.js';
 import { type SmallCopyThread, startSmallCopyThread } from '../pipeline/small-copy.js';
 import { TokenBucket } from '../pipeline/throttle.js';
@@ -327,6 +327,8 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       // millions of copies. Deletions are kept as step numbers, copies as two typed columns.
       const front = new Uint32Array(p.orphanDeletes + p.surplusDeletes);
       const evictions = new Uint32Array(p.evictions);
+      // The copy each eviction is placed before (its index among the copies): it ranks behind it.
+      const evictFor = new Uint32Array(p.evictions);
       const copyId = new Float64Array(p.copies);
       const copySize = new Float64Array(p.copies);
       {
@@ -336,8 +338,10 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
         for (let k = 0; k < p.stepCount; k++) {
           const s = p.stepAt(k);
           if (s.op === 'delete') {
-            if (s.del.kind === 'evict') evictions[ne++] = k;
-            else front[nf++] = k;
+            if (s.del.kind === 'evict') {
+              evictFor[ne] = nc;
+              evictions[ne++] = k;
+            } else front[nf++] = k;
           } else {
             copyId[nc] = s.objectId;
             copySize[nc++] = s.sizeBytes;
@@ -348,7 +352,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       doc.deleted = exec.deleteFront(p, front);
       lap('delete');
       // Step 5: copy, evicting just before the room is needed.
-      exec.prepareEvictions(p, evictions, row.size, front);
+      exec.prepareEvictions(p, evictions, evictFor, row.size, front);
       const items = exec.copyItems(copyId);
       const progress = opts.progress?.(p.bytesToCopy, copyId.length);
       let lastCatalogue = Date.now();
@@ -357,7 +361,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       let copyError: unknown;
       const copied = { objects: 0, bytes: 0 };
       try {
-        const r = await copyObjects(items, {
+        const copyOpts: CopyOptions = {
           target: disk,
           lanes: prof.lanes,
           chunkBytes: prof.chunkBytes,
@@ -389,6 +393,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
             }
           },
           onSkip: (s) => {
+            exec.refund(s.item);
             const where = s.path === null ? `object ${s.item.hash}` : displayPath(s.path);
             // Bytes that changed under an unchanged stat: the next update reads those files
             // again (see markForRehash). Not for a source gone or unreadable: update sees that
@@ -400,7 +405,28 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
           onProgress: (bytes, files) => progress?.update(bytes, files),
           onNote: (line) => progress?.note(line) ?? note(line),
           signal: opts.signal,
-        });
+        };
+        const r = await copyObjects(items, copyOpts);
+        // Items that had no room yet without evictions planned for objects that need a copy
+        // more: once those are copied, their room may be free (copies come in inode order, not
+        // in the planner's). Once more, in order; what still has no room waits for a next sync.
+        const deferred = exec.takeDeferred();
+        if (deferred.length > 0 && !isAborted(opts.signal)) {
+          const again = await copyObjects(deferred, {
+            ...copyOpts,
+            // The first call closed its thread; these are few.
+            smallFileThread: false,
+            beforeItem: (item) => exec.makeRoom(item, true),
+            onProgress: (bytes, files) => progress?.update(r.bytesCopied + bytes, r.copied + files),
+          });
+          r.readbackCached += again.readbackCached;
+          const left = exec.takeDeferred().length;
+          if (left > 0) {
+            note(
+              `${formatCount(left)} objects were not copied: the room for them was planned from copies of objects that did not get theirs (skipped); the next sync places them`,
+            );
+          }
+        }
         if (r.readbackCached > 0) {
           note(`${r.readbackCached} objects were read back through the page cache (the filesystem refused O_DIRECT)`);
         }
@@ -536,9 +562,12 @@ class Executor {
   private unlinks = 0;
   private freeBytes = 0;
   private plan: Plan | undefined;
-  /** Step numbers of the evictions, in the planner's order; `evictNext` is the next one. */
+  /** Step numbers of the evictions, in the planner's order; the copy each is placed before; which are done. */
   private evictQueue: Uint32Array = new Uint32Array(0);
-  private evictNext = 0;
+  private evictFor: Uint32Array = new Uint32Array(0);
+  private evictDone: Uint8Array = new Uint8Array(0);
+  /** Items with no room yet (makeRoom). */
+  private readonly deferred: CopyItem[] = [];
   /** 1 once the copy at that position was accounted for (a retried copy is not charged twice). */
   private accounted: Uint8Array = new Uint8Array(0);
   private readonly sources: Map<number, { vpath: Buffer; realpath: Buffer }>;
@@ -601,11 +630,21 @@ class Executor {
     return deleted;
   }
 
-  /** Set up just-in-time evictions (steps `evictions` of `p`) for a disk of `capacityBytes`. */
-  prepareEvictions(p: Plan, evictions: Uint32Array, capacityBytes: number, front: Uint32Array): void {
+  /**
+   * Set up just-in-time evictions (steps `evictions` of `p`, each placed before the copy
+   * `evictFor`, nondecreasing) for a disk of `capacityBytes`.
+   */
+  prepareEvictions(
+    p: Plan,
+    evictions: Uint32Array,
+    evictFor: Uint32Array,
+    capacityBytes: number,
+    front: Uint32Array,
+  ): void {
     this.plan = p;
     this.evictQueue = evictions;
-    this.evictNext = 0;
+    this.evictFor = evictFor;
+    this.evictDone = new Uint8Array(evictions.length);
     this.accounted = new Uint8Array(p.copies);
     let used = 0;
     const n = this.input.count;
@@ -622,24 +661,48 @@ class Executor {
   }
 
   /**
-   * Account for `item` and evict (in the planner's order) until it fits. Nothing is evicted for
-   * an item none of whose sources is there as a regular file of its size (a source folder
-   * unmounted since `update`): its copy will be skipped, and the copies evicted for it would be
-   * lost for nothing.
+   * Account for `item` and evict until it fits; false when it does not fit yet (deferred: see
+   * `takeDeferred`). Copies come in inode order, not the planner's, so an item may only take an
+   * eviction placed before itself or a copy after it in the plan (the planner evicts an object
+   * only for one that needs a copy more: one ranked behind the copy it was placed before is
+   * ranked behind every copy before that too). Nothing is evicted for an item none of whose
+   * sources is there as a regular file of its size (a source folder unmounted since `update`):
+   * its copy will be skipped, and the copies evicted for it would be lost for nothing.
    */
-  makeRoom(item: CopyItem): void {
-    if (this.accounted[item.index] === 1) return;
-    this.accounted[item.index] = 1;
+  makeRoom(item: CopyItem, last = false): boolean {
+    if (this.accounted[item.index] === 1) return true;
     const need = allocatedSize(item.sizeBytes);
     const p = this.plan;
-    if (this.freeBytes < need && p !== undefined && this.evictNext < this.evictQueue.length) {
-      if (!item.sources.some((src) => isFileOfSize(src, item.sizeBytes))) return;
-      const batch: SafeDelete[] = [];
+    if (this.freeBytes < need && p !== undefined) {
+      if (!item.sources.some((src) => isFileOfSize(src, item.sizeBytes))) {
+        // Skipped by the copy (its sources say why); nothing is evicted for it.
+        this.accounted[item.index] = 1;
+        this.freeBytes -= need;
+        return true;
+      }
+      // The evictions it may take: a suffix of the queue (evictFor is nondecreasing).
+      let lo = 0;
+      let hi = this.evictQueue.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if ((this.evictFor[mid] ?? 0) < item.index) lo = mid + 1;
+        else hi = mid;
+      }
+      const picked: number[] = [];
       let gain = 0;
-      while (this.freeBytes + gain < need && this.evictNext < this.evictQueue.length) {
-        const e = Executor.deletion(p, this.evictQueue[this.evictNext++] ?? 0);
-        batch.push(e);
-        gain += allocatedSize(e.sizeBytes);
+      for (let j = lo; j < this.evictQueue.length && this.freeBytes + gain < need; j++) {
+        if (this.evictDone[j] === 1) continue;
+        picked.push(j);
+        gain += allocatedSize(Executor.deletion(p, this.evictQueue[j] ?? 0).sizeBytes);
+      }
+      if (this.freeBytes + gain < need) {
+        this.deferred.push(item);
+        return false;
+      }
+      const batch: SafeDelete[] = [];
+      for (const j of picked) {
+        this.evictDone[j] = 1;
+        batch.push(Executor.deletion(p, this.evictQueue[j] ?? 0));
       }
       // Deleted without the catalogue copy written first (too costly per eviction): marked stale
       // by prepareEvictions, until step 7 writes it again. The disk is checked first: the copy
@@ -654,8 +717,27 @@ class Executor {
         killPoint('mid-eviction');
       }
       this.fsyncPrefixDirs(gone);
+      if (this.freeBytes < need && !last) {
+        // An unlink that failed left less room than planned: tried again at the end.
+        this.deferred.push(item);
+        return false;
+      }
     }
+    this.accounted[item.index] = 1;
     this.freeBytes -= need;
+    return true;
+  }
+
+  /** A copy of `item` accounted for was skipped: its room is free again. */
+  refund(item: CopyItem): void {
+    if (this.accounted[item.index] !== 1) return;
+    this.accounted[item.index] = 0;
+    this.freeBytes += allocatedSize(item.sizeBytes);
+  }
+
+  /** The items `makeRoom` deferred since the last call, in the order they came. */
+  takeDeferred(): CopyItem[] {
+    return this.deferred.splice(0);
   }
 
   /**

@@ -429,3 +429,58 @@ test('files behind links that update followed (--follow-symlinks) are copied, sm
   assert.equal(diskObjects(d).get(sha(large)), true);
   assertObjectsSound(d);
 });
+
+/**
+ * Disk x (13 blocks) holds E (8 blocks), which y and z hold too; L (5 blocks) is on y and z; H
+ * (5 blocks) is new, on no disk. Syncing x: evict E, copy H, copy L (L fits in what is left
+ * after H). L's source comes before H's in inode order (written first).
+ */
+async function evictionWorld(t: import('node:test').TestContext) {
+  const w = makeWorld(t);
+  const K = 4096;
+  const E = bytes(31, 8 * K);
+  const L = bytes(32, 5 * K);
+  const H = bytes(33, 5 * K);
+  const [x, y, z] = ['x', 'y', 'z'].map((n) => path.join(w.root, n)) as [string, string, string];
+  writeTree(w.src, { 'e.bin': E });
+  await catalogue(w);
+  addDisk(w.cat, 'x', x, { sizeBytes: 13 * K });
+  addDisk(w.cat, 'y', y, { sizeBytes: 1e8 });
+  await runSync(w.cat, { name: 'x' });
+  await runSync(w.cat, { name: 'y' });
+  writeTree(w.src, { 'l.bin': L });
+  await catalogue(w);
+  addDisk(w.cat, 'z', z, { sizeBytes: 1e8 });
+  await runSync(w.cat, { name: 'y' });
+  await runSync(w.cat, { name: 'z' });
+  writeTree(w.src, { 'h.bin': H });
+  await catalogue(w);
+  const dry = await runSync(w.cat, { name: 'x', dryRun: true });
+  assert.equal(dry.evicted, 1, JSON.stringify(dry));
+  assert.equal(dry.copied, 2, JSON.stringify(dry));
+  const hash = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+  return { w, x, e: hash(E), l: hash(L), h: hash(H) };
+}
+
+test('an eviction planned to make room for one object is never spent on an object that needs a copy less (its source gone, the other copy waits)', async (t) => {
+  const { w, x, e, l } = await evictionWorld(t);
+  // H's source goes before the copy: the room planned for it must not go to L.
+  fs.rmSync(path.join(w.src, 'h.bin'));
+  const r = await runSync(w.cat, { name: 'x' });
+  assert.equal(r.skipped.length, 1, JSON.stringify(r));
+  assert.equal(r.evicted, 0, 'nothing evicted for an object that needs a copy less');
+  assert.ok(diskObjects(x).has(e), 'E keeps its copy on x');
+  assert.ok(!diskObjects(x).has(l), 'L waits');
+  assert.equal(copiesPerObject(w.cat).get(e), 3);
+});
+
+test('a copy that comes before the one its room was planned for waits for it, and is made in the same run', async (t) => {
+  const { w, x, e, l, h } = await evictionWorld(t);
+  const r = await runSync(w.cat, { name: 'x' });
+  assert.equal(r.copied, 2, JSON.stringify(r));
+  assert.equal(r.evicted, 1);
+  assert.deepEqual([...diskObjects(x).keys()].sort(), [h, l].sort());
+  assert.equal(copiesPerObject(w.cat).get(e), 2);
+  const again = await runSync(w.cat, { name: 'x', dryRun: true });
+  assert.equal(again.copied + again.evicted + again.deleted, 0, 'a re-plan moves nothing');
+});
