@@ -8,6 +8,7 @@ import { HolderSets } from '../planner/fixture.js';
 import { type PlannerInput, UNCAPPED } from '../planner/types.js';
 import type { Db } from './db.js';
 import { NO_CAP } from './schema.js';
+import { FUTURE_STAMP_SLACK_MS } from './verify-state.js';
 
 export interface PlannerInputOptions {
   readonly maxCopies?: number;
@@ -16,7 +17,17 @@ export interface PlannerInputOptions {
   /** Delete nothing on the disk (PlannerInput's keepCopies). */
   readonly keepCopies?: boolean;
   readonly noBalance?: boolean;
+  /**
+   * Copies elsewhere verified (or, never verified, written) at or after this time, and not
+   * stamped after `futureMs`, are recent (PlannerInput's freshElsewhere). Default: the last 90
+   * days (status's --stale), up to an hour ahead of now.
+   */
+  readonly recentSinceMs?: number;
+  readonly futureMs?: number;
 }
+
+/** How long a copy's last verification (or its writing) keeps it recent: status's default --stale. */
+export const RECENT_COPY_MS = 90 * 86_400_000;
 
 /**
  * The planner input for disk `diskId` with declared capacity `capacityBytes`. Referenced objects
@@ -36,6 +47,10 @@ export function buildPlannerInput(
   const objectId = new Float64Array(count);
   const sizeBytes = new Float64Array(count);
   const copiesElsewhere = new Uint16Array(count);
+  const freshElsewhere = new Uint16Array(count);
+  const now = Date.now();
+  const since = options.recentSinceMs ?? now - RECENT_COPY_MS;
+  const future = options.futureMs ?? now + FUTURE_STAMP_SLACK_MS;
   const onThisDisk = new Uint8Array(count);
   const priority = new Uint32Array(count);
   const minCopies = new Uint16Array(count);
@@ -45,20 +60,25 @@ export function buildPlannerInput(
   const sets = new HolderSets(holderSets);
   sets.ofKey(''); // set 0: held by no other disk
 
-  // One pass, ordered by hash. holders is the sorted list of disks holding the object.
+  // One pass, ordered by hash. holders is the sorted list of disks holding the object, each
+  // followed by 's' when its copy is not recent (as status counts a stale copy).
   const stmt = db
     .prepare(
       `WITH ref AS (
          SELECT object_id, max(priority) AS p, max(min_copies) AS mn, max(max_copies) AS mx
          FROM files WHERE kind = 0 AND object_id IS NOT NULL GROUP BY object_id)
        SELECT o.id, o.size, ref.p, ref.mn, ref.mx,
-              (SELECT group_concat(disk_id) FROM (SELECT disk_id FROM copies WHERE object_id = o.id ORDER BY disk_id))
+              (SELECT group_concat(disk_id || CASE WHEN stamp >= @since AND stamp <= @future THEN '' ELSE 's' END)
+               FROM (SELECT disk_id, coalesce(verified_ms, written_ms, 0) AS stamp
+                     FROM copies WHERE object_id = o.id ORDER BY disk_id))
        FROM ref JOIN objects o ON o.id = ref.object_id
        ORDER BY o.hash`,
     )
     .raw(true);
   let i = 0;
-  for (const row of stmt.iterate() as IterableIterator<[number, number, number, number, number, string | null]>) {
+  for (const row of stmt.iterate({ since, future }) as IterableIterator<
+    [number, number, number, number, number, string | null]
+  >) {
     if (i >= count) break; // files changed under us: the count query and this one disagree
     const [id, size, p, mn, mx, holders] = row;
     objectId[i] = id;
@@ -67,17 +87,24 @@ export function buildPlannerInput(
     minCopies[i] = Math.min(0xffff, Math.max(0, mn));
     maxCopies[i] = mx >= NO_CAP ? UNCAPPED : Math.max(0, mx);
     let elsewhere = 0;
+    let fresh = 0;
     let key = '';
     if (holders !== null) {
       const others: string[] = [];
       for (const h of holders.split(',')) {
-        if (Number(h) === diskId) onThisDisk[i] = 1;
-        else others.push(h);
+        const stale = h.endsWith('s');
+        const disk = stale ? h.slice(0, -1) : h;
+        if (Number(disk) === diskId) onThisDisk[i] = 1;
+        else {
+          others.push(disk);
+          if (!stale) fresh += 1;
+        }
       }
       elsewhere = others.length;
       key = others.join(',');
     }
     copiesElsewhere[i] = Math.min(0xffff, elsewhere);
+    freshElsewhere[i] = Math.min(0xffff, fresh);
     holderSet[i] = sets.ofKey(key);
     i += 1;
   }
@@ -113,6 +140,7 @@ export function buildPlannerInput(
     objectId: objectId.subarray(0, n),
     sizeBytes: sizeBytes.subarray(0, n),
     copiesElsewhere: copiesElsewhere.subarray(0, n),
+    freshElsewhere: freshElsewhere.subarray(0, n),
     onThisDisk: onThisDisk.subarray(0, n),
     priority: priority.subarray(0, n),
     minCopies: minCopies.subarray(0, n),

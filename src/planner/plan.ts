@@ -126,7 +126,7 @@ export function plan(input: PlannerInput): Plan {
   const keepCopies = opts.keepCopies === true;
   const noEvict = opts.noEvict === true || keepCopies;
   const balance = opts.noBalance !== true && input.holderSets.length > 1;
-  const { sizeBytes, copiesElsewhere, onThisDisk, priority, minCopies, maxCopies, holderSet } = input;
+  const { sizeBytes, copiesElsewhere, freshElsewhere, onThisDisk, priority, minCopies, maxCopies, holderSet } = input;
 
   // 1. Classify, and find the highest copy count (then the lowest priority at that count) among
   // objects below their copy target: a copy on this disk that such an object would otherwise
@@ -137,6 +137,8 @@ export function plan(input: PlannerInput): Plan {
   if (keepCopies) for (const size of input.orphans.sizeBytes) pinnedBytes += allocatedSize(size);
   let lastCopyBytes = 0;
   let lastCopies = 0;
+  /** Copies here kept because none of their copies elsewhere was verified lately. */
+  let staleKept = 0;
   let candidateBytes = 0;
   let considered = 0;
   let tier1MaxCopies = -1;
@@ -144,6 +146,7 @@ export function plan(input: PlannerInput): Plan {
   let tier1MinPriority = 0;
   for (let i = 0; i < n; i++) {
     const c = copiesElsewhere[i] as number;
+    const fresh = freshElsewhere === undefined ? c : Math.min(c, freshElsewhere[i] as number);
     if (c > maxElsewhere) maxElsewhere = c;
     const p = priority[i] as number;
     const cap = capOf(maxCopies[i] as number, runCap);
@@ -155,7 +158,16 @@ export function plan(input: PlannerInput): Plan {
         pinnedBytes += a;
         lastCopyBytes += a;
         lastCopies++;
-      } else if (c >= capOf(maxCopies[i] as number, UNCAPPED) && !keepCopies) {
+      } else if (fresh === 0) {
+        // Its other copies were not verified lately: this one is the last known good one.
+        s = PINNED;
+        pinnedBytes += a;
+        staleKept++;
+      } else if (
+        c >= capOf(maxCopies[i] as number, UNCAPPED) &&
+        fresh >= capOf(maxCopies[i] as number, UNCAPPED) &&
+        !keepCopies
+      ) {
         // Surplus by the object's own cap only: a cap for one run stops copies, it does not
         // undo copies that the settings allow.
         s = SURPLUS;
@@ -497,6 +509,11 @@ export function plan(input: PlannerInput): Plan {
         : `${one ? 'is' : 'are'} not copied by this run`;
     warnings.push(
       `${counted(unplaced, 'object')} (${formatBytes(unplacedBytes)}) ${unplaced === 1 ? 'has' : 'have'} no copy on any disk and ${why}`,
+    );
+  }
+  if (staleKept > 0 && (unplaced > 0 || blockedCopies > 0 || usedAfter > capacity)) {
+    warnings.push(
+      `${counted(staleKept, 'copy', 'copies')} on this disk ${staleKept === 1 ? 'is' : 'are'} kept although other disks hold ${staleKept === 1 ? 'that object' : 'those objects'}: none of those copies was verified lately (run 'distbackup verify' with those disks)`,
     );
   }
   if (blockedCopies > 0) {
@@ -858,6 +875,7 @@ function checkInput(input: PlannerInput): void {
     ['maxCopies', input.maxCopies],
     ['holderSet', input.holderSet],
   ];
+  if (input.freshElsewhere !== undefined) columns.push(['freshElsewhere', input.freshElsewhere]);
   for (const [name, col] of columns) if (col.length < n) bad(`${name} has ${col.length} rows, fewer than ${n}`);
   if (input.orphans.objectId.length !== input.orphans.sizeBytes.length) bad('orphan columns differ in length');
   if (!(Number.isFinite(input.capacityBytes) && input.capacityBytes >= 0)) {

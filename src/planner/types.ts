@@ -18,6 +18,13 @@ export interface PlannerInput {
   readonly sizeBytes: Float64Array;
   /** Counted copies on the *other* registered disks (not this one). */
   readonly copiesElsewhere: Uint16Array;
+  /**
+   * Of those, the copies verified (or, never verified, written) recently: an offline disk's
+   * copy may have rotted or died since. A copy on this disk is evicted, or deleted as surplus,
+   * only on the strength of these (RELIABILITY.md §3: never evict the last verified copy).
+   * Absent: every copy elsewhere counts as recent.
+   */
+  readonly freshElsewhere?: Uint16Array;
   /** 1 when this disk holds a counted copy now. */
   readonly onThisDisk: Uint8Array;
   /** Highest priority of the files referencing it; 0 = not backed up. */

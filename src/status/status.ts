@@ -5,8 +5,10 @@
  * (catalog/reports.ts); the worst pair is computed from objects with at most two copies grouped
  * by their disk set, so it costs one pass however many objects there are. Read-only.
  */
+
 import type { Catalog } from '../catalog/db.js';
 import { listDisks } from '../catalog/disks.js';
+import { RECENT_COPY_MS } from '../catalog/planner-input.js';
 import {
   buildObjectCopies,
   degradedIfDead,
@@ -23,7 +25,7 @@ import { FUTURE_STAMP_SLACK_MS } from '../catalog/verify-state.js';
 import { counted, formatDuration } from '../core/units.js';
 
 /** Default of `--stale`: 90 days. */
-export const DEFAULT_STALE_MS = 90 * 86_400_000;
+export const DEFAULT_STALE_MS = RECENT_COPY_MS;
 
 export interface StatusOptions {
   /** Disks not seen and copies not verified for longer than this are flagged (ms). */

@@ -484,3 +484,31 @@ test('a copy that comes before the one its room was planned for waits for it, an
   const again = await runSync(w.cat, { name: 'x', dryRun: true });
   assert.equal(again.copied + again.evicted + again.deleted, 0, 'a re-plan moves nothing');
 });
+
+test('a copy is not evicted on the strength of copies elsewhere that were not verified for 90 days', async (t) => {
+  const { w, x, e } = await evictionWorld(t);
+  const old = Date.now() - 100 * 86_400_000;
+  const objectE = w.cat.db.prepare('SELECT id FROM objects WHERE hash = ?').pluck().get(e) as number;
+  const xId = w.cat.db.prepare("SELECT id FROM disks WHERE name = 'x'").pluck().get() as number;
+  const age = w.cat.db.prepare(
+    'UPDATE copies SET verified_ms = ?, written_ms = ? WHERE object_id = ? AND disk_id != ?',
+  );
+  age.run(old, old, objectE, xId);
+  const dry = await runSync(w.cat, { name: 'x', dryRun: true });
+  assert.equal(dry.evicted, 0, JSON.stringify(dry));
+  assert.ok(
+    dry.plan.warnings.some((m) =>
+      /kept although other disks hold that object: none of those copies was verified lately/.test(m),
+    ),
+    JSON.stringify(dry.plan.warnings),
+  );
+  // One of them verified since: E may go, as planned before.
+  w.cat.db
+    .prepare(
+      "UPDATE copies SET verified_ms = ? WHERE object_id = ? AND disk_id = (SELECT id FROM disks WHERE name = 'y')",
+    )
+    .run(Date.now(), objectE);
+  const r = await runSync(w.cat, { name: 'x' });
+  assert.equal(r.evicted, 1, JSON.stringify(r));
+  assert.ok(!diskObjects(x).has(e));
+});
