@@ -108,7 +108,7 @@ export default class Sync extends BaseCommand<typeof Sync> {
     // error is one line on stderr whatever the output mode.
     if (!this.showProgress) for (const s of doc.skipped) this.warn(`skipped ${s.path}: ${s.error}`);
     if (!doc.dryRun) for (const line of resultLines(doc)) this.log(line);
-    if (doc.skipped.length > 0) this.setExitCode(1);
+    if (doc.skippedCount > 0) this.setExitCode(1);
     return doc;
   }
 }

@@ -37,12 +37,14 @@ export function resultLines(doc: SyncDoc): string[] {
     `synced ${doc.disk}: ${counted(doc.copied, 'object')} copied (${prettyBytes(doc.bytesCopied)}, ${prettyBytes(doc.bytesCopied / secs)}/s), ${doc.deleted} deleted, ${doc.evicted} evicted in ${secs.toFixed(1)} s`,
     `min copies ${doc.minCopiesBefore} -> ${doc.minCopiesAfter}`,
   ];
-  if (doc.skipped.length > 0) {
+  if (doc.skippedCount > 0) {
     // Only a source that changed since the scan is cured by update; a file too large for the
     // disk's filesystem, or unreadable, is not.
     const stale = doc.skipped.filter((s) => s.error.includes("'distbackup update'")).length;
+    const listed =
+      doc.skipped.length < doc.skippedCount ? `the first ${doc.skipped.length.toLocaleString('en-US')}` : 'each';
     lines.push(
-      `${counted(doc.skipped.length, 'object')} skipped, each named with its cause on stderr and in --json 'skipped'` +
+      `${counted(doc.skippedCount, 'object')} skipped, ${listed} named with its cause on stderr and in --json 'skipped'` +
         (stale > 0 ? `; ${stale} changed since the last update: run 'distbackup update'` : ''),
     );
   }

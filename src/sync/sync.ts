@@ -34,6 +34,9 @@ import type { Progress } from '../ui/progress.js';
 
 export type SyncProfile = 'hdd' | 'ssd';
 
+/** Skipped copies listed in the result, each with its cause (the count stays exact). */
+export const SKIPPED_LIST_CAP = 1000;
+
 export interface SyncOptions {
   /** Registered name of the disk (optional when --disk is given or only one is connected). */
   readonly name?: string | undefined;
@@ -95,7 +98,10 @@ export interface SyncDoc {
   evicted: number;
   copied: number;
   bytesCopied: number;
+  /** The first SKIPPED_LIST_CAP skipped copies, each with its cause. */
   skipped: { path: string; error: string }[];
+  /** Every skipped copy (a source folder gone may skip millions: only the first are listed). */
+  skippedCount: number;
   minCopiesBefore: number;
   minCopiesAfter: number;
   dryRun: boolean;
@@ -298,6 +304,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
         copied: p.copies,
         bytesCopied: p.bytesToCopy,
         skipped: [],
+        skippedCount: 0,
         minCopiesBefore: p.minCopiesBefore,
         minCopiesAfter: p.minCopiesAfter,
         dryRun,
@@ -399,8 +406,11 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
             // again (see markForRehash). Not for a source gone or unreadable: update sees that
             // itself, and an unmounted source would otherwise have all its files read again.
             if (s.changed) markForRehash(cat.db, s.item.objectId);
-            doc.skipped.push({ path: where, error: s.error });
-            progress?.note(`skipped ${where}: ${s.error}`);
+            doc.skippedCount += 1;
+            if (doc.skipped.length < SKIPPED_LIST_CAP) {
+              doc.skipped.push({ path: where, error: s.error });
+              progress?.note(`skipped ${where}: ${s.error}`);
+            }
           },
           onProgress: (bytes, files) => progress?.update(bytes, files),
           onNote: (line) => progress?.note(line) ?? note(line),
@@ -469,7 +479,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       // object that is not there (evictions marked it stale first), and the next sync writes it.
       let catalogueError: unknown;
       // (read through a function: the check before the copy narrowed `aborted` to false)
-      const stoppedEarly = isAborted(opts.signal) && copied.objects + doc.skipped.length < p.copies;
+      const stoppedEarly = isAborted(opts.signal) && copied.objects + doc.skippedCount < p.copies;
       if (!stoppedEarly) {
         try {
           disk.checkMounted();
@@ -480,7 +490,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       }
       lap('catalogue');
       updateDisk(cat.db, row.id, { lastSyncMs: Date.now(), lastSeenMs: Date.now() });
-      const complete = doc.skipped.length === 0 && copied.objects === p.copies && exec.evicted === p.evictions;
+      const complete = doc.skippedCount === 0 && copied.objects === p.copies && exec.evicted === p.evictions;
       doc.minCopiesAfter = complete ? p.minCopiesAfter : (minCopies(cat.db) ?? 0);
       doc.elapsedMs = Date.now() - started;
       if (full) {

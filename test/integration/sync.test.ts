@@ -226,6 +226,20 @@ test('a source gone since update is skipped and not marked to be read again (upd
   assert.notEqual(ctime.get(), 0);
 });
 
+test('a source folder gone since update: every copy is counted as skipped, the first thousand listed', async (t) => {
+  const w = makeWorld(t);
+  const files: Record<string, Buffer> = {};
+  for (let i = 0; i < 1005; i++) files[`gone/f${i}`] = bytes(5000 + i, 64);
+  writeTree(w.src, files);
+  await runUpdate(w.cat, { jobs: 0, now: () => Date.now() + 10_000 });
+  fs.rmSync(path.join(w.src, 'gone'), { recursive: true });
+  addDisk(w.cat, 'd', path.join(w.root, 'd'), { sizeBytes: 1e8 });
+  const r = await runSync(w.cat, { name: 'd' });
+  assert.equal(r.skippedCount, 1005);
+  assert.equal(r.skipped.length, 1000);
+  assert.equal(r.copied, 0);
+});
+
 test('an object whose first source changed is copied from another file with the same content', async (t) => {
   const w = makeWorld(t);
   await fill(w, 5); // dup/a.bin has the content of d0/f1-0.bin
