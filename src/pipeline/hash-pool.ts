@@ -153,8 +153,13 @@ export function createHashPool(threads: number = defaultHashJobs(), opts: HashPo
         // for every batch, was 49 ms of a first update of 30,000 small files (`--cpu-prof`).
         const c0 = started ? undefined : process.cpuUsage();
         try {
-          for (const t of job.tasks) out.push(await hashFileSliced(t, buf));
-          job.resolve(out);
+          for (const t of job.tasks) {
+            // Destroyed meanwhile (Ctrl-C): a large file is not read to its end for nothing.
+            if (destroyed !== undefined) break;
+            out.push(await hashFileSliced(t, buf, () => destroyed !== undefined));
+          }
+          if (destroyed !== undefined) job.reject(new Error('the hash pool was stopped'));
+          else job.resolve(out);
         } catch (err) {
           job.reject(err);
         }
@@ -196,6 +201,8 @@ export function createHashPool(threads: number = defaultHashJobs(), opts: HashPo
         pump();
       }),
     destroy: () => {
+      // Batches not started are given up with the pool.
+      for (const job of queue.splice(0)) job.reject(new Error('the hash pool was stopped'));
       destroyed ??= Promise.all(
         lanes.map((lane) => {
           lane.dead = true;

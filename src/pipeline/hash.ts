@@ -155,15 +155,23 @@ const SLICE_CHUNKS = (8 << 20) / HASH_CHUNK_BYTES;
 /**
  * `hashFile` on a thread that has other work (the main thread of `update`): the event loop gets
  * a turn after every `SLICE_CHUNKS` chunks, so timers, worker replies and Ctrl-C are served
- * within milliseconds while a large file is hashed. `buf` must not be shared with another
- * slice in flight.
+ * within milliseconds while a large file is hashed; `stop` is asked at each turn (true: it
+ * gives up). `buf` must not be shared with another slice in flight.
  */
-export async function hashFileSliced(task: HashTask, buf: Buffer): Promise<HashResult> {
+export async function hashFileSliced(task: HashTask, buf: Buffer, stop?: () => boolean): Promise<HashResult> {
   const steps = hashSteps(task, buf);
-  for (let n = 1; ; n++) {
-    const s = steps.next();
-    if (s.done === true) return s.value;
-    if (n % SLICE_CHUNKS === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  try {
+    for (let n = 1; ; n++) {
+      const s = steps.next();
+      if (s.done === true) return s.value;
+      if (n % SLICE_CHUNKS === 0) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        // Given up (Ctrl-C): no result; the generator's finally closes the file.
+        if (stop?.() === true) return { ok: false, code: 'interrupted', error: 'stopped before the end' };
+      }
+    }
+  } finally {
+    steps.return(undefined as never);
   }
 }
 

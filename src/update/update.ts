@@ -40,7 +40,7 @@ import { FileKind, type FileKindValue, NO_CAP } from '../catalog/schema.js';
 import { listSources, type SourceRow } from '../catalog/sources.js';
 import { DistbackupError, describeError, ExitCode, errnoCode, RefusedError } from '../core/errors.js';
 import { displayPath, subtreeRange, vpathContains, vpathJoin } from '../core/vpath.js';
-import { boundedMap } from '../pipeline/bounded.js';
+import { boundedMap, type Settled } from '../pipeline/bounded.js';
 import { EMPTY_SHA256, type HashResult, type HashTask } from '../pipeline/hash.js';
 import { createHashPool, createInlineHashPool, defaultHashJobs, type HashPool } from '../pipeline/hash-pool.js';
 import { type DirScan, globPolicy, type ScanEntry, type ScanPolicy, scanTree } from '../pipeline/scan.js';
@@ -331,6 +331,8 @@ class UpdateRun {
    */
   private readonly devMoved = new Map<string, FileRow>();
   private filesDone = 0;
+  /** When the scan last gave the event loop a turn (performance.now()). */
+  private lastTurn = performance.now();
   private emptyObjectId: number | undefined;
   private readonly signer = new DirSigner();
 
@@ -351,19 +353,29 @@ class UpdateRun {
       // thread scans a folder or commits.
       concurrency: threads * 4,
       ordered: false,
+      // Ctrl-C: nothing more is taken, the batches in flight are given up (the pool is stopped
+      // by the caller); what was recorded is committed.
+      ...(this.opts.signal === undefined ? {} : { signal: this.opts.signal }),
     });
-    for await (const s of hashed) {
-      // One slot per batch: a worker that failed as a whole fails each of its files alike.
-      const failed: HashResult | undefined = s.ok
-        ? undefined
-        : { ok: false, code: 'worker', error: describeError(s.error) };
-      s.input.files.forEach((f, i) => {
-        const res = s.ok ? s.value[i] : failed;
-        this.recordHash(f, res ?? { ok: false, code: 'EIO', error: 'no result from the hash worker' });
-      });
-      this.writer.maybeCommit();
-      this.report();
+    try {
+      for await (const s of hashed) this.take(s);
+    } catch (err) {
+      if (this.opts.signal?.aborted !== true) throw err;
     }
+  }
+
+  /** Record the results of one hash batch. */
+  private take(s: Settled<HashJob, HashResult[]>): void {
+    // One slot per batch: a worker that failed as a whole fails each of its files alike.
+    const failed: HashResult | undefined = s.ok
+      ? undefined
+      : { ok: false, code: 'worker', error: describeError(s.error) };
+    s.input.files.forEach((f, i) => {
+      const res = s.ok ? s.value[i] : failed;
+      this.recordHash(f, res ?? { ok: false, code: 'EIO', error: 'no result from the hash worker' });
+    });
+    this.writer.maybeCommit();
+    this.report();
   }
 
   /** Scan every source folder by folder; yields hash batches as they fill. */
@@ -405,8 +417,13 @@ class UpdateRun {
         yield* this.compareDir(src.id, ds, policy);
         this.writer.maybeCommit();
         this.report();
-        // Let finished hashes be written between folders (the scan itself is synchronous).
-        if (this.queued() > 0) await Promise.resolve();
+        // Let finished hashes be written between folders (the scan itself is synchronous), and
+        // give the event loop a turn every 50 ms: a signal (Ctrl-C) is only heard there, and a
+        // scan with nothing to hash would otherwise never stop for it.
+        if (performance.now() - this.lastTurn >= 50) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          this.lastTurn = performance.now();
+        } else if (this.queued() > 0) await Promise.resolve();
       }
     }
     while (this.queued() > 0) yield this.takeBatch();

@@ -269,3 +269,37 @@ test('update -n prints what would change and leaves the catalogue files byte for
   assert.equal(upgraded.json.removed, 1);
   assert.deepEqual(digest(), old, 'the older catalogue is unchanged');
 });
+
+test('Ctrl-C is heard while update scans with nothing to hash (empty files): exit 130, what was committed kept', {
+  timeout: 120_000,
+}, async (t) => {
+  const base = tempDir(t);
+  const home = path.join(base, 'home');
+  const src = path.join(base, 'src');
+  for (let d = 0; d < 40; d++) {
+    const dir = path.join(src, `d${d}`);
+    fs.mkdirSync(dir, { recursive: true });
+    for (let f = 0; f < 1000; f++) fs.writeFileSync(path.join(dir, `f${f}`), '');
+  }
+  assert.equal(runCli(home, ['source', 'map', '/s', src]).code, 0);
+  const wal = path.join(home, 'distbackup.sqlite-wal');
+  const walSize = (): number => (fs.existsSync(wal) ? fs.statSync(wal).size : 0);
+  const start = walSize();
+  const run = startCli(home, ['update', '--commit-every', '500']);
+  let exited = false;
+  void run.done.then(() => {
+    exited = true;
+  });
+  // Once the first rows are committed: mid-scan.
+  while (!exited && walSize() <= start) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(!exited, 'update ended before it could be interrupted');
+  run.child.kill('SIGINT');
+  const guard = setTimeout(() => run.child.kill('SIGKILL'), 30_000);
+  const end = await run.done;
+  clearTimeout(guard);
+  assert.equal(end.code, 130, `exit ${end.code ?? end.signal}: ${end.stderr.slice(0, 300)}`);
+  assert.match(end.stderr, /update interrupted/);
+  const again = runCliJson<{ new: number; unchanged: number }>(home, ['update']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.ok(again.json.unchanged > 0, 'what was committed before Ctrl-C is kept');
+});
