@@ -1,5 +1,6 @@
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
+import { onInterrupt } from '../cli/interrupt.js';
 import { Args, Flags } from '../cli/oclif.js';
 import { ExitCode } from '../core/errors.js';
 import { type DryRunEntry, type RestoreDoc, runRestore } from '../restore/restore.js';
@@ -69,13 +70,7 @@ export default class Restore extends BaseCommand<typeof Restore> {
     const f = this.flags;
     const dryRun = f['dry-run'];
     const progress = createProgress({ label: 'restore', enabled: this.showProgress && !f.plan && !dryRun });
-    const ac = new AbortController();
-    const onInt = (): void => {
-      process.stderr.write('\ninterrupted: recording what is restored (Ctrl-C again to stop at once)\n');
-      ac.abort();
-      process.removeListener('SIGINT', onInt);
-    };
-    process.on('SIGINT', onInt);
+    const interrupt = onInterrupt('recording what is restored');
     const json = this.jsonEnabled();
     let doc: RestoreDoc;
     try {
@@ -93,11 +88,11 @@ export default class Restore extends BaseCommand<typeof Restore> {
         dryRun,
         profile: f.profile === undefined ? undefined : f.profile === 'ssd' ? 'ssd' : 'hdd',
         onDryRun: json ? undefined : (e) => this.log(dryRunLine(e)),
-        signal: ac.signal,
+        signal: interrupt.signal,
         progress,
       });
     } finally {
-      process.removeListener('SIGINT', onInt);
+      interrupt.stop();
       progress.stop();
     }
     if (doc.interrupted) {

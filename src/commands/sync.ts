@@ -1,5 +1,6 @@
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
+import { onInterrupt } from '../cli/interrupt.js';
 import { Args, Flags } from '../cli/oclif.js';
 import { DistbackupError } from '../core/errors.js';
 import { parseRate, parseSize } from '../core/units.js';
@@ -50,23 +51,19 @@ export default class Sync extends BaseCommand<typeof Sync> {
   public async run(): Promise<SyncDoc> {
     const f = this.flags;
     const cat = this.catalog();
-    if (f.update) {
-      const r = await runUpdate(cat, {
-        progress: createProgress({ label: 'update', enabled: this.showProgress }),
-      });
-      if (r.errors.length > 0)
-        this.warn(`update: ${r.errors.length} paths could not be read (see 'distbackup update')`);
-    }
     // Ctrl-C: the file being copied is dropped, what is complete is made durable and recorded
     // (a second Ctrl-C kills the process; every named object on the disk is still correct).
-    const ac = new AbortController();
-    const onInt = (): void => {
-      ac.abort();
-      process.removeListener('SIGINT', onInt);
-    };
-    process.on('SIGINT', onInt);
+    const interrupt = onInterrupt('what is complete is made durable and recorded');
     let doc: SyncDoc;
     try {
+      if (f.update) {
+        const r = await runUpdate(cat, {
+          progress: createProgress({ label: 'update', enabled: this.showProgress }),
+          signal: interrupt.signal,
+        });
+        if (r.errors.length > 0)
+          this.warn(`update: ${r.errors.length} paths could not be read (see 'distbackup update')`);
+      }
       doc = await runSync(cat, {
         name: this.args.name,
         diskPath: f.disk,
@@ -83,7 +80,7 @@ export default class Sync extends BaseCommand<typeof Sync> {
         onNote: (line) => {
           if (!this.jsonEnabled() && !f.quiet) process.stderr.write(`${line}\n`);
         },
-        signal: ac.signal,
+        signal: interrupt.signal,
         onPlan: (planned) => {
           for (const line of planLines(planned)) this.log(line);
         },
@@ -95,7 +92,7 @@ export default class Sync extends BaseCommand<typeof Sync> {
       }
       throw err;
     } finally {
-      process.removeListener('SIGINT', onInt);
+      interrupt.stop();
     }
     if (doc.interrupted) {
       this.logToStderr(

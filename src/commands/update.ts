@@ -1,5 +1,6 @@
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
+import { onInterrupt } from '../cli/interrupt.js';
 import { Flags } from '../cli/oclif.js';
 import { counted, formatCount } from '../ui/format.js';
 import type { Progress } from '../ui/progress.js';
@@ -43,24 +44,18 @@ Exit codes: 0 done; 1 done, but some paths could not be read (listed, and in --j
     const progress: Progress | undefined = this.showProgress
       ? (await import('../ui/progress.js')).createProgress({ label: 'update', enabled: true })
       : undefined;
-    const ac = new AbortController();
-    const onInt = (): void => {
-      process.stderr.write('\ninterrupted: committing the hashes done so far (Ctrl-C again to stop at once)\n');
-      ac.abort();
-      process.removeListener('SIGINT', onInt);
-    };
-    process.on('SIGINT', onInt);
+    const interrupt = onInterrupt('committing the hashes done so far');
     let doc: UpdateResult;
     try {
       doc = await runUpdate(cat, {
         ...(progress === undefined ? {} : { progress }),
-        signal: ac.signal,
+        signal: interrupt.signal,
         dryRun,
         ...(this.flags.jobs === undefined ? {} : { jobs: this.flags.jobs }),
         ...(this.flags['commit-every'] === undefined ? {} : { commitRows: this.flags['commit-every'] }),
       });
     } finally {
-      process.removeListener('SIGINT', onInt);
+      interrupt.stop();
     }
     if (!this.jsonEnabled()) {
       if (!this.showProgress) for (const w of doc.warnings) process.stderr.write(`distbackup: warning: ${w}\n`);

@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
+import { onInterrupt } from '../cli/interrupt.js';
 import { Args, Flags } from '../cli/oclif.js';
 import { ExitCode, UsageError } from '../core/errors.js';
 import { parseDuration } from '../core/units.js';
@@ -67,12 +68,7 @@ Exit codes: 0 all good; 3 something was bad or missing; 130 interrupted (what wa
       );
     }
     const progress = createProgress({ label: 'verify', enabled: this.showProgress });
-    const ac = new AbortController();
-    const onInt = (): void => {
-      ac.abort();
-      process.removeListener('SIGINT', onInt);
-    };
-    process.on('SIGINT', onInt);
+    const interrupt = onInterrupt('recording what was checked');
     let doc: VerifyDoc;
     try {
       doc = await runVerify(cat, {
@@ -85,11 +81,11 @@ Exit codes: 0 all good; 3 something was bad or missing; 130 interrupted (what wa
         dryRun,
         errorsFile: f.errors === undefined ? undefined : path.resolve(f.errors),
         commitObjects: f['commit-every'],
-        signal: ac.signal,
+        signal: interrupt.signal,
         progress,
       });
     } finally {
-      process.removeListener('SIGINT', onInt);
+      interrupt.stop();
       progress.stop();
     }
     for (const m of doc.missing) this.logToStderr(`missing: ${m}`);
