@@ -66,14 +66,16 @@ export function createProgress(opts: ProgressOptions): Progress {
     return { update: () => {}, setTotals: () => {}, note: () => {}, stop: () => {} };
   }
 
-  const noColor = process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== '';
   if (stream.isTTY) {
     const cliProgress = loadCliProgress();
     const bar = new cliProgress.SingleBar(
       {
         stream,
         format: (_o, _p, _payload) => line(),
-        hideCursor: !noColor,
+        hideCursor: true,
+        // Line wrap stays on (cli-progress turns it off by default, and a note or an error line
+        // longer than the terminal was cut at its width); the bar's own line is cut to it.
+        linewrap: true,
         clearOnComplete: false,
         fps: 5,
         noTTYOutput: false,
@@ -92,7 +94,10 @@ export function createProgress(opts: ProgressOptions): Progress {
         totalFiles = f;
       },
       note: (text) => {
-        stream.write(`\r\x1b[2K${text}\n`);
+        // The bar's line is cleared, the note written, and the cursor saved again at the start
+        // of the bar's new line: stop() puts the cursor back where it was saved, and the lines
+        // after the run would otherwise be written over the notes.
+        stream.write(`\r\x1b[2K${text}\n\x1b7`);
         bar.update(0);
       },
       stop: () => {
