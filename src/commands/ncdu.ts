@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { BaseCommand } from '../cli/base-command.js';
 import { copyFilterFlags, copyFilterOf } from '../cli/flags.js';
 import { Args, Flags } from '../cli/oclif.js';
-import { DistbackupError, describeError, errnoCode, UsageError } from '../core/errors.js';
+import { DistbackupError, describeError, errnoCode, fileError, UsageError } from '../core/errors.js';
 import { normalizeVpath } from '../core/vpath.js';
 import { counted } from '../ui/format.js';
 import { type NcduSummary, type Sink, writeNcdu } from '../views/ncdu.js';
@@ -41,18 +41,26 @@ export default class Ncdu extends BaseCommand<typeof Ncdu> {
     const out = f.output;
     if (out !== undefined && out !== '-') {
       const tmp = `${out}.tmp-${process.pid}`;
-      const fd = fs.openSync(tmp, 'w', 0o644);
+      let fd: number;
+      try {
+        const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = fs.constants;
+        fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o644);
+      } catch (err) {
+        throw fileError(out, err, 'cannot write the ncdu export');
+      }
       let summary: NcduSummary;
       try {
-        summary = await writeNcdu(rows, prefix, names, (s) => writeAll(fd, s), meta);
+        summary = await writeNcdu(rows, prefix, names, (s) => writeAll(fd, s, out), meta);
         fs.fsyncSync(fd);
-      } catch (err) {
         fs.closeSync(fd);
+        fs.renameSync(tmp, out);
+      } catch (err) {
+        try {
+          fs.closeSync(fd);
+        } catch {}
         fs.rmSync(tmp, { force: true });
-        throw err;
+        throw err instanceof DistbackupError ? err : fileError(out, err, 'cannot write the ncdu export');
       }
-      fs.closeSync(fd);
-      fs.renameSync(tmp, out);
       process.stderr.write(
         `wrote ${path.resolve(out)}: ${counted(summary.files, 'file')} in ${counted(summary.folders, 'folder')}\n`,
       );
@@ -102,12 +110,12 @@ function hasNcdu(): boolean {
   return r.error === undefined && r.status === 0;
 }
 
-function writeAll(fd: number, s: string): void {
+function writeAll(fd: number, s: string, out: string): void {
   const b = Buffer.from(s, 'utf8');
   let off = 0;
   try {
     while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off);
   } catch (err) {
-    throw new DistbackupError(`cannot write the ncdu export: ${describeError(err)}`, { cause: err });
+    throw fileError(out, err, 'cannot write the ncdu export');
   }
 }

@@ -113,7 +113,17 @@ export function editorCommand(env: NodeJS.ProcessEnv = process.env): string {
 
 /** Run `editor` (a shell command line, e.g. `code -w`) on `file`, on this terminal. */
 export function runEditor(editor: string, file: string): void {
-  const r = spawnSync('sh', ['-c', `${editor} "$1"`, 'sh', file], { stdio: 'inherit' });
+  // Ctrl-C belongs to the editor while it runs (vim leaves insert mode with it), as git lets it:
+  // with a listener of its own, this process is not ended by the one the terminal sends it too.
+  const ignore = (): void => {};
+  process.on('SIGINT', ignore);
+  let r: ReturnType<typeof spawnSync>;
+  try {
+    r = spawnSync('sh', ['-c', `${editor} "$1"`, 'sh', file], { stdio: 'inherit' });
+  } finally {
+    // After the signals that came meanwhile are handled (they wait for the event loop).
+    setImmediate(() => process.removeListener('SIGINT', ignore));
+  }
   if (r.error !== undefined) throw new DistbackupError(`cannot run the editor '${editor}': ${r.error.message}`);
   if (r.status !== 0) {
     throw new DistbackupError(`the editor '${editor}' exited with code ${r.status ?? r.signal}; nothing changed`);

@@ -528,7 +528,9 @@ export async function runVerify(cat: Catalog, opts: VerifyOptions): Promise<Veri
       if (signal?.aborted === true) doc.stoppedBy = 'interrupted';
     }
     if (doc.stoppedBy === 'done' && budget !== undefined && left <= 0) doc.stoppedBy = 'percent';
-    if (!dryRun && doc.bad.length + doc.missing.length > 0) {
+    // After Ctrl-C the copy is left marked stale (settle marked it before uncounting): writing
+    // it takes time in proportion to the catalogue, and the run must end within a second.
+    if (!dryRun && doc.bad.length + doc.missing.length > 0 && doc.stoppedBy !== 'interrupted') {
       // The catalogue copy, manifest and restore script on this disk must not go on claiming
       // objects it no longer holds (a restore from this disk alone would trust them).
       try {

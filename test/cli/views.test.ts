@@ -28,6 +28,20 @@ test('tree, ncdu and ls through the CLI after an update', (t) => {
   const nc = runCli(data, ['ncdu', '-o', out]);
   assert.equal(nc.code, 0, nc.stderr);
   validateNcduExport(JSON.parse(fs.readFileSync(out, 'utf8')));
+  // A file that cannot be written: one line naming it and the cause, nothing left behind.
+  for (const args of [
+    ['ncdu', '-o', path.join(root, 'missing', 'export.json')],
+    ['config', 'export', path.join(root, 'missing', 'settings.json')],
+  ]) {
+    const bad = runCli(data, args);
+    assert.equal(bad.code, 1, bad.stderr);
+    assert.match(
+      bad.stderr.trim(),
+      new RegExp(
+        `^distbackup: ${path.join(root, 'missing')}/\\S+: cannot write the \\S+( export)?: ENOENT \\(no such file or directory\\)$`,
+      ),
+    );
+  }
   const piped = runCli(data, ['ncdu', '-o', '-', '--max-copies', '0']);
   assert.equal(piped.code, 0, piped.stderr);
   validateNcduExport(JSON.parse(piped.stdout));

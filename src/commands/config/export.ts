@@ -2,6 +2,7 @@ import { BaseCommand } from '../../cli/base-command.js';
 import { Args, Flags } from '../../cli/oclif.js';
 import { type ConfigDoc, configText, exportConfig } from '../../config/config.js';
 import { writeFileAtomic } from '../../core/durable.js';
+import { fileError } from '../../core/errors.js';
 
 export default class ConfigExport extends BaseCommand<typeof ConfigExport> {
   static override readOnly = true;
@@ -31,7 +32,11 @@ export default class ConfigExport extends BaseCommand<typeof ConfigExport> {
     const file = this.args.file;
     if (file === undefined || file === '-') process.stdout.write(text);
     else {
-      writeFileAtomic(file, text, 0o600);
+      try {
+        writeFileAtomic(file, text, 0o600);
+      } catch (err) {
+        throw fileError(file, err, 'cannot write the settings');
+      }
       process.stderr.write(`wrote ${file}\n`);
     }
     return doc;
