@@ -356,7 +356,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
         }
       }
       // Step 4: orphans and surplus copies.
-      doc.deleted = exec.deleteFront(p, front);
+      doc.deleted = await exec.deleteFront(p, front, opts.signal);
       lap('delete');
       // Step 5: copy, evicting just before the room is needed.
       exec.prepareEvictions(p, evictions, evictFor, row.size, front);
@@ -613,10 +613,19 @@ class Executor {
    * gets the stale mark instead (RELIABILITY.md I2: the copy may lag, never silently): the
    * deletions are what makes room, and step 7 writes the copy again.
    */
-  deleteFront(p: Plan, ks: Uint32Array): number {
+  async deleteFront(p: Plan, ks: Uint32Array, signal?: AbortSignal): Promise<number> {
     if (ks.length === 0) return 0;
+    // A turn for the event loop between chunks: a Ctrl-C is heard there. Stopped while
+    // uncounting: nothing is unlinked (the catalogue copy on the disk still lists them, and
+    // they are still there; the next reconcile counts them again); while unlinking: the rest
+    // stays on the disk, uncounted, for the next sync.
+    const stopped = async (): Promise<boolean> => {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      return signal?.aborted === true;
+    };
     for (let i = 0; i < ks.length; i += DELETE_CHUNK) {
       this.uncount(Array.from(ks.subarray(i, i + DELETE_CHUNK), (k) => Executor.deletion(p, k)));
+      if (await stopped()) return 0;
     }
     this.disk.checkMounted();
     try {
@@ -636,6 +645,7 @@ class Executor {
         killPoint('after-orphan-delete');
       }
       this.fsyncPrefixDirs(gone);
+      if (await stopped()) break;
     }
     return deleted;
   }
