@@ -3,9 +3,9 @@ import { BaseCommand } from '../cli/base-command.js';
 import { onInterrupt } from '../cli/interrupt.js';
 import { Args, Flags } from '../cli/oclif.js';
 import { DistbackupError } from '../core/errors.js';
-import { parseRate, parseSize } from '../core/units.js';
+import { formatCount, parseRate, parseSize } from '../core/units.js';
 import { planLines, resultLines } from '../sync/report.js';
-import { runSync, type SyncDoc } from '../sync/sync.js';
+import { runSync, SKIPPED_LIST_CAP, type SyncDoc } from '../sync/sync.js';
 import { counted } from '../ui/format.js';
 import { createProgress } from '../ui/progress.js';
 import { runUpdate } from '../update/update.js';
@@ -96,14 +96,19 @@ export default class Sync extends BaseCommand<typeof Sync> {
     }
     if (doc.interrupted) {
       this.logToStderr(
-        `sync of disk '${doc.disk}' interrupted: ${counted(doc.copied, 'object')} (${prettyBytes(doc.bytesCopied)}) copied, made durable and recorded, ${doc.deleted} deleted, ${doc.evicted} evicted; the catalogue copy on the disk is left as it was; run it again to go on`,
+        `sync of disk '${doc.disk}' interrupted: ${counted(doc.copied, 'object')} (${prettyBytes(doc.bytesCopied)}) copied, made durable and recorded, ${doc.deleted} deleted, ${doc.evicted} evicted; ${doc.catalogueWritten ? 'the catalogue copy on the disk is written' : 'the catalogue copy on the disk is left as it was'}; run it again to go on`,
       );
       this.setExitCode(EXIT_INTERRUPTED);
       return doc;
     }
     // Without a progress display (--quiet, --json) the skipped files were not named live: an
     // error is one line on stderr whatever the output mode.
-    if (!this.showProgress) for (const s of doc.skipped) this.warn(`skipped ${s.path}: ${s.error}`);
+    if (!this.showProgress) {
+      for (const s of doc.skipped.slice(0, SKIPPED_LIST_CAP)) this.warn(`skipped ${s.path}: ${s.error}`);
+      if (doc.skippedCount > SKIPPED_LIST_CAP) {
+        this.warn(`and ${formatCount(doc.skippedCount - SKIPPED_LIST_CAP)} more skipped (all in --json 'skipped')`);
+      }
+    }
     if (!doc.dryRun) for (const line of resultLines(doc)) this.log(line);
     if (doc.skippedCount > 0) this.setExitCode(1);
     return doc;

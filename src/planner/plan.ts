@@ -404,6 +404,8 @@ export function plan(input: PlannerInput): Plan {
   let used = pinnedBytes + candidateBytes;
   let tail = evCount; // evIndex[0..tail) are still on the disk
   let lo = 0; // evIndex[lo..) were considered after the current copy: they rank behind it
+  // Copies logged before each candidate was considered: those rank ahead of it (evictionBound).
+  const candBound = new Uint32Array(evCount);
   let evictions = 0;
   let copies = 0;
   let bytesToCopy = 0;
@@ -411,6 +413,7 @@ export function plan(input: PlannerInput): Plan {
   for (let q = 0; q < eventCount; q++) {
     const ev = events[q] as number;
     if ((ev & 1) === EV_EVICTABLE) {
+      candBound[lo] = copies;
       lo++;
       continue;
     }
@@ -432,7 +435,7 @@ export function plan(input: PlannerInput): Plan {
         const e = evIndex[tail] as number;
         const eSize = sizeBytes[e] as number;
         used -= allocatedSize(eSize);
-        log.delete(OP_EVICT, input.objectId[e] as number, eSize);
+        log.delete(OP_EVICT, input.objectId[e] as number, eSize, tail);
         bytesToDelete += eSize;
         evictions++;
       }
@@ -531,6 +534,7 @@ export function plan(input: PlannerInput): Plan {
     },
     stepCount: log.length,
     stepAt: (k: number): PlanStep => log.at(k),
+    evictionBound: (k: number): number => candBound[log.candidateOf(k)] as number,
     orphanDeletes: orphans.objectId.length,
     surplusDeletes,
     evictions,
@@ -567,6 +571,8 @@ class StepLog {
   private readonly ref: Uint32Array;
   private readonly delId: Float64Array;
   private readonly delSize: Float64Array;
+  /** For an eviction: the candidate's position among the evictable candidates (evictionBound). */
+  private readonly delCand: Uint32Array;
   private delCount = 0;
   length = 0;
 
@@ -579,14 +585,24 @@ class StepLog {
     this.ref = new Uint32Array(maxDeletes + maxCopies);
     this.delId = new Float64Array(maxDeletes);
     this.delSize = new Float64Array(maxDeletes);
+    this.delCand = new Uint32Array(maxDeletes);
   }
 
-  delete(op: number, objectId: number, sizeBytes: number): void {
+  delete(op: number, objectId: number, sizeBytes: number, candidate = 0): void {
     const d = this.delCount++;
     this.delId[d] = objectId;
     this.delSize[d] = sizeBytes;
+    this.delCand[d] = candidate;
     this.op[this.length] = op;
     this.ref[this.length++] = d;
+  }
+
+  /** The evictable candidate of the eviction at step k. */
+  candidateOf(k: number): number {
+    if (this.op[k] !== OP_EVICT || k >= this.length) {
+      throw new DistbackupError(`plan step ${k} is not an eviction`, { code: 'planner-step' });
+    }
+    return this.delCand[this.ref[k] as number] as number;
   }
 
   copy(index: number): void {

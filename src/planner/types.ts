@@ -103,6 +103,13 @@ export interface Plan {
   readonly stepCount: number;
   /** Step k of `steps`, built on demand (a SafeDelete for a deletion). Throws when out of range. */
   stepAt(k: number): PlanStep;
+  /**
+   * For an eviction at step k: how many of the plan's copies rank ahead of the evicted object.
+   * A copy may take its room only if its index is below this: copies run in another order than
+   * the plan's (the sources' inode order), and an object is only evicted for one that needs a
+   * copy more. Throws for another step.
+   */
+  evictionBound(k: number): number;
   readonly orphanDeletes: number;
   readonly surplusDeletes: number;
   readonly evictions: number;

@@ -2,7 +2,7 @@
 import prettyBytes from 'pretty-bytes';
 import type { HistogramRow } from '../planner/types.js';
 import { counted } from '../ui/format.js';
-import type { SyncDoc } from './sync.js';
+import { SKIPPED_LIST_CAP, type SyncDoc } from './sync.js';
 
 function histogram(rows: readonly HistogramRow[]): string {
   return rows
@@ -41,10 +41,10 @@ export function resultLines(doc: SyncDoc): string[] {
     // Only a source that changed since the scan is cured by update; a file too large for the
     // disk's filesystem, or unreadable, is not.
     const stale = doc.skipped.filter((s) => s.error.includes("'distbackup update'")).length;
-    const listed =
-      doc.skipped.length < doc.skippedCount ? `the first ${doc.skipped.length.toLocaleString('en-US')}` : 'each';
+    const shown =
+      doc.skippedCount > SKIPPED_LIST_CAP ? ` (the first ${SKIPPED_LIST_CAP.toLocaleString('en-US')} on stderr)` : '';
     lines.push(
-      `${counted(doc.skippedCount, 'object')} skipped, ${listed} named with its cause on stderr and in --json 'skipped'` +
+      `${counted(doc.skippedCount, 'object')} skipped, each named with its cause in --json 'skipped'${shown}` +
         (stale > 0 ? `; ${stale} changed since the last update: run 'distbackup update'` : ''),
     );
   }

@@ -20,6 +20,7 @@ import { displayPath } from '../core/vpath.js';
 import { writeDiskIdentity } from '../disk/disk-json.js';
 import { DiskRoot } from '../disk/disk-root.js';
 import { isRotational, syncfsDurable } from '../disk/fsinfo.js';
+import { DISK_CATALOGUE } from '../disk/layout.js';
 import { describePlace } from '../disk/locate.js';
 import { markCatalogueStale, writeDiskCatalogue } from '../disks/disk-catalogue.js';
 import { findDisk, lockDisk } from '../disks/open.js';
@@ -34,7 +35,7 @@ import type { Progress } from '../ui/progress.js';
 
 export type SyncProfile = 'hdd' | 'ssd';
 
-/** Skipped copies listed in the result, each with its cause (the count stays exact). */
+/** Skipped copies named on stderr, each with its cause (all are in the document). */
 export const SKIPPED_LIST_CAP = 1000;
 
 export interface SyncOptions {
@@ -98,10 +99,12 @@ export interface SyncDoc {
   evicted: number;
   copied: number;
   bytesCopied: number;
-  /** The first SKIPPED_LIST_CAP skipped copies, each with its cause. */
+  /** Every skipped copy, with its cause. */
   skipped: { path: string; error: string }[];
-  /** Every skipped copy (a source folder gone may skip millions: only the first are listed). */
+  /** How many (skipped.length). */
   skippedCount: number;
+  /** Whether the catalogue copy, manifest and script were written to the disk at the end (not after Ctrl-C, unless it had none). */
+  catalogueWritten: boolean;
   minCopiesBefore: number;
   minCopiesAfter: number;
   dryRun: boolean;
@@ -305,6 +308,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
         bytesCopied: p.bytesToCopy,
         skipped: [],
         skippedCount: 0,
+        catalogueWritten: false,
         minCopiesBefore: p.minCopiesBefore,
         minCopiesAfter: p.minCopiesAfter,
         dryRun,
@@ -334,8 +338,8 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       // millions of copies. Deletions are kept as step numbers, copies as two typed columns.
       const front = new Uint32Array(p.orphanDeletes + p.surplusDeletes);
       const evictions = new Uint32Array(p.evictions);
-      // The copy each eviction is placed before (its index among the copies): it ranks behind it.
-      const evictFor = new Uint32Array(p.evictions);
+      // For each eviction, how many copies rank ahead of the evicted object (Plan.evictionBound).
+      const evictBound = new Uint32Array(p.evictions);
       const copyId = new Float64Array(p.copies);
       const copySize = new Float64Array(p.copies);
       {
@@ -346,7 +350,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
           const s = p.stepAt(k);
           if (s.op === 'delete') {
             if (s.del.kind === 'evict') {
-              evictFor[ne] = nc;
+              evictBound[ne] = p.evictionBound(k);
               evictions[ne++] = k;
             } else front[nf++] = k;
           } else {
@@ -358,8 +362,16 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       // Step 4: orphans and surplus copies.
       doc.deleted = await exec.deleteFront(p, front, opts.signal);
       lap('delete');
+      if (isAborted(opts.signal)) {
+        // Ctrl-C among the deletions: nothing is evicted or copied, and the catalogue copy on
+        // the disk is left as it was (see step 7).
+        Object.assign(doc, { evicted: 0, copied: 0, bytesCopied: 0, interrupted: true });
+        doc.minCopiesAfter = minCopies(cat.db) ?? 0;
+        doc.elapsedMs = Date.now() - started;
+        return doc;
+      }
       // Step 5: copy, evicting just before the room is needed.
-      exec.prepareEvictions(p, evictions, evictFor, row.size, front);
+      exec.prepareEvictions(p, evictions, evictBound, row.size, front);
       const items = exec.copyItems(copyId);
       const progress = opts.progress?.(p.bytesToCopy, copyId.length);
       let lastCatalogue = Date.now();
@@ -407,10 +419,9 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
             // itself, and an unmounted source would otherwise have all its files read again.
             if (s.changed) markForRehash(cat.db, s.item.objectId);
             doc.skippedCount += 1;
-            if (doc.skipped.length < SKIPPED_LIST_CAP) {
-              doc.skipped.push({ path: where, error: s.error });
-              progress?.note(`skipped ${where}: ${s.error}`);
-            }
+            // Every one in the document (--json lists each skipped path); the first on stderr.
+            doc.skipped.push({ path: where, error: s.error });
+            if (doc.skippedCount <= SKIPPED_LIST_CAP) progress?.note(`skipped ${where}: ${s.error}`);
           },
           onProgress: (bytes, files) => progress?.update(bytes, files),
           onNote: (line) => progress?.note(line) ?? note(line),
@@ -480,7 +491,11 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       let catalogueError: unknown;
       // (read through a function: the check before the copy narrowed `aborted` to false)
       const stoppedEarly = isAborted(opts.signal) && copied.objects + doc.skippedCount < p.copies;
-      if (!stoppedEarly) {
+      // Written after Ctrl-C too when the disk has no copy at all yet (a first sync stopped
+      // early): a disk must be restorable on its own; a second Ctrl-C still ends at once.
+      const noCopyYet = !fs.existsSync(`${disk.root}/${DISK_CATALOGUE}`);
+      doc.catalogueWritten = !stoppedEarly || noCopyYet;
+      if (doc.catalogueWritten) {
         try {
           disk.checkMounted();
           writeDiskCatalogue(cat, disk, row.id);
@@ -574,8 +589,8 @@ class Executor {
   private plan: Plan | undefined;
   /** Step numbers of the evictions, in the planner's order; the copy each is placed before; which are done. */
   private evictQueue: Uint32Array = new Uint32Array(0);
-  private evictFor: Uint32Array = new Uint32Array(0);
-  private evictDone: Uint8Array = new Uint8Array(0);
+  private evictBound: Uint32Array = new Uint32Array(0);
+  private nextFree: Uint32Array = new Uint32Array(1);
   /** Items with no room yet (makeRoom). */
   private readonly deferred: CopyItem[] = [];
   /** 1 once the copy at that position was accounted for (a retried copy is not charged twice). */
@@ -651,20 +666,26 @@ class Executor {
   }
 
   /**
-   * Set up just-in-time evictions (steps `evictions` of `p`, each placed before the copy
-   * `evictFor`, nondecreasing) for a disk of `capacityBytes`.
+   * Set up just-in-time evictions (steps `evictions` of `p`, each with its bound: the copies
+   * that rank ahead of the evicted object) for a disk of `capacityBytes`.
    */
   prepareEvictions(
     p: Plan,
     evictions: Uint32Array,
-    evictFor: Uint32Array,
+    bounds: Uint32Array,
     capacityBytes: number,
     front: Uint32Array,
   ): void {
     this.plan = p;
-    this.evictQueue = evictions;
-    this.evictFor = evictFor;
-    this.evictDone = new Uint8Array(evictions.length);
+    // Sorted by bound: a copy takes the evictions it may take (bound above its index) of the
+    // lowest bound first, leaving those of higher bounds to the copies further down the plan.
+    const order = Uint32Array.from({ length: evictions.length }, (_, j) => j).sort(
+      (a, b) => (bounds[a] ?? 0) - (bounds[b] ?? 0) || a - b,
+    );
+    this.evictQueue = Uint32Array.from(order, (j) => evictions[j] ?? 0);
+    this.evictBound = Uint32Array.from(order, (j) => bounds[j] ?? 0);
+    // nextFree[r]: a pointer towards the first eviction at or after r not done (path-halved).
+    this.nextFree = Uint32Array.from({ length: evictions.length + 1 }, (_, r) => r);
     this.accounted = new Uint8Array(p.copies);
     let used = 0;
     const n = this.input.count;
@@ -682,12 +703,12 @@ class Executor {
 
   /**
    * Account for `item` and evict until it fits; false when it does not fit yet (deferred: see
-   * `takeDeferred`). Copies come in inode order, not the planner's, so an item may only take an
-   * eviction placed before itself or a copy after it in the plan (the planner evicts an object
-   * only for one that needs a copy more: one ranked behind the copy it was placed before is
-   * ranked behind every copy before that too). Nothing is evicted for an item none of whose
-   * sources is there as a regular file of its size (a source folder unmounted since `update`):
-   * its copy will be skipped, and the copies evicted for it would be lost for nothing.
+   * `takeDeferred`). Copies come in inode order, not the planner's, so an item may only take
+   * the room of an object that ranks behind it: an eviction whose bound (the copies ranked
+   * ahead of the evicted object, Plan.evictionBound) is above the item's index. Nothing is
+   * evicted for an item none of whose sources is there as a regular file of its size (a source
+   * folder unmounted since `update`): its copy will be skipped, and the copies evicted for it
+   * would be lost for nothing.
    */
   makeRoom(item: CopyItem, last = false): boolean {
     if (this.accounted[item.index] === 1) return true;
@@ -700,18 +721,17 @@ class Executor {
         this.freeBytes -= need;
         return true;
       }
-      // The evictions it may take: a suffix of the queue (evictFor is nondecreasing).
+      // The evictions it may take: those whose bound is above its index, a suffix of the queue.
       let lo = 0;
       let hi = this.evictQueue.length;
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
-        if ((this.evictFor[mid] ?? 0) < item.index) lo = mid + 1;
+        if ((this.evictBound[mid] ?? 0) <= item.index) lo = mid + 1;
         else hi = mid;
       }
       const picked: number[] = [];
       let gain = 0;
-      for (let j = lo; j < this.evictQueue.length && this.freeBytes + gain < need; j++) {
-        if (this.evictDone[j] === 1) continue;
+      for (let j = this.free(lo); j < this.evictQueue.length && this.freeBytes + gain < need; j = this.free(j + 1)) {
         picked.push(j);
         gain += allocatedSize(Executor.deletion(p, this.evictQueue[j] ?? 0).sizeBytes);
       }
@@ -721,7 +741,7 @@ class Executor {
       }
       const batch: SafeDelete[] = [];
       for (const j of picked) {
-        this.evictDone[j] = 1;
+        this.nextFree[j] = j + 1;
         batch.push(Executor.deletion(p, this.evictQueue[j] ?? 0));
       }
       // Deleted without the catalogue copy written first (too costly per eviction): marked stale
@@ -746,6 +766,17 @@ class Executor {
     this.accounted[item.index] = 1;
     this.freeBytes -= need;
     return true;
+  }
+
+  /** The first eviction at or after queue position `r` not done yet (evictQueue.length: none). */
+  private free(r: number): number {
+    let x = r;
+    while ((this.nextFree[x] ?? x) !== x) {
+      const up = this.nextFree[x] as number;
+      this.nextFree[x] = this.nextFree[up] ?? up;
+      x = up;
+    }
+    return x;
   }
 
   /** A copy of `item` accounted for was skipped: its room is free again. */
