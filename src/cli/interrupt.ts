@@ -18,12 +18,22 @@ export interface Interrupt {
 export function onInterrupt(what: string): Interrupt {
   const ac = new AbortController();
   const handler = (sig: NodeJS.Signals): void => {
+    if (sig === 'SIGHUP') {
+      // The terminal is gone: a write to it fails (EIO), and an 'error' nobody listens to would
+      // end the process there and then. Nothing more is shown.
+      for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+    }
     if (!ac.signal.aborted) {
-      process.stderr.write(`\ninterrupted: ${what} (Ctrl-C again to stop at once)\n`);
+      // The cursor is saved below the line: a progress bar's stop() puts it back where it was
+      // saved last, and the closing lines would be written over this one.
+      if (sig !== 'SIGHUP') {
+        process.stderr.write(`\ninterrupted: ${what} (again to stop at once)\n${process.stderr.isTTY ? '\x1b7' : ''}`);
+      }
       ac.abort();
       return;
     }
-    if (process.stderr.isTTY) process.stderr.write('\x1b[?25h\x1b[?7h\n');
+    if (process.stderr.isTTY && sig !== 'SIGHUP') process.stderr.write('\x1b[?25h\x1b[?7h\n');
+    // 'exit' handlers still run: the copying shells are ended there (pipeline/copy-io.ts).
     process.exit(EXIT_CODES[sig] ?? 130);
   };
   for (const s of SIGNALS) process.on(s, handler);

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { BaseCommand } from '../cli/base-command.js';
 import { copyFilterFlags, copyFilterOf } from '../cli/flags.js';
 import { Args, Flags } from '../cli/oclif.js';
+import { tempNameFor } from '../core/durable.js';
 import { DistbackupError, describeError, errnoCode, fileError, UsageError } from '../core/errors.js';
 import { normalizeVpath } from '../core/vpath.js';
 import { counted } from '../ui/format.js';
@@ -40,26 +41,34 @@ export default class Ncdu extends BaseCommand<typeof Ncdu> {
     const names = liveDisks(db);
     const out = f.output;
     if (out !== undefined && out !== '-') {
-      const tmp = `${out}.tmp-${process.pid}`;
-      let fd: number;
-      try {
-        const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = fs.constants;
-        fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o644);
-      } catch (err) {
-        throw fileError(out, err, 'cannot write the ncdu export');
-      }
+      // A name of its own beside the output, created new (O_EXCL, not following a link).
+      const tmp = tempNameFor(out);
+      const onOut = <T>(fn: () => T): T => {
+        try {
+          return fn();
+        } catch (err) {
+          throw fileError(out, err, 'cannot write the ncdu export');
+        }
+      };
+      const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+      let fd = onOut(() => fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644));
       let summary: NcduSummary;
       try {
+        // A failure of the catalogue's reads comes through as it is (it is not the output's).
         summary = await writeNcdu(rows, prefix, names, (s) => writeAll(fd, s, out), meta);
-        fs.fsyncSync(fd);
-        fs.closeSync(fd);
-        fs.renameSync(tmp, out);
+        onOut(() => fs.fsyncSync(fd));
+        const closing = fd;
+        fd = -1;
+        onOut(() => fs.closeSync(closing));
+        onOut(() => fs.renameSync(tmp, out));
       } catch (err) {
-        try {
-          fs.closeSync(fd);
-        } catch {}
+        if (fd >= 0) {
+          try {
+            fs.closeSync(fd);
+          } catch {}
+        }
         fs.rmSync(tmp, { force: true });
-        throw err instanceof DistbackupError ? err : fileError(out, err, 'cannot write the ncdu export');
+        throw err;
       }
       process.stderr.write(
         `wrote ${path.resolve(out)}: ${counted(summary.files, 'file')} in ${counted(summary.folders, 'folder')}\n`,

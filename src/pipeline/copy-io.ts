@@ -277,6 +277,23 @@ interface ShellRequest {
  * It ends on its own when this process dies (its stdin closes), after the command in flight.
  * A request still waiting when the shell goes away is rejected, never left unsettled.
  */
+/**
+ * Process groups of the shells running now. They run in groups of their own (a Ctrl-C at the
+ * terminal is this process's to handle), so a process that exits at once (a second Ctrl-C:
+ * cli/interrupt.ts) ends them on its way out: a `cp` in flight must not go on writing into a
+ * disk whose lock is released.
+ */
+const liveGroups = new Set<number>();
+process.on('exit', () => {
+  for (const pid of liveGroups) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+});
+
 class ShellLoop {
   private child: ChildProcessWithoutNullStreams | undefined;
   private readonly waiting: ShellRequest[] = [];
@@ -305,6 +322,8 @@ class ShellLoop {
       this.broken = true;
       return undefined;
     }
+    const group = child.pid;
+    if (group !== undefined) liveGroups.add(group);
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (d: string) => {
       this.out += d;
@@ -328,7 +347,10 @@ class ShellLoop {
       for (const w of this.waiting.splice(0)) w.reject(w.gone(why));
     };
     child.on('error', (err) => gone(`${this.what} could not run: ${err.message}`));
-    child.on('close', (code, signal) => gone(`${this.what} ended with ${signal ?? `exit ${code}`}`));
+    child.on('close', (code, signal) => {
+      if (group !== undefined) liveGroups.delete(group);
+      gone(`${this.what} ended with ${signal ?? `exit ${code}`}`);
+    });
     child.stdin.on('error', () => {
       // EPIPE when the shell died: its 'close' rejects what waits.
     });

@@ -206,6 +206,9 @@ export function createHashPool(threads: number = defaultHashJobs(), opts: HashPo
       destroyed ??= Promise.all(
         lanes.map((lane) => {
           lane.dead = true;
+          // Its batch never gets an answer now: given up, as the queued ones.
+          lane.job?.reject(new Error('the hash pool was stopped'));
+          lane.job = undefined;
           return lane.worker.terminate();
         }),
       ).then(

@@ -423,6 +423,8 @@ class UpdateRun {
         if (performance.now() - this.lastTurn >= 50) {
           await new Promise<void>((resolve) => setImmediate(resolve));
           this.lastTurn = performance.now();
+          // (read through the options again: the check above narrowed it for the compiler)
+          if (isAborted(this.opts.signal)) return;
         } else if (this.queued() > 0) await Promise.resolve();
       }
     }
@@ -782,4 +784,9 @@ class UpdateRun {
     p.setTotals(this.result.dryRun ? 0 : this.result.bytesToHash, this.result.scanned);
     p.update(this.result.bytesHashed, this.filesDone);
   }
+}
+
+/** Whether `signal` has aborted (a call, so that a check earlier in a loop does not narrow it). */
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
 }
