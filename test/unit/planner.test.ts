@@ -358,3 +358,26 @@ describe('input checks', () => {
     assert.equal(p.minCopiesAfter, 0);
   });
 });
+
+describe('eviction bounds (the copies that rank ahead of an evicted object)', () => {
+  test('the room of an object evicted for the first copy goes to copies ranked ahead of it only', () => {
+    // E (8 blocks, here, 1 copy elsewhere), H (5, none), M (5, 1 elsewhere, as E), L (5, 3); room for 12.
+    const p = run(
+      [
+        o(8, { onThisDisk: true, copiesElsewhere: 1 }),
+        o(5, { copiesElsewhere: 0 }),
+        o(5, { copiesElsewhere: 1 }),
+        o(5, { copiesElsewhere: 3 }),
+      ],
+      12,
+    );
+    assert.deepEqual(
+      p.steps.map((s) => (s.op === 'copy' ? `copy ${s.index}` : `${s.del.kind} ${s.del.objectId}`)),
+      ['evict 0', 'copy 1', 'copy 2'],
+    );
+    // Only H ranks ahead of E: M, which has as many copies as E, fits in what H leaves, but
+    // may not take E's room if it comes first.
+    assert.equal(p.evictionBound(0), 1);
+    assert.throws(() => p.evictionBound(1), /not an eviction/);
+  });
+});
