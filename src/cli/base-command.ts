@@ -160,6 +160,15 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return fs.existsSync(path.join(this.dataDir, CATALOGUE_FILE)) ? {} : { mode: 'dry-run' };
   }
 
+  /**
+   * The `--json` document, as oclif prints it without a colour theme (indented by two), but
+   * written by one JSON.stringify: oclif's colourizer splits the text into a JS object per
+   * token, and a sync's list of a million skipped paths took gigabytes there.
+   */
+  public override logJson(json: unknown): void {
+    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+  }
+
   /** True when progress may be printed (not --quiet, not --json). */
   protected get showProgress(): boolean {
     return !this.flags.quiet && !this.jsonEnabled();

@@ -3,7 +3,9 @@
  * SIGHUP aborts the run's signal, so the run stops soon with what is durable kept and recorded,
  * and says so once on stderr. A second one ends the process at once, with 128 + its number, after
  * putting a terminal back as it was: the progress bar hides the cursor and turns line wrap off,
- * and a process that dies by its signal never shows them again. `stop()` removes the handlers.
+ * and a process that dies by its signal never shows them again. A handler runs on the event
+ * loop: a second signal takes effect once a synchronous step in progress ends. `stop()` removes
+ * the handlers.
  */
 
 const EXIT_CODES: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
@@ -19,16 +21,14 @@ export function onInterrupt(what: string): Interrupt {
   const ac = new AbortController();
   const handler = (sig: NodeJS.Signals): void => {
     if (sig === 'SIGHUP') {
-      // The terminal is gone: a write to it fails (EIO), and an 'error' nobody listens to would
-      // end the process there and then. Nothing more is shown.
+      // The terminal may be gone: a write to it fails (EIO), and an 'error' nobody listens to
+      // would end the process there and then (stderr may be a log file, still written).
       for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
     }
     if (!ac.signal.aborted) {
       // The cursor is saved below the line: a progress bar's stop() puts it back where it was
       // saved last, and the closing lines would be written over this one.
-      if (sig !== 'SIGHUP') {
-        process.stderr.write(`\ninterrupted: ${what} (again to stop at once)\n${process.stderr.isTTY ? '\x1b7' : ''}`);
-      }
+      process.stderr.write(`\ninterrupted: ${what} (again to stop at once)\n${process.stderr.isTTY ? '\x1b7' : ''}`);
       ac.abort();
       return;
     }

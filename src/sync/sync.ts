@@ -365,7 +365,13 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       if (isAborted(opts.signal)) {
         // Ctrl-C among the deletions: nothing is evicted or copied, and the catalogue copy on
         // the disk is left as it was (see step 7).
-        Object.assign(doc, { evicted: 0, copied: 0, bytesCopied: 0, interrupted: true });
+        Object.assign(doc, {
+          evicted: 0,
+          copied: 0,
+          bytesCopied: 0,
+          interrupted: true,
+          catalogueWritten: exec.wroteCatalogue,
+        });
         doc.minCopiesAfter = minCopies(cat.db) ?? 0;
         doc.elapsedMs = Date.now() - started;
         return doc;
@@ -492,7 +498,8 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       // (read through a function: the check before the copy narrowed `aborted` to false)
       const stoppedEarly = isAborted(opts.signal) && copied.objects + doc.skippedCount < p.copies;
       // Written after Ctrl-C too when the disk has no copy at all yet (a first sync stopped
-      // early): a disk must be restorable on its own; a second Ctrl-C still ends at once.
+      // early): a disk must be restorable on its own. (The write is synchronous: a second
+      // Ctrl-C takes effect once it is done.)
       const noCopyYet = !fs.existsSync(`${disk.root}/${DISK_CATALOGUE}`);
       doc.catalogueWritten = !stoppedEarly || noCopyYet;
       if (doc.catalogueWritten) {
@@ -591,6 +598,8 @@ class Executor {
   private evictQueue: Uint32Array = new Uint32Array(0);
   private evictBound: Uint32Array = new Uint32Array(0);
   private nextFree: Uint32Array = new Uint32Array(1);
+  /** Whether the deletions wrote the catalogue copy to the disk (before unlinking). */
+  wroteCatalogue = false;
   /** Items with no room yet (makeRoom). */
   private readonly deferred: CopyItem[] = [];
   /** 1 once the copy at that position was accounted for (a retried copy is not charged twice). */
@@ -645,6 +654,7 @@ class Executor {
     this.disk.checkMounted();
     try {
       writeDiskCatalogue(this.cat, this.disk, this.diskId);
+      this.wroteCatalogue = true;
     } catch (err) {
       if (!NO_ROOM.has(errnoCode(err) ?? '')) throw err;
       markCatalogueStale(this.disk);
@@ -657,16 +667,21 @@ class Executor {
       const gone = this.gone(Array.from(ks.subarray(i, i + DELETE_CHUNK), (k) => Executor.deletion(p, k)));
       let unlinked = 0;
       let stop = false;
+      let turn = performance.now();
       for (const g of gone) {
         if (this.unlink(g)) deleted += 1;
+        unlinked += 1;
         killPoint('after-orphan-delete');
-        // A turn every few hundred unlinks: on a hard disk 10,000 of them take many seconds.
-        if (++unlinked % 500 === 0 && (await stopped())) {
-          stop = true;
-          break;
+        // A turn every 50 ms (looked at every 16 unlinks): on a hard disk each may take a seek.
+        if (unlinked % 16 === 0 && performance.now() - turn >= 50) {
+          if (await stopped()) {
+            stop = true;
+            break;
+          }
+          turn = performance.now();
         }
       }
-      this.fsyncPrefixDirs(gone);
+      this.fsyncPrefixDirs(gone.slice(0, unlinked));
       if (stop || (await stopped())) break;
     }
     return deleted;
