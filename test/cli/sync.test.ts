@@ -197,3 +197,50 @@ test('files of 16 MiB and more, copied by `cp` and checked read back, end as thr
     else assert.equal(n, 0, 'd2: --bwlimit copies through the loop');
   }
 });
+
+test('more than 1,000 skipped copies: stderr names the first 1,000 and counts the rest; --json lists all', async (t) => {
+  const w = makeWorld(t);
+  const files: Record<string, Buffer> = {};
+  for (let i = 0; i < 1003; i++) files[`gone/f${i}`] = bytes(7000 + i, 32);
+  writeTree(w.src, files);
+  await catalogue(w);
+  fs.rmSync(path.join(w.src, 'gone'), { recursive: true });
+  const d = path.join(w.root, 'd');
+  assert.equal(runCli(w.home, ['disk', 'add', 'd', d, '--size', '100M']).code, 0);
+  const r = runCli(w.home, ['sync', 'd', '--quiet', '--dry-run']);
+  assert.equal(r.code, 0, r.stderr);
+  const real = runCli(w.home, ['sync', 'd', '--quiet']);
+  assert.equal(real.code, 1, real.stderr);
+  const lines = real.stderr.split('\n');
+  assert.equal(lines.filter((l) => l.startsWith('distbackup: warning: skipped ')).length, 1000);
+  assert.ok(
+    lines.includes("distbackup: warning: and 3 more skipped (all in --json 'skipped')"),
+    real.stderr.slice(-300),
+  );
+  const json = runCliJson<SyncJson>(w.home, ['sync', 'd']);
+  assert.equal(json.json.skipped.length, 1003);
+});
+
+test('Ctrl-C among the deletions of orphans: exit 130, nothing evicted or copied, what was uncounted is not on the disk counted', async (t) => {
+  const w = makeWorld(t);
+  const files: Record<string, Buffer> = {};
+  for (let i = 0; i < 40; i++) files[`old/f${i}`] = bytes(8000 + i, 64);
+  files['keep.txt'] = bytes(8999, 64);
+  writeTree(w.src, files);
+  await catalogue(w);
+  const d = path.join(w.root, 'd');
+  assert.equal(runCli(w.home, ['disk', 'add', 'd', d, '--size', '100M']).code, 0);
+  assert.equal(runCli(w.home, ['sync', 'd', '--quiet']).code, 0);
+  fs.rmSync(path.join(w.src, 'old'), { recursive: true });
+  await catalogue(w);
+  // A Ctrl-C that lands at the fifth unlink of an orphan.
+  const r = runCli(w.home, ['sync', 'd'], { DISTBACKUP_TEST_KILL: 'after-orphan-delete:5:SIGINT' });
+  assert.equal(r.code, 130, r.stderr);
+  assert.match(
+    r.stderr,
+    /sync of disk 'd' interrupted: 0 objects .* 0 evicted; the catalogue copy on the disk is written/,
+  );
+  const again = runCliJson<SyncJson>(w.home, ['sync', 'd']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(diskObjects(d).size, 1, 'the next sync deletes the rest');
+});
