@@ -61,6 +61,12 @@ export default class Sync extends BaseCommand<typeof Sync> {
           progress: createProgress({ label: 'update', enabled: this.showProgress }),
           signal: interrupt.signal,
         });
+        if (r.interrupted) {
+          process.stderr.write(
+            "distbackup: update interrupted: the hashes done so far are kept; nothing was synced; run 'distbackup sync --update' again to go on\n",
+          );
+          this.exit(EXIT_INTERRUPTED);
+        }
         if (r.errors.length > 0)
           this.warn(`update: ${r.errors.length} paths could not be read (see 'distbackup update')`);
       }

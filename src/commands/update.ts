@@ -2,6 +2,7 @@ import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
 import { onInterrupt } from '../cli/interrupt.js';
 import { Flags } from '../cli/oclif.js';
+import { ExitCode } from '../core/errors.js';
 import { counted, formatCount } from '../ui/format.js';
 import type { Progress } from '../ui/progress.js';
 import { runUpdate, type UpdateResult } from '../update/update.js';
@@ -56,6 +57,14 @@ Exit codes: 0 done; 1 done, but some paths could not be read (listed, and in --j
       });
     } finally {
       interrupt.stop();
+    }
+    if (doc.interrupted) {
+      // The document (--json) says so too; 128 + SIGINT, as shells report a Ctrl-C.
+      this.logToStderr(
+        `update interrupted: the hashes done so far are kept (${formatCount(doc.scanned)} scanned, ${prettyBytes(doc.bytesHashed)} hashed); run 'distbackup update' again to finish`,
+      );
+      this.setExitCode(ExitCode.interrupted);
+      return doc;
     }
     if (!this.jsonEnabled()) {
       if (!this.showProgress) for (const w of doc.warnings) process.stderr.write(`distbackup: warning: ${w}\n`);

@@ -38,7 +38,7 @@ import {
 import { lockCatalogue } from '../catalog/lock.js';
 import { FileKind, type FileKindValue, NO_CAP } from '../catalog/schema.js';
 import { listSources, type SourceRow } from '../catalog/sources.js';
-import { DistbackupError, describeError, ExitCode, errnoCode, RefusedError } from '../core/errors.js';
+import { describeError, errnoCode, RefusedError } from '../core/errors.js';
 import { displayPath, subtreeRange, vpathContains, vpathJoin } from '../core/vpath.js';
 import { boundedMap, type Settled } from '../pipeline/bounded.js';
 import { EMPTY_SHA256, type HashResult, type HashTask } from '../pipeline/hash.js';
@@ -81,6 +81,8 @@ export interface UpdateResult {
   bytesToHash: number;
   /** True for `-n/--dry-run`: the counts say what would change; nothing was hashed or written. */
   dryRun: boolean;
+  /** Stopped by Ctrl-C: the counts are of what was done, and committed; the next run goes on. */
+  interrupted: boolean;
   elapsedMs: number;
 }
 
@@ -157,8 +159,8 @@ interface HashJob {
 /**
  * Run `update` on catalogue `cat` (see the module comment). Takes the home lock (refused, exit 2,
  * when another distbackup process holds it). Throws RefusedError when a mapping's root is
- * missing or empty while files are catalogued under it; DistbackupError `interrupted` when
- * `opts.signal` aborts (hashes done so far are committed).
+ * missing or empty while files are catalogued under it. When `opts.signal` aborts, the hashes
+ * done so far are committed and the result says `interrupted`.
  */
 export async function runUpdate(cat: Catalog, opts: UpdateOptions = {}): Promise<UpdateResult> {
   const started = Date.now();
@@ -192,11 +194,11 @@ export async function runUpdate(cat: Catalog, opts: UpdateOptions = {}): Promise
     run.result.errors.push(...problems.errors);
     await run.execute(sources.filter((s) => !problems.unreadable.has(s.id)));
     if (opts.signal?.aborted === true) {
+      // What was recorded is committed; nothing is forgotten (the scan did not see everything).
       w.close();
-      throw new DistbackupError(
-        `update interrupted: the hashes done so far are kept; run 'distbackup update' again to finish`,
-        { code: 'interrupted', exitCode: ExitCode.interrupted },
-      );
+      run.result.interrupted = true;
+      run.result.elapsedMs = Date.now() - started;
+      return run.result;
     }
     run.result.objectsForgotten = w.collectGarbage();
     w.close();
@@ -204,7 +206,6 @@ export async function runUpdate(cat: Catalog, opts: UpdateOptions = {}): Promise
     return run.result;
   } catch (err) {
     // Keep what was committed; a half batch of a failed run is not trusted.
-    if (err instanceof DistbackupError && err.code === 'interrupted') throw err;
     writer?.rollback();
     throw err;
   } finally {
@@ -312,6 +313,7 @@ class UpdateRun {
     toHash: 0,
     bytesToHash: 0,
     dryRun: false,
+    interrupted: false,
     elapsedMs: 0,
   };
   /** Anything with an mtime or ctime at or after this is stored racily clean (hashed again next run). */

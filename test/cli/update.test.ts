@@ -285,7 +285,7 @@ test('Ctrl-C is heard while update scans with nothing to hash (empty files): exi
   const wal = path.join(home, 'distbackup.sqlite-wal');
   const walSize = (): number => (fs.existsSync(wal) ? fs.statSync(wal).size : 0);
   const start = walSize();
-  const run = startCli(home, ['update', '--commit-every', '500']);
+  const run = startCli(home, ['update', '--commit-every', '500', '--json']);
   let exited = false;
   void run.done.then(() => {
     exited = true;
@@ -298,7 +298,11 @@ test('Ctrl-C is heard while update scans with nothing to hash (empty files): exi
   const end = await run.done;
   clearTimeout(guard);
   assert.equal(end.code, 130, `exit ${end.code ?? end.signal}: ${end.stderr.slice(0, 300)}`);
-  assert.match(end.stderr, /update interrupted/);
+  assert.match(end.stderr, /interrupted: committing the hashes done so far/);
+  // --json still gets its document, saying so.
+  const doc = JSON.parse(end.stdout) as { interrupted: boolean; scanned: number };
+  assert.equal(doc.interrupted, true);
+  assert.ok(doc.scanned > 0);
   const again = runCliJson<{ new: number; unchanged: number }>(home, ['update']);
   assert.equal(again.code, 0, again.stderr);
   assert.ok(again.json.unchanged > 0, 'what was committed before Ctrl-C is kept');
