@@ -1,6 +1,6 @@
 import { BaseCommand } from '../cli/base-command.js';
 import { Errors, Flags } from '../cli/oclif.js';
-import { DistbackupError } from '../core/errors.js';
+import { DistbackupError, ExitCode } from '../core/errors.js';
 import { type CliRun, type DemoResult, runDemo } from '../demo/demo.js';
 
 export default class Demo extends BaseCommand<typeof Demo> {
@@ -14,11 +14,31 @@ export default class Demo extends BaseCommand<typeof Demo> {
   };
 
   public async run(): Promise<DemoResult> {
-    const result = await runDemo({
-      out: (line) => this.log(line),
-      keep: this.flags.keep,
-      ...(this.flags.spawn ? {} : { cli: (args, env) => this.runInProcess(args, env) }),
-    });
+    // Ctrl-C: the step in progress stops itself (its own handler), the demo stops after it and
+    // removes its folder; a second Ctrl-C ends the process at once.
+    const ac = new AbortController();
+    const onSignal = (): void => {
+      if (ac.signal.aborted) process.exit(ExitCode.interrupted);
+      ac.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    let result: DemoResult;
+    try {
+      result = await runDemo({
+        out: (line) => this.log(line),
+        keep: this.flags.keep,
+        signal: ac.signal,
+        ...(this.flags.spawn ? {} : { cli: (args, env) => this.runInProcess(args, env) }),
+      });
+    } finally {
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+    }
+    if (result.interrupted) {
+      this.setExitCode(ExitCode.interrupted);
+      return result;
+    }
     if (!result.ok) throw new DistbackupError(`demo failed: ${result.failed ?? 'unknown step'}`);
     return result;
   }

@@ -52,6 +52,8 @@ export interface DemoOptions {
   keep?: boolean;
   /** Run in this folder instead of a fresh temporary one (must be empty or missing). */
   dir?: string;
+  /** Ctrl-C: the demo stops after the step in progress (which stops itself), and cleans up. */
+  signal?: AbortSignal;
 }
 
 /** How the demo ended. */
@@ -61,9 +63,12 @@ export interface DemoResult {
   steps: number;
   /** The step that went wrong, if any. */
   failed: string | null;
+  /** Stopped by Ctrl-C (not a wrong result). */
+  interrupted: boolean;
 }
 
 class StepFailed extends Error {}
+class Interrupted extends Error {}
 
 /** A plain progress line of update, sync, verify or restore (src/ui/progress.ts). */
 const PROGRESS_LINE = /^(update|sync|verify|restore): \d/;
@@ -144,7 +149,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
         .map(short)
         .join(' ')}`,
     );
+    const stopped = (): boolean => opts.signal?.aborted === true;
+    if (stopped()) throw new Interrupted();
     const r = await cli(args, { DISTBACKUP_PATH: home });
+    // A step stopped by the same Ctrl-C (exit 130) is not a wrong result.
+    if (stopped()) throw new Interrupted();
     // Progress lines are left out: captured apart from stdout they would print after the result.
     const shown = r.stderr
       .split('\n')
@@ -225,12 +234,17 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     check(cmp.files === tree.files, `${cmp.files} files compared, expected ${tree.files}`);
     out('');
     out(`demo complete: ${steps} commands, every step gave the expected result`);
-    return { ok: true, dir, steps, failed: null };
+    return { ok: true, dir, steps, failed: null, interrupted: false };
   } catch (err) {
+    if (err instanceof Interrupted) {
+      out('');
+      out(`demo interrupted at step ${steps}; nothing outside its folder was touched`);
+      return { ok: false, dir, steps, failed: null, interrupted: true };
+    }
     const what = err instanceof StepFailed ? err.message : `${(err as Error).message}`;
     out('');
     out(`demo FAILED at step ${steps}: ${short(what)}`);
-    return { ok: false, dir, steps, failed: what };
+    return { ok: false, dir, steps, failed: what, interrupted: false };
   } finally {
     if (opts.keep === true) out(`the demo folder is kept: ${dir}`);
     else fs.rmSync(dir, { recursive: true, force: true });
