@@ -41,6 +41,8 @@ export function acquireLock(file: string, what: string): Lock {
     // BEGIN EXCLUSIVE takes the lock before anything is read (two takers at once: one wins,
     // the other is refused), and exclusive locking mode keeps it past the COMMIT.
     db.exec('BEGIN EXCLUSIVE');
+    // (The table holds nothing: it only makes the file a database. Its columns are those of the
+    // lock files older builds made.)
     if (db.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'holder'").pluck().get() === 0) {
       db.exec('CREATE TABLE holder (pid INTEGER, since_ms INTEGER)');
     }

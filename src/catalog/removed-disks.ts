@@ -5,7 +5,7 @@
  * newer (restore/newest.ts). A few bytes a disk, and disks are few.
  */
 import type { Db } from './db.js';
-import { getMeta, setMeta } from './meta.js';
+import { getMeta, setCountsMeta, setMeta } from './meta.js';
 
 const KEY = 'removed_disks';
 /** Where a damaged record is set aside when a removal is recorded (it is never lost). */
@@ -46,5 +46,5 @@ export function recordRemovedDisk(db: Db, uuid: string, generation: number): voi
   // The first damaged record is the one kept: a later one holds no more than what was carried over.
   if (damaged && raw !== undefined && getMeta(db, DAMAGED_KEY) === undefined) setMeta(db, DAMAGED_KEY, raw);
   disks.set(uuid, Math.max(generation, disks.get(uuid) ?? 0));
-  setMeta(db, KEY, JSON.stringify(Object.fromEntries(disks)));
+  setCountsMeta(db, KEY, disks);
 }

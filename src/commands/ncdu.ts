@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { BaseCommand } from '../cli/base-command.js';
 import { copyFilterFlags, copyFilterOf } from '../cli/flags.js';
 import { Args, Flags } from '../cli/oclif.js';
-import { tempNameFor } from '../core/durable.js';
+import { renameDurable, tempNameFor } from '../core/durable.js';
 import { DistbackupError, describeError, errnoCode, fileError, UsageError } from '../core/errors.js';
 import { normalizeVpath } from '../core/vpath.js';
 import { counted } from '../ui/format.js';
@@ -60,7 +60,8 @@ export default class Ncdu extends BaseCommand<typeof Ncdu> {
         const closing = fd;
         fd = -1;
         onOut(() => fs.closeSync(closing));
-        onOut(() => fs.renameSync(tmp, out));
+        // The folder fsynced after the rename: the new export survives a power cut.
+        onOut(() => renameDurable(tmp, out));
       } catch (err) {
         if (fd >= 0) {
           try {

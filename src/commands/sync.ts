@@ -2,16 +2,13 @@ import prettyBytes from 'pretty-bytes';
 import { BaseCommand } from '../cli/base-command.js';
 import { onInterrupt } from '../cli/interrupt.js';
 import { Args, Flags } from '../cli/oclif.js';
-import { DistbackupError } from '../core/errors.js';
+import { DistbackupError, ExitCode } from '../core/errors.js';
 import { formatCount, parseRate, parseSize } from '../core/units.js';
 import { planLines, resultLines } from '../sync/report.js';
 import { runSync, SKIPPED_LIST_CAP, type SyncDoc } from '../sync/sync.js';
 import { counted } from '../ui/format.js';
 import { createProgress } from '../ui/progress.js';
 import { runUpdate } from '../update/update.js';
-
-/** Exit code of a run ended by Ctrl-C (SPEC §3 names none; 128 + SIGINT, as shells do). */
-const EXIT_INTERRUPTED = 130;
 
 export default class Sync extends BaseCommand<typeof Sync> {
   static override summary = 'Bring a connected disk up to date and raise the pool’s redundancy (the main job).';
@@ -65,7 +62,7 @@ export default class Sync extends BaseCommand<typeof Sync> {
           process.stderr.write(
             "distbackup: update interrupted: the hashes done so far are kept; nothing was synced; run 'distbackup sync --update' again to go on\n",
           );
-          this.exit(EXIT_INTERRUPTED);
+          this.exit(ExitCode.interrupted);
         }
         if (r.errors.length > 0)
           this.warn(`update: ${r.errors.length} paths could not be read (see 'distbackup update')`);
@@ -94,7 +91,7 @@ export default class Sync extends BaseCommand<typeof Sync> {
     } catch (err) {
       if (err instanceof DistbackupError && err.code === 'interrupted') {
         process.stderr.write(`distbackup: ${err.message}\n`);
-        this.exit(EXIT_INTERRUPTED);
+        this.exit(ExitCode.interrupted);
       }
       throw err;
     } finally {
@@ -104,7 +101,7 @@ export default class Sync extends BaseCommand<typeof Sync> {
       this.logToStderr(
         `sync of disk '${doc.disk}' interrupted: ${counted(doc.copied, 'object')} (${prettyBytes(doc.bytesCopied)}) copied, made durable and recorded, ${doc.deleted} deleted, ${doc.evicted} evicted; ${doc.catalogueWritten ? 'the catalogue copy on the disk is written' : 'the catalogue copy on the disk is left as it was'}; run it again to go on`,
       );
-      this.setExitCode(EXIT_INTERRUPTED);
+      this.setExitCode(ExitCode.interrupted);
       return doc;
     }
     // Without a progress display (--quiet, --json) the skipped files were not named live: an

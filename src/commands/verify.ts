@@ -9,9 +9,6 @@ import { counted } from '../ui/format.js';
 import { createProgress } from '../ui/progress.js';
 import { runVerify, type VerifyDoc } from '../verify/verify.js';
 
-/** Exit code of a run ended by Ctrl-C (SPEC §3 names none; 128 + SIGINT, as shells do). */
-const EXIT_INTERRUPTED = 130;
-
 export default class Verify extends BaseCommand<typeof Verify> {
   static override summary = 'Re-read the objects of a disk and check their hashes, least recently verified first.';
   static override description =
@@ -123,7 +120,7 @@ Exit codes: 0 all good; 3 something was bad or missing; 130 interrupted (what wa
     // Copies that could not be checked are an error (1), unless some were bad or missing (3).
     if (gone === 0 && doc.unreadable.length > 0) this.setExitCode(ExitCode.error);
     // Bad or missing copies found before a Ctrl-C say so (3), as SPEC asks of any run that found them.
-    if (doc.stoppedBy === 'interrupted' && gone === 0) this.setExitCode(EXIT_INTERRUPTED);
+    if (doc.stoppedBy === 'interrupted' && gone === 0) this.setExitCode(ExitCode.interrupted);
     return doc;
   }
 }

@@ -68,6 +68,11 @@ export function writeDiskCatalogue(
   return { manifestFiles };
 }
 
+/** Whether the disk holds a catalogue copy (of any age). */
+export function hasDiskCatalogue(root: DiskRoot): boolean {
+  return fs.existsSync(path.join(root.root, DISK_CATALOGUE));
+}
+
 /** The words of the stale marker (for a person who finds it on the disk). */
 const STALE_TEXT =
   'Objects were removed from this disk (evicted by a sync, or set aside as damaged) after its\n' +

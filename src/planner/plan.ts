@@ -163,11 +163,8 @@ export function plan(input: PlannerInput): Plan {
         s = PINNED;
         pinnedBytes += a;
         staleKept++;
-      } else if (
-        c >= capOf(maxCopies[i] as number, UNCAPPED) &&
-        fresh >= capOf(maxCopies[i] as number, UNCAPPED) &&
-        !keepCopies
-      ) {
+      } else if (fresh >= capOf(maxCopies[i] as number, UNCAPPED) && !keepCopies) {
+        // (fresh ≤ c: the copies elsewhere are at the cap, and enough of them recent.)
         // Surplus by the object's own cap only: a cap for one run stops copies, it does not
         // undo copies that the settings allow.
         s = SURPLUS;

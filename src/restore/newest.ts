@@ -110,6 +110,7 @@ export function newestCatalogue(
   let savedNewer = false;
   let apart = false;
   let removedSince = false;
+  let sameAsKept = false;
   if (saved !== undefined) {
     try {
       const g = generationsOf(saved);
@@ -123,8 +124,8 @@ export function newestCatalogue(
       // one that lists what it holds, and it is the older one.
       removedSince = keptNewer && !knows;
       // Copies of one catalogue only move forward; neither newer nor the same: it forked.
-      const same = g.size === d.size && [...g].every(([u, n]) => d.get(u) === n);
-      apart = !keptNewer && !newerThan(d, g) && !same;
+      sameAsKept = g.size === d.size && [...g].every(([u, n]) => d.get(u) === n);
+      apart = !keptNewer && !newerThan(d, g) && !sameAsKept;
     } catch (err) {
       unusable = describeError(err);
     }
@@ -152,7 +153,9 @@ export function newestCatalogue(
       note: `this disk's catalogue copy and the one kept in ${stateDir} each know a sync the other does not (the catalogue was put back in between?): this disk's copy is used, and where it lists an older version of a file an earlier run restored, that version is put back`,
     };
   }
-  if (save) {
+  // Kept again only when newer: the same generations are the same copy (a VACUUM INTO of the
+  // whole catalogue into DEST on every run otherwise).
+  if (save && !sameAsKept) {
     try {
       snapshotCatalogue(diskCat.db, file);
     } catch (err) {

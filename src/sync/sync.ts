@@ -6,6 +6,7 @@
  */
 
 import * as fs from 'node:fs';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { catalogueBehind, markCatalogueBehind } from '../catalog/behind.js';
 import { addCopies, getObjectById, markForRehash, minCopies, removeCopies } from '../catalog/copies.js';
 import { type Catalog, isSqliteError, sqliteFileError } from '../catalog/db.js';
@@ -20,9 +21,8 @@ import { displayPath } from '../core/vpath.js';
 import { writeDiskIdentity } from '../disk/disk-json.js';
 import { DiskRoot } from '../disk/disk-root.js';
 import { isRotational, syncfsDurable } from '../disk/fsinfo.js';
-import { DISK_CATALOGUE } from '../disk/layout.js';
 import { describePlace } from '../disk/locate.js';
-import { markCatalogueStale, writeDiskCatalogue } from '../disks/disk-catalogue.js';
+import { hasDiskCatalogue, markCatalogueStale, writeDiskCatalogue } from '../disks/disk-catalogue.js';
 import { findDisk, lockDisk } from '../disks/open.js';
 import { type ReconcileResult, reconcileDiskChunks } from '../disks/reconcile.js';
 import { type CopiedObject, type CopyItem, type CopyOptions, copyObjects } from '../pipeline/copy.js';
@@ -500,8 +500,7 @@ export async function runSync(cat: Catalog, opts: SyncOptions = {}): Promise<Syn
       // Written after Ctrl-C too when the disk has no copy at all yet (a first sync stopped
       // early): a disk must be restorable on its own. (The write is synchronous: a second
       // Ctrl-C takes effect once it is done.)
-      const noCopyYet = !fs.existsSync(`${disk.root}/${DISK_CATALOGUE}`);
-      doc.catalogueWritten = !stoppedEarly || noCopyYet;
+      doc.catalogueWritten = !stoppedEarly || !hasDiskCatalogue(disk);
       if (doc.catalogueWritten) {
         try {
           disk.checkMounted();
@@ -644,8 +643,8 @@ class Executor {
     // they are still there; the next reconcile counts them again); while unlinking: the rest
     // stays on the disk, uncounted, for the next sync.
     const stopped = async (): Promise<boolean> => {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      return signal?.aborted === true;
+      await nextTurn();
+      return isAborted(signal);
     };
     for (let i = 0; i < ks.length; i += DELETE_CHUNK) {
       this.uncount(Array.from(ks.subarray(i, i + DELETE_CHUNK), (k) => Executor.deletion(p, k)));

@@ -362,7 +362,9 @@ class UpdateRun {
     try {
       for await (const s of hashed) this.take(s);
     } catch (err) {
-      if (this.opts.signal?.aborted !== true) throw err;
+      // Only the abort itself ends the loop quietly (boundedMap throws the signal's reason); a
+      // failure to record, even one after Ctrl-C, is the run's.
+      if (this.opts.signal === undefined || err !== this.opts.signal.reason) throw err;
     }
   }
 

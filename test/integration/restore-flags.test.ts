@@ -101,14 +101,9 @@ test('--existing skips files an existing folder holds with the same content, res
   fs.utimesSync(changed, st.atime, st.mtime);
   fs.rmSync(path.join(old, 'data', 'photos', 'img-002.jpg'));
   const dest = path.join(base, 'out');
-  const doc = await runRestore({
-    dest,
-    vpaths: ['/data/photos'],
-    diskPath: disk,
-    dataDir: home,
-    catalogue: 'home',
-    existing: [old],
-  });
+  const withExisting = () =>
+    runRestore({ dest, vpaths: ['/data/photos'], diskPath: disk, dataDir: home, catalogue: 'home', existing: [old] });
+  const doc = await withExisting();
   assert.equal(doc.remaining, 0);
   assert.equal(doc.foundElsewhere, 10, JSON.stringify(doc));
   const restored = listTree(path.join(dest, 'data', 'photos'));
@@ -120,14 +115,7 @@ test('--existing skips files an existing folder holds with the same content, res
   );
   // A run with --existing again, after a file found there went away: that one is restored now.
   fs.rmSync(same);
-  const next = await runRestore({
-    dest,
-    vpaths: ['/data/photos'],
-    diskPath: disk,
-    dataDir: home,
-    catalogue: 'home',
-    existing: [old],
-  });
+  const next = await withExisting();
   assert.equal(next.restored, 1);
   assert.equal(next.remaining, 0);
   assert.ok(fs.existsSync(path.join(dest, 'data', 'photos', 'img-000.jpg')));

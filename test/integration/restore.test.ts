@@ -36,6 +36,38 @@ async function oneFileWorld(t: import('node:test').TestContext, name: string, co
   return { base, src, home, cat, later };
 }
 
+/**
+ * x.txt ('version 1') synced to disks a and b; then x changes ('version 2, longer'), the files of
+ * `more` are added, and only a is synced again: b's catalogue copy is the older one. The
+ * catalogue is closed.
+ */
+async function aAheadOfB(t: import('node:test').TestContext, more: Record<string, string> = {}) {
+  const w = await oneFileWorld(t, 'x.txt', 'version 1');
+  const a = path.join(w.base, 'a');
+  const b = path.join(w.base, 'b');
+  addPoolDisk(w.cat, 'a', a);
+  addPoolDisk(w.cat, 'b', b);
+  await runSync(w.cat, { name: 'a' });
+  await runSync(w.cat, { name: 'b' });
+  fs.writeFileSync(path.join(w.src, 'x.txt'), 'version 2, longer');
+  for (const [name, text] of Object.entries(more)) fs.writeFileSync(path.join(w.src, name), text);
+  await runUpdate(w.cat, w.later);
+  await runSync(w.cat, { name: 'a' });
+  w.cat.close();
+  return { ...w, a, b };
+}
+
+/** Change the catalogue copy on the disk at `root` (a copy skewed or crafted as a hostile disk's). */
+function editDiskCopy(root: string, edit: (db: Database.Database) => void): void {
+  fs.chmodSync(path.join(root, DISK_CATALOGUE), 0o600);
+  const db = new Database(path.join(root, DISK_CATALOGUE));
+  try {
+    edit(db);
+  } finally {
+    db.close();
+  }
+}
+
 function setup(t: import('node:test').TestContext, diskNames: string[]) {
   const base = tempDir(t);
   const src = path.join(base, 'src');
@@ -540,19 +572,8 @@ test("a folder that is the restore state folder under another name (a bind mount
 });
 
 test('with no home catalogue, a disk whose catalogue copy is older never puts older versions back: the newest copy seen is used', async (t) => {
-  const { base, src, home, cat, later } = await oneFileWorld(t, 'x.txt', 'version 1');
-  const a = path.join(base, 'a');
-  const b = path.join(base, 'b');
-  addPoolDisk(cat, 'a', a);
-  addPoolDisk(cat, 'b', b);
-  await runSync(cat, { name: 'a' });
-  await runSync(cat, { name: 'b' });
   // x changes and y is added; only disk a is synced after that: b's copy is the older one.
-  fs.writeFileSync(path.join(src, 'x.txt'), 'version 2, longer');
-  fs.writeFileSync(path.join(src, 'y.txt'), 'new');
-  await runUpdate(cat, later);
-  await runSync(cat, { name: 'a' });
-  cat.close();
+  const { base, home, a, b } = await aAheadOfB(t, { 'y.txt': 'new' });
   fs.renameSync(home, `${home}.away`);
   const dest = path.join(base, 'out');
   const first = await runRestore({ dest, vpaths: [], diskPath: a, dataDir: home, catalogue: 'auto' });
@@ -589,23 +610,9 @@ test("an object on the disk that the disk's catalogue copy lists on no disk (a c
 });
 
 test('the newer catalogue copy is told by its disks generations, not by sync times (a clock that was ahead on the home machine)', async (t) => {
-  const { base, src, home, cat, later } = await oneFileWorld(t, 'x.txt', 'version 1');
-  const a = path.join(base, 'a');
-  const b = path.join(base, 'b');
-  addPoolDisk(cat, 'a', a);
-  addPoolDisk(cat, 'b', b);
-  await runSync(cat, { name: 'a' });
-  await runSync(cat, { name: 'b' });
-  fs.writeFileSync(path.join(src, 'x.txt'), 'version 2, longer');
-  fs.writeFileSync(path.join(src, 'y.txt'), 'new');
-  await runUpdate(cat, later);
-  await runSync(cat, { name: 'a' });
-  cat.close();
+  const { base, home, a, b } = await aAheadOfB(t, { 'y.txt': 'new' });
   // b's copy, the older one, says a sync happened far in the future (the clock was ahead then).
-  fs.chmodSync(path.join(b, DISK_CATALOGUE), 0o600);
-  const bc = new Database(path.join(b, DISK_CATALOGUE));
-  bc.prepare('UPDATE disks SET last_sync_ms = ?').run(Date.UTC(2040, 0, 1));
-  bc.close();
+  editDiskCopy(b, (bc) => bc.prepare('UPDATE disks SET last_sync_ms = ?').run(Date.UTC(2040, 0, 1)));
   fs.renameSync(home, `${home}.away`);
   const dest = path.join(base, 'out');
   await runRestore({ dest, vpaths: [], diskPath: b, dataDir: home, catalogue: 'auto' });
@@ -617,24 +624,13 @@ test('the newer catalogue copy is told by its disks generations, not by sync tim
 });
 
 test("a disk's catalogue copy whose generation of a disk is not a number does not pass for as new as the kept one", async (t) => {
-  const { base, src, home, cat, later } = await oneFileWorld(t, 'x.txt', 'version 1');
-  const a = path.join(base, 'a');
-  const b = path.join(base, 'b');
-  addPoolDisk(cat, 'a', a);
-  addPoolDisk(cat, 'b', b);
-  await runSync(cat, { name: 'a' });
-  await runSync(cat, { name: 'b' });
-  fs.writeFileSync(path.join(src, 'x.txt'), 'version 2, longer');
-  await runUpdate(cat, later);
-  await runSync(cat, { name: 'a' });
-  cat.close();
+  const { base, home, a, b } = await aAheadOfB(t);
   // b's copy, the older one, crafted: its disks table no longer STRICT, its generation of a text.
-  fs.chmodSync(path.join(b, DISK_CATALOGUE), 0o600);
-  const bc = new Database(path.join(b, DISK_CATALOGUE));
-  bc.pragma('foreign_keys = OFF');
-  bc.exec('CREATE TABLE loose AS SELECT * FROM disks; DROP TABLE disks; ALTER TABLE loose RENAME TO disks');
-  bc.prepare("UPDATE disks SET generation = 'x' WHERE name = 'a'").run();
-  bc.close();
+  editDiskCopy(b, (bc) => {
+    bc.pragma('foreign_keys = OFF');
+    bc.exec('CREATE TABLE loose AS SELECT * FROM disks; DROP TABLE disks; ALTER TABLE loose RENAME TO disks');
+    bc.prepare("UPDATE disks SET generation = 'x' WHERE name = 'a'").run();
+  });
   fs.renameSync(home, `${home}.away`);
   const dest = path.join(base, 'out');
   await runRestore({ dest, vpaths: [], diskPath: a, dataDir: home, catalogue: 'auto' });
